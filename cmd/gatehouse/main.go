@@ -1,0 +1,184 @@
+// Command gatehouse is a reverse proxy and API gateway.
+//
+//	gatehouse run [-c gatehouse.yaml]       serve with a config file
+//	gatehouse validate [-c gatehouse.yaml]  check a config; exit 1 listing every error
+//	gatehouse demo [-listen 127.0.0.1:6188] the shipped routes with echo upstreams
+//	gatehouse version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"gatehouse/internal/app"
+	"gatehouse/internal/compile"
+	"gatehouse/internal/config"
+	"gatehouse/internal/demo"
+	"gatehouse/internal/observe/logging"
+	"gatehouse/internal/runtime"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+const usage = `usage: gatehouse <command> [flags]
+
+commands:
+  run       -c FILE   serve (default ./gatehouse.yaml)
+  validate  -c FILE   check a config file; prints every error, exit 1 if any
+  demo      [-listen ADDR]  shipped routes with built-in echo upstreams
+  version             print the version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, args := args[0], args[1:]
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := fs.String("c", "gatehouse.yaml", "config file")
+	listen := fs.String("listen", "127.0.0.1:6188", "demo: listen address")
+	switch cmd {
+	case "run", "validate", "demo":
+		if err := fs.Parse(args); err != nil {
+			return 2
+		}
+	case "version", "-v", "--version":
+		fmt.Fprintln(stdout, "gatehouse", versionString())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "gatehouse: unknown command %q\n%s", cmd, usage)
+		return 2
+	}
+
+	switch cmd {
+	case "validate":
+		return validate(*cfg, stdout, stderr)
+	case "demo":
+		return serveDemo(*listen, stdout, stderr)
+	}
+	doc, err := config.Load(*cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return serve(doc, *cfg, stdout, stderr, nil)
+}
+
+func validate(path string, stdout, stderr io.Writer) int {
+	doc, err := config.Load(path)
+	if err == nil {
+		_, err = compile.Compile(doc, runtime.NewRegistry(), 0)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		var es config.Errors
+		if errors.As(err, &es) && len(es) > 1 {
+			fmt.Fprintf(stderr, "%d errors\n", len(es))
+		}
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d routes, %d upstreams)\n", path, len(doc.Config.Routes), len(doc.Config.Upstreams))
+	return 0
+}
+
+// serve runs an App until SIGTERM or SIGINT; SIGHUP reloads configPath.
+func serve(doc *config.Document, configPath string, stdout, stderr io.Writer, ready func([]net.Addr)) int {
+	events := logging.NewEventLogger(stderr, logging.ParseLevel(doc.Config.Log.Level))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	dst, closer, err := logging.OpenAccess(doc.Config.Log.Access)
+	if err != nil {
+		events.Error("cannot open the access log", "err", err.Error())
+		return 1
+	}
+	if dst == os.Stdout {
+		dst = stdout
+	}
+	var access *slog.Logger
+	var flushDone chan struct{}
+	if dst != nil {
+		bw := logging.NewBufferedWriter(dst)
+		access = slog.New(slog.NewJSONHandler(bw, nil))
+		flushCtx, cancelFlush := context.WithCancel(context.Background())
+		flushDone = make(chan struct{})
+		go func() { bw.Run(flushCtx); close(flushDone) }()
+		defer func() {
+			cancelFlush()
+			<-flushDone
+			if closer != nil {
+				closer.Close()
+			}
+		}()
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}()
+
+	a, err := app.New(doc, app.Options{ConfigPath: configPath, Events: events, Access: access, Ready: ready})
+	if err != nil {
+		events.Error("cannot start", "err", err.Error())
+		return 1
+	}
+	if err := a.Run(ctx, reload); err != nil {
+		events.Error("stopped with an error", "err", err.Error())
+		return 1
+	}
+	return 0
+}
+
+func serveDemo(listen string, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	doc, cleanup, err := demo.Setup(ctx, listen)
+	if err != nil {
+		fmt.Fprintln(stderr, "demo:", err)
+		return 1
+	}
+	defer cleanup()
+	return serve(doc, "", stdout, stderr, func(addrs []net.Addr) {
+		demo.Banner(stdout, addrs[0].String(), doc)
+	})
+}
+
+func versionString() string {
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " (" + s.Value[:12] + ")"
+			}
+		}
+		v += " " + bi.GoVersion
+	}
+	return v
+}

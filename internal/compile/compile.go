@@ -1,0 +1,163 @@
+// Package compile turns a validated config into a runtime.Snapshot: the
+// route table, the per-route filter chains, the API templates and handles
+// to pools in the Registry.
+//
+// Compile is pure and deterministic apart from the Registry: it does no I/O
+// and starts no goroutine, so `gatehouse validate` runs it to prove a config
+// compiles without starting anything.
+package compile
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"gatehouse/internal/config"
+	"gatehouse/internal/filter/headers"
+	"gatehouse/internal/lb"
+	"gatehouse/internal/phase"
+	"gatehouse/internal/route"
+	"gatehouse/internal/runtime"
+)
+
+// Compile builds a snapshot of doc. reg provides pools; pass
+// runtime.NewRegistry() for a throwaway compile.
+func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*runtime.Snapshot, error) {
+	c := doc.Config
+	snap := &runtime.Snapshot{Generation: generation, Source: doc.File, Pools: map[string]*lb.Pool{}}
+	for _, tp := range c.Server.TrustedProxies {
+		p, err := config.ParsePrefix(tp)
+		if err != nil {
+			return nil, fmt.Errorf("compile: trusted proxy %q: %w", tp, err)
+		}
+		snap.Trusted = append(snap.Trusted, p)
+	}
+	names := make([]string, 0, len(c.Upstreams))
+	for n := range c.Upstreams {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		u := c.Upstreams[n]
+		s := lb.Settings{
+			ConnectTimeout:        u.ConnectTimeout.D(),
+			ResponseHeaderTimeout: u.ResponseHeaderTimeout.D(),
+			IdleConnTimeout:       u.IdleConnTimeout.D(),
+			MaxIdlePerTarget:      u.MaxIdlePerTarget,
+		}
+		key := fmt.Sprintf("%s|%q|%+v", n, u.Targets, s)
+		snap.Pools[n] = reg.Pool(key, func() *lb.Pool { return lb.NewPool(n, u.Targets, s) })
+	}
+
+	specs := make([]route.Spec, len(c.Routes))
+	for i, rc := range c.Routes {
+		specs[i] = route.Spec{
+			Hosts:      rc.Match.Host,
+			PathPrefix: rc.Match.PathPrefix,
+			Path:       rc.Match.Path,
+			Methods:    rc.Match.Methods,
+			Headers:    rc.Match.Headers,
+		}
+		r, err := compileRoute(c, rc, snap)
+		if err != nil {
+			return nil, fmt.Errorf("compile: route %s: %w", rc.Name, err)
+		}
+		snap.Routes = append(snap.Routes, r)
+	}
+	snap.Table = route.NewTable(specs)
+	snap.Fallback = &runtime.Route{Name: ""}
+	if sec := headers.NewSecurity(c.Server.SecurityHeaders, nil); sec != nil {
+		snap.Fallback.ResponseFilters = []phase.ResponseFilter{sec}
+	}
+	return snap, nil
+}
+
+func hostPolicy(u *config.Upstream) runtime.HostPolicy {
+	switch u.Host {
+	case "preserve":
+		return runtime.HostPolicy{Mode: runtime.HostPreserve}
+	case "target":
+		return runtime.HostPolicy{Mode: runtime.HostTarget}
+	}
+	return runtime.HostPolicy{Mode: runtime.HostLiteral, Literal: u.Host}
+}
+
+func compileRoute(c *config.Config, rc *config.Route, snap *runtime.Snapshot) (*runtime.Route, error) {
+	r := &runtime.Route{
+		Name:        rc.Name,
+		PathPrefix:  rc.Match.PathPrefix,
+		ExactPath:   rc.Match.Path,
+		StripPrefix: rc.StripPrefix,
+		Rewrite:     rc.Rewrite,
+		Timeout:     rc.Timeout.D(),
+	}
+	if r.PathPrefix == "" && r.ExactPath == "" {
+		r.PathPrefix = "/"
+	}
+	r.MaxBodyBytes = int64(c.Server.MaxBodyBytes)
+	if rc.MaxBodyBytes != nil {
+		r.MaxBodyBytes = int64(*rc.MaxBodyBytes)
+	}
+	switch {
+	case rc.Upstream != "":
+		r.Action = runtime.ActionProxy
+		r.Pool = snap.Pools[rc.Upstream]
+		r.HostPolicy = hostPolicy(c.Upstreams[rc.Upstream])
+	case rc.API != nil:
+		r.Action = runtime.ActionAPI
+		api := &runtime.API{
+			Prefix:   strings.TrimSuffix(rc.Match.PathPrefix, "/"),
+			Services: map[string]*lb.Pool{},
+			HostPol:  map[string]runtime.HostPolicy{},
+			Template: parseTemplate(rc.API.Rewrite),
+		}
+		for svc, up := range rc.API.Services {
+			api.Services[svc] = snap.Pools[up]
+			api.HostPol[svc] = hostPolicy(c.Upstreams[up])
+		}
+		r.API = api
+	case rc.Static != nil:
+		r.Action = runtime.ActionStatic
+		r.Static = &runtime.Static{Root: rc.Static.Root, Index: rc.Static.Index, SPA: rc.Static.SPA, StripPrefix: rc.Static.StripPrefix}
+	case rc.Redirect != nil:
+		r.Action = runtime.ActionRedirect
+		r.Redirect = &runtime.Redirect{To: rc.Redirect.To, Status: rc.Redirect.Status}
+	case rc.Respond != nil:
+		r.Action = runtime.ActionRespond
+		r.Respond = &runtime.Respond{Status: rc.Respond.Status, Body: []byte(rc.Respond.Body), ContentType: rc.Respond.ContentType}
+	default:
+		return nil, fmt.Errorf("no action") // validate rejects this first
+	}
+
+	// Filter chains. Later issues append authn, authz and rate limiting to
+	// r.Filters here, in the order ARCHITECTURE.md §8 fixes.
+	if e := headers.NewEdits(rc.RequestHeaders.Set, rc.RequestHeaders.Add, rc.RequestHeaders.Remove); e != nil {
+		r.UpstreamFilters = append(r.UpstreamFilters, headers.RequestEdits{Edits: e})
+	}
+	if e := headers.NewEdits(rc.ResponseHeaders.Set, rc.ResponseHeaders.Add, rc.ResponseHeaders.Remove); e != nil {
+		r.ResponseFilters = append(r.ResponseFilters, headers.ResponseEdits{Edits: e})
+	}
+	if sec := headers.NewSecurity(c.Server.SecurityHeaders, rc.SecurityHeaders); sec != nil {
+		r.ResponseFilters = append(r.ResponseFilters, sec)
+	}
+	return r, nil
+}
+
+func parseTemplate(t string) []runtime.TemplatePart {
+	var parts []runtime.TemplatePart
+	for t != "" {
+		i := strings.IndexByte(t, '{')
+		if i < 0 {
+			parts = append(parts, runtime.TemplatePart{Literal: t})
+			break
+		}
+		if i > 0 {
+			parts = append(parts, runtime.TemplatePart{Literal: t[:i]})
+		}
+		j := strings.IndexByte(t[i:], '}')
+		parts = append(parts, runtime.TemplatePart{Placeholder: t[i+1 : i+j]})
+		t = t[i+j+1:]
+	}
+	return parts
+}
+

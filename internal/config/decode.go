@@ -1,0 +1,435 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Pos is a 1-based line and column in the config file.
+type Pos struct{ Line, Col int }
+
+// FieldError is one problem with a config file.
+type FieldError struct {
+	File string
+	Pos  Pos
+	Path string // key path such as routes[2].upstream; empty for the whole file
+	Msg  string
+}
+
+func (e FieldError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Pos.Line > 0 {
+		fmt.Fprintf(&b, ":%d:%d", e.Pos.Line, e.Pos.Col)
+	}
+	b.WriteString(": ")
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is every problem found, in file order. It is an error.
+type Errors []FieldError
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Document is a decoded config together with where each value came from.
+type Document struct {
+	File   string // as given to Parse; used in errors
+	Config *Config
+	// BaseDir resolves relative paths (static roots): the config file's directory.
+	BaseDir string
+	pos     map[string]Pos
+}
+
+// PosOf returns the position of the value at path, or of its nearest
+// ancestor that has one.
+func (d *Document) PosOf(path string) Pos {
+	for {
+		if p, ok := d.pos[path]; ok {
+			return p
+		}
+		if path == "" {
+			return Pos{}
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			path = ""
+		} else {
+			path = path[:i]
+		}
+	}
+}
+
+func (d *Document) errAt(path, format string, args ...any) FieldError {
+	return FieldError{File: d.File, Pos: d.PosOf(path), Path: path, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Load reads, decodes, defaults and validates the file at path.
+func Load(path string) (*Document, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data, dirOf(path))
+}
+
+func dirOf(path string) string {
+	if i := strings.LastIndexByte(path, '/'); i >= 0 {
+		return path[:i+1]
+	}
+	return "."
+}
+
+// Parse decodes data (named file in errors) strictly, applies defaults and
+// validates. Relative paths in the config resolve against baseDir. On any
+// problem it returns Errors listing all of them.
+func Parse(file string, data []byte, baseDir string) (*Document, error) {
+	doc := &Document{File: file, Config: &Config{}, BaseDir: baseDir, pos: map[string]Pos{}}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, Errors{syntaxError(file, err)}
+	}
+	if len(root.Content) == 0 {
+		return nil, Errors{{File: file, Msg: "the file is empty; see docs/config.md"}}
+	}
+	d := &decoder{doc: doc}
+	d.decode(root.Content[0], reflect.ValueOf(doc.Config).Elem(), "")
+	if len(d.errs) > 0 {
+		return nil, sortErrors(d.errs)
+	}
+	applyDefaults(doc)
+	if errs := validate(doc); len(errs) > 0 {
+		return nil, sortErrors(errs)
+	}
+	return doc, nil
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func syntaxError(file string, err error) FieldError {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return FieldError{File: file, Pos: Pos{Line: n, Col: 1}, Msg: "invalid YAML: " + m[2]}
+	}
+	return FieldError{File: file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+func sortErrors(es []FieldError) Errors {
+	sort.SliceStable(es, func(i, j int) bool {
+		a, b := es[i].Pos, es[j].Pos
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Col < b.Col
+	})
+	return Errors(es)
+}
+
+// decoder maps a yaml.Node tree onto the schema by reflection, recording the
+// position of every value and reporting unknown keys, duplicate keys and
+// type mismatches with their paths.
+type decoder struct {
+	doc  *Document
+	errs []FieldError
+}
+
+var (
+	durationType = reflect.TypeOf(Duration(0))
+	sizeType     = reflect.TypeOf(Size(0))
+	simpleKey    = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+)
+
+func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
+	d.errs = append(d.errs, FieldError{
+		File: d.doc.File, Pos: Pos{n.Line, n.Column}, Path: path, Msg: fmt.Sprintf(format, args...),
+	})
+}
+
+func join(path, key string) string {
+	if !simpleKey.MatchString(key) {
+		return fmt.Sprintf("%s[%q]", path, key)
+	}
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.Tag == "!!null" }
+
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	d.doc.pos[path] = Pos{n.Line, n.Column}
+	switch v.Type() {
+	case durationType:
+		d.decodeDuration(n, v, path)
+		return
+	case sizeType:
+		d.decodeSize(n, v, path)
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if isNull(n) {
+			return
+		}
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		d.decode(n, v.Elem(), path)
+	case reflect.Struct:
+		d.decodeStruct(n, v, path)
+	case reflect.Map:
+		d.decodeMap(n, v, path)
+	case reflect.Slice:
+		d.decodeSlice(n, v, path)
+	case reflect.String:
+		if n.Kind != yaml.ScalarNode {
+			d.fail(n, path, "expected a string, got %s", kindName(n))
+			return
+		}
+		if !isNull(n) {
+			v.SetString(n.Value)
+		}
+	case reflect.Bool:
+		b, err := strconv.ParseBool(n.Value)
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || err != nil {
+			d.fail(n, path, "expected true or false, got %s", describe(n))
+			return
+		}
+		v.SetBool(b)
+	case reflect.Int, reflect.Int64:
+		i, err := strconv.ParseInt(n.Value, 10, 64)
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || err != nil {
+			d.fail(n, path, "expected an integer, got %s", describe(n))
+			return
+		}
+		v.SetInt(i)
+	default:
+		panic(fmt.Sprintf("config: unsupported schema type %s", v.Type()))
+	}
+}
+
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, path, "expected a mapping of keys, got %s", describe(n))
+		return
+	}
+	t := v.Type()
+	fields := make(map[string]int, t.NumField())
+	names := make([]string, 0, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		if tag := t.Field(i).Tag.Get("yaml"); tag != "" {
+			fields[tag] = i
+			names = append(names, tag)
+		}
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		key := k.Value
+		fp := join(path, key)
+		if seen[key] {
+			d.fail(k, fp, "duplicate key")
+			continue
+		}
+		seen[key] = true
+		idx, ok := fields[key]
+		if !ok {
+			msg := fmt.Sprintf("unknown key %q", key)
+			if s := suggest(key, names); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			} else {
+				msg += fmt.Sprintf(" (expected one of: %s)", strings.Join(names, ", "))
+			}
+			d.fail(k, fp, "%s", msg)
+			continue
+		}
+		d.decode(val, v.Field(idx), fp)
+	}
+}
+
+func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, path, "expected a mapping, got %s", describe(n))
+		return
+	}
+	if v.IsNil() {
+		v.Set(reflect.MakeMapWithSize(v.Type(), len(n.Content)/2))
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		fp := join(path, k.Value)
+		if k.Kind != yaml.ScalarNode {
+			d.fail(k, path, "keys must be strings")
+			continue
+		}
+		key := reflect.ValueOf(k.Value)
+		if v.MapIndex(key).IsValid() {
+			d.fail(k, fp, "duplicate key")
+			continue
+		}
+		elem := reflect.New(v.Type().Elem()).Elem()
+		d.decode(val, elem, fp)
+		v.SetMapIndex(key, elem)
+	}
+}
+
+func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
+	if isNull(n) {
+		return
+	}
+	// A single scalar where a list of strings is expected is a one-element
+	// list: `methods: GET` reads as `methods: [GET]`.
+	if n.Kind == yaml.ScalarNode && v.Type().Elem().Kind() == reflect.String {
+		v.Set(reflect.Append(v, reflect.ValueOf(n.Value).Convert(v.Type().Elem())))
+		d.doc.pos[path+"[0]"] = Pos{n.Line, n.Column}
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.fail(n, path, "expected a list, got %s", describe(n))
+		return
+	}
+	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	for i, item := range n.Content {
+		d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+	}
+	v.Set(s)
+}
+
+func (d *decoder) decodeDuration(n *yaml.Node, v reflect.Value, path string) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!int" && n.Value == "0" {
+		v.SetInt(0)
+		return
+	}
+	dur, err := time.ParseDuration(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		d.fail(n, path, "expected a duration such as 250ms, 5s or 1m, got %s", describe(n))
+		return
+	}
+	if dur < 0 {
+		d.fail(n, path, "must not be negative")
+		return
+	}
+	v.SetInt(int64(dur))
+}
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
+	{"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1},
+}
+
+// ParseSize parses "1024", "64KiB", "10MB", "1GiB".
+func ParseSize(s string) (Size, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	i, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || i < 0 {
+		return 0, errors.New("bad size")
+	}
+	if i > (1<<62)/mult {
+		return 0, errors.New("size too large")
+	}
+	return Size(i * mult), nil
+}
+
+func (d *decoder) decodeSize(n *yaml.Node, v reflect.Value, path string) {
+	if isNull(n) {
+		return
+	}
+	sz, err := ParseSize(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		d.fail(n, path, "expected a size such as 1048576, 64KiB or 10MB, got %s", describe(n))
+		return
+	}
+	v.SetInt(int64(sz))
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	return "a scalar"
+}
+
+func describe(n *yaml.Node) string {
+	if n.Kind == yaml.ScalarNode {
+		return strconv.Quote(n.Value)
+	}
+	return kindName(n)
+}
+
+// suggest returns the candidate closest to s by edit distance, if it is
+// close enough to be a plausible typo.
+func suggest(s string, candidates []string) string {
+	best, bestD := "", len(s)/3+2
+	for _, c := range candidates {
+		if d := levenshtein(strings.ToLower(s), strings.ToLower(c)); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,193 @@
+// Package config is Gatehouse's configuration schema: plain data, a strict
+// YAML decoder that remembers where every value came from, defaults, and a
+// pure validator that reports every problem at once, each with file, line,
+// column and key path.
+//
+// The struct field comments are the user documentation; docs/config.md
+// repeats them with examples. A field's `yaml` tag is its key.
+package config
+
+import "time"
+
+// Config is the whole file.
+type Config struct {
+	// Server: the public listeners and connection-level limits.
+	Server Server `yaml:"server"`
+	// Log: event and access logging.
+	Log Log `yaml:"log"`
+	// Upstreams: named pools of targets that routes proxy to.
+	Upstreams map[string]*Upstream `yaml:"upstreams"`
+	// Routes: matched most-specific first (see docs/config.md).
+	Routes []*Route `yaml:"routes"`
+}
+
+// Server configures the public listeners.
+type Server struct {
+	// Listen addresses ("host:port" or ":port"). Default [":6188"].
+	Listen []string `yaml:"listen"`
+	// TrustedProxies: IPs or CIDRs whose X-Forwarded-*/Forwarded/X-Request-Id
+	// headers are believed. Default none: such headers from clients are replaced.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ReadHeaderTimeout bounds reading a request's headers (slowloris). Default 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// IdleTimeout closes idle client keep-alive connections. Default 120s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes caps request line plus headers; more is answered 431. Default 64KiB.
+	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+	// MaxBodyBytes caps request bodies for every route that sets no limit of
+	// its own; more is answered 413. 0 means no limit. Default 100MiB.
+	MaxBodyBytes Size `yaml:"max_body_bytes"`
+	// ShutdownGrace: how long in-flight requests may run after SIGTERM. Default 30s.
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	// SecurityHeaders are added to every response that lacks them. A route's
+	// security_headers override these per header; an empty value removes one.
+	// Default X-Content-Type-Options: nosniff, Referrer-Policy:
+	// strict-origin-when-cross-origin, X-Frame-Options: SAMEORIGIN.
+	SecurityHeaders map[string]string `yaml:"security_headers"`
+}
+
+// Log configures logging. Logs are JSON lines.
+type Log struct {
+	// Level of event logs: debug, info, warn, error. Default info.
+	Level string `yaml:"level"`
+	// Access: where access logs go: stdout, stderr, off, or a file path. Default stdout.
+	Access string `yaml:"access"`
+}
+
+// Upstream is a named pool of targets.
+type Upstream struct {
+	// Targets: "host:port" addresses. At least one.
+	Targets []string `yaml:"targets"`
+	// ConnectTimeout bounds dialing a target. Default 5s.
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+	// ResponseHeaderTimeout bounds the wait for response headers once the
+	// request is sent; exceeding it is answered 504. Default 60s.
+	ResponseHeaderTimeout Duration `yaml:"response_header_timeout"`
+	// IdleConnTimeout closes pooled idle connections. Default 4s, below
+	// Node.js's 5s keep-alive timeout, so Gatehouse never reuses a
+	// connection the app is about to close.
+	IdleConnTimeout Duration `yaml:"idle_conn_timeout"`
+	// MaxIdlePerTarget: pooled idle connections kept per target. Default 256.
+	MaxIdlePerTarget int `yaml:"max_idle_per_target"`
+	// Host sent upstream: "preserve" (the client's validated Host, default),
+	// "target" (the target's host:port), or a literal host name.
+	Host string `yaml:"host"`
+}
+
+// Route is one entry of the route table: a match and exactly one action.
+type Route struct {
+	// Name identifies the route in logs and metrics. Required, unique.
+	Name  string `yaml:"name"`
+	Match Match  `yaml:"match"`
+
+	// Actions (exactly one).
+
+	// Upstream: proxy to this named upstream.
+	Upstream string `yaml:"upstream"`
+	// API maps /<prefix>/<service>/... to a service's upstream.
+	API *API `yaml:"api"`
+	// Static serves files from a directory.
+	Static *Static `yaml:"static"`
+	// Redirect answers with a redirect.
+	Redirect *Redirect `yaml:"redirect"`
+	// Respond answers with a fixed status and body.
+	Respond *Respond `yaml:"respond"`
+
+	// StripPrefix removes the matched path_prefix before proxying. Default
+	// false: Next.js apps built with basePath expect their prefix.
+	StripPrefix bool `yaml:"strip_prefix"`
+	// Rewrite replaces the matched path_prefix (or exact path) with this
+	// path before proxying, e.g. prefix /old, rewrite /new: /old/a -> /new/a.
+	Rewrite string `yaml:"rewrite"`
+	// Timeout bounds the whole request at the proxy, from routing to the last
+	// response byte. 0 (default) means no overall limit; streams live on.
+	Timeout Duration `yaml:"timeout"`
+	// MaxBodyBytes overrides server.max_body_bytes for this route.
+	MaxBodyBytes *Size `yaml:"max_body_bytes"`
+
+	// RequestHeaders edits headers sent upstream.
+	RequestHeaders HeaderEdits `yaml:"request_headers"`
+	// ResponseHeaders edits headers sent to the client.
+	ResponseHeaders HeaderEdits `yaml:"response_headers"`
+	// SecurityHeaders overrides server.security_headers for this route; an
+	// empty value turns a default header off.
+	SecurityHeaders map[string]string `yaml:"security_headers"`
+}
+
+// Match says which requests a route takes. All given conditions must hold.
+type Match struct {
+	// Host: exact names or "*.example.com" wildcards (one label or more);
+	// compared without port, case-insensitively. Empty: any host.
+	Host []string `yaml:"host"`
+	// PathPrefix matches whole segments: /admin matches /admin and
+	// /admin/x, never /adminx. "/" matches everything.
+	PathPrefix string `yaml:"path_prefix"`
+	// Path matches exactly this (normalized) path.
+	Path string `yaml:"path"`
+	// Methods: allowed methods. Empty: any.
+	Methods []string `yaml:"methods"`
+	// Headers: each named request header must equal the value exactly; the
+	// value "*" means present with any value.
+	Headers map[string]string `yaml:"headers"`
+}
+
+// API routes /<prefix>/<service>/<rest> to the upstream named for <service>.
+type API struct {
+	// Services maps a service name (a path segment) to an upstream.
+	Services map[string]string `yaml:"services"`
+	// Rewrite is the upstream path template. {service} is the service
+	// segment, {rest} the remainder of the path after it, with its leading
+	// slash (or empty). Default "{prefix}/{service}{rest}" (unchanged),
+	// where {prefix} is the route's path_prefix.
+	Rewrite string `yaml:"rewrite"`
+}
+
+// Static serves files under a directory. Paths never escape Root.
+type Static struct {
+	// Root directory. Required.
+	Root string `yaml:"root"`
+	// Index file served for directory paths. Default index.html.
+	Index string `yaml:"index"`
+	// SPA: serve Root/Index for paths with no file (client-side routing).
+	SPA bool `yaml:"spa"`
+	// StripPrefix removes the route's path_prefix before looking up files.
+	StripPrefix bool `yaml:"strip_prefix"`
+}
+
+// Redirect answers with a Location.
+type Redirect struct {
+	// To: the target URL. "{uri}" is replaced by the request's path and query.
+	To string `yaml:"to"`
+	// Status: 301, 302, 303, 307 or 308. Default 308.
+	Status int `yaml:"status"`
+}
+
+// Respond answers directly.
+type Respond struct {
+	// Status code. Default 200.
+	Status int `yaml:"status"`
+	// Body text.
+	Body string `yaml:"body"`
+	// ContentType of the body. Default "text/plain; charset=utf-8".
+	ContentType string `yaml:"content_type"`
+}
+
+// HeaderEdits are applied in the order remove, set, add.
+type HeaderEdits struct {
+	// Set replaces a header's values.
+	Set map[string]string `yaml:"set"`
+	// Add appends a value.
+	Add map[string]string `yaml:"add"`
+	// Remove deletes headers.
+	Remove []string `yaml:"remove"`
+}
+
+// Duration is a time.Duration written as "250ms", "5s", "1m".
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Size is a byte count written as an integer or with a unit: "64KiB",
+// "10MB", "1GiB".
+type Size int64

@@ -1,0 +1,382 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+var (
+	nameRe     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	tokenRe    = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+	hostnameRe = regexp.MustCompile(`^(\*\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
+	segmentRe  = regexp.MustCompile(`^[A-Za-z0-9._~-]+$`)
+	placeRe    = regexp.MustCompile(`\{[^}]*\}`)
+)
+
+var standardMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+
+// hopByHop headers are the connection's, not the message's (RFC 9110
+// §7.6.1); routes may not edit them.
+var hopByHop = []string{"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "host"}
+
+// validate checks the defaulted config and returns every problem found.
+// It reads nothing but the config, except that static roots must exist.
+func validate(doc *Document) []FieldError {
+	v := &validator{doc: doc}
+	c := doc.Config
+	v.server(&c.Server)
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.add("log.level", "must be one of debug, info, warn, error; got %q", c.Log.Level)
+	}
+	names := make([]string, 0, len(c.Upstreams))
+	for name := range c.Upstreams {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	if len(names) == 0 && len(c.Routes) == 0 {
+		v.add("", "no routes: add a routes list (see docs/config.md)")
+	}
+	for _, name := range names {
+		v.upstream(name, c.Upstreams[name])
+	}
+	v.upstreams = names
+	seenName := map[string]int{}
+	seenMatch := map[string]int{}
+	for i, r := range c.Routes {
+		p := fmt.Sprintf("routes[%d]", i)
+		if r == nil {
+			v.add(p, "empty route")
+			continue
+		}
+		if r.Name != "" {
+			if j, dup := seenName[r.Name]; dup {
+				v.add(p+".name", "duplicate route name %q (also routes[%d])", r.Name, j)
+			}
+			seenName[r.Name] = i
+		}
+		key := matchKey(&r.Match)
+		if j, dup := seenMatch[key]; dup {
+			v.add(p+".match", "same match as routes[%d] (%s); this route could never be chosen", j, c.Routes[j].Name)
+		}
+		seenMatch[key] = i
+		v.route(p, r)
+	}
+	return v.errs
+}
+
+type validator struct {
+	doc       *Document
+	upstreams []string
+	errs      []FieldError
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	v.errs = append(v.errs, v.doc.errAt(path, format, args...))
+}
+
+func (v *validator) server(s *Server) {
+	for i, l := range s.Listen {
+		if err := checkHostPort(l, true); err != "" {
+			v.add(fmt.Sprintf("server.listen[%d]", i), "%s", err)
+		}
+	}
+	for i, tp := range s.TrustedProxies {
+		if _, err := ParsePrefix(tp); err != nil {
+			v.add(fmt.Sprintf("server.trusted_proxies[%d]", i), "expected an IP or CIDR such as 10.0.0.0/8, got %q", tp)
+		}
+	}
+	if s.MaxHeaderBytes < 1024 {
+		v.add("server.max_header_bytes", "must be at least 1KiB")
+	}
+	v.headerValues("server.security_headers", s.SecurityHeaders)
+}
+
+// ParsePrefix parses an IP ("10.0.0.1") or CIDR ("10.0.0.0/8") into a prefix.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+func checkHostPort(s string, allowEmptyHost bool) string {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Sprintf("expected host:port such as 127.0.0.1:3002, got %q", s)
+	}
+	if host == "" && !allowEmptyHost {
+		return fmt.Sprintf("missing host in %q", s)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 || (n == 0 && !allowEmptyHost) {
+		return fmt.Sprintf("bad port in %q", s)
+	}
+	return ""
+}
+
+func (v *validator) upstream(name string, u *Upstream) {
+	p := join("upstreams", name)
+	if !nameRe.MatchString(name) {
+		v.add(p, "upstream names use letters, digits, '.', '_' and '-'")
+	}
+	if u == nil || len(u.Targets) == 0 {
+		v.add(p+".targets", "at least one target (host:port) is required")
+		return
+	}
+	for i, t := range u.Targets {
+		if err := checkHostPort(t, false); err != "" {
+			v.add(fmt.Sprintf("%s.targets[%d]", p, i), "%s", err)
+		}
+	}
+	if u.MaxIdlePerTarget < 0 {
+		v.add(p+".max_idle_per_target", "must not be negative")
+	}
+	switch u.Host {
+	case "preserve", "target":
+	default:
+		if !hostnameRe.MatchString(u.Host) && checkHostPort(u.Host, false) != "" {
+			v.add(p+".host", `expected "preserve", "target" or a host name, got %q`, u.Host)
+		}
+	}
+}
+
+func (v *validator) route(p string, r *Route) {
+	if r.Name == "" {
+		v.add(p+".name", "required")
+	} else if !nameRe.MatchString(r.Name) {
+		v.add(p+".name", "route names use letters, digits, '.', '_' and '-'")
+	}
+	v.match(p+".match", &r.Match)
+
+	var actions []string
+	if r.Upstream != "" {
+		actions = append(actions, "upstream")
+	}
+	if r.API != nil {
+		actions = append(actions, "api")
+	}
+	if r.Static != nil {
+		actions = append(actions, "static")
+	}
+	if r.Redirect != nil {
+		actions = append(actions, "redirect")
+	}
+	if r.Respond != nil {
+		actions = append(actions, "respond")
+	}
+	switch len(actions) {
+	case 0:
+		v.add(p, "needs an action: one of upstream, api, static, redirect, respond")
+	case 1:
+	default:
+		v.add(p, "has %s; a route takes exactly one action", strings.Join(actions, " and "))
+	}
+
+	if r.Upstream != "" {
+		v.upstreamRef(p+".upstream", r.Upstream)
+	}
+	if (r.StripPrefix || r.Rewrite != "") && r.Upstream == "" {
+		v.add(p, "strip_prefix and rewrite apply to upstream routes only")
+	}
+	if r.StripPrefix && r.Rewrite != "" {
+		v.add(p+".rewrite", "use strip_prefix or rewrite, not both")
+	}
+	if r.Rewrite != "" && !strings.HasPrefix(r.Rewrite, "/") {
+		v.add(p+".rewrite", "must start with /")
+	}
+	if (r.StripPrefix || r.Rewrite != "") && r.Match.PathPrefix == "" && r.Match.Path == "" {
+		v.add(p, "strip_prefix and rewrite need match.path_prefix or match.path")
+	}
+	if a := r.API; a != nil {
+		v.api(p, r)
+	}
+	if st := r.Static; st != nil {
+		if st.Root == "" {
+			v.add(p+".static.root", "required")
+		} else if fi, err := os.Stat(st.Root); err != nil || !fi.IsDir() {
+			v.add(p+".static.root", "%q is not a readable directory", st.Root)
+		}
+		if strings.ContainsAny(st.Index, `/\`) {
+			v.add(p+".static.index", "must be a file name, not a path")
+		}
+	}
+	if rd := r.Redirect; rd != nil {
+		if rd.To == "" {
+			v.add(p+".redirect.to", "required")
+		} else if strings.ContainsAny(rd.To, "\r\n") {
+			v.add(p+".redirect.to", "must not contain line breaks")
+		}
+		if !slices.Contains([]int{301, 302, 303, 307, 308}, rd.Status) {
+			v.add(p+".redirect.status", "must be 301, 302, 303, 307 or 308; got %d", rd.Status)
+		}
+	}
+	if rs := r.Respond; rs != nil && (rs.Status < 200 || rs.Status > 599) {
+		v.add(p+".respond.status", "must be between 200 and 599; got %d", rs.Status)
+	}
+	v.edits(p+".request_headers", &r.RequestHeaders)
+	v.edits(p+".response_headers", &r.ResponseHeaders)
+	v.headerValues(p+".security_headers", r.SecurityHeaders)
+}
+
+func (v *validator) upstreamRef(path, name string) {
+	if slices.Contains(v.upstreams, name) {
+		return
+	}
+	msg := fmt.Sprintf("unknown upstream %q", name)
+	if s := suggest(name, v.upstreams); s != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", s)
+	} else if len(v.upstreams) > 0 {
+		msg += fmt.Sprintf(" (defined: %s)", strings.Join(v.upstreams, ", "))
+	}
+	v.add(path, "%s", msg)
+}
+
+func (v *validator) api(p string, r *Route) {
+	a := r.API
+	if r.Match.PathPrefix == "" {
+		v.add(p+".match.path_prefix", "an api route needs a path_prefix, such as /api")
+	}
+	if len(a.Services) == 0 {
+		v.add(p+".api.services", "at least one service is required")
+	}
+	svcs := make([]string, 0, len(a.Services))
+	for s := range a.Services {
+		svcs = append(svcs, s)
+	}
+	sort.Strings(svcs)
+	for _, s := range svcs {
+		sp := join(p+".api.services", s)
+		if !segmentRe.MatchString(s) || s == "." || s == ".." {
+			v.add(sp, "a service name is one path segment of letters, digits and -._~")
+		}
+		v.upstreamRef(sp, a.Services[s])
+	}
+	if !strings.HasPrefix(a.Rewrite, "/") && !strings.HasPrefix(a.Rewrite, "{prefix}") {
+		v.add(p+".api.rewrite", "must start with / or {prefix}")
+	}
+	for _, ph := range placeRe.FindAllString(a.Rewrite, -1) {
+		if ph != "{prefix}" && ph != "{service}" && ph != "{rest}" {
+			v.add(p+".api.rewrite", "unknown placeholder %s (known: {prefix}, {service}, {rest})", ph)
+		}
+	}
+}
+
+func (v *validator) match(p string, m *Match) {
+	if m.PathPrefix != "" && m.Path != "" {
+		v.add(p, "use path_prefix or path, not both")
+	}
+	if m.PathPrefix != "" {
+		if msg := checkPath(m.PathPrefix); msg != "" {
+			v.add(p+".path_prefix", "%s", msg)
+		}
+	}
+	if m.Path != "" {
+		if msg := checkPath(m.Path); msg != "" {
+			v.add(p+".path", "%s", msg)
+		}
+	}
+	for i, h := range m.Host {
+		if h != strings.ToLower(h) {
+			v.add(fmt.Sprintf("%s.host[%d]", p, i), "host names are matched case-insensitively; write %q", strings.ToLower(h))
+		} else if !hostnameRe.MatchString(h) {
+			v.add(fmt.Sprintf("%s.host[%d]", p, i), "expected a host name or *.domain wildcard without port, got %q", h)
+		}
+	}
+	for i, meth := range m.Methods {
+		mp := fmt.Sprintf("%s.methods[%d]", p, i)
+		switch {
+		case !tokenRe.MatchString(meth):
+			v.add(mp, "%q is not a method name", meth)
+		case meth != strings.ToUpper(meth) && slices.Contains(standardMethods, strings.ToUpper(meth)):
+			v.add(mp, "method names are case-sensitive (did you mean %q?)", strings.ToUpper(meth))
+		}
+	}
+	for name, val := range m.Headers {
+		if !tokenRe.MatchString(name) {
+			v.add(join(p+".headers", name), "%q is not a header name", name)
+		}
+		if strings.ContainsAny(val, "\r\n\x00") {
+			v.add(join(p+".headers", name), "value must not contain control characters")
+		}
+	}
+}
+
+// checkPath requires a path in the form the normalizer produces, so a
+// route can only be written for a path a request can actually have.
+func checkPath(s string) string {
+	switch {
+	case !strings.HasPrefix(s, "/"):
+		return fmt.Sprintf("must start with /, got %q", s)
+	case strings.Contains(s, "//"):
+		return "must not contain //"
+	case strings.ContainsAny(s, "?#%\\ \t"):
+		return "must be a plain path without ?, #, %, \\ or spaces"
+	}
+	for _, seg := range strings.Split(s, "/") {
+		if seg == "." || seg == ".." {
+			return "must not contain . or .. segments"
+		}
+	}
+	return ""
+}
+
+func (v *validator) edits(p string, e *HeaderEdits) {
+	check := func(path, name string) {
+		switch {
+		case !tokenRe.MatchString(name):
+			v.add(path, "%q is not a header name", name)
+		case slices.Contains(hopByHop, strings.ToLower(name)):
+			v.add(path, "%s is managed by Gatehouse and cannot be edited here", name)
+		}
+	}
+	for name := range e.Set {
+		check(join(p+".set", name), name)
+	}
+	for name := range e.Add {
+		check(join(p+".add", name), name)
+	}
+	for i, name := range e.Remove {
+		check(fmt.Sprintf("%s.remove[%d]", p, i), name)
+	}
+	v.headerValues(p+".set", e.Set)
+	v.headerValues(p+".add", e.Add)
+}
+
+func (v *validator) headerValues(p string, m map[string]string) {
+	for name, val := range m {
+		if !tokenRe.MatchString(name) {
+			v.add(join(p, name), "%q is not a header name", name)
+		}
+		if strings.ContainsAny(val, "\r\n\x00") {
+			v.add(join(p, name), "value must not contain control characters")
+		}
+	}
+}
+
+// matchKey is a canonical form of a match, for finding duplicates.
+func matchKey(m *Match) string {
+	hosts := slices.Clone(m.Host)
+	sort.Strings(hosts)
+	meths := slices.Clone(m.Methods)
+	sort.Strings(meths)
+	hdrs := make([]string, 0, len(m.Headers))
+	for k, val := range m.Headers {
+		hdrs = append(hdrs, strings.ToLower(k)+"="+val)
+	}
+	sort.Strings(hdrs)
+	return fmt.Sprintf("%q|%q|%q|%q|%q", hosts, m.PathPrefix, m.Path, meths, hdrs)
+}

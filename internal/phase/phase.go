@@ -1,0 +1,82 @@
+// Package phase is the contract between Gatehouse's request engine
+// (internal/proxy) and the filters that plug into it: the per-request
+// context, the one error type, and the filter interfaces, one per phase.
+//
+// The engine runs, for every request:
+//
+//	early → route → request filters → upstream peer → upstream request
+//	filters → (round trip) → response filters → logging
+//
+// Feature packages (header edits, auth, rate limits) implement the
+// interfaces here and are attached to routes by internal/compile; they never
+// import the engine, and the engine never names them.
+package phase
+
+import (
+	"net/http"
+	"net/netip"
+	"time"
+)
+
+// RequestCtx is the state of one request, shared by all phases (Pingora's
+// CTX, oauth2-proxy's RequestScope). It is created in the early phase and
+// read by logging, which runs exactly once per request.
+type RequestCtx struct {
+	Start     time.Time
+	RequestID string
+	// Peer is the address of the TCP peer; PeerTrusted says whether it is
+	// one of server.trusted_proxies.
+	Peer        netip.Addr
+	PeerTrusted bool
+	// ClientIP is the client after the trusted-proxy rules: the peer, or
+	// the right-most untrusted X-Forwarded-For entry of a trusted peer.
+	ClientIP netip.Addr
+	// Host is the request's host, lowercase, without port.
+	Host string
+	// Path is the normalized, escaped request path.
+	Path  string
+	Route string // the matched route's name; "" when none matched
+
+	// Upstream phase results.
+	Upstream   string        // the target tried last ("host:port")
+	Attempts   int           // upstream attempts made
+	UpstreamRT time.Duration // time to upstream response headers
+
+	// Outcome, read by logging.
+	Status int   // status sent (or 499 when the client left first)
+	Bytes  int64 // response body bytes written
+	Err    *Error
+}
+
+// Outcome tells the engine what a request filter did.
+type Outcome int
+
+const (
+	// Continue: go on to the next filter or phase.
+	Continue Outcome = iota
+	// Responded: the filter wrote a complete response; stop here. A filter
+	// never both writes a response and returns an error (Pingora's rule).
+	Responded
+)
+
+// RequestFilter runs after routing, before an upstream is chosen, in the
+// order compile gives: request id → authn → authz → rate limit → header
+// edits. It may inspect and change r (never its body's position), answer
+// (Responded), or fail with an error that the engine turns into a status.
+type RequestFilter interface {
+	FilterRequest(rc *RequestCtx, w http.ResponseWriter, r *http.Request) (Outcome, error)
+}
+
+// UpstreamRequestFilter edits the request about to be sent upstream (out is
+// the engine's copy; forwarding headers are already set). It runs once per
+// attempt and must not fail.
+type UpstreamRequestFilter interface {
+	FilterUpstreamRequest(rc *RequestCtx, out *http.Request)
+}
+
+// ResponseFilter edits response headers just before they are written to
+// the client, for every response the route produces: proxied, local
+// (static, redirect, respond) and errors. It runs once per response.
+type ResponseFilter interface {
+	FilterResponse(rc *RequestCtx, status int, h http.Header)
+}

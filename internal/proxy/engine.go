@@ -1,0 +1,183 @@
+// Package proxy is Gatehouse's request engine: an http.Handler that runs
+// every request through fixed phases (ARCHITECTURE.md §8), one file each:
+//
+//	phase_early.go     request id, peer and client address, host and path
+//	                   normalization, headers clients may never send
+//	phase_route.go     route match, body limit, route timeout
+//	phase_filters.go   the route's request filters (auth, limits, ...)
+//	phase_upstream.go  upstream peer, upstream request, round trip,
+//	                   response; local actions live in local.go
+//	fail.go            failToProxy: the one place an error becomes a status
+//	logging.go         one access line per request, exactly once
+//
+// The engine reads one runtime.Snapshot per request, pinned for the whole
+// request, so a reload never changes a request half way.
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gatehouse/internal/lb"
+	"gatehouse/internal/phase"
+	"gatehouse/internal/runtime"
+)
+
+// Options configure an Engine.
+type Options struct {
+	Holder *runtime.Holder
+	// Access receives one line per request; nil turns access logs off.
+	Access *slog.Logger
+	// Events receives errors worth an operator's attention.
+	Events *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Engine is the request engine. It is safe for concurrent use.
+type Engine struct {
+	holder *runtime.Holder
+	access *slog.Logger
+	events *slog.Logger
+	now    func() time.Time
+	rp     *httputil.ReverseProxy
+
+	ridPrefix string
+	ridSeq    atomic.Uint64
+	states    sync.Pool
+}
+
+// New returns an engine reading snapshots from o.Holder.
+func New(o Options) *Engine {
+	e := &Engine{holder: o.Holder, access: o.Access, events: o.Events, now: o.Now}
+	if e.events == nil {
+		e.events = slog.New(slog.DiscardHandler)
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	e.ridPrefix = hex.EncodeToString(b[:])
+	e.states.New = func() any { return new(state) }
+	e.rp = &httputil.ReverseProxy{
+		Rewrite:        e.upstreamRequest,
+		Transport:      poolTransport{},
+		ModifyResponse: e.upstreamResponse,
+		ErrorHandler:   e.upstreamError,
+		BufferPool:     bufferPool{},
+		// Streams (chunked, SSE) are flushed as they arrive by
+		// ReverseProxy itself; fixed-length bodies are not flushed early.
+		FlushInterval: 0,
+		ErrorLog:      slog.NewLogLogger(e.events.Handler(), slog.LevelDebug),
+	}
+	return e
+}
+
+// state is the engine's per-request state around the filters' RequestCtx.
+// States are pooled; reset clears every field.
+type state struct {
+	rc      phase.RequestCtx
+	snap    *runtime.Snapshot
+	route   *runtime.Route
+	w       respWriter
+	ridVals []string
+
+	// upstream phase
+	pool     *lb.Pool
+	target   *lb.Target
+	hostPol  runtime.HostPolicy
+	upPath   string // escaped path sent upstream
+	fwPrefix string // X-Forwarded-Prefix when a prefix was removed
+	rtStart  time.Time
+	cancel   context.CancelFunc // the route timeout's, if any
+}
+
+type stateKey struct{}
+
+func stateOf(ctx context.Context) *state {
+	st, _ := ctx.Value(stateKey{}).(*state)
+	return st
+}
+
+// ServeHTTP runs the phases. Every exit path goes through logging once.
+func (e *Engine) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	st := e.states.Get().(*state)
+	*st = state{}
+	st.rc.Start = e.now()
+	st.snap = e.holder.Load()
+	st.route = st.snap.Fallback // until a route matches: security headers on early errors
+	st.w.reset(rw, st)
+	w := &st.w
+	defer e.finish(st, r)
+
+	if !e.early(st, w, r) {
+		return
+	}
+	r, ok := e.routeRequest(st, w, r)
+	if !ok || !e.requestFilters(st, w, r) {
+		return
+	}
+	e.act(st, w, r)
+}
+
+// finish recovers panics, writes the access line and returns the state to
+// its pool. http.ErrAbortHandler (httputil.ReverseProxy's way to abort a
+// response whose body failed mid-way) is logged, then re-panicked so
+// net/http drops the connection as the client must see.
+func (e *Engine) finish(st *state, r *http.Request) {
+	p := recover()
+	if st.cancel != nil {
+		st.cancel()
+	}
+	if p != nil {
+		if p == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as the panic value, as net/http does
+			e.noteAbort(st, r)
+		} else {
+			e.events.Error("panic serving request", "request_id", st.rc.RequestID,
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			e.failToProxy(st, &st.w, r, phase.NewError(phase.KindInternal, "", fmt.Errorf("panic: %v", p)))
+		}
+	}
+	e.logging(st, r)
+	abort := p == http.ErrAbortHandler //nolint:errorlint // see above
+	*st = state{}
+	e.states.Put(st)
+	if abort {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// noteAbort records why a response was cut after its headers were sent.
+func (e *Engine) noteAbort(st *state, r *http.Request) {
+	if st.rc.Err != nil {
+		return
+	}
+	switch {
+	case st.w.writeErr != nil || errors.Is(r.Context().Err(), context.Canceled):
+		st.rc.Err = phase.NewError(phase.KindClientGone, "", st.w.writeErr)
+	case errors.Is(r.Context().Err(), context.DeadlineExceeded):
+		st.rc.Err = phase.NewError(phase.KindRouteTimeout, "", context.DeadlineExceeded)
+	default:
+		st.rc.Err = phase.NewError(phase.KindUpstreamProto, "", errors.New("upstream response body aborted"))
+	}
+}
+
+// bufferPool gives httputil.ReverseProxy reusable 32 KiB copy buffers
+// instead of one allocation per response.
+type bufferPool struct{}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *(copyBufs.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { copyBufs.Put(&b) }

@@ -1,0 +1,65 @@
+package proxy
+
+import (
+	"encoding/json"
+	"html"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"gatehouse/internal/phase"
+)
+
+// failToProxy is the one place where an error becomes a status:
+//   - an explicit Status on the error wins, else its kind's default
+//     (phase.Error.StatusCode): upstream unreachable or broken 502, upstream
+//     or route timeout 504, nothing to try 503, bad input 400/413, no route
+//     404, bugs 500;
+//   - a client that has gone gets nothing, and 499 in the access log;
+//   - once response headers are out, nothing more can be said: the error
+//     is only logged.
+//
+// The body is RFC 9457 problem details for API clients, a small page for
+// browsers (requests that accept text/html).
+func (e *Engine) failToProxy(st *state, w *respWriter, r *http.Request, pe *phase.Error) {
+	st.rc.Err = pe
+	if pe.Kind == phase.KindClientGone || w.wroteHeader || w.hijacked {
+		return
+	}
+	status := pe.StatusCode()
+	h := w.Header()
+	for k, v := range pe.Header {
+		h[k] = v
+	}
+	detail := pe.Detail
+	title := http.StatusText(status)
+	var body []byte
+	if strings.Contains(r.Header.Get("Accept"), "text/html") {
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		body = []byte("<!doctype html><meta charset=utf-8><title>" + strconv.Itoa(status) + " " + html.EscapeString(title) +
+			"</title><h1>" + strconv.Itoa(status) + " " + html.EscapeString(title) + "</h1><p>" + html.EscapeString(detail) +
+			"</p><p><small>request id " + html.EscapeString(st.rc.RequestID) + "</small></p>\n")
+	} else {
+		h.Set("Content-Type", "application/problem+json")
+		body, _ = json.Marshal(problem{Type: "about:blank", Title: title, Status: status, Detail: detail, RequestID: st.rc.RequestID})
+		body = append(body, '\n')
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Cache-Control", "no-store")
+	h.Del("Content-Encoding")
+	h.Del("Etag")
+	h.Del("Last-Modified")
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
+
+// problem is an RFC 9457 problem details object.
+type problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail,omitempty"`
+	RequestID string `json:"request_id"`
+}

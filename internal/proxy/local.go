@@ -1,0 +1,105 @@
+package proxy
+
+import (
+	"errors"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+
+	"gatehouse/internal/phase"
+)
+
+// serveStatic serves a file below the route's root. The path is already
+// normalized (no dot segments, no encoded separators) and os.OpenInRoot
+// refuses anything, symlinks included, that leaves the root. Directories
+// serve their index file, never a listing.
+func (e *Engine) serveStatic(st *state, w *respWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		pe := phase.NewError(phase.KindMethod, "only GET and HEAD are allowed here", nil)
+		pe.Header = http.Header{"Allow": {"GET, HEAD"}}
+		e.failToProxy(st, w, r, pe)
+		return
+	}
+	s := st.route.Static
+	p := st.rc.Path
+	if s.StripPrefix && st.route.PathPrefix != "/" {
+		p = strings.TrimPrefix(p, st.route.PathPrefix)
+	}
+	name, err := url.PathUnescape(p)
+	if err != nil {
+		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "bad path", err))
+		return
+	}
+	name = strings.TrimPrefix(name, "/")
+	if name == "" {
+		name = "."
+	}
+	f, fi, err := openFile(s.Root, name)
+	if err == nil && fi.IsDir() {
+		f.Close()
+		if !strings.HasSuffix(st.rc.Path, "/") {
+			target := st.rc.Path + "/"
+			if r.URL.RawQuery != "" {
+				target += "?" + r.URL.RawQuery
+			}
+			w.Header().Set("Location", target)
+			w.WriteHeader(http.StatusMovedPermanently)
+			return
+		}
+		f, fi, err = openFile(s.Root, path.Join(name, s.Index))
+	}
+	if err != nil && s.SPA && errors.Is(err, fs.ErrNotExist) {
+		f, fi, err = openFile(s.Root, s.Index)
+	}
+	if err != nil {
+		e.failToProxy(st, w, r, phase.NewError(phase.KindNotFound, "not found", err))
+		return
+	}
+	defer f.Close()
+	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+}
+
+func openFile(root, name string) (*os.File, os.FileInfo, error) {
+	f, err := os.OpenInRoot(root, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
+}
+
+// redirect answers with the route's Location; "{uri}" becomes the
+// normalized path and the query.
+func (e *Engine) redirect(st *state, w *respWriter, r *http.Request) {
+	rd := st.route.Redirect
+	loc := rd.To
+	if strings.Contains(loc, "{uri}") {
+		uri := st.rc.Path
+		if r.URL.RawQuery != "" {
+			uri += "?" + r.URL.RawQuery
+		}
+		loc = strings.ReplaceAll(loc, "{uri}", uri)
+	}
+	w.Header().Set("Location", loc)
+	w.WriteHeader(rd.Status)
+}
+
+// respond answers with the route's fixed response.
+func (e *Engine) respond(st *state, w *respWriter, r *http.Request) {
+	rs := st.route.Respond
+	h := w.Header()
+	h.Set("Content-Type", rs.ContentType)
+	h.Set("Content-Length", strconv.Itoa(len(rs.Body)))
+	w.WriteHeader(rs.Status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(rs.Body)
+	}
+}

@@ -1,0 +1,58 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"gatehouse/internal/observe/logging"
+	"gatehouse/internal/phase"
+)
+
+// logging is the last phase: it runs exactly once per request, on every
+// exit path (ServeHTTP's deferred finish), and writes one access line.
+// It never logs the query string, cookies or Authorization: only the
+// normalized path.
+func (e *Engine) logging(st *state, r *http.Request) {
+	rc := &st.rc
+	rc.Status = st.w.status
+	rc.Bytes = st.w.bytes
+	if rc.Err != nil && rc.Err.Kind == phase.KindClientGone {
+		rc.Status = 499 // nginx's "client closed request"
+	}
+	if rc.Status == 0 {
+		rc.Status = http.StatusOK // the handler returned without writing
+	}
+	if e.access == nil {
+		return
+	}
+	path := rc.Path
+	if path == "" { // refused before normalization: log what was sent, bounded
+		path = r.URL.EscapedPath()
+		if len(path) > 256 {
+			path = path[:256]
+		}
+	}
+	errText := ""
+	if rc.Err != nil {
+		errText = rc.Err.Error()
+	}
+	e.access.LogAttrs(context.Background(), slog.LevelInfo, "access",
+		slog.String(logging.KeyRequestID, rc.RequestID),
+		slog.String(logging.KeyClientIP, rc.ClientIP.String()),
+		slog.String(logging.KeyMethod, r.Method),
+		slog.String(logging.KeyHost, rc.Host),
+		slog.String(logging.KeyPath, path),
+		slog.String(logging.KeyRoute, rc.Route),
+		slog.String(logging.KeyUpstream, rc.Upstream),
+		slog.Int(logging.KeyStatus, rc.Status),
+		slog.Int64(logging.KeyBytes, rc.Bytes),
+		slog.Float64(logging.KeyDurationMS, ms(e.now().Sub(rc.Start))),
+		slog.Float64(logging.KeyUpstreamMS, ms(rc.UpstreamRT)),
+		slog.Int(logging.KeyAttempts, rc.Attempts),
+		slog.String(logging.KeyErr, errText),
+	)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,165 @@
+package proxy
+
+import (
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"gatehouse/internal/phase"
+	"gatehouse/internal/route"
+)
+
+// stripAlways are request headers no client may send upstream, whoever the
+// peer is.
+var stripAlways = []string{
+	// CVE-2025-29927: Next.js trusted this internal header and skipped its
+	// middleware (and the auth checks in it) when a client sent it.
+	"X-Middleware-Subrequest",
+}
+
+// early runs first: it names the request, works out who the client is,
+// and normalizes what the request is for. It answers 400 to what cannot be
+// made safe. Default: every request continues.
+func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
+	rc := &st.rc
+	rc.Peer = peerAddr(r.RemoteAddr)
+	rc.PeerTrusted = st.snap.IsTrusted(rc.Peer)
+	rc.ClientIP = rc.Peer
+	if rc.PeerTrusted {
+		rc.ClientIP = clientFromXFF(st, r.Header["X-Forwarded-For"], rc.Peer)
+	}
+	rc.RequestID = ""
+	if rc.PeerTrusted {
+		if id := r.Header.Get("X-Request-Id"); validRequestID(id) {
+			rc.RequestID = id
+		}
+	}
+	if rc.RequestID == "" {
+		rc.RequestID = e.newRequestID()
+	}
+	st.ridVals = []string{rc.RequestID}
+	for _, h := range stripAlways {
+		delete(r.Header, h)
+	}
+
+	host, ok := normalizeHost(r.Host)
+	if !ok {
+		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "invalid Host header", nil))
+		return false
+	}
+	rc.Host = host
+	path := r.URL.EscapedPath()
+	if r.URL.Opaque != "" || (path == "" && r.Method == http.MethodOptions) {
+		// "OPTIONS *" and other non-origin forms are not proxied.
+		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "request target must be a path", nil))
+		return false
+	}
+	np, err := route.NormalizePath(path)
+	if err != nil {
+		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, err.Error(), nil))
+		return false
+	}
+	rc.Path = np
+	return true
+}
+
+func peerAddr(remote string) netip.Addr {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// clientFromXFF walks X-Forwarded-For from the right, skipping trusted
+// proxies; the first untrusted address is the client (Caddy's
+// trusted_proxies model). A malformed entry stops the walk: everything to
+// its left is client-controlled.
+func clientFromXFF(st *state, xff []string, peer netip.Addr) netip.Addr {
+	client := peer
+	for i := len(xff) - 1; i >= 0; i-- {
+		list := xff[i]
+		for list != "" {
+			j := strings.LastIndexByte(list, ',')
+			part := strings.TrimSpace(list[j+1:])
+			if j < 0 {
+				list = ""
+			} else {
+				list = list[:j]
+			}
+			a, err := netip.ParseAddr(part)
+			if err != nil {
+				return client
+			}
+			a = a.Unmap()
+			client = a
+			if !st.snap.IsTrusted(a) {
+				return a
+			}
+		}
+	}
+	return client
+}
+
+// validRequestID accepts ids of visible ASCII without quotes or
+// backslashes, at most 128 bytes, so an accepted id is safe to log.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// newRequestID returns a process-unique id: a random per-process prefix
+// and a sequence number.
+func (e *Engine) newRequestID() string {
+	var b [32]byte
+	n := copy(b[:], e.ridPrefix)
+	b[n] = '-'
+	out := strconv.AppendUint(b[:n+1], e.ridSeq.Add(1), 36)
+	return string(out)
+}
+
+// normalizeHost lowercases the Host header and removes its port and a
+// trailing dot. net/http has already rejected syntactically invalid hosts.
+func normalizeHost(h string) (string, bool) {
+	if h == "" {
+		return "", true
+	}
+	if h[0] == '[' { // IPv6 literal
+		end := strings.IndexByte(h, ']')
+		if end < 0 {
+			return "", false
+		}
+		return strings.ToLower(h[:end+1]), true
+	}
+	if i := strings.LastIndexByte(h, ':'); i >= 0 {
+		if _, err := strconv.ParseUint(h[i+1:], 10, 16); err != nil && h[i+1:] != "" {
+			return "", false
+		}
+		h = h[:i]
+	}
+	h = strings.TrimSuffix(h, ".")
+	upper := false
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		switch {
+		case 'A' <= c && c <= 'Z':
+			upper = true
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '.', c == '_':
+		default:
+			return "", false
+		}
+	}
+	if upper {
+		h = strings.ToLower(h)
+	}
+	return h, true
+}

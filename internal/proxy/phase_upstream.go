@@ -1,0 +1,288 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"gatehouse/internal/lb"
+	"gatehouse/internal/phase"
+	"gatehouse/internal/runtime"
+)
+
+// act performs the route's action.
+func (e *Engine) act(st *state, w *respWriter, r *http.Request) {
+	rt := st.route
+	switch rt.Action {
+	case runtime.ActionProxy:
+		st.pool, st.hostPol = rt.Pool, rt.HostPolicy
+		st.upPath, st.fwPrefix = upstreamPath(rt, st.rc.Path)
+		e.proxy(st, w, r)
+	case runtime.ActionAPI:
+		pool, hp, path, ok := apiTarget(rt.API, st.rc.Path)
+		if !ok {
+			e.failToProxy(st, w, r, phase.NewError(phase.KindNotFound, "unknown API service", nil))
+			return
+		}
+		st.pool, st.hostPol, st.upPath = pool, hp, path
+		e.proxy(st, w, r)
+	case runtime.ActionStatic:
+		e.serveStatic(st, w, r)
+	case runtime.ActionRedirect:
+		e.redirect(st, w, r)
+	case runtime.ActionRespond:
+		e.respond(st, w, r)
+	}
+}
+
+// upstreamPath applies strip_prefix or rewrite to the normalized path. It
+// returns the path to send and the prefix removed (for X-Forwarded-Prefix).
+func upstreamPath(rt *runtime.Route, path string) (string, string) {
+	if !rt.StripPrefix && rt.Rewrite == "" {
+		return path, ""
+	}
+	matched := rt.ExactPath
+	if matched == "" {
+		matched = rt.PathPrefix
+		if matched == "/" {
+			matched = ""
+		}
+	}
+	rest := path[len(matched):]
+	if rt.StripPrefix {
+		if rest == "" {
+			rest = "/"
+		}
+		return rest, matched
+	}
+	if strings.HasSuffix(rt.Rewrite, "/") && strings.HasPrefix(rest, "/") {
+		rest = rest[1:]
+	}
+	return rt.Rewrite + rest, matched
+}
+
+// apiTarget resolves /<prefix>/<service><rest> through the service table.
+func apiTarget(api *runtime.API, path string) (*lb.Pool, runtime.HostPolicy, string, bool) {
+	rest := path[len(api.Prefix):] // the route matched, so path has the prefix
+	if len(rest) < 2 || rest[0] != '/' {
+		return nil, runtime.HostPolicy{}, "", false
+	}
+	svc := rest[1:]
+	rest = ""
+	if i := strings.IndexByte(svc, '/'); i >= 0 {
+		svc, rest = svc[:i], svc[i:]
+	}
+	pool, ok := api.Services[svc]
+	if !ok {
+		return nil, runtime.HostPolicy{}, "", false
+	}
+	var b strings.Builder
+	for _, p := range api.Template {
+		switch p.Placeholder {
+		case "":
+			b.WriteString(p.Literal)
+		case "prefix":
+			b.WriteString(api.Prefix)
+		case "service":
+			b.WriteString(svc)
+		case "rest":
+			b.WriteString(rest)
+		}
+	}
+	out := b.String()
+	if out == "" {
+		out = "/"
+	}
+	return pool, api.HostPol[svc], out, true
+}
+
+// proxy is the upstream-peer phase and the round trip. The pool's Pick
+// chooses the target; httputil.ReverseProxy does one attempt on the wire
+// (hop-by-hop headers, trailers, 1xx, upgrades, streaming), calling back
+// into upstreamRequest, upstreamResponse and upstreamError.
+func (e *Engine) proxy(st *state, w *respWriter, r *http.Request) {
+	t, err := st.pool.Pick()
+	if err != nil {
+		pe := phase.NewError(phase.KindUnavailable, "no upstream available", err)
+		pe.Header = http.Header{"Retry-After": {"5"}}
+		e.failToProxy(st, w, r, pe)
+		return
+	}
+	st.target = t
+	st.rc.Upstream = t.Addr
+	st.rc.Attempts++
+	t.Begin()
+	defer t.Done()
+	st.rtStart = e.now()
+	e.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+}
+
+// upstreamRequest is the upstream-request phase (ReverseProxy's Rewrite):
+// target URL, path, Host policy, forwarding headers, then the route's
+// upstream request filters. ReverseProxy has already removed hop-by-hop
+// headers and every inbound Forwarded/X-Forwarded-* header from out.
+func (e *Engine) upstreamRequest(pr *httputil.ProxyRequest) {
+	st := stateOf(pr.In.Context())
+	in, out := pr.In, pr.Out
+	out.URL.Scheme = "http"
+	out.URL.Host = st.target.Addr
+	setPath(out.URL, st.upPath)
+	switch st.hostPol.Mode {
+	case runtime.HostPreserve:
+		out.Host = in.Host
+	case runtime.HostTarget:
+		out.Host = ""
+	case runtime.HostLiteral:
+		out.Host = st.hostPol.Literal
+	}
+	setForwarding(st, in, out)
+	for _, f := range st.route.UpstreamFilters {
+		f.FilterUpstreamRequest(&st.rc, out)
+	}
+}
+
+func setPath(u *url.URL, escaped string) {
+	if strings.IndexByte(escaped, '%') < 0 {
+		u.Path, u.RawPath = escaped, ""
+		return
+	}
+	p, err := url.PathUnescape(escaped)
+	if err != nil { // cannot happen: the normalizer produced escaped
+		p = escaped
+	}
+	u.Path, u.RawPath = p, escaped
+}
+
+// setForwarding writes X-Forwarded-For/Proto/Host/Port/Prefix, Forwarded
+// (RFC 7239) and X-Request-Id. A trusted peer's values are kept and
+// extended; anyone else's were already dropped by ReverseProxy and are
+// replaced by what Gatehouse saw itself.
+func setForwarding(st *state, in, out *http.Request) {
+	h := out.Header
+	rc := &st.rc
+	peer := rc.Peer.String()
+	proto := "http"
+	if in.TLS != nil {
+		proto = "https"
+	}
+	host := in.Host
+	port := ""
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
+		port = host[i+1:]
+	}
+	if port == "" {
+		port = "80"
+		if in.TLS != nil {
+			port = "443"
+		}
+	}
+	xff := peer
+	fwd := forwardedElem(peer, host, proto)
+	if rc.PeerTrusted {
+		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
+			xff = strings.Join(prior, ", ") + ", " + peer
+		}
+		if v := in.Header.Get("X-Forwarded-Proto"); v == "http" || v == "https" {
+			proto = v
+		}
+		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
+			host = v
+		}
+		if v := in.Header.Get("X-Forwarded-Port"); v != "" {
+			if _, err := strconv.ParseUint(v, 10, 16); err == nil {
+				port = v
+			}
+		}
+		if prior := in.Header["Forwarded"]; len(prior) > 0 {
+			fwd = strings.Join(prior, ", ") + ", " + fwd
+		}
+		if v := in.Header.Get("X-Forwarded-Prefix"); v != "" && st.fwPrefix != "" {
+			st.fwPrefix = v + st.fwPrefix
+		}
+	}
+	h["X-Forwarded-For"] = []string{xff}
+	h["X-Forwarded-Proto"] = []string{proto}
+	h["X-Forwarded-Host"] = []string{host}
+	h["X-Forwarded-Port"] = []string{port}
+	h["Forwarded"] = []string{fwd}
+	h["X-Request-Id"] = st.ridVals
+	delete(h, "X-Forwarded-Prefix")
+	if st.fwPrefix != "" {
+		h["X-Forwarded-Prefix"] = []string{st.fwPrefix}
+	}
+}
+
+// forwardedElem is one RFC 7239 element; IPv6 addresses and hosts with a
+// port are quoted (§6).
+func forwardedElem(peer, host, proto string) string {
+	forv := peer
+	if strings.IndexByte(peer, ':') >= 0 {
+		forv = `"[` + peer + `]"`
+	}
+	hostv := host
+	if strings.ContainsAny(host, ":[]") {
+		hostv = strconv.Quote(host)
+	}
+	return "for=" + forv + ";host=" + hostv + ";proto=" + proto
+}
+
+// upstreamResponse runs when response headers arrive (ReverseProxy's
+// ModifyResponse). Response filters run later, in respWriter.WriteHeader,
+// so local responses get them too.
+func (e *Engine) upstreamResponse(resp *http.Response) error {
+	st := stateOf(resp.Request.Context())
+	st.rc.UpstreamRT = e.now().Sub(st.rtStart)
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		st.w.status = http.StatusSwitchingProtocols
+	}
+	return nil
+}
+
+// upstreamError runs when the attempt failed before any response byte was
+// written to the client (ReverseProxy's ErrorHandler).
+func (e *Engine) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	st := stateOf(r.Context())
+	if st.rc.UpstreamRT == 0 {
+		st.rc.UpstreamRT = e.now().Sub(st.rtStart)
+	}
+	e.failToProxy(st, &st.w, r, classify(r, err))
+}
+
+// classify turns a round-trip error into a phase.Error.
+func classify(r *http.Request, err error) *phase.Error {
+	var pe *phase.Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	ctxErr := r.Context().Err()
+	var mbe *http.MaxBytesError
+	var ne net.Error
+	var oe *net.OpError
+	switch {
+	case errors.As(err, &mbe):
+		return phase.NewError(phase.KindBodyTooLarge, "request body too large", err)
+	case errors.Is(ctxErr, context.DeadlineExceeded):
+		return phase.NewError(phase.KindRouteTimeout, "the route's time limit was reached", err)
+	case errors.Is(ctxErr, context.Canceled):
+		return phase.NewError(phase.KindClientGone, "", err)
+	case errors.As(err, &ne) && ne.Timeout():
+		return phase.NewError(phase.KindUpstreamTimeout, "upstream timed out", err)
+	case errors.Is(err, syscall.ECONNREFUSED), errors.As(err, &oe) && oe.Op == "dial":
+		return &phase.Error{Kind: phase.KindUpstreamConnect, Detail: "upstream unreachable", Retryable: true, Err: err}
+	}
+	return phase.NewError(phase.KindUpstreamProto, "upstream failed", err)
+}
+
+// poolTransport sends each request through its pool's Transport, so pools
+// keep separate connection pools and settings under one ReverseProxy.
+type poolTransport struct{}
+
+func (poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return stateOf(req.Context()).pool.Transport.RoundTrip(req)
+}

@@ -1,0 +1,90 @@
+package proxy
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+)
+
+// respWriter records what reaches the client (status, bytes, write
+// errors) and runs the route's response filters exactly once, just before
+// the final response header is written, whichever phase writes it.
+//
+// It exposes the underlying writer through Unwrap, so
+// http.ResponseController (used by httputil.ReverseProxy for flushing and
+// for hijacking WebSocket upgrades) reaches the real connection.
+type respWriter struct {
+	http.ResponseWriter
+	st          *state
+	status      int
+	bytes       int64
+	wroteHeader bool
+	hijacked    bool
+	writeErr    error // first error writing to the client
+}
+
+func (w *respWriter) reset(rw http.ResponseWriter, st *state) {
+	*w = respWriter{ResponseWriter: rw, st: st}
+}
+
+func (w *respWriter) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	// 1xx informational responses pass through; the final one follows.
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+	h := w.ResponseWriter.Header()
+	st := w.st
+	h["X-Request-Id"] = st.ridVals
+	if r := st.route; r != nil {
+		for _, f := range r.ResponseFilters {
+			f.FilterResponse(&st.rc, code, h)
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *respWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	if err != nil && w.writeErr == nil {
+		w.writeErr = err
+	}
+	return n, err
+}
+
+// FlushError implements the interface http.ResponseController looks for.
+func (w *respWriter) FlushError() error {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	err := http.NewResponseController(w.ResponseWriter).Flush()
+	if err != nil && w.writeErr == nil {
+		w.writeErr = err
+	}
+	return err
+}
+
+// Flush implements http.Flusher for handlers that type-assert it.
+func (w *respWriter) Flush() { _ = w.FlushError() }
+
+// Hijack hands the connection over (WebSocket upgrades). The upgrade
+// response itself is written by httputil.ReverseProxy on the raw conn.
+func (w *respWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.hijacked = true
+	}
+	return c, brw, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

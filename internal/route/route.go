@@ -1,0 +1,174 @@
+// Package route is Gatehouse's compiled route table: host, path, method and
+// header matching with a fixed, documented precedence, allocation-free on
+// the request path.
+//
+// Precedence, most specific first (docs/config.md, "How a route is chosen"):
+//  1. host: an exact host, then wildcards (longer suffix first), then none;
+//  2. path: an exact path, then path prefixes (longer first);
+//  3. routes that name methods before routes that take any method;
+//  4. more header conditions before fewer;
+//  5. earlier in the file before later.
+//
+// A route with several hosts becomes one entry per host, so each entry has
+// one precedence. The first entry that matches wins.
+package route
+
+import (
+	"net/http"
+	"sort"
+	"strings"
+)
+
+// Spec is what a route matches, as configured (already validated).
+type Spec struct {
+	Hosts      []string // lowercase; "*.example.com" wildcards
+	PathPrefix string   // segment-aware; "/" matches everything
+	Path       string   // exact
+	Methods    []string
+	Headers    map[string]string // value "*" means present
+}
+
+type headerCond struct {
+	name  string // canonical
+	value string
+	any   bool
+}
+
+type entry struct {
+	host     string // exact host, or suffix ".example.com" when wildcard
+	wildcard bool
+	prefix   string
+	exact    string
+	methods  []string
+	headers  []headerCond
+	order    int // declaration index
+	target   int // what Match returns
+}
+
+// Table is an immutable, compiled route table.
+type Table struct{ entries []entry }
+
+// NewTable compiles specs; Match returns the index in specs of the winner.
+func NewTable(specs []Spec) *Table {
+	t := &Table{}
+	for i, s := range specs {
+		base := entry{prefix: s.PathPrefix, exact: s.Path, methods: s.Methods, order: i, target: i}
+		if base.prefix == "/" {
+			base.prefix = "" // matches every path
+		}
+		for name, v := range s.Headers {
+			base.headers = append(base.headers, headerCond{name: http.CanonicalHeaderKey(name), value: v, any: v == "*"})
+		}
+		sort.Slice(base.headers, func(a, b int) bool { return base.headers[a].name < base.headers[b].name })
+		if len(s.Hosts) == 0 {
+			t.entries = append(t.entries, base)
+			continue
+		}
+		for _, h := range s.Hosts {
+			e := base
+			if strings.HasPrefix(h, "*.") {
+				e.host, e.wildcard = h[1:], true
+			} else {
+				e.host = h
+			}
+			t.entries = append(t.entries, e)
+		}
+	}
+	sort.SliceStable(t.entries, func(a, b int) bool { return less(&t.entries[a], &t.entries[b]) })
+	return t
+}
+
+func hostRank(e *entry) int {
+	switch {
+	case e.host == "":
+		return 0
+	case e.wildcard:
+		return 1
+	}
+	return 2
+}
+
+func less(a, b *entry) bool {
+	if ra, rb := hostRank(a), hostRank(b); ra != rb {
+		return ra > rb
+	}
+	if a.wildcard && len(a.host) != len(b.host) {
+		return len(a.host) > len(b.host)
+	}
+	if (a.exact != "") != (b.exact != "") {
+		return a.exact != ""
+	}
+	if len(a.prefix) != len(b.prefix) {
+		return len(a.prefix) > len(b.prefix)
+	}
+	if (len(a.methods) > 0) != (len(b.methods) > 0) {
+		return len(a.methods) > 0
+	}
+	if len(a.headers) != len(b.headers) {
+		return len(a.headers) > len(b.headers)
+	}
+	return a.order < b.order
+}
+
+// HasPathPrefix reports whether path is prefix or lies below it, on segment
+// boundaries: /admin matches /admin and /admin/x, never /adminx.
+func HasPathPrefix(path, prefix string) bool {
+	if prefix == "" || prefix == "/" {
+		return true
+	}
+	return strings.HasPrefix(path, prefix) && (len(path) == len(prefix) || path[len(prefix)] == '/')
+}
+
+// Match returns the index of the most specific matching spec, or -1. host
+// must be lowercase without port, path normalized (NormalizePath).
+func (t *Table) Match(host, path, method string, h http.Header) int {
+	for i := range t.entries {
+		e := &t.entries[i]
+		if e.host != "" {
+			if e.wildcard {
+				if len(host) <= len(e.host) || !strings.HasSuffix(host, e.host) {
+					continue
+				}
+			} else if host != e.host {
+				continue
+			}
+		}
+		if e.exact != "" {
+			if path != e.exact {
+				continue
+			}
+		} else if !HasPathPrefix(path, e.prefix) {
+			continue
+		}
+		if len(e.methods) > 0 && !contains(e.methods, method) {
+			continue
+		}
+		if !headersMatch(e.headers, h) {
+			continue
+		}
+		return e.target
+	}
+	return -1
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func headersMatch(conds []headerCond, h http.Header) bool {
+	for _, c := range conds {
+		vals := h[c.name]
+		if len(vals) == 0 {
+			return false
+		}
+		if !c.any && !contains(vals, c.value) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,201 @@
+// Package testutil holds helpers shared by Gatehouse's integration and
+// end-to-end tests: building the real binary once, picking free loopback
+// ports, and running Gatehouse as a child process with a temporary config.
+//
+// Nothing here sleeps for a fixed time: readiness is a condition (the port
+// accepts connections), polled until a deadline.
+package testutil
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// RepoRoot returns the repository root (the directory holding go.mod).
+func RepoRoot(tb testing.TB) string {
+	tb.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// Binary builds ./cmd/gatehouse once per test process (CGO_ENABLED=0, as
+// shipped) and returns the path of the executable.
+func Binary(tb testing.TB) string {
+	tb.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "gatehouse-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "gatehouse")
+		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/gatehouse")
+		cmd.Dir = RepoRoot(tb)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		tb.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+// FreePort returns a loopback TCP address ("127.0.0.1:N") that was free a
+// moment ago.
+func FreePort(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Proc is a running Gatehouse process.
+type Proc struct {
+	Cmd        *exec.Cmd
+	ConfigPath string
+	Addr       string // the public listener, as given to Start
+
+	mu     sync.Mutex
+	output bytes.Buffer // stdout+stderr: the JSON access and event logs
+	done   chan struct{}
+	err    error
+}
+
+type lockedWriter struct{ p *Proc }
+
+func (w lockedWriter) Write(b []byte) (int, error) {
+	w.p.mu.Lock()
+	defer w.p.mu.Unlock()
+	return w.p.output.Write(b)
+}
+
+// Output returns everything the process has written so far.
+func (p *Proc) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.output.String()
+}
+
+// Start writes config to a temp dir and runs `gatehouse run -c` on it, then
+// waits until addr accepts TCP connections. The process is stopped (SIGTERM,
+// then SIGKILL) at test cleanup; its output is logged if the test failed.
+func Start(tb testing.TB, config, addr string) *Proc {
+	tb.Helper()
+	dir := tb.TempDir()
+	path := filepath.Join(dir, "gatehouse.yaml")
+	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return StartFile(tb, path, addr)
+}
+
+// StartFile is Start with a config file the caller has written.
+func StartFile(tb testing.TB, path, addr string) *Proc {
+	tb.Helper()
+	p := &Proc{ConfigPath: path, Addr: addr, done: make(chan struct{})}
+	p.Cmd = exec.Command(Binary(tb), "run", "-c", path)
+	p.Cmd.Stdout = lockedWriter{p}
+	p.Cmd.Stderr = lockedWriter{p}
+	if err := p.Cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	go func() { p.err = p.Cmd.Wait(); close(p.done) }()
+	tb.Cleanup(func() {
+		p.Stop(tb, 10*time.Second)
+		if tb.Failed() {
+			tb.Logf("gatehouse output:\n%s", p.Output())
+		}
+	})
+	if err := WaitListening(addr, 20*time.Second, p.done); err != nil {
+		tb.Fatalf("gatehouse did not start: %v\n%s", err, p.Output())
+	}
+	return p
+}
+
+// Signal sends sig to the process.
+func (p *Proc) Signal(sig os.Signal) error { return p.Cmd.Process.Signal(sig) }
+
+// Done is closed when the process has exited.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// ExitErr is the result of Wait, valid after Done is closed.
+func (p *Proc) ExitErr() error { return p.err }
+
+// Stop sends SIGTERM and waits up to grace, then kills.
+func (p *Proc) Stop(tb testing.TB, grace time.Duration) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = p.Cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// WaitFor polls cond every 10 ms until it is true or timeout passes.
+func WaitFor(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// WaitLog waits until the process output contains substr.
+func (p *Proc) WaitLog(substr string, timeout time.Duration) bool {
+	return WaitFor(timeout, func() bool { return strings.Contains(p.Output(), substr) })
+}
+
+// WaitListening waits until addr accepts a TCP connection, the timeout passes,
+// or exited is closed.
+func WaitListening(addr string, timeout time.Duration, exited <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var d net.Dialer
+	for {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("process exited")
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", addr, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

@@ -403,11 +403,21 @@ func describe(n *yaml.Node) string {
 }
 
 // suggest returns the candidate closest to s by edit distance, if it is
-// close enough to be a plausible typo.
+// close enough to be a plausible typo. A candidate is also compared by its
+// parts ("admin-portal" by "admin" and "portal"), so "admn" suggests
+// "admin-portal".
 func suggest(s string, candidates []string) string {
+	s = strings.ToLower(s)
 	best, bestD := "", len(s)/3+2
 	for _, c := range candidates {
-		if d := levenshtein(strings.ToLower(s), strings.ToLower(c)); d < bestD {
+		lc := strings.ToLower(c)
+		d := levenshtein(s, lc)
+		for _, part := range strings.FieldsFunc(lc, func(r rune) bool { return r == '-' || r == '_' || r == '.' }) {
+			if len(part) >= 3 {
+				d = min(d, levenshtein(s, part)+1)
+			}
+		}
+		if d < bestD {
 			best, bestD = c, d
 		}
 	}

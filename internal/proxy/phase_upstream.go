@@ -55,16 +55,20 @@ func upstreamPath(rt *runtime.Route, path string) (string, string) {
 		}
 	}
 	rest := path[len(matched):]
+	removed := matched
+	if rt.ExactPath != "" {
+		removed = "" // an exact path was replaced, not a prefix
+	}
 	if rt.StripPrefix {
 		if rest == "" {
 			rest = "/"
 		}
-		return rest, matched
+		return rest, removed
 	}
 	if strings.HasSuffix(rt.Rewrite, "/") && strings.HasPrefix(rest, "/") {
 		rest = rest[1:]
 	}
-	return rt.Rewrite + rest, matched
+	return rt.Rewrite + rest, removed
 }
 
 // apiTarget resolves /<prefix>/<service><rest> through the service table.

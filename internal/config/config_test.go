@@ -1,0 +1,157 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// TestErrorsGolden loads every testdata/errors/*.yaml and compares the
+// errors with the .golden file beside it. Regenerate with -update and
+// review the diff.
+func TestErrorsGolden(t *testing.T) {
+	files, _ := filepath.Glob("testdata/errors/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no golden cases")
+	}
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".yaml"), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Parse(filepath.Base(f), data, "testdata")
+			if err == nil {
+				t.Fatal("config accepted; want errors")
+			}
+			got := err.Error() + "\n"
+			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(string(want), got); diff != "" {
+				t.Errorf("errors (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestShippedConfigIsValid(t *testing.T) {
+	doc, err := Load("../../gatehouse.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := doc.Config
+	want := map[string]string{"oauth": "oauth-service", "admin": "admin-portal", "kline": "kline-service", "flow": "flow-service", "test": "test-service"}
+	ports := map[string]string{"oauth-service": "3001", "admin-portal": "3002", "kline-service": "3003", "flow-service": "3004", "test-service": "3005"}
+	for _, r := range c.Routes {
+		if up, ok := want[r.Name]; ok {
+			if r.Upstream != up || r.Match.PathPrefix != "/"+r.Name || r.StripPrefix {
+				t.Errorf("route %s = %+v", r.Name, r)
+			}
+			if got := c.Upstreams[up].Targets; len(got) != 1 || got[0] != "127.0.0.1:"+ports[up] {
+				t.Errorf("upstream %s targets = %v", up, got)
+			}
+			delete(want, r.Name)
+		}
+	}
+	if len(want) != 0 {
+		t.Errorf("missing routes %v", want)
+	}
+	if c.Server.Listen[0] != ":6188" {
+		t.Errorf("listen = %v", c.Server.Listen)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	doc, err := Parse("t.yaml", []byte("upstreams: {a: {targets: [\"127.0.0.1:1\"]}}\nroutes: [{name: r, upstream: a}]\n"), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := doc.Config
+	if c.Server.MaxBodyBytes != DefaultMaxBodyBytes || c.Server.Listen[0] != DefaultListen ||
+		c.Upstreams["a"].IdleConnTimeout.D() != DefaultIdleConnTimeout || c.Upstreams["a"].Host != "preserve" ||
+		c.Log.Access != "stdout" || c.Server.SecurityHeaders["X-Content-Type-Options"] != "nosniff" {
+		t.Errorf("defaults not applied: %+v %+v", c.Server, c.Upstreams["a"])
+	}
+	// An explicit 0 keeps "no limit" rather than becoming the default.
+	doc, err = Parse("t.yaml", []byte("server: {max_body_bytes: 0}\nroutes: [{name: r, respond: {body: hi}}]\n"), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.Config.Server.MaxBodyBytes != 0 {
+		t.Errorf("max_body_bytes = %d, want 0", doc.Config.Server.MaxBodyBytes)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		want Size
+		bad  bool
+	}{
+		{in: "1024", want: 1024},
+		{in: "64KiB", want: 64 << 10},
+		{in: "10MB", want: 10_000_000},
+		{in: "1GiB", want: 1 << 30},
+		{in: "-1", bad: true},
+		{in: "lots", bad: true},
+	}
+	for _, tt := range tests {
+		got, err := ParseSize(tt.in)
+		if (err != nil) != tt.bad || got != tt.want {
+			t.Errorf("ParseSize(%q) = %d, %v", tt.in, got, err)
+		}
+	}
+}
+
+func TestErrorsAreFieldErrors(t *testing.T) {
+	_, err := Parse("x.yaml", []byte("routes: [{name: r, upstream: nope}]\n"), ".")
+	var es Errors
+	if !errors.As(err, &es) || len(es) != 1 || es[0].Path != "routes[0].upstream" || es[0].Pos.Line != 1 {
+		t.Fatalf("err = %#v", err)
+	}
+}
+
+// FuzzParse: no input makes the loader panic, and whatever it accepts is
+// valid to compile (routes have exactly one action and known upstreams).
+func FuzzParse(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/errors/*.yaml")
+	seeds = append(seeds, "../../gatehouse.yaml")
+	for _, s := range seeds {
+		b, _ := os.ReadFile(s)
+		f.Add(b)
+	}
+	f.Add([]byte("routes: [{name: r, respond: {status: 204}}]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		doc, err := Parse("f.yaml", data, t.TempDir())
+		if err != nil {
+			var es Errors
+			if !errors.As(err, &es) || len(es) == 0 {
+				t.Fatalf("error is not Errors: %v", err)
+			}
+			return
+		}
+		for _, r := range doc.Config.Routes {
+			if r.Upstream != "" {
+				if _, ok := doc.Config.Upstreams[r.Upstream]; !ok {
+					t.Fatalf("accepted unknown upstream %q", r.Upstream)
+				}
+			}
+		}
+	})
+}

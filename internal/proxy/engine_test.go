@@ -1,0 +1,686 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gatehouse/internal/compile"
+	"gatehouse/internal/config"
+	"gatehouse/internal/phase"
+	"gatehouse/internal/runtime"
+)
+
+// seen is what a test upstream received.
+type seen struct {
+	Method, URI, Host string
+	Header            http.Header
+	Body              string
+}
+
+// recorder is an upstream that records requests and answers 200 "ok"
+// unless the test replaces its handler.
+type recorder struct {
+	*httptest.Server
+	mu   sync.Mutex
+	reqs []seen
+}
+
+func newRecorder(t *testing.T, h http.HandlerFunc) *recorder {
+	rec := &recorder{}
+	rec.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		rec.mu.Lock()
+		rec.reqs = append(rec.reqs, seen{r.Method, r.RequestURI, r.Host, r.Header.Clone(), string(b)})
+		rec.mu.Unlock()
+		if h != nil {
+			h(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(rec.Close)
+	return rec
+}
+
+func (r *recorder) last(t *testing.T) seen {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.reqs) == 0 {
+		t.Fatal("upstream saw no request")
+	}
+	return r.reqs[len(r.reqs)-1]
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.reqs)
+}
+
+type gate struct {
+	srv  *httptest.Server
+	logs *syncBuffer
+	snap *runtime.Snapshot
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) lines() []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		m := map[string]any{}
+		_ = json.Unmarshal([]byte(l), &m)
+		out = append(out, m)
+	}
+	return out
+}
+
+// newGate compiles yaml (with %s placeholders already filled) and serves
+// the engine on an httptest server.
+func newGate(t *testing.T, yaml string) *gate {
+	t.Helper()
+	doc, err := config.Parse("test.yaml", []byte(yaml), t.TempDir())
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	snap, err := compile.Compile(doc, runtime.NewRegistry(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h runtime.Holder
+	h.Store(snap)
+	logs := &syncBuffer{}
+	e := New(Options{Holder: &h, Access: slog.New(slog.NewJSONHandler(logs, nil))})
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	return &gate{srv: srv, logs: logs, snap: snap}
+}
+
+func (g *gate) do(t *testing.T, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	resp, err := g.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func (g *gate) get(t *testing.T, path string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", g.srv.URL+path, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	return g.do(t, req)
+}
+
+func hostport(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
+
+func TestForwardingHeadersFromUntrustedPeer(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, nil)
+	g := newGate(t, fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes: [{ name: app, match: { path_prefix: /admin }, upstream: app }]
+`, hostport(up.Server)))
+	resp, _ := g.get(t, "/admin/x?q=1",
+		"X-Forwarded-For", "6.6.6.6",
+		"X-Forwarded-Host", "evil.example",
+		"X-Forwarded-Proto", "https",
+		"X-Forwarded-Prefix", "/evil",
+		"Forwarded", "for=6.6.6.6;host=evil.example",
+		"X-Middleware-Subrequest", "middleware:middleware:middleware:middleware:middleware",
+		"X-Request-Id", "attacker-chosen",
+		"Connection", "X-Secret",
+		"X-Secret", "hop-by-hop",
+	)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	got := up.last(t)
+	host := hostport(g.srv)
+	want := map[string]string{
+		"X-Forwarded-For":         "127.0.0.1",
+		"X-Forwarded-Host":        host,
+		"X-Forwarded-Proto":       "http",
+		"X-Forwarded-Port":        strings.Split(host, ":")[1],
+		"Forwarded":               fmt.Sprintf("for=127.0.0.1;host=%q;proto=http", host),
+		"X-Forwarded-Prefix":      "",
+		"X-Middleware-Subrequest": "",
+		"X-Secret":                "",
+	}
+	for k, v := range want {
+		if g := strings.Join(got.Header[k], ","); g != v {
+			t.Errorf("%s = %q, want %q", k, g, v)
+		}
+	}
+	if rid := got.Header.Get("X-Request-Id"); rid == "" || rid == "attacker-chosen" || rid != resp.Header.Get("X-Request-Id") {
+		t.Errorf("request id upstream %q, client %q", rid, resp.Header.Get("X-Request-Id"))
+	}
+	if got.URI != "/admin/x?q=1" || got.Host != host {
+		t.Errorf("upstream saw %s with Host %s", got.URI, got.Host)
+	}
+}
+
+func TestForwardingHeadersFromTrustedPeer(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, nil)
+	g := newGate(t, fmt.Sprintf(`
+server: { trusted_proxies: ["127.0.0.1"] }
+upstreams: { app: { targets: [%q] } }
+routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
+`, hostport(up.Server)))
+	g.get(t, "/", "X-Forwarded-For", "203.0.113.9, 127.0.0.1", "X-Forwarded-Proto", "https",
+		"X-Forwarded-Host", "app.example.com", "X-Request-Id", "lb-42")
+	got := up.last(t)
+	if v := got.Header.Get("X-Forwarded-For"); v != "203.0.113.9, 127.0.0.1, 127.0.0.1" {
+		t.Errorf("XFF = %q", v)
+	}
+	if got.Header.Get("X-Forwarded-Proto") != "https" || got.Header.Get("X-Forwarded-Host") != "app.example.com" {
+		t.Errorf("proto/host not kept: %v", got.Header)
+	}
+	if got.Header.Get("X-Request-Id") != "lb-42" {
+		t.Errorf("request id = %q", got.Header.Get("X-Request-Id"))
+	}
+	lines := g.logs.lines()
+	if len(lines) != 1 || lines[0]["client_ip"] != "203.0.113.9" {
+		t.Errorf("access log client_ip: %v", lines)
+	}
+}
+
+func TestPathAndHostPolicies(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, nil)
+	addr := hostport(up.Server)
+	g := newGate(t, fmt.Sprintf(`
+upstreams:
+  keep:  { targets: [%[1]q] }
+  tgt:   { targets: [%[1]q], host: target }
+  named: { targets: [%[1]q], host: internal.svc }
+routes:
+  - { name: keep,    match: { path_prefix: /admin }, upstream: keep }
+  - { name: strip,   match: { path_prefix: /flow }, upstream: tgt, strip_prefix: true }
+  - { name: rewrite, match: { path_prefix: /old }, upstream: named, rewrite: /new/v2 }
+  - { name: exact,   match: { path: /health }, upstream: keep, rewrite: /status }
+  - name: api
+    match: { path_prefix: /api }
+    api:
+      rewrite: "/{service}/api{rest}"
+      services: { kline: keep, flow: tgt }
+`, addr))
+	tests := []struct {
+		name, path, wantURI, wantHost, wantPrefix string
+		wantStatus                                int
+	}{
+		{name: "prefix kept", path: "/admin/users?p=2", wantURI: "/admin/users?p=2", wantHost: hostport(g.srv)},
+		{name: "prefix root kept", path: "/admin", wantURI: "/admin"},
+		{name: "strip", path: "/flow/board/1", wantURI: "/board/1", wantHost: addr, wantPrefix: "/flow"},
+		{name: "strip to root", path: "/flow", wantURI: "/", wantPrefix: "/flow"},
+		{name: "rewrite", path: "/old/x?y=1", wantURI: "/new/v2/x?y=1", wantHost: "internal.svc", wantPrefix: "/old"},
+		{name: "exact rewrite", path: "/health", wantURI: "/status"},
+		{name: "api", path: "/api/kline/v1/ticks?s=BTC", wantURI: "/kline/api/v1/ticks?s=BTC"},
+		{name: "api no rest", path: "/api/flow", wantURI: "/flow/api", wantHost: addr},
+		{name: "api unknown service", path: "/api/nope/x", wantStatus: 404},
+		{name: "api no service", path: "/api/", wantStatus: 404},
+		{name: "normalized before routing", path: "/flow/../admin/%2e/x", wantURI: "/admin/x"},
+		{name: "escapes kept", path: "/admin/a%20b", wantURI: "/admin/a%20b"},
+		{name: "encoded slash refused", path: "/admin/a%2Fb", wantStatus: 400},
+		{name: "no route", path: "/nothing", wantStatus: 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := up.count()
+			resp, _ := g.get(t, tt.path)
+			if tt.wantStatus == 0 {
+				tt.wantStatus = 200
+			}
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.wantStatus)
+			}
+			if tt.wantStatus != 200 {
+				if up.count() != before {
+					t.Fatal("refused request reached the upstream")
+				}
+				return
+			}
+			got := up.last(t)
+			if got.URI != tt.wantURI {
+				t.Errorf("upstream URI %q, want %q", got.URI, tt.wantURI)
+			}
+			if tt.wantHost != "" && got.Host != tt.wantHost {
+				t.Errorf("upstream Host %q, want %q", got.Host, tt.wantHost)
+			}
+			if p := got.Header.Get("X-Forwarded-Prefix"); p != tt.wantPrefix {
+				t.Errorf("X-Forwarded-Prefix %q, want %q", p, tt.wantPrefix)
+			}
+		})
+	}
+}
+
+func TestHeaderEditsAndSecurityHeaders(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/framed" {
+			w.Header().Set("X-Frame-Options", "ALLOW-FROM https://partner.example")
+		}
+		w.Header().Set("Server", "next")
+		w.Header().Set("X-Powered-By", "Next.js")
+		_, _ = io.WriteString(w, "ok")
+	})
+	g := newGate(t, fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes:
+  - name: edited
+    match: { path_prefix: / }
+    upstream: app
+    request_headers: { set: { X-Env: prod }, add: { X-Tag: b }, remove: [X-Debug] }
+    response_headers: { set: { Cache-Control: no-store }, remove: [X-Powered-By, server] }
+    security_headers: { Referrer-Policy: "", X-Frame-Options: DENY, Permissions-Policy: "camera=()" }
+`, hostport(up.Server)))
+	resp, _ := g.get(t, "/x", "X-Env", "dev", "X-Tag", "a", "X-Debug", "1")
+	got := up.last(t)
+	if got.Header.Get("X-Env") != "prod" || strings.Join(got.Header["X-Tag"], ",") != "a,b" || got.Header.Get("X-Debug") != "" {
+		t.Errorf("request edits: %v", got.Header)
+	}
+	want := map[string]string{
+		"Cache-Control":          "no-store",
+		"X-Powered-By":           "",
+		"Server":                 "",
+		"Referrer-Policy":        "",
+		"X-Frame-Options":        "DENY",
+		"X-Content-Type-Options": "nosniff",
+		"Permissions-Policy":     "camera=()",
+	}
+	for k, v := range want {
+		if g := resp.Header.Get(k); g != v {
+			t.Errorf("response %s = %q, want %q", k, g, v)
+		}
+	}
+	resp, _ = g.get(t, "/framed")
+	if v := resp.Header.Get("X-Frame-Options"); v != "ALLOW-FROM https://partner.example" {
+		t.Errorf("app's own X-Frame-Options overwritten: %q", v)
+	}
+	// Errors carry the security headers too.
+	resp, _ = g.get(t, "/a%2fb")
+	if resp.StatusCode != 400 || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("400 response %d headers %v", resp.StatusCode, resp.Header)
+	}
+}
+
+func TestErrorStatuses(t *testing.T) {
+	t.Parallel()
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close() // nothing listens here now: connection refused
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	slow := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	ok := newRecorder(t, nil)
+	g := newGate(t, fmt.Sprintf(`
+server: { max_body_bytes: 1KiB }
+upstreams:
+  dead: { targets: [%q], connect_timeout: 1s }
+  slow: { targets: [%q], response_header_timeout: 100ms }
+  slow2: { targets: [%[2]q] }
+  ok: { targets: [%[3]q] }
+routes:
+  - { name: dead, match: { path_prefix: /dead }, upstream: dead }
+  - { name: slow, match: { path_prefix: /slow }, upstream: slow }
+  - { name: deadline, match: { path_prefix: /deadline }, upstream: slow2, timeout: 100ms }
+  - { name: big, match: { path_prefix: /big }, upstream: ok, max_body_bytes: 10 }
+`, dead, hostport(slow.Server), hostport(ok.Server)))
+	tests := []struct {
+		name, method, path, body, accept string
+		chunked                          bool
+		want                             int
+		wantType                         string
+	}{
+		{name: "refused", path: "/dead", want: 502, wantType: "application/problem+json"},
+		{name: "refused browser", path: "/dead", accept: "text/html,*/*", want: 502, wantType: "text/html; charset=utf-8"},
+		{name: "response header timeout", path: "/slow", want: 504},
+		{name: "route timeout", path: "/deadline", want: 504},
+		{name: "body over route limit", method: "POST", path: "/big", body: strings.Repeat("x", 11), want: 413},
+		{name: "chunked body over limit", method: "POST", path: "/big", body: strings.Repeat("x", 100), chunked: true, want: 413},
+		{name: "no route", path: "/none", want: 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := tt.method
+			if m == "" {
+				m = "GET"
+			}
+			var body io.Reader
+			if tt.body != "" {
+				body = strings.NewReader(tt.body)
+				if tt.chunked {
+					body = io.MultiReader(body) // hides the length: chunked encoding
+				}
+			}
+			req, _ := http.NewRequest(m, g.srv.URL+tt.path, body)
+			if tt.accept != "" {
+				req.Header.Set("Accept", tt.accept)
+			}
+			resp, text := g.do(t, req)
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.want, text)
+			}
+			if tt.wantType != "" && resp.Header.Get("Content-Type") != tt.wantType {
+				t.Errorf("content type %q", resp.Header.Get("Content-Type"))
+			}
+			if resp.Header.Get("Content-Type") == "application/problem+json" {
+				var p problem
+				if err := json.Unmarshal([]byte(text), &p); err != nil || p.Status != tt.want || p.RequestID == "" {
+					t.Errorf("problem body %q: %v", text, err)
+				}
+				if strings.Contains(text, dead) {
+					t.Errorf("error body leaks the upstream address: %s", text)
+				}
+			}
+		})
+	}
+}
+
+func TestStaticRedirectRespond(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(root, "index.html"), []byte("<h1>home</h1>"), 0o644))
+	must(os.MkdirAll(filepath.Join(root, "docs"), 0o755))
+	must(os.WriteFile(filepath.Join(root, "docs", "index.html"), []byte("docs"), 0o644))
+	must(os.WriteFile(filepath.Join(root, "app.js"), []byte("js"), 0o644))
+	outside := t.TempDir()
+	must(os.WriteFile(filepath.Join(outside, "secret"), []byte("secret"), 0o644))
+	must(os.Symlink(filepath.Join(outside, "secret"), filepath.Join(root, "link")))
+	g := newGate(t, fmt.Sprintf(`
+routes:
+  - { name: spa, match: { path_prefix: /spa }, static: { root: %[1]q, spa: true, strip_prefix: true } }
+  - { name: site, match: { path_prefix: / }, static: { root: %[1]q } }
+  - { name: old, match: { path_prefix: /old }, redirect: { to: "https://new.example{uri}", status: 301 } }
+  - { name: ping, match: { path: /ping }, respond: { status: 200, body: pong } }
+`, root))
+	tests := []struct {
+		name, method, path string
+		want               int
+		body, location     string
+	}{
+		{name: "index", path: "/", want: 200, body: "<h1>home</h1>"},
+		{name: "file", path: "/app.js", want: 200, body: "js"},
+		{name: "dir redirect", path: "/docs", want: 301, location: "/docs/"},
+		{name: "dir index", path: "/docs/", want: 200, body: "docs"},
+		{name: "missing", path: "/nope.js", want: 404},
+		{name: "symlink out of root", path: "/link", want: 404},
+		{name: "traversal", path: "/../../etc/passwd", want: 400},
+		{name: "encoded traversal", path: "/%2e%2e/%2e%2e/etc/passwd", want: 400},
+		{name: "spa fallback", path: "/spa/some/client/route", want: 200, body: "<h1>home</h1>"},
+		{name: "spa real file", path: "/spa/app.js", want: 200, body: "js"},
+		{name: "post not allowed", method: "POST", path: "/app.js", want: 405},
+		{name: "redirect", path: "/old/a?b=1", want: 301, location: "https://new.example/old/a?b=1"},
+		{name: "respond", path: "/ping", want: 200, body: "pong"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := tt.method
+			if m == "" {
+				m = "GET"
+			}
+			req, _ := http.NewRequest(m, g.srv.URL+tt.path, nil)
+			req.URL.Opaque = strings.SplitN(tt.path, "?", 2)[0] // send the path as written, dots and all
+			c := *g.srv.Client()
+			c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status %d, want %d (%s)", resp.StatusCode, tt.want, b)
+			}
+			if tt.body != "" && string(b) != tt.body {
+				t.Errorf("body %q, want %q", b, tt.body)
+			}
+			if tt.location != "" && resp.Header.Get("Location") != tt.location {
+				t.Errorf("Location %q, want %q", resp.Header.Get("Location"), tt.location)
+			}
+		})
+	}
+}
+
+// panicky is a request filter that panics, standing in for a buggy filter.
+type panicky struct{}
+
+func (panicky) FilterRequest(*phase.RequestCtx, http.ResponseWriter, *http.Request) (phase.Outcome, error) {
+	panic("boom")
+}
+
+// responder is a request filter that answers itself (as auth will).
+type responder struct{}
+
+func (responder) FilterRequest(_ *phase.RequestCtx, w http.ResponseWriter, _ *http.Request) (phase.Outcome, error) {
+	w.WriteHeader(http.StatusTeapot)
+	return phase.Responded, nil
+}
+
+// denier is a request filter that fails with an explicit status.
+type denier struct{}
+
+func (denier) FilterRequest(*phase.RequestCtx, http.ResponseWriter, *http.Request) (phase.Outcome, error) {
+	return phase.Continue, &phase.Error{Kind: phase.KindBadRequest, Status: 403, Detail: "denied",
+		Header: http.Header{"Www-Authenticate": {`Bearer error="insufficient_scope"`}}}
+}
+
+func TestRequestFiltersPlugIn(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, nil)
+	g := newGate(t, fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: boom, match: { path_prefix: /boom }, upstream: app }
+  - { name: teapot, match: { path_prefix: /teapot }, upstream: app }
+  - { name: deny, match: { path_prefix: /deny }, upstream: app }
+`, hostport(up.Server)))
+	for _, r := range g.snap.Routes {
+		switch r.Name {
+		case "boom":
+			r.Filters = []phase.RequestFilter{panicky{}}
+		case "teapot":
+			r.Filters = []phase.RequestFilter{responder{}}
+		case "deny":
+			r.Filters = []phase.RequestFilter{denier{}}
+		}
+	}
+	tests := []struct {
+		path string
+		want int
+	}{{"/boom", 500}, {"/teapot", 418}, {"/deny", 403}}
+	for _, tt := range tests {
+		resp, _ := g.get(t, tt.path)
+		if resp.StatusCode != tt.want {
+			t.Errorf("%s: status %d, want %d", tt.path, resp.StatusCode, tt.want)
+		}
+		if tt.want == 403 && resp.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("403 lost its WWW-Authenticate header")
+		}
+	}
+	if up.count() != 0 {
+		t.Errorf("upstream reached %d times", up.count())
+	}
+	if n := len(g.logs.lines()); n != len(tests) {
+		t.Errorf("%d access lines for %d requests", n, len(tests))
+	}
+}
+
+func TestAccessLogOncePerRequest(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, nil)
+	g := newGate(t, fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes: [{ name: app, match: { path_prefix: /app }, upstream: app }]
+`, hostport(up.Server)))
+	paths := []string{"/app/a?token=SECRET", "/nope", "/a%2fb", "/app/../app/b"}
+	for _, p := range paths {
+		g.get(t, p, "Authorization", "Bearer SECRET", "Cookie", "session=SECRET")
+	}
+	lines := g.logs.lines()
+	if len(lines) != len(paths) {
+		t.Fatalf("%d access lines for %d requests", len(lines), len(paths))
+	}
+	for _, k := range []string{"time", "request_id", "client_ip", "method", "host", "path", "route", "upstream", "status", "bytes", "duration_ms", "upstream_ms", "error"} {
+		if _, ok := lines[0][k]; !ok {
+			t.Errorf("access line lacks %q: %v", k, lines[0])
+		}
+	}
+	if lines[0]["route"] != "app" || lines[0]["path"] != "/app/a" || lines[1]["status"] != float64(404) || lines[3]["path"] != "/app/b" {
+		t.Errorf("access lines: %v", lines)
+	}
+	if strings.Contains(fmt.Sprint(lines), "SECRET") {
+		t.Errorf("a secret reached the access log: %v", lines)
+	}
+}
+
+func TestStreamingFlushesEachChunk(t *testing.T) {
+	t.Parallel()
+	next := make(chan struct{})
+	up := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := 0; i < 3; i++ {
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			w.(http.Flusher).Flush()
+			select {
+			case <-next:
+			case <-time.After(10 * time.Second):
+				return
+			}
+		}
+	})
+	g := newGate(t, fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
+`, hostport(up.Server)))
+	resp, err := g.srv.Client().Get(g.srv.URL + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 64)
+	for i := 0; i < 3; i++ {
+		// The upstream sends the next event only after we have read this
+		// one: a buffering proxy would deadlock here until the timeout.
+		n, err := resp.Body.Read(buf)
+		if err != nil || string(buf[:n]) != fmt.Sprintf("data: %d\n\n", i) {
+			t.Fatalf("event %d: %q %v", i, buf[:n], err)
+		}
+		next <- struct{}{}
+	}
+}
+
+func BenchmarkProxyRoundTrip(b *testing.B) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(strings.Repeat("x", 100)))
+	}))
+	defer up.Close()
+	doc, err := config.Parse("b.yaml", []byte(fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: oauth, match: { path_prefix: /oauth }, upstream: app }
+  - { name: admin, match: { path_prefix: /admin }, upstream: app }
+  - { name: flow, match: { path_prefix: /flow }, upstream: app }
+`, hostport(up))), ".")
+	if err != nil {
+		b.Fatal(err)
+	}
+	snap, _ := compile.Compile(doc, runtime.NewRegistry(), 1)
+	var h runtime.Holder
+	h.Store(snap)
+	srv := httptest.NewServer(New(Options{Holder: &h, Access: slog.New(slog.NewJSONHandler(io.Discard, nil))}))
+	defer srv.Close()
+	c := srv.Client()
+	c.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := c.Get(srv.URL + "/flow/board/7")
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+func BenchmarkEngineServeHTTP(b *testing.B) {
+	// The engine alone, with an in-memory upstream transport: what the
+	// phases cost per request without sockets.
+	doc, err := config.Parse("b.yaml", []byte(`
+upstreams: { app: { targets: ["127.0.0.1:9"] } }
+routes:
+  - { name: oauth, match: { path_prefix: /oauth }, upstream: app }
+  - { name: flow, match: { path_prefix: /flow }, upstream: app }
+`), ".")
+	if err != nil {
+		b.Fatal(err)
+	}
+	snap, _ := compile.Compile(doc, runtime.NewRegistry(), 1)
+	var h runtime.Holder
+	h.Store(snap)
+	e := New(Options{Holder: &h, Access: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	e.rp.Transport = fixedTransport{}
+	req := httptest.NewRequest("GET", "http://gate.example/flow/board/7", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := discardWriter{h: http.Header{}}
+		e.ServeHTTP(&w, req)
+	}
+}
+
+type fixedTransport struct{}
+
+var body100 = strings.Repeat("x", 100)
+
+func (fixedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/plain"}},
+		Body: io.NopCloser(strings.NewReader(body100)), ContentLength: 100, Request: r}, nil
+}
+
+type discardWriter struct{ h http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) WriteHeader(int)             {}

@@ -1,0 +1,107 @@
+package route
+
+import (
+	"net/http"
+	"testing"
+)
+
+func TestMatchPrecedence(t *testing.T) {
+	t.Parallel()
+	specs := []Spec{
+		0:  {PathPrefix: "/"},
+		1:  {PathPrefix: "/admin"},
+		2:  {PathPrefix: "/admin/api"},
+		3:  {Path: "/admin/health"},
+		4:  {PathPrefix: "/admin", Methods: []string{"POST"}},
+		5:  {PathPrefix: "/admin", Hosts: []string{"*.example.com"}},
+		6:  {PathPrefix: "/admin", Hosts: []string{"shop.example.com"}},
+		7:  {PathPrefix: "/kline", Headers: map[string]string{"x-canary": "1"}},
+		8:  {PathPrefix: "/kline"},
+		9:  {PathPrefix: "/kline", Headers: map[string]string{"X-Env": "*"}},
+		10: {PathPrefix: "/deep", Hosts: []string{"*.a.example.com"}},
+		11: {PathPrefix: "/deep", Hosts: []string{"*.example.com"}},
+		12: {PathPrefix: "/flow"},
+		13: {PathPrefix: "/flow"}, // same as 12: the earlier one wins
+	}
+	tbl := NewTable(specs)
+	tests := []struct {
+		name, host, path, method string
+		hdr                      http.Header
+		want                     int
+	}{
+		{name: "default", path: "/", want: 0},
+		{name: "segment-aware prefix", path: "/admin", want: 1},
+		{name: "below prefix", path: "/admin/x", want: 1},
+		{name: "not a segment boundary", path: "/adminx", want: 0},
+		{name: "longer prefix wins", path: "/admin/api/users", want: 2},
+		{name: "exact beats prefix", path: "/admin/health", want: 3},
+		{name: "exact is exact", path: "/admin/health/x", want: 1},
+		{name: "method constrained wins", path: "/admin/x", method: "POST", want: 4},
+		{name: "wildcard host", host: "api.example.com", path: "/admin", want: 5},
+		{name: "exact host beats wildcard", host: "shop.example.com", path: "/admin", method: "POST", want: 6},
+		{name: "wildcard needs a label", host: "example.com", path: "/admin", want: 1},
+		{name: "header match", path: "/kline/x", hdr: http.Header{"X-Canary": {"1"}}, want: 7},
+		{name: "header value mismatch", path: "/kline/x", hdr: http.Header{"X-Canary": {"2"}}, want: 8},
+		{name: "header presence", path: "/kline", hdr: http.Header{"X-Env": {"prod"}}, want: 9},
+		{name: "longer wildcard wins", host: "x.a.example.com", path: "/deep", want: 10},
+		{name: "shorter wildcard", host: "x.b.example.com", path: "/deep", want: 11},
+		{name: "declaration order breaks ties", path: "/flow", want: 12},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := tt.method
+			if m == "" {
+				m = "GET"
+			}
+			if got := tbl.Match(tt.host, tt.path, m, tt.hdr); got != tt.want {
+				t.Fatalf("Match(%q, %q, %s) = %d, want %d", tt.host, tt.path, m, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMatchNone(t *testing.T) {
+	tbl := NewTable([]Spec{{PathPrefix: "/admin"}, {Path: "/x", Methods: []string{"GET"}}})
+	for _, p := range []string{"/", "/adminx", "/x/"} {
+		if got := tbl.Match("", p, "GET", nil); got != -1 {
+			t.Errorf("Match(%q) = %d, want -1", p, got)
+		}
+	}
+	if got := tbl.Match("", "/x", "POST", nil); got != -1 {
+		t.Errorf("POST /x = %d, want -1", got)
+	}
+}
+
+func seedTable() *Table {
+	var specs []Spec
+	for _, p := range []string{"/oauth", "/admin", "/kline", "/flow", "/test", "/api", "/"} {
+		specs = append(specs, Spec{PathPrefix: p})
+	}
+	return NewTable(specs)
+}
+
+func TestMatchDoesNotAllocate(t *testing.T) {
+	tbl := seedTable()
+	h := http.Header{"Accept": {"*/*"}}
+	allocs := testing.AllocsPerRun(100, func() { tbl.Match("example.com", "/flow/board/7", "GET", h) })
+	if allocs != 0 {
+		t.Fatalf("allocs = %v, want 0", allocs)
+	}
+}
+
+func BenchmarkMatch(b *testing.B) {
+	tbl := seedTable()
+	h := http.Header{"Accept": {"*/*"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		tbl.Match("example.com", "/flow/board/7", "GET", h)
+	}
+}
+
+func BenchmarkNormalizePath(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = NormalizePath("/flow/board/7")
+	}
+}

@@ -160,4 +160,3 @@ func parseTemplate(t string) []runtime.TemplatePart {
 	}
 	return parts
 }
-

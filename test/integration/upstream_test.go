@@ -222,4 +222,3 @@ func (u *upstream) waitArrived(t *testing.T, id string) {
 func dialWS(ctx context.Context, url string) (*websocket.Conn, *http.Response, error) {
 	return websocket.Dial(ctx, url, nil)
 }
-

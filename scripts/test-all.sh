@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls exactly this):
+# vet, unit tests with the race detector, the integration tests (real
+# binary and upstream processes on loopback), the Next.js end-to-end test
+# and a short run of every fuzz target. Needs Go and Node.js.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "go vet"
+go vet ./...
+go vet -tags integration,e2e ./test/...
+
+step "unit tests (race detector)"
+go test -race -count=1 ./...
+
+step "integration tests (gatehouse binary on loopback)"
+go test -tags integration -count=1 -timeout 10m ./test/integration/
+
+step "end-to-end: Next.js 15 app behind gatehouse"
+app=test/e2e/nextapp
+if [ ! -d "$app/node_modules" ] || [ "$app/package-lock.json" -nt "$app/node_modules/.package-lock.json" ]; then
+  npm ci --prefix "$app" --no-audit --no-fund
+fi
+NEXT_TELEMETRY_DISABLED=1 go test -tags e2e -count=1 -timeout 10m ./test/e2e/
+
+step "fuzz smoke (10s per target)"
+go test -run '^$' -fuzz '^FuzzNormalizePath$' -fuzztime 10s ./internal/route/
+go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 10s ./internal/config/
+
+step "all tests passed"

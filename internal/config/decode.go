@@ -113,14 +113,35 @@ func Parse(file string, data []byte, baseDir string) (*Document, error) {
 	}
 	d := &decoder{doc: doc}
 	d.decode(root.Content[0], reflect.ValueOf(doc.Config).Elem(), "")
-	if len(d.errs) > 0 {
-		return nil, sortErrors(d.errs)
-	}
 	applyDefaults(doc)
-	if errs := validate(doc); len(errs) > 0 {
+	errs := d.errs
+	// Validate even when decoding failed, to report every problem at once,
+	// but drop what validation says about values that failed to decode
+	// (and the routes holding them): those would be echoes, not news.
+	for _, ve := range validate(doc) {
+		if !related(ve.Path, d.errs) {
+			errs = append(errs, ve)
+		}
+	}
+	if len(errs) > 0 {
 		return nil, sortErrors(errs)
 	}
 	return doc, nil
+}
+
+// related reports whether path is at, above or below a path that failed
+// to decode.
+func related(path string, decodeErrs []FieldError) bool {
+	for _, de := range decodeErrs {
+		if path == de.Path || isBelow(path, de.Path) || isBelow(de.Path, path) {
+			return true
+		}
+	}
+	return false
+}
+
+func isBelow(path, parent string) bool {
+	return strings.HasPrefix(path, parent) && len(path) > len(parent) && (path[len(parent)] == '.' || path[len(parent)] == '[')
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -148,6 +169,10 @@ func sortErrors(es []FieldError) Errors {
 // decoder maps a yaml.Node tree onto the schema by reflection, recording the
 // position of every value and reporting unknown keys, duplicate keys and
 // type mismatches with their paths.
+//
+// Aliases are followed, but cannot blow up ("billion laughs"): decoding
+// follows the schema, whose lists hold mappings or scalars only, so an
+// alias to a list of lists is a type error, not an expansion.
 type decoder struct {
 	doc  *Document
 	errs []FieldError

@@ -210,15 +210,19 @@ func setForwarding(st *state, in, out *http.Request) {
 			st.fwPrefix = v + st.fwPrefix
 		}
 	}
-	h["X-Forwarded-For"] = []string{xff}
-	h["X-Forwarded-Proto"] = []string{proto}
-	h["X-Forwarded-Host"] = []string{host}
-	h["X-Forwarded-Port"] = []string{port}
-	h["Forwarded"] = []string{fwd}
+	// One backing array for all the single values: one allocation, not six.
+	// Each slice is capped (len == cap) so an append copies.
+	v := [...]string{xff, proto, host, port, fwd, st.fwPrefix}
+	vals := v[:]
+	h["X-Forwarded-For"] = vals[0:1:1]
+	h["X-Forwarded-Proto"] = vals[1:2:2]
+	h["X-Forwarded-Host"] = vals[2:3:3]
+	h["X-Forwarded-Port"] = vals[3:4:4]
+	h["Forwarded"] = vals[4:5:5]
 	h["X-Request-Id"] = st.ridVals
 	delete(h, "X-Forwarded-Prefix")
 	if st.fwPrefix != "" {
-		h["X-Forwarded-Prefix"] = []string{st.fwPrefix}
+		h["X-Forwarded-Prefix"] = vals[5:6:6]
 	}
 }
 

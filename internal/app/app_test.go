@@ -1,0 +1,120 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gatehouse/internal/config"
+	"gatehouse/internal/testutil"
+)
+
+func writeConfig(t *testing.T, path, listen, upstream, body string) {
+	t.Helper()
+	cfg := fmt.Sprintf(`
+server: { listen: [%q], shutdown_grace: 5s }
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: app, match: { path_prefix: /app }, upstream: app }
+  - { name: hello, match: { path: /hello }, respond: { body: %q } }
+`, listen, upstream, body)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func get(url string) (string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// TestRunReloadShutdown drives the lifecycle in process: start, reload on a
+// file change, refuse a bad file, reload on the reload channel, stop, and
+// leave no goroutine behind.
+func TestRunReloadShutdown(t *testing.T) {
+	testutil.CheckGoroutines(t)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "upstream") }))
+	defer up.Close()
+	upAddr := strings.TrimPrefix(up.URL, "http://")
+	path := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	writeConfig(t, path, "127.0.0.1:0", upAddr, "v1")
+	doc, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan []net.Addr, 1)
+	a, err := New(doc, Options{ConfigPath: path, Ready: func(addrs []net.Addr) { ready <- addrs }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	reload := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx, reload) }()
+	var base string
+	select {
+	case addrs := <-ready:
+		base = "http://" + addrs[0].String()
+	case err := <-done:
+		t.Fatal(err)
+	}
+	body := func() string { b, _ := get(base + "/hello"); return b }
+	if b := body(); b != "v1" {
+		t.Fatalf("body %q", b)
+	}
+	poolBefore := a.holder.Load().Pools["app"]
+
+	writeConfig(t, path, "127.0.0.1:0", upAddr, "v2")
+	if !testutil.WaitFor(5*time.Second, func() bool { return body() == "v2" }) {
+		t.Fatal("file change not applied")
+	}
+	if a.holder.Load().Pools["app"] != poolBefore {
+		t.Error("an unchanged upstream got a new pool: its connections were dropped")
+	}
+
+	if err := os.WriteFile(path, []byte("routes: [{name: x, upstream: nope}]"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload("test"); err == nil {
+		t.Fatal("bad config accepted")
+	}
+	if b := body(); b != "v2" {
+		t.Fatalf("after a refused reload: %q", b)
+	}
+	if b, _ := get(base + "/app/x"); b != "upstream" {
+		t.Fatalf("proxy after refused reload: %q", b)
+	}
+
+	writeConfig(t, path, "127.0.0.1:0", upAddr, "v3")
+	reload <- struct{}{}
+	if !testutil.WaitFor(5*time.Second, func() bool { return body() == "v3" }) {
+		t.Fatal("reload signal not applied")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	http.DefaultClient.CloseIdleConnections()
+}

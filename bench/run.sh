@@ -469,7 +469,7 @@ for name in "${ACTIVE[@]}"; do printf '%s\t%s\n' "$name" "${VERSION[$name]}"; do
   echo "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
   sort -t$'\t' -k2,2n -s "$RESULTS" | awk -F'\t' '$1 == "direct" {printf "| %d | direct to origin | %.0f | %d µs | %d µs | — | — | %.1f | %.1f | %d | %d |\n", $2, $3, $4, $5, $8, $9, $10 + $11, $12; next} {printf "| %d | %s | %.0f | %d µs | %d µs | %.2f | %.1f | %.1f | %.1f | %d | %d |\n", $2, $1, $3, $4, $5, $6, $7, $8, $9, $10 + $11, $12}'
   echo
-  echo "\"New origin conns\": connections the origin accepted during the measured run (its stub_status). About 0 means the proxy reused its upstream keep-alive pool. The direct row shows wrk's own $CONNS."
+  echo "\"New origin conns\": connections the origin accepted during the measured run (its stub_status). Up to about $CONNS is the pool refilling: when wrk stops, requests still in flight are aborted, and a proxy may drop the upstream connections they were on. Thousands would mean no reuse. The direct row shows wrk's own $CONNS connections."
   echo
   echo "</details>"
 }

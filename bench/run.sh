@@ -15,7 +15,7 @@ DURATION=${DURATION:-10s}      # measured wrk run per proxy per round
 WARMUP=${WARMUP:-2s}           # unmeasured wrk run just before each measured one
 CONNS=${CONNS:-32}             # wrk connections (keep-alive)
 THREADS=${THREADS:-1}          # wrk threads
-PROXIES=${PROXIES:-"nginx haproxy caddy gatehouse"}
+PROXIES=${PROXIES:-"nginx haproxy caddy goplain gatehouse"}
 PROXY_CPU=${PROXY_CPU:-0}      # core the proxy is pinned to
 LOAD_CPU=${LOAD_CPU:-1}        # core wrk and the origin are pinned to
 BASE_PORT=${BASE_PORT:-18080}  # first port tried; busy ports are skipped
@@ -312,6 +312,17 @@ EOF
   return 0
 }
 
+start_goplain() {  # reference: plain httputil.ReverseProxy (bench/goplain)
+  local port; free_port port
+  if ! (cd "$REPO_ROOT" && CGO_ENABLED=0 go build -o "$TMP/goplain" ./bench/goplain) >"$TMP/goplain-build.log" 2>&1; then
+    SKIPPED[goplain]="go build ./bench/goplain failed"; return 1
+  fi
+  GOMAXPROCS=1 start_bg goplain "$PROXY_CPU" "$TMP/goplain" -listen "127.0.0.1:$port" -upstream "127.0.0.1:$ORIGIN_PORT"
+  PORT[goplain]=$port PID[goplain]=$STARTED_PID
+  VERSION[goplain]="net/http $(go env GOVERSION)"
+  return 0
+}
+
 sanity() {      # sanity NAME: 200 and the full body through the proxy
   local name=$1 got
   got=$(curl -s -o "$TMP/$name.body" -w '%{http_code} %{size_download}' "http://127.0.0.1:${PORT[$name]}/bench" || true)
@@ -322,7 +333,7 @@ sanity() {      # sanity NAME: 200 and the full body through the proxy
 
 ACTIVE=()
 for name in $PROXIES; do
-  case $name in nginx|haproxy|caddy|gatehouse) ;; *) die "unknown proxy '$name'";; esac
+  case $name in nginx|haproxy|caddy|gatehouse|goplain) ;; *) die "unknown proxy '$name'";; esac
   if ! "start_$name"; then log "SKIP $name: ${SKIPPED[$name]}"; continue; fi
   if ! wait_port "${PORT[$name]}" "${PID[$name]}" "$name"; then
     sed 's/^/[bench]   /' "$TMP/$name.out" | tail -20 >&2
@@ -407,7 +418,7 @@ done
 
 # ---------------------------------------------------------------- report --
 cmdline="ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS"
-[[ $PROXIES != "nginx haproxy caddy gatehouse" ]] && cmdline+=" PROXIES=\"$PROXIES\""
+[[ $PROXIES != "nginx haproxy caddy goplain gatehouse" ]] && cmdline+=" PROXIES=\"$PROXIES\""
 cmdline+=" bash bench/run.sh"
 
 # medians per proxy: name rps p50 p99 cpureq pcpu core0 core1 errors

@@ -511,3 +511,53 @@ routes:
 		t.Fatalf("%d requests failed during reloads (last: %v)", failed.Load(), lastErr.Load())
 	}
 }
+
+// A request in flight during a reload finishes on the config it started
+// with: its response filters are the old generation's.
+func TestInFlightRequestKeepsItsSnapshot(t *testing.T) {
+	up := startUpstream(t, "app")
+	addr := testutil.FreePort(t)
+	cfg := func(gen int) string {
+		return fmt.Sprintf(`
+server: { listen: [%q] }
+upstreams: { app: { targets: [%q] } }
+routes:
+  - name: app
+    match: { path_prefix: / }
+    upstream: app
+    response_headers: { set: { X-Generation: "%d" } }
+`, addr, up.Addr, gen)
+	}
+	path := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	writeAtomic(t, path, cfg(1))
+	p := testutil.StartFile(t, path, addr)
+	done := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.Get("http://" + addr + "/x?do=hold&id=inflight")
+		if err != nil {
+			t.Error(err)
+			done <- nil
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		done <- resp
+	}()
+	up.waitArrived(t, "inflight")
+	writeAtomic(t, path, cfg(2))
+	if !p.WaitLog(`"generation":2`, 10*time.Second) {
+		t.Fatalf("no reload:\n%s", p.Output())
+	}
+	resp, err := http.Get("http://" + addr + "/y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if g := resp.Header.Get("X-Generation"); g != "2" {
+		t.Fatalf("new request: generation %q, want 2", g)
+	}
+	up.release(t, "inflight")
+	if r := <-done; r == nil || r.StatusCode != 200 || r.Header.Get("X-Generation") != "1" {
+		t.Fatalf("in-flight request: %v", r)
+	}
+}

@@ -294,6 +294,8 @@ start_gatehouse() {
     SKIPPED[gatehouse]="go build ./cmd/gatehouse failed"; return 1
   fi
   cat >"$TMP/gatehouse.yaml" <<EOF
+admin:
+  listen: "off"
 server:
   listen: ["127.0.0.1:$port"]
 log:

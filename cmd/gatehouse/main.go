@@ -86,7 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func validate(path string, stdout, stderr io.Writer) int {
 	doc, err := config.Load(path)
 	if err == nil {
-		_, err = compile.Compile(doc, runtime.NewRegistry(), 0)
+		_, err = compile.Compile(doc, runtime.NewRegistry(nil), 0)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -101,7 +101,7 @@ func validate(path string, stdout, stderr io.Writer) int {
 }
 
 // serve runs an App until SIGTERM or SIGINT; SIGHUP reloads configPath.
-func serve(doc *config.Document, configPath string, stdout, stderr io.Writer, ready func([]net.Addr)) int {
+func serve(doc *config.Document, configPath string, stdout, stderr io.Writer, ready func([]net.Addr, net.Addr)) int {
 	events := logging.NewEventLogger(stderr, logging.ParseLevel(doc.Config.Log.Level))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -144,7 +144,7 @@ func serve(doc *config.Document, configPath string, stdout, stderr io.Writer, re
 		}
 	}()
 
-	a, err := app.New(doc, app.Options{ConfigPath: configPath, Events: events, Access: access, Ready: ready})
+	a, err := app.New(doc, app.Options{ConfigPath: configPath, Events: events, Access: access, Ready: ready, Version: versionString()})
 	if err != nil {
 		events.Error("cannot start", "err", err.Error())
 		return 1
@@ -165,8 +165,8 @@ func serveDemo(listen string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer cleanup()
-	return serve(doc, "", stdout, stderr, func(addrs []net.Addr) {
-		demo.Banner(stdout, addrs[0].String(), doc)
+	return serve(doc, "", stdout, stderr, func(addrs []net.Addr, admin net.Addr) {
+		demo.Banner(stdout, addrs[0].String(), admin, doc)
 	})
 }
 

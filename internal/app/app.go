@@ -12,13 +12,16 @@ import (
 	"net/http"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"gatehouse/internal/admin"
 	"gatehouse/internal/compile"
 	"gatehouse/internal/config"
 	"gatehouse/internal/observe/logging"
+	"gatehouse/internal/observe/metrics"
 	"gatehouse/internal/proxy"
 	"gatehouse/internal/runtime"
 )
@@ -31,9 +34,11 @@ type Options struct {
 	Events     *slog.Logger
 	// Access receives access lines; nil turns them off.
 	Access *slog.Logger
-	// Ready, if set, is called with the bound listener addresses once
-	// every listener is open.
-	Ready func(addrs []net.Addr)
+	// Ready, if set, is called with the bound public listener addresses
+	// and the admin address (nil when off) once every listener is open.
+	Ready func(addrs []net.Addr, admin net.Addr)
+	// Version is reported in metrics and on the status page.
+	Version string
 }
 
 // App is one running Gatehouse.
@@ -43,15 +48,20 @@ type App struct {
 	holder   runtime.Holder
 	registry *runtime.Registry
 	engine   *proxy.Engine
+	metrics  *metrics.Metrics
+	admin    *admin.Server
+	up       atomic.Bool // every listener is open
 
-	mu  sync.Mutex // guards the following fields; held across a reload
-	doc *config.Document
-	gen int64
+	mu      sync.Mutex // guards the following fields; held across a reload
+	doc     *config.Document
+	gen     int64
+	reloads admin.ReloadState
 }
 
 // New compiles doc and builds the engine. It starts nothing.
 func New(doc *config.Document, o Options) (*App, error) {
-	a := &App{opts: o, events: o.Events, registry: runtime.NewRegistry(), doc: doc, gen: 1}
+	a := &App{opts: o, events: o.Events, doc: doc, gen: 1, metrics: metrics.New(o.Version)}
+	a.registry = runtime.NewRegistry(a.metrics)
 	if a.events == nil {
 		a.events = slog.New(slog.DiscardHandler)
 	}
@@ -60,8 +70,39 @@ func New(doc *config.Document, o Options) (*App, error) {
 		return nil, err
 	}
 	a.holder.Store(snap)
-	a.engine = proxy.New(proxy.Options{Holder: &a.holder, Access: o.Access, Events: a.events})
+	now := time.Now()
+	a.reloads = admin.ReloadState{File: doc.File, Generation: a.gen, LoadedAt: now, LastTry: now, LastOK: true}
+	a.metrics.Reload(true, float64(now.Unix()))
+	a.engine = proxy.New(proxy.Options{Holder: &a.holder, Access: o.Access, Events: a.events, Metrics: a.metrics})
+	a.admin = admin.New(admin.Options{Source: a, Metrics: a.metrics, Pprof: doc.Config.Admin.Pprof, Version: o.Version})
 	return a, nil
+}
+
+// Snapshot implements admin.Source.
+func (a *App) Snapshot() *runtime.Snapshot { return a.holder.Load() }
+
+// ConfigYAML implements admin.Source: the running config, secrets redacted.
+func (a *App) ConfigYAML() ([]byte, error) {
+	a.mu.Lock()
+	c := a.doc.Config
+	a.mu.Unlock()
+	return config.MarshalRedacted(c)
+}
+
+// Reloads implements admin.Source.
+func (a *App) Reloads() admin.ReloadState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.reloads
+}
+
+// Ready implements admin.Source: a config is loaded (always, once New
+// succeeded) and every listener is open.
+func (a *App) Ready() (bool, []string) {
+	if !a.up.Load() {
+		return false, []string{"listeners are not open"}
+	}
+	return true, nil
 }
 
 // Handler is the public handler (the engine).
@@ -72,11 +113,22 @@ func (a *App) Handler() http.Handler { return a.engine }
 func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 	s := a.doc.Config.Server
 	var lns []net.Listener
+	var adminLn net.Listener
+	if l := a.doc.Config.Admin.Listen; l != "off" {
+		ln, err := net.Listen("tcp", l)
+		if err != nil {
+			return fmt.Errorf("admin listen %s: %w", l, err)
+		}
+		adminLn = ln
+	}
 	for _, addr := range s.Listen {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			for _, l := range lns {
 				l.Close()
+			}
+			if adminLn != nil {
+				adminLn.Close()
 			}
 			return fmt.Errorf("listen %s: %w", addr, err)
 		}
@@ -107,14 +159,30 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 			return nil
 		})
 	}
-	a.events.Info("gatehouse started", "listen", fmt.Sprint(addrs), logging.KeyConfig, a.doc.File)
+	var adminAddr net.Addr
+	if adminLn != nil {
+		adminSrv := &http.Server{Handler: a.admin, ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(a.events.Handler(), slog.LevelDebug)}
+		servers = append(servers, adminSrv)
+		adminAddr = adminLn.Addr()
+		g.Go(func() error {
+			if err := adminSrv.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("admin serve %s: %w", adminLn.Addr(), err)
+			}
+			return nil
+		})
+		g.Go(func() error { a.admin.Run(gctx); return nil })
+	}
+	a.up.Store(true)
+	a.events.Info("gatehouse started", "listen", fmt.Sprint(addrs), "admin", fmt.Sprint(adminAddr), logging.KeyConfig, a.doc.File)
 	if a.opts.Ready != nil {
-		a.opts.Ready(addrs)
+		a.opts.Ready(addrs, adminAddr)
 	}
 	if a.opts.ConfigPath != "" {
 		g.Go(func() error { return a.watch(gctx, reload) })
 	}
 	<-gctx.Done()
+	a.up.Store(false)
 
 	grace := s.ShutdownGrace.D()
 	a.events.Info("shutting down", "grace", grace.String())
@@ -155,19 +223,26 @@ func (a *App) Reload(reason string) error {
 			a.registry.Retain(snap)
 			a.warnRestartOnly(a.doc.Config, doc.Config)
 			a.doc = doc
+			now := time.Now()
+			a.reloads = admin.ReloadState{File: doc.File, Generation: a.gen, LoadedAt: now, LastTry: now, LastOK: true}
+			a.metrics.Reload(true, float64(now.Unix()))
 			a.events.Info("config reloaded", "reason", reason, "generation", a.gen,
 				"routes", len(doc.Config.Routes), "took_ms", time.Since(start).Milliseconds())
 			return nil
 		}
 	}
 	a.registry.Retain(a.holder.Load()) // drop pools the failed compile made
+	a.metrics.Reload(false, 0)
+	a.reloads.LastTry, a.reloads.LastOK, a.reloads.Errors = time.Now(), false, nil
 	var es config.Errors
 	if errors.As(err, &es) {
 		for _, e := range es {
 			a.events.Error("config rejected", "reason", reason, "err", e.Error())
+			a.reloads.Errors = append(a.reloads.Errors, e.Error())
 		}
 	} else {
 		a.events.Error("config rejected", "reason", reason, "err", err.Error())
+		a.reloads.Errors = append(a.reloads.Errors, err.Error())
 	}
 	a.events.Warn("keeping the running config", "generation", a.gen)
 	return err
@@ -179,7 +254,7 @@ func (a *App) warnRestartOnly(old, cur *config.Config) {
 		old.Server.ReadHeaderTimeout != cur.Server.ReadHeaderTimeout ||
 		old.Server.IdleTimeout != cur.Server.IdleTimeout ||
 		old.Server.MaxHeaderBytes != cur.Server.MaxHeaderBytes ||
-		old.Log != cur.Log {
-		a.events.Warn("server.listen, the server timeouts, max_header_bytes and log settings change only on restart")
+		old.Log != cur.Log || old.Admin != cur.Admin {
+		a.events.Warn("server.listen, the server timeouts, max_header_bytes, log and admin settings change only on restart")
 	}
 }

@@ -20,6 +20,7 @@ import (
 func writeConfig(t *testing.T, path, listen, upstream, body string) {
 	t.Helper()
 	cfg := fmt.Sprintf(`
+admin: { listen: "off" }
 server: { listen: [%q], shutdown_grace: 5s }
 upstreams: { app: { targets: [%q] } }
 routes:
@@ -60,7 +61,7 @@ func TestRunReloadShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	ready := make(chan []net.Addr, 1)
-	a, err := New(doc, Options{ConfigPath: path, Ready: func(addrs []net.Addr) { ready <- addrs }})
+	a, err := New(doc, Options{ConfigPath: path, Ready: func(addrs []net.Addr, _ net.Addr) { ready <- addrs }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,8 +20,12 @@ import (
 	"gatehouse/internal/runtime"
 )
 
+// NoRoute is the route label of requests answered before any route
+// matched (400, 404). Route names cannot contain parentheses.
+const NoRoute = "(none)"
+
 // Compile builds a snapshot of doc. reg provides pools; pass
-// runtime.NewRegistry() for a throwaway compile.
+// runtime.NewRegistry(nil) for a throwaway compile.
 func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*runtime.Snapshot, error) {
 	c := doc.Config
 	snap := &runtime.Snapshot{Generation: generation, Source: doc.File, Pools: map[string]*lb.Pool{}}
@@ -46,7 +50,7 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 			MaxIdlePerTarget:      u.MaxIdlePerTarget,
 		}
 		key := fmt.Sprintf("%s|%q|%+v", n, u.Targets, s)
-		snap.Pools[n] = reg.Pool(key, func() *lb.Pool { return lb.NewPool(n, u.Targets, s) })
+		snap.Pools[n] = reg.Pool(key, func() *lb.Pool { return lb.NewPool(n, u.Targets, s, reg.Metrics()) })
 	}
 
 	specs := make([]route.Spec, len(c.Routes))
@@ -62,10 +66,17 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 		if err != nil {
 			return nil, fmt.Errorf("compile: route %s: %w", rc.Name, err)
 		}
+		if m := reg.Metrics(); m != nil {
+			r.Obs = m.Route(r.Name)
+		}
+		r.Describe = describe(rc)
 		snap.Routes = append(snap.Routes, r)
 	}
 	snap.Table = route.NewTable(specs)
 	snap.Fallback = &runtime.Route{Name: ""}
+	if m := reg.Metrics(); m != nil {
+		snap.Fallback.Obs = m.Route(NoRoute)
+	}
 	if sec := headers.NewSecurity(c.Server.SecurityHeaders, nil); sec != nil {
 		snap.Fallback.ResponseFilters = []phase.ResponseFilter{sec}
 	}
@@ -159,4 +170,52 @@ func parseTemplate(t string) []runtime.TemplatePart {
 		t = t[i+j+1:]
 	}
 	return parts
+}
+
+// describe summarizes a route in one line for the status page.
+func describe(rc *config.Route) string {
+	var parts []string
+	m := rc.Match
+	if len(m.Host) > 0 {
+		parts = append(parts, "host "+strings.Join(m.Host, ","))
+	}
+	switch {
+	case m.Path != "":
+		parts = append(parts, "path "+m.Path)
+	case m.PathPrefix != "":
+		parts = append(parts, "path_prefix "+m.PathPrefix)
+	}
+	if len(m.Methods) > 0 {
+		parts = append(parts, strings.Join(m.Methods, ","))
+	}
+	if len(m.Headers) > 0 {
+		parts = append(parts, fmt.Sprintf("%d header conditions", len(m.Headers)))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "everything")
+	}
+	var action string
+	switch {
+	case rc.Upstream != "":
+		action = "upstream " + rc.Upstream
+		if rc.StripPrefix {
+			action += " (prefix stripped)"
+		} else if rc.Rewrite != "" {
+			action += " (rewrite " + rc.Rewrite + ")"
+		}
+	case rc.API != nil:
+		svcs := make([]string, 0, len(rc.API.Services))
+		for s := range rc.API.Services {
+			svcs = append(svcs, s)
+		}
+		sort.Strings(svcs)
+		action = "api " + strings.Join(svcs, ",")
+	case rc.Static != nil:
+		action = "static " + rc.Static.Root
+	case rc.Redirect != nil:
+		action = fmt.Sprintf("redirect %d %s", rc.Redirect.Status, rc.Redirect.To)
+	case rc.Respond != nil:
+		action = fmt.Sprintf("respond %d", rc.Respond.Status)
+	}
+	return strings.Join(parts, " ") + " → " + action
 }

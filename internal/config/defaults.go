@@ -19,6 +19,7 @@ const (
 	DefaultIdleConnTimeout   = 4 * time.Second
 	DefaultMaxIdlePerTarget  = 256
 	DefaultRedirectStatus    = 308
+	DefaultAdminListen       = "127.0.0.1:9901"
 )
 
 // DefaultSecurityHeaders are set on responses that lack them.
@@ -55,6 +56,9 @@ func applyDefaults(doc *Document) {
 	}
 	if s.SecurityHeaders == nil {
 		s.SecurityHeaders = DefaultSecurityHeaders()
+	}
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = DefaultAdminListen
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"

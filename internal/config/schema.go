@@ -15,6 +15,8 @@ type Config struct {
 	Server Server `yaml:"server"`
 	// Log: event and access logging.
 	Log Log `yaml:"log"`
+	// Admin: the admin listener (metrics, health, status page).
+	Admin Admin `yaml:"admin"`
 	// Upstreams: named pools of targets that routes proxy to.
 	Upstreams map[string]*Upstream `yaml:"upstreams"`
 	// Routes: matched most-specific first (see docs/config.md).
@@ -44,6 +46,15 @@ type Server struct {
 	// Default X-Content-Type-Options: nosniff, Referrer-Policy:
 	// strict-origin-when-cross-origin, X-Frame-Options: SAMEORIGIN.
 	SecurityHeaders map[string]string `yaml:"security_headers"`
+}
+
+// Admin configures the admin listener. It is separate from the public
+// listeners; none of its paths is reachable through them.
+type Admin struct {
+	// Listen address, or "off". Default 127.0.0.1:9901 (loopback only).
+	Listen string `yaml:"listen"`
+	// Pprof serves Go's /debug/pprof profiles. Default false.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Log configures logging. Logs are JSON lines.
@@ -187,6 +198,9 @@ type Duration time.Duration
 
 // D returns the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalYAML writes the duration as it is configured ("5s").
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
 
 // Size is a byte count written as an integer or with a unit: "64KiB",
 // "10MB", "1GiB".

@@ -32,6 +32,13 @@ func validate(doc *Document) []FieldError {
 	v := &validator{doc: doc}
 	c := doc.Config
 	v.server(&c.Server)
+	if c.Admin.Listen != "off" {
+		if err := checkHostPort(c.Admin.Listen, true); err != "" {
+			v.add("admin.listen", `%s (or "off")`, err)
+		} else if slices.Contains(c.Server.Listen, c.Admin.Listen) {
+			v.add("admin.listen", "must differ from every server.listen address: admin paths are never served on public listeners")
+		}
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

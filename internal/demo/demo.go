@@ -60,6 +60,7 @@ func Setup(ctx context.Context, listen string) (*config.Document, func(), error)
 		return nil, nil, err
 	}
 	doc.Config.Server.Listen = []string{listen}
+	doc.Config.Admin.Listen = "127.0.0.1:0" // a free port, printed in the banner
 	names := make([]string, 0, len(doc.Config.Upstreams))
 	for n := range doc.Config.Upstreams {
 		names = append(names, n)
@@ -97,7 +98,7 @@ func unpack(dir string) error {
 }
 
 // Banner is what `gatehouse demo` prints once it listens on addr.
-func Banner(w io.Writer, addr string, doc *config.Document) {
+func Banner(w io.Writer, addr string, admin net.Addr, doc *config.Document) {
 	base := "http://" + addr
 	fmt.Fprintf(w, "Gatehouse demo: the shipped route table with echo upstreams, on %s\n\n", base)
 	fmt.Fprintf(w, "Upstreams (built-in echo servers):\n")
@@ -119,6 +120,9 @@ func Banner(w io.Writer, addr string, doc *config.Document) {
 		{"/", "the landing page (static)"},
 	} {
 		fmt.Fprintf(w, "  curl -i --path-as-is %-42s # %s\n", base+ex[0], ex[1])
+	}
+	if admin != nil {
+		fmt.Fprintf(w, "\nStatus page: http://%s/   metrics: http://%s/metrics\n", admin, admin)
 	}
 	fmt.Fprintf(w, "\nAccess log lines follow. Ctrl-C stops.\n\n")
 }

@@ -7,11 +7,14 @@
 package lb
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"gatehouse/internal/observe/metrics"
 )
 
 // ErrNoTarget means the pool has no target to offer.
@@ -27,7 +30,8 @@ type Settings struct {
 
 // Target is one upstream address.
 type Target struct {
-	Addr     string // host:port
+	Addr     string             // host:port
+	Obs      *metrics.TargetObs // nil when metrics are off
 	inflight atomic.Int64
 }
 
@@ -43,15 +47,36 @@ type Pool struct {
 }
 
 // NewPool builds a pool. It starts no goroutine and opens no connection.
-func NewPool(name string, addrs []string, s Settings) *Pool {
+// m may be nil (metrics off).
+func NewPool(name string, addrs []string, s Settings, m *metrics.Metrics) *Pool {
 	p := &Pool{Name: name}
+	byAddr := map[string]*Target{}
 	for _, a := range addrs {
-		p.Targets = append(p.Targets, &Target{Addr: a})
+		t := &Target{Addr: a}
+		if m != nil {
+			t.Obs = m.Target(name, a)
+		}
+		p.Targets = append(p.Targets, t)
+		byAddr[a] = t
 	}
 	dialer := &net.Dialer{Timeout: s.ConnectTimeout, KeepAlive: 30 * time.Second}
+	dial := dialer.DialContext
+	if m != nil {
+		// Counting dials, not requests, makes connection reuse visible
+		// at no cost per request: reused = requests - opened.
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err == nil {
+				if t := byAddr[addr]; t != nil {
+					t.Obs.Dialed()
+				}
+			}
+			return c, err
+		}
+	}
 	p.Transport = &http.Transport{
 		Proxy:       nil, // never an environment proxy
-		DialContext: dialer.DialContext,
+		DialContext: dial,
 		// Pingora's lesson: net/http's default of 2 idle connections per
 		// host makes most requests under load open a new connection.
 		MaxIdleConns:          0,

@@ -28,7 +28,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"gatehouse/internal/lb"
+	"gatehouse/internal/observe/metrics"
 	"gatehouse/internal/phase"
 	"gatehouse/internal/runtime"
 )
@@ -42,6 +45,9 @@ type Options struct {
 	Events *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Metrics, if set, receives the in-flight gauge; per-route and
+	// per-target observers come with the snapshot.
+	Metrics *metrics.Metrics
 }
 
 // Engine is the request engine. It is safe for concurrent use.
@@ -51,6 +57,8 @@ type Engine struct {
 	events *slog.Logger
 	now    func() time.Time
 	rp     *httputil.ReverseProxy
+	// inFlight is nil when metrics are off.
+	inFlight prometheus.Gauge
 
 	ridPrefix string
 	ridSeq    atomic.Uint64
@@ -60,6 +68,9 @@ type Engine struct {
 // New returns an engine reading snapshots from o.Holder.
 func New(o Options) *Engine {
 	e := &Engine{holder: o.Holder, access: o.Access, events: o.Events, now: o.Now}
+	if o.Metrics != nil {
+		e.inFlight = o.Metrics.InFlight()
+	}
 	if e.events == nil {
 		e.events = slog.New(slog.DiscardHandler)
 	}
@@ -118,6 +129,9 @@ func (e *Engine) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	st.snap = e.holder.Load()
 	st.route = st.snap.Fallback // until a route matches: security headers on early errors
 	st.w.reset(rw, st)
+	if e.inFlight != nil {
+		e.inFlight.Inc()
+	}
 	w := &st.w
 	defer e.finish(st, r)
 
@@ -150,6 +164,9 @@ func (e *Engine) finish(st *state, r *http.Request) {
 		}
 	}
 	e.logging(st, r)
+	if e.inFlight != nil {
+		e.inFlight.Dec()
+	}
 	abort := p == http.ErrAbortHandler //nolint:errorlint // see above
 	*st = state{}
 	e.states.Put(st)

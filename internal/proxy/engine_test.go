@@ -110,7 +110,7 @@ func newGate(t *testing.T, yaml string) *gate {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	snap, err := compile.Compile(doc, runtime.NewRegistry(), 1)
+	snap, err := compile.Compile(doc, runtime.NewRegistry(nil), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -627,7 +627,7 @@ routes:
 	if err != nil {
 		b.Fatal(err)
 	}
-	snap, _ := compile.Compile(doc, runtime.NewRegistry(), 1)
+	snap, _ := compile.Compile(doc, runtime.NewRegistry(nil), 1)
 	var h runtime.Holder
 	h.Store(snap)
 	srv := httptest.NewServer(New(Options{Holder: &h, Access: slog.New(slog.NewJSONHandler(io.Discard, nil))}))
@@ -657,7 +657,7 @@ routes:
 	if err != nil {
 		b.Fatal(err)
 	}
-	snap, _ := compile.Compile(doc, runtime.NewRegistry(), 1)
+	snap, _ := compile.Compile(doc, runtime.NewRegistry(nil), 1)
 	var h runtime.Holder
 	h.Store(snap)
 	e := New(Options{Holder: &h, Access: slog.New(slog.NewJSONHandler(io.Discard, nil))})

@@ -24,6 +24,9 @@ func (e *Engine) logging(st *state, r *http.Request) {
 	if rc.Status == 0 {
 		rc.Status = http.StatusOK // the handler returned without writing
 	}
+	if obs := st.route.Obs; obs != nil {
+		obs.Observe(r.Method, rc.Status, e.now().Sub(rc.Start).Seconds())
+	}
 	if e.access == nil {
 		return
 	}

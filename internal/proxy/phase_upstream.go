@@ -246,6 +246,9 @@ func forwardedElem(peer, host, proto string) string {
 func (e *Engine) upstreamResponse(resp *http.Response) error {
 	st := stateOf(resp.Request.Context())
 	st.rc.UpstreamRT = e.now().Sub(st.rtStart)
+	if obs := st.target.Obs; obs != nil {
+		obs.Response(resp.StatusCode, st.rc.UpstreamRT.Seconds())
+	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		st.w.status = http.StatusSwitchingProtocols
 	}
@@ -259,7 +262,18 @@ func (e *Engine) upstreamError(w http.ResponseWriter, r *http.Request, err error
 	if st.rc.UpstreamRT == 0 {
 		st.rc.UpstreamRT = e.now().Sub(st.rtStart)
 	}
-	e.failToProxy(st, &st.w, r, classify(r, err))
+	pe := classify(r, err)
+	if obs := st.target.Obs; obs != nil {
+		switch pe.Kind {
+		case phase.KindUpstreamConnect:
+			obs.Error("connect")
+		case phase.KindUpstreamTimeout:
+			obs.Error("timeout")
+		case phase.KindUpstreamProto:
+			obs.Error("protocol")
+		}
+	}
+	e.failToProxy(st, &st.w, r, pe)
 }
 
 // classify turns a round-trip error into a phase.Error.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"gatehouse/internal/lb"
+	"gatehouse/internal/observe/metrics"
 	"gatehouse/internal/phase"
 	"gatehouse/internal/route"
 )
@@ -56,6 +57,9 @@ func (s *Snapshot) IsTrusted(a netip.Addr) bool {
 type Route struct {
 	Name   string
 	Action Action
+	// Describe is a one-line summary for the status page, such as
+	// "path_prefix /admin → upstream admin-portal".
+	Describe string
 	// Match facts the actions need.
 	PathPrefix string // "" when the route matches an exact path
 	ExactPath  string
@@ -72,6 +76,9 @@ type Route struct {
 
 	Timeout      time.Duration // 0: none
 	MaxBodyBytes int64         // 0: none
+
+	// Obs records the route's requests; nil when metrics are off.
+	Obs *metrics.RouteObs
 
 	Filters         []phase.RequestFilter
 	UpstreamFilters []phase.UpstreamRequestFilter
@@ -142,12 +149,20 @@ func (h *Holder) Store(s *Snapshot) { h.p.Store(s) }
 // Registry owns pools across snapshots, keyed by identity (name and
 // settings), so reloads keep connections and state of unchanged upstreams.
 type Registry struct {
+	metrics *metrics.Metrics // nil: off
+
 	mu    sync.Mutex // guards the following fields
 	pools map[string]*lb.Pool
 }
 
-// NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{pools: map[string]*lb.Pool{}} }
+// NewRegistry returns an empty registry; pools it creates report to m
+// (which may be nil).
+func NewRegistry(m *metrics.Metrics) *Registry {
+	return &Registry{pools: map[string]*lb.Pool{}, metrics: m}
+}
+
+// Metrics returns the metrics new pools report to (nil when off).
+func (r *Registry) Metrics() *metrics.Metrics { return r.metrics }
 
 // Pool returns the pool for key, creating it with mk if absent.
 func (r *Registry) Pool(key string, mk func() *lb.Pool) *lb.Pool {

@@ -64,6 +64,8 @@ func TestNextJS(t *testing.T) {
 	gwAddr := testutil.FreePort(t)
 	config := fmt.Sprintf(`server:
   listen: [%q]
+admin:
+  listen: "off"
 log:
   access: stdout
 upstreams:

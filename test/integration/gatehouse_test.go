@@ -46,6 +46,7 @@ func seedConfig(t *testing.T, addr string, ups map[string]*upstream) string {
 		s = strings.Replace(s, "127.0.0.1:"+port, ups[name].Addr, 1)
 	}
 	s = strings.Replace(s, `listen: [":6188"]`, fmt.Sprintf("listen: [%q]", addr), 1)
+	s += "\nadmin: { listen: \"off\" }\n"
 	s = strings.Replace(s, "root: ./www", "root: "+filepath.Join(root, "www"), 1)
 	return s
 }
@@ -131,6 +132,7 @@ func oneUpstream(t *testing.T, extraUpstreams, extraRoutes string) (*upstream, *
 	up := startUpstream(t, "app")
 	addr := testutil.FreePort(t)
 	cfg := fmt.Sprintf(`
+admin: { listen: "off" }
 server:
   listen: [%q]
   max_body_bytes: 200MiB
@@ -427,6 +429,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	addr := testutil.FreePort(t)
 	cfg := func(gen int) string {
 		return fmt.Sprintf(`
+admin: { listen: "off" }
 server: { listen: [%q] }
 upstreams: { app: { targets: [%q] } }
 routes:
@@ -519,6 +522,7 @@ func TestInFlightRequestKeepsItsSnapshot(t *testing.T) {
 	addr := testutil.FreePort(t)
 	cfg := func(gen int) string {
 		return fmt.Sprintf(`
+admin: { listen: "off" }
 server: { listen: [%q] }
 upstreams: { app: { targets: [%q] } }
 routes:

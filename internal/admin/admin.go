@@ -1,0 +1,300 @@
+// Package admin serves Gatehouse's admin listener: /metrics, /healthz,
+// /readyz, /config (redacted), /upstreams, /status.json with the status
+// page at /, and /debug/pprof when enabled.
+//
+// It runs on its own listener (loopback by default), never on the public
+// ones: the engine has no route to any of these paths, so no Host or path
+// trick on a public listener can reach them.
+package admin
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"net/http"
+	"net/http/pprof"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"gatehouse/internal/observe/metrics"
+	"gatehouse/internal/runtime"
+)
+
+// ReloadState describes the running config and the last load attempt.
+type ReloadState struct {
+	File       string    `json:"file"`
+	Generation int64     `json:"generation"`
+	LoadedAt   time.Time `json:"loaded_at"`
+	LastTry    time.Time `json:"last_attempt"`
+	LastOK     bool      `json:"last_ok"`
+	Errors     []string  `json:"errors,omitempty"` // of the last refused attempt
+}
+
+// Source is what the admin listener reports on; internal/app implements it.
+type Source interface {
+	Snapshot() *runtime.Snapshot
+	ConfigYAML() ([]byte, error)
+	Reloads() ReloadState
+	// Ready reports readiness, with the reasons when not ready.
+	Ready() (bool, []string)
+}
+
+// Options configure the admin handler.
+type Options struct {
+	Source  Source
+	Metrics *metrics.Metrics
+	Pprof   bool
+	Version string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// SampleEvery is the status page's sampling interval. Default 5s.
+	SampleEvery time.Duration
+}
+
+// Server is the admin handler plus the sampler behind the status page.
+type Server struct {
+	o       Options
+	mux     *http.ServeMux
+	started time.Time
+	hist    *history
+}
+
+// New builds the admin server. Run starts its sampler.
+func New(o Options) *Server {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.SampleEvery == 0 {
+		o.SampleEvery = 5 * time.Second
+	}
+	s := &Server{o: o, mux: http.NewServeMux(), started: o.Now(), hist: newHistory(61)}
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("GET /config", s.config)
+	s.mux.HandleFunc("GET /upstreams", s.upstreams)
+	s.mux.HandleFunc("GET /status.json", s.status)
+	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
+		_, _ = w.Write(statusPage)
+	})
+	if o.Metrics != nil {
+		s.mux.Handle("GET /metrics", promhttp.HandlerFor(o.Metrics.Registry, promhttp.HandlerOpts{}))
+	}
+	if o.Pprof {
+		s.mux.HandleFunc("/debug/pprof/", pprof.Index)
+		s.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("X-Frame-Options", "DENY")
+	s.mux.ServeHTTP(w, r)
+}
+
+// Run samples request totals for the status page until ctx ends.
+func (s *Server) Run(ctx context.Context) {
+	if s.o.Metrics == nil {
+		return
+	}
+	s.hist.add(s.o.Now(), s.o.Metrics.RouteTotals())
+	t := time.NewTicker(s.o.SampleEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.hist.add(s.o.Now(), s.o.Metrics.RouteTotals())
+		}
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ok, reasons := s.o.Source.Ready()
+	if !ok {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reasons": reasons})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ready": true})
+}
+
+func (s *Server) config(w http.ResponseWriter, r *http.Request) {
+	b, err := s.o.Source.ConfigYAML()
+	if err != nil {
+		http.Error(w, "cannot render the config", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/yaml; charset=utf-8")
+	_, _ = w.Write(b)
+}
+
+// TargetStatus is one upstream target on /upstreams.
+type TargetStatus struct {
+	Address  string `json:"address"`
+	State    string `json:"state"`
+	InFlight int64  `json:"in_flight"`
+}
+
+// PoolStatus is one upstream on /upstreams.
+type PoolStatus struct {
+	Name    string         `json:"name"`
+	Targets []TargetStatus `json:"targets"`
+}
+
+func (s *Server) pools() []PoolStatus {
+	snap := s.o.Source.Snapshot()
+	names := make([]string, 0, len(snap.Pools))
+	for n := range snap.Pools {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]PoolStatus, 0, len(names))
+	for _, n := range names {
+		ps := PoolStatus{Name: n}
+		for _, t := range snap.Pools[n].Targets {
+			// No health checks run yet, so no target is known up or down.
+			ps.Targets = append(ps.Targets, TargetStatus{Address: t.Addr, State: "unchecked", InFlight: t.Inflight()})
+		}
+		out = append(out, ps)
+	}
+	return out
+}
+
+func (s *Server) upstreams(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"upstreams": s.pools()})
+}
+
+// RouteStatus is one route on /status.json. Rates are per second over the
+// last minute; Series holds one point per sample interval, oldest first.
+type RouteStatus struct {
+	Name     string  `json:"name"`
+	Describe string  `json:"describe"`
+	Total    float64 `json:"requests_total"`
+	RPS      float64 `json:"rps_1m"`
+	ErrRPS   float64 `json:"errors_per_second_1m"`
+	Series   []Point `json:"series"`
+}
+
+// Point is a rate sample.
+type Point struct {
+	At     time.Time `json:"t"`
+	RPS    float64   `json:"rps"`
+	ErrRPS float64   `json:"eps"`
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	now := s.o.Now()
+	snap := s.o.Source.Snapshot()
+	if s.o.Metrics != nil {
+		s.hist.add(now, s.o.Metrics.RouteTotals()) // the page shows the present, not the last tick
+	}
+	ready, reasons := s.o.Source.Ready()
+	routes := make([]RouteStatus, 0, len(snap.Routes)+1)
+	for _, rt := range append(append([]*runtime.Route{}, snap.Routes...), snap.Fallback) {
+		name, desc := rt.Name, rt.Describe
+		if rt == snap.Fallback {
+			name, desc = "(none)", "requests refused before any route matched (400, 404)"
+		}
+		rs := RouteStatus{Name: name, Describe: desc}
+		rs.Total, rs.RPS, rs.ErrRPS, rs.Series = s.hist.rates(name, now, time.Minute)
+		routes = append(routes, rs)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"version":        s.o.Version,
+		"uptime_seconds": int64(now.Sub(s.started).Seconds()),
+		"ready":          ready,
+		"not_ready":      reasons,
+		"config":         s.o.Source.Reloads(),
+		"routes":         routes,
+		"upstreams":      s.pools(),
+	})
+}
+
+// history keeps the last samples of per-route totals, to derive rates.
+type history struct {
+	mu      sync.Mutex // guards the following fields
+	samples []sample   // ring, oldest first once full
+	max     int
+}
+
+type sample struct {
+	at     time.Time
+	totals map[string][2]float64
+}
+
+func newHistory(max int) *history { return &history{max: max} }
+
+func (h *history) add(at time.Time, totals map[string][2]float64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	// Keep one sample per tick: an on-demand sample replaces a newer
+	// on-demand one rather than piling up.
+	if n := len(h.samples); n >= 2 && at.Sub(h.samples[n-2].at) < time.Second {
+		h.samples[n-1] = sample{at, totals}
+		return
+	}
+	h.samples = append(h.samples, sample{at, totals})
+	if len(h.samples) > h.max {
+		h.samples = h.samples[len(h.samples)-h.max:]
+	}
+}
+
+// rates returns a route's total, its request and 5xx rates over window,
+// and the per-interval series.
+func (h *history) rates(route string, now time.Time, window time.Duration) (total, rps, eps float64, series []Point) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := len(h.samples)
+	if n == 0 {
+		return 0, 0, 0, nil
+	}
+	last := h.samples[n-1]
+	total = last.totals[route][0]
+	for i := 1; i < n; i++ {
+		a, b := h.samples[i-1], h.samples[i]
+		dt := b.at.Sub(a.at).Seconds()
+		if dt <= 0 {
+			continue
+		}
+		series = append(series, Point{At: b.at,
+			RPS: (b.totals[route][0] - a.totals[route][0]) / dt, ErrRPS: (b.totals[route][1] - a.totals[route][1]) / dt})
+	}
+	// The window's base is the oldest sample within it.
+	base := last
+	for i := n - 1; i >= 0; i-- {
+		if now.Sub(h.samples[i].at) > window {
+			break
+		}
+		base = h.samples[i]
+	}
+	if dt := last.at.Sub(base.at).Seconds(); dt > 0 {
+		rps = (last.totals[route][0] - base.totals[route][0]) / dt
+		eps = (last.totals[route][1] - base.totals[route][1]) / dt
+	}
+	return total, rps, eps, series
+}
+
+//go:embed status.html
+var statusPage []byte

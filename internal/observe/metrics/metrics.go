@@ -1,0 +1,260 @@
+// Package metrics declares every Prometheus metric Gatehouse exports, in
+// this one file, on a registry Gatehouse owns (never the global one).
+//
+// Cardinality is bounded by construction: labels take values from the
+// config (route, upstream, target names), from fixed sets (method, status
+// class, error kind), never from the request (no raw paths, no user ids).
+// docs/observability.md lists every metric.
+package metrics
+
+import (
+	"net/http"
+	"runtime"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// Buckets for request durations at a proxy: from sub-millisecond local
+// answers to minute-long streams.
+var durationBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+
+// Methods are the method label values; anything else is "OTHER".
+var Methods = [...]string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE", "OTHER"}
+
+// Classes are the status class label values.
+var Classes = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// MethodIndex maps a method to its index in Methods.
+func MethodIndex(m string) int {
+	switch m {
+	case http.MethodGet:
+		return 0
+	case http.MethodHead:
+		return 1
+	case http.MethodPost:
+		return 2
+	case http.MethodPut:
+		return 3
+	case http.MethodPatch:
+		return 4
+	case http.MethodDelete:
+		return 5
+	case http.MethodOptions:
+		return 6
+	case http.MethodConnect:
+		return 7
+	case http.MethodTrace:
+		return 8
+	}
+	return 9
+}
+
+// ClassIndex maps a status to its index in Classes.
+func ClassIndex(status int) int {
+	c := status/100 - 1
+	if c < 0 || c > 4 {
+		return 4
+	}
+	return c
+}
+
+// Metrics holds the collectors.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	inFlight  prometheus.Gauge
+	upReqs    *prometheus.CounterVec
+	upLatency *prometheus.HistogramVec
+	upErrors  *prometheus.CounterVec
+	upDials   *prometheus.CounterVec
+
+	reloadOK   prometheus.Gauge
+	reloadTime prometheus.Gauge
+	reloads    *prometheus.CounterVec
+
+	routes sync.Map // route name → *RouteObs
+}
+
+// New registers every collector on a fresh registry.
+func New(version string) *Metrics {
+	m := &Metrics{Registry: prometheus.NewRegistry()}
+	f := func(c prometheus.Collector) { m.Registry.MustRegister(c) }
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_http_requests_total",
+		Help: "Requests answered, by route, method and status class.",
+	}, []string{"route", "method", "code"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "gatehouse_http_request_duration_seconds",
+		Help:    "Time from request headers read to the last response byte, by route, method and status class.",
+		Buckets: durationBuckets,
+	}, []string{"route", "method", "code"})
+	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "gatehouse_http_requests_in_flight",
+		Help: "Requests being served now.",
+	})
+	m.upReqs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_upstream_requests_total",
+		Help: "Upstream attempts that got a response, by upstream, target and status class.",
+	}, []string{"upstream", "target", "code"})
+	m.upLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "gatehouse_upstream_response_header_seconds",
+		Help:    "Time from sending a request upstream to its response headers.",
+		Buckets: durationBuckets,
+	}, []string{"upstream", "target"})
+	m.upErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_upstream_errors_total",
+		Help: "Upstream attempts that failed without a response, by kind: connect, timeout, protocol.",
+	}, []string{"upstream", "target", "kind"})
+	m.upDials = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_upstream_connections_opened_total",
+		Help: "New upstream connections dialed. Requests minus these were served on reused connections.",
+	}, []string{"upstream", "target"})
+	m.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "gatehouse_config_last_reload_success",
+		Help: "1 if the last config load or reload succeeded, 0 if it was refused.",
+	})
+	m.reloadTime = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "gatehouse_config_last_reload_success_timestamp_seconds",
+		Help: "When the running config was loaded (Unix time).",
+	})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_config_reloads_total",
+		Help: "Config reloads, by result: success or failure.",
+	}, []string{"result"})
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "gatehouse_build_info",
+		Help:        "Always 1; labels carry the version and the Go version.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
+	})
+	build.Set(1)
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.upReqs, m.upLatency,
+		m.upErrors, m.upDials, m.reloadOK, m.reloadTime, m.reloads, build,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		f(c)
+	}
+	return m
+}
+
+// RouteObs caches a route's label children, so the request path does no
+// label hashing: one array index per request.
+type RouteObs struct {
+	count [len(Methods)][len(Classes)]prometheus.Counter
+	dur   [len(Methods)][len(Classes)]prometheus.Observer
+}
+
+// Route returns the observers of a route (created on first use).
+func (m *Metrics) Route(name string) *RouteObs {
+	if ro, ok := m.routes.Load(name); ok {
+		return ro.(*RouteObs)
+	}
+	ro := &RouteObs{}
+	for i, meth := range Methods {
+		for j, cl := range Classes {
+			ro.count[i][j] = m.requests.WithLabelValues(name, meth, cl)
+			ro.dur[i][j] = m.duration.WithLabelValues(name, meth, cl)
+		}
+	}
+	actual, _ := m.routes.LoadOrStore(name, ro)
+	return actual.(*RouteObs)
+}
+
+// Observe records one answered request.
+func (ro *RouteObs) Observe(method string, status int, seconds float64) {
+	i, j := MethodIndex(method), ClassIndex(status)
+	ro.count[i][j].Inc()
+	ro.dur[i][j].Observe(seconds)
+}
+
+// InFlight is the in-flight gauge.
+func (m *Metrics) InFlight() prometheus.Gauge { return m.inFlight }
+
+// TargetObs holds one upstream target's children.
+type TargetObs struct {
+	reqs    [len(Classes)]prometheus.Counter
+	latency prometheus.Observer
+	errs    map[string]prometheus.Counter
+	dials   prometheus.Counter
+}
+
+// ErrorKinds are the kind label values of gatehouse_upstream_errors_total.
+var ErrorKinds = []string{"connect", "timeout", "protocol"}
+
+// Target returns the observers of one upstream target.
+func (m *Metrics) Target(upstream, target string) *TargetObs {
+	t := &TargetObs{latency: m.upLatency.WithLabelValues(upstream, target),
+		dials: m.upDials.WithLabelValues(upstream, target), errs: map[string]prometheus.Counter{}}
+	for j, cl := range Classes {
+		t.reqs[j] = m.upReqs.WithLabelValues(upstream, target, cl)
+	}
+	for _, k := range ErrorKinds {
+		t.errs[k] = m.upErrors.WithLabelValues(upstream, target, k)
+	}
+	return t
+}
+
+// Response records an attempt that got response headers.
+func (t *TargetObs) Response(status int, seconds float64) {
+	t.reqs[ClassIndex(status)].Inc()
+	t.latency.Observe(seconds)
+}
+
+// Error records a failed attempt; kind is one of ErrorKinds.
+func (t *TargetObs) Error(kind string) {
+	if c, ok := t.errs[kind]; ok {
+		c.Inc()
+	}
+}
+
+// Dialed records a new connection.
+func (t *TargetObs) Dialed() { t.dials.Inc() }
+
+// Reload records a config load or reload.
+func (m *Metrics) Reload(ok bool, unix float64) {
+	if ok {
+		m.reloadOK.Set(1)
+		m.reloadTime.Set(unix)
+		m.reloads.WithLabelValues("success").Inc()
+		return
+	}
+	m.reloadOK.Set(0)
+	m.reloads.WithLabelValues("failure").Inc()
+}
+
+// StatusClass renders a status as its class label ("2xx").
+func StatusClass(status int) string { return Classes[ClassIndex(status)] }
+
+
+// RouteTotals returns, per route name, requests answered and those
+// answered 5xx so far. The status page samples it to draw rates.
+func (m *Metrics) RouteTotals() map[string][2]float64 {
+	out := map[string][2]float64{}
+	m.routes.Range(func(k, v any) bool {
+		ro := v.(*RouteObs)
+		var total, errs float64
+		for i := range ro.count {
+			for j := range ro.count[i] {
+				n := counterValue(ro.count[i][j])
+				total += n
+				if j == len(Classes)-1 {
+					errs += n
+				}
+			}
+		}
+		out[k.(string)] = [2]float64{total, errs}
+		return true
+	})
+	return out
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var d dto.Metric
+	if err := c.Write(&d); err != nil || d.Counter == nil {
+		return 0
+	}
+	return d.Counter.GetValue()
+}

@@ -1,0 +1,53 @@
+package config
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+func TestRedactSecretFields(t *testing.T) {
+	t.Parallel()
+	type client struct {
+		ID     string `yaml:"id"`
+		Secret string `yaml:"secret" secret:"true"`
+	}
+	type cfg struct {
+		Name    string             `yaml:"name"`
+		Clients map[string]*client `yaml:"clients"`
+		List    []client           `yaml:"list"`
+		Empty   client             `yaml:"empty"`
+	}
+	c := cfg{Name: "x", Clients: map[string]*client{"a": {ID: "a", Secret: "s3cret-1"}},
+		List: []client{{ID: "b", Secret: "s3cret-2"}}}
+	var n yaml.Node
+	if err := n.Encode(c); err != nil {
+		t.Fatal(err)
+	}
+	redact(&n, reflect.TypeOf(c))
+	out, _ := yaml.Marshal(&n)
+	if strings.Contains(string(out), "s3cret") || strings.Count(string(out), Redacted) != 2 {
+		t.Fatalf("redacted output:\n%s", out)
+	}
+	if !strings.Contains(string(out), "id: a") {
+		t.Fatalf("non-secret fields lost:\n%s", out)
+	}
+}
+
+func TestMarshalRedactedConfig(t *testing.T) {
+	doc, err := Load("../../gatehouse.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := MarshalRedacted(doc.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"read_header_timeout: 10s", "admin-portal:", "path_prefix: /admin", "listen: 127.0.0.1:9901"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("lacks %q:\n%s", want, out)
+		}
+	}
+}

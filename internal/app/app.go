@@ -22,6 +22,7 @@ import (
 	"gatehouse/internal/config"
 	"gatehouse/internal/observe/logging"
 	"gatehouse/internal/observe/metrics"
+	"gatehouse/internal/observe/tracing"
 	"gatehouse/internal/proxy"
 	"gatehouse/internal/runtime"
 )
@@ -60,7 +61,12 @@ type App struct {
 
 // New compiles doc and builds the engine. It starts nothing.
 func New(doc *config.Document, o Options) (*App, error) {
-	a := &App{opts: o, events: o.Events, doc: doc, gen: 1, metrics: metrics.New(o.Version)}
+	a := &App{opts: o, events: o.Events, doc: doc, gen: 1}
+	if doc.Config.Admin.Listen != "off" {
+		// Metrics exist only to be scraped: with the admin listener off,
+		// nothing is counted and the request path pays nothing.
+		a.metrics = metrics.New(o.Version)
+	}
 	a.registry = runtime.NewRegistry(a.metrics)
 	if a.events == nil {
 		a.events = slog.New(slog.DiscardHandler)
@@ -72,8 +78,9 @@ func New(doc *config.Document, o Options) (*App, error) {
 	a.holder.Store(snap)
 	now := time.Now()
 	a.reloads = admin.ReloadState{File: doc.File, Generation: a.gen, LoadedAt: now, LastTry: now, LastOK: true}
-	a.metrics.Reload(true, float64(now.Unix()))
-	a.engine = proxy.New(proxy.Options{Holder: &a.holder, Access: o.Access, Events: a.events, Metrics: a.metrics})
+	if a.metrics != nil {
+		a.metrics.Reload(true, float64(now.Unix()))
+	}
 	a.admin = admin.New(admin.Options{Source: a, Metrics: a.metrics, Pprof: doc.Config.Admin.Pprof, Version: o.Version})
 	return a, nil
 }
@@ -105,13 +112,27 @@ func (a *App) Ready() (bool, []string) {
 	return true, nil
 }
 
-// Handler is the public handler (the engine).
-func (a *App) Handler() http.Handler { return a.engine }
-
 // Run opens the listeners and serves until ctx ends, then shuts down
 // gracefully within server.shutdown_grace. reload delivers SIGHUPs.
 func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 	s := a.doc.Config.Server
+	popts := proxy.Options{Holder: &a.holder, Access: a.opts.Access, Events: a.events, Metrics: a.metrics}
+	if tc := a.doc.Config.Tracing; tc.Endpoint != "" {
+		tr, err := tracing.New(tracing.Config{Endpoint: tc.Endpoint, SampleRatio: *tc.SampleRatio,
+			ServiceName: tc.ServiceName, Version: a.opts.Version, Headers: tc.Headers})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tr.Shutdown(ctx); err != nil {
+				a.events.Warn("tracing: flushing spans at shutdown", "err", err.Error())
+			}
+		}()
+		popts.Tracer = tr
+	}
+	a.engine = proxy.New(popts)
 	var lns []net.Listener
 	var adminLn net.Listener
 	if l := a.doc.Config.Admin.Listen; l != "off" {
@@ -225,14 +246,18 @@ func (a *App) Reload(reason string) error {
 			a.doc = doc
 			now := time.Now()
 			a.reloads = admin.ReloadState{File: doc.File, Generation: a.gen, LoadedAt: now, LastTry: now, LastOK: true}
-			a.metrics.Reload(true, float64(now.Unix()))
+			if a.metrics != nil {
+				a.metrics.Reload(true, float64(now.Unix()))
+			}
 			a.events.Info("config reloaded", "reason", reason, "generation", a.gen,
 				"routes", len(doc.Config.Routes), "took_ms", time.Since(start).Milliseconds())
 			return nil
 		}
 	}
 	a.registry.Retain(a.holder.Load()) // drop pools the failed compile made
-	a.metrics.Reload(false, 0)
+	if a.metrics != nil {
+		a.metrics.Reload(false, 0)
+	}
 	a.reloads.LastTry, a.reloads.LastOK, a.reloads.Errors = time.Now(), false, nil
 	var es config.Errors
 	if errors.As(err, &es) {
@@ -254,7 +279,7 @@ func (a *App) warnRestartOnly(old, cur *config.Config) {
 		old.Server.ReadHeaderTimeout != cur.Server.ReadHeaderTimeout ||
 		old.Server.IdleTimeout != cur.Server.IdleTimeout ||
 		old.Server.MaxHeaderBytes != cur.Server.MaxHeaderBytes ||
-		old.Log != cur.Log || old.Admin != cur.Admin {
-		a.events.Warn("server.listen, the server timeouts, max_header_bytes, log and admin settings change only on restart")
+		old.Log != cur.Log || old.Admin != cur.Admin || !reflect.DeepEqual(old.Tracing, cur.Tracing) {
+		a.events.Warn("server.listen, the server timeouts, max_header_bytes, log, admin and tracing settings change only on restart")
 	}
 }

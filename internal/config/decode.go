@@ -252,6 +252,13 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetInt(i)
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(n.Value, 64)
+		if n.Kind != yaml.ScalarNode || (n.Tag != "!!float" && n.Tag != "!!int") || err != nil {
+			d.fail(n, path, "expected a number, got %s", describe(n))
+			return
+		}
+		v.SetFloat(f)
 	default:
 		panic(fmt.Sprintf("config: unsupported schema type %s", v.Type()))
 	}

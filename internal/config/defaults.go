@@ -57,6 +57,13 @@ func applyDefaults(doc *Document) {
 	if s.SecurityHeaders == nil {
 		s.SecurityHeaders = DefaultSecurityHeaders()
 	}
+	if c.Tracing.ServiceName == "" {
+		c.Tracing.ServiceName = "gatehouse"
+	}
+	if c.Tracing.SampleRatio == nil {
+		one := 1.0
+		c.Tracing.SampleRatio = &one
+	}
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = DefaultAdminListen
 	}

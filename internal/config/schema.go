@@ -17,6 +17,8 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Admin: the admin listener (metrics, health, status page).
 	Admin Admin `yaml:"admin"`
+	// Tracing: OpenTelemetry traces, off unless an endpoint is set.
+	Tracing Tracing `yaml:"tracing"`
 	// Upstreams: named pools of targets that routes proxy to.
 	Upstreams map[string]*Upstream `yaml:"upstreams"`
 	// Routes: matched most-specific first (see docs/config.md).
@@ -55,6 +57,22 @@ type Admin struct {
 	Listen string `yaml:"listen"`
 	// Pprof serves Go's /debug/pprof profiles. Default false.
 	Pprof bool `yaml:"pprof"`
+}
+
+// Tracing configures OpenTelemetry tracing over OTLP/HTTP (Jaeger, Tempo
+// and the OpenTelemetry Collector accept it).
+type Tracing struct {
+	// Endpoint is the collector's OTLP/HTTP base URL, such as
+	// http://127.0.0.1:4318 (spans go to /v1/traces). Empty: tracing off,
+	// at no cost per request.
+	Endpoint string `yaml:"endpoint"`
+	// SampleRatio is the share of new traces recorded, 0 to 1. Default 1.
+	// A trace a trusted proxy started keeps that proxy's decision.
+	SampleRatio *float64 `yaml:"sample_ratio"`
+	// ServiceName is the service.name of the spans. Default "gatehouse".
+	ServiceName string `yaml:"service_name"`
+	// Headers are sent with every export, such as an API key.
+	Headers map[string]string `yaml:"headers" secret:"true"`
 }
 
 // Log configures logging. Logs are JSON lines.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -39,6 +40,15 @@ func validate(doc *Document) []FieldError {
 			v.add("admin.listen", "must differ from every server.listen address: admin paths are never served on public listeners")
 		}
 	}
+	if t := c.Tracing; t.Endpoint != "" {
+		if u, err := url.Parse(t.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.add("tracing.endpoint", "expected an http(s) URL such as http://127.0.0.1:4318, got %q", t.Endpoint)
+		}
+	}
+	if r := *c.Tracing.SampleRatio; r < 0 || r > 1 {
+		v.add("tracing.sample_ratio", "must be between 0 and 1, got %v", r)
+	}
+	v.headerValues("tracing.headers", c.Tracing.Headers)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -36,6 +36,8 @@ type RequestCtx struct {
 	// Path is the normalized, escaped request path.
 	Path  string
 	Route string // the matched route's name; "" when none matched
+	// TraceID is the request's trace (hex), when tracing is on.
+	TraceID string
 
 	// Upstream phase results.
 	Upstream   string        // the target tried last ("host:port")

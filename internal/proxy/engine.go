@@ -29,9 +29,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"gatehouse/internal/lb"
 	"gatehouse/internal/observe/metrics"
+	"gatehouse/internal/observe/tracing"
 	"gatehouse/internal/phase"
 	"gatehouse/internal/runtime"
 )
@@ -48,6 +50,8 @@ type Options struct {
 	// Metrics, if set, receives the in-flight gauge; per-route and
 	// per-target observers come with the snapshot.
 	Metrics *metrics.Metrics
+	// Tracer, if set, traces requests; nil means tracing is off.
+	Tracer *tracing.Tracer
 }
 
 // Engine is the request engine. It is safe for concurrent use.
@@ -59,6 +63,7 @@ type Engine struct {
 	rp     *httputil.ReverseProxy
 	// inFlight is nil when metrics are off.
 	inFlight prometheus.Gauge
+	tracer   *tracing.Tracer // nil: off
 
 	ridPrefix string
 	ridSeq    atomic.Uint64
@@ -67,7 +72,7 @@ type Engine struct {
 
 // New returns an engine reading snapshots from o.Holder.
 func New(o Options) *Engine {
-	e := &Engine{holder: o.Holder, access: o.Access, events: o.Events, now: o.Now}
+	e := &Engine{holder: o.Holder, access: o.Access, events: o.Events, now: o.Now, tracer: o.Tracer}
 	if o.Metrics != nil {
 		e.inFlight = o.Metrics.InFlight()
 	}
@@ -112,6 +117,12 @@ type state struct {
 	fwPrefix string // X-Forwarded-Prefix when a prefix was removed
 	rtStart  time.Time
 	cancel   context.CancelFunc // the route timeout's, if any
+
+	// tracing, when on
+	span    trace.Span      // server span
+	spanCtx context.Context // carries span
+	cspan   trace.Span      // client span of the current attempt
+	cctx    context.Context // carries cspan; injected upstream
 }
 
 type stateKey struct{}

@@ -27,6 +27,9 @@ func (e *Engine) logging(st *state, r *http.Request) {
 	if obs := st.route.Obs; obs != nil {
 		obs.Observe(r.Method, rc.Status, e.now().Sub(rc.Start).Seconds())
 	}
+	if st.span != nil {
+		e.endServerSpan(st)
+	}
 	if e.access == nil {
 		return
 	}
@@ -43,6 +46,7 @@ func (e *Engine) logging(st *state, r *http.Request) {
 	}
 	e.access.LogAttrs(context.Background(), slog.LevelInfo, "access",
 		slog.String(logging.KeyRequestID, rc.RequestID),
+		slog.String(logging.KeyTraceID, rc.TraceID),
 		slog.String(logging.KeyClientIP, rc.ClientIP.String()),
 		slog.String(logging.KeyMethod, r.Method),
 		slog.String(logging.KeyHost, rc.Host),

@@ -42,6 +42,9 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 	for _, h := range stripAlways {
 		delete(r.Header, h)
 	}
+	if e.tracer != nil {
+		e.startServerSpan(st, r)
+	}
 
 	host, ok := normalizeHost(r.Host)
 	if !ok {

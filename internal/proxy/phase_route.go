@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"gatehouse/internal/phase"
 )
 
@@ -20,6 +22,10 @@ func (e *Engine) routeRequest(st *state, w *respWriter, r *http.Request) (*http.
 	rt := st.snap.Routes[idx]
 	st.route = rt
 	st.rc.Route = rt.Name
+	if st.span != nil {
+		st.span.SetName(r.Method + " " + rt.Name)
+		st.span.SetAttributes(attribute.String("http.route", rt.Name))
+	}
 
 	if limit := rt.MaxBodyBytes; limit > 0 && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > limit {

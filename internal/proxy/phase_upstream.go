@@ -123,6 +123,10 @@ func (e *Engine) proxy(st *state, w *respWriter, r *http.Request) {
 	st.rc.Attempts++
 	t.Begin()
 	defer t.Done()
+	if e.tracer != nil {
+		e.startClientSpan(st, r)
+		defer e.endClientSpan(st)
+	}
 	st.rtStart = e.now()
 	e.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 }
@@ -146,6 +150,13 @@ func (e *Engine) upstreamRequest(pr *httputil.ProxyRequest) {
 		out.Host = st.hostPol.Literal
 	}
 	setForwarding(st, in, out)
+	if st.cctx != nil {
+		// The upstream continues our trace, never one a client made up:
+		// an untrusted client's traceparent was not used as our parent.
+		delete(out.Header, "Traceparent")
+		delete(out.Header, "Tracestate")
+		e.tracer.Inject(st.cctx, out.Header)
+	}
 	for _, f := range st.route.UpstreamFilters {
 		f.FilterUpstreamRequest(&st.rc, out)
 	}

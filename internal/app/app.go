@@ -119,7 +119,7 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 	popts := proxy.Options{Holder: &a.holder, Access: a.opts.Access, Events: a.events, Metrics: a.metrics}
 	if tc := a.doc.Config.Tracing; tc.Endpoint != "" {
 		tr, err := tracing.New(tracing.Config{Endpoint: tc.Endpoint, SampleRatio: *tc.SampleRatio,
-			ServiceName: tc.ServiceName, Version: a.opts.Version, Headers: tc.Headers})
+			ServiceName: tc.ServiceName, Version: a.opts.Version, Headers: tc.Headers}, a.events)
 		if err != nil {
 			return err
 		}

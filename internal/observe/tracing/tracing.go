@@ -8,6 +8,7 @@ package tracing
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	neturl "net/url"
 	"time"
@@ -36,8 +37,10 @@ type Tracer struct {
 	prop   propagation.TextMapPropagator
 }
 
-// New exports spans in batches to cfg.Endpoint over OTLP/HTTP.
-func New(cfg Config) (*Tracer, error) {
+// New exports spans in batches to cfg.Endpoint over OTLP/HTTP. Export
+// failures are logged to events (never through OpenTelemetry's global
+// error handler, which would print to stderr in another format).
+func New(cfg Config, events *slog.Logger) (*Tracer, error) {
 	opts := []otlptracehttp.Option{
 		otlptracehttp.WithEndpointURL(cfg.Endpoint + "/v1/traces"),
 		otlptracehttp.WithTimeout(10 * time.Second),
@@ -51,7 +54,24 @@ func New(cfg Config) (*Tracer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tracing: exporter: %w", err)
 	}
-	return newTracer(cfg, sdktrace.NewBatchSpanProcessor(exp)), nil
+	return newTracer(cfg, sdktrace.NewBatchSpanProcessor(loggingExporter{exp, events})), nil
+}
+
+// loggingExporter logs export errors and hides them from the SDK.
+type loggingExporter struct {
+	sdktrace.SpanExporter
+	events *slog.Logger
+}
+
+func (l loggingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	if err := l.SpanExporter.ExportSpans(ctx, spans); err != nil {
+		msg := err.Error()
+		if len(msg) > 200 { // the collector's error page is not ours to log whole
+			msg = msg[:200] + "…"
+		}
+		l.events.Warn("tracing: export failed; spans dropped", "spans", len(spans), "err", msg)
+	}
+	return nil
 }
 
 // NewWithProcessor builds a Tracer around sp (tests pass a recorder).

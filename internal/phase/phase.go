@@ -44,6 +44,13 @@ type RequestCtx struct {
 	Attempts   int           // upstream attempts made
 	UpstreamRT time.Duration // time to upstream response headers
 
+	// Decisions, recorded by the filters that make them, so one access
+	// line says why a request got 401/403/429. Empty: the route has no
+	// such policy.
+	Auth       string // "allow" or "deny"
+	AuthReason string // e.g. `missing role admin`; never a token or claim value that is secret
+	RateLimit  string // "pass", "limited" or "soft-limited"
+
 	// Outcome, read by logging.
 	Status int   // status sent (or 499 when the client left first)
 	Bytes  int64 // response body bytes written

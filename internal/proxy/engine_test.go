@@ -502,7 +502,8 @@ func (responder) FilterRequest(_ *phase.RequestCtx, w http.ResponseWriter, _ *ht
 // denier is a request filter that fails with an explicit status.
 type denier struct{}
 
-func (denier) FilterRequest(*phase.RequestCtx, http.ResponseWriter, *http.Request) (phase.Outcome, error) {
+func (denier) FilterRequest(rc *phase.RequestCtx, _ http.ResponseWriter, _ *http.Request) (phase.Outcome, error) {
+	rc.Auth, rc.AuthReason = "deny", "missing role admin"
 	return phase.Continue, &phase.Error{Kind: phase.KindBadRequest, Status: 403, Detail: "denied",
 		Header: http.Header{"Www-Authenticate": {`Bearer error="insufficient_scope"`}}}
 }
@@ -543,8 +544,12 @@ routes:
 	if up.count() != 0 {
 		t.Errorf("upstream reached %d times", up.count())
 	}
-	if n := len(g.logs.lines()); n != len(tests) {
-		t.Errorf("%d access lines for %d requests", n, len(tests))
+	lines := g.logs.lines()
+	if n := len(lines); n != len(tests) {
+		t.Fatalf("%d access lines for %d requests", n, len(tests))
+	}
+	if l := lines[2]; l["auth"] != "deny" || l["auth_reason"] != "missing role admin" || l["status"] != float64(403) {
+		t.Errorf("decision not in the access line: %v", l)
 	}
 }
 
@@ -563,7 +568,7 @@ routes: [{ name: app, match: { path_prefix: /app }, upstream: app }]
 	if len(lines) != len(paths) {
 		t.Fatalf("%d access lines for %d requests", len(lines), len(paths))
 	}
-	for _, k := range []string{"time", "request_id", "client_ip", "method", "host", "path", "route", "upstream", "status", "bytes", "duration_ms", "upstream_ms", "error"} {
+	for _, k := range []string{"time", "request_id", "trace_id", "client_ip", "method", "host", "path", "route", "upstream", "status", "bytes", "duration_ms", "upstream_ms", "attempts", "auth", "auth_reason", "ratelimit", "error"} {
 		if _, ok := lines[0][k]; !ok {
 			t.Errorf("access line lacks %q: %v", k, lines[0])
 		}

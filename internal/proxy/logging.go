@@ -58,6 +58,9 @@ func (e *Engine) logging(st *state, r *http.Request) {
 		slog.Float64(logging.KeyDurationMS, ms(e.now().Sub(rc.Start))),
 		slog.Float64(logging.KeyUpstreamMS, ms(rc.UpstreamRT)),
 		slog.Int(logging.KeyAttempts, rc.Attempts),
+		slog.String(logging.KeyAuth, rc.Auth),
+		slog.String(logging.KeyAuthReason, rc.AuthReason),
+		slog.String(logging.KeyRateLimit, rc.RateLimit),
 		slog.String(logging.KeyErr, errText),
 	)
 }

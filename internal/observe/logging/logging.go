@@ -33,6 +33,9 @@ const (
 	KeyDurationMS = "duration_ms"
 	KeyUpstreamMS = "upstream_ms"
 	KeyAttempts   = "attempts"
+	KeyAuth       = "auth"
+	KeyAuthReason = "auth_reason"
+	KeyRateLimit  = "ratelimit"
 	KeyErr        = "error"
 	KeyConfig     = "config"
 )

@@ -199,3 +199,20 @@ func WaitListening(addr string, timeout time.Duration, exited <-chan struct{}) e
 		}
 	}
 }
+
+// NeedTool returns the path of an external program, or skips the test when
+// it is missing, unless GATEHOUSE_REQUIRE_TOOLS=1 (as in CI, where .ci/run
+// installs them), which turns the skip into a failure.
+func NeedTool(tb testing.TB, name, apt string) string {
+	tb.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	msg := fmt.Sprintf("%s not found: apt-get install %s", name, apt)
+	if os.Getenv("GATEHOUSE_REQUIRE_TOOLS") == "1" {
+		tb.Fatal(msg)
+	}
+	tb.Skip(msg)
+	return ""
+}

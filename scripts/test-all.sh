@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this):
 # vet, unit tests with the race detector, the integration tests (real
-# binary and upstream processes on loopback), the Next.js end-to-end test
-# and a short run of every fuzz target. Needs Go and Node.js.
+# binary and upstream processes on loopback, a real Prometheus server, the
+# status page in headless Chromium), the Next.js end-to-end test and a
+# short run of every fuzz target. Needs Go and Node.js; the Prometheus and
+# Chromium tests skip when those Debian packages are missing, unless
+# GATEHOUSE_REQUIRE_TOOLS=1 (as in CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +18,10 @@ go vet -tags integration,e2e ./test/...
 step "unit tests (race detector)"
 go test -race -count=1 ./...
 
-step "integration tests (gatehouse binary on loopback)"
+step "integration tests (gatehouse binary on loopback; Prometheus, Chromium)"
+if [ ! -d test/browser/node_modules ] || [ test/browser/package-lock.json -nt test/browser/node_modules/.package-lock.json ]; then
+  npm ci --prefix test/browser --no-audit --no-fund
+fi
 go test -tags integration -count=1 -timeout 10m ./test/integration/
 
 step "end-to-end: Next.js 15 app behind gatehouse"

@@ -81,7 +81,7 @@ func New(o Options) *Server {
 	s.mux.HandleFunc("GET /status.json", s.status)
 	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src data:; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
 		_, _ = w.Write(statusPage)
 	})
 	if o.Metrics != nil {

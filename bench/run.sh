@@ -283,23 +283,33 @@ EOF
   VERSION[caddy]=$(caddy version 2>/dev/null | awk '{print $1}')
 }
 
-start_gatehouse() {
-  local port; free_port port
+build_gatehouse() {  # once per run
+  [[ -x $TMP/gatehouse ]] && return 0
   log "building gatehouse: CGO_ENABLED=0 go build -o $TMP/gatehouse ./cmd/gatehouse"
   if ! command -v go >/dev/null 2>&1; then
-    SKIPPED[gatehouse]="go toolchain not found"; return 1
+    SKIPPED[$1]="go toolchain not found"; return 1
   fi
   if ! (cd "$REPO_ROOT" && CGO_ENABLED=0 go build -o "$TMP/gatehouse" ./cmd/gatehouse) >"$TMP/gatehouse-build.log" 2>&1; then
     sed 's/^/[bench]   /' "$TMP/gatehouse-build.log" | head -20 >&2
-    SKIPPED[gatehouse]="go build ./cmd/gatehouse failed"; return 1
+    SKIPPED[$1]="go build ./cmd/gatehouse failed"; return 1
   fi
-  cat >"$TMP/gatehouse.yaml" <<EOF
+}
+
+# start_gatehouse_as NAME ADMIN ACCESS: gatehouse with the admin listener
+# (and so metrics) on or off, and the access log off or to a file.
+start_gatehouse_as() {
+  local name=$1 admin=$2 access=$3 port admin_port
+  build_gatehouse "$name" || return 1
+  free_port port
+  if [[ $admin == on ]]; then free_port admin_port; admin="127.0.0.1:$admin_port"; else admin=off; fi
+  [[ $access == file ]] && access="$TMP/$name-access.log"
+  cat >"$TMP/$name.yaml" <<EOF
 admin:
-  listen: "off"
+  listen: "$admin"
 server:
   listen: ["127.0.0.1:$port"]
 log:
-  access: "off"
+  access: "$access"
 upstreams:
   origin:
     targets: ["127.0.0.1:$ORIGIN_PORT"]
@@ -308,11 +318,17 @@ routes:
     match: { path_prefix: / }
     upstream: origin
 EOF
-  GOMAXPROCS=1 start_bg gatehouse "$PROXY_CPU" "$TMP/gatehouse" run -c "$TMP/gatehouse.yaml"
-  PORT[gatehouse]=$port PID[gatehouse]=$STARTED_PID
-  VERSION[gatehouse]=$(cd "$REPO_ROOT" && git describe --always --dirty 2>/dev/null || echo "uncommitted")
+  GOMAXPROCS=1 start_bg "$name" "$PROXY_CPU" "$TMP/gatehouse" run -c "$TMP/$name.yaml"
+  PORT[$name]=$port PID[$name]=$STARTED_PID
+  VERSION[$name]=$(cd "$REPO_ROOT" && git describe --always --dirty 2>/dev/null || echo "uncommitted")
   return 0
 }
+
+# gatehouse: metrics and access log off, comparable to the others.
+start_gatehouse() { start_gatehouse_as gatehouse off off; }
+# gatehouse-obs: metrics on (admin listener) and the access log written to
+# a file: the cost of Gatehouse's instrumentation is the difference.
+start_gatehouse-obs() { start_gatehouse_as gatehouse-obs on file; }
 
 start_goplain() {  # reference: plain httputil.ReverseProxy (bench/goplain)
   local port; free_port port
@@ -335,7 +351,7 @@ sanity() {      # sanity NAME: 200 and the full body through the proxy
 
 ACTIVE=()
 for name in $PROXIES; do
-  case $name in nginx|haproxy|caddy|gatehouse|goplain) ;; *) die "unknown proxy '$name'";; esac
+  case $name in nginx|haproxy|caddy|gatehouse|gatehouse-obs|goplain) ;; *) die "unknown proxy '$name'";; esac
   if ! "start_$name"; then log "SKIP $name: ${SKIPPED[$name]}"; continue; fi
   if ! wait_port "${PORT[$name]}" "${PID[$name]}" "$name"; then
     sed 's/^/[bench]   /' "$TMP/$name.out" | tail -20 >&2

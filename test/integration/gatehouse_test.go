@@ -46,7 +46,7 @@ func seedConfig(t *testing.T, addr string, ups map[string]*upstream) string {
 		s = strings.Replace(s, "127.0.0.1:"+port, ups[name].Addr, 1)
 	}
 	s = strings.Replace(s, `listen: [":6188"]`, fmt.Sprintf("listen: [%q]", addr), 1)
-	s += "\nadmin: { listen: \"off\" }\n"
+	s = strings.Replace(s, "listen: 127.0.0.1:9901", `listen: "off"`, 1)
 	s = strings.Replace(s, "root: ./www", "root: "+filepath.Join(root, "www"), 1)
 	return s
 }

@@ -118,7 +118,7 @@ func serve(doc *config.Document, configPath string, stdout, stderr io.Writer, re
 	var flushDone chan struct{}
 	if dst != nil {
 		bw := logging.NewBufferedWriter(dst)
-		access = slog.New(slog.NewJSONHandler(bw, nil))
+		access = slog.New(logging.NewLineHandler(bw, nil))
 		flushCtx, cancelFlush := context.WithCancel(context.Background())
 		flushDone = make(chan struct{})
 		go func() { bw.Run(flushCtx); close(flushDone) }()

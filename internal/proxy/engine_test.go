@@ -18,6 +18,8 @@ import (
 
 	"gatehouse/internal/compile"
 	"gatehouse/internal/config"
+	"gatehouse/internal/observe/logging"
+	"gatehouse/internal/observe/metrics"
 	"gatehouse/internal/phase"
 	"gatehouse/internal/runtime"
 )
@@ -652,26 +654,42 @@ routes:
 
 func BenchmarkEngineServeHTTP(b *testing.B) {
 	// The engine alone, with an in-memory upstream transport: what the
-	// phases cost per request without sockets.
-	doc, err := config.Parse("b.yaml", []byte(`
+	// phases cost per request without sockets, with instrumentation off and
+	// on (access log to io.Discard, metrics).
+	for _, bc := range []struct {
+		name            string
+		access, metrics bool
+	}{{"bare", false, false}, {"access-log", true, false}, {"metrics", false, true}, {"both", true, true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			var m *metrics.Metrics
+			if bc.metrics {
+				m = metrics.New("bench")
+			}
+			doc, err := config.Parse("b.yaml", []byte(`
 upstreams: { app: { targets: ["127.0.0.1:9"] } }
 routes:
   - { name: oauth, match: { path_prefix: /oauth }, upstream: app }
   - { name: flow, match: { path_prefix: /flow }, upstream: app }
 `), ".")
-	if err != nil {
-		b.Fatal(err)
-	}
-	snap, _ := compile.Compile(doc, runtime.NewRegistry(nil), 1)
-	var h runtime.Holder
-	h.Store(snap)
-	e := New(Options{Holder: &h, Access: slog.New(slog.NewJSONHandler(io.Discard, nil))})
-	e.rp.Transport = fixedTransport{}
-	req := httptest.NewRequest("GET", "http://gate.example/flow/board/7", nil)
-	b.ReportAllocs()
-	for b.Loop() {
-		w := discardWriter{h: http.Header{}}
-		e.ServeHTTP(&w, req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			snap, _ := compile.Compile(doc, runtime.NewRegistry(m), 1)
+			var h runtime.Holder
+			h.Store(snap)
+			o := Options{Holder: &h, Metrics: m}
+			if bc.access {
+				o.Access = slog.New(logging.NewLineHandler(io.Discard, nil))
+			}
+			e := New(o)
+			e.rp.Transport = fixedTransport{}
+			req := httptest.NewRequest("GET", "http://gate.example/flow/board/7", nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				w := discardWriter{h: http.Header{}}
+				e.ServeHTTP(&w, req)
+			}
+		})
 	}
 }
 

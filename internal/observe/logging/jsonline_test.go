@@ -1,0 +1,73 @@
+package logging
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestLineHandlerMatchesJSONHandler: both handlers' output decodes to the
+// same values, for awkward strings too.
+func TestLineHandlerMatchesJSONHandler(t *testing.T) {
+	t.Parallel()
+	strs := []string{"plain", `quote " and \ backslash`, "new\nline\ttab\x00nul\x1f", "<script>&amp;", "ünïcödé ✓", "bad \xff utf8", "line\u2028sep"}
+	for _, s := range strs {
+		attrs := []slog.Attr{
+			slog.String("s", s), slog.Int("i", -42), slog.Int64("i64", 1<<40), slog.Uint64("u", 7),
+			slog.Float64("f", 0.289), slog.Bool("b", true), slog.Duration("d", 1500*time.Millisecond),
+			slog.Time("t", time.Date(2026, 11, 25, 22, 52, 43, 580000000, time.UTC)),
+			slog.Any("err", errors.New("boom")), slog.Any("list", []int{1, 2}),
+			slog.Group("g", slog.String("k", "v")),
+		}
+		var a, b bytes.Buffer
+		slog.New(slog.NewJSONHandler(&a, nil)).With("pre", "x").LogAttrs(t.Context(), slog.LevelInfo, s, attrs...)
+		slog.New(NewLineHandler(&b, nil)).With("pre", "x").LogAttrs(t.Context(), slog.LevelInfo, s, attrs...)
+		var ma, mb map[string]any
+		if err := json.Unmarshal(a.Bytes(), &ma); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b.Bytes(), &mb); err != nil {
+			t.Fatalf("LineHandler wrote invalid JSON %q: %v", b.String(), err)
+		}
+		delete(ma, "time")
+		delete(mb, "time")
+		// slog nests groups; LineHandler flattens them.
+		ma["g.k"] = ma["g"].(map[string]any)["k"]
+		delete(ma, "g")
+		if diff := cmp.Diff(ma, mb); diff != "" {
+			t.Errorf("%q (-JSONHandler +LineHandler):\n%s", s, diff)
+		}
+		if strings.Count(b.String(), "\n") != 1 {
+			t.Errorf("not one line: %q", b.String())
+		}
+	}
+}
+
+func BenchmarkAccessLine(b *testing.B) {
+	for _, h := range []struct {
+		name string
+		h    slog.Handler
+	}{{"slog.JSONHandler", slog.NewJSONHandler(io.Discard, nil)}, {"LineHandler", NewLineHandler(io.Discard, nil)}} {
+		b.Run(h.name, func(b *testing.B) {
+			l := slog.New(h.h)
+			b.ReportAllocs()
+			for b.Loop() {
+				l.LogAttrs(b.Context(), slog.LevelInfo, "access",
+					slog.String(KeyRequestID, "186256494ebc-4"), slog.String(KeyTraceID, ""),
+					slog.String(KeyClientIP, "127.0.0.1"), slog.String(KeyMethod, "GET"),
+					slog.String(KeyHost, "localhost"), slog.String(KeyPath, "/oauth/login"),
+					slog.String(KeyRoute, "oauth"), slog.String(KeyUpstream, "127.0.0.1:3001"),
+					slog.Int(KeyStatus, 200), slog.Int64(KeyBytes, 541), slog.Float64(KeyDurationMS, 0.289),
+					slog.Float64(KeyUpstreamMS, 0.264), slog.Int(KeyAttempts, 1), slog.String(KeyAuth, ""),
+					slog.String(KeyAuthReason, ""), slog.String(KeyRateLimit, ""), slog.String(KeyErr, ""))
+			}
+		})
+	}
+}

@@ -117,6 +117,7 @@ type state struct {
 	fwPrefix string // X-Forwarded-Prefix when a prefix was removed
 	rtStart  time.Time
 	cancel   context.CancelFunc // the route timeout's, if any
+	peerStr  string             // rc.Peer formatted, once
 
 	// tracing, when on
 	span    trace.Span      // server span
@@ -209,3 +210,19 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 
 func (bufferPool) Get() []byte  { return *(copyBufs.Get().(*[]byte)) }
 func (bufferPool) Put(b []byte) { copyBufs.Put(&b) }
+
+// peer returns the peer address as text, formatting it once per request.
+func (st *state) peer() string {
+	if st.peerStr == "" {
+		st.peerStr = st.rc.Peer.String()
+	}
+	return st.peerStr
+}
+
+// clientIP returns the client address as text; usually the peer's.
+func (st *state) clientIP() string {
+	if st.rc.ClientIP == st.rc.Peer {
+		return st.peer()
+	}
+	return st.rc.ClientIP.String()
+}

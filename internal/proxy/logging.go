@@ -24,8 +24,9 @@ func (e *Engine) logging(st *state, r *http.Request) {
 	if rc.Status == 0 {
 		rc.Status = http.StatusOK // the handler returned without writing
 	}
+	dur := e.now().Sub(rc.Start)
 	if obs := st.route.Obs; obs != nil {
-		obs.Observe(r.Method, rc.Status, e.now().Sub(rc.Start).Seconds())
+		obs.Observe(r.Method, rc.Status, dur.Seconds())
 	}
 	if st.span != nil {
 		e.endServerSpan(st)
@@ -47,7 +48,7 @@ func (e *Engine) logging(st *state, r *http.Request) {
 	e.access.LogAttrs(context.Background(), slog.LevelInfo, "access",
 		slog.String(logging.KeyRequestID, rc.RequestID),
 		slog.String(logging.KeyTraceID, rc.TraceID),
-		slog.String(logging.KeyClientIP, rc.ClientIP.String()),
+		slog.String(logging.KeyClientIP, st.clientIP()),
 		slog.String(logging.KeyMethod, r.Method),
 		slog.String(logging.KeyHost, rc.Host),
 		slog.String(logging.KeyPath, path),
@@ -55,7 +56,7 @@ func (e *Engine) logging(st *state, r *http.Request) {
 		slog.String(logging.KeyUpstream, rc.Upstream),
 		slog.Int(logging.KeyStatus, rc.Status),
 		slog.Int64(logging.KeyBytes, rc.Bytes),
-		slog.Float64(logging.KeyDurationMS, ms(e.now().Sub(rc.Start))),
+		slog.Float64(logging.KeyDurationMS, ms(dur)),
 		slog.Float64(logging.KeyUpstreamMS, ms(rc.UpstreamRT)),
 		slog.Int(logging.KeyAttempts, rc.Attempts),
 		slog.String(logging.KeyAuth, rc.Auth),

@@ -181,7 +181,7 @@ func setPath(u *url.URL, escaped string) {
 func setForwarding(st *state, in, out *http.Request) {
 	h := out.Header
 	rc := &st.rc
-	peer := rc.Peer.String()
+	peer := st.peer()
 	proto := "http"
 	if in.TLS != nil {
 		proto = "https"

@@ -29,7 +29,7 @@ func (e *Engine) startServerSpan(st *state, r *http.Request) {
 			attribute.String("http.request.method", r.Method),
 			attribute.String("url.path", st.rc.Path),
 			attribute.String("server.address", st.rc.Host),
-			attribute.String("client.address", st.rc.ClientIP.String()),
+			attribute.String("client.address", st.clientIP()),
 			attribute.String("gatehouse.request_id", st.rc.RequestID),
 		))
 	if sc := st.span.SpanContext(); sc.IsSampled() {

@@ -57,7 +57,7 @@ type Options struct {
 // Engine is the request engine. It is safe for concurrent use.
 type Engine struct {
 	holder *runtime.Holder
-	access *slog.Logger
+	access slog.Handler // nil: access log off
 	events *slog.Logger
 	now    func() time.Time
 	rp     *httputil.ReverseProxy
@@ -72,7 +72,10 @@ type Engine struct {
 
 // New returns an engine reading snapshots from o.Holder.
 func New(o Options) *Engine {
-	e := &Engine{holder: o.Holder, access: o.Access, events: o.Events, now: o.Now, tracer: o.Tracer}
+	e := &Engine{holder: o.Holder, events: o.Events, now: o.Now, tracer: o.Tracer}
+	if o.Access != nil {
+		e.access = o.Access.Handler()
+	}
 	if o.Metrics != nil {
 		e.inFlight = o.Metrics.InFlight()
 	}

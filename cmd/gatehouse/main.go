@@ -86,7 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func validate(path string, stdout, stderr io.Writer) int {
 	doc, err := config.Load(path)
 	if err == nil {
-		_, err = compile.Compile(doc, runtime.NewRegistry(nil), 0)
+		_, err = compile.Compile(doc, runtime.NewRegistry(nil, nil), 0)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)

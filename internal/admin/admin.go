@@ -19,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"gatehouse/internal/lb"
 	"gatehouse/internal/observe/metrics"
 	"gatehouse/internal/runtime"
 )
@@ -150,17 +151,12 @@ func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
-// TargetStatus is one upstream target on /upstreams.
-type TargetStatus struct {
-	Address  string `json:"address"`
-	State    string `json:"state"`
-	InFlight int64  `json:"in_flight"`
-}
-
 // PoolStatus is one upstream on /upstreams.
 type PoolStatus struct {
-	Name    string         `json:"name"`
-	Targets []TargetStatus `json:"targets"`
+	Name      string      `json:"name"`
+	Balancer  string      `json:"balancer"`
+	Available float64     `json:"available_share"`
+	Targets   []lb.Status `json:"targets"`
 }
 
 func (s *Server) pools() []PoolStatus {
@@ -170,12 +166,13 @@ func (s *Server) pools() []PoolStatus {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	now := s.o.Now()
 	out := make([]PoolStatus, 0, len(names))
 	for _, n := range names {
-		ps := PoolStatus{Name: n}
-		for _, t := range snap.Pools[n].Targets {
-			// No health checks run yet, so no target is known up or down.
-			ps.Targets = append(ps.Targets, TargetStatus{Address: t.Addr, State: "unchecked", InFlight: t.Inflight()})
+		p := snap.Pools[n]
+		ps := PoolStatus{Name: n, Balancer: p.Settings.Balancer, Available: p.Share()}
+		for _, t := range p.Targets {
+			ps.Targets = append(ps.Targets, t.Status(now, p.Settings.SlowStart))
 		}
 		out = append(out, ps)
 	}

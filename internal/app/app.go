@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,10 +68,10 @@ func New(doc *config.Document, o Options) (*App, error) {
 		// nothing is counted and the request path pays nothing.
 		a.metrics = metrics.New(o.Version)
 	}
-	a.registry = runtime.NewRegistry(a.metrics)
 	if a.events == nil {
 		a.events = slog.New(slog.DiscardHandler)
 	}
+	a.registry = runtime.NewRegistry(a.metrics, a.events)
 	snap, err := compile.Compile(doc, a.registry, a.gen)
 	if err != nil {
 		return nil, err
@@ -104,12 +105,22 @@ func (a *App) Reloads() admin.ReloadState {
 }
 
 // Ready implements admin.Source: a config is loaded (always, once New
-// succeeded) and every listener is open.
+// succeeded), every listener is open, and every upstream has at least its
+// health.min_healthy_share of primary targets available.
 func (a *App) Ready() (bool, []string) {
 	if !a.up.Load() {
 		return false, []string{"listeners are not open"}
 	}
-	return true, nil
+	snap := a.holder.Load()
+	var reasons []string
+	for name, u := range snap.Upstreams {
+		if share := snap.Pools[name].Share(); share < u.MinHealthyShare {
+			reasons = append(reasons, fmt.Sprintf("upstream %s: %.0f%% of targets available, %.0f%% required",
+				name, share*100, u.MinHealthyShare*100))
+		}
+	}
+	sort.Strings(reasons)
+	return len(reasons) == 0, reasons
 }
 
 // Run opens the listeners and serves until ctx ends, then shuts down
@@ -133,6 +144,7 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		popts.Tracer = tr
 	}
 	a.engine = proxy.New(popts)
+	a.registry.Start(ctx) // health checkers; stopped by registry.Close below
 	var lns []net.Listener
 	var adminLn net.Listener
 	if l := a.doc.Config.Admin.Listen; l != "off" {

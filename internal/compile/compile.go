@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"gatehouse/internal/config"
 	"gatehouse/internal/filter/headers"
+	"gatehouse/internal/health"
 	"gatehouse/internal/lb"
 	"gatehouse/internal/phase"
 	"gatehouse/internal/route"
@@ -25,10 +27,11 @@ import (
 const NoRoute = "(none)"
 
 // Compile builds a snapshot of doc. reg provides pools; pass
-// runtime.NewRegistry(nil) for a throwaway compile.
+// runtime.NewRegistry(nil, nil) for a throwaway compile.
 func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*runtime.Snapshot, error) {
 	c := doc.Config
-	snap := &runtime.Snapshot{Generation: generation, Source: doc.File, Pools: map[string]*lb.Pool{}}
+	snap := &runtime.Snapshot{Generation: generation, Source: doc.File, Pools: map[string]*lb.Pool{},
+		Upstreams: map[string]*runtime.Upstream{}}
 	for _, tp := range c.Server.TrustedProxies {
 		p, err := config.ParsePrefix(tp)
 		if err != nil {
@@ -48,9 +51,24 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 			ResponseHeaderTimeout: u.ResponseHeaderTimeout.D(),
 			IdleConnTimeout:       u.IdleConnTimeout.D(),
 			MaxIdlePerTarget:      u.MaxIdlePerTarget,
+			Balancer:              u.Balancer,
+			SlowStart:             u.SlowStart.D(),
+			Failures:              *u.Health.Passive.ConsecutiveFailures,
+			EjectionTime:          u.Health.Passive.EjectionTime.D(),
+			MaxEjectedPct:         *u.Health.Passive.MaxEjectionPercent,
+			OnEject: func(pool string, t *lb.Target, d time.Duration) {
+				reg.Events().Warn("target ejected", "upstream", pool, "target", t.Addr, "for", d.String())
+			},
 		}
-		key := fmt.Sprintf("%s|%q|%+v", n, u.Targets, s)
-		snap.Pools[n] = reg.Pool(key, func() *lb.Pool { return lb.NewPool(n, u.Targets, s, reg.Metrics()) })
+		targets := make([]*lb.Target, len(u.Targets))
+		for i, t := range u.Targets {
+			targets[i] = reg.Target(n, t.Address, t.Weight, t.Backup)
+		}
+		check := healthConfig(u.Health.Active)
+		key := fmt.Sprintf("%s|%+v|%+v|%s|%v|%d|%v|%d|%+v", n, u.Targets, s.ConnectTimeout, s.Balancer, s.SlowStart,
+			s.Failures, s.EjectionTime, s.MaxEjectedPct, check) + fmt.Sprint(s.ResponseHeaderTimeout, s.IdleConnTimeout, s.MaxIdlePerTarget)
+		snap.Pools[n] = reg.Pool(key, func() *lb.Pool { return lb.NewPool(n, targets, s, reg.Metrics()) }, check)
+		snap.Upstreams[n] = &runtime.Upstream{Retry: retryPolicy(u), MinHealthyShare: u.Health.MinHealthyShare}
 	}
 
 	specs := make([]route.Spec, len(c.Routes))
@@ -113,6 +131,7 @@ func compileRoute(c *config.Config, rc *config.Route, snap *runtime.Snapshot) (*
 	case rc.Upstream != "":
 		r.Action = runtime.ActionProxy
 		r.Pool = snap.Pools[rc.Upstream]
+		r.Retry = snap.Upstreams[rc.Upstream].Retry
 		r.HostPolicy = hostPolicy(c.Upstreams[rc.Upstream])
 	case rc.API != nil:
 		r.Action = runtime.ActionAPI
@@ -120,11 +139,13 @@ func compileRoute(c *config.Config, rc *config.Route, snap *runtime.Snapshot) (*
 			Prefix:   strings.TrimSuffix(rc.Match.PathPrefix, "/"),
 			Services: map[string]*lb.Pool{},
 			HostPol:  map[string]runtime.HostPolicy{},
+			Retry:    map[string]runtime.RetryPolicy{},
 			Template: parseTemplate(rc.API.Rewrite),
 		}
 		for svc, up := range rc.API.Services {
 			api.Services[svc] = snap.Pools[up]
 			api.HostPol[svc] = hostPolicy(c.Upstreams[up])
+			api.Retry[svc] = snap.Upstreams[up].Retry
 		}
 		r.API = api
 	case rc.Static != nil:
@@ -218,4 +239,23 @@ func describe(rc *config.Route) string {
 		action = fmt.Sprintf("respond %d", rc.Respond.Status)
 	}
 	return strings.Join(parts, " ") + " → " + action
+}
+
+func healthConfig(a *config.ActiveHealth) *health.Config {
+	if a == nil {
+		return nil
+	}
+	hc := &health.Config{Type: a.Type, Interval: a.Interval.D(), Timeout: a.Timeout.D(), Rise: a.Rise, Fall: a.Fall,
+		Method: a.Method, Path: a.Path, Host: a.Host, BodyContains: a.BodyContains}
+	for _, es := range a.ExpectStatus {
+		lo, hi, _ := config.ParseStatusRange(es)
+		hc.Status = append(hc.Status, [2]int{lo, hi})
+	}
+	return hc
+}
+
+func retryPolicy(u *config.Upstream) runtime.RetryPolicy {
+	r := u.Retries
+	return runtime.RetryPolicy{Attempts: r.Attempts, PerTry: r.PerTryTimeout.D(), Deadline: r.Deadline.D(),
+		OnStatus: r.OnStatus, BufferBody: int64(*r.BufferBody)}
 }

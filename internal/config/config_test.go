@@ -62,7 +62,7 @@ func TestShippedConfigIsValid(t *testing.T) {
 			if r.Upstream != up || r.Match.PathPrefix != "/"+r.Name || r.StripPrefix {
 				t.Errorf("route %s = %+v", r.Name, r)
 			}
-			if got := c.Upstreams[up].Targets; len(got) != 1 || got[0] != "127.0.0.1:"+ports[up] {
+			if got := c.Upstreams[up].Targets; len(got) != 1 || got[0].Address != "127.0.0.1:"+ports[up] {
 				t.Errorf("upstream %s targets = %v", up, got)
 			}
 			delete(want, r.Name)

@@ -268,6 +268,16 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	if isNull(n) {
 		return
 	}
+	if n.Kind == yaml.ScalarNode {
+		// A struct with a `scalar:"true"` field may be written as just that
+		// field's value: `- 127.0.0.1:3001` for `- {address: 127.0.0.1:3001}`.
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).Tag.Get("scalar") == "true" {
+				d.decode(n, v.Field(i), join(path, v.Type().Field(i).Tag.Get("yaml")))
+				return
+			}
+		}
+	}
 	if n.Kind != yaml.MappingNode {
 		d.fail(n, path, "expected a mapping of keys, got %s", describe(n))
 		return
@@ -341,9 +351,10 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
 	}
 	// A single scalar where a list of strings is expected is a one-element
 	// list: `methods: GET` reads as `methods: [GET]`.
-	if n.Kind == yaml.ScalarNode && v.Type().Elem().Kind() == reflect.String {
-		v.Set(reflect.Append(v, reflect.ValueOf(n.Value).Convert(v.Type().Elem())))
-		d.doc.pos[path+"[0]"] = Pos{n.Line, n.Column}
+	if n.Kind == yaml.ScalarNode && !isNull(n) && scalarElem(v.Type().Elem()) {
+		s := reflect.MakeSlice(v.Type(), 1, 1)
+		d.decode(n, s.Index(0), path+"[0]")
+		v.Set(s)
 		return
 	}
 	if n.Kind != yaml.SequenceNode {
@@ -355,6 +366,22 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
 		d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
 	}
 	v.Set(s)
+}
+
+// scalarElem reports whether a list element of type t can be written as
+// a scalar: strings, and structs with a `scalar:"true"` field.
+func scalarElem(t reflect.Type) bool {
+	if t.Kind() == reflect.String {
+		return true
+	}
+	if t.Kind() == reflect.Struct {
+		for i := 0; i < t.NumField(); i++ {
+			if t.Field(i).Tag.Get("scalar") == "true" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (d *decoder) decodeDuration(n *yaml.Node, v reflect.Value, path string) {

@@ -8,18 +8,25 @@ import (
 
 // Defaults, in one place. docs/config.md lists the same values.
 const (
-	DefaultListen            = ":6188"
-	DefaultReadHeaderTimeout = 10 * time.Second
-	DefaultIdleTimeout       = 120 * time.Second
-	DefaultMaxHeaderBytes    = 64 << 10
-	DefaultMaxBodyBytes      = 100 << 20
-	DefaultShutdownGrace     = 30 * time.Second
-	DefaultConnectTimeout    = 5 * time.Second
-	DefaultRespHeaderTimeout = 60 * time.Second
-	DefaultIdleConnTimeout   = 4 * time.Second
-	DefaultMaxIdlePerTarget  = 256
-	DefaultRedirectStatus    = 308
-	DefaultAdminListen       = "127.0.0.1:9901"
+	DefaultListen             = ":6188"
+	DefaultReadHeaderTimeout  = 10 * time.Second
+	DefaultIdleTimeout        = 120 * time.Second
+	DefaultMaxHeaderBytes     = 64 << 10
+	DefaultMaxBodyBytes       = 100 << 20
+	DefaultShutdownGrace      = 30 * time.Second
+	DefaultConnectTimeout     = 5 * time.Second
+	DefaultRespHeaderTimeout  = 60 * time.Second
+	DefaultIdleConnTimeout    = 4 * time.Second
+	DefaultMaxIdlePerTarget   = 256
+	DefaultRedirectStatus     = 308
+	DefaultAdminListen        = "127.0.0.1:9901"
+	DefaultCheckInterval      = 5 * time.Second
+	DefaultCheckTimeout       = 2 * time.Second
+	DefaultPassiveFailures    = 5
+	DefaultEjectionTime       = 30 * time.Second
+	DefaultMaxEjectionPercent = 50
+	DefaultRetryAttempts      = 3
+	DefaultRetryBuffer        = 64 << 10
 )
 
 // DefaultSecurityHeaders are set on responses that lack them.
@@ -91,6 +98,68 @@ func applyDefaults(doc *Document) {
 		}
 		if u.Host == "" {
 			u.Host = "preserve"
+		}
+		if u.Balancer == "" {
+			u.Balancer = "round_robin"
+		}
+		for i := range u.Targets {
+			if u.Targets[i].Weight == 0 {
+				u.Targets[i].Weight = 1
+			}
+		}
+		if a := u.Health.Active; a != nil {
+			if a.Type == "" {
+				a.Type = "tcp"
+				if a.Path != "" {
+					a.Type = "http"
+				}
+			}
+			if a.Interval == 0 {
+				a.Interval = Duration(DefaultCheckInterval)
+			}
+			if a.Timeout == 0 {
+				a.Timeout = Duration(DefaultCheckTimeout)
+			}
+			if a.Rise == 0 {
+				a.Rise = 2
+			}
+			if a.Fall == 0 {
+				a.Fall = 3
+			}
+			if a.Type == "http" {
+				if a.Method == "" {
+					a.Method = "GET"
+				}
+				if a.Path == "" {
+					a.Path = "/"
+				}
+				if len(a.ExpectStatus) == 0 {
+					a.ExpectStatus = []string{"200-399"}
+				}
+			}
+		}
+		p := &u.Health.Passive
+		if p.ConsecutiveFailures == nil {
+			n := DefaultPassiveFailures
+			p.ConsecutiveFailures = &n
+		}
+		if p.EjectionTime == 0 {
+			p.EjectionTime = Duration(DefaultEjectionTime)
+		}
+		if p.MaxEjectionPercent == nil {
+			n := DefaultMaxEjectionPercent
+			p.MaxEjectionPercent = &n
+		}
+		r := &u.Retries
+		if r.Attempts == 0 {
+			r.Attempts = DefaultRetryAttempts
+		}
+		if r.OnStatus == nil {
+			r.OnStatus = []int{502, 503, 504}
+		}
+		if r.BufferBody == nil {
+			sz := Size(DefaultRetryBuffer)
+			r.BufferBody = &sz
 		}
 	}
 	for _, r := range c.Routes {

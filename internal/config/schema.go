@@ -85,8 +85,19 @@ type Log struct {
 
 // Upstream is a named pool of targets.
 type Upstream struct {
-	// Targets: "host:port" addresses. At least one.
-	Targets []string `yaml:"targets"`
+	// Targets: at least one. Each is "host:port", or a mapping with
+	// address, weight and backup.
+	Targets []Target `yaml:"targets"`
+	// Balancer: round_robin (default), weighted_round_robin,
+	// least_requests or p2c_ewma.
+	Balancer string `yaml:"balancer"`
+	// Health: active checks and passive ejection.
+	Health Health `yaml:"health"`
+	// Retries: when and how often a failed attempt is retried elsewhere.
+	Retries Retries `yaml:"retries"`
+	// SlowStart: a target that becomes healthy again takes a share of
+	// traffic that grows linearly over this window. 0 (default): at once.
+	SlowStart Duration `yaml:"slow_start"`
 	// ConnectTimeout bounds dialing a target. Default 5s.
 	ConnectTimeout Duration `yaml:"connect_timeout"`
 	// ResponseHeaderTimeout bounds the wait for response headers once the
@@ -101,6 +112,86 @@ type Upstream struct {
 	// Host sent upstream: "preserve" (the client's validated Host, default),
 	// "target" (the target's host:port), or a literal host name.
 	Host string `yaml:"host"`
+}
+
+// Target is one instance of an upstream.
+type Target struct {
+	// Address: "host:port". A target written as a plain string sets this.
+	Address string `yaml:"address" scalar:"true"`
+	// Weight for weighted balancers and slow start. Default 1.
+	Weight int `yaml:"weight"`
+	// Backup targets take traffic only when no primary target is available.
+	Backup bool `yaml:"backup"`
+}
+
+// Health configures how targets are judged.
+type Health struct {
+	// Active checks probe every target on an interval. Off unless set.
+	Active *ActiveHealth `yaml:"active"`
+	// Passive ejection removes a target after consecutive failed requests.
+	// On by default.
+	Passive Passive `yaml:"passive"`
+	// MinHealthyShare: /readyz reports not ready while a smaller share of
+	// this upstream's primary targets is available. Default 0 (never).
+	MinHealthyShare float64 `yaml:"min_healthy_share"`
+}
+
+// ActiveHealth is a periodic probe of each target.
+type ActiveHealth struct {
+	// Type: "tcp" (connect) or "http" (a request). Default http when a path
+	// is set, else tcp.
+	Type string `yaml:"type"`
+	// Interval between checks of one target; each wait is jittered by up
+	// to ±10 %. Default 5s.
+	Interval Duration `yaml:"interval"`
+	// Timeout of one check. Default 2s.
+	Timeout Duration `yaml:"timeout"`
+	// Rise: consecutive passes that mark a target up. Default 2.
+	Rise int `yaml:"rise"`
+	// Fall: consecutive failures that mark a target down. Default 3.
+	Fall int `yaml:"fall"`
+	// HTTP checks: method (default GET), path (default /), Host header
+	// (default the target address), accepted statuses (default
+	// ["200-399"]) and a body substring (default none).
+	Method       string   `yaml:"method"`
+	Path         string   `yaml:"path"`
+	Host         string   `yaml:"host"`
+	ExpectStatus []string `yaml:"expect_status"`
+	BodyContains string   `yaml:"body_contains"`
+}
+
+// Passive configures ejection on failed requests.
+type Passive struct {
+	// ConsecutiveFailures that eject a target: connect errors, timeouts,
+	// and 5xx answers (502, 503, 504). Default 5; 0 turns ejection off.
+	ConsecutiveFailures *int `yaml:"consecutive_failures"`
+	// EjectionTime is the first ejection's length; each further ejection
+	// doubles it, up to 10 times. Default 30s.
+	EjectionTime Duration `yaml:"ejection_time"`
+	// MaxEjectionPercent caps the share of targets ejected at once, so a
+	// bad deploy cannot empty a pool by itself. Default 50.
+	MaxEjectionPercent *int `yaml:"max_ejection_percent"`
+}
+
+// Retries configures retrying a failed attempt on another target.
+type Retries struct {
+	// Attempts is the most attempts per request, the first included.
+	// Default 3 (two retries); 1 turns retries off.
+	Attempts int `yaml:"attempts"`
+	// PerTryTimeout bounds each attempt until response headers arrive;
+	// exceeding it is a retryable timeout. Default 0 (only
+	// response_header_timeout applies).
+	PerTryTimeout Duration `yaml:"per_try_timeout"`
+	// Deadline: no new attempt starts later than this after the first.
+	// Default 0 (none beyond the route's timeout).
+	Deadline Duration `yaml:"deadline"`
+	// OnStatus: upstream statuses that are retried (idempotent requests
+	// only). Default [502, 503, 504].
+	OnStatus []int `yaml:"on_status"`
+	// BufferBody: request bodies up to this size are kept so they can be
+	// replayed on another target. Larger bodies are streamed and never
+	// retried. Default 64KiB.
+	BufferBody *Size `yaml:"buffer_body"`
 }
 
 // Route is one entry of the route table: a match and exactly one action.

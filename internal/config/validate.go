@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 var (
@@ -117,6 +118,20 @@ func (v *validator) server(s *Server) {
 	v.headerValues("server.security_headers", s.SecurityHeaders)
 }
 
+// ParseStatusRange parses "200" or "200-399".
+func ParseStatusRange(s string) (lo, hi int, ok bool) {
+	a, b, found := strings.Cut(s, "-")
+	lo, err1 := strconv.Atoi(strings.TrimSpace(a))
+	hi, err2 := lo, error(nil)
+	if found {
+		hi, err2 = strconv.Atoi(strings.TrimSpace(b))
+	}
+	if err1 != nil || err2 != nil || lo < 100 || hi > 599 || lo > hi {
+		return 0, 0, false
+	}
+	return lo, hi, true
+}
+
 // ParsePrefix parses an IP ("10.0.0.1") or CIDR ("10.0.0.0/8") into a prefix.
 func ParsePrefix(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {
@@ -154,9 +169,80 @@ func (v *validator) upstream(name string, u *Upstream) {
 		v.add(p+".targets", "at least one target (host:port) is required")
 		return
 	}
+	seen := map[string]int{}
+	primaries := 0
 	for i, t := range u.Targets {
-		if err := checkHostPort(t, false); err != "" {
-			v.add(fmt.Sprintf("%s.targets[%d]", p, i), "%s", err)
+		tp := fmt.Sprintf("%s.targets[%d]", p, i)
+		if err := checkHostPort(t.Address, false); err != "" {
+			v.add(tp+".address", "%s", err)
+		}
+		if j, dup := seen[t.Address]; dup {
+			v.add(tp+".address", "duplicate target (also targets[%d]); use weight instead", j)
+		}
+		seen[t.Address] = i
+		if t.Weight < 1 || t.Weight > 1000 {
+			v.add(tp+".weight", "must be between 1 and 1000, got %d", t.Weight)
+		}
+		if !t.Backup {
+			primaries++
+		}
+	}
+	if primaries == 0 {
+		v.add(p+".targets", "every target is a backup; at least one must be a primary")
+	}
+	switch u.Balancer {
+	case "round_robin", "weighted_round_robin", "least_requests", "p2c_ewma":
+	default:
+		v.add(p+".balancer", "unknown balancer %q (known: round_robin, weighted_round_robin, least_requests, p2c_ewma)", u.Balancer)
+	}
+	if a := u.Health.Active; a != nil {
+		ap := p + ".health.active"
+		switch a.Type {
+		case "tcp", "http":
+		default:
+			v.add(ap+".type", `must be "tcp" or "http", got %q`, a.Type)
+		}
+		if a.Interval.D() < 100*time.Millisecond {
+			v.add(ap+".interval", "must be at least 100ms")
+		}
+		if a.Timeout.D() > a.Interval.D() {
+			v.add(ap+".timeout", "must not exceed the interval")
+		}
+		if a.Rise < 1 || a.Fall < 1 {
+			v.add(ap, "rise and fall must be at least 1")
+		}
+		if a.Type == "http" {
+			if !strings.HasPrefix(a.Path, "/") {
+				v.add(ap+".path", "must start with /")
+			}
+			if !tokenRe.MatchString(a.Method) {
+				v.add(ap+".method", "%q is not a method", a.Method)
+			}
+			for i, es := range a.ExpectStatus {
+				if _, _, ok := ParseStatusRange(es); !ok {
+					v.add(fmt.Sprintf("%s.expect_status[%d]", ap, i), `expected a status or range such as "200" or "200-399", got %q`, es)
+				}
+			}
+		} else if a.Path != "" || a.BodyContains != "" || len(a.ExpectStatus) > 0 {
+			v.add(ap, "path, expect_status and body_contains need type: http")
+		}
+	}
+	ps := u.Health.Passive
+	if *ps.ConsecutiveFailures < 0 {
+		v.add(p+".health.passive.consecutive_failures", "must not be negative")
+	}
+	if m := *ps.MaxEjectionPercent; m < 0 || m > 100 {
+		v.add(p+".health.passive.max_ejection_percent", "must be between 0 and 100")
+	}
+	if s := u.Health.MinHealthyShare; s < 0 || s > 1 {
+		v.add(p+".health.min_healthy_share", "must be between 0 and 1")
+	}
+	if a := u.Retries.Attempts; a < 1 || a > 10 {
+		v.add(p+".retries.attempts", "must be between 1 and 10, got %d", a)
+	}
+	for i, st := range u.Retries.OnStatus {
+		if st < 500 || st > 599 {
+			v.add(fmt.Sprintf("%s.retries.on_status[%d]", p, i), "only 5xx statuses can be retried, got %d", st)
 		}
 	}
 	if u.MaxIdlePerTarget < 0 {

@@ -75,7 +75,7 @@ func Setup(ctx context.Context, listen string) (*config.Document, func(), error)
 		srv := &http.Server{Handler: EchoHandler(n), ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		context.AfterFunc(ctx, func() { srv.Close() })
-		doc.Config.Upstreams[n].Targets = []string{ln.Addr().String()}
+		doc.Config.Upstreams[n].Targets = []config.Target{{Address: ln.Addr().String(), Weight: 1}}
 	}
 	return doc, cleanup, nil
 }
@@ -108,7 +108,7 @@ func Banner(w io.Writer, addr string, admin net.Addr, doc *config.Document) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-14s %s\n", n, doc.Config.Upstreams[n].Targets[0])
+		fmt.Fprintf(w, "  %-14s %s\n", n, doc.Config.Upstreams[n].Targets[0].Address)
 	}
 	fmt.Fprintf(w, "\nTry:\n")
 	for _, ex := range [][2]string{

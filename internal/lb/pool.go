@@ -1,9 +1,10 @@
 // Package lb holds upstream pools: their targets, their connection pool
-// (an http.Transport tuned for reuse) and target selection.
+// (an http.Transport tuned for reuse), target selection (balancers),
+// passive ejection and slow start.
 //
-// A Pool is stateful and outlives config snapshots: runtime.Registry keys it
-// by name and settings, so a reload that leaves an upstream unchanged keeps
-// its warm connections and counters.
+// Pools are rebuilt when the config changes, but their Targets are not:
+// runtime.Registry keeps each Target by upstream name and address, so what
+// health checks and passive ejection learned survives a reload.
 package lb
 
 import (
@@ -17,48 +18,69 @@ import (
 	"gatehouse/internal/observe/metrics"
 )
 
-// ErrNoTarget means the pool has no target to offer.
+// ErrNoTarget means no target of the pool is available.
 var ErrNoTarget = errors.New("lb: no target available")
 
-// Settings are a pool's transport parameters.
+// Settings are a pool's parameters.
 type Settings struct {
 	ConnectTimeout        time.Duration
 	ResponseHeaderTimeout time.Duration
 	IdleConnTimeout       time.Duration
 	MaxIdlePerTarget      int
-}
 
-// Target is one upstream address.
-type Target struct {
-	Addr     string             // host:port
-	Obs      *metrics.TargetObs // nil when metrics are off
-	inflight atomic.Int64
-}
+	Balancer  string        // round_robin, weighted_round_robin, least_requests, p2c_ewma
+	SlowStart time.Duration // 0: none
 
-// Inflight is the number of requests currently sent to the target.
-func (t *Target) Inflight() int64 { return t.inflight.Load() }
+	// Passive ejection; Failures 0 turns it off.
+	Failures      int
+	EjectionTime  time.Duration
+	MaxEjectedPct int
+
+	// Seed makes the balancers' randomness repeatable (tests).
+	Seed uint64
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// OnEject, if set, is told about ejections (for the event log).
+	OnEject func(pool string, t *Target, d time.Duration)
+}
 
 // Pool is a named set of targets sharing one connection pool.
 type Pool struct {
 	Name      string
-	Targets   []*Target
+	Targets   []*Target // primaries, then backups
 	Transport *http.Transport
-	rr        atomic.Uint64
+	Settings  Settings
+
+	primaries []*Target
+	backups   []*Target
+	pick      picker
+	rng       atomic.Uint64
+	now       func() time.Time
 }
 
-// NewPool builds a pool. It starts no goroutine and opens no connection.
-// m may be nil (metrics off).
-func NewPool(name string, addrs []string, s Settings, m *metrics.Metrics) *Pool {
-	p := &Pool{Name: name}
-	byAddr := map[string]*Target{}
-	for _, a := range addrs {
-		t := &Target{Addr: a}
-		if m != nil {
-			t.Obs = m.Target(name, a)
-		}
-		p.Targets = append(p.Targets, t)
-		byAddr[a] = t
+// NewPool builds a pool over targets (from the Registry). It starts no
+// goroutine and opens no connection. m may be nil (metrics off).
+func NewPool(name string, targets []*Target, s Settings, m *metrics.Metrics) *Pool {
+	p := &Pool{Name: name, Settings: s, now: s.Now}
+	if p.now == nil {
+		p.now = time.Now
 	}
+	p.rng.Store(s.Seed*0x9E3779B97F4A7C15 + 1)
+	byAddr := map[string]*Target{}
+	for _, t := range targets {
+		if m != nil && t.Obs == nil {
+			t.Obs = m.Target(name, t.Addr)
+		}
+		if t.Backup {
+			p.backups = append(p.backups, t)
+		} else {
+			p.primaries = append(p.primaries, t)
+		}
+		byAddr[t.Addr] = t
+	}
+	p.Targets = append(append([]*Target{}, p.primaries...), p.backups...)
+	p.pick = newPicker(s.Balancer)
+
 	dialer := &net.Dialer{Timeout: s.ConnectTimeout, KeepAlive: 30 * time.Second}
 	dial := dialer.DialContext
 	if m != nil {
@@ -67,7 +89,7 @@ func NewPool(name string, addrs []string, s Settings, m *metrics.Metrics) *Pool 
 		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := dialer.DialContext(ctx, network, addr)
 			if err == nil {
-				if t := byAddr[addr]; t != nil {
+				if t := byAddr[addr]; t != nil && t.Obs != nil {
 					t.Obs.Dialed()
 				}
 			}
@@ -93,21 +115,142 @@ func NewPool(name string, addrs []string, s Settings, m *metrics.Metrics) *Pool 
 	return p
 }
 
-// Pick chooses a target by round robin.
-func (p *Pool) Pick() (*Target, error) {
-	n := len(p.Targets)
-	if n == 0 {
-		return nil, ErrNoTarget
-	}
-	i := p.rr.Add(1) - 1
-	return p.Targets[i%uint64(n)], nil
+// Tried records the targets a request has already tried, so a retry never
+// goes back to one (Pingora's UniqueIterator). The zero value is empty.
+type Tried struct {
+	list [4]*Target
+	n    int
+	more []*Target
 }
 
-// Begin marks a request to t as in flight; call the returned func when done.
-func (t *Target) Begin() { t.inflight.Add(1) }
+// Add marks t as tried.
+func (tr *Tried) Add(t *Target) {
+	if tr.n < len(tr.list) {
+		tr.list[tr.n] = t
+		tr.n++
+		return
+	}
+	tr.more = append(tr.more, t)
+}
 
-// Done ends what Begin started.
-func (t *Target) Done() { t.inflight.Add(-1) }
+// Has reports whether t was tried.
+func (tr *Tried) Has(t *Target) bool {
+	if tr == nil {
+		return false
+	}
+	for i := 0; i < tr.n; i++ {
+		if tr.list[i] == t {
+			return true
+		}
+	}
+	for _, x := range tr.more {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
+// Pick chooses a target that is available and not in tried: among the
+// primaries, or, when none of them is available, among the backups.
+func (p *Pool) Pick(tried *Tried) (*Target, error) {
+	now := p.now().UnixNano()
+	if t := p.pick.pick(p, p.primaries, now, tried); t != nil {
+		return t, nil
+	}
+	if t := p.pick.pick(p, p.backups, now, tried); t != nil {
+		return t, nil
+	}
+	return nil, ErrNoTarget
+}
+
+// random returns the next value of the pool's seeded generator
+// (splitmix64: lock-free, and repeatable for a given seed and call order).
+func (p *Pool) random() uint64 {
+	z := p.rng.Add(0x9E3779B97F4A7C15)
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+	return z ^ (z >> 31)
+}
+
+// Outcome classifies an attempt for passive health.
+type Outcome uint8
+
+const (
+	Success Outcome = iota
+	Failure         // connect error, timeout, or a 502/503/504 answer
+	Neutral         // the client's fault (gone, bad body): says nothing about t
+)
+
+// Report feeds an attempt's outcome to passive health: Failures
+// consecutive failures eject t for EjectionTime, doubling with each repeat
+// ejection (up to 2^10), unless MaxEjectedPct of the pool is ejected
+// already.
+func (p *Pool) Report(t *Target, o Outcome) {
+	switch o {
+	case Success:
+		if t.consecFails.Load() != 0 {
+			t.consecFails.Store(0)
+		}
+		return
+	case Neutral:
+		return
+	}
+	s := p.Settings
+	if s.Failures <= 0 || int(t.consecFails.Add(1)) < s.Failures {
+		return
+	}
+	now := p.now()
+	nowN := now.UnixNano()
+	if t.ejectedUntil.Load() > nowN {
+		return // already ejected
+	}
+	ejected := 0
+	for _, x := range p.Targets {
+		if x.ejectedUntil.Load() > nowN {
+			ejected++
+		}
+	}
+	if (ejected+1)*100 > s.MaxEjectedPct*len(p.Targets) {
+		return // the cap: keep it in rotation
+	}
+	t.mu.Lock()
+	level := t.ejections.Load()
+	if !t.lastEject.IsZero() && now.Sub(t.lastEject) > 10*s.EjectionTime<<uint(min(level, 10)) {
+		level = 0 // healthy for long: start over
+	}
+	level++
+	t.ejections.Store(level)
+	t.lastEject = now
+	t.lastReason = "ejected after consecutive failed requests"
+	t.mu.Unlock()
+	d := s.EjectionTime << uint(min(level-1, 10))
+	t.ejectedUntil.Store(nowN + int64(d))
+	t.recoveredAt.Store(nowN + int64(d)) // slow start once it returns
+	t.consecFails.Store(0)
+	t.totalEjects.Add(1)
+	if s.OnEject != nil {
+		s.OnEject(p.Name, t, d)
+	}
+}
+
+// Share is the fraction of primary targets available now.
+func (p *Pool) Share() float64 {
+	if len(p.primaries) == 0 {
+		return 0
+	}
+	now := p.now().UnixNano()
+	n := 0
+	for _, t := range p.primaries {
+		if t.Available(now) {
+			n++
+		}
+	}
+	return float64(n) / float64(len(p.primaries))
+}
+
+// Now is the pool's clock.
+func (p *Pool) Now() time.Time { return p.now() }
 
 // Close releases idle connections. Requests in flight finish normally.
 func (p *Pool) Close() { p.Transport.CloseIdleConnections() }

@@ -120,7 +120,15 @@ type state struct {
 	fwPrefix string // X-Forwarded-Prefix when a prefix was removed
 	rtStart  time.Time
 	cancel   context.CancelFunc // the route timeout's, if any
-	peerStr  string             // rc.Peer formatted, once
+
+	// retries
+	retry       runtime.RetryPolicy
+	tried       lb.Tried
+	attemptErr  *phase.Error    // why the current attempt failed, before any byte was sent
+	clientCtx   context.Context // the request's own context, without the attempt's
+	perTryFired atomic.Bool
+	perTryTimer *time.Timer
+	peerStr     string // rc.Peer formatted, once
 
 	// tracing, when on
 	span    trace.Span      // server span

@@ -112,7 +112,7 @@ func newGate(t *testing.T, yaml string) *gate {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	snap, err := compile.Compile(doc, runtime.NewRegistry(nil), 1)
+	snap, err := compile.Compile(doc, runtime.NewRegistry(nil, nil), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -634,7 +634,7 @@ routes:
 	if err != nil {
 		b.Fatal(err)
 	}
-	snap, _ := compile.Compile(doc, runtime.NewRegistry(nil), 1)
+	snap, _ := compile.Compile(doc, runtime.NewRegistry(nil, nil), 1)
 	var h runtime.Holder
 	h.Store(snap)
 	srv := httptest.NewServer(New(Options{Holder: &h, Access: slog.New(slog.NewJSONHandler(io.Discard, nil))}))
@@ -674,7 +674,7 @@ routes:
 			if err != nil {
 				b.Fatal(err)
 			}
-			snap, _ := compile.Compile(doc, runtime.NewRegistry(m), 1)
+			snap, _ := compile.Compile(doc, runtime.NewRegistry(m, nil), 1)
 			var h runtime.Holder
 			h.Store(snap)
 			o := Options{Holder: &h, Metrics: m}

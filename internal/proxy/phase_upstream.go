@@ -21,16 +21,16 @@ func (e *Engine) act(st *state, w *respWriter, r *http.Request) {
 	rt := st.route
 	switch rt.Action {
 	case runtime.ActionProxy:
-		st.pool, st.hostPol = rt.Pool, rt.HostPolicy
+		st.pool, st.hostPol, st.retry = rt.Pool, rt.HostPolicy, rt.Retry
 		st.upPath, st.fwPrefix = upstreamPath(rt, st.rc.Path)
 		e.proxy(st, w, r)
 	case runtime.ActionAPI:
-		pool, hp, path, ok := apiTarget(rt.API, st.rc.Path)
+		pool, svc, path, ok := apiTarget(rt.API, st.rc.Path)
 		if !ok {
 			e.failToProxy(st, w, r, phase.NewError(phase.KindNotFound, "unknown API service", nil))
 			return
 		}
-		st.pool, st.hostPol, st.upPath = pool, hp, path
+		st.pool, st.hostPol, st.retry, st.upPath = pool, rt.API.HostPol[svc], rt.API.Retry[svc], path
 		e.proxy(st, w, r)
 	case runtime.ActionStatic:
 		e.serveStatic(st, w, r)
@@ -71,11 +71,12 @@ func upstreamPath(rt *runtime.Route, path string) (string, string) {
 	return rt.Rewrite + rest, removed
 }
 
-// apiTarget resolves /<prefix>/<service><rest> through the service table.
-func apiTarget(api *runtime.API, path string) (*lb.Pool, runtime.HostPolicy, string, bool) {
+// apiTarget resolves /<prefix>/<service><rest> through the service table:
+// the pool, the service name and the upstream path.
+func apiTarget(api *runtime.API, path string) (*lb.Pool, string, string, bool) {
 	rest := path[len(api.Prefix):] // the route matched, so path has the prefix
 	if len(rest) < 2 || rest[0] != '/' {
-		return nil, runtime.HostPolicy{}, "", false
+		return nil, "", "", false
 	}
 	svc := rest[1:]
 	rest = ""
@@ -84,7 +85,7 @@ func apiTarget(api *runtime.API, path string) (*lb.Pool, runtime.HostPolicy, str
 	}
 	pool, ok := api.Services[svc]
 	if !ok {
-		return nil, runtime.HostPolicy{}, "", false
+		return nil, "", "", false
 	}
 	var b strings.Builder
 	for _, p := range api.Template {
@@ -103,32 +104,7 @@ func apiTarget(api *runtime.API, path string) (*lb.Pool, runtime.HostPolicy, str
 	if out == "" {
 		out = "/"
 	}
-	return pool, api.HostPol[svc], out, true
-}
-
-// proxy is the upstream-peer phase and the round trip. The pool's Pick
-// chooses the target; httputil.ReverseProxy does one attempt on the wire
-// (hop-by-hop headers, trailers, 1xx, upgrades, streaming), calling back
-// into upstreamRequest, upstreamResponse and upstreamError.
-func (e *Engine) proxy(st *state, w *respWriter, r *http.Request) {
-	t, err := st.pool.Pick()
-	if err != nil {
-		pe := phase.NewError(phase.KindUnavailable, "no upstream available", err)
-		pe.Header = http.Header{"Retry-After": {"5"}}
-		e.failToProxy(st, w, r, pe)
-		return
-	}
-	st.target = t
-	st.rc.Upstream = t.Addr
-	st.rc.Attempts++
-	t.Begin()
-	defer t.Done()
-	if e.tracer != nil {
-		e.startClientSpan(st, r)
-		defer e.endClientSpan(st)
-	}
-	st.rtStart = e.now()
-	e.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	return pool, svc, out, true
 }
 
 // upstreamRequest is the upstream-request phase (ReverseProxy's Rewrite):
@@ -251,42 +227,6 @@ func forwardedElem(peer, host, proto string) string {
 	return "for=" + forv + ";host=" + hostv + ";proto=" + proto
 }
 
-// upstreamResponse runs when response headers arrive (ReverseProxy's
-// ModifyResponse). Response filters run later, in respWriter.WriteHeader,
-// so local responses get them too.
-func (e *Engine) upstreamResponse(resp *http.Response) error {
-	st := stateOf(resp.Request.Context())
-	st.rc.UpstreamRT = e.now().Sub(st.rtStart)
-	if obs := st.target.Obs; obs != nil {
-		obs.Response(resp.StatusCode, st.rc.UpstreamRT.Seconds())
-	}
-	if resp.StatusCode == http.StatusSwitchingProtocols {
-		st.w.status = http.StatusSwitchingProtocols
-	}
-	return nil
-}
-
-// upstreamError runs when the attempt failed before any response byte was
-// written to the client (ReverseProxy's ErrorHandler).
-func (e *Engine) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
-	st := stateOf(r.Context())
-	if st.rc.UpstreamRT == 0 {
-		st.rc.UpstreamRT = e.now().Sub(st.rtStart)
-	}
-	pe := classify(r, err)
-	if obs := st.target.Obs; obs != nil {
-		switch pe.Kind {
-		case phase.KindUpstreamConnect:
-			obs.Error("connect")
-		case phase.KindUpstreamTimeout:
-			obs.Error("timeout")
-		case phase.KindUpstreamProto:
-			obs.Error("protocol")
-		}
-	}
-	e.failToProxy(st, &st.w, r, pe)
-}
-
 // classify turns a round-trip error into a phase.Error.
 func classify(r *http.Request, err error) *phase.Error {
 	var pe *phase.Error
@@ -305,11 +245,11 @@ func classify(r *http.Request, err error) *phase.Error {
 	case errors.Is(ctxErr, context.Canceled):
 		return phase.NewError(phase.KindClientGone, "", err)
 	case errors.As(err, &ne) && ne.Timeout():
-		return phase.NewError(phase.KindUpstreamTimeout, "upstream timed out", err)
+		return &phase.Error{Kind: phase.KindUpstreamTimeout, Detail: "upstream timed out", Retryable: true, Err: err}
 	case errors.Is(err, syscall.ECONNREFUSED), errors.As(err, &oe) && oe.Op == "dial":
 		return &phase.Error{Kind: phase.KindUpstreamConnect, Detail: "upstream unreachable", Retryable: true, Err: err}
 	}
-	return phase.NewError(phase.KindUpstreamProto, "upstream failed", err)
+	return &phase.Error{Kind: phase.KindUpstreamProto, Detail: "upstream failed", Retryable: true, Err: err}
 }
 
 // poolTransport sends each request through its pool's Transport, so pools

@@ -30,7 +30,7 @@ routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, _ := compile.Compile(doc, runtime.NewRegistry(nil), 1)
+	snap, _ := compile.Compile(doc, runtime.NewRegistry(nil, nil), 1)
 	var h runtime.Holder
 	h.Store(snap)
 	rec := tracetest.NewSpanRecorder()

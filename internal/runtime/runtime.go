@@ -8,11 +8,15 @@
 package runtime
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"gatehouse/internal/health"
 	"gatehouse/internal/lb"
 	"gatehouse/internal/observe/metrics"
 	"gatehouse/internal/phase"
@@ -37,6 +41,7 @@ type Snapshot struct {
 	Table      *route.Table
 	Routes     []*Route // Table.Match indexes this
 	Pools      map[string]*lb.Pool
+	Upstreams  map[string]*Upstream // per-upstream policy, by name
 	Trusted    []netip.Prefix
 	// Fallback holds the response filters (security headers) applied to
 	// answers given before any route matched, such as 404 and 400.
@@ -53,6 +58,21 @@ func (s *Snapshot) IsTrusted(a netip.Addr) bool {
 	return false
 }
 
+// Upstream is an upstream's request policy (its pool is in Pools).
+type Upstream struct {
+	Retry           RetryPolicy
+	MinHealthyShare float64
+}
+
+// RetryPolicy says when a failed attempt is tried again elsewhere.
+type RetryPolicy struct {
+	Attempts   int           // most attempts, the first included
+	PerTry     time.Duration // per attempt, until response headers; 0: none
+	Deadline   time.Duration // no new attempt after this; 0: none
+	OnStatus   []int         // upstream statuses retried (idempotent requests)
+	BufferBody int64         // bodies up to this size are replayable
+}
+
 // Route is a compiled route.
 type Route struct {
 	Name   string
@@ -65,6 +85,7 @@ type Route struct {
 	ExactPath  string
 
 	Pool        *lb.Pool // ActionProxy
+	Retry       RetryPolicy
 	HostPolicy  HostPolicy
 	StripPrefix bool
 	Rewrite     string // replaces the matched prefix/path when set
@@ -105,6 +126,7 @@ type API struct {
 	Prefix   string
 	Services map[string]*lb.Pool
 	HostPol  map[string]HostPolicy
+	Retry    map[string]RetryPolicy
 	// Template parts: literal text and placeholders, compiled from the
 	// rewrite template.
 	Template []TemplatePart
@@ -146,59 +168,130 @@ func (h *Holder) Load() *Snapshot { return h.p.Load() }
 // Store makes s current.
 func (h *Holder) Store(s *Snapshot) { h.p.Store(s) }
 
-// Registry owns pools across snapshots, keyed by identity (name and
-// settings), so reloads keep connections and state of unchanged upstreams.
+// Registry owns the stateful objects behind snapshots: pools (with their
+// connection pools and health checkers) keyed by name and settings, and
+// targets keyed by upstream and address, so a reload keeps warm
+// connections and everything health checks and passive ejection learned.
 type Registry struct {
 	metrics *metrics.Metrics // nil: off
+	events  *slog.Logger
 
-	mu    sync.Mutex // guards the following fields
-	pools map[string]*lb.Pool
+	mu      sync.Mutex // guards the following fields
+	pools   map[string]*poolEntry
+	targets map[string]*lb.Target
+	ctx     context.Context // set by Start; checkers run under it
+	wg      sync.WaitGroup
+}
+
+type poolEntry struct {
+	pool   *lb.Pool
+	check  *health.Config
+	cancel context.CancelFunc // stops the checker; nil when none runs
 }
 
 // NewRegistry returns an empty registry; pools it creates report to m
-// (which may be nil).
-func NewRegistry(m *metrics.Metrics) *Registry {
-	return &Registry{pools: map[string]*lb.Pool{}, metrics: m}
+// (which may be nil) and log to events (which may be nil).
+func NewRegistry(m *metrics.Metrics, events *slog.Logger) *Registry {
+	if events == nil {
+		events = slog.New(slog.DiscardHandler)
+	}
+	return &Registry{pools: map[string]*poolEntry{}, targets: map[string]*lb.Target{}, metrics: m, events: events}
 }
 
 // Metrics returns the metrics new pools report to (nil when off).
 func (r *Registry) Metrics() *metrics.Metrics { return r.metrics }
 
-// Pool returns the pool for key, creating it with mk if absent.
-func (r *Registry) Pool(key string, mk func() *lb.Pool) *lb.Pool {
+// Events is the registry's event logger.
+func (r *Registry) Events() *slog.Logger { return r.events }
+
+// Target returns the target of upstream at addr, creating it if needed.
+func (r *Registry) Target(upstream, addr string, weight int, backup bool) *lb.Target {
+	key := fmt.Sprintf("%s|%s|%d|%v", upstream, addr, weight, backup)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if p, ok := r.pools[key]; ok {
-		return p
+	if t, ok := r.targets[key]; ok {
+		return t
 	}
-	p := mk()
-	r.pools[key] = p
-	return p
+	t := lb.NewTarget(addr, weight, backup)
+	r.targets[key] = t
+	return t
 }
 
-// Retain drops every pool not used by live and closes its idle
-// connections; requests in flight on a dropped pool finish normally.
+// Pool returns the pool for key, creating it with mk if absent. check, if
+// set, is the pool's active health check; it runs from Start on.
+func (r *Registry) Pool(key string, mk func() *lb.Pool, check *health.Config) *lb.Pool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.pools[key]; ok {
+		return e.pool
+	}
+	e := &poolEntry{pool: mk(), check: check}
+	r.pools[key] = e
+	if r.ctx != nil {
+		r.startLocked(e)
+	}
+	return e.pool
+}
+
+func (r *Registry) startLocked(e *poolEntry) {
+	if e.check == nil || e.cancel != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	e.cancel = cancel
+	r.wg.Go(func() { health.Run(ctx, e.pool, *e.check, r.events) })
+}
+
+// Start runs the health checkers of current and future pools under ctx.
+func (r *Registry) Start(ctx context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ctx = ctx
+	for _, e := range r.pools {
+		r.startLocked(e)
+	}
+}
+
+// Retain drops every pool not used by live: its checker stops and its idle
+// connections close (requests in flight on it finish normally). Targets no
+// live pool uses are forgotten.
 func (r *Registry) Retain(live *Snapshot) {
 	keep := map[*lb.Pool]bool{}
+	keepT := map[*lb.Target]bool{}
 	for _, p := range live.Pools {
 		keep[p] = true
+		for _, t := range p.Targets {
+			keepT[t] = true
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for k, p := range r.pools {
-		if !keep[p] {
+	for k, e := range r.pools {
+		if !keep[e.pool] {
 			delete(r.pools, k)
-			p.Close()
+			if e.cancel != nil {
+				e.cancel()
+			}
+			e.pool.Close()
+		}
+	}
+	for k, t := range r.targets {
+		if !keepT[t] {
+			delete(r.targets, k)
 		}
 	}
 }
 
-// Close closes every pool.
+// Close stops every checker, waits for them, and closes every pool.
 func (r *Registry) Close() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	for k, p := range r.pools {
-		p.Close()
+	for k, e := range r.pools {
+		if e.cancel != nil {
+			e.cancel()
+		}
+		e.pool.Close()
 		delete(r.pools, k)
 	}
+	r.mu.Unlock()
+	r.wg.Wait()
 }

@@ -1,0 +1,193 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"time"
+
+	"gatehouse/internal/lb"
+	"gatehouse/internal/phase"
+)
+
+// proxy is the upstream-peer phase and the round trips: it picks a target,
+// lets httputil.ReverseProxy make one attempt on the wire (hop-by-hop
+// headers, trailers, 1xx, upgrades, streaming) and, while nothing has been
+// written to the client, retries a failed attempt on a target not yet
+// tried.
+//
+// A failed attempt is retried when all of these hold (docs/upstreams.md):
+//   - attempts remain (retries.attempts) and the deadline has not passed;
+//   - the body can be sent again: there is none, or it fit in
+//     retries.buffer_body and was kept;
+//   - the failure is safe to retry: a connection that was never made
+//     (any method), or for idempotent methods also a timeout, a reset, or
+//     a status in retries.on_status;
+//   - the client is still there.
+func (e *Engine) proxy(st *state, w *respWriter, r *http.Request) {
+	pol := st.retry
+	st.clientCtx = r.Context()
+	var body []byte
+	replayable := r.Body == nil || r.Body == http.NoBody
+	if !replayable && pol.Attempts > 1 && r.ContentLength >= 0 && r.ContentLength <= pol.BufferBody {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			e.failToProxy(st, w, r, classify(r, err))
+			return
+		}
+		body, replayable = b, true
+	}
+	idempotent := isIdempotent(r.Method)
+	first := e.now()
+	for {
+		t, err := st.pool.Pick(&st.tried)
+		if err != nil {
+			if st.attemptErr != nil { // every target tried: the last failure stands
+				e.failToProxy(st, w, r, st.attemptErr)
+				return
+			}
+			pe := phase.NewError(phase.KindUnavailable, "no upstream available", err)
+			pe.Header = http.Header{"Retry-After": {"5"}}
+			e.failToProxy(st, w, r, pe)
+			return
+		}
+		st.tried.Add(t)
+		if body != nil {
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		if !e.attempt(st, w, r, t) {
+			return // a response (or an abort) went to the client
+		}
+		pe := st.attemptErr
+		retry := st.rc.Attempts < pol.Attempts && replayable && pe.Retryable &&
+			(pe.Kind == phase.KindUpstreamConnect || idempotent) &&
+			(pol.Deadline == 0 || e.now().Sub(first) < pol.Deadline) &&
+			st.clientCtx.Err() == nil
+		if !retry {
+			e.failToProxy(st, w, r, pe)
+			return
+		}
+	}
+}
+
+// attempt makes one round trip to t. It returns true when the attempt
+// failed before anything was written to the client (st.attemptErr says
+// why), false when a response, or an aborted one, reached the client.
+func (e *Engine) attempt(st *state, w *respWriter, r *http.Request, t *lb.Target) bool {
+	st.target = t
+	st.rc.Upstream = t.Addr
+	st.rc.Attempts++
+	st.attemptErr = nil
+	st.rc.UpstreamRT = 0
+	t.Begin()
+	defer t.Done()
+	ctx := context.WithValue(st.clientCtx, stateKey{}, st)
+	if st.retry.PerTry > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		st.perTryFired.Store(false)
+		st.perTryTimer = time.AfterFunc(st.retry.PerTry, func() { st.perTryFired.Store(true); cancel() })
+		defer st.perTryTimer.Stop()
+	}
+	if e.tracer != nil {
+		e.startClientSpan(st, r)
+		defer e.endClientSpan(st)
+	}
+	st.rtStart = e.now()
+	e.rp.ServeHTTP(w, r.WithContext(ctx))
+	return st.attemptErr != nil && !w.wroteHeader && !w.hijacked
+}
+
+// upstreamResponse runs when response headers arrive (ReverseProxy's
+// ModifyResponse). A status in retries.on_status, on a request that may be
+// retried, becomes an error so the attempt is retried; the response is
+// discarded. Response filters run later, in respWriter.WriteHeader, so
+// local responses get them too.
+func (e *Engine) upstreamResponse(resp *http.Response) error {
+	st := stateOf(resp.Request.Context())
+	if st.perTryTimer != nil {
+		st.perTryTimer.Stop() // the per-try limit covers the wait for headers only
+	}
+	st.rc.UpstreamRT = e.now().Sub(st.rtStart)
+	t := st.target
+	t.ObserveLatency(st.rc.UpstreamRT)
+	if obs := t.Obs; obs != nil {
+		obs.Response(resp.StatusCode, st.rc.UpstreamRT.Seconds())
+	}
+	switch resp.StatusCode {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		st.pool.Report(t, lb.Failure)
+	default:
+		st.pool.Report(t, lb.Success)
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		st.w.status = http.StatusSwitchingProtocols
+	}
+	if slices.Contains(st.retry.OnStatus, resp.StatusCode) && st.rc.Attempts < st.retry.Attempts &&
+		isIdempotent(resp.Request.Method) {
+		return &retryStatus{status: resp.StatusCode}
+	}
+	return nil
+}
+
+// retryStatus carries a retryable upstream status through ReverseProxy's
+// ErrorHandler.
+type retryStatus struct{ status int }
+
+func (r *retryStatus) Error() string { return fmt.Sprintf("upstream answered %d", r.status) }
+
+// upstreamError runs when the attempt failed before any response byte was
+// written to the client (ReverseProxy's ErrorHandler). It records why and
+// feeds passive health; proxy decides whether to retry or answer.
+func (e *Engine) upstreamError(_ http.ResponseWriter, r *http.Request, err error) {
+	st := stateOf(r.Context())
+	if st.rc.UpstreamRT == 0 {
+		st.rc.UpstreamRT = e.now().Sub(st.rtStart)
+	}
+	var rs *retryStatus
+	var pe *phase.Error
+	switch {
+	case errors.As(err, &rs):
+		pe = &phase.Error{Kind: phase.KindUpstreamProto, Status: rs.status, Detail: "upstream unavailable", Retryable: true, Err: err}
+	case st.perTryFired.Load() && st.clientCtx.Err() == nil:
+		pe = &phase.Error{Kind: phase.KindUpstreamTimeout, Detail: "upstream timed out", Retryable: true, Err: err}
+	default:
+		pe = classify(r.WithContext(st.clientCtx), err)
+	}
+	st.attemptErr = pe
+	t := st.target
+	switch pe.Kind {
+	case phase.KindUpstreamConnect, phase.KindUpstreamTimeout:
+		st.pool.Report(t, lb.Failure)
+	case phase.KindUpstreamProto:
+		if rs == nil {
+			st.pool.Report(t, lb.Failure)
+		}
+	}
+	if obs := t.Obs; obs != nil {
+		switch pe.Kind {
+		case phase.KindUpstreamConnect:
+			obs.Error("connect")
+		case phase.KindUpstreamTimeout:
+			obs.Error("timeout")
+		case phase.KindUpstreamProto:
+			if rs == nil {
+				obs.Error("protocol")
+			}
+		}
+	}
+}
+
+// isIdempotent: RFC 9110 §9.2.2.
+func isIdempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}

@@ -16,7 +16,9 @@ import (
 //
 // None allocates.
 type picker interface {
-	pick(p *Pool, cands []*Target, now int64, tried *Tried) *Target
+	// pick chooses from cands, which is set 0 (the primaries) or set 1
+	// (the backups) of p; sets never change after the pool is built.
+	pick(p *Pool, cands []*Target, set int, now int64, tried *Tried) *Target
 }
 
 func newPicker(name string) picker {
@@ -39,7 +41,7 @@ func usable(t *Target, now int64, tried *Tried) bool {
 // skipped with probability 1 - its share, so it ramps up.
 type roundRobin struct{ next atomic.Uint64 }
 
-func (rr *roundRobin) pick(p *Pool, cands []*Target, now int64, tried *Tried) *Target {
+func (rr *roundRobin) pick(p *Pool, cands []*Target, _ int, now int64, tried *Tried) *Target {
 	n := uint64(len(cands))
 	if n == 0 {
 		return nil
@@ -67,33 +69,36 @@ func (rr *roundRobin) pick(p *Pool, cands []*Target, now int64, tried *Tried) *T
 // subtracts the total from it. The sequence interleaves, rather than
 // sending a run of requests to the heaviest target.
 type wrr struct {
-	mu      sync.Mutex // guards current
-	current map[*Target]float64
+	mu      sync.Mutex   // guards current
+	current [2][]float64 // per set, parallel to its targets
 }
 
-func (w *wrr) pick(p *Pool, cands []*Target, now int64, tried *Tried) *Target {
+func (w *wrr) pick(p *Pool, cands []*Target, set int, now int64, tried *Tried) *Target {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.current == nil {
-		w.current = make(map[*Target]float64, len(cands))
+	cur := w.current[set]
+	if len(cur) != len(cands) {
+		cur = make([]float64, len(cands))
+		w.current[set] = cur
 	}
-	var best *Target
+	best := -1
 	total := 0.0
-	for _, t := range cands {
+	for i, t := range cands {
 		if !usable(t, now, tried) {
 			continue
 		}
 		eff := float64(t.Weight) * t.slowStart(now, p.Settings.SlowStart)
 		total += eff
-		w.current[t] += eff
-		if best == nil || w.current[t] > w.current[best] {
-			best = t
+		cur[i] += eff
+		if best < 0 || cur[i] > cur[best] {
+			best = i
 		}
 	}
-	if best != nil {
-		w.current[best] -= total
+	if best < 0 {
+		return nil
 	}
-	return best
+	cur[best] -= total
+	return cands[best]
 }
 
 // leastRequests takes the target with the fewest requests in flight per
@@ -101,7 +106,7 @@ func (w *wrr) pick(p *Pool, cands []*Target, now int64, tried *Tried) *Target {
 // sampling), so equal targets share load evenly.
 type leastRequests struct{}
 
-func (leastRequests) pick(p *Pool, cands []*Target, now int64, tried *Tried) *Target {
+func (leastRequests) pick(p *Pool, cands []*Target, _ int, now int64, tried *Tried) *Target {
 	var best *Target
 	bestScore, ties := 0.0, 0
 	for _, t := range cands {
@@ -127,7 +132,7 @@ func (leastRequests) pick(p *Pool, cands []*Target, now int64, tried *Tried) *Ta
 // sample yet costs as little as the cheapest, so new targets get tried.
 type p2c struct{}
 
-func (p2c) pick(p *Pool, cands []*Target, now int64, tried *Tried) *Target {
+func (p2c) pick(p *Pool, cands []*Target, _ int, now int64, tried *Tried) *Target {
 	n := uint64(len(cands))
 	if n == 0 {
 		return nil

@@ -155,10 +155,10 @@ func (tr *Tried) Has(t *Target) bool {
 // primaries, or, when none of them is available, among the backups.
 func (p *Pool) Pick(tried *Tried) (*Target, error) {
 	now := p.now().UnixNano()
-	if t := p.pick.pick(p, p.primaries, now, tried); t != nil {
+	if t := p.pick.pick(p, p.primaries, 0, now, tried); t != nil {
 		return t, nil
 	}
-	if t := p.pick.pick(p, p.backups, now, tried); t != nil {
+	if t := p.pick.pick(p, p.backups, 1, now, tried); t != nil {
 		return t, nil
 	}
 	return nil, ErrNoTarget

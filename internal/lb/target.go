@@ -137,7 +137,7 @@ func (t *Target) Status(now time.Time, slowStart time.Duration) Status {
 		st.LastCheck = t.lastCheck.UTC().Format(time.RFC3339Nano)
 	}
 	t.mu.Unlock()
-	if until := t.ejectedUntil.Load(); until > now.UnixNano() {
+	if until := t.ejectedUntil.Load(); until > now.UnixNano() && st.State != "down" {
 		st.State = "ejected"
 		st.EjectedUntil = time.Unix(0, until).UTC().Format(time.RFC3339Nano)
 	}
@@ -164,7 +164,11 @@ func (cs *CheckState) Observe(t *Target, ok bool, reason string, now time.Time, 
 		if cur != StateUp && cs.passes >= rise {
 			t.active.Store(StateUp)
 			if cur == StateDown {
-				t.recoveredAt.Store(now.UnixNano()) // slow start from here
+				// Back from down: slow start from here, and any passive
+				// ejection earned while it was failing ends (as Envoy's
+				// successful_active_health_check_uneject_host).
+				t.recoveredAt.Store(now.UnixNano())
+				t.ejectedUntil.Store(0)
 			}
 			return StateUp
 		}

@@ -82,6 +82,10 @@ func runUpstream(addr string) {
 		}
 	}
 	mux.HandleFunc("/{p...}", func(w http.ResponseWriter, r *http.Request) {
+		if os.Getenv("UPSTREAM_MODE") == "hang" { // a stuck instance: accepts, never answers
+			<-r.Context().Done()
+			return
+		}
 		q := r.URL.Query()
 		switch q.Get("do") {
 		case "stream": // chunked; each chunk after the first waits for a release
@@ -167,13 +171,20 @@ type echo struct {
 type upstream struct {
 	Addr string
 	cmd  *exec.Cmd
+	done chan struct{}
 }
 
 func startUpstream(t *testing.T, name string) *upstream {
 	t.Helper()
-	addr := testutil.FreePort(t)
+	return startUpstreamAt(t, name, testutil.FreePort(t))
+}
+
+// startUpstreamAt starts an upstream process on addr; env adds settings
+// such as UPSTREAM_MODE=hang.
+func startUpstreamAt(t *testing.T, name, addr string, env ...string) *upstream {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), upstreamEnv+"="+addr, "UPSTREAM_NAME="+name)
+	cmd.Env = append(append(os.Environ(), upstreamEnv+"="+addr, "UPSTREAM_NAME="+name), env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -184,7 +195,13 @@ func startUpstream(t *testing.T, name string) *upstream {
 	if err := testutil.WaitListening(addr, 10*time.Second, done); err != nil {
 		t.Fatal(err)
 	}
-	return &upstream{Addr: addr, cmd: cmd}
+	return &upstream{Addr: addr, cmd: cmd, done: done}
+}
+
+// kill stops the upstream process at once, as a crash would.
+func (u *upstream) kill() {
+	_ = u.cmd.Process.Kill()
+	<-u.done
 }
 
 func (u *upstream) release(t *testing.T, id string) {

@@ -48,12 +48,30 @@ try {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
   if (overflow) problems.push('the page is wider than a phone screen');
   if (upstreams.length === 0) problems.push('no upstreams listed');
+  let sawDown = null;
+  if (process.env.WAIT_DOWN) {
+    // The driver stops that target once we say so; the page must show it
+    // going down by itself.
+    const addr = process.env.WAIT_DOWN;
+    const state = () => page.evaluate((a) => {
+      for (const tr of document.querySelectorAll('#upstreams tr')) {
+        if (tr.children[1]?.textContent === a) return tr.children[2].textContent;
+      }
+      return null;
+    }, addr);
+    await page.waitForFunction((a) => [...document.querySelectorAll('#upstreams tr')].some((tr) => tr.children[1]?.textContent === a && tr.children[2].textContent === 'up'), addr, { timeout: 15000 });
+    console.log('stop ' + addr);
+    await new Promise((resolve) => process.stdin.once('data', resolve));
+    await page.waitForFunction((a) => [...document.querySelectorAll('#upstreams tr')].some((tr) => tr.children[1]?.textContent === a && tr.children[2].textContent === 'down'), addr, { timeout: 15000 });
+    sawDown = await state();
+  }
   if (shot) await page.screenshot({ path: shot, fullPage: true });
-  console.log(JSON.stringify({ first, second, upstreams, problems }));
+  console.log(JSON.stringify({ first, second, upstreams, sawDown, problems }));
 } catch (e) {
   problems.push(String(e));
   console.log(JSON.stringify({ problems }));
 } finally {
   await browser.close();
 }
+process.stdin.destroy();
 process.exit(problems.length ? 1 : 0);

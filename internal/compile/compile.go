@@ -52,6 +52,7 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 			IdleConnTimeout:       u.IdleConnTimeout.D(),
 			MaxIdlePerTarget:      u.MaxIdlePerTarget,
 			Balancer:              u.Balancer,
+			HashKey:               u.HashKey,
 			SlowStart:             u.SlowStart.D(),
 			Failures:              *u.Health.Passive.ConsecutiveFailures,
 			EjectionTime:          u.Health.Passive.EjectionTime.D(),
@@ -65,7 +66,7 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 			targets[i] = reg.Target(n, t.Address, t.Weight, t.Backup)
 		}
 		check := healthConfig(u.Health.Active)
-		key := fmt.Sprintf("%s|%+v|%+v|%s|%v|%d|%v|%d|%+v", n, u.Targets, s.ConnectTimeout, s.Balancer, s.SlowStart,
+		key := fmt.Sprintf("%s|%+v|%+v|%s/%s|%v|%d|%v|%d|%+v", n, u.Targets, s.ConnectTimeout, s.Balancer, s.HashKey, s.SlowStart,
 			s.Failures, s.EjectionTime, s.MaxEjectedPct, check) + fmt.Sprint(s.ResponseHeaderTimeout, s.IdleConnTimeout, s.MaxIdlePerTarget)
 		snap.Pools[n] = reg.Pool(key, func() *lb.Pool { return lb.NewPool(n, targets, s, reg.Metrics()) }, check)
 		snap.Upstreams[n] = &runtime.Upstream{Retry: retryPolicy(u), MinHealthyShare: u.Health.MinHealthyShare}

@@ -102,6 +102,9 @@ func applyDefaults(doc *Document) {
 		if u.Balancer == "" {
 			u.Balancer = "round_robin"
 		}
+		if u.Balancer == "consistent_hash" && u.HashKey == "" {
+			u.HashKey = "client_ip"
+		}
 		for i := range u.Targets {
 			if u.Targets[i].Weight == 0 {
 				u.Targets[i].Weight = 1

@@ -89,8 +89,11 @@ type Upstream struct {
 	// address, weight and backup.
 	Targets []Target `yaml:"targets"`
 	// Balancer: round_robin (default), weighted_round_robin,
-	// least_requests or p2c_ewma.
+	// least_requests, p2c_ewma or consistent_hash.
 	Balancer string `yaml:"balancer"`
+	// HashKey for consistent_hash: client_ip (default), path,
+	// "header:<Name>" or "cookie:<name>".
+	HashKey string `yaml:"hash_key"`
 	// Health: active checks and passive ejection.
 	Health Health `yaml:"health"`
 	// Retries: when and how often a failed attempt is retried elsewhere.

@@ -191,9 +191,20 @@ func (v *validator) upstream(name string, u *Upstream) {
 		v.add(p+".targets", "every target is a backup; at least one must be a primary")
 	}
 	switch u.Balancer {
-	case "round_robin", "weighted_round_robin", "least_requests", "p2c_ewma":
+	case "round_robin", "weighted_round_robin", "least_requests", "p2c_ewma", "consistent_hash":
 	default:
-		v.add(p+".balancer", "unknown balancer %q (known: round_robin, weighted_round_robin, least_requests, p2c_ewma)", u.Balancer)
+		v.add(p+".balancer", "unknown balancer %q (known: round_robin, weighted_round_robin, least_requests, p2c_ewma, consistent_hash)", u.Balancer)
+	}
+	if u.HashKey != "" {
+		kind, name, _ := strings.Cut(u.HashKey, ":")
+		switch {
+		case u.Balancer != "consistent_hash":
+			v.add(p+".hash_key", "only used with balancer: consistent_hash")
+		case (kind == "client_ip" || kind == "path") && name == "":
+		case (kind == "header" || kind == "cookie") && tokenRe.MatchString(name):
+		default:
+			v.add(p+".hash_key", `expected client_ip, path, "header:<Name>" or "cookie:<name>", got %q`, u.HashKey)
+		}
 	}
 	if a := u.Health.Active; a != nil {
 		ap := p + ".health.active"

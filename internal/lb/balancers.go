@@ -13,16 +13,19 @@ import (
 //	weighted_round_robin   O(n) (smooth weighted round robin, as nginx)
 //	least_requests         O(n) (scans for the fewest in flight)
 //	p2c_ewma               O(1) usually (two random choices)
+//	consistent_hash        O(log n) (binary search on a ketama ring)
 //
 // None allocates.
 type picker interface {
 	// pick chooses from cands, which is set 0 (the primaries) or set 1
 	// (the backups) of p; sets never change after the pool is built.
-	pick(p *Pool, cands []*Target, set int, now int64, tried *Tried) *Target
+	pick(p *Pool, cands []*Target, set int, now int64, tried *Tried, key uint64) *Target
 }
 
-func newPicker(name string) picker {
+func newPicker(name string, primaries, backups []*Target) picker {
 	switch name {
+	case "consistent_hash":
+		return &ketama{rings: [2]ring{newRing(primaries), newRing(backups)}}
 	case "weighted_round_robin":
 		return &wrr{}
 	case "least_requests":
@@ -41,7 +44,7 @@ func usable(t *Target, now int64, tried *Tried) bool {
 // skipped with probability 1 - its share, so it ramps up.
 type roundRobin struct{ next atomic.Uint64 }
 
-func (rr *roundRobin) pick(p *Pool, cands []*Target, _ int, now int64, tried *Tried) *Target {
+func (rr *roundRobin) pick(p *Pool, cands []*Target, _ int, now int64, tried *Tried, _ uint64) *Target {
 	n := uint64(len(cands))
 	if n == 0 {
 		return nil
@@ -73,7 +76,7 @@ type wrr struct {
 	current [2][]float64 // per set, parallel to its targets
 }
 
-func (w *wrr) pick(p *Pool, cands []*Target, set int, now int64, tried *Tried) *Target {
+func (w *wrr) pick(p *Pool, cands []*Target, set int, now int64, tried *Tried, _ uint64) *Target {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	cur := w.current[set]
@@ -106,7 +109,7 @@ func (w *wrr) pick(p *Pool, cands []*Target, set int, now int64, tried *Tried) *
 // sampling), so equal targets share load evenly.
 type leastRequests struct{}
 
-func (leastRequests) pick(p *Pool, cands []*Target, _ int, now int64, tried *Tried) *Target {
+func (leastRequests) pick(p *Pool, cands []*Target, _ int, now int64, tried *Tried, _ uint64) *Target {
 	var best *Target
 	bestScore, ties := 0.0, 0
 	for _, t := range cands {
@@ -132,7 +135,7 @@ func (leastRequests) pick(p *Pool, cands []*Target, _ int, now int64, tried *Tri
 // sample yet costs as little as the cheapest, so new targets get tried.
 type p2c struct{}
 
-func (p2c) pick(p *Pool, cands []*Target, _ int, now int64, tried *Tried) *Target {
+func (p2c) pick(p *Pool, cands []*Target, _ int, now int64, tried *Tried, _ uint64) *Target {
 	n := uint64(len(cands))
 	if n == 0 {
 		return nil

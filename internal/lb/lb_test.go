@@ -3,6 +3,7 @@ package lb
 import (
 	"fmt"
 	"math"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -32,7 +33,7 @@ func counts(t *testing.T, p *Pool, n int) map[string]int {
 	t.Helper()
 	got := map[string]int{}
 	for i := 0; i < n; i++ {
-		tg, err := p.Pick(nil)
+		tg, err := p.Pick(nil, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,7 +78,7 @@ func TestSmoothWRRInterleaves(t *testing.T) {
 	p := newTestPool(t, "weighted_round_robin", []int{5, 1, 1}, 0, nil)
 	var seq []int
 	for i := 0; i < 7; i++ {
-		tg, _ := p.Pick(nil)
+		tg, _ := p.Pick(nil, 0)
 		for j, x := range p.Targets {
 			if x == tg {
 				seq = append(seq, j)
@@ -98,7 +99,7 @@ func TestLeastRequestsAvoidsBusyTarget(t *testing.T) {
 		p.Targets[1].Begin()
 	}
 	for i := 0; i < 100; i++ {
-		if tg, _ := p.Pick(nil); tg != p.Targets[2] {
+		if tg, _ := p.Pick(nil, 0); tg != p.Targets[2] {
 			t.Fatalf("picked %s with 5 in flight", tg.Addr)
 		}
 	}
@@ -118,23 +119,23 @@ func TestP2CPrefersFastTarget(t *testing.T) {
 
 func TestTriedAndUnavailableAreSkipped(t *testing.T) {
 	t.Parallel()
-	for _, b := range []string{"round_robin", "weighted_round_robin", "least_requests", "p2c_ewma"} {
+	for _, b := range []string{"round_robin", "weighted_round_robin", "least_requests", "p2c_ewma", "consistent_hash"} {
 		p := newTestPool(t, b, []int{1, 1, 1}, 1, nil)
 		p.Targets[0].active.Store(StateDown)
 		var tried Tried
 		tried.Add(p.Targets[1])
 		for i := 0; i < 50; i++ {
-			if tg, _ := p.Pick(&tried); tg != p.Targets[2] {
+			if tg, _ := p.Pick(&tried, 0); tg != p.Targets[2] {
 				t.Fatalf("%s: picked %s", b, tg.Addr)
 			}
 		}
 		// Every primary down or tried: the backup serves.
 		tried.Add(p.Targets[2])
-		if tg, _ := p.Pick(&tried); tg == nil || !tg.Backup {
+		if tg, _ := p.Pick(&tried, 0); tg == nil || !tg.Backup {
 			t.Fatalf("%s: backup not used: %v", b, tg)
 		}
 		tried.Add(p.Targets[3])
-		if _, err := p.Pick(&tried); err != ErrNoTarget {
+		if _, err := p.Pick(&tried, 0); err != ErrNoTarget {
 			t.Fatalf("%s: err %v, want ErrNoTarget", b, err)
 		}
 	}
@@ -235,19 +236,19 @@ func TestCheckStateRiseFall(t *testing.T) {
 }
 
 func TestPickDoesNotAllocate(t *testing.T) {
-	for _, b := range []string{"round_robin", "weighted_round_robin", "least_requests", "p2c_ewma"} {
+	for _, b := range []string{"round_robin", "weighted_round_robin", "least_requests", "p2c_ewma", "consistent_hash"} {
 		p := newTestPool(t, b, []int{1, 2, 3}, 1, nil)
 		var tried Tried
 		tried.Add(p.Targets[0])
-		p.Pick(&tried) // wrr builds its table on first use
-		if a := testing.AllocsPerRun(200, func() { p.Pick(&tried) }); a != 0 {
+		p.Pick(&tried, 0) // wrr builds its table on first use
+		if a := testing.AllocsPerRun(200, func() { p.Pick(&tried, 0) }); a != 0 {
 			t.Errorf("%s: %v allocs per pick", b, a)
 		}
 	}
 }
 
 func BenchmarkPick(b *testing.B) {
-	for _, bal := range []string{"round_robin", "weighted_round_robin", "least_requests", "p2c_ewma"} {
+	for _, bal := range []string{"round_robin", "weighted_round_robin", "least_requests", "p2c_ewma", "consistent_hash"} {
 		for _, n := range []int{3, 100, 1000} {
 			b.Run(fmt.Sprintf("%s/%d", bal, n), func(b *testing.B) {
 				w := make([]int, n)
@@ -256,10 +257,101 @@ func BenchmarkPick(b *testing.B) {
 				}
 				p := newTestPool(b, bal, w, 0, nil)
 				b.ReportAllocs()
+				var key uint64
 				for b.Loop() {
-					p.Pick(nil)
+					key += 0x9E3779B97F4A7C15
+					p.Pick(nil, key)
 				}
 			})
+		}
+	}
+}
+
+func hashPool(addrs ...string) *Pool {
+	var ts []*Target
+	for _, a := range addrs {
+		ts = append(ts, NewTarget(a, 1, false))
+	}
+	return NewPool("app", ts, Settings{Balancer: "consistent_hash", HashKey: "client_ip"}, nil)
+}
+
+func owners(t *testing.T, p *Pool, keys int) []string {
+	t.Helper()
+	out := make([]string, keys)
+	for i := range out {
+		tg, err := p.Pick(nil, xxhashKey(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = tg.Addr
+	}
+	return out
+}
+
+func xxhashKey(i int) uint64 {
+	return HashKey("path", nil, "", fmt.Sprintf("/user/%d", i))
+}
+
+func TestConsistentHashBoundedMovement(t *testing.T) {
+	t.Parallel()
+	const keys = 20000
+	three := owners(t, hashPool("a:1", "b:1", "c:1"), keys)
+	share := map[string]int{}
+	for _, o := range three {
+		share[o]++
+	}
+	for a, n := range share {
+		if f := float64(n) / keys; f < 0.25 || f > 0.42 {
+			t.Errorf("target %s owns %.2f of keys", a, f)
+		}
+	}
+	// A target joins: about a quarter of the keys move, all of them to it.
+	four := owners(t, hashPool("a:1", "b:1", "c:1", "d:1"), keys)
+	moved := 0
+	for i := range three {
+		if three[i] != four[i] {
+			moved++
+			if four[i] != "d:1" {
+				t.Fatalf("key %d moved from %s to %s, not to the new target", i, three[i], four[i])
+			}
+		}
+	}
+	if f := float64(moved) / keys; f < 0.15 || f > 0.35 {
+		t.Errorf("%.2f of keys moved when 1 target joined 3", f)
+	}
+	// A target goes down: only its keys move.
+	p := hashPool("a:1", "b:1", "c:1")
+	p.Targets[1].active.Store(StateDown)
+	down := owners(t, p, keys)
+	for i := range three {
+		if three[i] != "b:1" && down[i] != three[i] {
+			t.Fatalf("key %d moved from %s though its target is fine", i, three[i])
+		}
+		if down[i] == "b:1" {
+			t.Fatal("a key still goes to the down target")
+		}
+	}
+	// The same key always lands on the same target.
+	if again := owners(t, hashPool("c:1", "a:1", "b:1"), keys); fmt.Sprint(again) != fmt.Sprint(three) {
+		t.Error("target order in the config changed key placement")
+	}
+}
+
+func TestHashKeySources(t *testing.T) {
+	t.Parallel()
+	r, _ := http.NewRequest("GET", "http://x/a?b=1", nil)
+	r.Header.Set("X-User", "alice")
+	r.AddCookie(&http.Cookie{Name: "sid", Value: "s1"})
+	ip := HashKey("client_ip", r, "10.0.0.1", "/a")
+	for _, tt := range []struct {
+		spec string
+		same bool // same as hashing the client IP
+	}{
+		{"client_ip", true}, {"path", false}, {"header:X-User", false}, {"cookie:sid", false},
+		{"header:X-Missing", true}, {"cookie:missing", true},
+	} {
+		if got := HashKey(tt.spec, r, "10.0.0.1", "/a"); (got == ip) != tt.same {
+			t.Errorf("%s: same as client_ip = %v, want %v", tt.spec, got == ip, tt.same)
 		}
 	}
 }

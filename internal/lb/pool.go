@@ -28,7 +28,8 @@ type Settings struct {
 	IdleConnTimeout       time.Duration
 	MaxIdlePerTarget      int
 
-	Balancer  string        // round_robin, weighted_round_robin, least_requests, p2c_ewma
+	Balancer  string        // round_robin, weighted_round_robin, least_requests, p2c_ewma, consistent_hash
+	HashKey   string        // consistent_hash: client_ip, path, header:<Name>, cookie:<name>
 	SlowStart time.Duration // 0: none
 
 	// Passive ejection; Failures 0 turns it off.
@@ -79,7 +80,7 @@ func NewPool(name string, targets []*Target, s Settings, m *metrics.Metrics) *Po
 		byAddr[t.Addr] = t
 	}
 	p.Targets = append(append([]*Target{}, p.primaries...), p.backups...)
-	p.pick = newPicker(s.Balancer)
+	p.pick = newPicker(s.Balancer, p.primaries, p.backups)
 
 	dialer := &net.Dialer{Timeout: s.ConnectTimeout, KeepAlive: 30 * time.Second}
 	dial := dialer.DialContext
@@ -152,13 +153,14 @@ func (tr *Tried) Has(t *Target) bool {
 }
 
 // Pick chooses a target that is available and not in tried: among the
-// primaries, or, when none of them is available, among the backups.
-func (p *Pool) Pick(tried *Tried) (*Target, error) {
+// primaries, or, when none of them is available, among the backups. key
+// is the request's hash key (consistent_hash only; see HashKey).
+func (p *Pool) Pick(tried *Tried, key uint64) (*Target, error) {
 	now := p.now().UnixNano()
-	if t := p.pick.pick(p, p.primaries, 0, now, tried); t != nil {
+	if t := p.pick.pick(p, p.primaries, 0, now, tried, key); t != nil {
 		return t, nil
 	}
-	if t := p.pick.pick(p, p.backups, 1, now, tried); t != nil {
+	if t := p.pick.pick(p, p.backups, 1, now, tried, key); t != nil {
 		return t, nil
 	}
 	return nil, ErrNoTarget

@@ -42,9 +42,13 @@ func (e *Engine) proxy(st *state, w *respWriter, r *http.Request) {
 		body, replayable = b, true
 	}
 	idempotent := isIdempotent(r.Method)
+	var key uint64
+	if spec := st.pool.Settings.HashKey; spec != "" {
+		key = lb.HashKey(spec, r, st.clientIP(), st.rc.Path)
+	}
 	first := e.now()
 	for {
-		t, err := st.pool.Pick(&st.tried)
+		t, err := st.pool.Pick(&st.tried, key)
 		if err != nil {
 			if st.attemptErr != nil { // every target tried: the last failure stands
 				e.failToProxy(st, w, r, st.attemptErr)

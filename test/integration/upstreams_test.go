@@ -279,3 +279,34 @@ func TestHealthSurvivesReload(t *testing.T) {
 	}
 	_ = os.Getenv
 }
+
+func TestConsistentHashStickiness(t *testing.T) {
+	ups := []*upstream{startUpstream(t, "a"), startUpstream(t, "b"), startUpstream(t, "c")}
+	_, base, _, _, _ := poolGate(t, []string{ups[0].Addr, ups[1].Addr, ups[2].Addr}, `
+    balancer: consistent_hash
+    hash_key: "header:X-User"`)
+	used := map[string]bool{}
+	for u := 0; u < 30; u++ {
+		var first string
+		for i := 0; i < 4; i++ {
+			req, _ := http.NewRequest("GET", base+"/x", nil)
+			req.Header.Set("X-User", fmt.Sprintf("user-%d", u))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var e echo
+			json.NewDecoder(resp.Body).Decode(&e)
+			resp.Body.Close()
+			if first == "" {
+				first = e.Upstream
+			} else if e.Upstream != first {
+				t.Fatalf("user-%d went to %s, then %s", u, first, e.Upstream)
+			}
+			used[e.Upstream] = true
+		}
+	}
+	if len(used) < 2 {
+		t.Errorf("30 users all hashed to %v", used)
+	}
+}

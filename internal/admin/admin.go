@@ -171,7 +171,7 @@ func (s *Server) pools() []PoolStatus {
 	for _, n := range names {
 		p := snap.Pools[n]
 		ps := PoolStatus{Name: n, Balancer: p.Settings.Balancer, Available: p.Share()}
-		for _, t := range p.Targets {
+		for _, t := range p.Targets() {
 			ps.Targets = append(ps.Targets, t.Status(now, p.Settings.SlowStart))
 		}
 		out = append(out, ps)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"gatehouse/internal/config"
+	"gatehouse/internal/discovery"
 	"gatehouse/internal/filter/headers"
 	"gatehouse/internal/health"
 	"gatehouse/internal/lb"
@@ -68,7 +69,13 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 		check := healthConfig(u.Health.Active)
 		key := fmt.Sprintf("%s|%+v|%+v|%s/%s|%v|%d|%v|%d|%+v", n, u.Targets, s.ConnectTimeout, s.Balancer, s.HashKey, s.SlowStart,
 			s.Failures, s.EjectionTime, s.MaxEjectedPct, check) + fmt.Sprint(s.ResponseHeaderTimeout, s.IdleConnTimeout, s.MaxIdlePerTarget)
-		snap.Pools[n] = reg.Pool(key, func() *lb.Pool { return lb.NewPool(n, targets, s, reg.Metrics()) }, check)
+		var disc *discovery.Config
+		if d := u.Discovery; d != nil {
+			disc = &discovery.Config{Name: d.Name, Type: d.Type, Port: d.Port, Interval: d.Interval.D(), Resolver: d.Resolver}
+			key += fmt.Sprintf("|%+v", *disc)
+		}
+		snap.Pools[n] = reg.Pool(runtime.PoolSpec{Key: key, Name: n, Check: check, Discover: disc, Static: targets,
+			Make: func() *lb.Pool { return lb.NewPool(n, targets, s, reg.Metrics()) }})
 		snap.Upstreams[n] = &runtime.Upstream{Retry: retryPolicy(u), MinHealthyShare: u.Health.MinHealthyShare}
 	}
 

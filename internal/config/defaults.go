@@ -99,6 +99,14 @@ func applyDefaults(doc *Document) {
 		if u.Host == "" {
 			u.Host = "preserve"
 		}
+		if d := u.Discovery; d != nil {
+			if d.Type == "" {
+				d.Type = "A"
+			}
+			if d.Interval == 0 {
+				d.Interval = Duration(30 * time.Second)
+			}
+		}
 		if u.Balancer == "" {
 			u.Balancer = "round_robin"
 		}

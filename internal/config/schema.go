@@ -98,6 +98,8 @@ type Upstream struct {
 	Health Health `yaml:"health"`
 	// Retries: when and how often a failed attempt is retried elsewhere.
 	Retries Retries `yaml:"retries"`
+	// Discovery adds targets found in DNS, re-resolved on an interval.
+	Discovery *Discovery `yaml:"discovery"`
 	// SlowStart: a target that becomes healthy again takes a share of
 	// traffic that grows linearly over this window. 0 (default): at once.
 	SlowStart Duration `yaml:"slow_start"`
@@ -125,6 +127,21 @@ type Target struct {
 	Weight int `yaml:"weight"`
 	// Backup targets take traffic only when no primary target is available.
 	Backup bool `yaml:"backup"`
+}
+
+// Discovery resolves a DNS name into targets.
+type Discovery struct {
+	// Name to resolve. Required.
+	Name string `yaml:"name"`
+	// Type: "A" (A and AAAA records; default) or "SRV" (ports, weights and
+	// priorities from the records; lowest priority primary, others backup).
+	Type string `yaml:"type"`
+	// Port of the targets, for type A. Required there.
+	Port int `yaml:"port"`
+	// Interval between lookups. Default 30s.
+	Interval Duration `yaml:"interval"`
+	// Resolver: a DNS server "host:port" to ask instead of the system's.
+	Resolver string `yaml:"resolver"`
 }
 
 // Health configures how targets are judged.

@@ -19,6 +19,7 @@ var (
 	tokenRe    = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 	hostnameRe = regexp.MustCompile(`^(\*\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
 	segmentRe  = regexp.MustCompile(`^[A-Za-z0-9._~-]+$`)
+	dnsNameRe  = regexp.MustCompile(`^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9])?)*$`)
 	placeRe    = regexp.MustCompile(`\{[^}]*\}`)
 )
 
@@ -165,9 +166,35 @@ func (v *validator) upstream(name string, u *Upstream) {
 	if !nameRe.MatchString(name) {
 		v.add(p, "upstream names use letters, digits, '.', '_' and '-'")
 	}
-	if u == nil || len(u.Targets) == 0 {
-		v.add(p+".targets", "at least one target (host:port) is required")
+	if u == nil || (len(u.Targets) == 0 && u.Discovery == nil) {
+		v.add(p+".targets", "at least one target (host:port) is required, or a discovery")
 		return
+	}
+	if d := u.Discovery; d != nil {
+		dp := p + ".discovery"
+		if !dnsNameRe.MatchString(strings.TrimSuffix(d.Name, ".")) {
+			v.add(dp+".name", "expected a DNS name, got %q", d.Name)
+		}
+		switch strings.ToUpper(d.Type) {
+		case "A":
+			if d.Port < 1 || d.Port > 65535 {
+				v.add(dp+".port", "a port is required for type A")
+			}
+		case "SRV":
+			if d.Port != 0 {
+				v.add(dp+".port", "SRV records carry their own ports")
+			}
+		default:
+			v.add(dp+".type", `must be "A" or "SRV", got %q`, d.Type)
+		}
+		if d.Interval.D() < 100*time.Millisecond {
+			v.add(dp+".interval", "must be at least 100ms")
+		}
+		if d.Resolver != "" {
+			if err := checkHostPort(d.Resolver, false); err != "" {
+				v.add(dp+".resolver", "%s", err)
+			}
+		}
 	}
 	seen := map[string]int{}
 	primaries := 0
@@ -187,7 +214,7 @@ func (v *validator) upstream(name string, u *Upstream) {
 			primaries++
 		}
 	}
-	if primaries == 0 {
+	if primaries == 0 && len(u.Targets) > 0 && u.Discovery == nil {
 		v.add(p+".targets", "every target is a backup; at least one must be a primary")
 	}
 	switch u.Balancer {

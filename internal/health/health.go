@@ -49,18 +49,47 @@ func Run(ctx context.Context, pool *lb.Pool, cfg Config, events *slog.Logger) {
 			},
 		}
 	}
+	// One loop per target; the set may change (DNS discovery), so loops
+	// are started and stopped to follow it.
+	running := map[*lb.Target]context.CancelFunc{}
 	var wg sync.WaitGroup
-	for _, t := range pool.Targets {
-		wg.Go(func() {
-			defer func() {
-				if p := recover(); p != nil {
-					events.Error("health check crashed", "upstream", pool.Name, "target", t.Addr, "panic", fmt.Sprint(p))
-				}
-			}()
-			loop(ctx, pool, t, cfg, client, events)
-		})
+	defer func() {
+		for _, stop := range running {
+			stop()
+		}
+		wg.Wait()
+	}()
+	for {
+		changed := pool.Changed()
+		current := map[*lb.Target]bool{}
+		for _, t := range pool.Targets() {
+			current[t] = true
+			if _, ok := running[t]; ok {
+				continue
+			}
+			tctx, stop := context.WithCancel(ctx)
+			running[t] = stop
+			wg.Go(func() {
+				defer func() {
+					if p := recover(); p != nil {
+						events.Error("health check crashed", "upstream", pool.Name, "target", t.Addr, "panic", fmt.Sprint(p))
+					}
+				}()
+				loop(tctx, pool, t, cfg, client, events)
+			})
+		}
+		for t, stop := range running {
+			if !current[t] {
+				stop()
+				delete(running, t)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
 	}
-	wg.Wait()
 }
 
 func loop(ctx context.Context, pool *lb.Pool, t *lb.Target, cfg Config, client *http.Client, events *slog.Logger) {

@@ -64,7 +64,7 @@ func TestBalancerDistribution(t *testing.T) {
 			p := newTestPool(t, tt.balancer, tt.weights, 0, nil)
 			got := counts(t, p, n)
 			for i, w := range tt.want {
-				share := float64(got[p.Targets[i].Addr]) / n
+				share := float64(got[p.Targets()[i].Addr]) / n
 				if math.Abs(share-w) > tt.tol {
 					t.Errorf("target %d share %.4f, want %.4f ± %.4f (%v)", i, share, w, tt.tol, got)
 				}
@@ -79,7 +79,7 @@ func TestSmoothWRRInterleaves(t *testing.T) {
 	var seq []int
 	for i := 0; i < 7; i++ {
 		tg, _ := p.Pick(nil, 0)
-		for j, x := range p.Targets {
+		for j, x := range p.Targets() {
 			if x == tg {
 				seq = append(seq, j)
 			}
@@ -95,11 +95,11 @@ func TestLeastRequestsAvoidsBusyTarget(t *testing.T) {
 	t.Parallel()
 	p := newTestPool(t, "least_requests", []int{1, 1, 1}, 0, nil)
 	for i := 0; i < 5; i++ {
-		p.Targets[0].Begin()
-		p.Targets[1].Begin()
+		p.Targets()[0].Begin()
+		p.Targets()[1].Begin()
 	}
 	for i := 0; i < 100; i++ {
-		if tg, _ := p.Pick(nil, 0); tg != p.Targets[2] {
+		if tg, _ := p.Pick(nil, 0); tg != p.Targets()[2] {
 			t.Fatalf("picked %s with 5 in flight", tg.Addr)
 		}
 	}
@@ -108,11 +108,11 @@ func TestLeastRequestsAvoidsBusyTarget(t *testing.T) {
 func TestP2CPrefersFastTarget(t *testing.T) {
 	t.Parallel()
 	p := newTestPool(t, "p2c_ewma", []int{1, 1, 1}, 0, nil)
-	p.Targets[0].ObserveLatency(50 * time.Millisecond)
-	p.Targets[1].ObserveLatency(time.Millisecond)
-	p.Targets[2].ObserveLatency(time.Millisecond)
+	p.Targets()[0].ObserveLatency(50 * time.Millisecond)
+	p.Targets()[1].ObserveLatency(time.Millisecond)
+	p.Targets()[2].ObserveLatency(time.Millisecond)
 	got := counts(t, p, 3000)
-	if share := float64(got[p.Targets[0].Addr]) / 3000; share > 0.05 {
+	if share := float64(got[p.Targets()[0].Addr]) / 3000; share > 0.05 {
 		t.Fatalf("slow target got %.2f of picks: %v", share, got)
 	}
 }
@@ -121,20 +121,20 @@ func TestTriedAndUnavailableAreSkipped(t *testing.T) {
 	t.Parallel()
 	for _, b := range []string{"round_robin", "weighted_round_robin", "least_requests", "p2c_ewma", "consistent_hash"} {
 		p := newTestPool(t, b, []int{1, 1, 1}, 1, nil)
-		p.Targets[0].active.Store(StateDown)
+		p.Targets()[0].active.Store(StateDown)
 		var tried Tried
-		tried.Add(p.Targets[1])
+		tried.Add(p.Targets()[1])
 		for i := 0; i < 50; i++ {
-			if tg, _ := p.Pick(&tried, 0); tg != p.Targets[2] {
+			if tg, _ := p.Pick(&tried, 0); tg != p.Targets()[2] {
 				t.Fatalf("%s: picked %s", b, tg.Addr)
 			}
 		}
 		// Every primary down or tried: the backup serves.
-		tried.Add(p.Targets[2])
+		tried.Add(p.Targets()[2])
 		if tg, _ := p.Pick(&tried, 0); tg == nil || !tg.Backup {
 			t.Fatalf("%s: backup not used: %v", b, tg)
 		}
-		tried.Add(p.Targets[3])
+		tried.Add(p.Targets()[3])
 		if _, err := p.Pick(&tried, 0); err != ErrNoTarget {
 			t.Fatalf("%s: err %v, want ErrNoTarget", b, err)
 		}
@@ -145,7 +145,7 @@ func TestPassiveEjectionBackoffAndCap(t *testing.T) {
 	t.Parallel()
 	c := &clock{t: time.Unix(1000, 0)}
 	p := newTestPool(t, "round_robin", []int{1, 1, 1, 1}, 0, c)
-	a, b, d := p.Targets[0], p.Targets[1], p.Targets[2]
+	a, b, d := p.Targets()[0], p.Targets()[1], p.Targets()[2]
 	fail := func(tg *Target, n int) {
 		for i := 0; i < n; i++ {
 			p.Report(tg, Failure)
@@ -203,9 +203,9 @@ func TestSlowStartRamps(t *testing.T) {
 	// A recovering target gets less than its share from round robin.
 	p := newTestPool(t, "round_robin", []int{1, 1}, 0, c)
 	p.Settings.SlowStart = w
-	p.Targets[1].recoveredAt.Store(c.t.UnixNano())
+	p.Targets()[1].recoveredAt.Store(c.t.UnixNano())
 	got := counts(t, p, 10000)
-	if share := float64(got[p.Targets[1].Addr]) / 10000; share > 0.15 {
+	if share := float64(got[p.Targets()[1].Addr]) / 10000; share > 0.15 {
 		t.Fatalf("recovering target share %.3f at the start of slow start", share)
 	}
 }
@@ -239,7 +239,7 @@ func TestPickDoesNotAllocate(t *testing.T) {
 	for _, b := range []string{"round_robin", "weighted_round_robin", "least_requests", "p2c_ewma", "consistent_hash"} {
 		p := newTestPool(t, b, []int{1, 2, 3}, 1, nil)
 		var tried Tried
-		tried.Add(p.Targets[0])
+		tried.Add(p.Targets()[0])
 		p.Pick(&tried, 0) // wrr builds its table on first use
 		if a := testing.AllocsPerRun(200, func() { p.Pick(&tried, 0) }); a != 0 {
 			t.Errorf("%s: %v allocs per pick", b, a)
@@ -321,7 +321,7 @@ func TestConsistentHashBoundedMovement(t *testing.T) {
 	}
 	// A target goes down: only its keys move.
 	p := hashPool("a:1", "b:1", "c:1")
-	p.Targets[1].active.Store(StateDown)
+	p.Targets()[1].active.Store(StateDown)
 	down := owners(t, p, keys)
 	for i := range three {
 		if three[i] != "b:1" && down[i] != three[i] {

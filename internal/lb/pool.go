@@ -12,6 +12,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,42 +46,40 @@ type Settings struct {
 	OnEject func(pool string, t *Target, d time.Duration)
 }
 
-// Pool is a named set of targets sharing one connection pool.
+// Pool is a named set of targets sharing one connection pool. Its targets
+// can change while it runs (DNS discovery): readers load the current set
+// atomically, once per pick.
 type Pool struct {
 	Name      string
-	Targets   []*Target // primaries, then backups
 	Transport *http.Transport
 	Settings  Settings
 
-	primaries []*Target
-	backups   []*Target
-	pick      picker
-	rng       atomic.Uint64
-	now       func() time.Time
+	set     atomic.Pointer[targetSet]
+	metrics *metrics.Metrics
+	rng     atomic.Uint64
+	now     func() time.Time
+
+	mu     sync.Mutex    // guards notify
+	notify chan struct{} // closed when the target set changes
+}
+
+// targetSet is an immutable set of targets with its picker, whose state
+// (round-robin position, weights, hash ring) belongs to this set.
+type targetSet struct {
+	all, primaries, backups []*Target
+	byAddr                  map[string]*Target
+	pick                    picker
 }
 
 // NewPool builds a pool over targets (from the Registry). It starts no
 // goroutine and opens no connection. m may be nil (metrics off).
 func NewPool(name string, targets []*Target, s Settings, m *metrics.Metrics) *Pool {
-	p := &Pool{Name: name, Settings: s, now: s.Now}
+	p := &Pool{Name: name, Settings: s, now: s.Now, metrics: m, notify: make(chan struct{})}
 	if p.now == nil {
 		p.now = time.Now
 	}
 	p.rng.Store(s.Seed*0x9E3779B97F4A7C15 + 1)
-	byAddr := map[string]*Target{}
-	for _, t := range targets {
-		if m != nil && t.Obs == nil {
-			t.Obs = m.Target(name, t.Addr)
-		}
-		if t.Backup {
-			p.backups = append(p.backups, t)
-		} else {
-			p.primaries = append(p.primaries, t)
-		}
-		byAddr[t.Addr] = t
-	}
-	p.Targets = append(append([]*Target{}, p.primaries...), p.backups...)
-	p.pick = newPicker(s.Balancer, p.primaries, p.backups)
+	p.set.Store(p.newSet(targets))
 
 	dialer := &net.Dialer{Timeout: s.ConnectTimeout, KeepAlive: 30 * time.Second}
 	dial := dialer.DialContext
@@ -90,7 +89,7 @@ func NewPool(name string, targets []*Target, s Settings, m *metrics.Metrics) *Po
 		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := dialer.DialContext(ctx, network, addr)
 			if err == nil {
-				if t := byAddr[addr]; t != nil && t.Obs != nil {
+				if t := p.set.Load().byAddr[addr]; t != nil && t.Obs != nil {
 					t.Obs.Dialed()
 				}
 			}
@@ -114,6 +113,44 @@ func NewPool(name string, targets []*Target, s Settings, m *metrics.Metrics) *Po
 		ReadBufferSize:     16 << 10,
 	}
 	return p
+}
+
+func (p *Pool) newSet(targets []*Target) *targetSet {
+	ts := &targetSet{byAddr: map[string]*Target{}}
+	for _, t := range targets {
+		if p.metrics != nil && t.Obs == nil {
+			t.Obs = p.metrics.Target(p.Name, t.Addr)
+		}
+		if t.Backup {
+			ts.backups = append(ts.backups, t)
+		} else {
+			ts.primaries = append(ts.primaries, t)
+		}
+		ts.byAddr[t.Addr] = t
+	}
+	ts.all = append(append([]*Target{}, ts.primaries...), ts.backups...)
+	ts.pick = newPicker(p.Settings.Balancer, ts.primaries, ts.backups)
+	return ts
+}
+
+// Targets returns the current targets: primaries, then backups.
+func (p *Pool) Targets() []*Target { return p.set.Load().all }
+
+// SetTargets replaces the target set (DNS discovery). Requests in flight
+// keep the targets they picked; health checkers follow via Changed.
+func (p *Pool) SetTargets(targets []*Target) {
+	p.set.Store(p.newSet(targets))
+	p.mu.Lock()
+	close(p.notify)
+	p.notify = make(chan struct{})
+	p.mu.Unlock()
+}
+
+// Changed returns a channel closed at the next SetTargets.
+func (p *Pool) Changed() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.notify
 }
 
 // Tried records the targets a request has already tried, so a retry never
@@ -157,10 +194,11 @@ func (tr *Tried) Has(t *Target) bool {
 // is the request's hash key (consistent_hash only; see HashKey).
 func (p *Pool) Pick(tried *Tried, key uint64) (*Target, error) {
 	now := p.now().UnixNano()
-	if t := p.pick.pick(p, p.primaries, 0, now, tried, key); t != nil {
+	set := p.set.Load()
+	if t := set.pick.pick(p, set.primaries, 0, now, tried, key); t != nil {
 		return t, nil
 	}
-	if t := p.pick.pick(p, p.backups, 1, now, tried, key); t != nil {
+	if t := set.pick.pick(p, set.backups, 1, now, tried, key); t != nil {
 		return t, nil
 	}
 	return nil, ErrNoTarget
@@ -208,12 +246,13 @@ func (p *Pool) Report(t *Target, o Outcome) {
 		return // already ejected
 	}
 	ejected := 0
-	for _, x := range p.Targets {
+	all := p.Targets()
+	for _, x := range all {
 		if x.ejectedUntil.Load() > nowN {
 			ejected++
 		}
 	}
-	if (ejected+1)*100 > s.MaxEjectedPct*len(p.Targets) {
+	if (ejected+1)*100 > s.MaxEjectedPct*len(all) {
 		return // the cap: keep it in rotation
 	}
 	t.mu.Lock()
@@ -238,17 +277,18 @@ func (p *Pool) Report(t *Target, o Outcome) {
 
 // Share is the fraction of primary targets available now.
 func (p *Pool) Share() float64 {
-	if len(p.primaries) == 0 {
+	prim := p.set.Load().primaries
+	if len(prim) == 0 {
 		return 0
 	}
 	now := p.now().UnixNano()
 	n := 0
-	for _, t := range p.primaries {
+	for _, t := range prim {
 		if t.Available(now) {
 			n++
 		}
 	}
-	return float64(n) / float64(len(p.primaries))
+	return float64(n) / float64(len(prim))
 }
 
 // Now is the pool's clock.

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gatehouse/internal/discovery"
 	"gatehouse/internal/health"
 	"gatehouse/internal/lb"
 	"gatehouse/internal/observe/metrics"
@@ -184,9 +185,19 @@ type Registry struct {
 }
 
 type poolEntry struct {
+	PoolSpec
 	pool   *lb.Pool
-	check  *health.Config
-	cancel context.CancelFunc // stops the checker; nil when none runs
+	cancel context.CancelFunc // stops checker and discovery; nil when none runs
+}
+
+// PoolSpec describes a pool to the Registry.
+type PoolSpec struct {
+	Key      string // identity: name and every setting
+	Name     string
+	Make     func() *lb.Pool
+	Check    *health.Config    // active health check, if any
+	Discover *discovery.Config // DNS discovery, if any
+	Static   []*lb.Target      // configured targets (discovery adds to them)
 }
 
 // NewRegistry returns an empty registry; pools it creates report to m
@@ -217,16 +228,16 @@ func (r *Registry) Target(upstream, addr string, weight int, backup bool) *lb.Ta
 	return t
 }
 
-// Pool returns the pool for key, creating it with mk if absent. check, if
-// set, is the pool's active health check; it runs from Start on.
-func (r *Registry) Pool(key string, mk func() *lb.Pool, check *health.Config) *lb.Pool {
+// Pool returns the pool spec describes, creating it if absent. Its health
+// checker and DNS discovery, if any, run from Start on.
+func (r *Registry) Pool(spec PoolSpec) *lb.Pool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if e, ok := r.pools[key]; ok {
+	if e, ok := r.pools[spec.Key]; ok {
 		return e.pool
 	}
-	e := &poolEntry{pool: mk(), check: check}
-	r.pools[key] = e
+	e := &poolEntry{PoolSpec: spec, pool: spec.Make()}
+	r.pools[spec.Key] = e
 	if r.ctx != nil {
 		r.startLocked(e)
 	}
@@ -234,12 +245,20 @@ func (r *Registry) Pool(key string, mk func() *lb.Pool, check *health.Config) *l
 }
 
 func (r *Registry) startLocked(e *poolEntry) {
-	if e.check == nil || e.cancel != nil {
+	if (e.Check == nil && e.Discover == nil) || e.cancel != nil {
 		return
 	}
 	ctx, cancel := context.WithCancel(r.ctx)
 	e.cancel = cancel
-	r.wg.Go(func() { health.Run(ctx, e.pool, *e.check, r.events) })
+	if e.Check != nil {
+		r.wg.Go(func() { health.Run(ctx, e.pool, *e.Check, r.events) })
+	}
+	if e.Discover != nil {
+		mk := func(addr string, weight int, backup bool) *lb.Target {
+			return r.Target(e.Name, addr, weight, backup)
+		}
+		r.wg.Go(func() { discovery.Run(ctx, e.pool, *e.Discover, e.Static, mk, r.events) })
+	}
 }
 
 // Start runs the health checkers of current and future pools under ctx.
@@ -260,7 +279,7 @@ func (r *Registry) Retain(live *Snapshot) {
 	keepT := map[*lb.Target]bool{}
 	for _, p := range live.Pools {
 		keep[p] = true
-		for _, t := range p.Targets {
+		for _, t := range p.Targets() {
 			keepT[t] = true
 		}
 	}

@@ -310,3 +310,68 @@ func TestConsistentHashStickiness(t *testing.T) {
 		t.Errorf("30 users all hashed to %v", used)
 	}
 }
+
+func TestDNSDiscoveryFollowsRecords(t *testing.T) {
+	dns := testutil.StartDNS(t)
+	a, b := startUpstream(t, "a"), startUpstream(t, "b")
+	port := func(u *upstream) uint16 {
+		var p uint16
+		fmt.Sscanf(u.Addr[strings.LastIndexByte(u.Addr, ':')+1:], "%d", &p)
+		return p
+	}
+	dns.SetIPs("host.test", "127.0.0.1")
+	dns.SetSRV("_app._tcp.svc.test", testutil.SRV{Target: "host.test", Port: port(a), Weight: 1, Priority: 1})
+	addr, adminAddr := testutil.FreePort(t), testutil.FreePort(t)
+	testutil.Start(t, fmt.Sprintf(`
+server: { listen: [%q] }
+admin: { listen: %q }
+upstreams:
+  app:
+    discovery: { name: _app._tcp.svc.test, type: SRV, interval: 200ms, resolver: %q }
+routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
+`, addr, adminAddr, dns.Addr), addr)
+	seen := func() map[string]bool {
+		out := map[string]bool{}
+		for i := 0; i < 12; i++ {
+			resp, err := http.Get("http://" + addr + "/x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var e echo
+			json.NewDecoder(resp.Body).Decode(&e)
+			resp.Body.Close()
+			out[e.Upstream] = true
+		}
+		return out
+	}
+	want := func(names ...string) func() bool {
+		return func() bool {
+			s := seen()
+			if len(s) != len(names) {
+				return false
+			}
+			for _, n := range names {
+				if !s[n] {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	if !testutil.WaitFor(5*time.Second, want("a")) {
+		t.Fatalf("first lookup: %v", seen())
+	}
+	dns.SetSRV("_app._tcp.svc.test",
+		testutil.SRV{Target: "host.test", Port: port(a), Weight: 1, Priority: 1},
+		testutil.SRV{Target: "host.test", Port: port(b), Weight: 1, Priority: 1})
+	if !testutil.WaitFor(5*time.Second, want("a", "b")) {
+		t.Fatalf("added target not used: %v", seen())
+	}
+	dns.SetSRV("_app._tcp.svc.test", testutil.SRV{Target: "host.test", Port: port(b), Weight: 1, Priority: 1})
+	if !testutil.WaitFor(5*time.Second, want("b")) {
+		t.Fatalf("removed target still used: %v", seen())
+	}
+	if st := upstreamStates(t, "http://"+adminAddr, "app"); len(st) != 1 || st[b.Addr].Address != b.Addr {
+		t.Fatalf("/upstreams: %+v", st)
+	}
+}

@@ -82,6 +82,9 @@ func New(doc *config.Document, o Options) (*App, error) {
 	if a.metrics != nil {
 		a.metrics.Reload(true, float64(now.Unix()))
 	}
+	if a.metrics != nil {
+		a.metrics.WatchTargets(a.targetStates)
+	}
 	a.admin = admin.New(admin.Options{Source: a, Metrics: a.metrics, Pprof: doc.Config.Admin.Pprof, Version: o.Version})
 	return a, nil
 }
@@ -294,4 +297,17 @@ func (a *App) warnRestartOnly(old, cur *config.Config) {
 		old.Log != cur.Log || old.Admin != cur.Admin || !reflect.DeepEqual(old.Tracing, cur.Tracing) {
 		a.events.Warn("server.listen, the server timeouts, max_header_bytes, log, admin and tracing settings change only on restart")
 	}
+}
+
+// targetStates lists every target's availability, for metrics.
+func (a *App) targetStates() []metrics.TargetState {
+	snap := a.holder.Load()
+	now := time.Now().UnixNano()
+	var out []metrics.TargetState
+	for name, p := range snap.Pools {
+		for _, t := range p.Targets() {
+			out = append(out, metrics.TargetState{Upstream: name, Target: t.Addr, Up: t.Available(now)})
+		}
+	}
+	return out
 }

@@ -424,11 +424,10 @@ func writeAtomic(t *testing.T, path, data string) {
 	}
 }
 
-func TestReloadUnderLoad(t *testing.T) {
-	up := startUpstream(t, "app")
-	addr := testutil.FreePort(t)
-	cfg := func(gen int) string {
-		return fmt.Sprintf(`
+// generationConfig is a config whose responses carry X-Generation: gen,
+// so a test can see which config served a request.
+func generationConfig(addr, upstream string, gen int) string {
+	return fmt.Sprintf(`
 admin: { listen: "off" }
 server: { listen: [%q] }
 upstreams: { app: { targets: [%q] } }
@@ -437,8 +436,13 @@ routes:
     match: { path_prefix: / }
     upstream: app
     response_headers: { set: { X-Generation: "%d" } }
-`, addr, up.Addr, gen)
-	}
+`, addr, upstream, gen)
+}
+
+func TestReloadUnderLoad(t *testing.T) {
+	up := startUpstream(t, "app")
+	addr := testutil.FreePort(t)
+	cfg := func(gen int) string { return generationConfig(addr, up.Addr, gen) }
 	dir := t.TempDir()
 	path := filepath.Join(dir, "gatehouse.yaml")
 	writeAtomic(t, path, cfg(0))
@@ -520,18 +524,7 @@ routes:
 func TestInFlightRequestKeepsItsSnapshot(t *testing.T) {
 	up := startUpstream(t, "app")
 	addr := testutil.FreePort(t)
-	cfg := func(gen int) string {
-		return fmt.Sprintf(`
-admin: { listen: "off" }
-server: { listen: [%q] }
-upstreams: { app: { targets: [%q] } }
-routes:
-  - name: app
-    match: { path_prefix: / }
-    upstream: app
-    response_headers: { set: { X-Generation: "%d" } }
-`, addr, up.Addr, gen)
-	}
+	cfg := func(gen int) string { return generationConfig(addr, up.Addr, gen) }
 	path := filepath.Join(t.TempDir(), "gatehouse.yaml")
 	writeAtomic(t, path, cfg(1))
 	p := testutil.StartFile(t, path, addr)

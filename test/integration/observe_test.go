@@ -114,6 +114,7 @@ func TestMetricsCountKnownRequests(t *testing.T) {
 		{"gatehouse_upstream_errors_total", map[string]string{"upstream": "dead", "target": dead, "kind": "connect"}, 1},
 		{"gatehouse_upstream_connections_opened_total", map[string]string{"upstream": "app", "target": up.Addr}, 1},
 		{"gatehouse_config_last_reload_success", nil, 1},
+		{"gatehouse_upstream_target_up", map[string]string{"upstream": "app", "target": up.Addr}, 1},
 		{"gatehouse_http_requests_in_flight", nil, 0},
 	}
 	for _, c := range checks {

@@ -257,3 +257,38 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return d.Counter.GetValue()
 }
+
+// TargetState is one target's health for gatehouse_upstream_target_up.
+type TargetState struct {
+	Upstream, Target string
+	Up               bool // available: not down by active checks, not ejected
+}
+
+// targetStates is a collector reading target health at scrape time.
+type targetStates struct {
+	desc *prometheus.Desc
+	list func() []TargetState
+}
+
+func (c targetStates) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c targetStates) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.list() {
+		v := 0.0
+		if s.Up {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, s.Upstream, s.Target)
+	}
+}
+
+// WatchTargets exports gatehouse_upstream_target_up from list, called at
+// every scrape.
+func (m *Metrics) WatchTargets(list func() []TargetState) {
+	m.Registry.MustRegister(targetStates{
+		desc: prometheus.NewDesc("gatehouse_upstream_target_up",
+			"1 if the target is available (not down by active checks, not ejected), else 0.",
+			[]string{"upstream", "target"}, nil),
+		list: list,
+	})
+}

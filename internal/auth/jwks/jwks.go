@@ -1,0 +1,185 @@
+// Package jwks keeps an issuer's signing keys (a JWK Set fetched from its
+// jwks_uri) and answers "which key has this kid".
+//
+// Fetches are single-flight: however many requests wait for an unknown
+// kid, one fetch runs and all share its result (coreos/go-oidc's design).
+// An unknown kid triggers a refetch at most once per cooldown, so a flood
+// of tokens with random kids costs one fetch, not one per token. Keys are
+// also refreshed in the background (Run). A failed fetch keeps the last
+// keys (stale-if-error): an issuer outage does not stop tokens that were
+// valid from verifying.
+package jwks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/sync/singleflight"
+)
+
+// ErrUnknownKey means no key with that kid, even after a refetch.
+var ErrUnknownKey = errors.New("jwks: unknown key id")
+
+// Set is a remote JWK Set.
+type Set struct {
+	url      string
+	client   *http.Client
+	cooldown time.Duration
+	now      func() time.Time
+	sf       singleflight.Group
+
+	mu        sync.RWMutex // guards the following fields
+	keys      map[string]jose.JSONWebKey
+	fetchedAt time.Time // last successful fetch
+	triedAt   time.Time // last attempt, successful or not
+	lastErr   error
+	fetches   int64
+}
+
+// Options configure a Set.
+type Options struct {
+	Client *http.Client // required: its own, never http.DefaultClient
+	// Cooldown is the least time between fetches caused by unknown kids.
+	// Default 30s.
+	Cooldown time.Duration
+	Now      func() time.Time
+}
+
+// New returns a Set for url. It fetches nothing until asked.
+func New(url string, o Options) *Set {
+	if o.Cooldown == 0 {
+		o.Cooldown = 30 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Set{url: url, client: o.Client, cooldown: o.Cooldown, now: o.Now, keys: map[string]jose.JSONWebKey{}}
+}
+
+// Key returns the key for kid, fetching the set when kid is unknown and
+// the cooldown allows. An empty kid matches a set with a single key.
+func (s *Set) Key(ctx context.Context, kid string) (jose.JSONWebKey, error) {
+	if k, ok := s.lookup(kid); ok {
+		return k, nil
+	}
+	s.mu.RLock()
+	mayFetch := s.triedAt.IsZero() || s.now().Sub(s.triedAt) >= s.cooldown
+	s.mu.RUnlock()
+	if mayFetch {
+		if err := s.Refresh(ctx); err != nil {
+			if k, ok := s.lookup(kid); ok { // another waiter's fetch may have it
+				return k, nil
+			}
+			return jose.JSONWebKey{}, err
+		}
+	}
+	if k, ok := s.lookup(kid); ok {
+		return k, nil
+	}
+	return jose.JSONWebKey{}, ErrUnknownKey
+}
+
+func (s *Set) lookup(kid string) (jose.JSONWebKey, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if kid == "" && len(s.keys) == 1 {
+		for _, k := range s.keys {
+			return k, true
+		}
+	}
+	k, ok := s.keys[kid]
+	return k, ok && kid != ""
+}
+
+// Refresh fetches the set now; concurrent callers share one fetch. On
+// failure the previous keys stay.
+func (s *Set) Refresh(ctx context.Context) error {
+	_, err, _ := s.sf.Do("fetch", func() (any, error) {
+		keys, err := s.fetch(ctx)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.triedAt = s.now()
+		s.fetches++
+		s.lastErr = err
+		if err != nil {
+			return nil, err
+		}
+		s.keys, s.fetchedAt = keys, s.triedAt
+		return nil, nil
+	})
+	return err
+}
+
+// maxSetBytes bounds a JWK Set document.
+const maxSetBytes = 1 << 20
+
+func (s *Set) fetch(ctx context.Context) (map[string]jose.JSONWebKey, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("jwks: %w", err)
+	}
+	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("jwks: fetch %s: %w", s.url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("jwks: fetch %s: status %d", s.url, resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxSetBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("jwks: fetch %s: %w", s.url, err)
+	}
+	if len(body) > maxSetBytes {
+		return nil, fmt.Errorf("jwks: %s: document larger than %d bytes", s.url, maxSetBytes)
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(body, &set); err != nil {
+		return nil, fmt.Errorf("jwks: %s: %w", s.url, err)
+	}
+	keys := map[string]jose.JSONWebKey{}
+	for _, k := range set.Keys {
+		// Only public signing keys: symmetric or private keys in a JWKS
+		// are a misconfiguration, and "use": "enc" keys do not sign.
+		if !k.IsPublic() || (k.Use != "" && k.Use != "sig") {
+			continue
+		}
+		keys[k.KeyID] = k
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("jwks: %s: no public signing keys", s.url)
+	}
+	return keys, nil
+}
+
+// Run refreshes the set every interval until ctx ends (background
+// rotation pickup).
+func (s *Set) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = s.Refresh(ctx)
+		}
+	}
+}
+
+// Stats reports fetches made and the last error, for metrics and status.
+func (s *Set) Stats() (fetches int64, fetchedAt time.Time, lastErr error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.fetches, s.fetchedAt, s.lastErr
+}

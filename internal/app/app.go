@@ -84,6 +84,13 @@ func New(doc *config.Document, o Options) (*App, error) {
 	}
 	if a.metrics != nil {
 		a.metrics.WatchTargets(a.targetStates)
+		a.metrics.WatchKeyFetches(func() map[string]int64 {
+			out := map[string]int64{}
+			for _, is := range a.holder.Load().Issuers {
+				out[is.Name] = is.Keys.Fetches()
+			}
+			return out
+		})
 	}
 	a.admin = admin.New(admin.Options{Source: a, Metrics: a.metrics, Pprof: doc.Config.Admin.Pprof, Version: o.Version})
 	return a, nil

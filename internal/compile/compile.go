@@ -9,10 +9,16 @@ package compile
 
 import (
 	"fmt"
+	"net"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
 
+	"gatehouse/internal/auth/authn"
+	"gatehouse/internal/auth/issuer"
+	"gatehouse/internal/auth/jwt"
+	"gatehouse/internal/auth/rbac"
 	"gatehouse/internal/config"
 	"gatehouse/internal/discovery"
 	"gatehouse/internal/filter/headers"
@@ -79,6 +85,10 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 		snap.Upstreams[n] = &runtime.Upstream{Retry: retryPolicy(u), MinHealthyShare: u.Health.MinHealthyShare}
 	}
 
+	issuers := compileIssuers(c, reg, snap)
+	cache := authn.NewCache(c.Auth.CacheSize, 5*time.Minute)
+	snap.StripHeaders = stripHeaders(c)
+
 	specs := make([]route.Spec, len(c.Routes))
 	for i, rc := range c.Routes {
 		specs[i] = route.Spec{
@@ -91,6 +101,21 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 		r, err := compileRoute(c, rc, snap)
 		if err != nil {
 			return nil, fmt.Errorf("compile: route %s: %w", rc.Name, err)
+		}
+		if a := rc.Auth; a != nil && a.Mode != "none" {
+			f := &authn.Filter{Route: rc.Name, Mode: a.Mode, ForwardToken: *a.ForwardToken, Preflight: a.Preflight,
+				ResourceMetadata: a.ResourceMetadata, Cache: cache,
+				Policy: rbac.Policy{AnyRoles: a.Roles.AnyOf, AllRoles: a.Roles.AllOf, Scopes: a.Scopes, Claims: a.Claims},
+				Headers: authn.Headers{Subject: c.Auth.IdentityHeaders.Subject, Roles: c.Auth.IdentityHeaders.Roles,
+					Scopes: c.Auth.IdentityHeaders.Scopes, Client: c.Auth.IdentityHeaders.Client, Issuer: c.Auth.IdentityHeaders.Issuer}}
+			for _, n := range a.Issuers {
+				f.Issuers = append(f.Issuers, issuers[n])
+			}
+			if m := reg.Metrics(); m != nil {
+				f.Obs = m.Auth()
+			}
+			// authn/authz run first, before any later filter (rate limits).
+			r.Filters = append([]phase.RequestFilter{f}, r.Filters...)
 		}
 		if m := reg.Metrics(); m != nil {
 			r.Obs = m.Route(r.Name)
@@ -266,4 +291,59 @@ func retryPolicy(u *config.Upstream) runtime.RetryPolicy {
 	r := u.Retries
 	return runtime.RetryPolicy{Attempts: r.Attempts, PerTry: r.PerTryTimeout.D(), Deadline: r.Deadline.D(),
 		OnStatus: r.OnStatus, BufferBody: int64(*r.BufferBody)}
+}
+
+// compileIssuers builds a verifier per configured issuer. Key sets are
+// Registry services, so their keys and refresh loops survive reloads.
+func compileIssuers(c *config.Config, reg *runtime.Registry, snap *runtime.Snapshot) map[string]*authn.Issuer {
+	out := map[string]*authn.Issuer{}
+	names := make([]string, 0, len(c.Auth.Issuers))
+	for n := range c.Auth.Issuers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		ic := c.Auth.Issuers[n]
+		key := fmt.Sprintf("issuer|%s|%s|%v|%v", ic.Issuer, ic.JWKSURI, ic.KeyCooldown, ic.RefreshInterval)
+		keys := reg.Service(key, func() runtime.Runner {
+			return &issuer.Keys{Issuer: ic.Issuer, JWKSURI: ic.JWKSURI, Client: authClient(),
+				Cooldown: ic.KeyCooldown.D(), Refresh: ic.RefreshInterval.D()}
+		}).(*issuer.Keys)
+		snap.Services = append(snap.Services, key)
+		snap.Issuers = append(snap.Issuers, runtime.IssuerKeys{Name: n, Keys: keys})
+		out[n] = &authn.Issuer{Name: n, URL: ic.Issuer, RolesClaim: ic.RolesClaim, ScopeClaim: ic.ScopeClaim,
+			Verifier: &jwt.Verifier{Issuer: ic.Issuer, Audience: ic.Audience, Algorithms: ic.Algorithms, Type: ic.Type,
+				Leeway: ic.Leeway.D(), Keys: keys}}
+	}
+	return out
+}
+
+// authClient is the HTTP client for issuer metadata and keys: its own
+// transport, no environment proxy, bounded timeouts.
+func authClient() *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: 10 * time.Second,
+		MaxIdleConnsPerHost:   2,
+		IdleConnTimeout:       30 * time.Second,
+	}}
+}
+
+// spoofable are identity headers some apps trust from a proxy; clients may
+// never send them. Header names with underscores are removed too (some
+// servers fold X_Auth_User into X-Auth-User), as is X-Auth-Request-*.
+var spoofable = []string{"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups", "X-Forwarded-Preferred-Username",
+	"Remote-User", "X-Remote-User", "X-User", "X-Auth-User"}
+
+func stripHeaders(c *config.Config) []string {
+	out := append([]string{}, spoofable...)
+	ih := c.Auth.IdentityHeaders
+	for _, h := range []string{ih.Subject, ih.Roles, ih.Scopes, ih.Client, ih.Issuer} {
+		if h != "" && h != "off" {
+			out = append(out, http.CanonicalHeaderKey(h))
+		}
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 )
@@ -63,6 +64,41 @@ func applyDefaults(doc *Document) {
 	}
 	if s.SecurityHeaders == nil {
 		s.SecurityHeaders = DefaultSecurityHeaders()
+	}
+	ih := &c.Auth.IdentityHeaders
+	for _, d := range []struct {
+		f   *string
+		def string
+	}{{&ih.Subject, "X-Auth-Subject"}, {&ih.Roles, "X-Auth-Roles"}, {&ih.Scopes, "X-Auth-Scopes"}, {&ih.Client, "X-Auth-Client"}, {&ih.Issuer, "X-Auth-Issuer"}} {
+		if *d.f == "" {
+			*d.f = d.def
+		}
+	}
+	if c.Auth.CacheSize == 0 {
+		c.Auth.CacheSize = 10000
+	}
+	for _, is := range c.Auth.Issuers {
+		if is == nil {
+			continue
+		}
+		if is.Leeway == 0 {
+			is.Leeway = Duration(30 * time.Second)
+		}
+		if is.RolesClaim == "" {
+			is.RolesClaim = "roles"
+		}
+		if is.ScopeClaim == "" {
+			is.ScopeClaim = "scope"
+		}
+		if is.RefreshInterval == 0 {
+			is.RefreshInterval = Duration(10 * time.Minute)
+		}
+		if is.KeyCooldown == 0 {
+			is.KeyCooldown = Duration(30 * time.Second)
+		}
+		if len(is.Algorithms) == 0 {
+			is.Algorithms = []string{"RS256", "PS256", "ES256", "EdDSA"}
+		}
 	}
 	if c.Tracing.ServiceName == "" {
 		c.Tracing.ServiceName = "gatehouse"
@@ -181,6 +217,21 @@ func applyDefaults(doc *Document) {
 			r.Match.PathPrefix = strings.TrimRight(p, "/")
 			if r.Match.PathPrefix == "" {
 				r.Match.PathPrefix = "/"
+			}
+		}
+		if a := r.Auth; a != nil {
+			if a.Mode == "" {
+				a.Mode = "required"
+			}
+			if a.ForwardToken == nil {
+				t := true
+				a.ForwardToken = &t
+			}
+			if len(a.Issuers) == 0 {
+				for n := range c.Auth.Issuers {
+					a.Issuers = append(a.Issuers, n)
+				}
+				sort.Strings(a.Issuers)
 			}
 		}
 		if r.API != nil && r.API.Rewrite == "" {

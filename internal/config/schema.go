@@ -19,6 +19,8 @@ type Config struct {
 	Admin Admin `yaml:"admin"`
 	// Tracing: OpenTelemetry traces, off unless an endpoint is set.
 	Tracing Tracing `yaml:"tracing"`
+	// Auth: token issuers and identity headers (docs/auth.md).
+	Auth Auth `yaml:"auth"`
 	// Upstreams: named pools of targets that routes proxy to.
 	Upstreams map[string]*Upstream `yaml:"upstreams"`
 	// Routes: matched most-specific first (see docs/config.md).
@@ -252,6 +254,87 @@ type Route struct {
 	// SecurityHeaders overrides server.security_headers for this route; an
 	// empty value turns a default header off.
 	SecurityHeaders map[string]string `yaml:"security_headers"`
+	// Auth is the route's authentication and authorization policy.
+	Auth *RouteAuth `yaml:"auth"`
+}
+
+// Auth configures token verification.
+type Auth struct {
+	// Issuers by name.
+	Issuers map[string]*Issuer `yaml:"issuers"`
+	// IdentityHeaders name the headers that carry the verified identity
+	// upstream. Client-sent copies are removed on every route.
+	IdentityHeaders IdentityHeaders `yaml:"identity_headers"`
+	// CacheSize bounds the verified-token cache. Default 10000.
+	CacheSize int `yaml:"cache_size"`
+}
+
+// IdentityHeaders are header names; empty turns one off.
+type IdentityHeaders struct {
+	Subject string `yaml:"subject"` // default X-Auth-Subject
+	Roles   string `yaml:"roles"`   // default X-Auth-Roles
+	Scopes  string `yaml:"scopes"`  // default X-Auth-Scopes
+	Client  string `yaml:"client"`  // default X-Auth-Client
+	Issuer  string `yaml:"issuer"`  // default X-Auth-Issuer
+}
+
+// Issuer is one OAuth 2.1 / OpenID Connect authorization server.
+type Issuer struct {
+	// Issuer URL; tokens' iss must equal it exactly. Its metadata is
+	// discovered at /.well-known/openid-configuration (or
+	// oauth-authorization-server). Required.
+	Issuer string `yaml:"issuer"`
+	// JWKSURI overrides the discovered jwks_uri.
+	JWKSURI string `yaml:"jwks_uri"`
+	// Audience a token's aud must contain. Required.
+	Audience string `yaml:"audience"`
+	// Algorithms allowed. Default RS256, PS256, ES256, EdDSA.
+	Algorithms []string `yaml:"algorithms"`
+	// Type required in the token header (RFC 9068: at+jwt). Default none.
+	Type string `yaml:"type"`
+	// Leeway for exp, nbf and iat. Default 30s.
+	Leeway Duration `yaml:"leeway"`
+	// RolesClaim is the dotted path of the roles claim. Default "roles".
+	RolesClaim string `yaml:"roles_claim"`
+	// ScopeClaim is the path of the scopes: a space-separated string or an
+	// array. Default "scope".
+	ScopeClaim string `yaml:"scope_claim"`
+	// RefreshInterval refreshes the keys in the background. Default 10m.
+	RefreshInterval Duration `yaml:"refresh_interval"`
+	// KeyCooldown: least time between key fetches caused by unknown kids.
+	// Default 30s.
+	KeyCooldown Duration `yaml:"key_cooldown"`
+}
+
+// RouteAuth is a route's policy.
+type RouteAuth struct {
+	// Mode: none (default), optional (a token, if sent, must be valid) or
+	// required.
+	Mode string `yaml:"mode"`
+	// Issuers accepted, by name. Default all.
+	Issuers []string `yaml:"issuers"`
+	// Roles required.
+	Roles RoleRule `yaml:"roles"`
+	// Scopes: every one is required.
+	Scopes []string `yaml:"scopes"`
+	// Claims: each claim (dotted path) must equal the value, or contain it
+	// when the claim is an array.
+	Claims map[string]string `yaml:"claims"`
+	// ForwardToken keeps the Authorization header for the upstream.
+	// Default true.
+	ForwardToken *bool `yaml:"forward_token"`
+	// Preflight lets CORS preflight requests (OPTIONS with
+	// Access-Control-Request-Method) through without a token. Default false.
+	Preflight bool `yaml:"preflight"`
+	// ResourceMetadata is the RFC 9728 protected resource metadata URL
+	// named in WWW-Authenticate on 401.
+	ResourceMetadata string `yaml:"resource_metadata"`
+}
+
+// RoleRule requires roles.
+type RoleRule struct {
+	AnyOf []string `yaml:"any_of"`
+	AllOf []string `yaml:"all_of"`
 }
 
 // Match says which requests a route takes. All given conditions must hold.

@@ -51,6 +51,7 @@ func validate(doc *Document) []FieldError {
 		v.add("tracing.sample_ratio", "must be between 0 and 1, got %v", r)
 	}
 	v.headerValues("tracing.headers", c.Tracing.Headers)
+	v.auth(&c.Auth)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -95,6 +96,7 @@ func validate(doc *Document) []FieldError {
 type validator struct {
 	doc       *Document
 	upstreams []string
+	issuers   []string
 	errs      []FieldError
 }
 
@@ -368,6 +370,9 @@ func (v *validator) route(p string, r *Route) {
 	if rs := r.Respond; rs != nil && (rs.Status < 200 || rs.Status > 599) {
 		v.add(p+".respond.status", "must be between 200 and 599; got %d", rs.Status)
 	}
+	if a := r.Auth; a != nil {
+		v.routeAuth(p+".auth", a)
+	}
 	v.edits(p+".request_headers", &r.RequestHeaders)
 	v.edits(p+".response_headers", &r.ResponseHeaders)
 	v.headerValues(p+".security_headers", r.SecurityHeaders)
@@ -520,4 +525,88 @@ func matchKey(m *Match) string {
 	}
 	sort.Strings(hdrs)
 	return fmt.Sprintf("%q|%q|%q|%q|%q", hosts, m.PathPrefix, m.Path, meths, hdrs)
+}
+
+var allowedAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+func (v *validator) auth(a *Auth) {
+	names := make([]string, 0, len(a.Issuers))
+	for n := range a.Issuers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	v.issuers = names
+	for _, n := range names {
+		is := a.Issuers[n]
+		p := join("auth.issuers", n)
+		if is == nil {
+			v.add(p, "empty issuer")
+			continue
+		}
+		if u, err := url.Parse(is.Issuer); err != nil || u.Scheme == "" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			v.add(p+".issuer", "expected the issuer URL, such as https://auth.example.com, got %q", is.Issuer)
+		} else if u.Scheme != "https" && !isLoopbackHost(u.Hostname()) {
+			v.add(p+".issuer", "must be https (http is allowed for loopback addresses only)")
+		}
+		if is.JWKSURI != "" {
+			if u, err := url.Parse(is.JWKSURI); err != nil || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) {
+				v.add(p+".jwks_uri", "expected an https URL, got %q", is.JWKSURI)
+			}
+		}
+		if is.Audience == "" {
+			v.add(p+".audience", "required: tokens for other resources must not be accepted here")
+		}
+		for i, alg := range is.Algorithms {
+			if !slices.Contains(allowedAlgs, alg) {
+				v.add(fmt.Sprintf("%s.algorithms[%d]", p, i), "%q is not allowed (asymmetric algorithms only: %s)", alg, strings.Join(allowedAlgs, ", "))
+			}
+		}
+	}
+	for name, h := range map[string]string{"subject": a.IdentityHeaders.Subject, "roles": a.IdentityHeaders.Roles,
+		"scopes": a.IdentityHeaders.Scopes, "client": a.IdentityHeaders.Client, "issuer": a.IdentityHeaders.Issuer} {
+		if h != "off" && !tokenRe.MatchString(h) {
+			v.add("auth.identity_headers."+name, "%q is not a header name", h)
+		}
+	}
+	if a.CacheSize < 0 {
+		v.add("auth.cache_size", "must not be negative")
+	}
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.IsLoopback()
+}
+
+func (v *validator) routeAuth(p string, a *RouteAuth) {
+	switch a.Mode {
+	case "none", "optional", "required":
+	default:
+		v.add(p+".mode", `must be "none", "optional" or "required", got %q`, a.Mode)
+	}
+	if a.Mode != "none" && len(v.issuers) == 0 {
+		v.add(p, "no issuers configured: add auth.issuers")
+	}
+	for i, n := range a.Issuers {
+		if !slices.Contains(v.issuers, n) {
+			msg := fmt.Sprintf("unknown issuer %q", n)
+			if s := suggest(n, v.issuers); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			v.add(fmt.Sprintf("%s.issuers[%d]", p, i), "%s", msg)
+		}
+	}
+	if a.ResourceMetadata != "" {
+		if u, err := url.Parse(a.ResourceMetadata); err != nil || u.Scheme == "" || strings.ContainsAny(a.ResourceMetadata, "\"\r\n ") {
+			v.add(p+".resource_metadata", "expected a URL, got %q", a.ResourceMetadata)
+		}
+	}
+	for _, s := range a.Scopes {
+		if s == "" || strings.ContainsAny(s, " \"") {
+			v.add(p+".scopes", "scopes are single words")
+		}
+	}
 }

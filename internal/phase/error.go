@@ -39,6 +39,9 @@ const (
 	KindUpstreamTimeout             // 504: connect or response-header timeout
 	KindRouteTimeout                // 504: the route's overall timeout
 	KindUnavailable                 // 503: no target to try
+	KindUnauthorized                // 401: no valid credentials
+	KindForbidden                   // 403: valid credentials, not allowed
+	KindAuthUnavailable             // 503: an auth dependency (keys, introspection) is down
 )
 
 var kindStatus = [...]int{
@@ -53,6 +56,9 @@ var kindStatus = [...]int{
 	KindUpstreamTimeout: http.StatusGatewayTimeout,
 	KindRouteTimeout:    http.StatusGatewayTimeout,
 	KindUnavailable:     http.StatusServiceUnavailable,
+	KindUnauthorized:    http.StatusUnauthorized,
+	KindForbidden:       http.StatusForbidden,
+	KindAuthUnavailable: http.StatusServiceUnavailable,
 }
 
 var kindSource = [...]Source{
@@ -67,6 +73,9 @@ var kindSource = [...]Source{
 	KindUpstreamTimeout: Upstream,
 	KindRouteTimeout:    Upstream,
 	KindUnavailable:     Upstream,
+	KindUnauthorized:    Downstream,
+	KindForbidden:       Downstream,
+	KindAuthUnavailable: Internal,
 }
 
 // Error is the one error type of the request path: what failed, whose fault

@@ -50,6 +50,9 @@ type RequestCtx struct {
 	Auth       string // "allow" or "deny"
 	AuthReason string // e.g. `missing role admin`; never a token or claim value that is secret
 	RateLimit  string // "pass", "limited" or "soft-limited"
+	// Subject and ClientID of the verified token, when there is one.
+	Subject  string
+	ClientID string
 
 	// Outcome, read by logging.
 	Status int   // status sent (or 499 when the client left first)

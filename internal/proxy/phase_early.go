@@ -42,6 +42,14 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 	for _, h := range stripAlways {
 		delete(r.Header, h)
 	}
+	for _, h := range st.snap.StripHeaders {
+		delete(r.Header, h)
+	}
+	for name := range r.Header {
+		if strings.IndexByte(name, '_') >= 0 || strings.HasPrefix(name, "X-Auth-Request-") {
+			delete(r.Header, name)
+		}
+	}
 	if e.tracer != nil {
 		e.startServerSpan(st, r)
 	}

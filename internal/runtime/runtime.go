@@ -43,7 +43,12 @@ type Snapshot struct {
 	Routes     []*Route // Table.Match indexes this
 	Pools      map[string]*lb.Pool
 	Upstreams  map[string]*Upstream // per-upstream policy, by name
-	Trusted    []netip.Prefix
+	Services   []string             // Registry service keys this snapshot uses
+	Issuers    []IssuerKeys         // token issuers, for status and metrics
+	// StripHeaders are request headers removed from every request before
+	// routing: identity headers only Gatehouse may set.
+	StripHeaders []string
+	Trusted      []netip.Prefix
 	// Fallback holds the response filters (security headers) applied to
 	// answers given before any route matched, such as 404 and 400.
 	Fallback *Route
@@ -57,6 +62,12 @@ func (s *Snapshot) IsTrusted(a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// IssuerKeys is a configured issuer's key source.
+type IssuerKeys struct {
+	Name string
+	Keys interface{ Fetches() int64 }
 }
 
 // Upstream is an upstream's request policy (its pool is in Pools).
@@ -177,11 +188,12 @@ type Registry struct {
 	metrics *metrics.Metrics // nil: off
 	events  *slog.Logger
 
-	mu      sync.Mutex // guards the following fields
-	pools   map[string]*poolEntry
-	targets map[string]*lb.Target
-	ctx     context.Context // set by Start; checkers run under it
-	wg      sync.WaitGroup
+	mu       sync.Mutex // guards the following fields
+	pools    map[string]*poolEntry
+	targets  map[string]*lb.Target
+	services map[string]*serviceEntry
+	ctx      context.Context // set by Start; checkers run under it
+	wg       sync.WaitGroup
 }
 
 type poolEntry struct {
@@ -206,7 +218,8 @@ func NewRegistry(m *metrics.Metrics, events *slog.Logger) *Registry {
 	if events == nil {
 		events = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{pools: map[string]*poolEntry{}, targets: map[string]*lb.Target{}, metrics: m, events: events}
+	return &Registry{pools: map[string]*poolEntry{}, targets: map[string]*lb.Target{},
+		services: map[string]*serviceEntry{}, metrics: m, events: events}
 }
 
 // Metrics returns the metrics new pools report to (nil when off).
@@ -261,13 +274,51 @@ func (r *Registry) startLocked(e *poolEntry) {
 	}
 }
 
-// Start runs the health checkers of current and future pools under ctx.
+// Runner is a background service the Registry owns, such as an issuer's
+// key refresher.
+type Runner interface{ Run(ctx context.Context) }
+
+type serviceEntry struct {
+	svc    Runner
+	cancel context.CancelFunc
+}
+
+// Service returns the service for key, creating it with mk if absent; it
+// runs from Start until it leaves the live snapshot's Services.
+func (r *Registry) Service(key string, mk func() Runner) Runner {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.services[key]; ok {
+		return e.svc
+	}
+	e := &serviceEntry{svc: mk()}
+	r.services[key] = e
+	if r.ctx != nil {
+		r.startServiceLocked(e)
+	}
+	return e.svc
+}
+
+func (r *Registry) startServiceLocked(e *serviceEntry) {
+	if e.cancel != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	e.cancel = cancel
+	r.wg.Go(func() { e.svc.Run(ctx) })
+}
+
+// Start runs the health checkers of current and future pools, and the
+// services, under ctx.
 func (r *Registry) Start(ctx context.Context) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ctx = ctx
 	for _, e := range r.pools {
 		r.startLocked(e)
+	}
+	for _, e := range r.services {
+		r.startServiceLocked(e)
 	}
 }
 
@@ -299,6 +350,18 @@ func (r *Registry) Retain(live *Snapshot) {
 			delete(r.targets, k)
 		}
 	}
+	keepS := map[string]bool{}
+	for _, k := range live.Services {
+		keepS[k] = true
+	}
+	for k, e := range r.services {
+		if !keepS[k] {
+			delete(r.services, k)
+			if e.cancel != nil {
+				e.cancel()
+			}
+		}
+	}
 }
 
 // Close stops every checker, waits for them, and closes every pool.
@@ -310,6 +373,12 @@ func (r *Registry) Close() {
 		}
 		e.pool.Close()
 		delete(r.pools, k)
+	}
+	for k, e := range r.services {
+		if e.cancel != nil {
+			e.cancel()
+		}
+		delete(r.services, k)
 	}
 	r.mu.Unlock()
 	r.wg.Wait()

@@ -78,6 +78,9 @@ type Metrics struct {
 	reloads    *prometheus.CounterVec
 
 	routes sync.Map // route name → *RouteObs
+
+	authOnce sync.Once
+	auth     AuthObserver
 }
 
 // New registers every collector on a fresh registry.
@@ -291,4 +294,59 @@ func (m *Metrics) WatchTargets(list func() []TargetState) {
 			[]string{"upstream", "target"}, nil),
 		list: list,
 	})
+}
+
+// AuthObserver counts auth decisions for one route set; it implements
+// authn.Observer.
+type AuthObserver struct {
+	decisions *prometheus.CounterVec
+	hits      prometheus.Counter
+}
+
+// Decision counts one decision; reason is from a fixed set.
+func (a AuthObserver) Decision(route, result, reason string) {
+	a.decisions.WithLabelValues(route, result, reason).Inc()
+}
+
+// CacheHit counts a token found in the verification cache.
+func (a AuthObserver) CacheHit() { a.hits.Inc() }
+
+// Auth returns the auth observer (collectors made on first use).
+func (m *Metrics) Auth() AuthObserver {
+	m.authOnce.Do(func() {
+		m.auth = AuthObserver{
+			decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "gatehouse_auth_decisions_total",
+				Help: "Authentication and authorization decisions, by route, result (allow, deny) and reason (valid, no_token, expired, bad_signature, unknown_kid, wrong_issuer, wrong_audience, insufficient, keys_unavailable, ...).",
+			}, []string{"route", "result", "reason"}),
+			hits: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "gatehouse_auth_cache_hits_total",
+				Help: "Tokens found already verified in the cache (no signature check).",
+			}),
+		}
+		m.Registry.MustRegister(m.auth.decisions, m.auth.hits)
+	})
+	return m.auth
+}
+
+// WatchKeyFetches exports gatehouse_auth_jwks_fetches_total from list
+// (issuer name → fetches), read at every scrape.
+func (m *Metrics) WatchKeyFetches(list func() map[string]int64) {
+	m.Registry.MustRegister(keyFetches{
+		desc: prometheus.NewDesc("gatehouse_auth_jwks_fetches_total", "Fetches of each issuer's JWK Set.", []string{"issuer"}, nil),
+		list: list,
+	})
+}
+
+type keyFetches struct {
+	desc *prometheus.Desc
+	list func() map[string]int64
+}
+
+func (c keyFetches) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c keyFetches) Collect(ch chan<- prometheus.Metric) {
+	for name, n := range c.list() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), name)
+	}
 }

@@ -1,0 +1,328 @@
+// Package authn is the request filter that authenticates bearer tokens
+// and authorizes them against a route's policy: it picks the issuer by the
+// token's iss, verifies it (jwt), remembers verified tokens (Cache), decides
+// the policy (rbac), and hands the identity upstream in headers. Errors
+// follow RFC 6750: 401 with WWW-Authenticate (error="invalid_token", no
+// detail an attacker could use), 403 with error="insufficient_scope", and
+// 503 when the issuer's keys cannot be had (fail closed).
+package authn
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"gatehouse/internal/auth/jwt"
+	"gatehouse/internal/auth/rbac"
+	"gatehouse/internal/phase"
+)
+
+// Issuer is one accepted token issuer.
+type Issuer struct {
+	Name       string
+	URL        string // exact iss
+	Verifier   *jwt.Verifier
+	RolesClaim string
+	ScopeClaim string
+}
+
+// Headers name the identity headers sent upstream ("" or "off": not sent).
+type Headers struct {
+	Subject, Roles, Scopes, Client, Issuer string
+}
+
+// Observer counts decisions; reason is from a fixed set (see Reason).
+type Observer interface {
+	Decision(route, result, reason string)
+	CacheHit()
+}
+
+// Filter is a route's authn/authz request filter.
+type Filter struct {
+	Route            string
+	Mode             string // optional or required
+	Issuers          []*Issuer
+	Policy           rbac.Policy
+	ForwardToken     bool
+	Preflight        bool
+	ResourceMetadata string
+	Headers          Headers
+	Cache            *Cache
+	Obs              Observer // may be nil
+	Now              func() time.Time
+}
+
+// FilterRequest implements phase.RequestFilter.
+func (f *Filter) FilterRequest(rc *phase.RequestCtx, _ http.ResponseWriter, r *http.Request) (phase.Outcome, error) {
+	if f.Preflight && r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		return phase.Continue, nil // CORS preflight carries no credentials by design
+	}
+	token, present := bearer(r)
+	if !present {
+		if f.Mode == "optional" && r.Header.Get("Authorization") == "" {
+			return phase.Continue, nil
+		}
+		return phase.Continue, f.deny(rc, "no_token", "no bearer token", phase.KindUnauthorized, "")
+	}
+	p, reason, err := f.verify(r.Context(), token)
+	if err != nil {
+		kind := phase.KindUnauthorized
+		if reason == "keys_unavailable" {
+			kind = phase.KindAuthUnavailable
+		}
+		return phase.Continue, f.deny(rc, reason, err.Error(), kind, "invalid_token")
+	}
+	rc.Subject, rc.ClientID = p.Subject, p.ClientID
+	if ok, why := f.Policy.Decide(p); !ok {
+		return phase.Continue, f.deny(rc, "insufficient", why, phase.KindForbidden, "insufficient_scope")
+	}
+	rc.Auth = "allow"
+	if f.Obs != nil {
+		f.Obs.Decision(f.Route, "allow", "valid")
+	}
+	f.setIdentity(r.Header, p)
+	if !f.ForwardToken {
+		delete(r.Header, "Authorization")
+	}
+	return phase.Continue, nil
+}
+
+// bearer extracts an RFC 6750 bearer token from Authorization. present is
+// true when the header uses the Bearer scheme (even if malformed).
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Values("Authorization")
+	if len(h) != 1 {
+		return "", len(h) > 1
+	}
+	scheme, tok, ok := strings.Cut(h[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
+
+func (f *Filter) deny(rc *phase.RequestCtx, reason, detail string, kind phase.Kind, code string) *phase.Error {
+	rc.Auth, rc.AuthReason = "deny", detail
+	if f.Obs != nil {
+		f.Obs.Decision(f.Route, "deny", reason)
+	}
+	var b strings.Builder
+	b.WriteString(`Bearer realm="gatehouse"`)
+	if code != "" {
+		b.WriteString(`, error="` + code + `"`)
+	}
+	if code == "insufficient_scope" && len(f.Policy.Scopes) > 0 {
+		b.WriteString(`, scope="` + strings.Join(f.Policy.Scopes, " ") + `"`)
+	}
+	if f.ResourceMetadata != "" && kind == phase.KindUnauthorized {
+		b.WriteString(`, resource_metadata="` + f.ResourceMetadata + `"`)
+	}
+	pe := &phase.Error{Kind: kind, Header: http.Header{}}
+	switch kind {
+	case phase.KindUnauthorized:
+		pe.Detail = "a valid bearer token is required"
+		pe.Header.Set("WWW-Authenticate", b.String())
+	case phase.KindForbidden:
+		pe.Detail = "the token does not grant access to this resource"
+		pe.Header.Set("WWW-Authenticate", b.String())
+	default:
+		pe.Detail = "authentication is unavailable; try again shortly"
+		pe.Header.Set("Retry-After", "5")
+	}
+	return pe
+}
+
+// verify returns the principal of a token, from the cache or by
+// verification, or a reason (from a fixed set, for metrics) and an error.
+func (f *Filter) verify(ctx context.Context, token string) (*rbac.Principal, string, error) {
+	now := f.now()
+	if p, ok := f.Cache.Get(token, now); ok {
+		if f.Obs != nil {
+			f.Obs.CacheHit()
+		}
+		if !f.accepts(p.Issuer) {
+			return nil, "wrong_issuer", jwt.ErrIssuer
+		}
+		return p, "", nil
+	}
+	is := f.pickIssuer(token)
+	if is == nil {
+		return nil, "wrong_issuer", jwt.ErrIssuer
+	}
+	claims, err := is.Verifier.Verify(ctx, token)
+	if err != nil {
+		return nil, Reason(err), err
+	}
+	p := rbac.Extract(is.Name, claims, is.RolesClaim, is.ScopeClaim)
+	f.Cache.Put(token, p, claims.Expiry(), now)
+	return p, "", nil
+}
+
+func (f *Filter) accepts(name string) bool {
+	for _, is := range f.Issuers {
+		if is.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// pickIssuer reads the unverified iss to choose a verifier; the verifier
+// then checks it (and everything else) properly.
+func (f *Filter) pickIssuer(token string) *Issuer {
+	if len(f.Issuers) == 1 {
+		return f.Issuers[0]
+	}
+	parts := strings.SplitN(token, ".", 3)
+	if len(parts) != 3 {
+		return nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil
+	}
+	var c struct {
+		Iss string `json:"iss"`
+	}
+	if json.Unmarshal(raw, &c) != nil {
+		return nil
+	}
+	for _, is := range f.Issuers {
+		if is.URL == c.Iss {
+			return is
+		}
+	}
+	return nil
+}
+
+func (f *Filter) now() time.Time {
+	if f.Now != nil {
+		return f.Now()
+	}
+	return time.Now()
+}
+
+// setIdentity writes the principal into the identity headers. Values are
+// cleaned of control characters: a claim can hold anything.
+func (f *Filter) setIdentity(h http.Header, p *rbac.Principal) {
+	set := func(name, v string) {
+		if name == "" || name == "off" || v == "" {
+			return
+		}
+		h[http.CanonicalHeaderKey(name)] = []string{clean(v)}
+	}
+	set(f.Headers.Subject, p.Subject)
+	set(f.Headers.Roles, strings.Join(p.Roles, ","))
+	set(f.Headers.Scopes, strings.Join(p.Scopes, " "))
+	set(f.Headers.Client, p.ClientID)
+	set(f.Headers.Issuer, p.Issuer)
+}
+
+func clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// Reason maps a verification error to a bounded metric label.
+func Reason(err error) string {
+	switch {
+	case errors.Is(err, jwt.ErrExpired):
+		return "expired"
+	case errors.Is(err, jwt.ErrNotYetValid):
+		return "not_yet_valid"
+	case errors.Is(err, jwt.ErrSignature):
+		return "bad_signature"
+	case errors.Is(err, jwt.ErrUnknownKey):
+		return "unknown_kid"
+	case errors.Is(err, jwt.ErrIssuer):
+		return "wrong_issuer"
+	case errors.Is(err, jwt.ErrAudience):
+		return "wrong_audience"
+	case errors.Is(err, jwt.ErrAlgorithm):
+		return "bad_algorithm"
+	case errors.Is(err, jwt.ErrType):
+		return "wrong_type"
+	case errors.Is(err, jwt.ErrKeysUnusable):
+		return "keys_unavailable"
+	case errors.Is(err, jwt.ErrTooLarge):
+		return "too_large"
+	}
+	return "malformed"
+}
+
+// Cache remembers verified tokens by the SHA-256 of the token (never the
+// token), until the token expires or MaxTTL passes, whichever is first. It
+// is bounded: when full, an arbitrary entry makes room.
+type Cache struct {
+	MaxTTL time.Duration
+	max    int
+
+	mu sync.Mutex // guards m
+	m  map[[32]byte]cacheEntry
+}
+
+type cacheEntry struct {
+	p   *rbac.Principal
+	exp time.Time
+}
+
+// NewCache returns a cache of at most max entries (0: caching off).
+func NewCache(max int, maxTTL time.Duration) *Cache {
+	return &Cache{max: max, MaxTTL: maxTTL, m: make(map[[32]byte]cacheEntry)}
+}
+
+// Get returns the principal of a token verified before and still valid.
+func (c *Cache) Get(token string, now time.Time) (*rbac.Principal, bool) {
+	if c == nil || c.max == 0 {
+		return nil, false
+	}
+	k := sha256.Sum256([]byte(token))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[k]
+	if !ok {
+		return nil, false
+	}
+	if !now.Before(e.exp) {
+		delete(c.m, k)
+		return nil, false
+	}
+	return e.p, true
+}
+
+// Put remembers a verified token until exp (capped by MaxTTL).
+func (c *Cache) Put(token string, p *rbac.Principal, exp, now time.Time) {
+	if c == nil || c.max == 0 {
+		return
+	}
+	if limit := now.Add(c.MaxTTL); c.MaxTTL > 0 && exp.After(limit) {
+		exp = limit
+	}
+	k := sha256.Sum256([]byte(token))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		for old := range c.m {
+			delete(c.m, old)
+			break
+		}
+	}
+	c.m[k] = cacheEntry{p: p, exp: exp}
+}
+
+// Len is the number of cached tokens.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
+}

@@ -1,0 +1,172 @@
+// Package issuer finds an authorization server's signing keys: it reads
+// the server's metadata (OpenID Connect discovery, or RFC 8414), checks
+// that the metadata names the configured issuer, and keeps a jwks.Set for
+// the jwks_uri it gives, refreshed in the background.
+package issuer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/sync/singleflight"
+
+	"gatehouse/internal/auth/jwks"
+)
+
+// Keys implements jwt.Keys for one issuer.
+type Keys struct {
+	Issuer   string
+	JWKSURI  string // configured; empty: discovered
+	Client   *http.Client
+	Cooldown time.Duration
+	Refresh  time.Duration
+	Now      func() time.Time
+
+	sf      singleflight.Group
+	mu      sync.Mutex // guards the following fields
+	set     *jwks.Set
+	triedAt time.Time
+}
+
+// Key implements jwt.Keys.
+func (k *Keys) Key(ctx context.Context, kid string) (jose.JSONWebKey, error) {
+	set, err := k.ensure(ctx)
+	if err != nil {
+		return jose.JSONWebKey{}, err
+	}
+	return set.Key(ctx, kid)
+}
+
+func (k *Keys) now() time.Time {
+	if k.Now != nil {
+		return k.Now()
+	}
+	return time.Now()
+}
+
+// ensure returns the key set, discovering the jwks_uri first if needed
+// (single-flight, at most once per cooldown on failure).
+func (k *Keys) ensure(ctx context.Context) (*jwks.Set, error) {
+	k.mu.Lock()
+	set, tried := k.set, k.triedAt
+	k.mu.Unlock()
+	if set != nil {
+		return set, nil
+	}
+	if !tried.IsZero() && k.now().Sub(tried) < k.Cooldown {
+		return nil, fmt.Errorf("issuer %s: metadata unavailable", k.Issuer)
+	}
+	v, err, _ := k.sf.Do("discover", func() (any, error) {
+		uri := k.JWKSURI
+		var err error
+		if uri == "" {
+			uri, err = Discover(ctx, k.Client, k.Issuer)
+		}
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		k.triedAt = k.now()
+		if err != nil {
+			return nil, err
+		}
+		if k.set == nil {
+			k.set = jwks.New(uri, jwks.Options{Client: k.Client, Cooldown: k.Cooldown, Now: k.Now})
+		}
+		return k.set, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*jwks.Set), nil
+}
+
+// Run refreshes keys every Refresh until ctx ends.
+func (k *Keys) Run(ctx context.Context) {
+	t := time.NewTicker(k.Refresh)
+	defer t.Stop()
+	for {
+		if set, err := k.ensure(ctx); err == nil {
+			_ = set.Refresh(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Fetches reports how many times the keys were fetched.
+func (k *Keys) Fetches() int64 {
+	k.mu.Lock()
+	set := k.set
+	k.mu.Unlock()
+	if set == nil {
+		return 0
+	}
+	n, _, _ := set.Stats()
+	return n
+}
+
+// Discover reads the issuer's metadata and returns its jwks_uri. It tries
+// OpenID Connect discovery ({issuer}/.well-known/openid-configuration),
+// then RFC 8414 (/.well-known/oauth-authorization-server{path}). The
+// metadata's issuer must equal issuer exactly (RFC 8414 §3.3).
+func Discover(ctx context.Context, client *http.Client, issuer string) (string, error) {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return "", fmt.Errorf("issuer %s: %w", issuer, err)
+	}
+	candidates := []string{
+		strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration",
+		u.Scheme + "://" + u.Host + "/.well-known/oauth-authorization-server" + strings.TrimSuffix(u.Path, "/"),
+	}
+	var lastErr error
+	for _, c := range candidates {
+		uri, err := fetchMetadata(ctx, client, c, issuer)
+		if err == nil {
+			return uri, nil
+		}
+		lastErr = err
+	}
+	return "", lastErr
+}
+
+func fetchMetadata(ctx context.Context, client *http.Client, at, issuer string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, at, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("issuer metadata %s: %w", at, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("issuer metadata %s: status %d", at, resp.StatusCode)
+	}
+	var md struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&md); err != nil {
+		return "", fmt.Errorf("issuer metadata %s: %w", at, err)
+	}
+	if md.Issuer != issuer {
+		return "", fmt.Errorf("issuer metadata %s names issuer %q, not %q", at, md.Issuer, issuer)
+	}
+	if md.JWKSURI == "" {
+		return "", fmt.Errorf("issuer metadata %s has no jwks_uri", at)
+	}
+	return md.JWKSURI, nil
+}

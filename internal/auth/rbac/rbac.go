@@ -1,0 +1,115 @@
+// Package rbac holds the verified identity of a request (Principal) and
+// decides route policies on it: roles (any of / all of), scopes, and claim
+// values. Every decision carries a reason for the access log.
+package rbac
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Principal is who a verified token speaks for.
+type Principal struct {
+	Issuer   string // the issuer's name in the config
+	Subject  string
+	ClientID string
+	Roles    []string
+	Scopes   []string
+	Claims   map[string]any
+}
+
+// Extract builds a Principal from verified claims; rolesPath and
+// scopePath are dotted claim paths ("realm_access.roles").
+func Extract(issuer string, claims map[string]any, rolesPath, scopePath string) *Principal {
+	p := &Principal{Issuer: issuer, Claims: claims}
+	p.Subject, _ = claims["sub"].(string)
+	if c, ok := claims["client_id"].(string); ok {
+		p.ClientID = c
+	} else if c, ok := claims["azp"].(string); ok {
+		p.ClientID = c
+	}
+	p.Roles = stringList(Lookup(claims, rolesPath))
+	p.Scopes = stringList(Lookup(claims, scopePath))
+	return p
+}
+
+// Lookup follows a dotted path into nested objects.
+func Lookup(claims map[string]any, path string) any {
+	var cur any = claims
+	for _, part := range strings.Split(path, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = m[part]
+	}
+	return cur
+}
+
+// stringList reads a space-separated string or an array of strings.
+func stringList(v any) []string {
+	switch t := v.(type) {
+	case string:
+		return strings.Fields(t)
+	case []any:
+		out := make([]string, 0, len(t))
+		for _, x := range t {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// Policy is a route's compiled requirements.
+type Policy struct {
+	AnyRoles []string
+	AllRoles []string
+	Scopes   []string
+	Claims   map[string]string
+}
+
+// Decide allows p, or denies with the first unmet requirement as reason.
+func (pol *Policy) Decide(p *Principal) (bool, string) {
+	if len(pol.AnyRoles) > 0 && !slices.ContainsFunc(pol.AnyRoles, func(r string) bool { return slices.Contains(p.Roles, r) }) {
+		return false, "missing role " + strings.Join(pol.AnyRoles, " or ")
+	}
+	for _, r := range pol.AllRoles {
+		if !slices.Contains(p.Roles, r) {
+			return false, "missing role " + r
+		}
+	}
+	for _, s := range pol.Scopes {
+		if !slices.Contains(p.Scopes, s) {
+			return false, "missing scope " + s
+		}
+	}
+	for path, want := range pol.Claims {
+		if !claimMatches(Lookup(p.Claims, path), want) {
+			return false, fmt.Sprintf("claim %s is not %q", path, want)
+		}
+	}
+	return true, ""
+}
+
+func claimMatches(v any, want string) bool {
+	switch t := v.(type) {
+	case string:
+		return t == want
+	case json.Number:
+		return t.String() == want
+	case bool:
+		return fmt.Sprint(t) == want
+	case []any:
+		for _, x := range t {
+			if claimMatches(x, want) {
+				return true
+			}
+		}
+	}
+	return false
+}

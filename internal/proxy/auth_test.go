@@ -1,0 +1,183 @@
+package proxy
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"gatehouse/internal/testutil"
+	"gatehouse/internal/testutil/fakeidp"
+)
+
+func authGate(t *testing.T, idp *fakeidp.IdP) (*gate, *recorder) {
+	t.Helper()
+	up := newRecorder(t, nil)
+	g := newGate(t, fmt.Sprintf(`
+auth:
+  issuers:
+    main: { issuer: %q, audience: gatehouse, type: at+jwt, roles_claim: realm_access.roles, key_cooldown: 10ms }
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: public, match: { path_prefix: /public }, upstream: app }
+  - name: admin
+    match: { path_prefix: /admin }
+    upstream: app
+    auth: { roles: { any_of: [admin] }, resource_metadata: "https://gw.example/.well-known/oauth-protected-resource" }
+  - name: api
+    match: { path_prefix: /api }
+    upstream: app
+    auth: { scopes: [kline.read], claims: { tenant: kline }, forward_token: false, preflight: true }
+  - name: maybe
+    match: { path_prefix: /maybe }
+    upstream: app
+    auth: { mode: optional }
+`, idp.Issuer, hostport(up.Server)))
+	return g, up
+}
+
+func TestBearerAuth(t *testing.T) {
+	t.Parallel()
+	idp := fakeidp.New(t)
+	g, up := authGate(t, idp)
+	admin := idp.Token(t, map[string]any{"sub": "alice", "aud": "gatehouse", "client_id": "portal",
+		"realm_access": map[string]any{"roles": []string{"admin", "ops"}}, "scope": "openid kline.read", "tenant": "kline"})
+	user := idp.Token(t, map[string]any{"sub": "bob", "aud": "gatehouse", "scope": "kline.read", "tenant": "flow"})
+	otherAud := idp.Token(t, map[string]any{"sub": "alice", "aud": "elsewhere", "realm_access": map[string]any{"roles": []string{"admin"}}})
+	tests := []struct {
+		name, method, path, token string
+		hdr                       []string
+		want                      int
+		wantAuth                  string // WWW-Authenticate contains
+		reached                   bool
+	}{
+		{name: "public needs nothing", path: "/public/x", want: 200, reached: true},
+		{name: "no token", path: "/admin/x", want: 401, wantAuth: `Bearer realm="gatehouse", resource_metadata="https://gw.example/.well-known/oauth-protected-resource"`},
+		{name: "garbage token", path: "/admin/x", token: "not.a.token", want: 401, wantAuth: `error="invalid_token"`},
+		{name: "wrong audience", path: "/admin/x", token: otherAud, want: 401, wantAuth: `error="invalid_token"`},
+		{name: "admin allowed", path: "/admin/x", token: admin, want: 200, reached: true},
+		{name: "missing role", path: "/admin/x", token: user, want: 403, wantAuth: `error="insufficient_scope"`},
+		{name: "scope and claim", path: "/api/x", token: admin, want: 200, reached: true},
+		{name: "claim mismatch", path: "/api/x", token: user, want: 403, wantAuth: `scope="kline.read"`},
+		{name: "CORS preflight passes", method: "OPTIONS", path: "/api/x", hdr: []string{"Access-Control-Request-Method", "GET", "Origin", "https://app.example"}, want: 200, reached: true},
+		{name: "OPTIONS without preflight header needs a token", method: "OPTIONS", path: "/api/x", want: 401},
+		{name: "optional without token", path: "/maybe/x", want: 200, reached: true},
+		{name: "optional with a bad token", path: "/maybe/x", token: "x.y.z", want: 401},
+		{name: "optional with Basic credentials", path: "/maybe/x", hdr: []string{"Authorization", "Basic YTpi"}, want: 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := tt.method
+			if m == "" {
+				m = "GET"
+			}
+			before := up.count()
+			req, _ := http.NewRequest(m, g.srv.URL+tt.path, nil)
+			if tt.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.token)
+			}
+			for i := 0; i+1 < len(tt.hdr); i += 2 {
+				req.Header.Set(tt.hdr[i], tt.hdr[i+1])
+			}
+			resp, body := g.do(t, req)
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.want, body)
+			}
+			if tt.wantAuth != "" && !strings.Contains(resp.Header.Get("WWW-Authenticate"), tt.wantAuth) {
+				t.Errorf("WWW-Authenticate %q lacks %q", resp.Header.Get("WWW-Authenticate"), tt.wantAuth)
+			}
+			if reached := up.count() > before; reached != tt.reached {
+				t.Errorf("upstream reached = %v, want %v", reached, tt.reached)
+			}
+			if strings.Contains(body, "audience") || strings.Contains(body, "signature") {
+				t.Errorf("error body tells an attacker why: %s", body)
+			}
+		})
+	}
+}
+
+func TestIdentityHeadersAndStripping(t *testing.T) {
+	t.Parallel()
+	idp := fakeidp.New(t)
+	g, up := authGate(t, idp)
+	admin := idp.Token(t, map[string]any{"sub": "alice", "aud": "gatehouse", "client_id": "portal",
+		"realm_access": map[string]any{"roles": []string{"admin", "ops"}}, "scope": "openid kline.read", "tenant": "kline"})
+	spoof := []string{"X-Auth-Subject", "root", "X-Auth-Roles", "admin", "X-Forwarded-User", "root", "Remote-User", "root",
+		"X-Auth-Request-Email", "root@example", "X_Auth_Subject", "root"}
+
+	// A public route: client copies are removed, nothing is added.
+	g.get(t, "/public/x", spoof...)
+	got := up.last(t)
+	for _, h := range []string{"X-Auth-Subject", "X-Auth-Roles", "X-Forwarded-User", "Remote-User", "X-Auth-Request-Email", "X_auth_subject", "X_Auth_Subject"} {
+		if v := got.Header.Get(h); v != "" {
+			t.Errorf("public route: client-sent %s = %q reached the upstream", h, v)
+		}
+	}
+	// A protected route: the verified identity, not the client's.
+	g.get(t, "/admin/x", append(spoof, "Authorization", "Bearer "+admin)...)
+	got = up.last(t)
+	want := map[string]string{"X-Auth-Subject": "alice", "X-Auth-Roles": "admin,ops", "X-Auth-Scopes": "openid kline.read",
+		"X-Auth-Client": "portal", "X-Auth-Issuer": "main", "X-Forwarded-User": ""}
+	for h, v := range want {
+		if g := strings.Join(got.Header[h], ","); g != v {
+			t.Errorf("%s = %q, want %q", h, g, v)
+		}
+	}
+	if got.Header.Get("Authorization") == "" {
+		t.Error("token not forwarded on a route that keeps it")
+	}
+	g.get(t, "/api/x", "Authorization", "Bearer "+admin)
+	if up.last(t).Header.Get("Authorization") != "" {
+		t.Error("token forwarded on a route with forward_token: false")
+	}
+	lines := g.logs.lines()
+	last := lines[len(lines)-1]
+	if last["auth"] != "allow" {
+		t.Errorf("access log auth = %v", last["auth"])
+	}
+	if strings.Contains(fmt.Sprint(lines), admin) {
+		t.Error("the token reached the access log")
+	}
+}
+
+func TestAuthDecisionsAndCache(t *testing.T) {
+	t.Parallel()
+	idp := fakeidp.New(t)
+	g, _ := authGate(t, idp)
+	user := idp.Token(t, map[string]any{"sub": "bob", "aud": "gatehouse"})
+	g.get(t, "/admin/x", "Authorization", "Bearer "+user)
+	l := g.logs.lines()[0]
+	if l["auth"] != "deny" || l["auth_reason"] != "missing role admin" || l["status"] != float64(403) {
+		t.Errorf("decision line: %v", l)
+	}
+	// Rotation: a token signed with a new key verifies without restart.
+	idp.Rotate(t, "k2")
+	admin := idp.Token(t, map[string]any{"sub": "alice", "aud": "gatehouse", "realm_access": map[string]any{"roles": []string{"admin"}}})
+	// (an unknown kid refetches the keys once the short cooldown has passed)
+	if !testutil.WaitFor(5*time.Second, func() bool {
+		resp, _ := g.get(t, "/admin/x", "Authorization", "Bearer "+admin)
+		return resp.StatusCode == 200
+	}) {
+		t.Fatal("rotated key never accepted")
+	}
+	// The issuer going down does not matter for tokens it signed with known keys.
+	idp.SetDown(true)
+	for i := 0; i < 5; i++ {
+		if resp, _ := g.get(t, "/admin/x", "Authorization", "Bearer "+admin); resp.StatusCode != 200 {
+			t.Fatalf("token refused while the issuer is down: %d", resp.StatusCode)
+		}
+	}
+}
+
+func TestAuthFailsClosedWithoutKeys(t *testing.T) {
+	t.Parallel()
+	idp := fakeidp.New(t)
+	idp.SetDown(true) // keys were never fetched
+	g, up := authGate(t, idp)
+	tok := idp.Token(t, map[string]any{"sub": "alice", "aud": "gatehouse", "realm_access": map[string]any{"roles": []string{"admin"}}})
+	resp, _ := g.get(t, "/admin/x", "Authorization", "Bearer "+tok)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || up.count() != 0 {
+		t.Fatalf("status %d, Retry-After %q, upstream hits %d", resp.StatusCode, resp.Header.Get("Retry-After"), up.count())
+	}
+}

@@ -24,11 +24,12 @@ if [ ! -d test/browser/node_modules ] || [ test/browser/package-lock.json -nt te
 fi
 go test -tags integration -count=1 -timeout 10m ./test/integration/
 
-step "end-to-end: Next.js 15 app behind gatehouse"
-app=test/e2e/nextapp
-if [ ! -d "$app/node_modules" ] || [ "$app/package-lock.json" -nt "$app/node_modules/.package-lock.json" ]; then
-  npm ci --prefix "$app" --no-audit --no-fund
-fi
+step "end-to-end: a Next.js 15 app and an OAuth 2.1 server (oidc-provider) with gatehouse"
+for app in test/e2e/nextapp test/e2e/oidc; do
+  if [ ! -d "$app/node_modules" ] || [ "$app/package-lock.json" -nt "$app/node_modules/.package-lock.json" ]; then
+    npm ci --prefix "$app" --no-audit --no-fund
+  fi
+done
 NEXT_TELEMETRY_DISABLED=1 go test -tags e2e -count=1 -timeout 10m ./test/e2e/
 
 step "fuzz smoke (10s per target)"

@@ -216,13 +216,14 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		})
 		g.Go(func() error { a.admin.Run(gctx); return nil })
 	}
+	if a.opts.ConfigPath != "" {
+		w, path := a.newWatcher()
+		g.Go(func() error { a.watch(gctx, w, path, reload); return nil })
+	}
 	a.up.Store(true)
 	a.events.Info("gatehouse started", "listen", fmt.Sprint(addrs), "admin", fmt.Sprint(adminAddr), logging.KeyConfig, a.doc.File)
 	if a.opts.Ready != nil {
 		a.opts.Ready(addrs, adminAddr)
-	}
-	if a.opts.ConfigPath != "" {
-		g.Go(func() error { return a.watch(gctx, reload) })
 	}
 	<-gctx.Done()
 	a.up.Store(false)

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"time"
 
@@ -17,30 +16,45 @@ const debounce = 250 * time.Millisecond
 // watches the file's directory, not the file: editors and config
 // management replace files by renaming a new one over them, which ends a
 // watch on the old inode (Traefik's file provider does the same).
-func (a *App) watch(ctx context.Context, reload <-chan struct{}) error {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return fmt.Errorf("config watch: %w", err)
-	}
-	defer w.Close()
+//
+// newWatcher sets the watch up before Run reports ready, so no change made
+// after that can be missed. If watching is impossible it returns nil and
+// only SIGHUP reloads.
+func (a *App) newWatcher() (*fsnotify.Watcher, string) {
 	path, err := filepath.Abs(a.opts.ConfigPath)
-	if err != nil {
-		return fmt.Errorf("config watch: %w", err)
+	if err == nil {
+		var w *fsnotify.Watcher
+		if w, err = fsnotify.NewWatcher(); err == nil {
+			if err = w.Add(filepath.Dir(path)); err == nil {
+				return w, path
+			}
+			w.Close()
+		}
 	}
-	if err := w.Add(filepath.Dir(path)); err != nil {
-		a.events.Warn("cannot watch the config directory; reload with SIGHUP", "err", err.Error())
+	a.events.Warn("cannot watch the config file; reload with SIGHUP", "err", err.Error())
+	return nil, path
+}
+
+// watch serves reloads until ctx ends.
+func (a *App) watch(ctx context.Context, w *fsnotify.Watcher, path string, reload <-chan struct{}) {
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	if w != nil {
+		defer w.Close()
+		events, errs = w.Events, w.Errors
 	}
 	var timer *time.Timer
 	var fire <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-reload:
 			_ = a.Reload("SIGHUP")
-		case ev, ok := <-w.Events:
+		case ev, ok := <-events:
 			if !ok {
-				return nil
+				events = nil
+				continue
 			}
 			if filepath.Clean(ev.Name) != path || ev.Op == fsnotify.Chmod {
 				continue
@@ -54,9 +68,10 @@ func (a *App) watch(ctx context.Context, reload <-chan struct{}) error {
 		case <-fire:
 			fire = nil
 			_ = a.Reload("file changed")
-		case err, ok := <-w.Errors:
+		case err, ok := <-errs:
 			if !ok {
-				return nil
+				errs = nil
+				continue
 			}
 			a.events.Warn("config watch", "err", err.Error())
 		}

@@ -335,7 +335,7 @@ func authClient() *http.Client {
 // never send them. Header names with underscores are removed too (some
 // servers fold X_Auth_User into X-Auth-User), as is X-Auth-Request-*.
 var spoofable = []string{"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups", "X-Forwarded-Preferred-Username",
-	"Remote-User", "X-Remote-User", "X-User", "X-Auth-User"}
+	"X-Forwarded-Access-Token", "Remote-User", "X-Remote-User"}
 
 func stripHeaders(c *config.Config) []string {
 	out := append([]string{}, spoofable...)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"gatehouse/internal/auth/authn"
+	"gatehouse/internal/auth/introspect"
 	"gatehouse/internal/auth/issuer"
 	"gatehouse/internal/auth/jwt"
 	"gatehouse/internal/auth/rbac"
@@ -104,7 +105,7 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 		}
 		if a := rc.Auth; a != nil && a.Mode != "none" {
 			f := &authn.Filter{Route: rc.Name, Mode: a.Mode, ForwardToken: *a.ForwardToken, Preflight: a.Preflight,
-				ResourceMetadata: a.ResourceMetadata, Cache: cache,
+				ResourceMetadata: a.ResourceMetadata, Cache: cache, OnIntrospectionError: a.OnIntrospectionError,
 				Policy: rbac.Policy{AnyRoles: a.Roles.AnyOf, AllRoles: a.Roles.AllOf, Scopes: a.Scopes, Claims: a.Claims},
 				Headers: authn.Headers{Subject: c.Auth.IdentityHeaders.Subject, Roles: c.Auth.IdentityHeaders.Roles,
 					Scopes: c.Auth.IdentityHeaders.Scopes, Client: c.Auth.IdentityHeaders.Client, Issuer: c.Auth.IdentityHeaders.Issuer}}
@@ -314,6 +315,11 @@ func compileIssuers(c *config.Config, reg *runtime.Registry, snap *runtime.Snaps
 		out[n] = &authn.Issuer{Name: n, URL: ic.Issuer, RolesClaim: ic.RolesClaim, ScopeClaim: ic.ScopeClaim,
 			Verifier: &jwt.Verifier{Issuer: ic.Issuer, Audience: ic.Audience, Algorithms: ic.Algorithms, Type: ic.Type,
 				Leeway: ic.Leeway.D(), Keys: keys}}
+		if in := ic.Introspection; in != nil {
+			out[n].Introspector = &introspect.Client{Issuer: ic.Issuer, Audience: ic.Audience, Endpoint: in.Endpoint,
+				ClientID: in.ClientID, ClientSecret: in.ClientSecret, HTTP: authClient(), Timeout: in.Timeout.D()}
+			out[n].PositiveTTL, out[n].NegativeTTL = in.CacheTTL.D(), in.NegativeTTL.D()
+		}
 	}
 	return out
 }

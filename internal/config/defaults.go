@@ -96,6 +96,17 @@ func applyDefaults(doc *Document) {
 		if is.KeyCooldown == 0 {
 			is.KeyCooldown = Duration(30 * time.Second)
 		}
+		if in := is.Introspection; in != nil {
+			if in.CacheTTL == 0 {
+				in.CacheTTL = Duration(time.Minute)
+			}
+			if in.NegativeTTL == 0 {
+				in.NegativeTTL = Duration(10 * time.Second)
+			}
+			if in.Timeout == 0 {
+				in.Timeout = Duration(2 * time.Second)
+			}
+		}
 		if len(is.Algorithms) == 0 {
 			is.Algorithms = []string{"RS256", "PS256", "ES256", "EdDSA"}
 		}
@@ -222,6 +233,9 @@ func applyDefaults(doc *Document) {
 		if a := r.Auth; a != nil {
 			if a.Mode == "" {
 				a.Mode = "required"
+			}
+			if a.OnIntrospectionError == "" {
+				a.OnIntrospectionError = "unavailable"
 			}
 			if a.ForwardToken == nil {
 				t := true

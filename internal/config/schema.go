@@ -304,6 +304,25 @@ type Issuer struct {
 	// KeyCooldown: least time between key fetches caused by unknown kids.
 	// Default 30s.
 	KeyCooldown Duration `yaml:"key_cooldown"`
+	// Introspection verifies opaque (non-JWT) tokens with the issuer
+	// (RFC 7662). Off unless set.
+	Introspection *Introspection `yaml:"introspection"`
+}
+
+// Introspection is an RFC 7662 token introspection client.
+type Introspection struct {
+	// Endpoint; default the issuer metadata's introspection_endpoint.
+	Endpoint string `yaml:"endpoint"`
+	// ClientID and ClientSecret authenticate Gatehouse (HTTP Basic).
+	ClientID     string `yaml:"client_id"`
+	ClientSecret string `yaml:"client_secret" secret:"true"`
+	// CacheTTL bounds how long an active answer is reused (never past the
+	// token's exp). Default 60s.
+	CacheTTL Duration `yaml:"cache_ttl"`
+	// NegativeTTL: how long an inactive answer is reused. Default 10s.
+	NegativeTTL Duration `yaml:"negative_ttl"`
+	// Timeout of one introspection request. Default 2s.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // RouteAuth is a route's policy.
@@ -329,6 +348,9 @@ type RouteAuth struct {
 	// ResourceMetadata is the RFC 9728 protected resource metadata URL
 	// named in WWW-Authenticate on 401.
 	ResourceMetadata string `yaml:"resource_metadata"`
+	// OnIntrospectionError: what a request gets when introspection cannot
+	// answer: "unavailable" (503, default) or "deny" (401). Never allowed.
+	OnIntrospectionError string `yaml:"on_introspection_error"`
 }
 
 // RoleRule requires roles.

@@ -553,6 +553,16 @@ func (v *validator) auth(a *Auth) {
 				v.add(p+".jwks_uri", "expected an https URL, got %q", is.JWKSURI)
 			}
 		}
+		if in := is.Introspection; in != nil {
+			if in.ClientID == "" || in.ClientSecret == "" {
+				v.add(p+".introspection", "client_id and client_secret are required")
+			}
+			if in.Endpoint != "" {
+				if u, err := url.Parse(in.Endpoint); err != nil || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) {
+					v.add(p+".introspection.endpoint", "expected an https URL, got %q", in.Endpoint)
+				}
+			}
+		}
 		if is.Audience == "" {
 			v.add(p+".audience", "required: tokens for other resources must not be accepted here")
 		}
@@ -598,6 +608,9 @@ func (v *validator) routeAuth(p string, a *RouteAuth) {
 			}
 			v.add(fmt.Sprintf("%s.issuers[%d]", p, i), "%s", msg)
 		}
+	}
+	if a.OnIntrospectionError != "unavailable" && a.OnIntrospectionError != "deny" {
+		v.add(p+".on_introspection_error", `must be "unavailable" or "deny", got %q`, a.OnIntrospectionError)
 	}
 	if a.ResourceMetadata != "" {
 		if u, err := url.Parse(a.ResourceMetadata); err != nil || u.Scheme == "" || strings.ContainsAny(a.ResourceMetadata, "\"\r\n ") {

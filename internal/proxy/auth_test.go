@@ -224,3 +224,72 @@ routes:
 		})
 	}
 }
+
+func TestOpaqueTokensByIntrospection(t *testing.T) {
+	t.Parallel()
+	idp := fakeidp.New(t)
+	up := newRecorder(t, nil)
+	g := newGate(t, fmt.Sprintf(`
+auth:
+  issuers:
+    main:
+      issuer: %q
+      audience: gatehouse
+      introspection: { client_id: %s, client_secret: %s, cache_ttl: 300ms, negative_ttl: 1s }
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: api, match: { path_prefix: /api }, upstream: app, auth: { scopes: [kline.read] } }
+  - { name: strict, match: { path_prefix: /strict }, upstream: app, auth: { on_introspection_error: deny } }
+`, idp.Issuer, fakeidp.IntrospectClient, fakeidp.IntrospectSecret, hostport(up.Server)))
+	tok := idp.Opaque(map[string]any{"sub": "svc", "client_id": "kline-worker", "scope": "kline.read", "aud": "gatehouse"})
+	call := func(path, token string) int {
+		resp, _ := g.get(t, path, "Authorization", "Bearer "+token)
+		return resp.StatusCode
+	}
+
+	// Concurrent first uses of a token share one introspection call.
+	codes := make(chan int, 20)
+	for i := 0; i < 20; i++ {
+		go func() { codes <- call("/api/x", tok) }()
+	}
+	for i := 0; i < 20; i++ {
+		if c := <-codes; c != 200 {
+			t.Fatalf("active opaque token: %d", c)
+		}
+	}
+	if n := idp.Introspections.Load(); n > 2 {
+		t.Errorf("%d introspection calls for 20 concurrent uses of one token", n)
+	}
+	if up.last(t).Header.Get("X-Auth-Client") != "kline-worker" {
+		t.Errorf("identity from introspection: %v", up.last(t).Header)
+	}
+	if c := call("/api/x", idp.Opaque(map[string]any{"sub": "svc", "scope": "flow.read", "aud": "gatehouse"})); c != 403 {
+		t.Errorf("active token without the scope: %d", c)
+	}
+	if c := call("/api/x", idp.Opaque(map[string]any{"sub": "svc", "scope": "kline.read", "aud": "other"})); c != 401 {
+		t.Errorf("active token for another audience: %d", c)
+	}
+
+	// Revoked: refused once the cached answer (300ms) runs out.
+	idp.Revoke(tok)
+	if !testutil.WaitFor(5*time.Second, func() bool { return call("/api/x", tok) == 401 }) {
+		t.Fatal("revoked token still accepted")
+	}
+	before := idp.Introspections.Load()
+	for i := 0; i < 5; i++ {
+		call("/api/x", tok)
+	}
+	if idp.Introspections.Load() != before {
+		t.Error("an inactive answer was not cached")
+	}
+
+	// Introspection down: fail closed, 503 or 401 by route policy.
+	idp.SetIntrospectionDown(true)
+	fresh := idp.Opaque(map[string]any{"sub": "svc", "scope": "kline.read", "aud": "gatehouse"})
+	if c := call("/api/x", fresh); c != 503 {
+		t.Errorf("introspection down, default policy: %d, want 503", c)
+	}
+	if c := call("/strict/x", fresh); c != 401 {
+		t.Errorf("introspection down, deny policy: %d, want 401", c)
+	}
+}

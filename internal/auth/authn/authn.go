@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"gatehouse/internal/auth/introspect"
 	"gatehouse/internal/auth/jwt"
 	"gatehouse/internal/auth/rbac"
 	"gatehouse/internal/phase"
@@ -30,6 +31,10 @@ type Issuer struct {
 	Verifier   *jwt.Verifier
 	RolesClaim string
 	ScopeClaim string
+	// Introspector checks opaque tokens; nil when the issuer has none.
+	Introspector *introspect.Client
+	PositiveTTL  time.Duration // reuse an active answer this long (≤ exp)
+	NegativeTTL  time.Duration // reuse an inactive answer this long
 }
 
 // Headers name the identity headers sent upstream ("" or "off": not sent).
@@ -52,10 +57,13 @@ type Filter struct {
 	ForwardToken     bool
 	Preflight        bool
 	ResourceMetadata string
-	Headers          Headers
-	Cache            *Cache
-	Obs              Observer // may be nil
-	Now              func() time.Time
+	// OnIntrospectionError: "deny" answers 401 when introspection cannot
+	// answer; anything else answers 503. Never allow.
+	OnIntrospectionError string
+	Headers              Headers
+	Cache                *Cache
+	Obs                  Observer // may be nil
+	Now                  func() time.Time
 }
 
 // FilterRequest implements phase.RequestFilter.
@@ -73,7 +81,10 @@ func (f *Filter) FilterRequest(rc *phase.RequestCtx, _ http.ResponseWriter, r *h
 	p, reason, err := f.verify(r.Context(), token)
 	if err != nil {
 		kind := phase.KindUnauthorized
-		if reason == "keys_unavailable" {
+		switch {
+		case reason == "keys_unavailable":
+			kind = phase.KindAuthUnavailable
+		case reason == "introspection_unavailable" && f.OnIntrospectionError != "deny":
 			kind = phase.KindAuthUnavailable
 		}
 		return phase.Continue, f.deny(rc, reason, err.Error(), kind, "invalid_token")
@@ -146,10 +157,16 @@ func (f *Filter) verify(ctx context.Context, token string) (*rbac.Principal, str
 		if f.Obs != nil {
 			f.Obs.CacheHit()
 		}
+		if p == nil {
+			return nil, "inactive", introspect.ErrInactive
+		}
 		if !f.accepts(p.Issuer) {
 			return nil, "wrong_issuer", jwt.ErrIssuer
 		}
 		return p, "", nil
+	}
+	if strings.Count(token, ".") != 2 {
+		return f.introspect(ctx, token, now)
 	}
 	is := f.pickIssuer(token)
 	if is == nil {
@@ -161,6 +178,37 @@ func (f *Filter) verify(ctx context.Context, token string) (*rbac.Principal, str
 	}
 	p := rbac.Extract(is.Name, claims, is.RolesClaim, is.ScopeClaim)
 	f.Cache.Put(token, p, claims.Expiry(), now)
+	return p, "", nil
+}
+
+// introspect checks an opaque token with the first of the route's issuers
+// that can introspect (RFC 7662). An inactive answer is remembered for
+// NegativeTTL, an active one for PositiveTTL (never past exp).
+func (f *Filter) introspect(ctx context.Context, token string, now time.Time) (*rbac.Principal, string, error) {
+	var is *Issuer
+	for _, x := range f.Issuers {
+		if x.Introspector != nil {
+			is = x
+			break
+		}
+	}
+	if is == nil {
+		return nil, "malformed", jwt.ErrMalformed
+	}
+	claims, err := is.Introspector.Introspect(ctx, token)
+	switch {
+	case errors.Is(err, introspect.ErrInactive):
+		f.Cache.PutNegative(token, now.Add(is.NegativeTTL))
+		return nil, "inactive", err
+	case err != nil:
+		return nil, "introspection_unavailable", err
+	}
+	p := rbac.Extract(is.Name, claims, is.RolesClaim, is.ScopeClaim)
+	until := now.Add(is.PositiveTTL)
+	if exp, ok := introspect.Expiry(claims); ok && exp.Before(until) {
+		until = exp
+	}
+	f.Cache.Put(token, p, until, now)
 	return p, "", nil
 }
 
@@ -256,6 +304,8 @@ func Reason(err error) string {
 		return "keys_unavailable"
 	case errors.Is(err, jwt.ErrTooLarge):
 		return "too_large"
+	case errors.Is(err, introspect.ErrInactive):
+		return "inactive"
 	}
 	return "malformed"
 }
@@ -318,6 +368,23 @@ func (c *Cache) Put(token string, p *rbac.Principal, exp, now time.Time) {
 		}
 	}
 	c.m[k] = cacheEntry{p: p, exp: exp}
+}
+
+// PutNegative remembers that a token is not valid, until until.
+func (c *Cache) PutNegative(token string, until time.Time) {
+	if c == nil || c.max == 0 {
+		return
+	}
+	k := sha256.Sum256([]byte(token))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		for old := range c.m {
+			delete(c.m, old)
+			break
+		}
+	}
+	c.m[k] = cacheEntry{exp: until}
 }
 
 // Len is the number of cached tokens.

@@ -115,14 +115,33 @@ func (k *Keys) Fetches() int64 {
 	return n
 }
 
-// Discover reads the issuer's metadata and returns its jwks_uri. It tries
-// OpenID Connect discovery ({issuer}/.well-known/openid-configuration),
-// then RFC 8414 (/.well-known/oauth-authorization-server{path}). The
-// metadata's issuer must equal issuer exactly (RFC 8414 §3.3).
+// Metadata is what Gatehouse uses of an issuer's metadata.
+type Metadata struct {
+	Issuer                string `json:"issuer"`
+	JWKSURI               string `json:"jwks_uri"`
+	IntrospectionEndpoint string `json:"introspection_endpoint"`
+}
+
+// Discover reads the issuer's metadata and returns its jwks_uri.
 func Discover(ctx context.Context, client *http.Client, issuer string) (string, error) {
+	md, err := FetchMetadata(ctx, client, issuer)
+	if err != nil {
+		return "", err
+	}
+	if md.JWKSURI == "" {
+		return "", fmt.Errorf("issuer %s: metadata has no jwks_uri", issuer)
+	}
+	return md.JWKSURI, nil
+}
+
+// FetchMetadata tries OpenID Connect discovery
+// ({issuer}/.well-known/openid-configuration), then RFC 8414
+// (/.well-known/oauth-authorization-server{path}). The metadata's issuer
+// must equal issuer exactly (RFC 8414 §3.3).
+func FetchMetadata(ctx context.Context, client *http.Client, issuer string) (Metadata, error) {
 	u, err := url.Parse(issuer)
 	if err != nil {
-		return "", fmt.Errorf("issuer %s: %w", issuer, err)
+		return Metadata{}, fmt.Errorf("issuer %s: %w", issuer, err)
 	}
 	candidates := []string{
 		strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration",
@@ -130,43 +149,37 @@ func Discover(ctx context.Context, client *http.Client, issuer string) (string, 
 	}
 	var lastErr error
 	for _, c := range candidates {
-		uri, err := fetchMetadata(ctx, client, c, issuer)
+		md, err := fetchMetadata(ctx, client, c, issuer)
 		if err == nil {
-			return uri, nil
+			return md, nil
 		}
 		lastErr = err
 	}
-	return "", lastErr
+	return Metadata{}, lastErr
 }
 
-func fetchMetadata(ctx context.Context, client *http.Client, at, issuer string) (string, error) {
+func fetchMetadata(ctx context.Context, client *http.Client, at, issuer string) (Metadata, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, at, nil)
 	if err != nil {
-		return "", err
+		return Metadata{}, err
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("issuer metadata %s: %w", at, err)
+		return Metadata{}, fmt.Errorf("issuer metadata %s: %w", at, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("issuer metadata %s: status %d", at, resp.StatusCode)
+		return Metadata{}, fmt.Errorf("issuer metadata %s: status %d", at, resp.StatusCode)
 	}
-	var md struct {
-		Issuer  string `json:"issuer"`
-		JWKSURI string `json:"jwks_uri"`
-	}
+	var md Metadata
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&md); err != nil {
-		return "", fmt.Errorf("issuer metadata %s: %w", at, err)
+		return Metadata{}, fmt.Errorf("issuer metadata %s: %w", at, err)
 	}
 	if md.Issuer != issuer {
-		return "", fmt.Errorf("issuer metadata %s names issuer %q, not %q", at, md.Issuer, issuer)
+		return Metadata{}, fmt.Errorf("issuer metadata %s names issuer %q, not %q", at, md.Issuer, issuer)
 	}
-	if md.JWKSURI == "" {
-		return "", fmt.Errorf("issuer metadata %s has no jwks_uri", at)
-	}
-	return md.JWKSURI, nil
+	return md, nil
 }

@@ -8,6 +8,7 @@ import (
 	"crypto"
 	"crypto/rsa"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -31,20 +32,57 @@ type IdP struct {
 	current string
 	down    bool
 
-	JWKSFetches atomic.Int64
+	opaque         map[string]map[string]any // token → claims; revoked tokens are removed
+	introspectDown bool
+	JWKSFetches    atomic.Int64
+	Introspections atomic.Int64
 }
+
+// Introspection client credentials the fake accepts.
+const (
+	IntrospectClient = "gatehouse"
+	IntrospectSecret = "gatehouse-secret"
+)
 
 // New starts an issuer with one RSA key "k1".
 func New(tb testing.TB) *IdP {
 	tb.Helper()
-	idp := &IdP{signers: map[string]crypto.Signer{}}
+	idp := &IdP{signers: map[string]crypto.Signer{}, opaque: map[string]map[string]any{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		if idp.isDown() {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
 		}
-		json.NewEncoder(w).Encode(map[string]any{"issuer": idp.Issuer, "jwks_uri": idp.Issuer + "/jwks"})
+		json.NewEncoder(w).Encode(map[string]any{"issuer": idp.Issuer, "jwks_uri": idp.Issuer + "/jwks",
+			"introspection_endpoint": idp.Issuer + "/introspect"})
+	})
+	mux.HandleFunc("POST /introspect", func(w http.ResponseWriter, r *http.Request) {
+		idp.Introspections.Add(1)
+		idp.mu.Lock()
+		down := idp.introspectDown
+		idp.mu.Unlock()
+		if down {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		if u, p, ok := r.BasicAuth(); !ok || u != IntrospectClient || p != IntrospectSecret {
+			http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+			return
+		}
+		r.ParseForm()
+		idp.mu.Lock()
+		c, ok := idp.opaque[r.PostForm.Get("token")]
+		idp.mu.Unlock()
+		out := map[string]any{"active": false}
+		if ok {
+			out = map[string]any{"active": true}
+			for k, v := range c {
+				out[k] = v
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(out)
 	})
 	mux.HandleFunc("/jwks", func(w http.ResponseWriter, r *http.Request) {
 		idp.JWKSFetches.Add(1)
@@ -113,4 +151,34 @@ func (idp *IdP) Token(tb testing.TB, claims map[string]any) string {
 	}
 	tok, _ := obj.CompactSerialize()
 	return tok
+}
+
+// Opaque issues an opaque token with claims (iss and a 5-minute exp are
+// added unless set), answered by the introspection endpoint.
+func (idp *IdP) Opaque(claims map[string]any) string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	tok := fmt.Sprintf("op_%x", b)
+	c := map[string]any{"iss": idp.Issuer, "exp": time.Now().Add(5 * time.Minute).Unix(), "token_type": "Bearer"}
+	for k, v := range claims {
+		c[k] = v
+	}
+	idp.mu.Lock()
+	defer idp.mu.Unlock()
+	idp.opaque[tok] = c
+	return tok
+}
+
+// Revoke makes an opaque token inactive.
+func (idp *IdP) Revoke(tok string) {
+	idp.mu.Lock()
+	defer idp.mu.Unlock()
+	delete(idp.opaque, tok)
+}
+
+// SetIntrospectionDown makes the introspection endpoint answer 503.
+func (idp *IdP) SetIntrospectionDown(down bool) {
+	idp.mu.Lock()
+	defer idp.mu.Unlock()
+	idp.introspectDown = down
 }

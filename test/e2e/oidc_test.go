@@ -93,10 +93,31 @@ func (a *authServer) stop() {
 	<-a.done
 }
 
-// token gets a client_credentials access token for the gateway resource.
+// token gets a client_credentials JWT access token for the gateway.
 func (a *authServer) token(t *testing.T, client, secret, scope string) string {
+	return a.tokenFor(t, client, secret, scope, "https://gatehouse.test")
+}
+
+// revoke revokes a token at the server (RFC 7009).
+func (a *authServer) revoke(t *testing.T, client, secret, token string) {
 	t.Helper()
-	form := url.Values{"grant_type": {"client_credentials"}, "scope": {scope}, "resource": {"https://gatehouse.test"}}
+	req, _ := http.NewRequest("POST", a.issuer+"/token/revocation", strings.NewReader(url.Values{"token": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(client, secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("revocation: %d", resp.StatusCode)
+	}
+}
+
+// tokenFor gets a client_credentials access token for resource.
+func (a *authServer) tokenFor(t *testing.T, client, secret, scope, resource string) string {
+	t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {scope}, "resource": {resource}}
 	req, _ := http.NewRequest("POST", a.issuer+"/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(client, secret)
@@ -137,7 +158,12 @@ server: { listen: [%q] }
 admin: { listen: "off" }
 auth:
   issuers:
-    main: { issuer: %q, audience: "https://gatehouse.test", type: at+jwt, key_cooldown: 100ms }
+    main:
+      issuer: %q
+      audience: "https://gatehouse.test"
+      type: at+jwt
+      key_cooldown: 100ms
+      introspection: { client_id: gatehouse, client_secret: gatehouse-secret, cache_ttl: 500ms }
 upstreams: { app: { targets: [%q] } }
 routes:
   - { name: oauth, match: { path_prefix: /oauth }, upstream: app }
@@ -182,6 +208,25 @@ routes:
 	call("/admin/x", admin)
 	if seen.Get("X-Auth-Client") != "admin-client" || seen.Get("X-Auth-Roles") != "admin" || seen.Get("X-Auth-Scopes") != "kline.read" {
 		t.Errorf("identity headers upstream: %v", seen)
+	}
+
+	// Opaque tokens (a resource the server issues opaque tokens for) are
+	// checked by introspection; a revoked one is refused once its cached
+	// answer (500ms) runs out.
+	opaque := as.tokenFor(t, "admin-client", "admin-secret", "kline.read", "https://opaque.gatehouse.test")
+	if strings.Count(opaque, ".") == 2 {
+		t.Fatalf("expected an opaque token, got a JWT")
+	}
+	if got := call("/admin/x", opaque); got != 200 {
+		t.Fatalf("opaque admin token: %d", got)
+	}
+	opaqueViewer := as.tokenFor(t, "user-client", "user-secret", "kline.read", "https://opaque.gatehouse.test")
+	if got := call("/admin/x", opaqueViewer); got != 403 {
+		t.Errorf("opaque viewer token on /admin: %d", got)
+	}
+	as.revoke(t, "admin-client", "admin-secret", opaque)
+	if !testutil.WaitFor(10*time.Second, func() bool { return call("/admin/x", opaque) == 401 }) {
+		t.Fatal("revoked opaque token still accepted")
 	}
 
 	// Key rotation at the server: it restarts signing with a new key and

@@ -14,6 +14,7 @@ const port = Number(process.env.PORT);
 const issuer = `http://127.0.0.1:${port}`;
 const keys = JSON.parse(fs.readFileSync(process.env.KEYS_FILE, 'utf8'));
 const resource = 'https://gatehouse.test';
+const opaqueResource = 'https://opaque.gatehouse.test';
 
 const client = (id, secret) => ({
   client_id: id,
@@ -26,23 +27,31 @@ const client = (id, secret) => ({
 });
 
 const provider = new Provider(issuer, {
-  clients: [client('admin-client', 'admin-secret'), client('user-client', 'user-secret')],
+  clients: [client('admin-client', 'admin-secret'), client('user-client', 'user-secret'),
+    client('gatehouse', 'gatehouse-secret')],
   scopes: ['openid', 'kline.read', 'flow.read'],
   jwks: { keys },
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    introspection: { enabled: true },
+    revocation: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => resource,
       useGrantedResource: () => true,
-      getResourceServerInfo: () => ({
-        scope: 'kline.read flow.read',
-        audience: resource,
-        accessTokenFormat: 'jwt',
-        accessTokenTTL: 300,
-        jwt: { sign: { alg: 'RS256' } },
-      }),
+      // https://gatehouse.test gets JWT access tokens; the same audience
+      // asked for as https://opaque.gatehouse.test gets opaque ones, which
+      // only introspection can check (JWTs cannot be introspected here).
+      getResourceServerInfo: (ctx, indicator) => (indicator === opaqueResource
+        ? { scope: 'kline.read flow.read', audience: resource, accessTokenFormat: 'opaque', accessTokenTTL: 300 }
+        : {
+          scope: 'kline.read flow.read',
+          audience: resource,
+          accessTokenFormat: 'jwt',
+          accessTokenTTL: 300,
+          jwt: { sign: { alg: 'RS256' } },
+        }),
     },
   },
   extraTokenClaims: async (ctx, token) => ({

@@ -3,10 +3,13 @@
 package e2e
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -210,6 +213,18 @@ routes:
 		t.Errorf("identity headers upstream: %v", seen)
 	}
 
+	// User tokens from the authorization code flow: alice is an admin, bob
+	// is not.
+	if got := call("/admin/x", as.userToken(t, "alice")); got != 200 {
+		t.Errorf("alice's token on /admin: %d", got)
+	}
+	if seen.Get("X-Auth-Subject") != "alice" || seen.Get("X-Auth-Client") != "web" {
+		t.Errorf("identity of a user token: subject %q client %q", seen.Get("X-Auth-Subject"), seen.Get("X-Auth-Client"))
+	}
+	if got := call("/admin/x", as.userToken(t, "bob")); got != 403 {
+		t.Errorf("bob's token on /admin: %d, want 403", got)
+	}
+
 	// Opaque tokens (a resource the server issues opaque tokens for) are
 	// checked by introspection; a revoked one is refused once its cached
 	// answer (500ms) runs out.
@@ -241,4 +256,60 @@ routes:
 	if got := call("/admin/x", admin); got != 200 {
 		t.Errorf("a token signed with the previous key: %d after rotation", got)
 	}
+}
+
+// userToken runs the authorization code flow with PKCE as user login
+// (the test server logs in whoever the interaction URL names) and returns
+// the JWT access token for the gateway.
+func (a *authServer) userToken(t *testing.T, login string) string {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	const redirect = "http://127.0.0.1/callback"
+	var code string
+	c := &http.Client{Jar: jar, Timeout: 20 * time.Second, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if len(via) > 10 {
+			return fmt.Errorf("login flow: too many redirects (%s)", req.URL)
+		}
+		if strings.HasPrefix(req.URL.String(), redirect) {
+			code = req.URL.Query().Get("code")
+			return http.ErrUseLastResponse
+		}
+		if strings.HasPrefix(req.URL.Path, "/interaction/") && req.URL.Query().Get("login") == "" {
+			q := req.URL.Query()
+			q.Set("login", login)
+			req.URL.RawQuery = q.Encode()
+		}
+		return nil
+	}}
+	verifier := strings.Repeat("v", 43) + login
+	sum := sha256.Sum256([]byte(verifier))
+	q := url.Values{"client_id": {"web"}, "response_type": {"code"}, "redirect_uri": {redirect}, "scope": {"openid kline.read"},
+		"resource": {"https://gatehouse.test"}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])},
+		"code_challenge_method": {"S256"}, "state": {"s1"}, "nonce": {"n1"}}
+	resp, err := c.Get(a.issuer + "/auth?" + q.Encode())
+	if err != nil {
+		t.Fatalf("login flow: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if code == "" {
+		t.Fatalf("no code after the login flow: %d %s", resp.StatusCode, b)
+	}
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirect}, "client_id": {"web"},
+		"code_verifier": {verifier}, "resource": {"https://gatehouse.test"}}
+	tr, err := http.PostForm(a.issuer+"/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Body.Close()
+	var body struct {
+		AccessToken string `json:"access_token"`
+		Error       string `json:"error"`
+		Desc        string `json:"error_description"`
+	}
+	json.NewDecoder(tr.Body).Decode(&body)
+	if body.AccessToken == "" {
+		t.Fatalf("code exchange: %d %s %s", tr.StatusCode, body.Error, body.Desc)
+	}
+	return body.AccessToken
 }

@@ -198,7 +198,7 @@ wait_port "$ORIGIN_PORT" "$ORIGIN_PID" origin || { cat "$TMP/origin.out" >&2; di
 log "origin nginx pid $ORIGIN_PID on 127.0.0.1:$ORIGIN_PORT (cpus $(affinity_of "$ORIGIN_PID"))"
 
 # --------------------------------------------------------------- proxies --
-declare -A PORT=() PID=() VERSION=() SKIPPED=()
+declare -A PORT=() PID=() VERSION=() SKIPPED=() HDR=()
 
 start_nginx() {
   local port; free_port port; local d="$TMP/nginx"
@@ -324,6 +324,45 @@ EOF
   return 0
 }
 
+# gatehouse-auth: like gatehouse, with every request carrying a bearer
+# token the route verifies (cached after the first): the cost of auth.
+start_gatehouse-auth() {
+  local port d
+  build_gatehouse gatehouse-auth || return 1
+  free_port port
+  d=$TMP/gatehouse-auth-keys; mkdir -p "$d"
+  if ! (cd "$REPO_ROOT" && go run ./bench/mktoken -dir "$d" -issuer "http://127.0.0.1:$port") >"$d/token" 2>"$TMP/mktoken.log"; then
+    SKIPPED[gatehouse-auth]="bench/mktoken failed"; return 1
+  fi
+  cat >"$TMP/gatehouse-auth.yaml" <<EOF
+admin:
+  listen: "off"
+server:
+  listen: ["127.0.0.1:$port"]
+log:
+  access: "off"
+auth:
+  issuers:
+    bench: { issuer: "http://127.0.0.1:$port", jwks_uri: "http://127.0.0.1:$port/jwks.json", audience: bench }
+upstreams:
+  origin:
+    targets: ["127.0.0.1:$ORIGIN_PORT"]
+routes:
+  - name: keys
+    match: { path: /jwks.json }
+    static: { root: "$d" }
+  - name: all
+    match: { path_prefix: / }
+    upstream: origin
+    auth: { roles: { any_of: [admin] } }
+EOF
+  GOMAXPROCS=1 start_bg gatehouse-auth "$PROXY_CPU" "$TMP/gatehouse" run -c "$TMP/gatehouse-auth.yaml"
+  PORT[gatehouse-auth]=$port PID[gatehouse-auth]=$STARTED_PID
+  VERSION[gatehouse-auth]=$(cd "$REPO_ROOT" && git describe --always --dirty 2>/dev/null || echo "uncommitted")
+  HDR[gatehouse-auth]="Authorization: Bearer $(cat "$d/token")"
+  return 0
+}
+
 # gatehouse: metrics and access log off, comparable to the others.
 start_gatehouse() { start_gatehouse_as gatehouse off off; }
 # gatehouse-obs: metrics on (admin listener) and the access log written to
@@ -343,7 +382,9 @@ start_goplain() {  # reference: plain httputil.ReverseProxy (bench/goplain)
 
 sanity() {      # sanity NAME: 200 and the full body through the proxy
   local name=$1 got
-  got=$(curl -s -o "$TMP/$name.body" -w '%{http_code} %{size_download}' "http://127.0.0.1:${PORT[$name]}/bench" || true)
+  local hdr=()
+  [[ -n ${HDR[$name]:-} ]] && hdr=(-H "${HDR[$name]}")
+  got=$(curl -s "${hdr[@]}" -o "$TMP/$name.body" -w '%{http_code} %{size_download}' "http://127.0.0.1:${PORT[$name]}/bench" || true)
   [[ $got == "200 $BODY_BYTES" ]] && cmp -s "$TMP/$name.body" <(printf '%s' "$BODY") && return 0
   log "$name: sanity check failed: got '$got' (want '200 $BODY_BYTES')"
   return 1
@@ -351,7 +392,7 @@ sanity() {      # sanity NAME: 200 and the full body through the proxy
 
 ACTIVE=()
 for name in $PROXIES; do
-  case $name in nginx|haproxy|caddy|gatehouse|gatehouse-obs|goplain) ;; *) die "unknown proxy '$name'";; esac
+  case $name in nginx|haproxy|caddy|gatehouse|gatehouse-obs|gatehouse-auth|goplain) ;; *) die "unknown proxy '$name'";; esac
   if ! "start_$name"; then log "SKIP $name: ${SKIPPED[$name]}"; continue; fi
   if ! wait_port "${PORT[$name]}" "${PID[$name]}" "$name"; then
     sed 's/^/[bench]   /' "$TMP/$name.out" | tail -20 >&2
@@ -394,11 +435,13 @@ run_one() {     # run_one NAME ROUND
   local name=$1 round=$2
   local url="http://127.0.0.1:${PORT[$name]}/bench"
   local pid=${PID[$name]} out c0 c1 b0 b1 l0 l1 a0 a1
-  "${WRK[@]}" -d"$WARMUP" -s "$TMP/report.lua" "$url" >/dev/null 2>&1 || true
+  local hdr=()
+  [[ -n ${HDR[$name]:-} ]] && hdr=(-H "${HDR[$name]}")
+  "${WRK[@]}" "${hdr[@]}" -d"$WARMUP" -s "$TMP/report.lua" "$url" >/dev/null 2>&1 || true
   kill -0 "$pid" 2>/dev/null || die "$name died during warm-up"
   a0=$(origin_accepts)
   c0=$(cpu_ticks "$pid"); b0=$(core_busy "$PROXY_CPU"); l0=$(core_busy "$LOAD_CPU")
-  out=$("${WRK[@]}" -d"$DURATION" -s "$TMP/report.lua" "$url" 2>&1) || true
+  out=$("${WRK[@]}" "${hdr[@]}" -d"$DURATION" -s "$TMP/report.lua" "$url" 2>&1) || true
   c1=$(cpu_ticks "$pid"); b1=$(core_busy "$PROXY_CPU"); l1=$(core_busy "$LOAD_CPU")
   a1=$(origin_accepts)
   local line; line=$(grep '^RESULT ' <<<"$out" || true)

@@ -18,6 +18,16 @@ type Principal struct {
 	Roles    []string
 	Scopes   []string
 	Claims   map[string]any
+	// Headers are the identity headers computed for this principal when
+	// its token was verified (authn).
+	Headers []Header
+}
+
+// Header is one identity header: a canonical name and its value as a
+// one-element slice with len == cap (safe to share between requests).
+type Header struct {
+	Name   string
+	Values []string
 }
 
 // Extract builds a Principal from verified claims; rolesPath and

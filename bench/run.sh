@@ -15,7 +15,7 @@ DURATION=${DURATION:-10s}      # measured wrk run per proxy per round
 WARMUP=${WARMUP:-2s}           # unmeasured wrk run just before each measured one
 CONNS=${CONNS:-32}             # wrk connections (keep-alive)
 THREADS=${THREADS:-1}          # wrk threads
-PROXIES=${PROXIES:-"nginx haproxy caddy goplain gatehouse gatehouse-obs"}
+PROXIES=${PROXIES:-"nginx haproxy caddy goplain gatehouse gatehouse-obs gatehouse-auth"}
 PROXY_CPU=${PROXY_CPU:-0}      # core the proxy is pinned to
 LOAD_CPU=${LOAD_CPU:-1}        # core wrk and the origin are pinned to
 BASE_PORT=${BASE_PORT:-18080}  # first port tried; busy ports are skipped
@@ -479,7 +479,7 @@ done
 
 # ---------------------------------------------------------------- report --
 cmdline="ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS"
-[[ $PROXIES != "nginx haproxy caddy goplain gatehouse gatehouse-obs" ]] && cmdline+=" PROXIES=\"$PROXIES\""
+[[ $PROXIES != "nginx haproxy caddy goplain gatehouse gatehouse-obs gatehouse-auth" ]] && cmdline+=" PROXIES=\"$PROXIES\""
 cmdline+=" bash bench/run.sh"
 
 # medians per proxy: name rps p50 p99 cpureq pcpu core0 core1 errors

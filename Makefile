@@ -27,10 +27,12 @@ race:
 	$(GO) test -race ./...
 
 integration:
+	npm ci --prefix test/browser --no-audit --no-fund
 	$(GO) test -tags integration -count=1 ./test/integration/
 
 e2e:
 	npm ci --prefix test/e2e/nextapp --no-audit --no-fund
+	npm ci --prefix test/e2e/oidc --no-audit --no-fund
 	$(GO) test -tags e2e -count=1 ./test/e2e/
 
 fuzz-smoke:

@@ -218,7 +218,12 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		rs.Total, rs.RPS, rs.ErrRPS, rs.Series = s.hist.rates(name, now, time.Minute)
 		routes = append(routes, rs)
 	}
+	limited := map[string]float64{}
+	if s.o.Metrics != nil {
+		limited = s.o.Metrics.RateLimitTotals()
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
+		"rate_limited":   limited,
 		"version":        s.o.Version,
 		"uptime_seconds": int64(now.Sub(s.started).Seconds()),
 		"ready":          ready,

@@ -9,8 +9,10 @@ package compile
 
 import (
 	"fmt"
+	"hash/maphash"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -26,6 +28,7 @@ import (
 	"gatehouse/internal/health"
 	"gatehouse/internal/lb"
 	"gatehouse/internal/phase"
+	"gatehouse/internal/ratelimit"
 	"gatehouse/internal/route"
 	"gatehouse/internal/runtime"
 )
@@ -103,6 +106,7 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 		if err != nil {
 			return nil, fmt.Errorf("compile: route %s: %w", rc.Name, err)
 		}
+		pre, post := rateLimitFilters(c, rc, reg, snap)
 		if a := rc.Auth; a != nil && a.Mode != "none" {
 			f := &authn.Filter{Route: rc.Name, Mode: a.Mode, ForwardToken: *a.ForwardToken, Preflight: a.Preflight,
 				ResourceMetadata: a.ResourceMetadata, Cache: cache, OnIntrospectionError: a.OnIntrospectionError,
@@ -115,9 +119,13 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 			if m := reg.Metrics(); m != nil {
 				f.Obs = m.Auth()
 			}
-			// authn/authz run first, before any later filter (rate limits).
-			r.Filters = append([]phase.RequestFilter{f}, r.Filters...)
+			r.Filters = append(r.Filters, f)
 		}
+		// Order (ARCHITECTURE.md §8): limits keyed by address run before
+		// authentication, so floods are shed before any signature check;
+		// limits keyed by identity run after it, so invalid tokens never
+		// make per-user buckets.
+		r.Filters = append(append(pre, r.Filters...), post...)
 		if m := reg.Metrics(); m != nil {
 			r.Obs = m.Route(r.Name)
 		}
@@ -306,7 +314,7 @@ func compileIssuers(c *config.Config, reg *runtime.Registry, snap *runtime.Snaps
 	for _, n := range names {
 		ic := c.Auth.Issuers[n]
 		key := fmt.Sprintf("issuer|%s|%s|%v|%v", ic.Issuer, ic.JWKSURI, ic.KeyCooldown, ic.RefreshInterval)
-		keys := reg.Service(key, func() runtime.Runner {
+		keys := reg.Service(key, func() any {
 			return &issuer.Keys{Issuer: ic.Issuer, JWKSURI: ic.JWKSURI, Client: authClient(),
 				Cooldown: ic.KeyCooldown.D(), Refresh: ic.RefreshInterval.D()}
 		}).(*issuer.Keys)
@@ -352,4 +360,45 @@ func stripHeaders(c *config.Config) []string {
 		}
 	}
 	return out
+}
+
+// limitStore is a policy's memory store and hash seed; both live in the
+// Registry, so limits survive reloads.
+type limitStore struct {
+	mem  *ratelimit.Memory
+	seed maphash.Seed
+}
+
+// rateLimitFilters builds the route's policies (server-wide first), split
+// into those that run before authentication and those after.
+func rateLimitFilters(c *config.Config, rc *config.Route, reg *runtime.Registry, snap *runtime.Snapshot) (pre, post []phase.RequestFilter) {
+	names := append(append([]string{}, c.Server.RateLimits...), rc.RateLimits...)
+	seen := map[string]bool{}
+	for _, n := range names {
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		pc := c.RateLimits[n]
+		rate, _ := config.ParseRate(pc.Rate)
+		key := fmt.Sprintf("ratelimit|%s|%d", n, pc.MaxKeys)
+		st := reg.Service(key, func() any {
+			return &limitStore{mem: ratelimit.NewMemory(pc.MaxKeys), seed: maphash.MakeSeed()}
+		}).(*limitStore)
+		if !slices.Contains(snap.Services, key) {
+			snap.Services = append(snap.Services, key)
+		}
+		f := &ratelimit.Filter{Policy: n, Parts: ratelimit.ParseKey(pc.Key), Limit: ratelimit.Limit{Rate: rate, Burst: pc.Burst},
+			IPv6Prefix: pc.IPv6Prefix, Soft: pc.Mode == "soft", Store: st.mem, Seed: st.seed}
+		if m := reg.Metrics(); m != nil {
+			f.Obs = m.RateLimits()
+		}
+		f.Prepare()
+		if ratelimit.PostAuth(f.Parts) {
+			post = append(post, f)
+		} else {
+			pre = append(pre, f)
+		}
+	}
+	return pre, post
 }

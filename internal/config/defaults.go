@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -109,6 +110,26 @@ func applyDefaults(doc *Document) {
 		}
 		if len(is.Algorithms) == 0 {
 			is.Algorithms = []string{"RS256", "PS256", "ES256", "EdDSA"}
+		}
+	}
+	for _, rl := range c.RateLimits {
+		if rl == nil {
+			continue
+		}
+		if rl.Key == "" {
+			rl.Key = "client_ip"
+		}
+		if rl.Mode == "" {
+			rl.Mode = "enforce"
+		}
+		if rl.IPv6Prefix == 0 {
+			rl.IPv6Prefix = 64
+		}
+		if rl.MaxKeys == 0 {
+			rl.MaxKeys = 100_000
+		}
+		if rate, err := ParseRate(rl.Rate); err == nil && rl.Burst == 0 {
+			rl.Burst = max(1, int(math.Ceil(rate)))
 		}
 	}
 	if c.Tracing.ServiceName == "" {

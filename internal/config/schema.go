@@ -21,6 +21,8 @@ type Config struct {
 	Tracing Tracing `yaml:"tracing"`
 	// Auth: token issuers and identity headers (docs/auth.md).
 	Auth Auth `yaml:"auth"`
+	// RateLimits: named rate-limit policies (docs/rate-limits.md).
+	RateLimits map[string]*RateLimit `yaml:"rate_limits"`
 	// Upstreams: named pools of targets that routes proxy to.
 	Upstreams map[string]*Upstream `yaml:"upstreams"`
 	// Routes: matched most-specific first (see docs/config.md).
@@ -31,6 +33,8 @@ type Config struct {
 type Server struct {
 	// Listen addresses ("host:port" or ":port"). Default [":6188"].
 	Listen []string `yaml:"listen"`
+	// RateLimits: policies applied to every route.
+	RateLimits []string `yaml:"rate_limits"`
 	// TrustedProxies: IPs or CIDRs whose X-Forwarded-*/Forwarded/X-Request-Id
 	// headers are believed. Default none: such headers from clients are replaced.
 	TrustedProxies []string `yaml:"trusted_proxies"`
@@ -256,6 +260,29 @@ type Route struct {
 	SecurityHeaders map[string]string `yaml:"security_headers"`
 	// Auth is the route's authentication and authorization policy.
 	Auth *RouteAuth `yaml:"auth"`
+	// RateLimits: names of the rate-limit policies applied to this route,
+	// besides server.rate_limits.
+	RateLimits []string `yaml:"rate_limits"`
+}
+
+// RateLimit is a rate-limit policy.
+type RateLimit struct {
+	// Key: what is limited: client_ip (default), user (the verified
+	// subject), client_id, route, or header:<Name>; parts join with "+",
+	// such as user+route. Policies keyed by user or client_id run after
+	// authentication, the others before it.
+	Key string `yaml:"key"`
+	// Rate: "100/s", "600/m" or "1000/h". Required.
+	Rate string `yaml:"rate"`
+	// Burst: requests allowed at once. Default: one second's worth, at
+	// least 1.
+	Burst int `yaml:"burst"`
+	// IPv6Prefix groups IPv6 clients by this prefix length. Default 64.
+	IPv6Prefix int `yaml:"ipv6_prefix"`
+	// Mode: enforce (default) or soft (log and count, never refuse).
+	Mode string `yaml:"mode"`
+	// MaxKeys bounds the keys held in memory. Default 100000.
+	MaxKeys int `yaml:"max_keys"`
 }
 
 // Auth configures token verification.

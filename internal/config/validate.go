@@ -52,6 +52,7 @@ func validate(doc *Document) []FieldError {
 	}
 	v.headerValues("tracing.headers", c.Tracing.Headers)
 	v.auth(&c.Auth)
+	v.rateLimits(c)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -97,6 +98,7 @@ type validator struct {
 	doc       *Document
 	upstreams []string
 	issuers   []string
+	limits    []string
 	errs      []FieldError
 }
 
@@ -373,6 +375,9 @@ func (v *validator) route(p string, r *Route) {
 	if a := r.Auth; a != nil {
 		v.routeAuth(p+".auth", a)
 	}
+	for i, n := range r.RateLimits {
+		v.limitRef(fmt.Sprintf("%s.rate_limits[%d]", p, i), n)
+	}
 	v.edits(p+".request_headers", &r.RequestHeaders)
 	v.edits(p+".response_headers", &r.ResponseHeaders)
 	v.headerValues(p+".security_headers", r.SecurityHeaders)
@@ -622,4 +627,77 @@ func (v *validator) routeAuth(p string, a *RouteAuth) {
 			v.add(p+".scopes", "scopes are single words")
 		}
 	}
+}
+
+// ParseRate parses "100/s", "600/m", "1000/h" into requests per second.
+func ParseRate(s string) (float64, error) {
+	n, unit, ok := strings.Cut(strings.TrimSpace(s), "/")
+	f, err := strconv.ParseFloat(strings.TrimSpace(n), 64)
+	if !ok || err != nil || f <= 0 {
+		return 0, fmt.Errorf("bad rate %q", s)
+	}
+	switch strings.TrimSpace(unit) {
+	case "s":
+		return f, nil
+	case "m":
+		return f / 60, nil
+	case "h":
+		return f / 3600, nil
+	}
+	return 0, fmt.Errorf("bad rate %q", s)
+}
+
+func (v *validator) rateLimits(c *Config) {
+	names := make([]string, 0, len(c.RateLimits))
+	for n := range c.RateLimits {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	v.limits = names
+	for _, n := range names {
+		rl := c.RateLimits[n]
+		p := join("rate_limits", n)
+		if rl == nil {
+			v.add(p, "empty policy")
+			continue
+		}
+		if _, err := ParseRate(rl.Rate); err != nil {
+			v.add(p+".rate", `expected a rate such as "100/s", "600/m" or "1000/h", got %q`, rl.Rate)
+		}
+		if rl.Burst < 0 {
+			v.add(p+".burst", "must not be negative")
+		}
+		for _, part := range strings.Split(rl.Key, "+") {
+			kind, name, _ := strings.Cut(part, ":")
+			switch {
+			case (kind == "client_ip" || kind == "user" || kind == "client_id" || kind == "route") && name == "":
+			case kind == "header" && tokenRe.MatchString(name):
+			default:
+				v.add(p+".key", `expected client_ip, user, client_id, route or header:<Name>, joined with "+", got %q`, rl.Key)
+			}
+		}
+		if rl.Mode != "enforce" && rl.Mode != "soft" {
+			v.add(p+".mode", `must be "enforce" or "soft", got %q`, rl.Mode)
+		}
+		if rl.IPv6Prefix < 1 || rl.IPv6Prefix > 128 {
+			v.add(p+".ipv6_prefix", "must be between 1 and 128")
+		}
+		if rl.MaxKeys < 64 {
+			v.add(p+".max_keys", "must be at least 64")
+		}
+	}
+	for i, n := range c.Server.RateLimits {
+		v.limitRef(fmt.Sprintf("server.rate_limits[%d]", i), n)
+	}
+}
+
+func (v *validator) limitRef(path, name string) {
+	if slices.Contains(v.limits, name) {
+		return
+	}
+	msg := fmt.Sprintf("unknown rate limit %q", name)
+	if s := suggest(name, v.limits); s != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	v.add(path, "%s", msg)
 }

@@ -42,6 +42,7 @@ const (
 	KindUnauthorized                // 401: no valid credentials
 	KindForbidden                   // 403: valid credentials, not allowed
 	KindAuthUnavailable             // 503: an auth dependency (keys, introspection) is down
+	KindTooManyRequests             // 429: a rate limit
 )
 
 var kindStatus = [...]int{
@@ -59,6 +60,7 @@ var kindStatus = [...]int{
 	KindUnauthorized:    http.StatusUnauthorized,
 	KindForbidden:       http.StatusForbidden,
 	KindAuthUnavailable: http.StatusServiceUnavailable,
+	KindTooManyRequests: http.StatusTooManyRequests,
 }
 
 var kindSource = [...]Source{
@@ -76,6 +78,7 @@ var kindSource = [...]Source{
 	KindUnauthorized:    Downstream,
 	KindForbidden:       Downstream,
 	KindAuthUnavailable: Internal,
+	KindTooManyRequests: Downstream,
 }
 
 // Error is the one error type of the request path: what failed, whose fault

@@ -279,13 +279,14 @@ func (r *Registry) startLocked(e *poolEntry) {
 type Runner interface{ Run(ctx context.Context) }
 
 type serviceEntry struct {
-	svc    Runner
+	svc    any
 	cancel context.CancelFunc
 }
 
-// Service returns the service for key, creating it with mk if absent; it
-// runs from Start until it leaves the live snapshot's Services.
-func (r *Registry) Service(key string, mk func() Runner) Runner {
+// Service returns the object for key, creating it with mk if absent. It
+// lives until it leaves the live snapshot's Services; if it is a Runner,
+// it runs from Start until then.
+func (r *Registry) Service(key string, mk func() any) any {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e, ok := r.services[key]; ok {
@@ -300,12 +301,13 @@ func (r *Registry) Service(key string, mk func() Runner) Runner {
 }
 
 func (r *Registry) startServiceLocked(e *serviceEntry) {
-	if e.cancel != nil {
+	run, ok := e.svc.(Runner)
+	if !ok || e.cancel != nil {
 		return
 	}
 	ctx, cancel := context.WithCancel(r.ctx)
 	e.cancel = cancel
-	r.wg.Go(func() { e.svc.Run(ctx) })
+	r.wg.Go(func() { run.Run(ctx) })
 }
 
 // Start runs the health checkers of current and future pools, and the

@@ -254,3 +254,34 @@ func TestSecretsStayOutOfLogsAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestRateLimitsInMetricsAndStatus(t *testing.T) {
+	up := startUpstream(t, "app")
+	addr, adminAddr := testutil.FreePort(t), testutil.FreePort(t)
+	testutil.Start(t, fmt.Sprintf(`
+server: { listen: [%q], rate_limits: [per-ip] }
+admin: { listen: %q }
+rate_limits:
+  per-ip: { rate: 1/m, burst: 2 }
+upstreams: { app: { targets: [%q] } }
+routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
+`, addr, adminAddr, up.Addr), addr)
+	testutil.WaitListening(adminAddr, 5e9, nil)
+	var codes []int
+	for i := 0; i < 4; i++ {
+		c, _ := fetch(t, "GET", "http://"+addr+"/x")
+		codes = append(codes, c)
+	}
+	if fmt.Sprint(codes) != "[200 200 429 429]" {
+		t.Fatalf("codes %v", codes)
+	}
+	fams := scrape(t, "http://"+adminAddr)
+	for result, want := range map[string]float64{"allowed": 2, "limited": 2} {
+		if got, _ := value(fams, "gatehouse_ratelimit_decisions_total", map[string]string{"policy": "per-ip", "result": result}); got != want {
+			t.Errorf("%s = %v, want %v", result, got, want)
+		}
+	}
+	if _, status := fetch(t, "GET", "http://"+adminAddr+"/status.json"); !strings.Contains(status, `"per-ip": 2`) {
+		t.Errorf("status.json lacks the limited count:\n%.400s", status)
+	}
+}

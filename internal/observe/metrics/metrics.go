@@ -81,6 +81,8 @@ type Metrics struct {
 
 	authOnce sync.Once
 	auth     AuthObserver
+	rlOnce   sync.Once
+	rl       RateLimitObserver
 }
 
 // New registers every collector on a fresh registry.
@@ -349,4 +351,55 @@ func (c keyFetches) Collect(ch chan<- prometheus.Metric) {
 	for name, n := range c.list() {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), name)
 	}
+}
+
+// RateLimitObserver counts rate-limit decisions; it implements
+// ratelimit.Observer.
+type RateLimitObserver struct{ decisions *prometheus.CounterVec }
+
+// RateLimit counts one decision: allowed, limited or soft_limited.
+func (o RateLimitObserver) RateLimit(policy, result string) {
+	o.decisions.WithLabelValues(policy, result).Inc()
+}
+
+// RateLimits returns the rate-limit observer (made on first use).
+func (m *Metrics) RateLimits() RateLimitObserver {
+	m.rlOnce.Do(func() {
+		m.rl = RateLimitObserver{decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_ratelimit_decisions_total",
+			Help: "Rate-limit decisions, by policy and result: allowed, limited, soft_limited.",
+		}, []string{"policy", "result"})}
+		m.Registry.MustRegister(m.rl.decisions)
+	})
+	return m.rl
+}
+
+// RateLimitTotals returns, per policy, the requests limited so far (hard
+// and soft), for the status page.
+func (m *Metrics) RateLimitTotals() map[string]float64 {
+	out := map[string]float64{}
+	if m.rl.decisions == nil {
+		return out
+	}
+	ch := make(chan prometheus.Metric, 64)
+	go func() { m.rl.decisions.Collect(ch); close(ch) }()
+	for metric := range ch {
+		var d dto.Metric
+		if metric.Write(&d) != nil {
+			continue
+		}
+		var policy, result string
+		for _, l := range d.Label {
+			switch l.GetName() {
+			case "policy":
+				policy = l.GetValue()
+			case "result":
+				result = l.GetValue()
+			}
+		}
+		if result != "allowed" {
+			out[policy] += d.GetCounter().GetValue()
+		}
+	}
+	return out
 }

@@ -1,0 +1,122 @@
+package ratelimit
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// RunLimiterTests is the conformance suite every Limiter passes (the
+// Redis store will run it too). Time is injected: no test sleeps.
+func RunLimiterTests(t *testing.T, newLimiter func(t *testing.T) Limiter) {
+	ctx := context.Background()
+	t0 := time.Unix(1_000_000, 0)
+	l := Limit{Rate: 10, Burst: 5} // one every 100ms, 5 at once
+	t.Run("burst then rate, exactly", func(t *testing.T) {
+		lim := newLimiter(t)
+		for i := 0; i < 5; i++ {
+			r, err := lim.Allow(ctx, 1, l, t0)
+			if err != nil || !r.Allowed || r.Remaining != 4-i {
+				t.Fatalf("burst request %d: %+v %v", i, r, err)
+			}
+		}
+		r, _ := lim.Allow(ctx, 1, l, t0)
+		if r.Allowed || r.RetryAfter != 100*time.Millisecond {
+			t.Fatalf("6th at once: %+v", r)
+		}
+		if r, _ := lim.Allow(ctx, 1, l, t0.Add(99*time.Millisecond)); r.Allowed {
+			t.Fatal("allowed before the interval")
+		}
+		if r, _ := lim.Allow(ctx, 1, l, t0.Add(100*time.Millisecond)); !r.Allowed {
+			t.Fatal("refused after the interval")
+		}
+		// Steady state: exactly one per interval.
+		allowed := 0
+		for ms := 101; ms <= 1100; ms++ { // 200, 300, ..., 1100
+			if r, _ := lim.Allow(ctx, 1, l, t0.Add(time.Duration(ms)*time.Millisecond)); r.Allowed {
+				allowed++
+			}
+		}
+		if allowed != 10 {
+			t.Fatalf("%d allowed over ~1s at 10/s, want 10", allowed)
+		}
+	})
+	t.Run("recovers fully after burst/rate", func(t *testing.T) {
+		lim := newLimiter(t)
+		for i := 0; i < 6; i++ {
+			lim.Allow(ctx, 2, l, t0)
+		}
+		later := t0.Add(500 * time.Millisecond)
+		for i := 0; i < 5; i++ {
+			if r, _ := lim.Allow(ctx, 2, l, later); !r.Allowed {
+				t.Fatalf("request %d after recovery refused", i)
+			}
+		}
+	})
+	t.Run("keys are isolated", func(t *testing.T) {
+		lim := newLimiter(t)
+		for i := 0; i < 6; i++ {
+			lim.Allow(ctx, 3, l, t0)
+		}
+		if r, _ := lim.Allow(ctx, 4, l, t0); !r.Allowed {
+			t.Fatal("one key's limit applied to another")
+		}
+	})
+}
+
+func TestMemoryConformance(t *testing.T) {
+	RunLimiterTests(t, func(*testing.T) Limiter { return NewMemory(10000) })
+}
+
+// A flood of distinct keys keeps memory bounded and never resets a
+// limited key.
+func TestMemoryBoundedUnderKeyFlood(t *testing.T) {
+	const maxKeys = 100_000
+	m := NewMemory(maxKeys)
+	ctx := context.Background()
+	now := time.Unix(1_000_000, 0)
+	l := Limit{Rate: 1, Burst: 1}
+	// A victim key, limited.
+	m.Allow(ctx, 7, l, now)
+	if r, _ := m.Allow(ctx, 7, l, now); r.Allowed {
+		t.Fatal("victim not limited")
+	}
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for k := uint64(1_000_000); k < 2_000_000; k++ { // 1,000,000 distinct keys
+		m.Allow(ctx, k, l, now)
+	}
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	grew := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("1,000,000 distinct keys: %d keys held, heap grew %.1f MiB", m.Len(), float64(grew)/(1<<20))
+	if m.Len() > maxKeys {
+		t.Fatalf("%d keys held, cap %d", m.Len(), maxKeys)
+	}
+	if grew > 32<<20 {
+		t.Fatalf("heap grew %d bytes", grew)
+	}
+	if r, _ := m.Allow(ctx, 7, l, now); r.Allowed {
+		t.Fatal("the flood reset a limited key")
+	}
+	// The flood's new keys share the overflow bucket: limited together.
+	if r, _ := m.Allow(ctx, 5_000_000, l, now); r.Allowed {
+		t.Fatal("an untracked key got a fresh bucket while the store was full of limited keys")
+	}
+}
+
+func BenchmarkMemoryAllow(b *testing.B) {
+	m := NewMemory(100_000)
+	ctx := context.Background()
+	l := Limit{Rate: 1e9, Burst: 1000}
+	now := time.Now()
+	b.ReportAllocs()
+	var k uint64
+	for b.Loop() {
+		k++
+		m.Allow(ctx, k%1000, l, now)
+	}
+}

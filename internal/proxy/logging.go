@@ -45,29 +45,19 @@ func (e *Engine) logging(st *state, r *http.Request) {
 	if rc.Err != nil {
 		errText = rc.Err.Error()
 	}
-	// The record is built here rather than through Logger.LogAttrs, which
-	// captures the caller's PC (runtime.Callers) on every call: a cost paid
-	// per request for a source location the access log never prints.
-	rec := slog.NewRecord(rc.Start.Add(dur), slog.LevelInfo, "access", 0)
-	rec.AddAttrs(
-		slog.String(logging.KeyRequestID, rc.RequestID),
-		slog.String(logging.KeyTraceID, rc.TraceID),
-		slog.String(logging.KeyClientIP, st.clientIP()),
-		slog.String(logging.KeyMethod, r.Method),
-		slog.String(logging.KeyHost, rc.Host),
-		slog.String(logging.KeyPath, path),
-		slog.String(logging.KeyRoute, rc.Route),
-		slog.String(logging.KeyUpstream, rc.Upstream),
-		slog.Int(logging.KeyStatus, rc.Status),
-		slog.Int64(logging.KeyBytes, rc.Bytes),
-		slog.Float64(logging.KeyDurationMS, ms(dur)),
-		slog.Float64(logging.KeyUpstreamMS, ms(rc.UpstreamRT)),
-		slog.Int(logging.KeyAttempts, rc.Attempts),
-		slog.String(logging.KeyAuth, rc.Auth),
-		slog.String(logging.KeyAuthReason, rc.AuthReason),
-		slog.String(logging.KeyRateLimit, rc.RateLimit),
-		slog.String(logging.KeyErr, errText),
-	)
+	entry := logging.AccessEntry{Time: rc.Start.Add(dur), RequestID: rc.RequestID, TraceID: rc.TraceID,
+		ClientIP: st.clientIP(), Method: r.Method, Host: rc.Host, Path: path, Route: rc.Route, Upstr: rc.Upstream,
+		Status: rc.Status, Bytes: rc.Bytes, DurationMS: ms(dur), UpstreamMS: ms(rc.UpstreamRT), Attempts: rc.Attempts,
+		Auth: rc.Auth, AuthReason: rc.AuthReason, RateLimit: rc.RateLimit, Err: errText}
+	// Gatehouse's own handler writes the line directly; any other handler
+	// gets a record (built here, not by Logger.LogAttrs, which captures the
+	// caller's PC on every call).
+	if lh, ok := e.access.(*logging.LineHandler); ok {
+		_ = lh.WriteAccess(&entry)
+		return
+	}
+	rec := slog.NewRecord(entry.Time, slog.LevelInfo, "access", 0)
+	rec.AddAttrs(entry.Attrs()...)
 	_ = e.access.Handle(context.Background(), rec)
 }
 

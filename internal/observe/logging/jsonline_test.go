@@ -71,3 +71,25 @@ func BenchmarkAccessLine(b *testing.B) {
 		})
 	}
 }
+
+// WriteAccess writes byte for byte what logging the same fields through
+// slog with a LineHandler writes.
+func TestWriteAccessMatchesSlogPath(t *testing.T) {
+	t.Parallel()
+	e := &AccessEntry{Time: time.Date(2026, 11, 25, 22, 52, 43, 580000000, time.UTC), RequestID: "r-1", ClientIP: "10.0.0.1",
+		Method: "GET", Host: "example.com", Path: "/a%20b", Route: "app", Upstr: "127.0.0.1:3002", Status: 200, Bytes: 541,
+		DurationMS: 0.289, UpstreamMS: 0.264, Attempts: 1, Auth: "deny", AuthReason: `missing role "admin"`, Err: "x\ny"}
+	var a, b bytes.Buffer
+	h := NewLineHandler(&a, nil)
+	rec := slog.NewRecord(e.Time, slog.LevelInfo, "access", 0)
+	rec.AddAttrs(e.Attrs()...)
+	if err := h.Handle(t.Context(), rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := NewLineHandler(&b, nil).WriteAccess(e); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(a.String(), b.String()); diff != "" {
+		t.Fatalf("(-slog +WriteAccess):\n%s", diff)
+	}
+}

@@ -106,7 +106,10 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 		if err != nil {
 			return nil, fmt.Errorf("compile: route %s: %w", rc.Name, err)
 		}
-		pre, post := rateLimitFilters(c, rc, reg, snap)
+		pre, post, err := rateLimitFilters(c, rc, reg, snap)
+		if err != nil {
+			return nil, fmt.Errorf("compile: route %s: %w", rc.Name, err)
+		}
 		if a := rc.Auth; a != nil && a.Mode != "none" {
 			f := &authn.Filter{Route: rc.Name, Mode: a.Mode, ForwardToken: *a.ForwardToken, Preflight: a.Preflight,
 				ResourceMetadata: a.ResourceMetadata, Cache: cache, OnIntrospectionError: a.OnIntrospectionError,
@@ -371,7 +374,7 @@ type limitStore struct {
 
 // rateLimitFilters builds the route's policies (server-wide first), split
 // into those that run before authentication and those after.
-func rateLimitFilters(c *config.Config, rc *config.Route, reg *runtime.Registry, snap *runtime.Snapshot) (pre, post []phase.RequestFilter) {
+func rateLimitFilters(c *config.Config, rc *config.Route, reg *runtime.Registry, snap *runtime.Snapshot) (pre, post []phase.RequestFilter, err error) {
 	names := append(append([]string{}, c.Server.RateLimits...), rc.RateLimits...)
 	seen := map[string]bool{}
 	for _, n := range names {
@@ -389,7 +392,26 @@ func rateLimitFilters(c *config.Config, rc *config.Route, reg *runtime.Registry,
 			snap.Services = append(snap.Services, key)
 		}
 		f := &ratelimit.Filter{Policy: n, Parts: ratelimit.ParseKey(pc.Key), Limit: ratelimit.Limit{Rate: rate, Burst: pc.Burst},
-			IPv6Prefix: pc.IPv6Prefix, Soft: pc.Mode == "soft", Store: st.mem, Seed: st.seed}
+			IPv6Prefix: pc.IPv6Prefix, Soft: pc.Mode == "soft", Store: st.mem, Seed: st.seed,
+			OnError: pc.OnStoreError, Events: reg.Events()}
+		if pc.Store == "redis" {
+			rkey := fmt.Sprintf("redis|%s|%v", c.Redis.URL, c.Redis.Timeout)
+			rs := reg.Service(rkey, func() any {
+				r, err := ratelimit.NewRedis(c.Redis.URL, c.Redis.Timeout.D())
+				if err != nil {
+					return err
+				}
+				return r
+			})
+			r, ok := rs.(*ratelimit.Redis)
+			if !ok {
+				return nil, nil, fmt.Errorf("redis: %v", rs)
+			}
+			if !slices.Contains(snap.Services, rkey) {
+				snap.Services = append(snap.Services, rkey)
+			}
+			f.Store, f.Local = r, st.mem
+		}
 		if m := reg.Metrics(); m != nil {
 			f.Obs = m.RateLimits()
 		}
@@ -400,5 +422,5 @@ func rateLimitFilters(c *config.Config, rc *config.Route, reg *runtime.Registry,
 			pre = append(pre, f)
 		}
 	}
-	return pre, post
+	return pre, post, nil
 }

@@ -128,9 +128,18 @@ func applyDefaults(doc *Document) {
 		if rl.MaxKeys == 0 {
 			rl.MaxKeys = 100_000
 		}
+		if rl.Store == "" {
+			rl.Store = "memory"
+		}
+		if rl.OnStoreError == "" {
+			rl.OnStoreError = "local"
+		}
 		if rate, err := ParseRate(rl.Rate); err == nil && rl.Burst == 0 {
 			rl.Burst = max(1, int(math.Ceil(rate)))
 		}
+	}
+	if c.Redis != nil && c.Redis.Timeout == 0 {
+		c.Redis.Timeout = Duration(100 * time.Millisecond)
 	}
 	if c.Tracing.ServiceName == "" {
 		c.Tracing.ServiceName = "gatehouse"

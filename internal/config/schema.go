@@ -23,6 +23,8 @@ type Config struct {
 	Auth Auth `yaml:"auth"`
 	// RateLimits: named rate-limit policies (docs/rate-limits.md).
 	RateLimits map[string]*RateLimit `yaml:"rate_limits"`
+	// Redis is the shared store for policies with store: redis.
+	Redis *Redis `yaml:"redis"`
 	// Upstreams: named pools of targets that routes proxy to.
 	Upstreams map[string]*Upstream `yaml:"upstreams"`
 	// Routes: matched most-specific first (see docs/config.md).
@@ -283,6 +285,21 @@ type RateLimit struct {
 	Mode string `yaml:"mode"`
 	// MaxKeys bounds the keys held in memory. Default 100000.
 	MaxKeys int `yaml:"max_keys"`
+	// Store: memory (this instance, default) or redis (shared by every
+	// instance using the same Redis).
+	Store string `yaml:"store"`
+	// OnStoreError, for store: redis, when Redis is slow or down: local
+	// (default: limit with this instance's memory store) or deny (503).
+	OnStoreError string `yaml:"on_store_error"`
+}
+
+// Redis is a Redis server for shared state.
+type Redis struct {
+	// URL: redis://[user:password@]host:port/db, or rediss:// for TLS.
+	// Required. The password is shown as [redacted] on /config.
+	URL string `yaml:"url" secret:"true"`
+	// Timeout bounds each call; a slower Redis counts as down. Default 100ms.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // Auth configures token verification.

@@ -685,6 +685,23 @@ func (v *validator) rateLimits(c *Config) {
 		if rl.MaxKeys < 64 {
 			v.add(p+".max_keys", "must be at least 64")
 		}
+		switch rl.Store {
+		case "memory":
+		case "redis":
+			if c.Redis == nil {
+				v.add(p+".store", "store: redis needs a top-level redis: { url: ... }")
+			}
+		default:
+			v.add(p+".store", `must be "memory" or "redis", got %q`, rl.Store)
+		}
+		if rl.OnStoreError != "local" && rl.OnStoreError != "deny" {
+			v.add(p+".on_store_error", `must be "local" or "deny", got %q`, rl.OnStoreError)
+		}
+	}
+	if r := c.Redis; r != nil {
+		if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			v.add("redis.url", "expected redis://host:port/db or rediss://...")
+		}
 	}
 	for i, n := range c.Server.RateLimits {
 		v.limitRef(fmt.Sprintf("server.rate_limits[%d]", i), n)

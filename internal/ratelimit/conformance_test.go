@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -16,25 +17,25 @@ func RunLimiterTests(t *testing.T, newLimiter func(t *testing.T) Limiter) {
 	t.Run("burst then rate, exactly", func(t *testing.T) {
 		lim := newLimiter(t)
 		for i := 0; i < 5; i++ {
-			r, err := lim.Allow(ctx, 1, l, t0)
+			r, err := lim.Allow(ctx, k(1), l, t0)
 			if err != nil || !r.Allowed || r.Remaining != 4-i {
 				t.Fatalf("burst request %d: %+v %v", i, r, err)
 			}
 		}
-		r, _ := lim.Allow(ctx, 1, l, t0)
+		r, _ := lim.Allow(ctx, k(1), l, t0)
 		if r.Allowed || r.RetryAfter != 100*time.Millisecond {
 			t.Fatalf("6th at once: %+v", r)
 		}
-		if r, _ := lim.Allow(ctx, 1, l, t0.Add(99*time.Millisecond)); r.Allowed {
+		if r, _ := lim.Allow(ctx, k(1), l, t0.Add(99*time.Millisecond)); r.Allowed {
 			t.Fatal("allowed before the interval")
 		}
-		if r, _ := lim.Allow(ctx, 1, l, t0.Add(100*time.Millisecond)); !r.Allowed {
+		if r, _ := lim.Allow(ctx, k(1), l, t0.Add(100*time.Millisecond)); !r.Allowed {
 			t.Fatal("refused after the interval")
 		}
 		// Steady state: exactly one per interval.
 		allowed := 0
 		for ms := 101; ms <= 1100; ms++ { // 200, 300, ..., 1100
-			if r, _ := lim.Allow(ctx, 1, l, t0.Add(time.Duration(ms)*time.Millisecond)); r.Allowed {
+			if r, _ := lim.Allow(ctx, k(1), l, t0.Add(time.Duration(ms)*time.Millisecond)); r.Allowed {
 				allowed++
 			}
 		}
@@ -45,11 +46,11 @@ func RunLimiterTests(t *testing.T, newLimiter func(t *testing.T) Limiter) {
 	t.Run("recovers fully after burst/rate", func(t *testing.T) {
 		lim := newLimiter(t)
 		for i := 0; i < 6; i++ {
-			lim.Allow(ctx, 2, l, t0)
+			lim.Allow(ctx, k(2), l, t0)
 		}
 		later := t0.Add(500 * time.Millisecond)
 		for i := 0; i < 5; i++ {
-			if r, _ := lim.Allow(ctx, 2, l, later); !r.Allowed {
+			if r, _ := lim.Allow(ctx, k(2), l, later); !r.Allowed {
 				t.Fatalf("request %d after recovery refused", i)
 			}
 		}
@@ -57,9 +58,9 @@ func RunLimiterTests(t *testing.T, newLimiter func(t *testing.T) Limiter) {
 	t.Run("keys are isolated", func(t *testing.T) {
 		lim := newLimiter(t)
 		for i := 0; i < 6; i++ {
-			lim.Allow(ctx, 3, l, t0)
+			lim.Allow(ctx, k(3), l, t0)
 		}
-		if r, _ := lim.Allow(ctx, 4, l, t0); !r.Allowed {
+		if r, _ := lim.Allow(ctx, k(4), l, t0); !r.Allowed {
 			t.Fatal("one key's limit applied to another")
 		}
 	})
@@ -78,15 +79,15 @@ func TestMemoryBoundedUnderKeyFlood(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	l := Limit{Rate: 1, Burst: 1}
 	// A victim key, limited.
-	m.Allow(ctx, 7, l, now)
-	if r, _ := m.Allow(ctx, 7, l, now); r.Allowed {
+	m.Allow(ctx, Key{Hash: 7}, l, now)
+	if r, _ := m.Allow(ctx, Key{Hash: 7}, l, now); r.Allowed {
 		t.Fatal("victim not limited")
 	}
 	var before runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for k := uint64(1_000_000); k < 2_000_000; k++ { // 1,000,000 distinct keys
-		m.Allow(ctx, k, l, now)
+		m.Allow(ctx, Key{Hash: k}, l, now)
 	}
 	var after runtime.MemStats
 	runtime.GC()
@@ -99,11 +100,11 @@ func TestMemoryBoundedUnderKeyFlood(t *testing.T) {
 	if grew > 32<<20 {
 		t.Fatalf("heap grew %d bytes", grew)
 	}
-	if r, _ := m.Allow(ctx, 7, l, now); r.Allowed {
+	if r, _ := m.Allow(ctx, Key{Hash: 7}, l, now); r.Allowed {
 		t.Fatal("the flood reset a limited key")
 	}
 	// The flood's new keys share the overflow bucket: limited together.
-	if r, _ := m.Allow(ctx, 5_000_000, l, now); r.Allowed {
+	if r, _ := m.Allow(ctx, Key{Hash: 5_000_000}, l, now); r.Allowed {
 		t.Fatal("an untracked key got a fresh bucket while the store was full of limited keys")
 	}
 }
@@ -117,6 +118,9 @@ func BenchmarkMemoryAllow(b *testing.B) {
 	var k uint64
 	for b.Loop() {
 		k++
-		m.Allow(ctx, k%1000, l, now)
+		m.Allow(ctx, Key{Hash: k % 1000}, l, now)
 	}
 }
+
+// k is a test key usable by every store.
+func k(n int) Key { return Key{Hash: uint64(n), Text: "test:" + strconv.Itoa(n)} }

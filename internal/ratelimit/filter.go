@@ -1,12 +1,16 @@
 package ratelimit
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"hash/maphash"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"gatehouse/internal/phase"
@@ -39,9 +43,10 @@ func PostAuth(parts []Part) bool {
 	return false
 }
 
-// Observer counts decisions.
+// Observer counts decisions and store trouble.
 type Observer interface {
 	RateLimit(policy, result string)
+	StoreError(policy string)
 }
 
 // Filter applies one policy to a route's requests. A limited request gets
@@ -57,19 +62,88 @@ type Filter struct {
 	Seed       maphash.Seed
 	Obs        Observer // may be nil
 	Now        func() time.Time
+	// When Store fails (a shared store that is slow or down): OnError
+	// "deny" answers 503; anything else falls back to Local, a limiter of
+	// this instance only. The switch and the recovery are logged.
+	OnError string
+	Local   Limiter
+	Events  *slog.Logger
 
 	policyHeader []string // RateLimit-Policy value, precomputed
+	needText     bool
+	degraded     atomic.Bool
 }
 
 // Prepare precomputes header values; call once after setting the fields.
 func (f *Filter) Prepare() {
+	if tl, ok := f.Store.(TextLimiter); ok && tl.NeedsText() {
+		f.needText = true
+	}
+	if f.Events == nil {
+		f.Events = slog.New(slog.DiscardHandler)
+	}
 	window := max(1, int(math.Round(float64(f.Limit.Burst)/f.Limit.Rate)))
 	f.policyHeader = []string{`"` + f.Policy + `";q=` + strconv.Itoa(f.Limit.Burst) + `;w=` + strconv.Itoa(window)}
 }
 
-// key hashes the request's key parts. Missing identity (an anonymous
+// key builds the request's key: its hash, and for shared stores its text.
+func (f *Filter) key(rc *phase.RequestCtx, r *http.Request) Key {
+	k := Key{Hash: f.hash(rc, r)}
+	if f.needText {
+		k.Text = f.text(rc, r)
+	}
+	return k
+}
+
+// text is the key as the same string on every instance.
+func (f *Filter) text(rc *phase.RequestCtx, r *http.Request) string {
+	var b strings.Builder
+	b.WriteString(f.Policy)
+	for _, p := range f.Parts {
+		b.WriteByte('|')
+		switch p.Kind {
+		case "client_ip":
+			b.WriteString(f.prefixed(rc.ClientIP).String())
+		case "user":
+			if rc.Subject == "" {
+				b.WriteString("anon:" + f.prefixed(rc.ClientIP).String())
+			} else {
+				b.WriteString("u:" + rc.Subject)
+			}
+		case "client_id":
+			if rc.ClientID == "" {
+				b.WriteString("anon:" + f.prefixed(rc.ClientIP).String())
+			} else {
+				b.WriteString("c:" + rc.ClientID)
+			}
+		case "route":
+			b.WriteString(rc.Route)
+		case "header":
+			b.WriteString(strings.Join(r.Header[p.Header], ","))
+		}
+	}
+	s := b.String()
+	if len(s) > 200 { // long header values: a digest, not the value
+		sum := sha256.Sum256([]byte(s))
+		s = f.Policy + "|#" + hex.EncodeToString(sum[:])
+	}
+	return s
+}
+
+// prefixed cuts IPv6 addresses to the policy's prefix.
+func (f *Filter) prefixed(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if a.Is6() {
+		if p, err := a.Prefix(f.IPv6Prefix); err == nil {
+			return p.Addr()
+		}
+	}
+	return a
+}
+
+// hash hashes the request's key parts. Missing identity (an anonymous
 // request on an optional-auth route) falls back to the client address.
-func (f *Filter) key(rc *phase.RequestCtx, r *http.Request) uint64 {
+func (f *Filter) hash(rc *phase.RequestCtx, r *http.Request) uint64 {
 	var h maphash.Hash
 	h.SetSeed(f.Seed)
 	h.WriteString(f.Policy)
@@ -106,13 +180,7 @@ func (f *Filter) key(rc *phase.RequestCtx, r *http.Request) uint64 {
 // writeIP writes the address, IPv6 cut to the policy's prefix (a client
 // owns a whole /64, so per-address limits would be no limit at all).
 func (f *Filter) writeIP(h *maphash.Hash, a netip.Addr) {
-	a = a.Unmap()
-	if a.Is6() {
-		if p, err := a.Prefix(f.IPv6Prefix); err == nil {
-			a = p.Addr()
-		}
-	}
-	b := a.As16()
+	b := f.prefixed(a).As16()
 	h.Write(b[:])
 }
 
@@ -122,9 +190,25 @@ func (f *Filter) FilterRequest(rc *phase.RequestCtx, _ http.ResponseWriter, r *h
 	if f.Now != nil {
 		now = f.Now()
 	}
-	res, err := f.Store.Allow(r.Context(), f.key(rc, r), f.Limit, now)
-	if err != nil { // a store that cannot answer: the request goes on (memory never fails)
-		return phase.Continue, nil
+	key := f.key(rc, r)
+	res, err := f.Store.Allow(r.Context(), key, f.Limit, now)
+	if err != nil {
+		if f.Obs != nil {
+			f.Obs.StoreError(f.Policy)
+		}
+		if f.degraded.CompareAndSwap(false, true) {
+			f.Events.Warn("rate-limit store failing; using the fallback", "policy", f.Policy, "fallback", f.OnError, "err", err.Error())
+		}
+		if f.OnError == "deny" || f.Local == nil {
+			rc.RateLimit = "store-unavailable:" + f.Policy
+			return phase.Continue, &phase.Error{Kind: phase.KindAuthUnavailable, Status: http.StatusServiceUnavailable,
+				Detail: "rate limiting is unavailable; try again shortly", Header: http.Header{"Retry-After": {"1"}}}
+		}
+		if res, err = f.Local.Allow(r.Context(), key, f.Limit, now); err != nil {
+			return phase.Continue, nil
+		}
+	} else if f.degraded.CompareAndSwap(true, false) {
+		f.Events.Info("rate-limit store recovered", "policy", f.Policy)
 	}
 	if res.Allowed {
 		if rc.RateLimit == "" {

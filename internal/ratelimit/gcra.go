@@ -33,10 +33,18 @@ type Result struct {
 	Reset      time.Duration // until the bucket is full again
 }
 
+// Key identifies what is limited: Hash for in-process stores (keyed by a
+// per-process secret seed), Text for shared stores, which every instance
+// must name alike. Text is empty unless the store asked for it.
+type Key struct {
+	Hash uint64
+	Text string
+}
+
 // Limiter decides for one key. Implementations must be safe for
 // concurrent use; Allow must not block longer than its context allows.
 type Limiter interface {
-	Allow(ctx context.Context, key uint64, l Limit, now time.Time) (Result, error)
+	Allow(ctx context.Context, key Key, l Limit, now time.Time) (Result, error)
 }
 
 // gcra applies one request at now to tat (unix nanos; 0 = none) and

@@ -35,7 +35,8 @@ func NewMemory(maxKeys int) *Memory {
 }
 
 // Allow implements Limiter.
-func (m *Memory) Allow(_ context.Context, key uint64, l Limit, now time.Time) (Result, error) {
+func (m *Memory) Allow(_ context.Context, k Key, l Limit, now time.Time) (Result, error) {
+	key := k.Hash
 	s := &m.shards[key%shards]
 	n := now.UnixNano()
 	s.mu.Lock()

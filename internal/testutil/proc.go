@@ -216,3 +216,42 @@ func NeedTool(tb testing.TB, name, apt string) string {
 	tb.Skip(msg)
 	return ""
 }
+
+// Redis is a redis-server child process on a loopback port.
+type Redis struct {
+	Addr string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// StartRedis starts redis-server (Debian's package) on addr (a free port
+// when empty), without persistence. It stops at cleanup, or with Stop.
+func StartRedis(tb testing.TB, addr string) *Redis {
+	tb.Helper()
+	bin := NeedTool(tb, "redis-server", "redis-server")
+	if addr == "" {
+		addr = FreePort(tb)
+	}
+	_, port, _ := strings.Cut(addr, ":")
+	r := &Redis{Addr: addr, done: make(chan struct{})}
+	r.cmd = exec.Command(bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--protected-mode", "yes")
+	if err := r.cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	go func() { _ = r.cmd.Wait(); close(r.done) }()
+	tb.Cleanup(r.Stop)
+	if err := WaitListening(addr, 10*time.Second, r.done); err != nil {
+		tb.Fatalf("redis-server: %v", err)
+	}
+	return r
+}
+
+// Stop kills the server.
+func (r *Redis) Stop() {
+	select {
+	case <-r.done:
+	default:
+		_ = r.cmd.Process.Kill()
+		<-r.done
+	}
+}

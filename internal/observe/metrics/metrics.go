@@ -355,7 +355,10 @@ func (c keyFetches) Collect(ch chan<- prometheus.Metric) {
 
 // RateLimitObserver counts rate-limit decisions; it implements
 // ratelimit.Observer.
-type RateLimitObserver struct{ decisions *prometheus.CounterVec }
+type RateLimitObserver struct{ decisions, storeErrors *prometheus.CounterVec }
+
+// StoreError counts a failed call to a shared rate-limit store.
+func (o RateLimitObserver) StoreError(policy string) { o.storeErrors.WithLabelValues(policy).Inc() }
 
 // RateLimit counts one decision: allowed, limited or soft_limited.
 func (o RateLimitObserver) RateLimit(policy, result string) {
@@ -368,8 +371,12 @@ func (m *Metrics) RateLimits() RateLimitObserver {
 		m.rl = RateLimitObserver{decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_ratelimit_decisions_total",
 			Help: "Rate-limit decisions, by policy and result: allowed, limited, soft_limited.",
-		}, []string{"policy", "result"})}
-		m.Registry.MustRegister(m.rl.decisions)
+		}, []string{"policy", "result"}),
+			storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "gatehouse_ratelimit_store_errors_total",
+				Help: "Calls to a shared rate-limit store (Redis) that failed or timed out; each used the policy's fallback.",
+			}, []string{"policy"})}
+		m.Registry.MustRegister(m.rl.decisions, m.rl.storeErrors)
 	})
 	return m.rl
 }

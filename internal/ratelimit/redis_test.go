@@ -1,0 +1,57 @@
+package ratelimit
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"gatehouse/internal/testutil"
+)
+
+func TestRedisConformance(t *testing.T) {
+	srv := testutil.StartRedis(t, "")
+	n := 0
+	RunLimiterTests(t, func(t *testing.T) Limiter {
+		r, err := NewRedis("redis://"+srv.Addr+"/0", time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		n++
+		r.Prefix = "test" + string(rune('a'+n)) + ":" // each subtest its own keys
+		return r
+	})
+}
+
+func TestRedisDownFailsFast(t *testing.T) {
+	srv := testutil.StartRedis(t, "")
+	r, err := NewRedis("redis://"+srv.Addr+"/0", 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Allow(context.Background(), k(1), Limit{Rate: 1, Burst: 1}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	start := time.Now()
+	if _, err := r.Allow(context.Background(), k(1), Limit{Rate: 1, Burst: 1}, time.Now()); err == nil {
+		t.Fatal("no error with Redis down")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("a call with Redis down took %v (timeout 100ms)", d)
+	}
+}
+
+func BenchmarkRedisAllow(b *testing.B) {
+	srv := testutil.StartRedis(b, "")
+	r, _ := NewRedis("redis://"+srv.Addr+"/0", time.Second)
+	defer r.Close()
+	ctx := context.Background()
+	l := Limit{Rate: 1e9, Burst: 1000}
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Allow(ctx, k(1), l, now)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"gatehouse/internal/admin"
 	"gatehouse/internal/compile"
 	"gatehouse/internal/config"
+	"gatehouse/internal/netx"
 	"gatehouse/internal/observe/logging"
 	"gatehouse/internal/observe/metrics"
 	"gatehouse/internal/observe/tracing"
@@ -137,7 +138,8 @@ func (a *App) Ready() (bool, []string) {
 // gracefully within server.shutdown_grace. reload delivers SIGHUPs.
 func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 	s := a.doc.Config.Server
-	popts := proxy.Options{Holder: &a.holder, Access: a.opts.Access, Events: a.events, Metrics: a.metrics}
+	popts := proxy.Options{Holder: &a.holder, Access: a.opts.Access, Events: a.events, Metrics: a.metrics,
+		BodyReadTimeout: s.BodyReadTimeout.D(), WriteTimeout: s.WriteTimeout.D()}
 	if tc := a.doc.Config.Tracing; tc.Endpoint != "" {
 		tr, err := tracing.New(tracing.Config{Endpoint: tc.Endpoint, SampleRatio: *tc.SampleRatio,
 			ServiceName: tc.ServiceName, Version: a.opts.Version, Headers: tc.Headers}, a.events)
@@ -175,7 +177,11 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 			}
 			return fmt.Errorf("listen %s: %w", addr, err)
 		}
-		lns = append(lns, ln)
+		lim := netx.NewLimitListener(ln, netx.Limits{Total: *s.MaxConnections, PerIP: s.MaxConnectionsPerIP})
+		if a.metrics != nil {
+			lim.OnRefuse = a.metrics.ConnectionRefused
+		}
+		lns = append(lns, lim)
 	}
 	var protos http.Protocols
 	protos.SetHTTP1(true)

@@ -54,6 +54,16 @@ func applyDefaults(doc *Document) {
 	if s.IdleTimeout == 0 {
 		s.IdleTimeout = Duration(DefaultIdleTimeout)
 	}
+	if s.BodyReadTimeout == 0 {
+		s.BodyReadTimeout = Duration(30 * time.Second)
+	}
+	if s.WriteTimeout == 0 {
+		s.WriteTimeout = Duration(60 * time.Second)
+	}
+	if s.MaxConnections == nil {
+		n := 10000
+		s.MaxConnections = &n
+	}
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}

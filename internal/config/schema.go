@@ -44,6 +44,20 @@ type Server struct {
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
 	// IdleTimeout closes idle client keep-alive connections. Default 120s.
 	IdleTimeout Duration `yaml:"idle_timeout"`
+	// BodyReadTimeout: the longest wait for the next piece of a request
+	// body (slow POST). Default 30s.
+	BodyReadTimeout Duration `yaml:"body_read_timeout"`
+	// WriteTimeout: the longest a single write to the client may take
+	// (a client that stops reading). Streams may idle longer between
+	// writes. Default 60s.
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// MaxConnections caps concurrent client connections; more are closed
+	// at accept. Default 10000; 0 means no cap.
+	MaxConnections *int `yaml:"max_connections"`
+	// MaxConnectionsPerIP caps concurrent connections from one address (the
+	// TCP peer: behind a load balancer, that is the balancer). Default 0
+	// (no cap).
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 	// MaxHeaderBytes caps request line plus headers; more is answered 431. Default 64KiB.
 	MaxHeaderBytes Size `yaml:"max_header_bytes"`
 	// MaxBodyBytes caps request bodies for every route that sets no limit of

@@ -117,6 +117,9 @@ func (v *validator) server(s *Server) {
 			v.add(fmt.Sprintf("server.trusted_proxies[%d]", i), "expected an IP or CIDR such as 10.0.0.0/8, got %q", tp)
 		}
 	}
+	if *s.MaxConnections < 0 || s.MaxConnectionsPerIP < 0 {
+		v.add("server.max_connections", "connection limits must not be negative")
+	}
 	if s.MaxHeaderBytes < 1024 {
 		v.add("server.max_header_bytes", "must be at least 1KiB")
 	}

@@ -43,6 +43,7 @@ const (
 	KindForbidden                   // 403: valid credentials, not allowed
 	KindAuthUnavailable             // 503: an auth dependency (keys, introspection) is down
 	KindTooManyRequests             // 429: a rate limit
+	KindRequestTimeout              // 408: the client sent its body too slowly
 )
 
 var kindStatus = [...]int{
@@ -61,6 +62,7 @@ var kindStatus = [...]int{
 	KindForbidden:       http.StatusForbidden,
 	KindAuthUnavailable: http.StatusServiceUnavailable,
 	KindTooManyRequests: http.StatusTooManyRequests,
+	KindRequestTimeout:  http.StatusRequestTimeout,
 }
 
 var kindSource = [...]Source{
@@ -79,6 +81,7 @@ var kindSource = [...]Source{
 	KindForbidden:       Downstream,
 	KindAuthUnavailable: Internal,
 	KindTooManyRequests: Downstream,
+	KindRequestTimeout:  Downstream,
 }
 
 // Error is the one error type of the request path: what failed, whose fault

@@ -52,6 +52,10 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// Tracer, if set, traces requests; nil means tracing is off.
 	Tracer *tracing.Tracer
+	// BodyReadTimeout bounds each wait for request body data (slow POST);
+	// WriteTimeout bounds each write to the client (slow reader). 0: none.
+	BodyReadTimeout time.Duration
+	WriteTimeout    time.Duration
 }
 
 // Engine is the request engine. It is safe for concurrent use.
@@ -65,6 +69,9 @@ type Engine struct {
 	inFlight prometheus.Gauge
 	tracer   *tracing.Tracer // nil: off
 
+	bodyReadTimeout time.Duration
+	writeTimeout    time.Duration
+
 	ridPrefix string
 	ridSeq    atomic.Uint64
 	states    sync.Pool
@@ -72,7 +79,8 @@ type Engine struct {
 
 // New returns an engine reading snapshots from o.Holder.
 func New(o Options) *Engine {
-	e := &Engine{holder: o.Holder, events: o.Events, now: o.Now, tracer: o.Tracer}
+	e := &Engine{holder: o.Holder, events: o.Events, now: o.Now, tracer: o.Tracer,
+		bodyReadTimeout: o.BodyReadTimeout, writeTimeout: o.WriteTimeout}
 	if o.Access != nil {
 		e.access = o.Access.Handler()
 	}
@@ -152,6 +160,7 @@ func (e *Engine) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	st.snap = e.holder.Load()
 	st.route = st.snap.Fallback // until a route matches: security headers on early errors
 	st.w.reset(rw, st)
+	st.w.writeTimeout = e.writeTimeout
 	if e.inFlight != nil {
 		e.inFlight.Inc()
 	}

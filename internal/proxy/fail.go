@@ -46,6 +46,9 @@ func (e *Engine) failToProxy(st *state, w *respWriter, r *http.Request, pe *phas
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Set("Cache-Control", "no-store")
+	if pe.Kind == phase.KindRequestTimeout || pe.Kind == phase.KindBodyTooLarge {
+		h.Set("Connection", "close") // the rest of the body will not be read
+	}
 	h.Del("Content-Encoding")
 	h.Del("Etag")
 	h.Del("Last-Modified")

@@ -2,7 +2,11 @@ package proxy
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net/http"
+	"os"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 
@@ -34,6 +38,9 @@ func (e *Engine) routeRequest(st *state, w *respWriter, r *http.Request) (*http.
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
+	if e.bodyReadTimeout > 0 && r.Body != nil && r.Body != http.NoBody {
+		r.Body = &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), d: e.bodyReadTimeout}
+	}
 	if rt.Timeout > 0 {
 		ctx, cancel := context.WithTimeout(r.Context(), rt.Timeout)
 		st.cancel = cancel
@@ -57,3 +64,32 @@ func (e *Engine) requestFilters(st *state, w *respWriter, r *http.Request) bool 
 	}
 	return true
 }
+
+// idleBody bounds each wait for request body data (slow POST): the read
+// deadline is renewed before every read and cleared at the end of the body,
+// so it never outlives the body (net/http's own read after the body, which
+// watches for the client leaving, must not hit it).
+type idleBody struct {
+	io.ReadCloser
+	rc *http.ResponseController
+	d  time.Duration
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	_ = b.rc.SetReadDeadline(time.Now().Add(b.d))
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		_ = b.rc.SetReadDeadline(time.Time{})
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = errBodyTimeout{err}
+		}
+	}
+	return n, err
+}
+
+// errBodyTimeout marks a request body that stalled past body_read_timeout,
+// so it is told apart from an upstream timeout and from a client that left.
+type errBodyTimeout struct{ err error }
+
+func (e errBodyTimeout) Error() string { return "request body stalled: " + e.err.Error() }
+func (e errBodyTimeout) Unwrap() error { return e.err }

@@ -235,6 +235,10 @@ func classify(r *http.Request, err error) *phase.Error {
 	}
 	ctxErr := r.Context().Err()
 	var mbe *http.MaxBytesError
+	var bt errBodyTimeout
+	if errors.As(err, &bt) {
+		return phase.NewError(phase.KindRequestTimeout, "the request body stalled", err)
+	}
 	var ne net.Error
 	var oe *net.OpError
 	switch {

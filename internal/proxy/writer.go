@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"net/http"
+	"time"
 )
 
 // respWriter records what reaches the client (status, bytes, write
@@ -21,10 +22,25 @@ type respWriter struct {
 	wroteHeader bool
 	hijacked    bool
 	writeErr    error // first error writing to the client
+	// writeTimeout bounds each write (a client that stops reading); the
+	// deadline is renewed before every write, so streams may idle.
+	writeTimeout time.Duration
+}
+
+func (w *respWriter) renewDeadline() {
+	if w.writeTimeout > 0 {
+		_ = http.NewResponseController(w.ResponseWriter).SetWriteDeadline(time.Now().Add(w.writeTimeout))
+	}
 }
 
 func (w *respWriter) reset(rw http.ResponseWriter, st *state) {
 	*w = respWriter{ResponseWriter: rw, st: st}
+}
+
+// clearDeadlines removes this request's deadlines from a connection that
+// is handed over (a WebSocket may idle for hours).
+func clearDeadlines(c net.Conn) {
+	_ = c.SetDeadline(time.Time{})
 }
 
 func (w *respWriter) WriteHeader(code int) {
@@ -38,6 +54,7 @@ func (w *respWriter) WriteHeader(code int) {
 	}
 	w.wroteHeader = true
 	w.status = code
+	w.renewDeadline() // net/http may write the headers after the handler returns
 	h := w.ResponseWriter.Header()
 	st := w.st
 	h["X-Request-Id"] = st.ridVals
@@ -53,6 +70,7 @@ func (w *respWriter) Write(p []byte) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
+	w.renewDeadline()
 	n, err := w.ResponseWriter.Write(p)
 	w.bytes += int64(n)
 	if err != nil && w.writeErr == nil {
@@ -66,6 +84,7 @@ func (w *respWriter) FlushError() error {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
+	w.renewDeadline()
 	err := http.NewResponseController(w.ResponseWriter).Flush()
 	if err != nil && w.writeErr == nil {
 		w.writeErr = err
@@ -82,6 +101,7 @@ func (w *respWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err == nil {
 		w.hijacked = true
+		clearDeadlines(c)
 	}
 	return c, brw, err
 }

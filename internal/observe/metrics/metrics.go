@@ -83,6 +83,9 @@ type Metrics struct {
 	auth     AuthObserver
 	rlOnce   sync.Once
 	rl       RateLimitObserver
+
+	connOnce    sync.Once
+	connRefused *prometheus.CounterVec
 }
 
 // New registers every collector on a fresh registry.
@@ -409,4 +412,17 @@ func (m *Metrics) RateLimitTotals() map[string]float64 {
 		}
 	}
 	return out
+}
+
+// ConnectionRefused counts a client connection closed at accept by a
+// connection limit; reason is "total" or "per_ip".
+func (m *Metrics) ConnectionRefused(reason string) {
+	m.connOnce.Do(func() {
+		m.connRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_connections_refused_total",
+			Help: "Client connections closed at accept by server.max_connections (total) or max_connections_per_ip (per_ip).",
+		}, []string{"reason"})
+		m.Registry.MustRegister(m.connRefused)
+	})
+	m.connRefused.WithLabelValues(reason).Inc()
 }

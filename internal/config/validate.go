@@ -386,15 +386,19 @@ func (v *validator) route(p string, r *Route) {
 	v.headerValues(p+".security_headers", r.SecurityHeaders)
 }
 
-func (v *validator) upstreamRef(path, name string) {
-	if slices.Contains(v.upstreams, name) {
+func (v *validator) upstreamRef(path, name string) { v.ref(path, "upstream", name, v.upstreams) }
+
+// ref reports name at path unless it is one of defined (a kind of thing
+// the config names elsewhere), suggesting the likeliest typo fix.
+func (v *validator) ref(path, kind, name string, defined []string) {
+	if slices.Contains(defined, name) {
 		return
 	}
-	msg := fmt.Sprintf("unknown upstream %q", name)
-	if s := suggest(name, v.upstreams); s != "" {
+	msg := fmt.Sprintf("unknown %s %q", kind, name)
+	if s := suggest(name, defined); s != "" {
 		msg += fmt.Sprintf(" (did you mean %q?)", s)
-	} else if len(v.upstreams) > 0 {
-		msg += fmt.Sprintf(" (defined: %s)", strings.Join(v.upstreams, ", "))
+	} else if len(defined) > 0 {
+		msg += fmt.Sprintf(" (defined: %s)", strings.Join(defined, ", "))
 	}
 	v.add(path, "%s", msg)
 }
@@ -609,13 +613,7 @@ func (v *validator) routeAuth(p string, a *RouteAuth) {
 		v.add(p, "no issuers configured: add auth.issuers")
 	}
 	for i, n := range a.Issuers {
-		if !slices.Contains(v.issuers, n) {
-			msg := fmt.Sprintf("unknown issuer %q", n)
-			if s := suggest(n, v.issuers); s != "" {
-				msg += fmt.Sprintf(" (did you mean %q?)", s)
-			}
-			v.add(fmt.Sprintf("%s.issuers[%d]", p, i), "%s", msg)
-		}
+		v.ref(fmt.Sprintf("%s.issuers[%d]", p, i), "issuer", n, v.issuers)
 	}
 	if a.OnIntrospectionError != "unavailable" && a.OnIntrospectionError != "deny" {
 		v.add(p+".on_introspection_error", `must be "unavailable" or "deny", got %q`, a.OnIntrospectionError)
@@ -711,13 +709,4 @@ func (v *validator) rateLimits(c *Config) {
 	}
 }
 
-func (v *validator) limitRef(path, name string) {
-	if slices.Contains(v.limits, name) {
-		return
-	}
-	msg := fmt.Sprintf("unknown rate limit %q", name)
-	if s := suggest(name, v.limits); s != "" {
-		msg += fmt.Sprintf(" (did you mean %q?)", s)
-	}
-	v.add(path, "%s", msg)
-}
+func (v *validator) limitRef(path, name string) { v.ref(path, "rate limit", name, v.limits) }

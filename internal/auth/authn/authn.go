@@ -178,7 +178,8 @@ func (f *Filter) verify(ctx context.Context, token string) (*rbac.Principal, str
 	}
 	p := rbac.Extract(is.Name, claims, is.RolesClaim, is.ScopeClaim)
 	p.Headers = f.identity(p)
-	f.Cache.Put(token, p, claims.Expiry(), now)
+	exp, _ := claims.Expiry() // Verify refused tokens without exp
+	f.Cache.Put(token, p, exp, now)
 	return p, "", nil
 }
 
@@ -207,7 +208,7 @@ func (f *Filter) introspect(ctx context.Context, token string, now time.Time) (*
 	p := rbac.Extract(is.Name, claims, is.RolesClaim, is.ScopeClaim)
 	p.Headers = f.identity(p)
 	until := now.Add(is.PositiveTTL)
-	if exp, ok := introspect.Expiry(claims); ok && exp.Before(until) {
+	if exp, ok := jwt.Claims(claims).Expiry(); ok && exp.Before(until) {
 		until = exp
 	}
 	f.Cache.Put(token, p, until, now)
@@ -377,26 +378,18 @@ func (c *Cache) Get(token string, now time.Time) (*rbac.Principal, bool) {
 
 // Put remembers a verified token until exp (capped by MaxTTL).
 func (c *Cache) Put(token string, p *rbac.Principal, exp, now time.Time) {
-	if c == nil || c.max == 0 {
-		return
-	}
 	if limit := now.Add(c.MaxTTL); c.MaxTTL > 0 && exp.After(limit) {
 		exp = limit
 	}
-	k := c.key(token)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= c.max {
-		for old := range c.m {
-			delete(c.m, old)
-			break
-		}
-	}
-	c.m[k] = cacheEntry{p: p, exp: exp}
+	c.store(token, cacheEntry{p: p, exp: exp})
 }
 
 // PutNegative remembers that a token is not valid, until until.
 func (c *Cache) PutNegative(token string, until time.Time) {
+	c.store(token, cacheEntry{exp: until})
+}
+
+func (c *Cache) store(token string, e cacheEntry) {
 	if c == nil || c.max == 0 {
 		return
 	}
@@ -409,7 +402,7 @@ func (c *Cache) PutNegative(token string, until time.Time) {
 			break
 		}
 	}
-	c.m[k] = cacheEntry{exp: until}
+	c.m[k] = e
 }
 
 // Len is the number of cached tokens.

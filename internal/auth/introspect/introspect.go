@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"gatehouse/internal/auth/issuer"
+	"gatehouse/internal/auth/jwt"
 )
 
 // ErrInactive means the issuer says the token is not active (revoked,
@@ -93,10 +94,10 @@ func (c *Client) introspect(ctx context.Context, token string) (map[string]any, 
 	if iss, ok := claims["iss"].(string); ok && iss != c.Issuer {
 		return nil, fmt.Errorf("%w: issued by %q", ErrInactive, iss)
 	}
-	if c.Audience != "" && claims["aud"] != nil && !hasAudience(claims["aud"], c.Audience) {
+	if c.Audience != "" && claims["aud"] != nil && !jwt.Claims(claims).HasAudience(c.Audience) {
 		return nil, fmt.Errorf("%w: not for this audience", ErrInactive)
 	}
-	if exp, ok := Expiry(claims); ok && !c.now().Before(exp) {
+	if exp, ok := jwt.Claims(claims).Expiry(); ok && !c.now().Before(exp) {
 		return nil, fmt.Errorf("%w: expired", ErrInactive)
 	}
 	return claims, nil
@@ -132,31 +133,4 @@ func (c *Client) resolve(ctx context.Context) (string, error) {
 	c.endpoint = ep
 	c.mu.Unlock()
 	return ep, nil
-}
-
-func hasAudience(aud any, want string) bool {
-	switch a := aud.(type) {
-	case string:
-		return a == want
-	case []any:
-		for _, x := range a {
-			if s, _ := x.(string); s == want {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// Expiry returns the exp claim.
-func Expiry(claims map[string]any) (time.Time, bool) {
-	n, ok := claims["exp"].(json.Number)
-	if !ok {
-		return time.Time{}, false
-	}
-	f, err := n.Float64()
-	if err != nil {
-		return time.Time{}, false
-	}
-	return time.Unix(0, int64(f*1e9)), true
 }

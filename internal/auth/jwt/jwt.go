@@ -159,7 +159,7 @@ func (v *Verifier) checkClaims(c Claims) error {
 	if iss, _ := c["iss"].(string); iss != v.Issuer {
 		return fmt.Errorf("%w: %q", ErrIssuer, iss)
 	}
-	if v.Audience != "" && !c.hasAudience(v.Audience) {
+	if v.Audience != "" && !c.HasAudience(v.Audience) {
 		return ErrAudience
 	}
 	now := time.Now()
@@ -182,7 +182,8 @@ func (v *Verifier) checkClaims(c Claims) error {
 	return nil
 }
 
-func (c Claims) hasAudience(want string) bool {
+// HasAudience reports whether aud is want or an array containing it.
+func (c Claims) HasAudience(want string) bool {
 	switch aud := c["aud"].(type) {
 	case string:
 		return aud == want
@@ -208,11 +209,8 @@ func (c Claims) time(name string) (time.Time, bool) {
 	return time.Unix(0, int64(f*1e9)), true
 }
 
-// Expiry returns the token's exp.
-func (c Claims) Expiry() time.Time {
-	t, _ := c.time("exp")
-	return t
-}
+// Expiry returns the token's exp, and whether it has one.
+func (c Claims) Expiry() (time.Time, bool) { return c.time("exp") }
 
 func sameType(got, want string) bool {
 	norm := func(s string) string { return strings.TrimPrefix(strings.ToLower(s), "application/") }

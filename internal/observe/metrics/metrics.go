@@ -233,8 +233,6 @@ func (m *Metrics) Reload(ok bool, unix float64) {
 	m.reloads.WithLabelValues("failure").Inc()
 }
 
-// StatusClass renders a status as its class label ("2xx").
-func StatusClass(status int) string { return Classes[ClassIndex(status)] }
 
 // RouteTotals returns, per route name, requests answered and those
 // answered 5xx so far. The status page samples it to draw rates.

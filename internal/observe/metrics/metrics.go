@@ -233,7 +233,6 @@ func (m *Metrics) Reload(ok bool, unix float64) {
 	m.reloads.WithLabelValues("failure").Inc()
 }
 
-
 // RouteTotals returns, per route name, requests answered and those
 // answered 5xx so far. The status page samples it to draw rates.
 func (m *Metrics) RouteTotals() map[string][2]float64 {

@@ -44,7 +44,7 @@ func NewRedis(url string, timeout time.Duration) (*Redis, error) {
 		return nil, fmt.Errorf("ratelimit: redis url: %w", err)
 	}
 	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = timeout, timeout, timeout
-	opt.MaxRetries = 0 // a retry would double the worst-case wait
+	opt.MaxRetries = -1 // a retry would double the worst-case wait
 	opt.PoolSize = 64
 	client := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs: []string{opt.Addr}, DB: opt.DB, Username: opt.Username, Password: opt.Password, TLSConfig: opt.TLSConfig,

@@ -91,6 +91,10 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 
 	issuers := compileIssuers(c, reg, snap)
 	cache := authn.NewCache(c.Auth.CacheSize, 5*time.Minute)
+	login, err := compileLogin(c, reg, snap, issuers)
+	if err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
 	snap.StripHeaders = stripHeaders(c)
 
 	specs := make([]route.Spec, len(c.Routes))
@@ -112,6 +116,7 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 		}
 		if a := rc.Auth; a != nil && a.Mode != "none" {
 			f := &authn.Filter{Route: rc.Name, Mode: a.Mode, ForwardToken: *a.ForwardToken, Preflight: a.Preflight,
+				AcceptBearer: slices.Contains(a.Accept, "bearer"), ForwardSessionToken: a.ForwardSessionToken,
 				ResourceMetadata: a.ResourceMetadata, Cache: cache, OnIntrospectionError: a.OnIntrospectionError,
 				Policy: rbac.Policy{AnyRoles: a.Roles.AnyOf, AllRoles: a.Roles.AllOf, Scopes: a.Scopes, Claims: a.Claims},
 				Headers: authn.Headers{Subject: c.Auth.IdentityHeaders.Subject, Roles: c.Auth.IdentityHeaders.Roles,
@@ -121,6 +126,10 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 			}
 			if m := reg.Metrics(); m != nil {
 				f.Obs = m.Auth()
+			}
+			if slices.Contains(a.Accept, "session") {
+				f.Sessions = login
+				r.Cancelable = true // logout closes the session's streams
 			}
 			r.Filters = append(r.Filters, f)
 		}
@@ -323,7 +332,7 @@ func compileIssuers(c *config.Config, reg *runtime.Registry, snap *runtime.Snaps
 		}).(*issuer.Keys)
 		snap.Services = append(snap.Services, key)
 		snap.Issuers = append(snap.Issuers, runtime.IssuerKeys{Name: n, Keys: keys})
-		out[n] = &authn.Issuer{Name: n, URL: ic.Issuer, RolesClaim: ic.RolesClaim, ScopeClaim: ic.ScopeClaim,
+		out[n] = &authn.Issuer{Name: n, URL: ic.Issuer, Keys: keys, RolesClaim: ic.RolesClaim, ScopeClaim: ic.ScopeClaim,
 			Verifier: &jwt.Verifier{Issuer: ic.Issuer, Audience: ic.Audience, Algorithms: ic.Algorithms, Type: ic.Type,
 				Leeway: ic.Leeway.D(), Keys: keys}}
 		if in := ic.Introspection; in != nil {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"math"
+	"net/url"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -87,6 +88,9 @@ func applyDefaults(doc *Document) {
 	}
 	if c.Auth.CacheSize == 0 {
 		c.Auth.CacheSize = 10000
+	}
+	if l := c.Auth.Login; l != nil {
+		loginDefaults(c, l)
 	}
 	for _, is := range c.Auth.Issuers {
 		if is == nil {
@@ -277,6 +281,9 @@ func applyDefaults(doc *Document) {
 			if a.OnIntrospectionError == "" {
 				a.OnIntrospectionError = "unavailable"
 			}
+			if len(a.Accept) == 0 {
+				a.Accept = []string{"bearer"}
+			}
 			if a.ForwardToken == nil {
 				t := true
 				a.ForwardToken = &t
@@ -310,5 +317,46 @@ func applyDefaults(doc *Document) {
 				rs.ContentType = "text/plain; charset=utf-8"
 			}
 		}
+	}
+}
+
+func loginDefaults(c *Config, l *Login) {
+	if l.Issuer == "" && len(c.Auth.Issuers) == 1 {
+		for n := range c.Auth.Issuers {
+			l.Issuer = n
+		}
+	}
+	if len(l.Scopes) == 0 {
+		l.Scopes = []string{"openid", "offline_access"}
+	}
+	if l.CookieName == "" {
+		l.CookieName = "gatehouse_session"
+	}
+	if l.LoginPath == "" {
+		l.LoginPath = "/_gatehouse/login"
+	}
+	if l.LogoutPath == "" {
+		l.LogoutPath = "/_gatehouse/logout"
+	}
+	if u, err := url.Parse(l.RedirectURL); err == nil && l.PostLogoutRedirectURL == "" && u.Host != "" {
+		l.PostLogoutRedirectURL = u.Scheme + "://" + u.Host + "/"
+	}
+	if l.RefreshMargin == 0 {
+		l.RefreshMargin = Duration(time.Minute)
+	}
+	if l.MaxLifetime == 0 {
+		l.MaxLifetime = Duration(24 * time.Hour)
+	}
+	if l.FlowTimeout == 0 {
+		l.FlowTimeout = Duration(10 * time.Minute)
+	}
+	if l.Store == "" {
+		l.Store = "memory"
+	}
+	if l.MaxSessions == 0 {
+		l.MaxSessions = 100000
+	}
+	if l.Timeout == 0 {
+		l.Timeout = Duration(5 * time.Second)
 	}
 }

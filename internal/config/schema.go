@@ -325,6 +325,64 @@ type Auth struct {
 	IdentityHeaders IdentityHeaders `yaml:"identity_headers"`
 	// CacheSize bounds the verified-token cache. Default 10000.
 	CacheSize int `yaml:"cache_size"`
+	// Login turns on browser login (authorization code + PKCE, server-side
+	// sessions) for routes whose auth accepts "session" (docs/login.md).
+	Login *Login `yaml:"login"`
+}
+
+// Login is Gatehouse's registration as an OAuth 2.1 client, for browsers.
+type Login struct {
+	// Issuer: the auth.issuers entry people log in with. Default: the only
+	// one configured.
+	Issuer string `yaml:"issuer"`
+	// ClientID and ClientSecret: Gatehouse's registration at the issuer.
+	// Without a secret Gatehouse is a public client (PKCE alone).
+	ClientID     string `yaml:"client_id"`
+	ClientSecret string `yaml:"client_secret" secret:"true"`
+	// RedirectURL: the callback URL registered at the issuer, exactly, such
+	// as https://gw.example.com/_gatehouse/callback. Gatehouse serves its
+	// path. Its origin is Gatehouse's public origin: return URLs must be on
+	// it, and the session cookie is Secure and __Host- prefixed when it is
+	// https. Never derived from a request's Host. Required.
+	RedirectURL string `yaml:"redirect_url"`
+	// Scopes requested. Default [openid, offline_access].
+	Scopes []string `yaml:"scopes"`
+	// Resource is sent as the RFC 8707 resource indicator, for issuers that
+	// issue access tokens per resource. Default none.
+	Resource string `yaml:"resource"`
+	// CookieSecret keys the session cookie's MAC and the encryption of
+	// login state and stored sessions: at least 32 characters of random
+	// text (e.g. openssl rand -base64 32). Required; instances sharing a
+	// Redis store must share it.
+	CookieSecret string `yaml:"cookie_secret" secret:"true"`
+	// CookieName of the session cookie. Default "gatehouse_session"
+	// ("__Host-gatehouse_session" over https).
+	CookieName string `yaml:"cookie_name"`
+	// LoginPath starts a login: GET {login_path}?rd=/path. Default
+	// /_gatehouse/login.
+	LoginPath string `yaml:"login_path"`
+	// LogoutPath ends the session: POST from a page of this origin, or a
+	// same-origin GET. Default /_gatehouse/logout.
+	LogoutPath string `yaml:"logout_path"`
+	// PostLogoutRedirectURL: where the issuer sends the browser after
+	// logout; registered at the issuer. Default the public origin + "/".
+	PostLogoutRedirectURL string `yaml:"post_logout_redirect_url"`
+	// RefreshMargin: refresh the access token this long before it expires
+	// (never more than half its lifetime). Default 60s.
+	RefreshMargin Duration `yaml:"refresh_margin"`
+	// MaxLifetime bounds a session from login, whatever refreshes happen.
+	// Default 24h.
+	MaxLifetime Duration `yaml:"max_lifetime"`
+	// FlowTimeout: how long a started login may take. Default 10m.
+	FlowTimeout Duration `yaml:"flow_timeout"`
+	// Store: memory (default; this instance's sessions) or redis (shared
+	// by every instance on the top-level redis).
+	Store string `yaml:"store"`
+	// MaxSessions bounds the memory store. Default 100000.
+	MaxSessions int `yaml:"max_sessions"`
+	// Timeout of one request to the issuer's token, revocation or
+	// metadata endpoint. Default 5s.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // IdentityHeaders are header names; empty turns one off.
@@ -390,6 +448,14 @@ type RouteAuth struct {
 	Mode string `yaml:"mode"`
 	// Issuers accepted, by name. Default all.
 	Issuers []string `yaml:"issuers"`
+	// Accept: the credentials this route takes: bearer (an Authorization
+	// header) and/or session (the browser login cookie; needs auth.login).
+	// Default [bearer]. With session, a browser navigation without a
+	// session is sent to log in; other requests get 401.
+	Accept []string `yaml:"accept"`
+	// ForwardSessionToken sends the session's access token upstream as
+	// Authorization: Bearer. Default false.
+	ForwardSessionToken bool `yaml:"forward_session_token"`
 	// Roles required.
 	Roles RoleRule `yaml:"roles"`
 	// Scopes: every one is required.

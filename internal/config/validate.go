@@ -90,6 +90,11 @@ func validate(doc *Document) []FieldError {
 		}
 		seenMatch[key] = i
 		v.route(p, r)
+		if l := c.Auth.Login; l != nil && r.Match.Path != "" {
+			if u, err := url.Parse(l.RedirectURL); (err == nil && r.Match.Path == u.Path) || r.Match.Path == l.LoginPath || r.Match.Path == l.LogoutPath {
+				v.add(p+".match.path", "%s is served by Gatehouse's login (auth.login); this route could never be chosen", r.Match.Path)
+			}
+		}
 	}
 	return v.errs
 }
@@ -593,6 +598,92 @@ func (v *validator) auth(a *Auth) {
 	if a.CacheSize < 0 {
 		v.add("auth.cache_size", "must not be negative")
 	}
+	if a.Login != nil {
+		v.login(a.Login)
+	}
+}
+
+// login checks auth.login. Secrets are never echoed in messages.
+func (v *validator) login(l *Login) {
+	const p = "auth.login"
+	if l.Issuer == "" {
+		v.add(p+".issuer", "required when more than one issuer is configured")
+	} else {
+		v.ref(p+".issuer", "issuer", l.Issuer, v.issuers)
+	}
+	if l.ClientID == "" {
+		v.add(p+".client_id", "required: Gatehouse's client_id at the issuer")
+	}
+	u, err := url.Parse(l.RedirectURL)
+	switch {
+	case l.RedirectURL == "":
+		v.add(p+".redirect_url", "required: the callback URL registered at the issuer, such as https://gw.example.com/_gatehouse/callback")
+	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		v.add(p+".redirect_url", "expected an absolute http(s) URL without query or fragment, got %q", l.RedirectURL)
+	case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
+		v.add(p+".redirect_url", "must be https (http is allowed for loopback addresses only): the session cookie must not travel in clear")
+	case u.Path == "" || u.Path == "/":
+		v.add(p+".redirect_url", "needs a path for Gatehouse to serve, such as /_gatehouse/callback")
+	}
+	paths := map[string]string{"redirect_url": "", "login_path": l.LoginPath, "logout_path": l.LogoutPath}
+	if err == nil {
+		paths["redirect_url"] = u.Path
+	}
+	seen := map[string]string{}
+	for _, k := range []string{"redirect_url", "login_path", "logout_path"} {
+		pth := paths[k]
+		if pth == "" {
+			continue
+		}
+		if k != "redirect_url" && (!strings.HasPrefix(pth, "/") || strings.ContainsAny(pth, "?# ")) {
+			v.add(p+"."+k, "expected an absolute path such as /_gatehouse/login, got %q", pth)
+		}
+		if other, dup := seen[pth]; dup {
+			v.add(p+"."+k, "same path as %s (%s)", other, pth)
+		}
+		seen[pth] = k
+	}
+	if len(l.CookieSecret) < 32 {
+		v.add(p+".cookie_secret", "must be at least 32 characters of random text (openssl rand -base64 32); got %d", len(l.CookieSecret))
+	}
+	if !tokenRe.MatchString(l.CookieName) || strings.HasPrefix(strings.ToLower(l.CookieName), "__host-") || strings.HasPrefix(strings.ToLower(l.CookieName), "__secure-") {
+		v.add(p+".cookie_name", "expected a cookie name without a __Host-/__Secure- prefix (added over https), got %q", l.CookieName)
+	}
+	if l.PostLogoutRedirectURL != "" {
+		if pu, err := url.Parse(l.PostLogoutRedirectURL); err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" || pu.Fragment != "" {
+			v.add(p+".post_logout_redirect_url", "expected an absolute http(s) URL, got %q", l.PostLogoutRedirectURL)
+		}
+	}
+	if l.Resource != "" {
+		if ru, err := url.Parse(l.Resource); err != nil || !ru.IsAbs() || ru.Fragment != "" {
+			v.add(p+".resource", "expected an absolute URI without fragment (RFC 8707), got %q", l.Resource)
+		}
+	}
+	for i, s := range l.Scopes {
+		if s == "" || strings.ContainsAny(s, " \"\\") {
+			v.add(fmt.Sprintf("%s.scopes[%d]", p, i), "scopes are single words, got %q", s)
+		}
+	}
+	if !slices.Contains(l.Scopes, "openid") {
+		v.add(p+".scopes", "must include openid: Gatehouse verifies the ID token to know who logged in")
+	}
+	switch l.Store {
+	case "memory":
+	case "redis":
+		if v.doc.Config.Redis == nil {
+			v.add(p+".store", "redis needs the top-level redis section")
+		}
+	default:
+		v.add(p+".store", `must be "memory" or "redis", got %q`, l.Store)
+	}
+	if l.MaxSessions < 0 {
+		v.add(p+".max_sessions", "must not be negative")
+	}
+	for k, d := range map[string]Duration{"refresh_margin": l.RefreshMargin, "max_lifetime": l.MaxLifetime, "flow_timeout": l.FlowTimeout, "timeout": l.Timeout} {
+		if d < 0 {
+			v.add(p+"."+k, "must not be negative")
+		}
+	}
 }
 
 func isLoopbackHost(h string) bool {
@@ -614,6 +705,22 @@ func (v *validator) routeAuth(p string, a *RouteAuth) {
 	}
 	for i, n := range a.Issuers {
 		v.ref(fmt.Sprintf("%s.issuers[%d]", p, i), "issuer", n, v.issuers)
+	}
+	for i, c := range a.Accept {
+		switch c {
+		case "bearer":
+		case "session":
+			if v.doc.Config.Auth.Login == nil {
+				v.add(fmt.Sprintf("%s.accept[%d]", p, i), "session needs auth.login (browser login) to be configured")
+			} else if l := v.doc.Config.Auth.Login; l.Issuer != "" && !slices.Contains(a.Issuers, l.Issuer) {
+				v.add(fmt.Sprintf("%s.accept[%d]", p, i), "session tokens come from issuer %q, which this route does not accept (issuers)", l.Issuer)
+			}
+		default:
+			v.add(fmt.Sprintf("%s.accept[%d]", p, i), `must be "bearer" or "session", got %q`, c)
+		}
+	}
+	if a.ForwardSessionToken && !slices.Contains(a.Accept, "session") {
+		v.add(p+".forward_session_token", `only applies to routes that accept "session"`)
 	}
 	if a.OnIntrospectionError != "unavailable" && a.OnIntrospectionError != "deny" {
 		v.add(p+".on_introspection_error", `must be "unavailable" or "deny", got %q`, a.OnIntrospectionError)

@@ -54,10 +54,37 @@ type RequestCtx struct {
 	Subject  string
 	ClientID string
 
+	// Cancel, on routes that ask for it (runtime.Route.Cancelable), ends
+	// the request's context: an upstream exchange or stream in progress is
+	// cut. Filters keep it to end streams later (a session's logout).
+	Cancel func()
+	// ends run when the request ends, after logging (OnEnd).
+	ends []func()
+
 	// Outcome, read by logging.
 	Status int   // status sent (or 499 when the client left first)
 	Bytes  int64 // response body bytes written
 	Err    *Error
+}
+
+// OnEnd registers f to run once when the request ends, after the access
+// line is written: filters release what they hold for the request there
+// (stream registrations, timers, in-flight counts).
+func (rc *RequestCtx) OnEnd(f func()) { rc.ends = append(rc.ends, f) }
+
+// End runs the OnEnd functions, last registered first. The engine calls it.
+func (rc *RequestCtx) End() {
+	for i := len(rc.ends) - 1; i >= 0; i-- {
+		rc.ends[i]()
+	}
+	rc.ends = nil
+}
+
+// Handler is a response Gatehouse makes itself (runtime.ActionLocal), such
+// as the login callback. It writes a response, or returns an error for the
+// engine to answer (failToProxy), never both.
+type Handler interface {
+	ServeLocal(rc *RequestCtx, w http.ResponseWriter, r *http.Request) error
 }
 
 // Outcome tells the engine what a request filter did.

@@ -196,6 +196,7 @@ func (e *Engine) finish(st *state, r *http.Request) {
 		}
 	}
 	e.logging(st, r)
+	st.rc.End()
 	if e.inFlight != nil {
 		e.inFlight.Dec()
 	}

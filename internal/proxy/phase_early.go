@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"gatehouse/internal/auth/oidc"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -44,6 +45,9 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 	}
 	for _, h := range st.snap.StripHeaders {
 		delete(r.Header, h)
+	}
+	if name := st.snap.StripCookie; name != "" {
+		stripCookies(r.Header, name)
 	}
 	for name := range r.Header {
 		if strings.IndexByte(name, '_') >= 0 || strings.HasPrefix(name, "X-Auth-Request-") {
@@ -173,4 +177,44 @@ func normalizeHost(h string) (string, bool) {
 		h = strings.ToLower(h)
 	}
 	return h, true
+}
+
+// stripCookies removes the login cookies (named base, base_*, and their
+// __Host- forms) from the Cookie headers. Other cookies pass unchanged; a
+// header left empty is removed.
+func stripCookies(h http.Header, base string) {
+	vals := h["Cookie"]
+	if len(vals) == 0 {
+		return
+	}
+	found := false
+	for _, v := range vals {
+		if strings.Contains(v, base) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return
+	}
+	var out []string
+	for _, v := range vals {
+		var kept []string
+		for part := range strings.SplitSeq(v, ";") {
+			part = strings.TrimSpace(part)
+			name, _, _ := strings.Cut(part, "=")
+			if part == "" || oidc.IsOwnCookie(base, strings.TrimSpace(name)) {
+				continue
+			}
+			kept = append(kept, part)
+		}
+		if len(kept) > 0 {
+			out = append(out, strings.Join(kept, "; "))
+		}
+	}
+	if len(out) == 0 {
+		delete(h, "Cookie")
+		return
+	}
+	h["Cookie"] = out
 }

@@ -17,13 +17,16 @@ import (
 // overall timeout. No match is 404. It returns the request the later phases
 // must use (with the route's deadline in its context).
 func (e *Engine) routeRequest(st *state, w *respWriter, r *http.Request) (*http.Request, bool) {
-	idx := st.snap.Table.Match(st.rc.Host, st.rc.Path, r.Method, r.Header)
-	if idx < 0 {
-		st.route = st.snap.Fallback
-		e.failToProxy(st, w, r, phase.NewError(phase.KindNotFound, "no route for this request", nil))
-		return r, false
+	rt := st.snap.Local[st.rc.Path] // Gatehouse's own paths first, on every host
+	if rt == nil {
+		idx := st.snap.Table.Match(st.rc.Host, st.rc.Path, r.Method, r.Header)
+		if idx < 0 {
+			st.route = st.snap.Fallback
+			e.failToProxy(st, w, r, phase.NewError(phase.KindNotFound, "no route for this request", nil))
+			return r, false
+		}
+		rt = st.snap.Routes[idx]
 	}
-	rt := st.snap.Routes[idx]
 	st.route = rt
 	st.rc.Route = rt.Name
 	if st.span != nil {
@@ -41,9 +44,14 @@ func (e *Engine) routeRequest(st *state, w *respWriter, r *http.Request) (*http.
 	if e.bodyReadTimeout > 0 && r.Body != nil && r.Body != http.NoBody {
 		r.Body = &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), d: e.bodyReadTimeout}
 	}
-	if rt.Timeout > 0 {
+	switch {
+	case rt.Timeout > 0:
 		ctx, cancel := context.WithTimeout(r.Context(), rt.Timeout)
-		st.cancel = cancel
+		st.cancel, st.rc.Cancel = cancel, cancel
+		r = r.WithContext(ctx)
+	case rt.Cancelable:
+		ctx, cancel := context.WithCancel(r.Context())
+		st.cancel, st.rc.Cancel = cancel, cancel
 		r = r.WithContext(ctx)
 	}
 	return r, true

@@ -38,6 +38,10 @@ func (e *Engine) act(st *state, w *respWriter, r *http.Request) {
 		e.redirect(st, w, r)
 	case runtime.ActionRespond:
 		e.respond(st, w, r)
+	case runtime.ActionLocal:
+		if err := rt.Local.ServeLocal(&st.rc, w, r); err != nil {
+			e.failToProxy(st, w, r, phase.AsError(err))
+		}
 	}
 }
 

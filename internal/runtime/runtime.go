@@ -33,6 +33,9 @@ const (
 	ActionStatic
 	ActionRedirect
 	ActionRespond
+	// ActionLocal: Gatehouse itself answers (Local), e.g. the login
+	// callback.
+	ActionLocal
 )
 
 // Snapshot is one compiled config.
@@ -48,7 +51,14 @@ type Snapshot struct {
 	// StripHeaders are request headers removed from every request before
 	// routing: identity headers only Gatehouse may set.
 	StripHeaders []string
-	Trusted      []netip.Prefix
+	// StripCookie is the login cookies' base name (auth.login.cookie_name):
+	// cookies named by it are removed from every request before routing,
+	// so no upstream ever sees a session id. "" when login is off.
+	StripCookie string
+	// Local are Gatehouse's own paths (login, callback, logout), answered
+	// on every host before the route table is consulted.
+	Local   map[string]*Route
+	Trusted []netip.Prefix
 	// Fallback holds the response filters (security headers) applied to
 	// answers given before any route matched, such as 404 and 400.
 	Fallback *Route
@@ -106,6 +116,11 @@ type Route struct {
 	Static   *Static
 	Redirect *Redirect
 	Respond  *Respond
+	Local    phase.Handler // ActionLocal
+
+	// Cancelable gives the request a context its filters can cancel
+	// (RequestCtx.Cancel), e.g. to end a session's streams at logout.
+	Cancelable bool
 
 	Timeout      time.Duration // 0: none
 	MaxBodyBytes int64         // 0: none

@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"gatehouse/internal/auth/introspect"
+	"gatehouse/internal/auth/issuer"
 	"gatehouse/internal/auth/jwt"
+	"gatehouse/internal/auth/oidc"
 	"gatehouse/internal/auth/rbac"
 	"gatehouse/internal/phase"
 )
@@ -29,6 +31,7 @@ type Issuer struct {
 	Name       string
 	URL        string // exact iss
 	Verifier   *jwt.Verifier
+	Keys       *issuer.Keys // the issuer's metadata and keys
 	RolesClaim string
 	ScopeClaim string
 	// Introspector checks opaque tokens; nil when the issuer has none.
@@ -61,17 +64,28 @@ type Filter struct {
 	// answer; anything else answers 503. Never allow.
 	OnIntrospectionError string
 	Headers              Headers
-	Cache                *Cache
-	Obs                  Observer // may be nil
-	Now                  func() time.Time
+	// AcceptBearer: the route takes Authorization: Bearer tokens.
+	AcceptBearer bool
+	// Sessions, when set, lets browsers authenticate with their login
+	// session; the session's access token then goes through the same
+	// verification, cache and policy as a bearer token.
+	Sessions *oidc.Login
+	// ForwardSessionToken sends a session's access token upstream.
+	ForwardSessionToken bool
+	Cache               *Cache
+	Obs                 Observer // may be nil
+	Now                 func() time.Time
 }
 
 // FilterRequest implements phase.RequestFilter.
-func (f *Filter) FilterRequest(rc *phase.RequestCtx, _ http.ResponseWriter, r *http.Request) (phase.Outcome, error) {
+func (f *Filter) FilterRequest(rc *phase.RequestCtx, w http.ResponseWriter, r *http.Request) (phase.Outcome, error) {
 	if f.Preflight && r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 		return phase.Continue, nil // CORS preflight carries no credentials by design
 	}
 	token, present := bearer(r)
+	if f.Sessions != nil && (!present || !f.AcceptBearer) {
+		return f.session(rc, w, r)
+	}
 	if !present {
 		if f.Mode == "optional" && r.Header.Get("Authorization") == "" {
 			return phase.Continue, nil
@@ -100,6 +114,59 @@ func (f *Filter) FilterRequest(rc *phase.RequestCtx, _ http.ResponseWriter, r *h
 	f.setIdentity(r.Header, p)
 	if !f.ForwardToken {
 		delete(r.Header, "Authorization")
+	}
+	return phase.Continue, nil
+}
+
+// session authenticates r by its login session. Without one, a browser
+// navigation is sent to log in and anything else gets 401. A session whose
+// token is refused answers 401 rather than a new login, so a token the
+// policy can never accept does not loop the browser through the issuer.
+func (f *Filter) session(rc *phase.RequestCtx, w http.ResponseWriter, r *http.Request) (phase.Outcome, error) {
+	a, err := f.Sessions.Session(rc, r)
+	if err != nil {
+		return phase.Continue, f.deny(rc, "session_unavailable", "session store or issuer unavailable", phase.KindAuthUnavailable, "")
+	}
+	if a == nil {
+		if f.Mode == "optional" {
+			return phase.Continue, nil
+		}
+		if oidc.IsNavigation(r) {
+			rc.Auth, rc.AuthReason = "deny", "login required"
+			if f.Obs != nil {
+				f.Obs.Decision(f.Route, "deny", "login_required")
+			}
+			ret := rc.Path
+			if r.URL.RawQuery != "" {
+				ret += "?" + r.URL.RawQuery
+			}
+			if err := f.Sessions.Challenge(w, r, ret); err != nil {
+				return phase.Continue, err
+			}
+			return phase.Responded, nil
+		}
+		return phase.Continue, f.deny(rc, "no_session", "no session", phase.KindUnauthorized, "")
+	}
+	p, reason, err := f.verify(r.Context(), a.Record.AccessToken)
+	if err != nil {
+		kind := phase.KindUnauthorized
+		if reason == "keys_unavailable" || reason == "introspection_unavailable" {
+			kind = phase.KindAuthUnavailable
+		}
+		return phase.Continue, f.deny(rc, reason, "session token: "+err.Error(), kind, "invalid_token")
+	}
+	rc.Subject, rc.ClientID = p.Subject, p.ClientID
+	if ok, why := f.Policy.Decide(p); !ok {
+		return phase.Continue, f.deny(rc, "insufficient", why, phase.KindForbidden, "insufficient_scope")
+	}
+	rc.Auth, rc.AuthReason = "allow", "session"
+	if f.Obs != nil {
+		f.Obs.Decision(f.Route, "allow", "session")
+	}
+	f.Sessions.Track(rc, a)
+	f.setIdentity(r.Header, p)
+	if f.ForwardSessionToken {
+		r.Header.Set("Authorization", "Bearer "+a.Record.AccessToken)
 	}
 	return phase.Continue, nil
 }

@@ -34,6 +34,8 @@ type Keys struct {
 	mu      sync.Mutex // guards the following fields
 	set     *jwks.Set
 	triedAt time.Time
+	md      *Metadata // nil until fetched
+	mdTried time.Time
 }
 
 // Key implements jwt.Keys.
@@ -68,7 +70,12 @@ func (k *Keys) ensure(ctx context.Context) (*jwks.Set, error) {
 		uri := k.JWKSURI
 		var err error
 		if uri == "" {
-			uri, err = Discover(ctx, k.Client, k.Issuer)
+			var md Metadata
+			md, err = k.Metadata(ctx)
+			uri = md.JWKSURI
+			if err == nil && uri == "" {
+				err = fmt.Errorf("issuer %s: metadata has no jwks_uri", k.Issuer)
+			}
 		}
 		k.mu.Lock()
 		defer k.mu.Unlock()
@@ -85,6 +92,35 @@ func (k *Keys) ensure(ctx context.Context) (*jwks.Set, error) {
 		return nil, err
 	}
 	return v.(*jwks.Set), nil
+}
+
+// Metadata returns the issuer's metadata, fetched once (single-flight; at
+// most once per cooldown after a failure) and kept for the life of k.
+func (k *Keys) Metadata(ctx context.Context) (Metadata, error) {
+	k.mu.Lock()
+	md, tried := k.md, k.mdTried
+	k.mu.Unlock()
+	if md != nil {
+		return *md, nil
+	}
+	if !tried.IsZero() && k.now().Sub(tried) < k.Cooldown {
+		return Metadata{}, fmt.Errorf("issuer %s: metadata unavailable", k.Issuer)
+	}
+	v, err, _ := k.sf.Do("metadata", func() (any, error) {
+		md, err := FetchMetadata(ctx, k.Client, k.Issuer)
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		k.mdTried = k.now()
+		if err != nil {
+			return nil, err
+		}
+		k.md = &md
+		return md, nil
+	})
+	if err != nil {
+		return Metadata{}, err
+	}
+	return v.(Metadata), nil
 }
 
 // Run refreshes keys every Refresh until ctx ends.
@@ -120,18 +156,14 @@ type Metadata struct {
 	Issuer                string `json:"issuer"`
 	JWKSURI               string `json:"jwks_uri"`
 	IntrospectionEndpoint string `json:"introspection_endpoint"`
-}
-
-// Discover reads the issuer's metadata and returns its jwks_uri.
-func Discover(ctx context.Context, client *http.Client, issuer string) (string, error) {
-	md, err := FetchMetadata(ctx, client, issuer)
-	if err != nil {
-		return "", err
-	}
-	if md.JWKSURI == "" {
-		return "", fmt.Errorf("issuer %s: metadata has no jwks_uri", issuer)
-	}
-	return md.JWKSURI, nil
+	// For browser login.
+	AuthorizationEndpoint string   `json:"authorization_endpoint"`
+	TokenEndpoint         string   `json:"token_endpoint"`
+	RevocationEndpoint    string   `json:"revocation_endpoint"`
+	EndSessionEndpoint    string   `json:"end_session_endpoint"`
+	CodeChallengeMethods  []string `json:"code_challenge_methods_supported"`
+	// ISSParameter: the authorization response carries iss (RFC 9207).
+	ISSParameter bool `json:"authorization_response_iss_parameter_supported"`
 }
 
 // FetchMetadata tries OpenID Connect discovery

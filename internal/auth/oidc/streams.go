@@ -1,0 +1,109 @@
+package oidc
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"gatehouse/internal/auth/session"
+)
+
+// Shared is the login state that outlives a config snapshot: the session
+// store, the in-process refresh single-flight and the requests each session
+// has open. It is a Registry service; Run listens for sessions ended by
+// any instance (logout, a refused refresh) and ends their streams here.
+type Shared struct {
+	Store  session.Store
+	Events *slog.Logger
+
+	refresh singleflight.Group // by store key: one refresh per session in this process
+	streams streams
+}
+
+// NewShared returns the shared state over store.
+func NewShared(store session.Store, events *slog.Logger) *Shared {
+	if events == nil {
+		events = slog.New(slog.DiscardHandler)
+	}
+	return &Shared{Store: store, Events: events, streams: streams{m: map[string]map[*stream]struct{}{}}}
+}
+
+// Run ends local streams of sessions that any instance ends, until ctx
+// ends. A lost subscription (Redis down) is retried with backoff.
+func (s *Shared) Run(ctx context.Context) {
+	backoff := time.Second
+	for {
+		err := s.Store.Subscribe(ctx, s.streams.end)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			s.Events.Warn("session events: subscription lost; retrying", "err", err, "in", backoff.String())
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// OpenRequests is the number of requests registered under sessions.
+func (s *Shared) OpenRequests() int { return s.streams.len() }
+
+// streams tracks the requests (and so the WebSockets and event streams)
+// each session has open, to cut them when the session ends.
+type streams struct {
+	mu sync.Mutex // guards m
+	m  map[string]map[*stream]struct{}
+}
+
+type stream struct{ cancel func() }
+
+// add registers cancel under key until the returned func is called.
+func (s *streams) add(key string, cancel func()) func() {
+	e := &stream{cancel: cancel}
+	s.mu.Lock()
+	set := s.m[key]
+	if set == nil {
+		set = map[*stream]struct{}{}
+		s.m[key] = set
+	}
+	set[e] = struct{}{}
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(set, e)
+		if len(set) == 0 && s.m[key] != nil && len(s.m[key]) == 0 {
+			delete(s.m, key)
+		}
+	}
+}
+
+// end cancels every request open under key.
+func (s *streams) end(key string) {
+	s.mu.Lock()
+	set := s.m[key]
+	delete(s.m, key)
+	s.mu.Unlock()
+	for e := range set {
+		e.cancel()
+	}
+}
+
+func (s *streams) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, set := range s.m {
+		n += len(set)
+	}
+	return n
+}

@@ -37,7 +37,14 @@ func (s *Record) setToken(tok *oauth2.Token, now time.Time) {
 	if idt, _ := tok.Extra("id_token").(string); idt != "" {
 		s.IDToken = idt
 	}
-	s.Expiry, s.Obtained = tok.Expiry, now
+	// Expiry from expires_in on our clock (x/oauth2's Expiry uses the
+	// wall clock); a token response without expires_in has no expiry.
+	s.Expiry, s.Obtained = time.Time{}, now
+	if tok.ExpiresIn > 0 {
+		s.Expiry = now.Add(time.Duration(tok.ExpiresIn) * time.Second)
+	} else if !tok.Expiry.IsZero() {
+		s.Expiry = tok.Expiry
+	}
 	if rexp, ok := tok.Extra("refresh_expires_in").(float64); ok && rexp > 0 {
 		if end := now.Add(time.Duration(rexp) * time.Second); end.Before(s.Until) {
 			s.Until = end

@@ -46,9 +46,6 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 	for _, h := range st.snap.StripHeaders {
 		delete(r.Header, h)
 	}
-	if name := st.snap.StripCookie; name != "" {
-		stripCookies(r.Header, name)
-	}
 	for name := range r.Header {
 		if strings.IndexByte(name, '_') >= 0 || strings.HasPrefix(name, "X-Auth-Request-") {
 			delete(r.Header, name)

@@ -130,6 +130,10 @@ func (e *Engine) upstreamRequest(pr *httputil.ProxyRequest) {
 		out.Host = st.hostPol.Literal
 	}
 	setForwarding(st, in, out)
+	if name := st.snap.StripCookie; name != "" {
+		// Login's own cookies are read by Gatehouse and never sent on.
+		stripCookies(out.Header, name)
+	}
 	if st.cctx != nil {
 		// The upstream continues our trace, never one a client made up:
 		// an untrusted client's traceparent was not used as our parent.

@@ -52,8 +52,9 @@ type Snapshot struct {
 	// routing: identity headers only Gatehouse may set.
 	StripHeaders []string
 	// StripCookie is the login cookies' base name (auth.login.cookie_name):
-	// cookies named by it are removed from every request before routing,
-	// so no upstream ever sees a session id. "" when login is off.
+	// cookies named by it are removed from every request sent upstream, on
+	// every route, so no upstream ever sees a session id. "" when login is
+	// off.
 	StripCookie string
 	// Local are Gatehouse's own paths (login, callback, logout), answered
 	// on every host before the route table is consulted.

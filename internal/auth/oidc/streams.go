@@ -81,7 +81,7 @@ func (s *streams) add(key string, cancel func()) func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		delete(set, e)
-		if len(set) == 0 && s.m[key] != nil && len(s.m[key]) == 0 {
+		if cur := s.m[key]; len(cur) == 0 && cur != nil {
 			delete(s.m, key)
 		}
 	}
@@ -90,11 +90,14 @@ func (s *streams) add(key string, cancel func()) func() {
 // end cancels every request open under key.
 func (s *streams) end(key string) {
 	s.mu.Lock()
-	set := s.m[key]
+	var cancels []func()
+	for e := range s.m[key] {
+		cancels = append(cancels, e.cancel)
+	}
 	delete(s.m, key)
 	s.mu.Unlock()
-	for e := range set {
-		e.cancel()
+	for _, c := range cancels {
+		c()
 	}
 }
 

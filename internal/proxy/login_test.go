@@ -1,0 +1,210 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"gatehouse/internal/compile"
+	"gatehouse/internal/config"
+	"gatehouse/internal/devidp"
+	"gatehouse/internal/runtime"
+)
+
+// loginGate is Gatehouse with browser login against the development
+// issuer, in front of a recorder upstream that can also stream events.
+func loginGate(t *testing.T) (*httptest.Server, *recorder, *devidp.IdP) {
+	t.Helper()
+	up := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/admin/events" {
+			_, _ = io.WriteString(w, "ok")
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: hello\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // until Gatehouse cuts it
+	})
+	idpSrv := httptest.NewUnstartedServer(nil)
+	gw := httptest.NewUnstartedServer(nil)
+	origin := "http://" + gw.Listener.Addr().String()
+	idp, err := devidp.New("http://"+idpSrv.Listener.Addr().String(), devidp.Options{Clients: []devidp.Client{{
+		ID: "gatehouse", Secret: "s3cret", RedirectURIs: []string{origin + "/_gatehouse/callback"},
+		PostLogoutRedirectURIs: []string{origin + "/"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idpSrv.Config.Handler = idp
+	idpSrv.Start()
+	t.Cleanup(idpSrv.Close)
+	yaml := fmt.Sprintf(`
+auth:
+  issuers:
+    dev: { issuer: %q, audience: gatehouse }
+  login:
+    client_id: gatehouse
+    client_secret: s3cret
+    redirect_url: %s/_gatehouse/callback
+    cookie_secret: 0123456789abcdef0123456789abcdef
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: public, match: { path_prefix: /public }, upstream: app }
+  - name: admin
+    match: { path_prefix: /admin }
+    upstream: app
+    auth: { accept: [session, bearer], roles: { any_of: [admin] } }
+  - name: api
+    match: { path_prefix: /api }
+    upstream: app
+    auth: { accept: [session], forward_session_token: true }
+  - { name: other-host, match: { host: [other.example] }, upstream: app }
+`, idp.Issuer(), origin, hostport(up.Server))
+	doc, err := config.Parse("test.yaml", []byte(yaml), t.TempDir())
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	snap, err := compile.Compile(doc, runtime.NewRegistry(nil, nil), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h runtime.Holder
+	h.Store(snap)
+	gw.Config.Handler = New(Options{Holder: &h, Access: slog.New(slog.DiscardHandler)})
+	gw.Start()
+	t.Cleanup(gw.Close)
+	return gw, up, idp
+}
+
+// jar is a minimal cookie-keeping client that does not follow redirects.
+type jar struct{ cookies map[string]string }
+
+func (j *jar) do(t *testing.T, method, u string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, u, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	for k, v := range j.cookies {
+		req.AddCookie(&http.Cookie{Name: k, Value: v})
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, c := range resp.Cookies() {
+		if c.MaxAge < 0 {
+			delete(j.cookies, c.Name)
+		} else {
+			j.cookies[c.Name] = c.Value
+		}
+	}
+	return resp, string(b)
+}
+
+func (j *jar) login(t *testing.T, gw, path, user string) {
+	t.Helper()
+	r, _ := j.do(t, "GET", gw+path, "Sec-Fetch-Mode", "navigate")
+	if r.StatusCode != http.StatusFound {
+		t.Fatalf("navigation: %d", r.StatusCode)
+	}
+	r, _ = j.do(t, "GET", r.Header.Get("Location")+"&login="+user)
+	r, body := j.do(t, "GET", r.Header.Get("Location"))
+	if r.StatusCode != http.StatusFound || r.Header.Get("Location") != path {
+		t.Fatalf("callback: %d → %q: %s", r.StatusCode, r.Header.Get("Location"), body)
+	}
+}
+
+func TestBrowserLoginThroughEngine(t *testing.T) {
+	gw, up, _ := loginGate(t)
+	anon := &jar{cookies: map[string]string{}}
+	if r, _ := anon.do(t, "GET", gw.URL+"/admin/x", "Sec-Fetch-Mode", "cors"); r.StatusCode != http.StatusUnauthorized || r.Header.Get("WWW-Authenticate") == "" {
+		t.Fatalf("fetch without session: %d %q", r.StatusCode, r.Header.Get("WWW-Authenticate"))
+	}
+	if r, _ := anon.do(t, "GET", gw.URL+"/admin/x", "Accept", "text/html"); r.StatusCode != http.StatusFound {
+		t.Fatalf("old-style navigation without session: %d, want 302", r.StatusCode)
+	}
+	if up.count() != 0 {
+		t.Fatal("an unauthenticated request reached the upstream")
+	}
+
+	alice := &jar{cookies: map[string]string{}}
+	alice.login(t, gw.URL, "/admin/x?y=1", "alice")
+	if r, body := alice.do(t, "GET", gw.URL+"/admin/x?y=1", "Cookie", "theme=dark"); r.StatusCode != 200 || body != "ok" {
+		t.Fatalf("after login: %d %q", r.StatusCode, body)
+	}
+	seen := up.last(t)
+	if seen.Header.Get("X-Auth-Subject") != "alice" || seen.Header.Get("X-Auth-Roles") != "admin" {
+		t.Fatalf("identity headers: %v", seen.Header)
+	}
+	if c := strings.Join(seen.Header.Values("Cookie"), "; "); strings.Contains(c, "gatehouse_session") || !strings.Contains(c, "theme=dark") {
+		t.Fatalf("upstream Cookie = %q: want theme=dark only", c)
+	}
+	if seen.Header.Get("Authorization") != "" {
+		t.Fatal("the access token reached a route that does not forward it")
+	}
+	alice.do(t, "GET", gw.URL+"/api/x")
+	if a := up.last(t).Header.Get("Authorization"); !strings.HasPrefix(a, "Bearer ey") {
+		t.Fatalf("forward_session_token route: Authorization = %q", a)
+	}
+	// Public and other-host routes never see the session cookie either.
+	alice.do(t, "GET", gw.URL+"/public/x")
+	if c := up.last(t).Header.Get("Cookie"); c != "" {
+		t.Fatalf("public route Cookie = %q", c)
+	}
+	// Login paths are answered on every host, before routes.
+	req, _ := http.NewRequest("GET", gw.URL+"/_gatehouse/login?rd=//evil", nil)
+	req.Host = "other.example"
+	if r, err := http.DefaultTransport.RoundTrip(req); err != nil || r.StatusCode != http.StatusBadRequest {
+		t.Fatalf("login path on another host: %v %v", r, err)
+	}
+
+	bob := &jar{cookies: map[string]string{}}
+	bob.login(t, gw.URL, "/api/y", "bob")
+	if r, _ := bob.do(t, "GET", gw.URL+"/admin/x", "Sec-Fetch-Mode", "navigate"); r.StatusCode != http.StatusForbidden {
+		t.Fatalf("bob on /admin: %d, want 403 (no login loop)", r.StatusCode)
+	}
+}
+
+func TestLogoutEndsStreams(t *testing.T) {
+	gw, _, _ := loginGate(t)
+	alice := &jar{cookies: map[string]string{}}
+	alice.login(t, gw.URL, "/admin/", "alice")
+
+	req, _ := http.NewRequest("GET", gw.URL+"/admin/events", nil)
+	req.AddCookie(&http.Cookie{Name: "gatehouse_session", Value: alice.cookies["gatehouse_session"]})
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if line, _ := br.ReadString('\n'); line != "data: hello\n" {
+		t.Fatalf("stream: %q", line)
+	}
+	ended := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, br)
+		ended <- err
+	}()
+	r, _ := alice.do(t, "POST", gw.URL+"/_gatehouse/logout", "Origin", gw.URL)
+	if r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: %d", r.StatusCode)
+	}
+	if u, _ := url.Parse(r.Header.Get("Location")); !strings.HasSuffix(u.Path, "/end_session") {
+		t.Fatalf("logout went to %s", u)
+	}
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the session's event stream stayed open after logout")
+	}
+}

@@ -5,6 +5,8 @@ package demo
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,10 +16,12 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"gatehouse"
 	"gatehouse/internal/config"
+	"gatehouse/internal/devidp"
 )
 
 // Echo is the reply of a demo upstream.
@@ -54,7 +58,12 @@ func Setup(ctx context.Context, listen string) (*config.Document, func(), error)
 		cleanup()
 		return nil, nil, err
 	}
-	doc, err := config.Parse("gatehouse.yaml (built in)", gatehouse.DefaultConfig, dir)
+	src, err := withLogin(ctx, listen)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	doc, err := config.Parse("gatehouse.yaml (built in, with demo login)", src, dir)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
@@ -112,7 +121,8 @@ func Banner(w io.Writer, addr string, admin net.Addr, doc *config.Document) {
 	}
 	fmt.Fprintf(w, "\nTry:\n")
 	for _, ex := range [][2]string{
-		{"/admin/users?page=2", "admin-portal sees /admin/users (prefix kept)"},
+		{"/flow/board?page=2", "flow-service sees /flow/board (prefix kept)"},
+		{"/admin/users", "401: /admin needs a login (below)"},
 		{"/kline/chart", "kline-service"},
 		{"/api/kline/v1/ticks", "kline-service sees /kline/api/v1/ticks"},
 		{"/api/nope/x", "404: unknown API service"},
@@ -121,8 +131,59 @@ func Banner(w io.Writer, addr string, admin net.Addr, doc *config.Document) {
 	} {
 		fmt.Fprintf(w, "  curl -i --path-as-is %-42s # %s\n", base+ex[0], ex[1])
 	}
+	if l := doc.Config.Auth.Login; l != nil {
+		fmt.Fprintf(w, "\nLogin: open %s/admin/ in a browser. /admin needs role admin; the built-in\n", base)
+		fmt.Fprintf(w, "development issuer at %s (NOT FOR PRODUCTION: anyone can log in)\n", doc.Config.Auth.Issuers["demo"].Issuer)
+		fmt.Fprintf(w, "lets you pick alice (admin: allowed) or bob (no admin role: 403). Log out at %s%s.\n", base, l.LogoutPath)
+	}
 	if admin != nil {
 		fmt.Fprintf(w, "\nStatus page: http://%s/   metrics: http://%s/metrics\n", admin, admin)
 	}
 	fmt.Fprintf(w, "\nAccess log lines follow. Ctrl-C stops.\n\n")
+}
+
+// adminRoute is the admin route of the shipped config, which the demo puts
+// behind login.
+const adminRoute = `  - name: admin
+    match: { path_prefix: /admin }
+    upstream: admin-portal
+`
+
+// withLogin returns the shipped config with browser login on /admin,
+// against a development issuer (internal/devidp) started on a free
+// loopback port under ctx: alice has role admin, bob does not. The
+// session cookie and client secrets are random per run.
+func withLogin(ctx context.Context, listen string) ([]byte, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("demo: -listen %q: %w", listen, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1" // where the banner sends the browser
+	}
+	origin := "http://" + net.JoinHostPort(host, port)
+	secret := rand.Text()
+	idp, err := devidp.Start(ctx, "127.0.0.1:0", devidp.Options{Clients: []devidp.Client{{
+		ID: "gatehouse-demo", Secret: secret, RedirectURIs: []string{origin + "/_gatehouse/callback"},
+		PostLogoutRedirectURIs: []string{origin + "/"}}}})
+	if err != nil {
+		return nil, fmt.Errorf("demo: development issuer: %w", err)
+	}
+	src := string(gatehouse.DefaultConfig)
+	if !strings.Contains(src, adminRoute) {
+		return nil, errors.New("demo: the shipped gatehouse.yaml no longer has the admin route internal/demo expects")
+	}
+	src = strings.Replace(src, adminRoute, adminRoute+"    auth: { accept: [session, bearer], roles: { any_of: [admin] } }\n", 1)
+	src += fmt.Sprintf(`
+# Added by gatehouse demo: browser login against a development issuer.
+auth:
+  issuers:
+    demo: { issuer: %q, audience: gatehouse }
+  login:
+    client_id: gatehouse-demo
+    client_secret: %q
+    redirect_url: %s/_gatehouse/callback
+    cookie_secret: %q
+`, idp.Issuer(), secret, origin, rand.Text()+rand.Text())
+	return []byte(src), nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -118,6 +119,41 @@ func TestDemo(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(b), "/admin/") {
 		t.Fatalf("landing page: %d %.100s", resp.StatusCode, b)
+	}
+
+	// /admin is behind login against the built-in development issuer:
+	// alice (role admin) gets in, bob is refused.
+	for _, tc := range []struct {
+		user string
+		want int
+	}{{"alice", 200}, {"bob", 403}} {
+		jar, _ := cookiejar.New(nil)
+		client := &http.Client{Jar: jar}
+		// The client follows: /admin/ → issuer's login page.
+		req, _ := http.NewRequest("GET", "http://"+addr+"/admin/", nil)
+		req.Header.Set("Sec-Fetch-Mode", "navigate")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(page), "not for production") {
+			t.Fatalf("%s: login page: %d %.200s", tc.user, resp.StatusCode, page)
+		}
+		// Pressing the user's button: the same URL with login=<user>.
+		resp, err = client.Get(resp.Request.URL.String() + "&login=" + tc.user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want || resp.Request.URL.Path != "/admin/" {
+			t.Fatalf("%s: after login: %d at %s: %.200s", tc.user, resp.StatusCode, resp.Request.URL, body)
+		}
+		if tc.want == 200 && !strings.Contains(string(body), `"X-Auth-Subject": [`) {
+			t.Fatalf("%s: upstream saw no identity: %.300s", tc.user, body)
+		}
 	}
 }
 

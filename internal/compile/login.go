@@ -2,7 +2,9 @@ package compile
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
+	"time"
 
 	"gatehouse/internal/auth/authn"
 	"gatehouse/internal/auth/jwt"
@@ -68,7 +70,7 @@ func compileLogin(c *config.Config, reg *runtime.Registry, snap *runtime.Snapsho
 		// (OpenID Connect Core §3.1.3.7); no typ requirement.
 		IDTokens: &jwt.Verifier{Issuer: ic.Issuer, Audience: lc.ClientID, Algorithms: ic.Algorithms,
 			Leeway: ic.Leeway.D(), Keys: keys},
-		HTTP:   authClient(),
+		HTTP:   loginClient(lc.Timeout.D()),
 		Events: reg.Events(),
 	}, sh)
 	if err != nil {
@@ -96,4 +98,11 @@ func compileLogin(c *config.Config, reg *runtime.Registry, snap *runtime.Snapsho
 		snap.Local[lr.path] = r
 	}
 	return l, nil
+}
+
+// loginClient is authClient with the login's per-request timeout.
+func loginClient(timeout time.Duration) *http.Client {
+	c := authClient()
+	c.Timeout = timeout
+	return c
 }

@@ -51,3 +51,28 @@ func TestMarshalRedactedConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestMarshalRedactedLoginSecrets(t *testing.T) {
+	t.Parallel()
+	doc, err := Parse("login.yaml", []byte(`
+auth:
+  issuers: { main: { issuer: https://auth.example.com, audience: gw } }
+  login:
+    client_id: gatehouse
+    client_secret: client-s3cret-value
+    redirect_url: https://gw.example.com/_gatehouse/callback
+    cookie_secret: cookie-s3cret-value-0123456789abcdef
+routes:
+  - { name: r, match: { path_prefix: / }, respond: { status: 204 } }
+`), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := MarshalRedacted(doc.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "s3cret") || !strings.Contains(string(out), "client_id: gatehouse") {
+		t.Fatalf("redacted config:\n%s", out)
+	}
+}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"gatehouse/internal/compile"
 	"gatehouse/internal/config"
@@ -23,6 +26,16 @@ import (
 func loginGate(t *testing.T) (*httptest.Server, *recorder, *devidp.IdP) {
 	t.Helper()
 	up := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/admin/ws" {
+			c, err := websocket.Accept(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer c.CloseNow()
+			_ = c.Write(r.Context(), websocket.MessageText, []byte("hello"))
+			_, _, _ = c.Read(r.Context()) // until the connection goes
+			return
+		}
 		if r.URL.Path != "/admin/events" {
 			_, _ = io.WriteString(w, "ok")
 			return
@@ -206,5 +219,28 @@ func TestLogoutEndsStreams(t *testing.T) {
 	case <-ended:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the session's event stream stayed open after logout")
+	}
+}
+
+func TestLogoutClosesWebSocket(t *testing.T) {
+	gw, _, _ := loginGate(t)
+	alice := &jar{cookies: map[string]string{}}
+	alice.login(t, gw.URL, "/admin/", "alice")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(gw.URL, "http")+"/admin/ws", &websocket.DialOptions{
+		HTTPHeader: http.Header{"Cookie": {"gatehouse_session=" + alice.cookies["gatehouse_session"]}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if _, msg, err := c.Read(ctx); err != nil || string(msg) != "hello" {
+		t.Fatalf("first message: %q %v", msg, err)
+	}
+	if r, _ := alice.do(t, "POST", gw.URL+"/_gatehouse/logout", "Origin", gw.URL); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: %d", r.StatusCode)
+	}
+	if _, _, err := c.Read(ctx); err == nil || ctx.Err() != nil {
+		t.Fatalf("the WebSocket stayed open after logout (err %v, ctx %v)", err, ctx.Err())
 	}
 }

@@ -378,6 +378,7 @@ func stripHeaders(c *config.Config) []string {
 // Registry, so limits survive reloads.
 type limitStore struct {
 	mem  *ratelimit.Memory
+	gate *ratelimit.MemoryGate
 	seed maphash.Seed
 }
 
@@ -395,14 +396,14 @@ func rateLimitFilters(c *config.Config, rc *config.Route, reg *runtime.Registry,
 		rate, _ := config.ParseRate(pc.Rate)
 		key := fmt.Sprintf("ratelimit|%s|%d", n, pc.MaxKeys)
 		st := reg.Service(key, func() any {
-			return &limitStore{mem: ratelimit.NewMemory(pc.MaxKeys), seed: maphash.MakeSeed()}
+			return &limitStore{mem: ratelimit.NewMemory(pc.MaxKeys), gate: ratelimit.NewMemoryGate(), seed: maphash.MakeSeed()}
 		}).(*limitStore)
 		if !slices.Contains(snap.Services, key) {
 			snap.Services = append(snap.Services, key)
 		}
 		f := &ratelimit.Filter{Policy: n, Parts: ratelimit.ParseKey(pc.Key), Limit: ratelimit.Limit{Rate: rate, Burst: pc.Burst},
 			IPv6Prefix: pc.IPv6Prefix, Soft: pc.Mode == "soft", Store: st.mem, Seed: st.seed,
-			OnError: pc.OnStoreError, Events: reg.Events()}
+			OnError: pc.OnStoreError, Events: reg.Events(), MaxInFlight: pc.Concurrency, Gate: st.gate}
 		if pc.Store == "redis" {
 			rkey := fmt.Sprintf("redis|%s|%v", c.Redis.URL, c.Redis.Timeout)
 			rs := reg.Service(rkey, func() any {
@@ -420,6 +421,7 @@ func rateLimitFilters(c *config.Config, rc *config.Route, reg *runtime.Registry,
 				snap.Services = append(snap.Services, rkey)
 			}
 			f.Store, f.Local = r, st.mem
+			f.Gate, f.LocalGate = r, st.gate
 		}
 		if m := reg.Metrics(); m != nil {
 			f.Obs = m.RateLimits()

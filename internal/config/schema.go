@@ -288,8 +288,13 @@ type RateLimit struct {
 	// such as user+route. Policies keyed by user or client_id run after
 	// authentication, the others before it.
 	Key string `yaml:"key"`
-	// Rate: "100/s", "600/m" or "1000/h". Required.
+	// Rate: "100/s", "600/m" or "1000/h". Required unless concurrency is
+	// set.
 	Rate string `yaml:"rate"`
+	// Concurrency: requests in progress at once per key (a WebSocket or
+	// stream counts until it closes); more get 429. 0 (default): no such
+	// limit.
+	Concurrency int `yaml:"concurrency"`
 	// Burst: requests allowed at once. Default: one second's worth, at
 	// least 1.
 	Burst int `yaml:"burst"`

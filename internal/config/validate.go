@@ -769,8 +769,14 @@ func (v *validator) rateLimits(c *Config) {
 			v.add(p, "empty policy")
 			continue
 		}
-		if _, err := ParseRate(rl.Rate); err != nil {
+		switch _, err := ParseRate(rl.Rate); {
+		case rl.Rate == "" && rl.Concurrency == 0:
+			v.add(p, "needs a rate (such as 100/s), a concurrency, or both")
+		case rl.Rate != "" && err != nil:
 			v.add(p+".rate", `expected a rate such as "100/s", "600/m" or "1000/h", got %q`, rl.Rate)
+		}
+		if rl.Concurrency < 0 {
+			v.add(p+".concurrency", "must not be negative")
 		}
 		if rl.Burst < 0 {
 			v.add(p+".burst", "must not be negative")

@@ -1,9 +1,15 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"gatehouse/internal/testutil"
 
 	"gatehouse/internal/testutil/fakeidp"
 )
@@ -93,4 +99,56 @@ routes:
 			t.Errorf("access log ratelimit = %v", last["ratelimit"])
 		}
 	})
+}
+
+// A concurrency policy holds a slot per request in progress, refuses more
+// with 429 (no upstream call), and gives the slot back when the request
+// ends, including when the client gives up.
+func TestConcurrencyLimit(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 10)
+	up := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/hold") {
+			arrived <- struct{}{}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		_, _ = io.WriteString(w, "done")
+	})
+	defer close(release)
+	g := newGate(t, fmt.Sprintf(`
+rate_limits:
+  two-at-once: { key: client_ip, concurrency: 2 }
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: slow, match: { path_prefix: /slow }, upstream: app, rate_limits: [two-at-once] }
+`, hostport(up.Server)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 2)
+	for _, c := range []context.Context{ctx, context.Background()} {
+		go func() {
+			req, _ := http.NewRequestWithContext(c, "GET", g.srv.URL+"/slow/hold", nil)
+			resp, err := g.srv.Client().Do(req)
+			if err != nil {
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+		<-arrived
+	}
+	before := up.count()
+	resp, _ := g.get(t, "/slow/quick")
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" || up.count() != before {
+		t.Fatalf("third in flight: %d (Retry-After %q), upstream calls %d → %d", resp.StatusCode, resp.Header.Get("Retry-After"), before, up.count())
+	}
+	cancel() // the first client gives up: its slot comes back
+	<-done
+	if !testutil.WaitFor(5*time.Second, func() bool { r, _ := g.get(t, "/slow/quick"); return r.StatusCode == 200 }) {
+		t.Fatal("the slot of a client that left was not given back")
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -124,3 +125,86 @@ func BenchmarkMemoryAllow(b *testing.B) {
 
 // k is a test key usable by every store.
 func k(n int) Key { return Key{Hash: uint64(n), Text: "test:" + strconv.Itoa(n)} }
+
+// RunGateTests is the conformance suite every Gate (concurrency limit)
+// passes.
+func RunGateTests(t *testing.T, newGate func(t *testing.T) Gate) {
+	ctx := context.Background()
+	t.Run("at most max in flight, slots come back", func(t *testing.T) {
+		g := newGate(t)
+		var releases []func()
+		for i := 0; i < 3; i++ {
+			rel, ok, err := g.Acquire(ctx, k(1), 3)
+			if err != nil || !ok {
+				t.Fatalf("slot %d: ok=%v err=%v", i, ok, err)
+			}
+			releases = append(releases, rel)
+		}
+		if _, ok, _ := g.Acquire(ctx, k(1), 3); ok {
+			t.Fatal("4th slot of 3 given")
+		}
+		releases[0]()
+		releases[0]() // a second release gives nothing back
+		rel, ok, _ := g.Acquire(ctx, k(1), 3)
+		if !ok {
+			t.Fatal("no slot after a release")
+		}
+		if _, ok, _ := g.Acquire(ctx, k(1), 3); ok {
+			t.Fatal("a double release gave two slots back")
+		}
+		rel()
+		releases[1]()
+		releases[2]()
+		for i := 0; i < 3; i++ {
+			if _, ok, _ := g.Acquire(ctx, k(1), 3); !ok {
+				t.Fatalf("slot %d after all were released", i)
+			}
+		}
+	})
+	t.Run("keys are isolated", func(t *testing.T) {
+		g := newGate(t)
+		if _, ok, _ := g.Acquire(ctx, k(2), 1); !ok {
+			t.Fatal("first slot")
+		}
+		if _, ok, _ := g.Acquire(ctx, k(2), 1); ok {
+			t.Fatal("second slot of 1")
+		}
+		if _, ok, _ := g.Acquire(ctx, k(3), 1); !ok {
+			t.Fatal("another key was limited")
+		}
+	})
+	t.Run("concurrent takers get exactly max", func(t *testing.T) {
+		g := newGate(t)
+		var mu sync.Mutex
+		got := 0
+		var wg sync.WaitGroup
+		for i := 0; i < 50; i++ {
+			wg.Go(func() {
+				if _, ok, err := g.Acquire(ctx, k(4), 10); ok && err == nil {
+					mu.Lock()
+					got++
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if got != 10 {
+			t.Fatalf("%d of 50 concurrent takers got a slot, want 10", got)
+		}
+	})
+}
+
+func TestMemoryGateConformance(t *testing.T) {
+	RunGateTests(t, func(*testing.T) Gate { return NewMemoryGate() })
+}
+
+func TestMemoryGateForgetsIdleKeys(t *testing.T) {
+	g := NewMemoryGate()
+	rel, _, _ := g.Acquire(context.Background(), k(9), 2)
+	rel()
+	for i := range g.shards {
+		if n := len(g.shards[i].n); n != 0 {
+			t.Fatalf("shard %d holds %d keys with nothing in flight", i, n)
+		}
+	}
+}

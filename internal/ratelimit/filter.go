@@ -68,6 +68,12 @@ type Filter struct {
 	OnError string
 	Local   Limiter
 	Events  *slog.Logger
+	// MaxInFlight > 0 limits the key's requests in progress through Gate
+	// (and LocalGate when Gate's store fails); 0: no such limit. A policy
+	// without a rate (Limit.Rate 0) limits only this.
+	MaxInFlight int
+	Gate        Gate
+	LocalGate   Gate
 
 	policyHeader []string // RateLimit-Policy value, precomputed
 	needText     bool
@@ -76,14 +82,18 @@ type Filter struct {
 
 // Prepare precomputes header values; call once after setting the fields.
 func (f *Filter) Prepare() {
-	if tl, ok := f.Store.(TextLimiter); ok && tl.NeedsText() {
-		f.needText = true
+	for _, st := range []any{f.Store, f.Gate} {
+		if tl, ok := st.(TextLimiter); ok && tl.NeedsText() {
+			f.needText = true
+		}
 	}
 	if f.Events == nil {
 		f.Events = slog.New(slog.DiscardHandler)
 	}
-	window := max(1, int(math.Round(float64(f.Limit.Burst)/f.Limit.Rate)))
-	f.policyHeader = []string{`"` + f.Policy + `";q=` + strconv.Itoa(f.Limit.Burst) + `;w=` + strconv.Itoa(window)}
+	if f.Limit.Rate > 0 {
+		window := max(1, int(math.Round(float64(f.Limit.Burst)/f.Limit.Rate)))
+		f.policyHeader = []string{`"` + f.Policy + `";q=` + strconv.Itoa(f.Limit.Burst) + `;w=` + strconv.Itoa(window)}
+	}
 }
 
 // key builds the request's key: its hash, and for shared stores its text.
@@ -184,53 +194,115 @@ func (f *Filter) writeIP(h *maphash.Hash, a netip.Addr) {
 	h.Write(b[:])
 }
 
-// FilterRequest implements phase.RequestFilter.
+// FilterRequest implements phase.RequestFilter: the rate first (when the
+// policy has one), then the in-flight limit (when it has one), whose slot
+// is given back when the request ends.
 func (f *Filter) FilterRequest(rc *phase.RequestCtx, _ http.ResponseWriter, r *http.Request) (phase.Outcome, error) {
+	key := f.key(rc, r)
+	if f.Limit.Rate > 0 {
+		if err := f.rate(rc, r, key); err != nil {
+			return phase.Continue, err
+		}
+	}
+	if f.MaxInFlight > 0 {
+		if err := f.inFlight(rc, r, key); err != nil {
+			return phase.Continue, err
+		}
+	}
+	if rc.RateLimit == "" {
+		rc.RateLimit = "pass"
+	}
+	return phase.Continue, nil
+}
+
+func (f *Filter) rate(rc *phase.RequestCtx, r *http.Request, key Key) error {
 	now := time.Now()
 	if f.Now != nil {
 		now = f.Now()
 	}
-	key := f.key(rc, r)
 	res, err := f.Store.Allow(r.Context(), key, f.Limit, now)
 	if err != nil {
-		if f.Obs != nil {
-			f.Obs.StoreError(f.Policy)
-		}
-		if f.degraded.CompareAndSwap(false, true) {
-			f.Events.Warn("rate-limit store failing; using the fallback", "policy", f.Policy, "fallback", f.OnError, "err", err.Error())
-		}
-		if f.OnError == "deny" || f.Local == nil {
-			rc.RateLimit = "store-unavailable:" + f.Policy
-			return phase.Continue, &phase.Error{Kind: phase.KindAuthUnavailable, Status: http.StatusServiceUnavailable,
-				Detail: "rate limiting is unavailable; try again shortly", Header: http.Header{"Retry-After": {"1"}}}
+		if pe := f.storeFailed(rc, err); pe != nil {
+			return pe
 		}
 		if res, err = f.Local.Allow(r.Context(), key, f.Limit, now); err != nil {
-			return phase.Continue, nil
+			return nil
 		}
-	} else if f.degraded.CompareAndSwap(true, false) {
-		f.Events.Info("rate-limit store recovered", "policy", f.Policy)
+	} else {
+		f.storeOK()
 	}
 	if res.Allowed {
-		if rc.RateLimit == "" {
-			rc.RateLimit = "pass"
-		}
 		f.observe("allowed")
-		return phase.Continue, nil
+		return nil
 	}
 	if f.Soft {
 		rc.RateLimit = "soft-limited:" + f.Policy
 		f.observe("soft_limited")
-		return phase.Continue, nil
+		return nil
 	}
 	rc.RateLimit = "limited:" + f.Policy
 	f.observe("limited")
 	retry := int(math.Ceil(res.RetryAfter.Seconds()))
-	return phase.Continue, &phase.Error{Kind: phase.KindTooManyRequests, Detail: "too many requests; slow down",
+	return &phase.Error{Kind: phase.KindTooManyRequests, Detail: "too many requests; slow down",
 		Header: http.Header{
 			"Retry-After":      {strconv.Itoa(retry)},
 			"Ratelimit-Policy": f.policyHeader,
 			"Ratelimit":        {`"` + f.Policy + `";r=0;t=` + strconv.Itoa(retry)},
 		}}
+}
+
+// inFlight takes one of the key's MaxInFlight slots for the life of the
+// request.
+func (f *Filter) inFlight(rc *phase.RequestCtx, r *http.Request, key Key) error {
+	release, ok, err := f.Gate.Acquire(r.Context(), key, f.MaxInFlight)
+	if err != nil {
+		if pe := f.storeFailed(rc, err); pe != nil {
+			return pe
+		}
+		if release, ok, err = f.LocalGate.Acquire(r.Context(), key, f.MaxInFlight); err != nil {
+			return nil
+		}
+	} else {
+		f.storeOK()
+	}
+	if ok {
+		rc.OnEnd(release)
+		f.observe("allowed")
+		return nil
+	}
+	if f.Soft {
+		rc.RateLimit = "soft-limited:" + f.Policy
+		f.observe("soft_limited")
+		return nil
+	}
+	rc.RateLimit = "limited:" + f.Policy
+	f.observe("limited")
+	return &phase.Error{Kind: phase.KindTooManyRequests, Detail: "too many requests in progress; retry when one has finished",
+		Header: http.Header{"Retry-After": {"1"}}}
+}
+
+// storeFailed handles a shared store's failure: nil means "use the local
+// fallback"; otherwise the 503 to answer (on_store_error: deny, or no
+// fallback).
+func (f *Filter) storeFailed(rc *phase.RequestCtx, err error) *phase.Error {
+	if f.Obs != nil {
+		f.Obs.StoreError(f.Policy)
+	}
+	if f.degraded.CompareAndSwap(false, true) {
+		f.Events.Warn("rate-limit store failing; using the fallback", "policy", f.Policy, "fallback", f.OnError, "err", err.Error())
+	}
+	if f.OnError == "deny" || f.Local == nil {
+		rc.RateLimit = "store-unavailable:" + f.Policy
+		return &phase.Error{Kind: phase.KindAuthUnavailable, Status: http.StatusServiceUnavailable,
+			Detail: "rate limiting is unavailable; try again shortly", Header: http.Header{"Retry-After": {"1"}}}
+	}
+	return nil
+}
+
+func (f *Filter) storeOK() {
+	if f.degraded.CompareAndSwap(true, false) {
+		f.Events.Info("rate-limit store recovered", "policy", f.Policy)
+	}
 }
 
 func (f *Filter) observe(result string) {

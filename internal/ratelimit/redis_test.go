@@ -23,6 +23,21 @@ func TestRedisConformance(t *testing.T) {
 	})
 }
 
+func TestRedisGateConformance(t *testing.T) {
+	srv := testutil.StartRedis(t, "")
+	n := 0
+	RunGateTests(t, func(t *testing.T) Gate {
+		r, err := NewRedis("redis://"+srv.Addr+"/0", time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		n++
+		r.Prefix = "gate" + string(rune('a'+n)) + ":"
+		return r
+	})
+}
+
 func TestRedisDownFailsFast(t *testing.T) {
 	srv := testutil.StartRedis(t, "")
 	r, err := NewRedis("redis://"+srv.Addr+"/0", 100*time.Millisecond)

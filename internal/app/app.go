@@ -196,7 +196,10 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 			IdleTimeout:       s.IdleTimeout.D(),
 			MaxHeaderBytes:    int(s.MaxHeaderBytes),
 			Protocols:         &protos,
-			HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 250},
+			// Go's HTTP/2 server bounds CONTINUATION floods by
+			// MaxHeaderBytes and disconnects rapid-reset clients
+			// (test/integration/h2_test.go).
+			HTTP2: &http.HTTP2Config{MaxConcurrentStreams: s.HTTP2MaxConcurrentStreams},
 			ErrorLog:          slog.NewLogLogger(a.events.Handler(), slog.LevelDebug),
 		}
 		servers = append(servers, srv)
@@ -308,8 +311,9 @@ func (a *App) warnRestartOnly(old, cur *config.Config) {
 		old.Server.ReadHeaderTimeout != cur.Server.ReadHeaderTimeout ||
 		old.Server.IdleTimeout != cur.Server.IdleTimeout ||
 		old.Server.MaxHeaderBytes != cur.Server.MaxHeaderBytes ||
+		old.Server.HTTP2MaxConcurrentStreams != cur.Server.HTTP2MaxConcurrentStreams ||
 		old.Log != cur.Log || old.Admin != cur.Admin || !reflect.DeepEqual(old.Tracing, cur.Tracing) {
-		a.events.Warn("server.listen, the server timeouts, max_header_bytes, log, admin and tracing settings change only on restart")
+		a.events.Warn("server.listen, the server timeouts, max_header_bytes, http2_max_concurrent_streams, log, admin and tracing settings change only on restart")
 	}
 }
 

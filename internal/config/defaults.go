@@ -65,6 +65,9 @@ func applyDefaults(doc *Document) {
 		n := 10000
 		s.MaxConnections = &n
 	}
+	if s.HTTP2MaxConcurrentStreams == 0 {
+		s.HTTP2MaxConcurrentStreams = 250
+	}
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}

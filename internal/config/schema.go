@@ -60,6 +60,11 @@ type Server struct {
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 	// MaxHeaderBytes caps request line plus headers; more is answered 431. Default 64KiB.
 	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+	// HTTP2MaxConcurrentStreams caps the requests one HTTP/2 connection may
+	// have in progress; requests beyond it wait, and a client that keeps
+	// opening and resetting streams (rapid reset) is disconnected.
+	// Default 250.
+	HTTP2MaxConcurrentStreams int `yaml:"http2_max_concurrent_streams"`
 	// MaxBodyBytes caps request bodies for every route that sets no limit of
 	// its own; more is answered 413. 0 means no limit. Default 100MiB.
 	MaxBodyBytes Size `yaml:"max_body_bytes"`

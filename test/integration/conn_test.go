@@ -149,3 +149,32 @@ func TestConnectionsPerIP(t *testing.T) {
 	}
 	held[0].Close()
 }
+
+// A client that stops reading a response (slow read) is cut once a single
+// write has waited write_timeout; the request ends and is logged, instead
+// of holding a handler and an upstream connection for ever.
+func TestSlowReaderIsCut(t *testing.T) {
+	p, addr := connGate(t, "write_timeout: 1s")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const size = 256 << 20
+	fmt.Fprintf(c, "GET /slowread?do=download&n=%d HTTP/1.1\r\nHost: gw.test\r\n\r\n", size)
+	start := time.Now()
+	// Not reading: Gatehouse's writes block once the socket buffers fill.
+	if !p.WaitLog(`"path":"/slowread"`, 20*time.Second) {
+		t.Fatalf("the slow reader's request was still running after 20s")
+	}
+	took := time.Since(start)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := io.Copy(io.Discard, c)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("the connection stayed open after the write timeout (read %d bytes)", n)
+	}
+	if n >= size {
+		t.Fatalf("the whole %d-byte response was delivered", n)
+	}
+	t.Logf("slow reader cut after %v, having received %d KiB of %d MiB", took.Round(100*time.Millisecond), n>>10, size>>20)
+}

@@ -96,6 +96,7 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 		return nil, fmt.Errorf("compile: %w", err)
 	}
 	snap.StripHeaders = stripHeaders(c)
+	snap.MaxHeaderCount = c.Server.MaxHeaderCount
 
 	specs := make([]route.Spec, len(c.Routes))
 	for i, rc := range c.Routes {

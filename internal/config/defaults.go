@@ -65,6 +65,9 @@ func applyDefaults(doc *Document) {
 		n := 10000
 		s.MaxConnections = &n
 	}
+	if s.MaxHeaderCount == 0 {
+		s.MaxHeaderCount = 100
+	}
 	if s.HTTP2MaxConcurrentStreams == 0 {
 		s.HTTP2MaxConcurrentStreams = 250
 	}

@@ -60,6 +60,9 @@ type Server struct {
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 	// MaxHeaderBytes caps request line plus headers; more is answered 431. Default 64KiB.
 	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+	// MaxHeaderCount caps the number of request header fields; more are
+	// answered 431. Default 100.
+	MaxHeaderCount int `yaml:"max_header_count"`
 	// HTTP2MaxConcurrentStreams caps the requests one HTTP/2 connection may
 	// have in progress; requests beyond it wait, and a client that keeps
 	// opening and resetting streams (rapid reset) is disconnected.

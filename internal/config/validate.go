@@ -125,6 +125,9 @@ func (v *validator) server(s *Server) {
 	if *s.MaxConnections < 0 || s.MaxConnectionsPerIP < 0 {
 		v.add("server.max_connections", "connection limits must not be negative")
 	}
+	if s.MaxHeaderCount < 16 {
+		v.add("server.max_header_count", "must be at least 16, got %d", s.MaxHeaderCount)
+	}
 	if n := s.HTTP2MaxConcurrentStreams; n < 1 || n > 10000 {
 		v.add("server.http2_max_concurrent_streams", "must be between 1 and 10000, got %d", n)
 	}

@@ -46,10 +46,17 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 	for _, h := range st.snap.StripHeaders {
 		delete(r.Header, h)
 	}
-	for name := range r.Header {
+	fields := 0
+	for name, vals := range r.Header {
+		fields += len(vals)
 		if strings.IndexByte(name, '_') >= 0 || strings.HasPrefix(name, "X-Auth-Request-") {
 			delete(r.Header, name)
 		}
+	}
+	if max := st.snap.MaxHeaderCount; max > 0 && fields > max {
+		e.failToProxy(st, w, r, &phase.Error{Kind: phase.KindBadRequest, Status: http.StatusRequestHeaderFieldsTooLarge,
+			Detail: "too many request header fields"})
+		return false
 	}
 	if e.tracer != nil {
 		e.startServerSpan(st, r)

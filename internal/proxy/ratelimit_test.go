@@ -152,3 +152,27 @@ routes:
 		t.Fatal("the slot of a client that left was not given back")
 	}
 }
+
+func TestTooManyHeaderFields(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, nil)
+	g := newGate(t, fmt.Sprintf(`
+server: { max_header_count: 20 }
+upstreams: { app: { targets: [%q] } }
+routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
+`, hostport(up.Server)))
+	hdr := func(n int) []string {
+		var h []string
+		for i := 0; i < n; i++ {
+			h = append(h, "X-Many", fmt.Sprint(i)) // values of one name count one each
+		}
+		return h
+	}
+	if resp, _ := g.get(t, "/x", hdr(15)...); resp.StatusCode != 200 {
+		t.Fatalf("15 fields: %d", resp.StatusCode)
+	}
+	before := up.count()
+	if resp, _ := g.get(t, "/x", hdr(30)...); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || up.count() != before {
+		t.Fatalf("30 fields: %d, upstream calls %d → %d", resp.StatusCode, before, up.count())
+	}
+}

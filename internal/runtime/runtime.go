@@ -51,6 +51,8 @@ type Snapshot struct {
 	// StripHeaders are request headers removed from every request before
 	// routing: identity headers only Gatehouse may set.
 	StripHeaders []string
+	// MaxHeaderCount: requests with more header fields are answered 431.
+	MaxHeaderCount int
 	// StripCookie is the login cookies' base name (auth.login.cookie_name):
 	// cookies named by it are removed from every request sent upstream, on
 	// every route, so no upstream ever sees a session id. "" when login is

@@ -15,7 +15,7 @@ DURATION=${DURATION:-10s}      # measured wrk run per proxy per round
 WARMUP=${WARMUP:-2s}           # unmeasured wrk run just before each measured one
 CONNS=${CONNS:-32}             # wrk connections (keep-alive)
 THREADS=${THREADS:-1}          # wrk threads
-PROXIES=${PROXIES:-"nginx haproxy caddy goplain gatehouse gatehouse-obs gatehouse-auth"}
+PROXIES=${PROXIES:-"nginx haproxy caddy goplain gatehouse gatehouse-obs gatehouse-auth gatehouse-rl"}
 PROXY_CPU=${PROXY_CPU:-0}      # core the proxy is pinned to
 LOAD_CPU=${LOAD_CPU:-1}        # core wrk and the origin are pinned to
 BASE_PORT=${BASE_PORT:-18080}  # first port tried; busy ports are skipped
@@ -295,14 +295,20 @@ build_gatehouse() {  # once per run
   fi
 }
 
-# start_gatehouse_as NAME ADMIN ACCESS: gatehouse with the admin listener
-# (and so metrics) on or off, and the access log off or to a file.
+# start_gatehouse_as NAME ADMIN ACCESS [LIMIT]: gatehouse with the admin
+# listener (and so metrics) on or off, the access log off or to a file, and
+# optionally a per-client-IP rate limit on the route (set high enough that
+# it never refuses: the cost of an allowed decision).
 start_gatehouse_as() {
-  local name=$1 admin=$2 access=$3 port admin_port
+  local name=$1 admin=$2 access=$3 limit=${4:-} port admin_port limits="" route_limits=""
   build_gatehouse "$name" || return 1
   free_port port
   if [[ $admin == on ]]; then free_port admin_port; admin="127.0.0.1:$admin_port"; else admin=off; fi
   [[ $access == file ]] && access="$TMP/$name-access.log"
+  if [[ $limit == per-ip ]]; then
+    limits=$'rate_limits:\n  per-ip: { key: client_ip, rate: 10000000/s }'
+    route_limits="    rate_limits: [per-ip]"
+  fi
   cat >"$TMP/$name.yaml" <<EOF
 admin:
   listen: "$admin"
@@ -310,6 +316,7 @@ server:
   listen: ["127.0.0.1:$port"]
 log:
   access: "$access"
+$limits
 upstreams:
   origin:
     targets: ["127.0.0.1:$ORIGIN_PORT"]
@@ -317,6 +324,7 @@ routes:
   - name: all
     match: { path_prefix: / }
     upstream: origin
+$route_limits
 EOF
   GOMAXPROCS=1 start_bg "$name" "$PROXY_CPU" "$TMP/gatehouse" run -c "$TMP/$name.yaml"
   PORT[$name]=$port PID[$name]=$STARTED_PID
@@ -368,6 +376,8 @@ start_gatehouse() { start_gatehouse_as gatehouse off off; }
 # gatehouse-obs: metrics on (admin listener) and the access log written to
 # a file: the cost of Gatehouse's instrumentation is the difference.
 start_gatehouse-obs() { start_gatehouse_as gatehouse-obs on file; }
+# gatehouse-rl: a per-client-IP rate limit (in memory) on every request.
+start_gatehouse-rl() { start_gatehouse_as gatehouse-rl off off per-ip; }
 
 start_goplain() {  # reference: plain httputil.ReverseProxy (bench/goplain)
   local port; free_port port
@@ -392,7 +402,7 @@ sanity() {      # sanity NAME: 200 and the full body through the proxy
 
 ACTIVE=()
 for name in $PROXIES; do
-  case $name in nginx|haproxy|caddy|gatehouse|gatehouse-obs|gatehouse-auth|goplain) ;; *) die "unknown proxy '$name'";; esac
+  case $name in nginx|haproxy|caddy|gatehouse|gatehouse-obs|gatehouse-auth|gatehouse-rl|goplain) ;; *) die "unknown proxy '$name'";; esac
   if ! "start_$name"; then log "SKIP $name: ${SKIPPED[$name]}"; continue; fi
   if ! wait_port "${PORT[$name]}" "${PID[$name]}" "$name"; then
     sed 's/^/[bench]   /' "$TMP/$name.out" | tail -20 >&2
@@ -479,7 +489,7 @@ done
 
 # ---------------------------------------------------------------- report --
 cmdline="ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS"
-[[ $PROXIES != "nginx haproxy caddy goplain gatehouse gatehouse-obs gatehouse-auth" ]] && cmdline+=" PROXIES=\"$PROXIES\""
+[[ $PROXIES != "nginx haproxy caddy goplain gatehouse gatehouse-obs gatehouse-auth gatehouse-rl" ]] && cmdline+=" PROXIES=\"$PROXIES\""
 cmdline+=" bash bench/run.sh"
 
 # medians per proxy: name rps p50 p99 cpureq pcpu core0 core1 errors

@@ -65,6 +65,13 @@ func rotateKeys(t *testing.T, dir, old string) string {
 
 func startAuthServer(t *testing.T, port, keysFile string) *authServer {
 	t.Helper()
+	return startAuthServerEnv(t, port, keysFile)
+}
+
+// startAuthServerEnv is startAuthServer with extra environment ("K=V"),
+// such as server.mjs's LOGIN_* settings.
+func startAuthServerEnv(t *testing.T, port, keysFile string, env ...string) *authServer {
+	t.Helper()
 	dir := filepath.Join(testutil.RepoRoot(t), "test", "e2e", "oidc")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider")); err != nil {
 		t.Fatalf("run `npm ci --prefix test/e2e/oidc` first: %v", err)
@@ -72,14 +79,22 @@ func startAuthServer(t *testing.T, port, keysFile string) *authServer {
 	a := &authServer{issuer: "http://127.0.0.1:" + port, port: port, dir: dir, done: make(chan struct{})}
 	a.cmd = exec.Command("node", "server.mjs")
 	a.cmd.Dir = dir
-	a.cmd.Env = append(os.Environ(), "PORT="+port, "KEYS_FILE="+keysFile)
-	a.cmd.Stderr = io.Discard // its warnings about the Node version and the memory adapter
+	a.cmd.Env = append(append(os.Environ(), "PORT="+port, "KEYS_FILE="+keysFile), env...)
+	// Its output (warnings about the Node version and the memory adapter,
+	// errors) is shown only when the test fails.
+	var out lockedBuffer
+	a.cmd.Stdout, a.cmd.Stderr = &out, &out
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() { a.cmd.Wait(); close(a.done) }()
-	t.Cleanup(a.stop)
+	t.Cleanup(func() {
+		a.stop()
+		if t.Failed() {
+			t.Logf("oidc-provider output:\n%s", out.String())
+		}
+	})
 	if err := testutil.WaitListening("127.0.0.1:"+port, 20*time.Second, a.done); err != nil {
 		t.Fatalf("oidc-provider did not start: %v", err)
 	}

@@ -145,7 +145,12 @@ func (f *Filter) session(rc *phase.RequestCtx, w http.ResponseWriter, r *http.Re
 			}
 			return phase.Responded, nil
 		}
-		return phase.Continue, f.deny(rc, "no_session", "no session", phase.KindUnauthorized, "")
+		pe := f.deny(rc, "no_session", "no session", phase.KindUnauthorized, "")
+		pe.Detail = "a login session is required"
+		if f.AcceptBearer {
+			pe.Detail = "a login session or a valid bearer token is required"
+		}
+		return phase.Continue, pe
 	}
 	p, reason, err := f.verify(r.Context(), a.Record.AccessToken)
 	if err != nil {

@@ -86,7 +86,7 @@ func (k *keys) sessionID(v string) (string, error) {
 	if !ok || len(id) != 43 || len(tag) != 43 {
 		return "", errCookie
 	}
-	got, err := b64.DecodeString(tag)
+	got, err := b64.Strict().DecodeString(tag) // one encoding per MAC
 	if err != nil || !hmac.Equal(got, k.macOf(id)) {
 		return "", errCookie
 	}

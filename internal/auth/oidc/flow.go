@@ -46,14 +46,16 @@ func (l *Login) Challenge(w http.ResponseWriter, r *http.Request, returnTo strin
 	plain, _ := json.Marshal(fs)
 	name := l.flowPfx + l.keys.flowSuffix(state)
 
-	// Old flows of this browser beyond maxFlows-1 are cleared.
-	n := 0
+	// The oldest flows of this browser beyond maxFlows-1 are cleared.
+	// Browsers send cookies of one path oldest first (RFC 6265 §5.4).
+	var flows []string
 	for _, c := range r.Cookies() {
 		if strings.HasPrefix(c.Name, l.flowPfx) {
-			if n++; n >= maxFlows {
-				l.setCookie(w, c.Name, "", -1)
-			}
+			flows = append(flows, c.Name)
 		}
+	}
+	for i := 0; i < len(flows)-(maxFlows-1); i++ {
+		l.setCookie(w, flows[i], "", -1)
 	}
 	l.setCookie(w, name, seal(l.keys.flow, plain, name), l.cfg.FlowTimeout)
 

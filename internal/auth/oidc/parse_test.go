@@ -38,6 +38,8 @@ func TestSafeReturn(t *testing.T) {
 		{"bad escape", "/%zz", "", false},
 		{"too long", "/" + strings.Repeat("a", maxReturnLen), "", false},
 		{"userinfo-looking path", "/@evil.example", "/@evil.example", true},
+		{"encoded backslash in the query", "/admin/s?q=a%5Cb", "/admin/s?q=a%5Cb", true},
+		{"encoded newline in the query", "/admin/s?q=a%0Ab", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

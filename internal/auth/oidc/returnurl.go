@@ -24,27 +24,27 @@ func SafeReturn(raw string) (string, bool) {
 			return "", false // controls, space, backslash, raw non-ASCII
 		}
 	}
-	// Decode up to three times: whatever the decoded forms look like, none
-	// may start like an authority or hold a control or backslash (some
-	// apps and proxies decode again before redirecting).
-	s := raw
+	// Decode the path up to three times: whatever the decoded forms look
+	// like, none may start like an authority or hold a control or
+	// backslash (some apps and proxies decode again before redirecting).
+	// The query only has to be free of encoded controls.
+	path, query, _ := strings.Cut(raw, "?")
+	s := path
 	for range 3 {
 		d, err := url.PathUnescape(s)
 		if err != nil {
 			return "", false
 		}
-		if strings.HasPrefix(d, "//") || strings.HasPrefix(d, "/\\") {
+		if strings.HasPrefix(d, "//") || strings.HasPrefix(d, "/\\") || hasControl(d, true) {
 			return "", false
-		}
-		for i := 0; i < len(d); i++ {
-			if c := d[i]; c < 0x20 || c == 0x7f || c == '\\' {
-				return "", false
-			}
 		}
 		if d == s {
 			break
 		}
 		s = d
+	}
+	if d, err := url.PathUnescape(query); err != nil || hasControl(d, false) {
+		return "", false
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || !strings.HasPrefix(u.EscapedPath(), "/") {
@@ -59,4 +59,15 @@ func SafeReturn(raw string) (string, bool) {
 		return "", false
 	}
 	return out, true
+}
+
+// hasControl reports control characters in s, and backslashes when
+// backslash is set.
+func hasControl(s string, backslash bool) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f || (backslash && c == '\\') {
+			return true
+		}
+	}
+	return false
 }

@@ -199,8 +199,8 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 			// Go's HTTP/2 server bounds CONTINUATION floods by
 			// MaxHeaderBytes and disconnects rapid-reset clients
 			// (test/integration/h2_test.go).
-			HTTP2: &http.HTTP2Config{MaxConcurrentStreams: s.HTTP2MaxConcurrentStreams},
-			ErrorLog:          slog.NewLogLogger(a.events.Handler(), slog.LevelDebug),
+			HTTP2:    &http.HTTP2Config{MaxConcurrentStreams: s.HTTP2MaxConcurrentStreams},
+			ErrorLog: slog.NewLogLogger(a.events.Handler(), slog.LevelDebug),
 		}
 		servers = append(servers, srv)
 		addrs = append(addrs, ln.Addr())

@@ -95,6 +95,7 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 	if err != nil {
 		return nil, fmt.Errorf("compile: %w", err)
 	}
+	metadataURL := compileResourceMetadata(c, reg, snap)
 	snap.StripHeaders = stripHeaders(c)
 	snap.MaxHeaderCount = c.Server.MaxHeaderCount
 
@@ -127,6 +128,9 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 			}
 			if m := reg.Metrics(); m != nil {
 				f.Obs = m.Auth()
+			}
+			if f.ResourceMetadata == "" {
+				f.ResourceMetadata = metadataURL
 			}
 			if slices.Contains(a.Accept, "session") {
 				f.Sessions = login
@@ -435,4 +439,55 @@ func rateLimitFilters(c *config.Config, rc *config.Route, reg *runtime.Registry,
 		}
 	}
 	return pre, post, nil
+}
+
+// compileResourceMetadata publishes auth.protected_resource (RFC 9728) as
+// one of Gatehouse's own paths and returns its URL ("" when off), which
+// 401s name unless a route names another.
+func compileResourceMetadata(c *config.Config, reg *runtime.Registry, snap *runtime.Snapshot) string {
+	pr := c.Auth.ProtectedResource
+	if pr == nil {
+		return ""
+	}
+	doc := authn.ResourceDoc{Resource: pr.Resource, ScopesSupported: pr.ScopesSupported,
+		ResourceName: pr.ResourceName, ResourceDocumentation: pr.ResourceDocumentation}
+	servers := pr.AuthorizationServers
+	if len(servers) == 0 {
+		for n := range c.Auth.Issuers {
+			servers = append(servers, n)
+		}
+		sort.Strings(servers)
+	}
+	for _, n := range servers {
+		doc.AuthorizationServers = append(doc.AuthorizationServers, c.Auth.Issuers[n].Issuer)
+	}
+	if len(doc.ScopesSupported) == 0 {
+		seen := map[string]bool{}
+		for _, r := range c.Routes {
+			if r.Auth == nil {
+				continue
+			}
+			for _, s := range r.Auth.Scopes {
+				if !seen[s] {
+					seen[s] = true
+					doc.ScopesSupported = append(doc.ScopesSupported, s)
+				}
+			}
+		}
+		sort.Strings(doc.ScopesSupported)
+	}
+	u, path := authn.MetadataURL(pr.Resource)
+	if snap.Local == nil {
+		snap.Local = map[string]*runtime.Route{}
+	}
+	r := &runtime.Route{Name: "gatehouse-resource-metadata", Action: runtime.ActionLocal, ExactPath: path,
+		Local: authn.NewResourceMetadata(doc), Describe: "path " + path + " → RFC 9728 metadata"}
+	if sec := headers.NewSecurity(c.Server.SecurityHeaders, nil); sec != nil {
+		r.ResponseFilters = []phase.ResponseFilter{sec}
+	}
+	if m := reg.Metrics(); m != nil {
+		r.Obs = m.Route(r.Name)
+	}
+	snap.Local[path] = r
+	return u
 }

@@ -77,7 +77,9 @@ func compileLogin(c *config.Config, reg *runtime.Registry, snap *runtime.Snapsho
 		return nil, fmt.Errorf("auth.login: %w", err)
 	}
 	snap.StripCookie = lc.CookieName
-	snap.Local = map[string]*runtime.Route{}
+	if snap.Local == nil {
+		snap.Local = map[string]*runtime.Route{}
+	}
 	var sec []phase.ResponseFilter
 	if s := headers.NewSecurity(c.Server.SecurityHeaders, nil); s != nil {
 		sec = []phase.ResponseFilter{s}

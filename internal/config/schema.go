@@ -338,9 +338,28 @@ type Auth struct {
 	IdentityHeaders IdentityHeaders `yaml:"identity_headers"`
 	// CacheSize bounds the verified-token cache. Default 10000.
 	CacheSize int `yaml:"cache_size"`
+	// ProtectedResource publishes RFC 9728 protected resource metadata,
+	// so clients can discover which issuer to get tokens from; 401s point
+	// at it. Off unless set.
+	ProtectedResource *ProtectedResource `yaml:"protected_resource"`
 	// Login turns on browser login (authorization code + PKCE, server-side
 	// sessions) for routes whose auth accepts "session" (docs/login.md).
 	Login *Login `yaml:"login"`
+}
+
+// ProtectedResource is Gatehouse's RFC 9728 metadata document, served at
+// /.well-known/oauth-protected-resource (plus the resource's path, if any).
+type ProtectedResource struct {
+	// Resource: Gatehouse's public URL as clients name it, e.g.
+	// https://gw.example.com. Required.
+	Resource string `yaml:"resource"`
+	// AuthorizationServers: the auth.issuers listed, by name. Default all.
+	AuthorizationServers []string `yaml:"authorization_servers"`
+	// ScopesSupported: scopes listed. Default: every scope a route requires.
+	ScopesSupported []string `yaml:"scopes_supported"`
+	// ResourceName and ResourceDocumentation (a URL) are shown to people.
+	ResourceName          string `yaml:"resource_name"`
+	ResourceDocumentation string `yaml:"resource_documentation"`
 }
 
 // Login is Gatehouse's registration as an OAuth 2.1 client, for browsers.

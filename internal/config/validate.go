@@ -607,6 +607,30 @@ func (v *validator) auth(a *Auth) {
 	if a.Login != nil {
 		v.login(a.Login)
 	}
+	if pr := a.ProtectedResource; pr != nil {
+		v.protectedResource(pr)
+	}
+}
+
+func (v *validator) protectedResource(pr *ProtectedResource) {
+	const p = "auth.protected_resource"
+	if u, err := url.Parse(pr.Resource); err != nil || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) ||
+		u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		v.add(p+".resource", "expected an https URL without query or fragment (RFC 9728 §2), got %q", pr.Resource)
+	}
+	for i, n := range pr.AuthorizationServers {
+		v.ref(fmt.Sprintf("%s.authorization_servers[%d]", p, i), "issuer", n, v.issuers)
+	}
+	for i, s := range pr.ScopesSupported {
+		if s == "" || strings.ContainsAny(s, " \"\\") {
+			v.add(fmt.Sprintf("%s.scopes_supported[%d]", p, i), "scopes are single words, got %q", s)
+		}
+	}
+	if d := pr.ResourceDocumentation; d != "" {
+		if u, err := url.Parse(d); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			v.add(p+".resource_documentation", "expected an http(s) URL, got %q", d)
+		}
+	}
 }
 
 // login checks auth.login. Secrets are never echoed in messages.

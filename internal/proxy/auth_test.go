@@ -293,3 +293,56 @@ routes:
 		t.Errorf("introspection down, deny policy: %d, want 401", c)
 	}
 }
+
+func TestProtectedResourceMetadata(t *testing.T) {
+	t.Parallel()
+	idp := fakeidp.New(t)
+	up := newRecorder(t, nil)
+	g := newGate(t, fmt.Sprintf(`
+auth:
+  issuers:
+    main: { issuer: %q, audience: gatehouse }
+  protected_resource:
+    resource: https://gw.example/api
+    resource_name: Gatehouse test
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: api, match: { path_prefix: /api }, upstream: app, auth: { scopes: [kline.read, flow.read] } }
+  - { name: other, match: { path_prefix: /other }, upstream: app, auth: { resource_metadata: "https://elsewhere.example/meta" } }
+  - { name: all, match: { path_prefix: / }, upstream: app }
+`, idp.Issuer, hostport(up.Server)))
+	resp, body := g.get(t, "/.well-known/oauth-protected-resource/api")
+	want := fmt.Sprintf(`{
+  "resource": "https://gw.example/api",
+  "authorization_servers": [
+    %q
+  ],
+  "scopes_supported": [
+    "flow.read",
+    "kline.read"
+  ],
+  "bearer_methods_supported": [
+    "header"
+  ],
+  "resource_name": "Gatehouse test"
+}
+`, idp.Issuer)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || body != want {
+		t.Fatalf("metadata: %d %q\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	if up.count() != 0 {
+		t.Fatal("the metadata request reached the upstream")
+	}
+	resp, _ = g.get(t, "/api/x")
+	if got := resp.Header.Get("WWW-Authenticate"); !strings.Contains(got, `resource_metadata="https://gw.example/.well-known/oauth-protected-resource/api"`) {
+		t.Fatalf("401 WWW-Authenticate = %q", got)
+	}
+	resp, _ = g.get(t, "/other/x")
+	if got := resp.Header.Get("WWW-Authenticate"); !strings.Contains(got, `resource_metadata="https://elsewhere.example/meta"`) {
+		t.Fatalf("a route's own resource_metadata: %q", got)
+	}
+	req, _ := http.NewRequest("POST", g.srv.URL+"/.well-known/oauth-protected-resource/api", nil)
+	if resp, _ := g.do(t, req); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("POST metadata: %d", resp.StatusCode)
+	}
+}

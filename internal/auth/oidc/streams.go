@@ -32,8 +32,16 @@ func NewShared(store session.Store, events *slog.Logger) *Shared {
 }
 
 // Run ends local streams of sessions that any instance ends, until ctx
-// ends. A lost subscription (Redis down) is retried with backoff.
+// ends, then closes the store. A lost subscription (Redis down) is retried
+// with backoff.
 func (s *Shared) Run(ctx context.Context) {
+	// The registry ends Run when no snapshot uses this store any more:
+	// its connections go with it.
+	defer func() {
+		if c, ok := s.Store.(interface{ Close() error }); ok {
+			_ = c.Close()
+		}
+	}()
 	backoff := time.Second
 	for {
 		err := s.Store.Subscribe(ctx, s.streams.end)

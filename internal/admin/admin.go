@@ -80,6 +80,15 @@ func New(o Options) *Server {
 	s.mux.HandleFunc("GET /config", s.config)
 	s.mux.HandleFunc("GET /upstreams", s.upstreams)
 	s.mux.HandleFunc("GET /status.json", s.status)
+	s.mux.HandleFunc("GET /jwks.json", func(w http.ResponseWriter, r *http.Request) {
+		jwks := s.o.Source.Snapshot().AssertionJWKS
+		if jwks == nil {
+			http.Error(w, "identity assertions are off (auth.identity_assertion)", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(jwks)
+	})
 	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src data:; script-src 'unsafe-inline'; style-src 'unsafe-inline'")

@@ -1,8 +1,12 @@
 package admin
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
+
+	"gatehouse/internal/runtime"
 )
 
 func TestHistoryRates(t *testing.T) {
@@ -34,5 +38,29 @@ func TestHistoryIsBounded(t *testing.T) {
 	}
 	if len(h.samples) != 5 {
 		t.Fatalf("%d samples kept", len(h.samples))
+	}
+}
+
+type snapSource struct{ snap *runtime.Snapshot }
+
+func (s snapSource) Snapshot() *runtime.Snapshot { return s.snap }
+func (s snapSource) ConfigYAML() ([]byte, error) { return nil, nil }
+func (s snapSource) Reloads() ReloadState        { return ReloadState{} }
+func (s snapSource) Ready() (bool, []string)     { return true, nil }
+
+func TestAssertionJWKS(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		jwks []byte
+		want int
+	}{{"off", nil, http.StatusNotFound}, {"on", []byte(`{"keys":[]}`), http.StatusOK}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := New(Options{Source: snapSource{&runtime.Snapshot{AssertionJWKS: tc.jwks}}})
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, httptest.NewRequest("GET", "/jwks.json", nil))
+			if rec.Code != tc.want || (tc.want == 200 && rec.Body.String() != string(tc.jwks)) {
+				t.Fatalf("GET /jwks.json: %d %s", rec.Code, rec.Body)
+			}
+		})
 	}
 }

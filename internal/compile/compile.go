@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"gatehouse/internal/auth/assert"
 	"gatehouse/internal/auth/authn"
 	"gatehouse/internal/auth/introspect"
 	"gatehouse/internal/auth/issuer"
@@ -96,6 +97,10 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 		return nil, fmt.Errorf("compile: %w", err)
 	}
 	metadataURL := compileResourceMetadata(c, reg, snap)
+	asserter, err := compileAssertion(c, reg, snap)
+	if err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
 	snap.StripHeaders = stripHeaders(c)
 	snap.MaxHeaderCount = c.Server.MaxHeaderCount
 
@@ -132,6 +137,7 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 			if f.ResourceMetadata == "" {
 				f.ResourceMetadata = metadataURL
 			}
+			f.Assertion = asserter
 			if slices.Contains(a.Accept, "session") {
 				f.Sessions = login
 				r.Cancelable = true // logout closes the session's streams
@@ -371,7 +377,11 @@ var spoofable = []string{"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-G
 func stripHeaders(c *config.Config) []string {
 	out := append([]string{}, spoofable...)
 	ih := c.Auth.IdentityHeaders
-	for _, h := range []string{ih.Subject, ih.Roles, ih.Scopes, ih.Client, ih.Issuer} {
+	names := []string{ih.Subject, ih.Roles, ih.Scopes, ih.Client, ih.Issuer}
+	if ia := c.Auth.IdentityAssertion; ia != nil {
+		names = append(names, ia.Header)
+	}
+	for _, h := range names {
 		if h != "" && h != "off" {
 			out = append(out, http.CanonicalHeaderKey(h))
 		}
@@ -490,4 +500,41 @@ func compileResourceMetadata(c *config.Config, reg *runtime.Registry, snap *runt
 	}
 	snap.Local[path] = r
 	return u
+}
+
+// compileAssertion builds the identity asserter. Its key is a Registry
+// service, so an ephemeral key (and the JWKS apps cached) survives reloads.
+func compileAssertion(c *config.Config, reg *runtime.Registry, snap *runtime.Snapshot) (*assert.Asserter, error) {
+	ia := c.Auth.IdentityAssertion
+	if ia == nil {
+		return nil, nil
+	}
+	key := "assertion|ephemeral"
+	mk := func() any {
+		k, err := assert.NewEphemeralKey()
+		if err != nil {
+			return err
+		}
+		return k
+	}
+	if ia.KeyFile != "" {
+		key = "assertion|" + ia.KeyFile
+		mk = func() any {
+			k, err := assert.LoadKey(ia.KeyFile)
+			if err != nil {
+				return err
+			}
+			return k
+		}
+	}
+	k, ok := reg.Service(key, mk).(*assert.Key)
+	if !ok {
+		return nil, fmt.Errorf("auth.identity_assertion: %v", reg.Service(key, mk))
+	}
+	if !slices.Contains(snap.Services, key) {
+		snap.Services = append(snap.Services, key)
+	}
+	snap.AssertionJWKS = k.JWKS()
+	return &assert.Asserter{Key: k, Header: http.CanonicalHeaderKey(ia.Header), Issuer: ia.Issuer,
+		Audience: ia.Audience, TTL: ia.TTL.D()}, nil
 }

@@ -95,6 +95,20 @@ func applyDefaults(doc *Document) {
 	if c.Auth.CacheSize == 0 {
 		c.Auth.CacheSize = 10000
 	}
+	if ia := c.Auth.IdentityAssertion; ia != nil {
+		if ia.Header == "" {
+			ia.Header = "X-Auth-Assertion"
+		}
+		if ia.Issuer == "" {
+			ia.Issuer = "gatehouse"
+		}
+		if ia.TTL == 0 {
+			ia.TTL = Duration(time.Minute)
+		}
+		if ia.KeyFile != "" && !filepath.IsAbs(ia.KeyFile) {
+			ia.KeyFile = filepath.Join(doc.BaseDir, ia.KeyFile)
+		}
+	}
 	if l := c.Auth.Login; l != nil {
 		loginDefaults(c, l)
 	}

@@ -338,6 +338,11 @@ type Auth struct {
 	IdentityHeaders IdentityHeaders `yaml:"identity_headers"`
 	// CacheSize bounds the verified-token cache. Default 10000.
 	CacheSize int `yaml:"cache_size"`
+	// IdentityAssertion sends upstream, besides the identity headers, a
+	// short-lived JWT signed by Gatehouse stating the verified identity;
+	// apps verify it with the JWKS at the admin listener's /jwks.json.
+	// Off unless set.
+	IdentityAssertion *IdentityAssertion `yaml:"identity_assertion"`
 	// ProtectedResource publishes RFC 9728 protected resource metadata,
 	// so clients can discover which issuer to get tokens from; 401s point
 	// at it. Off unless set.
@@ -345,6 +350,23 @@ type Auth struct {
 	// Login turns on browser login (authorization code + PKCE, server-side
 	// sessions) for routes whose auth accepts "session" (docs/login.md).
 	Login *Login `yaml:"login"`
+}
+
+// IdentityAssertion configures the signed identity JWT sent upstream.
+type IdentityAssertion struct {
+	// Header carrying the JWT. Default X-Auth-Assertion. Client-sent copies
+	// are removed on every route.
+	Header string `yaml:"header"`
+	// Issuer: the JWT's iss. Default "gatehouse".
+	Issuer string `yaml:"issuer"`
+	// Audience: the JWT's aud. Default none.
+	Audience string `yaml:"audience"`
+	// TTL: the JWT's lifetime; one is signed per token per TTL/2. Default 60s.
+	TTL Duration `yaml:"ttl"`
+	// KeyFile: a PEM private key, EC P-256 (ES256) or Ed25519 (EdDSA),
+	// shared by instances that must publish the same JWKS. Default: a key
+	// made at startup (each process its own; it changes on restart).
+	KeyFile string `yaml:"key_file"`
 }
 
 // ProtectedResource is Gatehouse's RFC 9728 metadata document, served at

@@ -607,6 +607,19 @@ func (v *validator) auth(a *Auth) {
 	if a.Login != nil {
 		v.login(a.Login)
 	}
+	if ia := a.IdentityAssertion; ia != nil {
+		if !tokenRe.MatchString(ia.Header) {
+			v.add("auth.identity_assertion.header", "%q is not a header name", ia.Header)
+		}
+		if ia.TTL < Duration(time.Second) || ia.TTL > Duration(time.Hour) {
+			v.add("auth.identity_assertion.ttl", "must be between 1s and 1h, got %s", ia.TTL.D())
+		}
+		if ia.KeyFile != "" {
+			if _, err := os.Stat(ia.KeyFile); err != nil {
+				v.add("auth.identity_assertion.key_file", "cannot read %s: %v", ia.KeyFile, err)
+			}
+		}
+	}
 	if pr := a.ProtectedResource; pr != nil {
 		v.protectedResource(pr)
 	}

@@ -1,12 +1,15 @@
 package proxy
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"gatehouse/internal/compile"
 	"gatehouse/internal/config"
@@ -344,5 +347,52 @@ routes:
 	req, _ := http.NewRequest("POST", g.srv.URL+"/.well-known/oauth-protected-resource/api", nil)
 	if resp, _ := g.do(t, req); resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Fatalf("POST metadata: %d", resp.StatusCode)
+	}
+}
+
+func TestIdentityAssertion(t *testing.T) {
+	t.Parallel()
+	idp := fakeidp.New(t)
+	up := newRecorder(t, nil)
+	g := newGate(t, fmt.Sprintf(`
+auth:
+  issuers:
+    main: { issuer: %q, audience: gatehouse }
+  identity_assertion: { audience: apps, ttl: 30s }
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: api, match: { path_prefix: /api }, upstream: app, auth: {} }
+  - { name: public, match: { path_prefix: / }, upstream: app }
+`, idp.Issuer, hostport(up.Server)))
+	tok := idp.Token(t, map[string]any{"sub": "alice", "aud": "gatehouse", "roles": []string{"admin"}})
+	g.get(t, "/api/x", "Authorization", "Bearer "+tok, "X-Auth-Assertion", "forged")
+	got := up.last(t).Header.Values("X-Auth-Assertion")
+	if len(got) != 1 || got[0] == "forged" {
+		t.Fatalf("upstream X-Auth-Assertion = %q", got)
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(g.snap.AssertionJWKS, &set); err != nil || len(set.Keys) != 1 {
+		t.Fatalf("jwks: %v", err)
+	}
+	jws, err := jose.ParseSigned(got[0], []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := jws.Verify(set.Keys[0])
+	if err != nil {
+		t.Fatalf("assertion does not verify against the published JWKS: %v", err)
+	}
+	var c struct {
+		Sub, Aud, Iss string
+		Roles         []string
+	}
+	json.Unmarshal(payload, &c)
+	if c.Sub != "alice" || c.Aud != "apps" || c.Iss != "gatehouse" || len(c.Roles) != 1 || c.Roles[0] != "admin" {
+		t.Fatalf("claims %+v", c)
+	}
+	// Public routes never pass a client's copy on.
+	g.get(t, "/public", "X-Auth-Assertion", "forged")
+	if v := up.last(t).Header.Get("X-Auth-Assertion"); v != "" {
+		t.Fatalf("public route passed X-Auth-Assertion %q", v)
 	}
 }

@@ -51,6 +51,9 @@ type Snapshot struct {
 	// StripHeaders are request headers removed from every request before
 	// routing: identity headers only Gatehouse may set.
 	StripHeaders []string
+	// AssertionJWKS is the public key set of identity assertions, served
+	// on the admin listener at /jwks.json; nil when assertions are off.
+	AssertionJWKS []byte
 	// MaxHeaderCount: requests with more header fields are answered 431.
 	MaxHeaderCount int
 	// StripCookie is the login cookies' base name (auth.login.cookie_name):

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"gatehouse/internal/auth/assert"
 	"gatehouse/internal/auth/introspect"
 	"gatehouse/internal/auth/issuer"
 	"gatehouse/internal/auth/jwt"
@@ -72,6 +73,9 @@ type Filter struct {
 	Sessions *oidc.Login
 	// ForwardSessionToken sends a session's access token upstream.
 	ForwardSessionToken bool
+	// Assertion, when set, adds a signed identity JWT to the identity
+	// headers.
+	Assertion *assert.Asserter
 	Cache               *Cache
 	Obs                 Observer // may be nil
 	Now                 func() time.Time
@@ -350,10 +354,17 @@ func (f *Filter) identity(p *rbac.Principal) []rbac.Header {
 	return out
 }
 
-// setIdentity writes the principal's identity headers.
+// setIdentity writes the principal's identity headers, and its signed
+// assertion when configured (a signing failure leaves it out; the app
+// then sees no assertion, never a stale one).
 func (f *Filter) setIdentity(h http.Header, p *rbac.Principal) {
 	for _, hv := range p.Headers {
 		h[hv.Name] = hv.Values
+	}
+	if a := f.Assertion; a != nil {
+		if tok, err := a.For(p, f.now()); err == nil {
+			h[a.Header] = []string{tok}
+		}
 	}
 }
 

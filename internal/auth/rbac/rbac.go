@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"time"
 )
 
 // Principal is who a verified token speaks for.
@@ -21,6 +23,15 @@ type Principal struct {
 	// Headers are the identity headers computed for this principal when
 	// its token was verified (authn).
 	Headers []Header
+	// Assertion caches the principal's signed identity assertion
+	// (internal/auth/assert), shared by the requests with its token.
+	Assertion atomic.Pointer[SignedAssertion]
+}
+
+// SignedAssertion is a signed identity assertion and when to sign anew.
+type SignedAssertion struct {
+	Token string
+	Renew time.Time
 }
 
 // Header is one identity header: a canonical name and its value as a

@@ -371,6 +371,19 @@ EOF
   return 0
 }
 
+# gatehouse-hdr: plain gatehouse (no auth on the route), with wrk sending
+# the same 600-byte bearer token as gatehouse-auth: the difference to
+# gatehouse-auth is the auth work alone, without the bigger request.
+start_gatehouse-hdr() {
+  local d=$TMP/gatehouse-hdr-keys
+  mkdir -p "$d"
+  start_gatehouse_as gatehouse-hdr off off || return 1
+  if ! (cd "$REPO_ROOT" && go run ./bench/mktoken -dir "$d" -issuer "http://127.0.0.1:1") >"$d/token" 2>"$TMP/mktoken-hdr.log"; then
+    SKIPPED[gatehouse-hdr]="bench/mktoken failed"; return 1
+  fi
+  HDR[gatehouse-hdr]="Authorization: Bearer $(cat "$d/token")"
+}
+
 # gatehouse: metrics and access log off, comparable to the others.
 start_gatehouse() { start_gatehouse_as gatehouse off off; }
 # gatehouse-obs: metrics on (admin listener) and the access log written to
@@ -402,7 +415,7 @@ sanity() {      # sanity NAME: 200 and the full body through the proxy
 
 ACTIVE=()
 for name in $PROXIES; do
-  case $name in nginx|haproxy|caddy|gatehouse|gatehouse-obs|gatehouse-auth|gatehouse-rl|goplain) ;; *) die "unknown proxy '$name'";; esac
+  case $name in nginx|haproxy|caddy|gatehouse|gatehouse-obs|gatehouse-auth|gatehouse-hdr|gatehouse-rl|goplain) ;; *) die "unknown proxy '$name'";; esac
   if ! "start_$name"; then log "SKIP $name: ${SKIPPED[$name]}"; continue; fi
   if ! wait_port "${PORT[$name]}" "${PID[$name]}" "$name"; then
     sed 's/^/[bench]   /' "$TMP/$name.out" | tail -20 >&2

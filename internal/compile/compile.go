@@ -30,6 +30,7 @@ import (
 	"gatehouse/internal/lb"
 	"gatehouse/internal/phase"
 	"gatehouse/internal/ratelimit"
+	"gatehouse/internal/redisx"
 	"gatehouse/internal/route"
 	"gatehouse/internal/runtime"
 )
@@ -420,9 +421,9 @@ func rateLimitFilters(c *config.Config, rc *config.Route, reg *runtime.Registry,
 			IPv6Prefix: pc.IPv6Prefix, Soft: pc.Mode == "soft", Store: st.mem, Seed: st.seed,
 			OnError: pc.OnStoreError, Events: reg.Events(), MaxInFlight: pc.Concurrency, Gate: st.gate}
 		if pc.Store == "redis" {
-			rkey := fmt.Sprintf("redis|%s|%v", c.Redis.URL, c.Redis.Timeout)
+			rkey := fmt.Sprintf("redis|%+v", redisConfig(c.Redis))
 			rs := reg.Service(rkey, func() any {
-				r, err := ratelimit.NewRedis(c.Redis.URL, c.Redis.Timeout.D())
+				r, err := ratelimit.NewRedis(redisConfig(c.Redis))
 				if err != nil {
 					return err
 				}
@@ -537,4 +538,13 @@ func compileAssertion(c *config.Config, reg *runtime.Registry, snap *runtime.Sna
 	snap.AssertionJWKS = k.JWKS()
 	return &assert.Asserter{Key: k, Header: http.CanonicalHeaderKey(ia.Header), Issuer: ia.Issuer,
 		Audience: ia.Audience, TTL: ia.TTL.D()}, nil
+}
+
+// redisConfig is the top-level redis section as redisx takes it.
+func redisConfig(r *config.Redis) redisx.Config {
+	c := redisx.Config{URL: r.URL, Timeout: r.Timeout.D(), ClusterNodes: r.ClusterNodes}
+	if s := r.Sentinel; s != nil {
+		c.SentinelMaster, c.SentinelNodes = s.Master, s.Nodes
+	}
+	return c
 }

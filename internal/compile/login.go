@@ -29,9 +29,9 @@ func compileLogin(c *config.Config, reg *runtime.Registry, snap *runtime.Snapsho
 	var mk func() any
 	switch lc.Store {
 	case "redis":
-		key = fmt.Sprintf("login|redis|%s|%v", c.Redis.URL, c.Redis.Timeout)
+		key = fmt.Sprintf("login|redis|%+v", redisConfig(c.Redis))
 		mk = func() any {
-			st, err := session.NewRedis(c.Redis.URL, c.Redis.Timeout.D(), "gatehouse:session:")
+			st, err := session.NewRedis(redisConfig(c.Redis), "gatehouse:session:")
 			if err != nil {
 				return err
 			}

@@ -327,6 +327,20 @@ type Redis struct {
 	URL string `yaml:"url" secret:"true"`
 	// Timeout bounds each call; a slower Redis counts as down. Default 100ms.
 	Timeout Duration `yaml:"timeout"`
+	// ClusterNodes: seed nodes (host:port) of a Redis Cluster; the URL
+	// then gives only the credentials and TLS.
+	ClusterNodes []string `yaml:"cluster_nodes"`
+	// Sentinel: find the primary through Redis Sentinel; the URL then gives
+	// only the credentials, database and TLS.
+	Sentinel *Sentinel `yaml:"sentinel"`
+}
+
+// Sentinel names a Sentinel-managed primary.
+type Sentinel struct {
+	// Master: the primary's name in the Sentinels' configuration. Required.
+	Master string `yaml:"master"`
+	// Nodes: the Sentinels (host:port). Required.
+	Nodes []string `yaml:"nodes"`
 }
 
 // Auth configures token verification.

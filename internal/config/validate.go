@@ -859,6 +859,27 @@ func (v *validator) rateLimits(c *Config) {
 		if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 			v.add("redis.url", "expected redis://host:port/db or rediss://...")
 		}
+		for i, n := range r.ClusterNodes {
+			if e := checkHostPort(n, false); e != "" {
+				v.add(fmt.Sprintf("redis.cluster_nodes[%d]", i), "%s", e)
+			}
+		}
+		if s := r.Sentinel; s != nil {
+			if len(r.ClusterNodes) > 0 {
+				v.add("redis.sentinel", "cluster_nodes and sentinel exclude each other")
+			}
+			if s.Master == "" {
+				v.add("redis.sentinel.master", "required: the primary's name in the Sentinels' configuration")
+			}
+			if len(s.Nodes) == 0 {
+				v.add("redis.sentinel.nodes", "required: the Sentinels' host:port addresses")
+			}
+			for i, n := range s.Nodes {
+				if e := checkHostPort(n, false); e != "" {
+					v.add(fmt.Sprintf("redis.sentinel.nodes[%d]", i), "%s", e)
+				}
+			}
+		}
 	}
 	for i, n := range c.Server.RateLimits {
 		v.limitRef(fmt.Sprintf("server.rate_limits[%d]", i), n)

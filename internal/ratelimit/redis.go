@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"gatehouse/internal/redisx"
 )
 
 // gcraScript is GCRA in one atomic round trip. KEYS[1] holds the TAT in
@@ -36,22 +38,17 @@ type Redis struct {
 	Timeout time.Duration
 }
 
-// NewRedis connects (lazily) to the server at url
-// ("redis://[user:pass@]host:port/db", or rediss:// for TLS).
-func NewRedis(url string, timeout time.Duration) (*Redis, error) {
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("ratelimit: redis url: %w", err)
+// NewRedis connects (lazily) to the Redis of c: one server, a Sentinel
+// primary or a Cluster (redisx).
+func NewRedis(c redisx.Config) (*Redis, error) {
+	if c.PoolSize == 0 {
+		c.PoolSize = 64
 	}
-	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = timeout, timeout, timeout
-	opt.MaxRetries = -1 // a retry would double the worst-case wait
-	opt.PoolSize = 64
-	client := redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs: []string{opt.Addr}, DB: opt.DB, Username: opt.Username, Password: opt.Password, TLSConfig: opt.TLSConfig,
-		DialTimeout: opt.DialTimeout, ReadTimeout: opt.ReadTimeout, WriteTimeout: opt.WriteTimeout,
-		MaxRetries: opt.MaxRetries, PoolSize: opt.PoolSize,
-	})
-	return &Redis{Client: client, Prefix: "gatehouse:rl:", Timeout: timeout}, nil
+	client, err := redisx.New(c)
+	if err != nil {
+		return nil, fmt.Errorf("ratelimit: %w", err)
+	}
+	return &Redis{Client: client, Prefix: "gatehouse:rl:", Timeout: c.Timeout}, nil
 }
 
 // NeedsText implements TextLimiter: Redis keys must be the same on every

@@ -255,3 +255,67 @@ func (r *Redis) Stop() {
 		<-r.done
 	}
 }
+
+// startRedisProc runs redis-server with args (after the config file, if
+// any) on addr until cleanup.
+func startRedisProc(tb testing.TB, addr, dir string, args ...string) *Redis {
+	tb.Helper()
+	bin := NeedTool(tb, "redis-server", "redis-server")
+	r := &Redis{Addr: addr, done: make(chan struct{})}
+	r.cmd = exec.Command(bin, args...)
+	r.cmd.Dir = dir
+	if err := r.cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	go func() { _ = r.cmd.Wait(); close(r.done) }()
+	tb.Cleanup(r.Stop)
+	if err := WaitListening(addr, 10*time.Second, r.done); err != nil {
+		tb.Fatalf("redis-server %v: %v", args, err)
+	}
+	return r
+}
+
+// StartSentinel starts a Redis Sentinel on a free port that watches the
+// primary at primary under the name master.
+func StartSentinel(tb testing.TB, master, primary string) *Redis {
+	tb.Helper()
+	addr := FreePort(tb)
+	_, port, _ := strings.Cut(addr, ":")
+	host, pport, _ := strings.Cut(primary, ":")
+	dir := tb.TempDir()
+	conf := filepath.Join(dir, "sentinel.conf")
+	body := fmt.Sprintf("bind 127.0.0.1\nport %s\nprotected-mode yes\nsentinel monitor %s %s %s 1\nsentinel down-after-milliseconds %s 5000\n",
+		port, master, host, pport, master)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return startRedisProc(tb, addr, dir, conf, "--sentinel")
+}
+
+// StartCluster starts a Redis Cluster of n primaries (no replicas) on free
+// ports and waits until it serves every slot. It returns the node addresses.
+func StartCluster(tb testing.TB, n int) []string {
+	tb.Helper()
+	cli := NeedTool(tb, "redis-cli", "redis-tools")
+	dir := tb.TempDir()
+	var addrs []string
+	for i := 0; i < n; i++ {
+		addr := FreePort(tb)
+		_, port, _ := strings.Cut(addr, ":")
+		startRedisProc(tb, addr, dir, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
+			"--cluster-enabled", "yes", "--cluster-config-file", "nodes-"+port+".conf", "--dir", dir)
+		addrs = append(addrs, addr)
+	}
+	args := append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		tb.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	host, port, _ := strings.Cut(addrs[0], ":")
+	if !WaitFor(20*time.Second, func() bool {
+		out, _ := exec.Command(cli, "-h", host, "-p", port, "cluster", "info").Output()
+		return strings.Contains(string(out), "cluster_state:ok")
+	}) {
+		tb.Fatal("the Redis Cluster did not reach cluster_state:ok")
+	}
+	return addrs
+}

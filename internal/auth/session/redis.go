@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"gatehouse/internal/redisx"
 )
 
 // unlockScript deletes KEYS[1] only while it still holds this taker's
@@ -30,28 +32,23 @@ return 0
 // timeout given to NewRedis, and no command is retried: a slow Redis
 // fails a request fast instead of stacking waits.
 type Redis struct {
-	client  *redis.Client
+	client  redis.UniversalClient
 	timeout time.Duration
 	prefix  string
 }
 
 var _ Store = (*Redis)(nil)
 
-// NewRedis returns a store on the server at url
-// ("redis://[user:pass@]host:port/db", or rediss:// for TLS). It connects
-// lazily: a bad address shows up as errors from the first calls.
-func NewRedis(url string, timeout time.Duration, prefix string) (*Redis, error) {
-	opt, err := redis.ParseURL(url)
+// NewRedis returns a store on the Redis of c (one server, a Sentinel
+// primary or a Cluster: redisx), keys under prefix. It connects lazily: a
+// bad address shows up as errors from the first calls. No command is
+// retried: a retried SET NX could report a lock we took as held.
+func NewRedis(c redisx.Config, prefix string) (*Redis, error) {
+	client, err := redisx.New(c)
 	if err != nil {
-		return nil, fmt.Errorf("session: redis url: %w", err)
+		return nil, fmt.Errorf("session: %w", err)
 	}
-	if timeout <= 0 {
-		return nil, fmt.Errorf("session: redis timeout %v: must be positive", timeout)
-	}
-	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = timeout, timeout, timeout
-	opt.ContextTimeoutEnabled = true // honour the per-call deadline on the socket too
-	opt.MaxRetries = -1              // no retries: a retried SET NX could report a lock we took as held
-	return &Redis{client: redis.NewClient(opt), timeout: timeout, prefix: prefix}, nil
+	return &Redis{client: client, timeout: c.Timeout, prefix: prefix}, nil
 }
 
 // Close closes the connections. A running Subscribe ends with an error.

@@ -10,13 +10,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"gatehouse/internal/redisx"
 	"gatehouse/internal/testutil"
 )
 
 // newRedis returns a store on srv with prefix, closed at cleanup.
 func newRedis(t *testing.T, srv *testutil.Redis, timeout time.Duration, prefix string) *Redis {
 	t.Helper()
-	r, err := NewRedis("redis://"+srv.Addr+"/0", timeout, prefix)
+	r, err := NewRedis(redisx.Config{URL: "redis://" + srv.Addr + "/0", Timeout: timeout}, prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestNewRedisErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if r, err := NewRedis(tc.url, tc.timeout, "p:"); err == nil {
+			if r, err := NewRedis(redisx.Config{URL: tc.url, Timeout: tc.timeout}, "p:"); err == nil {
 				r.Close()
 				t.Fatal("no error")
 			}
@@ -136,7 +137,7 @@ func TestNewRedisErrors(t *testing.T) {
 func TestRedisSubscribeEndsWhenClosed(t *testing.T) {
 	testutil.CheckGoroutines(t)
 	srv := testutil.StartRedis(t, testutil.FreePort(t))
-	r, err := NewRedis("redis://"+srv.Addr+"/0", time.Second, "p:")
+	r, err := NewRedis(redisx.Config{URL: "redis://" + srv.Addr + "/0", Timeout: time.Second}, "p:")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,4 +161,22 @@ func TestRedisSubscribeEndsWhenClosed(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Subscribe still running 5s after Close")
 	}
+}
+
+// The store passes the same suite on a Redis Cluster (real redis-server
+// processes): records, locks and the ended-session broadcast.
+func TestRedisClusterConformance(t *testing.T) {
+	nodes := testutil.StartCluster(t, 3)
+	n := 0
+	RunStoreTests(t, Harness{
+		New: func(t *testing.T) Store {
+			n++
+			r, err := NewRedis(redisx.Config{URL: "redis://127.0.0.1:1/0", Timeout: time.Second, ClusterNodes: nodes}, fmt.Sprintf("c%d:", n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Close() })
+			return r
+		},
+	})
 }

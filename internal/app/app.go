@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,7 @@ import (
 	"gatehouse/internal/observe/tracing"
 	"gatehouse/internal/proxy"
 	"gatehouse/internal/runtime"
+	"gatehouse/internal/tlsx"
 )
 
 // Options configure an App.
@@ -183,29 +185,39 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		}
 		lns = append(lns, lim)
 	}
-	var protos http.Protocols
-	protos.SetHTTP1(true)
-	protos.SetUnencryptedHTTP2(true) // h2c; TLS arrives with its own listener
+	nPlain := len(lns)
+	if t := s.TLS; t != nil {
+		for _, addr := range t.Listen {
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				for _, l := range lns {
+					l.Close()
+				}
+				if adminLn != nil {
+					adminLn.Close()
+				}
+				return fmt.Errorf("tls listen %s: %w", addr, err)
+			}
+			lim := netx.NewLimitListener(ln, netx.Limits{Total: *s.MaxConnections, PerIP: s.MaxConnectionsPerIP})
+			if a.metrics != nil {
+				lim.OnRefuse = a.metrics.ConnectionRefused
+			}
+			lns = append(lns, lim)
+		}
+	}
 	var servers []*http.Server
 	g, gctx := errgroup.WithContext(ctx)
 	addrs := make([]net.Addr, 0, len(lns))
-	for _, ln := range lns {
-		srv := &http.Server{
-			Handler:           a.engine,
-			ReadHeaderTimeout: s.ReadHeaderTimeout.D(),
-			IdleTimeout:       s.IdleTimeout.D(),
-			MaxHeaderBytes:    int(s.MaxHeaderBytes),
-			Protocols:         &protos,
-			// Go's HTTP/2 server bounds CONTINUATION floods by
-			// MaxHeaderBytes and disconnects rapid-reset clients
-			// (test/integration/h2_test.go).
-			HTTP2:    &http.HTTP2Config{MaxConcurrentStreams: s.HTTP2MaxConcurrentStreams},
-			ErrorLog: slog.NewLogLogger(a.events.Handler(), slog.LevelDebug),
-		}
+	for i, ln := range lns {
+		srv := a.publicServer(s, i >= nPlain)
 		servers = append(servers, srv)
 		addrs = append(addrs, ln.Addr())
 		g.Go(func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			serve := srv.Serve
+			if srv.TLSConfig != nil {
+				serve = func(l net.Listener) error { return srv.ServeTLS(l, "", "") }
+			}
+			if err := serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("serve %s: %w", ln.Addr(), err)
 			}
 			return nil
@@ -312,8 +324,9 @@ func (a *App) warnRestartOnly(old, cur *config.Config) {
 		old.Server.IdleTimeout != cur.Server.IdleTimeout ||
 		old.Server.MaxHeaderBytes != cur.Server.MaxHeaderBytes ||
 		old.Server.HTTP2MaxConcurrentStreams != cur.Server.HTTP2MaxConcurrentStreams ||
+		tlsListeners(old) != tlsListeners(cur) ||
 		old.Log != cur.Log || old.Admin != cur.Admin || !reflect.DeepEqual(old.Tracing, cur.Tracing) {
-		a.events.Warn("server.listen, the server timeouts, max_header_bytes, http2_max_concurrent_streams, log, admin and tracing settings change only on restart")
+		a.events.Warn("server.listen, server.tls.listen and min_version, the server timeouts, max_header_bytes, http2_max_concurrent_streams, log, admin and tracing settings change only on restart")
 	}
 }
 
@@ -328,4 +341,49 @@ func (a *App) targetStates() []metrics.TargetState {
 		}
 	}
 	return out
+}
+
+// publicServer is the http.Server of a public listener: plain (HTTP/1.1
+// and cleartext HTTP/2 with prior knowledge) or HTTPS (ALPN h2 and
+// http/1.1, certificates from the live snapshot's TLS front).
+func (a *App) publicServer(s config.Server, useTLS bool) *http.Server {
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	srv := &http.Server{
+		Handler:           a.engine,
+		ReadHeaderTimeout: s.ReadHeaderTimeout.D(), // also bounds the TLS handshake
+		IdleTimeout:       s.IdleTimeout.D(),
+		MaxHeaderBytes:    int(s.MaxHeaderBytes),
+		Protocols:         &protos,
+		// Go's HTTP/2 server bounds CONTINUATION floods by MaxHeaderBytes
+		// and disconnects rapid-reset clients (test/integration/h2_test.go).
+		HTTP2:    &http.HTTP2Config{MaxConcurrentStreams: s.HTTP2MaxConcurrentStreams},
+		ErrorLog: slog.NewLogLogger(a.events.Handler(), slog.LevelDebug),
+	}
+	if !useTLS {
+		protos.SetUnencryptedHTTP2(true)
+		return srv
+	}
+	protos.SetHTTP2(true)
+	min, _ := tlsx.MinVersion(s.TLS.MinVersion) // validated
+	var alpn []string
+	if f := a.holder.Load().TLS; f != nil {
+		alpn = f.ALPN()
+	}
+	srv.TLSConfig = tlsx.ServerConfig(min, func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		f := a.holder.Load().TLS
+		if f == nil {
+			return nil, errors.New("tls: off in the running config")
+		}
+		return f.GetCertificate(hello)
+	}, alpn...)
+	return srv
+}
+
+// tlsListeners is what of server.tls changes only on restart.
+func tlsListeners(c *config.Config) string {
+	if t := c.Server.TLS; t != nil {
+		return fmt.Sprint(t.Listen, t.MinVersion, t.ACME != nil)
+	}
+	return ""
 }

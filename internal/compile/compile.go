@@ -97,6 +97,9 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 	if err != nil {
 		return nil, fmt.Errorf("compile: %w", err)
 	}
+	if err := compileTLS(c, reg, snap); err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
 	metadataURL := compileResourceMetadata(c, reg, snap)
 	asserter, err := compileAssertion(c, reg, snap)
 	if err != nil {

@@ -65,6 +65,9 @@ func applyDefaults(doc *Document) {
 		n := 10000
 		s.MaxConnections = &n
 	}
+	if t := s.TLS; t != nil {
+		tlsDefaults(doc, t)
+	}
 	if s.MaxHeaderCount == 0 {
 		s.MaxHeaderCount = 100
 	}
@@ -378,5 +381,50 @@ func loginDefaults(c *Config, l *Login) {
 	}
 	if l.Timeout == 0 {
 		l.Timeout = Duration(5 * time.Second)
+	}
+}
+
+func tlsDefaults(doc *Document, t *TLS) {
+	if len(t.Listen) == 0 {
+		t.Listen = []string{":443"}
+	}
+	if t.MinVersion == "" {
+		t.MinVersion = "1.3"
+	}
+	if t.RedirectHTTP == nil {
+		on := true
+		t.RedirectHTTP = &on
+	}
+	if t.HSTS.Enabled == nil {
+		on := true
+		t.HSTS.Enabled = &on
+	}
+	if t.HSTS.MaxAge == 0 {
+		t.HSTS.MaxAge = Duration(365 * 24 * time.Hour)
+	}
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(doc.BaseDir, *p)
+		}
+	}
+	for i := range t.Certificates {
+		abs(&t.Certificates[i].Cert)
+		abs(&t.Certificates[i].Key)
+	}
+	if a := t.ACME; a != nil {
+		if a.Directory == "" {
+			a.Directory = "https://acme-v02.api.letsencrypt.org/directory"
+		}
+		if a.Storage == "" {
+			a.Storage = "acme"
+		}
+		abs(&a.Storage)
+		abs(&a.CARoot)
+		if len(a.Challenges) == 0 {
+			a.Challenges = []string{"http-01", "tls-alpn-01"}
+		}
+		if a.RenewalWindowRatio == 0 {
+			a.RenewalWindowRatio = 1.0 / 3
+		}
 	}
 }

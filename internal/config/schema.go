@@ -37,6 +37,8 @@ type Server struct {
 	Listen []string `yaml:"listen"`
 	// RateLimits: policies applied to every route.
 	RateLimits []string `yaml:"rate_limits"`
+	// TLS: HTTPS listeners and certificates (docs/tls.md). Off unless set.
+	TLS *TLS `yaml:"tls"`
 	// TrustedProxies: IPs or CIDRs whose X-Forwarded-*/Forwarded/X-Request-Id
 	// headers are believed. Default none: such headers from clients are replaced.
 	TrustedProxies []string `yaml:"trusted_proxies"`
@@ -242,6 +244,69 @@ type Retries struct {
 	// replayed on another target. Larger bodies are streamed and never
 	// retried. Default 64KiB.
 	BufferBody *Size `yaml:"buffer_body"`
+}
+
+// TLS configures HTTPS (docs/tls.md).
+type TLS struct {
+	// Listen: HTTPS addresses. Default [":443"].
+	Listen []string `yaml:"listen"`
+	// MinVersion: "1.3" (default) or "1.2" (then ECDHE AEAD suites only).
+	MinVersion string `yaml:"min_version"`
+	// Certificates from PEM files, chosen by SNI (exact names, then
+	// wildcards); the first also answers clients without SNI. Reloaded when
+	// the files change; a broken new file keeps the old certificate.
+	Certificates []Certificate `yaml:"certificates"`
+	// ACME obtains and renews certificates automatically (RFC 8555).
+	ACME *ACME `yaml:"acme"`
+	// HSTS is the Strict-Transport-Security header of HTTPS responses.
+	HSTS HSTS `yaml:"hsts"`
+	// RedirectHTTP: plain-HTTP requests for a name Gatehouse has a
+	// certificate for are redirected to HTTPS with 308, except ACME
+	// challenges and plain_hosts. Default true.
+	RedirectHTTP *bool `yaml:"redirect_http"`
+	// PlainHosts stay on plain HTTP even when a certificate covers them.
+	PlainHosts []string `yaml:"plain_hosts"`
+}
+
+// Certificate is a PEM certificate chain and its private key.
+type Certificate struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// HSTS configures Strict-Transport-Security (RFC 6797); never sent over
+// plain HTTP.
+type HSTS struct {
+	// Enabled: default true.
+	Enabled *bool `yaml:"enabled"`
+	// MaxAge: default 365 days (8760h).
+	MaxAge Duration `yaml:"max_age"`
+	// IncludeSubdomains and Preload: opt in.
+	IncludeSubdomains bool `yaml:"include_subdomains"`
+	Preload           bool `yaml:"preload"`
+}
+
+// ACME is automatic certificate management (RFC 8555) through certmagic.
+type ACME struct {
+	// Names to obtain certificates for. Required.
+	Names []string `yaml:"names"`
+	// Email for the CA account (expiry notices). Optional.
+	Email string `yaml:"email"`
+	// Directory: the CA's ACME directory URL. Default Let's Encrypt's
+	// production directory.
+	Directory string `yaml:"directory"`
+	// CARoot: PEM roots to trust for the directory (a private CA, Pebble).
+	CARoot string `yaml:"ca_root"`
+	// Storage: a directory for the account, certificates and locks;
+	// instances sharing it share certificates and never both renew one.
+	// Default "acme" beside the config file.
+	Storage string `yaml:"storage"`
+	// Challenges: http-01 (answered on the plain listeners) and/or
+	// tls-alpn-01 (on the HTTPS listeners). Default both.
+	Challenges []string `yaml:"challenges"`
+	// RenewalWindowRatio: renew when this share of a certificate's
+	// lifetime is left. Default 1/3.
+	RenewalWindowRatio float64 `yaml:"renewal_window_ratio"`
 }
 
 // Route is one entry of the route table: a match and exactly one action.

@@ -117,6 +117,9 @@ func (v *validator) server(s *Server) {
 			v.add(fmt.Sprintf("server.listen[%d]", i), "%s", err)
 		}
 	}
+	if s.TLS != nil {
+		v.tls(s)
+	}
 	for i, tp := range s.TrustedProxies {
 		if _, err := ParsePrefix(tp); err != nil {
 			v.add(fmt.Sprintf("server.trusted_proxies[%d]", i), "expected an IP or CIDR such as 10.0.0.0/8, got %q", tp)
@@ -887,3 +890,72 @@ func (v *validator) rateLimits(c *Config) {
 }
 
 func (v *validator) limitRef(path, name string) { v.ref(path, "rate limit", name, v.limits) }
+
+// tls checks server.tls. Certificate files must exist (their contents are
+// checked when they are loaded, with the file named in the error).
+func (v *validator) tls(s *Server) {
+	const p = "server.tls"
+	t := s.TLS
+	for i, l := range t.Listen {
+		if err := checkHostPort(l, true); err != "" {
+			v.add(fmt.Sprintf("%s.listen[%d]", p, i), "%s", err)
+		} else if slices.Contains(s.Listen, l) {
+			v.add(fmt.Sprintf("%s.listen[%d]", p, i), "%s is also a plain HTTP listener (server.listen)", l)
+		}
+	}
+	if t.MinVersion != "1.2" && t.MinVersion != "1.3" {
+		v.add(p+".min_version", `must be "1.2" or "1.3" (older versions are never allowed), got %q`, t.MinVersion)
+	}
+	if len(t.Certificates) == 0 && t.ACME == nil {
+		v.add(p, "needs certificates, acme, or both")
+	}
+	for i, c := range t.Certificates {
+		for _, f := range []struct{ key, path string }{{"cert", c.Cert}, {"key", c.Key}} {
+			if f.path == "" {
+				v.add(fmt.Sprintf("%s.certificates[%d].%s", p, i, f.key), "required: a PEM file")
+			} else if _, err := os.Stat(f.path); err != nil {
+				v.add(fmt.Sprintf("%s.certificates[%d].%s", p, i, f.key), "cannot read %s: %v", f.path, err)
+			}
+		}
+	}
+	if t.HSTS.MaxAge < 0 {
+		v.add(p+".hsts.max_age", "must not be negative")
+	}
+	if t.HSTS.Preload && (!t.HSTS.IncludeSubdomains || t.HSTS.MaxAge.D() < 365*24*time.Hour) {
+		v.add(p+".hsts.preload", "preload lists require include_subdomains and a max_age of at least 365 days")
+	}
+	for i, h := range t.PlainHosts {
+		if !hostnameRe.MatchString(strings.ToLower(h)) && net.ParseIP(h) == nil {
+			v.add(fmt.Sprintf("%s.plain_hosts[%d]", p, i), "expected a host name, got %q", h)
+		}
+	}
+	if a := t.ACME; a != nil {
+		if len(a.Names) == 0 {
+			v.add(p+".acme.names", "required: the names to obtain certificates for")
+		}
+		for i, n := range a.Names {
+			if !hostnameRe.MatchString(strings.ToLower(n)) || strings.HasPrefix(n, "*.") {
+				v.add(fmt.Sprintf("%s.acme.names[%d]", p, i), "expected a DNS name (wildcards need DNS-01, which Gatehouse does not do), got %q", n)
+			}
+		}
+		if u, err := url.Parse(a.Directory); err != nil || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) || u.Host == "" {
+			v.add(p+".acme.directory", "expected the CA's https directory URL, got %q", a.Directory)
+		}
+		if a.CARoot != "" {
+			if _, err := os.Stat(a.CARoot); err != nil {
+				v.add(p+".acme.ca_root", "cannot read %s: %v", a.CARoot, err)
+			}
+		}
+		if len(a.Challenges) == 0 {
+			v.add(p+".acme.challenges", "at least one of http-01, tls-alpn-01")
+		}
+		for i, c := range a.Challenges {
+			if c != "http-01" && c != "tls-alpn-01" {
+				v.add(fmt.Sprintf("%s.acme.challenges[%d]", p, i), `must be "http-01" or "tls-alpn-01", got %q`, c)
+			}
+		}
+		if a.RenewalWindowRatio <= 0 || a.RenewalWindowRatio >= 1 {
+			v.add(p+".acme.renewal_window_ratio", "must be between 0 and 1, got %v", a.RenewalWindowRatio)
+		}
+	}
+}

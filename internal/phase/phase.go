@@ -31,6 +31,8 @@ type RequestCtx struct {
 	// ClientIP is the client after the trusted-proxy rules: the peer, or
 	// the right-most untrusted X-Forwarded-For entry of a trusted peer.
 	ClientIP netip.Addr
+	// TLS: the request came over HTTPS.
+	TLS bool
 	// Host is the request's host, lowercase, without port.
 	Host string
 	// Path is the normalized, escaped request path.

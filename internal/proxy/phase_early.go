@@ -68,6 +68,7 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 		return false
 	}
 	rc.Host = host
+	rc.TLS = r.TLS != nil
 	path := r.URL.EscapedPath()
 	if r.URL.Opaque != "" || (path == "" && r.Method == http.MethodOptions) {
 		// "OPTIONS *" and other non-origin forms are not proxied.

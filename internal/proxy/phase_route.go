@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"gatehouse/internal/tlsx"
 	"io"
 	"net/http"
 	"os"
@@ -17,6 +18,9 @@ import (
 // overall timeout. No match is 404. It returns the request the later phases
 // must use (with the route's deadline in its context).
 func (e *Engine) routeRequest(st *state, w *respWriter, r *http.Request) (*http.Request, bool) {
+	if t := st.snap.TLS; t != nil && r.TLS == nil && e.plainHTTP(st, t, w, r) {
+		return r, false
+	}
 	rt := st.snap.Local[st.rc.Path] // Gatehouse's own paths first, on every host
 	if rt == nil {
 		idx := st.snap.Table.Match(st.rc.Host, st.rc.Path, r.Method, r.Header)
@@ -101,3 +105,25 @@ type errBodyTimeout struct{ err error }
 
 func (e errBodyTimeout) Error() string { return "request body stalled: " + e.err.Error() }
 func (e errBodyTimeout) Unwrap() error { return e.err }
+
+// plainHTTP answers a plain-HTTP request when HTTPS is on: an ACME HTTP-01
+// challenge, or a 308 to HTTPS for a host Gatehouse has a certificate for
+// (except plain_hosts). It reports whether it answered.
+func (e *Engine) plainHTTP(st *state, t *tlsx.Front, w *respWriter, r *http.Request) bool {
+	if t.Issuer != nil && t.Issuer.HandleHTTPChallenge(w, r) {
+		st.rc.Route = "acme-challenge"
+		return true
+	}
+	uri := st.rc.Path
+	if r.URL.RawQuery != "" {
+		uri += "?" + r.URL.RawQuery
+	}
+	to, ok := t.RedirectTarget(st.rc.Host, uri)
+	if !ok {
+		return false
+	}
+	st.rc.Route = "https-redirect"
+	w.Header().Set("Location", to)
+	w.WriteHeader(http.StatusPermanentRedirect)
+	return true
+}

@@ -63,6 +63,12 @@ func (w *respWriter) WriteHeader(code int) {
 			f.FilterResponse(&st.rc, code, h)
 		}
 	}
+	// HSTS on HTTPS responses only (RFC 6797 §7.2); an upstream's own wins.
+	if t := st.snap.TLS; st.rc.TLS && t != nil && t.HSTS != nil {
+		if _, set := h["Strict-Transport-Security"]; !set {
+			h["Strict-Transport-Security"] = t.HSTS
+		}
+	}
 	w.ResponseWriter.WriteHeader(code)
 }
 

@@ -21,6 +21,7 @@ import (
 	"gatehouse/internal/lb"
 	"gatehouse/internal/observe/metrics"
 	"gatehouse/internal/phase"
+	"gatehouse/internal/tlsx"
 	"gatehouse/internal/route"
 )
 
@@ -61,6 +62,9 @@ type Snapshot struct {
 	// every route, so no upstream ever sees a session id. "" when login is
 	// off.
 	StripCookie string
+	// TLS is HTTPS: certificates, HSTS, the HTTP→HTTPS redirect; nil when
+	// server.tls is off.
+	TLS *tlsx.Front
 	// Local are Gatehouse's own paths (login, callback, logout), answered
 	// on every host before the route table is consulted.
 	Local   map[string]*Route

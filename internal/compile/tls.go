@@ -1,0 +1,63 @@
+package compile
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gatehouse/internal/config"
+	"gatehouse/internal/runtime"
+	"gatehouse/internal/tlsx"
+)
+
+// compileTLS builds server.tls. The certificate store is a Registry
+// service keyed by its files, refreshed at every compile: a reload (the
+// config or a certificate file changed) picks up new files, and a file
+// that no longer loads keeps its old certificate, with a warning. At
+// first load a certificate that cannot be loaded is an error.
+func compileTLS(c *config.Config, reg *runtime.Registry, snap *runtime.Snapshot) error {
+	t := c.Server.TLS
+	if t == nil {
+		return nil
+	}
+	f := &tlsx.Front{Redirect: *t.RedirectHTTP}
+	for _, h := range t.PlainHosts {
+		f.Plain = append(f.Plain, strings.ToLower(h))
+	}
+	if *t.HSTS.Enabled && t.HSTS.MaxAge > 0 {
+		v := "max-age=" + strconv.FormatInt(int64(t.HSTS.MaxAge.D().Seconds()), 10)
+		if t.HSTS.IncludeSubdomains {
+			v += "; includeSubDomains"
+		}
+		if t.HSTS.Preload {
+			v += "; preload"
+		}
+		f.HSTS = []string{v}
+	}
+	if _, port, err := net.SplitHostPort(t.Listen[0]); err == nil && port != "443" {
+		f.HTTPSPort = port
+	}
+	if len(t.Certificates) > 0 {
+		files := make([]tlsx.CertFile, len(t.Certificates))
+		for i, cf := range t.Certificates {
+			files[i] = tlsx.CertFile{Cert: cf.Cert, Key: cf.Key}
+		}
+		key := fmt.Sprintf("tls-files|%v", files)
+		st := reg.Service(key, func() any { return tlsx.NewStore(files) }).(*tlsx.Store)
+		if !slices.Contains(snap.Services, key) {
+			snap.Services = append(snap.Services, key)
+		}
+		complete, err := st.Refresh()
+		if !complete {
+			return fmt.Errorf("server.tls.certificates: %w", err)
+		}
+		if err != nil {
+			reg.Events().Warn("a certificate file did not load; the previous certificate stays in service", "err", err.Error())
+		}
+		f.Files = st
+	}
+	snap.TLS = f
+	return nil
+}

@@ -1,0 +1,94 @@
+package tlsx
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// Issuer is automatically managed certificates (ACME).
+type Issuer interface {
+	// Manages reports whether name's certificate is managed.
+	Manages(name string) bool
+	// GetCertificate serves managed certificates and TLS-ALPN-01
+	// challenges.
+	GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	// HandleHTTPChallenge answers an HTTP-01 challenge request, reporting
+	// whether r was one.
+	HandleHTTPChallenge(w http.ResponseWriter, r *http.Request) bool
+}
+
+// Front is one snapshot's TLS: where certificates come from, HSTS, and
+// which plain-HTTP requests are redirected to HTTPS.
+type Front struct {
+	Files  *Store // nil: no certificate files
+	Issuer Issuer // nil: no ACME
+	// HSTS is the Strict-Transport-Security value; nil: not sent.
+	HSTS []string
+	// Redirect: plain-HTTP requests for covered hosts go to HTTPS (308),
+	// except Plain hosts.
+	Redirect bool
+	Plain    []string
+	// HTTPSPort is added to redirect URLs; "" for 443.
+	HTTPSPort string
+}
+
+// acmeALPN is the TLS-ALPN-01 challenge protocol (RFC 8737).
+const acmeALPN = "acme-tls/1"
+
+// GetCertificate implements tls.Config.GetCertificate: a TLS-ALPN-01
+// challenge goes to the issuer; otherwise a file's certificate for the
+// name, then a managed one, then the first file's as the default.
+func (f *Front) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if f.Issuer != nil && slices.Contains(hello.SupportedProtos, acmeALPN) {
+		return f.Issuer.GetCertificate(hello)
+	}
+	if f.Files != nil {
+		if c := f.Files.Lookup(hello.ServerName); c != nil {
+			return c, nil
+		}
+	}
+	if f.Issuer != nil && f.Issuer.Manages(strings.ToLower(hello.ServerName)) {
+		return f.Issuer.GetCertificate(hello)
+	}
+	if f.Files != nil {
+		return f.Files.GetCertificate(hello)
+	}
+	if f.Issuer != nil {
+		return f.Issuer.GetCertificate(hello)
+	}
+	return nil, errors.New("tlsx: no certificate")
+}
+
+// ALPN lists the extra protocols the listeners must offer (the TLS-ALPN-01
+// challenge when ACME may use it).
+func (f *Front) ALPN() []string {
+	if f.Issuer != nil {
+		return []string{acmeALPN}
+	}
+	return nil
+}
+
+// Covers reports whether Gatehouse has (or manages) a certificate for host.
+func (f *Front) Covers(host string) bool {
+	return (f.Files != nil && f.Files.Lookup(host) != nil) || (f.Issuer != nil && f.Issuer.Manages(host))
+}
+
+// RedirectTarget returns where a plain-HTTP request for host (lowercase,
+// without port) and requestURI goes, or false when it is served as is.
+func (f *Front) RedirectTarget(host, requestURI string) (string, bool) {
+	if !f.Redirect || slices.Contains(f.Plain, host) || !f.Covers(host) {
+		return "", false
+	}
+	h := host
+	if strings.IndexByte(h, ':') >= 0 {
+		h = "[" + h + "]"
+	}
+	if f.HTTPSPort != "" {
+		h = net.JoinHostPort(host, f.HTTPSPort)
+	}
+	return "https://" + h + requestURI, true
+}

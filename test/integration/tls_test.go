@@ -1,0 +1,210 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gatehouse/internal/testutil"
+)
+
+// tlsGate runs Gatehouse with a plain and an HTTPS listener and two
+// certificate files: gw.test (serial 1) and *.apps.test (serial 2).
+type tlsGate struct {
+	ca         *testutil.CA
+	dir        string
+	plain, tls string // addresses
+	proc       *testutil.Proc
+}
+
+func startTLSGate(t *testing.T, extra string) *tlsGate {
+	t.Helper()
+	g := &tlsGate{ca: testutil.NewCA(t), dir: t.TempDir(), plain: testutil.FreePort(t), tls: testutil.FreePort(t)}
+	c1, k1 := g.ca.Issue(t, g.dir, "gw", 1, "gw.test")
+	c2, k2 := g.ca.Issue(t, g.dir, "apps", 2, "*.apps.test")
+	up := startUpstream(t, "app")
+	cfg := fmt.Sprintf(`
+admin: { listen: "off" }
+server:
+  listen: [%q]
+  tls:
+    listen: [%q]
+    certificates:
+      - { cert: %q, key: %q }
+      - { cert: %q, key: %q }
+    plain_hosts: [plain.apps.test]
+%s
+upstreams: { app: { targets: [%q] } }
+routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
+`, g.plain, g.tls, c1, k1, c2, k2, extra, up.Addr)
+	g.proc = testutil.StartFile(t, writeConfig(t, g.dir, cfg), g.plain)
+	return g
+}
+
+func writeConfig(t *testing.T, dir, cfg string) string {
+	t.Helper()
+	p := filepath.Join(dir, "gatehouse.yaml")
+	testutil.WriteAtomic(t, p, []byte(cfg))
+	return p
+}
+
+// client dials the HTTPS listener whatever the URL's host, with SNI from
+// the URL, trusting the test CA.
+func (g *tlsGate) client(cfg *tls.Config) *http.Client {
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	cfg.RootCAs = g.ca.Pool
+	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", g.tls)
+		}}
+	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+func handshake(t *testing.T, addr string, cfg *tls.Config) (tls.ConnectionState, error) {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	if err != nil {
+		return tls.ConnectionState{}, err
+	}
+	defer c.Close()
+	return c.ConnectionState(), nil
+}
+
+func TestTLSVersionsSNIAndH2(t *testing.T) {
+	g := startTLSGate(t, "")
+	for _, tc := range []struct {
+		name     string
+		min, max uint16
+		ok       bool
+	}{
+		{"TLS 1.3", tls.VersionTLS13, tls.VersionTLS13, true},
+		{"TLS 1.2 refused by default", tls.VersionTLS12, tls.VersionTLS12, false},
+		{"TLS 1.1 refused", tls.VersionTLS11, tls.VersionTLS11, false},
+		{"TLS 1.0 refused", tls.VersionTLS10, tls.VersionTLS10, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := handshake(t, g.tls, &tls.Config{ServerName: "gw.test", RootCAs: g.ca.Pool, MinVersion: tc.min, MaxVersion: tc.max})
+			if (err == nil) != tc.ok {
+				t.Fatalf("handshake err = %v, want ok %v", err, tc.ok)
+			}
+			if tc.ok && st.Version != tls.VersionTLS13 {
+				t.Fatalf("negotiated %x", st.Version)
+			}
+		})
+	}
+	for sni, want := range map[string]int64{"gw.test": 1, "kline.apps.test": 2, "": 1, "other.test": 1} {
+		st, err := handshake(t, g.tls, &tls.Config{ServerName: sni, InsecureSkipVerify: true}) //nolint:gosec // checking which certificate is served, not trusting it
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.PeerCertificates[0].SerialNumber.Int64(); got != want {
+			t.Errorf("SNI %q: certificate %d, want %d", sni, got, want)
+		}
+	}
+
+	// h2 end to end, HSTS on HTTPS, X-Forwarded-Proto https upstream.
+	resp, err := g.client(nil).Get("https://gw.test/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Proto != "HTTP/2.0" || resp.Header.Get("Strict-Transport-Security") != "max-age=31536000" {
+		t.Fatalf("HTTPS: %s, HSTS %q", resp.Proto, resp.Header.Get("Strict-Transport-Security"))
+	}
+	if !strings.Contains(string(body), `"X-Forwarded-Proto":["https"]`) || !strings.Contains(string(body), "proto=https") {
+		t.Fatalf("upstream did not learn the request was HTTPS: %s", body)
+	}
+
+	// Plain HTTP: covered hosts are redirected, others (and plain_hosts)
+	// served; never HSTS.
+	for _, tc := range []struct {
+		host, want string
+		status     int
+	}{
+		{"gw.test", "https://gw.test:" + strings.Split(g.tls, ":")[1] + "/a/b?c=1", 308},
+		{"x.apps.test", "https://x.apps.test:" + strings.Split(g.tls, ":")[1] + "/a/b?c=1", 308},
+		{"plain.apps.test", "", 200},
+		{"localhost", "", 200},
+	} {
+		req, _ := http.NewRequest("GET", "http://"+g.plain+"/a/b?c=1", nil)
+		req.Host = tc.host
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || resp.Header.Get("Location") != tc.want || resp.Header.Get("Strict-Transport-Security") != "" {
+			t.Errorf("http://%s: %d → %q (HSTS %q)", tc.host, resp.StatusCode, resp.Header.Get("Location"), resp.Header.Get("Strict-Transport-Security"))
+		}
+	}
+}
+
+func TestTLS12WhenEnabled(t *testing.T) {
+	g := startTLSGate(t, "    min_version: \"1.2\"")
+	st, err := handshake(t, g.tls, &tls.Config{ServerName: "gw.test", RootCAs: g.ca.Pool, MaxVersion: tls.VersionTLS12})
+	if err != nil || st.Version != tls.VersionTLS12 {
+		t.Fatalf("TLS 1.2 with min_version 1.2: %v %x", err, st.Version)
+	}
+	// Only AEAD suites: a CBC-only client is refused.
+	_, err = handshake(t, g.tls, &tls.Config{ServerName: "gw.test", RootCAs: g.ca.Pool, MaxVersion: tls.VersionTLS12,
+		CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA}})
+	if err == nil {
+		t.Fatal("a CBC suite was negotiated")
+	}
+	if _, err := handshake(t, g.tls, &tls.Config{ServerName: "gw.test", RootCAs: g.ca.Pool, MaxVersion: tls.VersionTLS11}); err == nil {
+		t.Fatal("TLS 1.1 accepted")
+	}
+}
+
+// A certificate file replaced on disk is served to new connections
+// without a restart; a connection opened before keeps working; a broken
+// file keeps the certificate in service.
+func TestCertificateReload(t *testing.T) {
+	g := startTLSGate(t, "")
+	client := g.client(nil)
+	get := func() *http.Response {
+		resp, err := client.Get("https://gw.test/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if r := get(); r.TLS.PeerCertificates[0].SerialNumber.Int64() != 1 {
+		t.Fatal("first certificate")
+	}
+	g.ca.Issue(t, g.dir, "gw", 7, "gw.test")
+	if !testutil.WaitFor(10*time.Second, func() bool {
+		st, err := handshake(t, g.tls, &tls.Config{ServerName: "gw.test", RootCAs: g.ca.Pool})
+		return err == nil && st.PeerCertificates[0].SerialNumber.Int64() == 7
+	}) {
+		t.Fatalf("the replaced certificate was not served to new connections\n%s", g.proc.Output())
+	}
+	// The kept-alive connection from before still works (it keeps the
+	// certificate it was opened with).
+	if r := get(); r.StatusCode != 200 || r.TLS.PeerCertificates[0].SerialNumber.Int64() != 1 {
+		t.Fatalf("existing connection: %d, serial %d", r.StatusCode, r.TLS.PeerCertificates[0].SerialNumber.Int64())
+	}
+	testutil.WriteAtomic(t, filepath.Join(g.dir, "gw.crt"), []byte("garbage"))
+	if !g.proc.WaitLog("previous certificate stays in service", 10*time.Second) {
+		t.Fatalf("no warning about the broken file\n%s", g.proc.Output())
+	}
+	st, err := handshake(t, g.tls, &tls.Config{ServerName: "gw.test", RootCAs: g.ca.Pool})
+	if err != nil || st.PeerCertificates[0].SerialNumber.Int64() != 7 {
+		t.Fatalf("after a broken file: %v", err)
+	}
+}

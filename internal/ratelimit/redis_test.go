@@ -41,7 +41,7 @@ func TestRedisGateConformance(t *testing.T) {
 
 func TestRedisDownFailsFast(t *testing.T) {
 	srv := testutil.StartRedis(t, "")
-	r, err := NewRedis(redisx.Config{URL: "redis://" + srv.Addr + "/0", Timeout: 100*time.Millisecond})
+	r, err := NewRedis(redisx.Config{URL: "redis://" + srv.Addr + "/0", Timeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

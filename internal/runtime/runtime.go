@@ -21,8 +21,8 @@ import (
 	"gatehouse/internal/lb"
 	"gatehouse/internal/observe/metrics"
 	"gatehouse/internal/phase"
-	"gatehouse/internal/tlsx"
 	"gatehouse/internal/route"
+	"gatehouse/internal/tlsx"
 )
 
 // Action is what a route does with a request.

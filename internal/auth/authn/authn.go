@@ -76,9 +76,9 @@ type Filter struct {
 	// Assertion, when set, adds a signed identity JWT to the identity
 	// headers.
 	Assertion *assert.Asserter
-	Cache               *Cache
-	Obs                 Observer // may be nil
-	Now                 func() time.Time
+	Cache     *Cache
+	Obs       Observer // may be nil
+	Now       func() time.Time
 }
 
 // FilterRequest implements phase.RequestFilter.

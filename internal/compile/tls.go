@@ -58,6 +58,39 @@ func compileTLS(c *config.Config, reg *runtime.Registry, snap *runtime.Snapshot)
 		}
 		f.Files = st
 	}
+	if a := t.ACME; a != nil {
+		ac := tlsx.ACMEConfig{Names: a.Names, Email: a.Email, Directory: a.Directory, CARoot: a.CARoot, Storage: a.Storage,
+			HTTP01: slices.Contains(a.Challenges, "http-01"), TLSALPN01: slices.Contains(a.Challenges, "tls-alpn-01"),
+			HTTPPort: port(c.Server.Listen), TLSPort: port(t.Listen), RenewalWindowRatio: a.RenewalWindowRatio,
+			RenewCheckInterval: a.RenewCheckInterval.D()}
+		key := fmt.Sprintf("acme|%+v", ac)
+		mk := func() any {
+			ac.Events = reg.Events()
+			m, err := tlsx.NewACME(ac)
+			if err != nil {
+				return err
+			}
+			return m
+		}
+		m, ok := reg.Service(key, mk).(*tlsx.ACME)
+		if !ok {
+			return fmt.Errorf("server.tls.acme: %v", reg.Service(key, mk))
+		}
+		if !slices.Contains(snap.Services, key) {
+			snap.Services = append(snap.Services, key)
+		}
+		f.Issuer = m
+	}
 	snap.TLS = f
 	return nil
+}
+
+// port is the port of the first address in addrs (0 if none).
+func port(addrs []string) int {
+	if len(addrs) == 0 {
+		return 0
+	}
+	_, p, _ := net.SplitHostPort(addrs[0])
+	n, _ := strconv.Atoi(p)
+	return n
 }

@@ -426,5 +426,8 @@ func tlsDefaults(doc *Document, t *TLS) {
 		if a.RenewalWindowRatio == 0 {
 			a.RenewalWindowRatio = 1.0 / 3
 		}
+		if a.RenewCheckInterval == 0 {
+			a.RenewCheckInterval = Duration(10 * time.Minute)
+		}
 	}
 }

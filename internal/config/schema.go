@@ -307,6 +307,9 @@ type ACME struct {
 	// RenewalWindowRatio: renew when this share of a certificate's
 	// lifetime is left. Default 1/3.
 	RenewalWindowRatio float64 `yaml:"renewal_window_ratio"`
+	// RenewCheckInterval: how often certificates are checked for renewal.
+	// Default 10m.
+	RenewCheckInterval Duration `yaml:"renew_check_interval"`
 }
 
 // Route is one entry of the route table: a match and exactly one action.

@@ -954,6 +954,9 @@ func (v *validator) tls(s *Server) {
 				v.add(fmt.Sprintf("%s.acme.challenges[%d]", p, i), `must be "http-01" or "tls-alpn-01", got %q`, c)
 			}
 		}
+		if a.RenewCheckInterval < Duration(time.Second) {
+			v.add(p+".acme.renew_check_interval", "must be at least 1s")
+		}
 		if a.RenewalWindowRatio <= 0 || a.RenewalWindowRatio >= 1 {
 			v.add(p+".acme.renewal_window_ratio", "must be between 0 and 1, got %v", a.RenewalWindowRatio)
 		}

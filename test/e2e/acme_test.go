@@ -29,7 +29,7 @@ import (
 // (TLS-ALPN-01) on the address it finds.
 type pebble struct {
 	dir, mgmt string
-	listen    string // the ACME directory's host:port
+	listen    string       // the ACME directory's host:port
 	ca        *testutil.CA // signs pebble's own HTTPS certificate
 	caFile    string
 }

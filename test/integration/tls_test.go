@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -206,5 +208,54 @@ func TestCertificateReload(t *testing.T) {
 	st, err := handshake(t, g.tls, &tls.Config{ServerName: "gw.test", RootCAs: g.ca.Pool})
 	if err != nil || st.PeerCertificates[0].SerialNumber.Int64() != 7 {
 		t.Fatalf("after a broken file: %v", err)
+	}
+}
+
+// sslscan (Debian's TLS scanner) finds nothing below the configured
+// minimum and no weak suite: TLS 1.3 only by default; with min_version
+// 1.2, TLS 1.2 with ECDHE AEAD suites only.
+func TestSSLScan(t *testing.T) {
+	bin := testutil.NeedTool(t, "sslscan", "sslscan")
+	for _, tc := range []struct {
+		name, extra string
+		enabled     []string
+	}{
+		{"default", "", []string{"TLSv1.3"}},
+		{"min 1.2", "    min_version: \"1.2\"", []string{"TLSv1.2", "TLSv1.3"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := startTLSGate(t, tc.extra)
+			out, err := exec.Command(bin, "--no-colour", "--sni-name=gw.test", g.tls).CombinedOutput()
+			if err != nil {
+				t.Fatalf("sslscan: %v\n%s", err, out)
+			}
+			t.Logf("sslscan:\n%s", out)
+			protocols, suites := 0, 0
+			for _, line := range strings.Split(string(out), "\n") {
+				f := strings.Fields(line)
+				switch {
+				case len(f) == 2 && (strings.HasPrefix(f[0], "SSLv") || strings.HasPrefix(f[0], "TLSv")):
+					want := "disabled"
+					if slices.Contains(tc.enabled, f[0]) {
+						want = "enabled"
+					}
+					if f[1] != want {
+						t.Errorf("%s %s, want %s", f[0], f[1], want)
+					}
+					protocols++
+				case len(f) >= 5 && (f[0] == "Accepted" || f[0] == "Preferred"):
+					suite := f[4]
+					aead := strings.Contains(suite, "GCM") || strings.Contains(suite, "CHACHA20")
+					ecdhe := f[1] == "TLSv1.3" || strings.HasPrefix(suite, "ECDHE-")
+					if !aead || !ecdhe || !slices.Contains(tc.enabled, f[1]) {
+						t.Errorf("weak or unexpected suite: %s", line)
+					}
+					suites++
+				}
+			}
+			if protocols != 6 || suites < 3 {
+				t.Fatalf("sslscan reported %d protocols and %d suites; its output changed?", protocols, suites)
+			}
+		})
 	}
 }

@@ -80,6 +80,17 @@ func New(o Options) *Server {
 	s.mux.HandleFunc("GET /config", s.config)
 	s.mux.HandleFunc("GET /upstreams", s.upstreams)
 	s.mux.HandleFunc("GET /status.json", s.status)
+	s.mux.HandleFunc("GET /tls", func(w http.ResponseWriter, r *http.Request) {
+		f := s.o.Source.Snapshot().TLS
+		if f == nil {
+			http.Error(w, "TLS is off (server.tls)", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(f.Status())
+	})
 	s.mux.HandleFunc("GET /jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		jwks := s.o.Source.Snapshot().AssertionJWKS
 		if jwks == nil {

@@ -87,6 +87,7 @@ func New(doc *config.Document, o Options) (*App, error) {
 	}
 	if a.metrics != nil {
 		a.metrics.WatchTargets(a.targetStates)
+		a.metrics.WatchCerts(a.certStates)
 		a.metrics.WatchKeyFetches(func() map[string]int64 {
 			out := map[string]int64{}
 			for _, is := range a.holder.Load().Issuers {
@@ -386,4 +387,25 @@ func tlsListeners(c *config.Config) string {
 		return fmt.Sprint(t.Listen, t.MinVersion, t.ACME != nil)
 	}
 	return ""
+}
+
+// certStates lists the served certificates' expiry, for metrics.
+func (a *App) certStates() []metrics.CertState {
+	f := a.holder.Load().TLS
+	if f == nil {
+		return nil
+	}
+	st := f.Status()
+	var out []metrics.CertState
+	for _, c := range st.Files {
+		for _, n := range c.Names {
+			out = append(out, metrics.CertState{Name: n, Source: "file", NotAfter: c.NotAfter})
+		}
+	}
+	for _, c := range st.ACME {
+		if !c.NotAfter.IsZero() {
+			out = append(out, metrics.CertState{Name: c.Name, Source: "acme", NotAfter: c.NotAfter})
+		}
+	}
+	return out
 }

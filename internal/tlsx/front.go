@@ -92,3 +92,25 @@ func (f *Front) RedirectTarget(host, requestURI string) (string, bool) {
 	}
 	return "https://" + h + requestURI, true
 }
+
+// Status is what the admin listener shows of TLS.
+type Status struct {
+	Files []CertStatus `json:"files,omitempty"`
+	ACME  []ACMEStatus `json:"acme,omitempty"`
+	HSTS  string       `json:"hsts,omitempty"`
+}
+
+// Status reports the certificates served.
+func (f *Front) Status() Status {
+	var st Status
+	if f.Files != nil {
+		st.Files = f.Files.Status()
+	}
+	if a, ok := f.Issuer.(*ACME); ok {
+		st.ACME = a.Status()
+	}
+	if len(f.HSTS) > 0 {
+		st.HSTS = f.HSTS[0]
+	}
+	return st
+}

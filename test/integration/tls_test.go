@@ -25,17 +25,18 @@ type tlsGate struct {
 	ca         *testutil.CA
 	dir        string
 	plain, tls string // addresses
+	admin      string
 	proc       *testutil.Proc
 }
 
 func startTLSGate(t *testing.T, extra string) *tlsGate {
 	t.Helper()
-	g := &tlsGate{ca: testutil.NewCA(t), dir: t.TempDir(), plain: testutil.FreePort(t), tls: testutil.FreePort(t)}
+	g := &tlsGate{ca: testutil.NewCA(t), dir: t.TempDir(), plain: testutil.FreePort(t), tls: testutil.FreePort(t), admin: testutil.FreePort(t)}
 	c1, k1 := g.ca.Issue(t, g.dir, "gw", 1, "gw.test")
 	c2, k2 := g.ca.Issue(t, g.dir, "apps", 2, "*.apps.test")
 	up := startUpstream(t, "app")
 	cfg := fmt.Sprintf(`
-admin: { listen: "off" }
+admin: { listen: %q }
 server:
   listen: [%q]
   tls:
@@ -47,7 +48,7 @@ server:
 %s
 upstreams: { app: { targets: [%q] } }
 routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
-`, g.plain, g.tls, c1, k1, c2, k2, extra, up.Addr)
+`, g.admin, g.plain, g.tls, c1, k1, c2, k2, extra, up.Addr)
 	g.proc = testutil.StartFile(t, writeConfig(t, g.dir, cfg), g.plain)
 	return g
 }
@@ -257,5 +258,30 @@ func TestSSLScan(t *testing.T) {
 				t.Fatalf("sslscan reported %d protocols and %d suites; its output changed?", protocols, suites)
 			}
 		})
+	}
+}
+
+// The admin listener shows the served certificates, and Prometheus gets
+// their expiry.
+func TestTLSStatusOnAdmin(t *testing.T) {
+	g := startTLSGate(t, "")
+	resp, err := http.Get("http://" + g.admin + "/tls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"gw.test"`) || !strings.Contains(string(b), `"*.apps.test"`) ||
+		!strings.Contains(string(b), `"hsts": "max-age=31536000"`) {
+		t.Fatalf("/tls: %d %s", resp.StatusCode, b)
+	}
+	resp, err = http.Get("http://" + g.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `gatehouse_tls_certificate_expiry_timestamp_seconds{name="gw.test",source="file"}`) {
+		t.Fatalf("no certificate expiry metric:\n%s", b)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -422,4 +423,36 @@ func (m *Metrics) ConnectionRefused(reason string) {
 		m.Registry.MustRegister(m.connRefused)
 	})
 	m.connRefused.WithLabelValues(reason).Inc()
+}
+
+// CertState is one served certificate for
+// gatehouse_tls_certificate_expiry_timestamp_seconds.
+type CertState struct {
+	Name     string // a DNS name it covers
+	Source   string // "file" or "acme"
+	NotAfter time.Time
+}
+
+type certStates struct {
+	desc *prometheus.Desc
+	list func() []CertState
+}
+
+func (c certStates) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c certStates) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.list() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.NotAfter.Unix()), s.Name, s.Source)
+	}
+}
+
+// WatchCerts exports gatehouse_tls_certificate_expiry_timestamp_seconds
+// from list, called at every scrape (alert on it minus time()).
+func (m *Metrics) WatchCerts(list func() []CertState) {
+	m.Registry.MustRegister(certStates{
+		desc: prometheus.NewDesc("gatehouse_tls_certificate_expiry_timestamp_seconds",
+			"When each served certificate expires (Unix time), by name and source (file, acme).",
+			[]string{"name", "source"}, nil),
+		list: list,
+	})
 }

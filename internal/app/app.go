@@ -371,13 +371,22 @@ func (a *App) publicServer(s config.Server, useTLS bool) *http.Server {
 	if f := a.holder.Load().TLS; f != nil {
 		alpn = f.ALPN()
 	}
-	srv.TLSConfig = tlsx.ServerConfig(min, func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	base := tlsx.ServerConfig(min, func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 		f := a.holder.Load().TLS
 		if f == nil {
 			return nil, errors.New("tls: off in the running config")
 		}
 		return f.GetCertificate(hello)
 	}, alpn...)
+	srv.TLSConfig = base.Clone()
+	// Mutual TLS is per host, and may change with a reload: the live
+	// snapshot decides for each handshake.
+	srv.TLSConfig.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if f := a.holder.Load().TLS; f != nil {
+			return f.ForClient(base, hello), nil
+		}
+		return nil, nil
+	}
 	return srv
 }
 

@@ -30,6 +30,7 @@ import (
 	"gatehouse/internal/lb"
 	"gatehouse/internal/phase"
 	"gatehouse/internal/ratelimit"
+	"gatehouse/internal/tlsx"
 	"gatehouse/internal/redisx"
 	"gatehouse/internal/route"
 	"gatehouse/internal/runtime"
@@ -81,6 +82,19 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 		check := healthConfig(u.Health.Active)
 		key := fmt.Sprintf("%s|%+v|%+v|%s/%s|%v|%d|%v|%d|%+v", n, u.Targets, s.ConnectTimeout, s.Balancer, s.HashKey, s.SlowStart,
 			s.Failures, s.EjectionTime, s.MaxEjectedPct, check) + fmt.Sprint(s.ResponseHeaderTimeout, s.IdleConnTimeout, s.MaxIdlePerTarget)
+		if ut := u.TLS; ut != nil {
+			// The files are part of the pool's identity; the TLS
+			// configuration itself is not (a pointer, new at each compile).
+			key += fmt.Sprintf("|tls=%+v", *ut)
+			tc, err := tlsx.UpstreamConfig(ut.CA, ut.ServerName, ut.Cert, ut.Key)
+			if err != nil {
+				return nil, fmt.Errorf("compile: upstreams.%s.tls: %w", n, err)
+			}
+			s.TLS = tc
+			if check != nil {
+				check.TLS = tc
+			}
+		}
 		var disc *discovery.Config
 		if d := u.Discovery; d != nil {
 			disc = &discovery.Config{Name: d.Name, Type: d.Type, Port: d.Port, Interval: d.Interval.D(), Resolver: d.Resolver}
@@ -384,6 +398,14 @@ func stripHeaders(c *config.Config) []string {
 	names := []string{ih.Subject, ih.Roles, ih.Scopes, ih.Client, ih.Issuer}
 	if ia := c.Auth.IdentityAssertion; ia != nil {
 		names = append(names, ia.Header)
+	}
+	if t := c.Server.TLS; t != nil {
+		for _, ca := range t.ClientAuth {
+			names = append(names, ca.SubjectHeader)
+		}
+		if len(t.ClientAuth) > 0 {
+			names = append(names, "X-Client-Cert-Subject")
+		}
 	}
 	for _, h := range names {
 		if h != "" && h != "off" {

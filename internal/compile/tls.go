@@ -2,6 +2,7 @@ package compile
 
 import (
 	"fmt"
+	"net/http"
 	"net"
 	"slices"
 	"strconv"
@@ -57,6 +58,19 @@ func compileTLS(c *config.Config, reg *runtime.Registry, snap *runtime.Snapshot)
 			reg.Events().Warn("a certificate file did not load; the previous certificate stays in service", "err", err.Error())
 		}
 		f.Files = st
+	}
+	for _, ca := range t.ClientAuth {
+		pool, err := tlsx.LoadPool(ca.CA)
+		if err != nil {
+			return fmt.Errorf("server.tls.client_auth: %w", err)
+		}
+		if f.ClientAuth == nil {
+			f.ClientAuth = map[string]*tlsx.ClientAuth{}
+		}
+		for _, h := range ca.Hosts {
+			f.ClientAuth[strings.ToLower(h)] = &tlsx.ClientAuth{Require: ca.Mode == "require", Pool: pool,
+				Header: http.CanonicalHeaderKey(ca.SubjectHeader)}
+		}
 	}
 	if a := t.ACME; a != nil {
 		ac := tlsx.ACMEConfig{Names: a.Names, Email: a.Email, Directory: a.Directory, CARoot: a.CARoot, Storage: a.Storage,

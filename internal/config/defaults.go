@@ -198,6 +198,13 @@ func applyDefaults(doc *Document) {
 		if u == nil {
 			continue
 		}
+		if t := u.TLS; t != nil {
+			for _, f := range []*string{&t.CA, &t.Cert, &t.Key} {
+				if *f != "" && !filepath.IsAbs(*f) {
+					*f = filepath.Join(doc.BaseDir, *f)
+				}
+			}
+		}
 		if u.ConnectTimeout == 0 {
 			u.ConnectTimeout = Duration(DefaultConnectTimeout)
 		}
@@ -410,6 +417,18 @@ func tlsDefaults(doc *Document, t *TLS) {
 	for i := range t.Certificates {
 		abs(&t.Certificates[i].Cert)
 		abs(&t.Certificates[i].Key)
+	}
+	for _, ca := range t.ClientAuth {
+		if ca == nil {
+			continue
+		}
+		abs(&ca.CA)
+		if ca.Mode == "" {
+			ca.Mode = "require"
+		}
+		if ca.SubjectHeader == "" {
+			ca.SubjectHeader = "X-Client-Cert-Subject"
+		}
 	}
 	if a := t.ACME; a != nil {
 		if a.Directory == "" {

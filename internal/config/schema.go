@@ -149,6 +149,9 @@ type Upstream struct {
 	// Host sent upstream: "preserve" (the client's validated Host, default),
 	// "target" (the target's host:port), or a literal host name.
 	Host string `yaml:"host"`
+	// TLS: connect to the targets over TLS (HTTPS upstreams). Off unless
+	// set.
+	TLS *UpstreamTLS `yaml:"tls"`
 }
 
 // Target is one instance of an upstream.
@@ -266,6 +269,38 @@ type TLS struct {
 	RedirectHTTP *bool `yaml:"redirect_http"`
 	// PlainHosts stay on plain HTTP even when a certificate covers them.
 	PlainHosts []string `yaml:"plain_hosts"`
+	// ClientAuth: mutual TLS, per host.
+	ClientAuth []*ClientAuth `yaml:"client_auth"`
+}
+
+// UpstreamTLS is how Gatehouse connects to an upstream over TLS.
+type UpstreamTLS struct {
+	// CA: PEM roots that sign the targets' certificates. Default the
+	// system's roots.
+	CA string `yaml:"ca"`
+	// ServerName: the name sent as SNI and checked in the targets'
+	// certificates. Default the target's host (often an IP address).
+	ServerName string `yaml:"server_name"`
+	// Cert and Key: Gatehouse's client certificate, for upstreams that
+	// require one. Optional.
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// ClientAuth is mutual TLS for some hosts: clients present certificates
+// signed by CA.
+type ClientAuth struct {
+	// Hosts this applies to (exact names). Required.
+	Hosts []string `yaml:"hosts"`
+	// Mode: require (default: no valid certificate, no request) or
+	// optional (a certificate, if presented, must be valid).
+	Mode string `yaml:"mode"`
+	// CA: PEM roots that sign client certificates. Required.
+	CA string `yaml:"ca"`
+	// SubjectHeader carries the verified certificate's subject (RFC 4514)
+	// upstream. Default X-Client-Cert-Subject; client-sent copies are
+	// removed on every route.
+	SubjectHeader string `yaml:"subject_header"`
 }
 
 // Certificate is a PEM certificate chain and its private key.

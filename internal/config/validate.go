@@ -187,6 +187,20 @@ func (v *validator) upstream(name string, u *Upstream) {
 	if !nameRe.MatchString(name) {
 		v.add(p, "upstream names use letters, digits, '.', '_' and '-'")
 	}
+	if u != nil && u.TLS != nil {
+		t := u.TLS
+		for _, f := range []struct{ key, path string }{{"ca", t.CA}, {"cert", t.Cert}, {"key", t.Key}} {
+			if f.path == "" {
+				continue
+			}
+			if _, err := os.Stat(f.path); err != nil {
+				v.add(p+".tls."+f.key, "cannot read %s: %v", f.path, err)
+			}
+		}
+		if (t.Cert == "") != (t.Key == "") {
+			v.add(p+".tls", "cert and key go together")
+		}
+	}
 	if u == nil || (len(u.Targets) == 0 && u.Discovery == nil) {
 		v.add(p+".targets", "at least one target (host:port) is required, or a discovery")
 		return
@@ -916,6 +930,38 @@ func (v *validator) tls(s *Server) {
 			} else if _, err := os.Stat(f.path); err != nil {
 				v.add(fmt.Sprintf("%s.certificates[%d].%s", p, i, f.key), "cannot read %s: %v", f.path, err)
 			}
+		}
+	}
+	seenHost := map[string]int{}
+	for i, ca := range t.ClientAuth {
+		q := fmt.Sprintf("%s.client_auth[%d]", p, i)
+		if ca == nil {
+			v.add(q, "empty entry")
+			continue
+		}
+		if len(ca.Hosts) == 0 {
+			v.add(q+".hosts", "required: the hosts that need client certificates")
+		}
+		for j, h := range ca.Hosts {
+			h = strings.ToLower(h)
+			if !hostnameRe.MatchString(h) || strings.HasPrefix(h, "*.") {
+				v.add(fmt.Sprintf("%s.hosts[%d]", q, j), "expected an exact host name, got %q", h)
+			}
+			if k, dup := seenHost[h]; dup {
+				v.add(fmt.Sprintf("%s.hosts[%d]", q, j), "%s is also in client_auth[%d]", h, k)
+			}
+			seenHost[h] = i
+		}
+		if ca.Mode != "require" && ca.Mode != "optional" {
+			v.add(q+".mode", `must be "require" or "optional", got %q`, ca.Mode)
+		}
+		if ca.CA == "" {
+			v.add(q+".ca", "required: the PEM roots that sign client certificates")
+		} else if _, err := os.Stat(ca.CA); err != nil {
+			v.add(q+".ca", "cannot read %s: %v", ca.CA, err)
+		}
+		if !tokenRe.MatchString(ca.SubjectHeader) {
+			v.add(q+".subject_header", "%q is not a header name", ca.SubjectHeader)
 		}
 	}
 	if t.HSTS.MaxAge < 0 {

@@ -7,6 +7,7 @@ package health
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,6 +31,8 @@ type Config struct {
 	Host         string
 	Status       [][2]int // accepted status ranges
 	BodyContains string
+	// TLS, if set: HTTP checks use HTTPS with this client configuration.
+	TLS *tls.Config
 }
 
 // Run checks every target of pool until ctx ends. Each target has its own
@@ -42,6 +45,7 @@ func Run(ctx context.Context, pool *lb.Pool, cfg Config, events *slog.Logger) {
 				Proxy:             nil,
 				DisableKeepAlives: true, // each check proves a fresh connection works
 				DialContext:       (&net.Dialer{Timeout: cfg.Timeout}).DialContext,
+				TLSClientConfig:   cfg.TLS,
 			},
 			Timeout: cfg.Timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error {
@@ -134,7 +138,11 @@ func Check(ctx context.Context, addr string, cfg Config, client *http.Client) (b
 		c.Close()
 		return true, "tcp connect ok"
 	}
-	req, err := http.NewRequestWithContext(ctx, cfg.Method, "http://"+addr+cfg.Path, nil)
+	scheme := "http://"
+	if cfg.TLS != nil {
+		scheme = "https://"
+	}
+	req, err := http.NewRequestWithContext(ctx, cfg.Method, scheme+addr+cfg.Path, nil)
 	if err != nil {
 		return false, "bad check request: " + err.Error()
 	}

@@ -9,6 +9,7 @@ package lb
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -44,6 +45,16 @@ type Settings struct {
 	Now func() time.Time
 	// OnEject, if set, is told about ejections (for the event log).
 	OnEject func(pool string, t *Target, d time.Duration)
+	// TLS, if set, connects to the targets over TLS (HTTPS upstreams).
+	TLS *tls.Config
+}
+
+// Scheme is the URL scheme of requests to the pool's targets.
+func (p *Pool) Scheme() string {
+	if p.Settings.TLS != nil {
+		return "https"
+	}
+	return "http"
 }
 
 // Pool is a named set of targets sharing one connection pool. Its targets
@@ -111,6 +122,7 @@ func NewPool(name string, targets []*Target, s Settings, m *metrics.Metrics) *Po
 		DisableCompression: true,
 		WriteBufferSize:    16 << 10,
 		ReadBufferSize:     16 << 10,
+		TLSClientConfig:    s.TLS,
 	}
 	return p
 }

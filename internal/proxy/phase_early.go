@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"gatehouse/internal/auth/oidc"
+	"gatehouse/internal/tlsx"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -69,6 +70,12 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 	}
 	rc.Host = host
 	rc.TLS = r.TLS != nil
+	if t := st.snap.TLS; t != nil && r.TLS != nil && t.ClientAuth != nil {
+		if err := clientCert(t, rc, r); err != nil {
+			e.failToProxy(st, w, r, err)
+			return false
+		}
+	}
 	path := r.URL.EscapedPath()
 	if r.URL.Opaque != "" || (path == "" && r.Method == http.MethodOptions) {
 		// "OPTIONS *" and other non-origin forms are not proxied.
@@ -222,4 +229,29 @@ func stripCookies(h http.Header, base string) {
 		return
 	}
 	h["Cookie"] = out
+}
+
+// clientCert enforces mutual TLS at the HTTP layer, where the Host is
+// known: a connection made for another name (SNI), or without a verified
+// certificate, cannot reach a host that requires one. 421 tells a client
+// that reused a connection to open one for this host. A verified subject
+// goes upstream in the host's header.
+func clientCert(t *tlsx.Front, rc *phase.RequestCtx, r *http.Request) *phase.Error {
+	ca := t.ClientAuth[rc.Host]
+	if ca == nil {
+		return nil
+	}
+	subject := tlsx.Subject(r.TLS)
+	if subject != "" {
+		r.Header[ca.Header] = []string{subject}
+		return nil
+	}
+	if !ca.Require {
+		return nil
+	}
+	if !strings.EqualFold(strings.TrimSuffix(r.TLS.ServerName, "."), rc.Host) {
+		return &phase.Error{Kind: phase.KindBadRequest, Status: http.StatusMisdirectedRequest,
+			Detail: "this connection was not made for this host; connect again"}
+	}
+	return &phase.Error{Kind: phase.KindForbidden, Detail: "a client certificate is required"}
 }

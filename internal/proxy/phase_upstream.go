@@ -118,7 +118,7 @@ func apiTarget(api *runtime.API, path string) (*lb.Pool, string, string, bool) {
 func (e *Engine) upstreamRequest(pr *httputil.ProxyRequest) {
 	st := stateOf(pr.In.Context())
 	in, out := pr.In, pr.Out
-	out.URL.Scheme = "http"
+	out.URL.Scheme = st.pool.Scheme()
 	out.URL.Host = st.target.Addr
 	setPath(out.URL, st.upPath)
 	switch st.hostPol.Mode {

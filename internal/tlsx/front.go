@@ -34,6 +34,8 @@ type Front struct {
 	Plain    []string
 	// HTTPSPort is added to redirect URLs; "" for 443.
 	HTTPSPort string
+	// ClientAuth: mutual TLS by host (lowercase); nil: none.
+	ClientAuth map[string]*ClientAuth
 }
 
 // acmeALPN is the TLS-ALPN-01 challenge protocol (RFC 8737).

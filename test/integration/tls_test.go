@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -34,6 +35,7 @@ func startTLSGate(t *testing.T, extra string) *tlsGate {
 	g := &tlsGate{ca: testutil.NewCA(t), dir: t.TempDir(), plain: testutil.FreePort(t), tls: testutil.FreePort(t), admin: testutil.FreePort(t)}
 	c1, k1 := g.ca.Issue(t, g.dir, "gw", 1, "gw.test")
 	c2, k2 := g.ca.Issue(t, g.dir, "apps", 2, "*.apps.test")
+	testutil.WriteAtomic(t, filepath.Join(g.dir, "ca.pem"), g.ca.PEM) // for client_auth and upstream tls
 	up := startUpstream(t, "app")
 	cfg := fmt.Sprintf(`
 admin: { listen: %q }
@@ -283,5 +285,130 @@ func TestTLSStatusOnAdmin(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(b), `gatehouse_tls_certificate_expiry_timestamp_seconds{name="gw.test",source="file"}`) {
 		t.Fatalf("no certificate expiry metric:\n%s", b)
+	}
+}
+
+// clientWithCert is g.client presenting a certificate the test CA issued
+// to name.
+func (g *tlsGate) clientWithCert(t *testing.T, name string) *http.Client {
+	t.Helper()
+	certFile, keyFile := g.ca.Issue(t, t.TempDir(), "client", 99, name)
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g.client(&tls.Config{Certificates: []tls.Certificate{pair}})
+}
+
+func TestMutualTLS(t *testing.T) {
+	g := startTLSGate(t, `    client_auth:
+      - { hosts: [admin.apps.test], ca: ca.pem }
+      - { hosts: [maybe.apps.test], ca: ca.pem, mode: optional }`)
+	get := func(c *http.Client, host string, hdr ...string) (int, string) {
+		req, _ := http.NewRequest("GET", "https://"+host+"/x", nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	alice := g.clientWithCert(t, "alice.clients.test")
+	if code, body := get(alice, "admin.apps.test", "X-Client-Cert-Subject", "CN=forged"); code != 200 ||
+		!strings.Contains(body, `"X-Client-Cert-Subject":["CN=alice.clients.test"]`) {
+		t.Fatalf("with a certificate: %d %s", code, body)
+	}
+	if code, msg := get(g.client(nil), "admin.apps.test"); code != 0 {
+		t.Fatalf("without a certificate the handshake must fail; got %d", code)
+	} else {
+		t.Logf("without a certificate: %s", msg)
+	}
+	// A certificate from another CA is refused too.
+	other := testutil.NewCA(t)
+	cf, kf := other.Issue(t, t.TempDir(), "mallory", 5, "mallory.test")
+	pair, _ := tls.LoadX509KeyPair(cf, kf)
+	if code, _ := get(g.client(&tls.Config{Certificates: []tls.Certificate{pair}}), "admin.apps.test"); code != 0 {
+		t.Fatalf("a foreign certificate: %d", code)
+	}
+	// A connection made for another name cannot reach the mTLS host.
+	req, _ := http.NewRequest("GET", "https://gw.test/x", nil)
+	req.Host = "admin.apps.test"
+	resp, err := g.client(nil).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Fatalf("Host admin.apps.test over a gw.test connection: %d, want 421", resp.StatusCode)
+	}
+	// Optional: served without a certificate (and no subject header), with
+	// one the subject goes upstream.
+	if code, body := get(g.client(nil), "maybe.apps.test", "X-Client-Cert-Subject", "CN=forged"); code != 200 || strings.Contains(body, "X-Client-Cert-Subject") {
+		t.Fatalf("optional without a certificate: %d %s", code, body)
+	}
+	if code, body := get(alice, "maybe.apps.test"); code != 200 || !strings.Contains(body, "CN=alice.clients.test") {
+		t.Fatalf("optional with a certificate: %d %s", code, body)
+	}
+	// Other hosts never pass a client's copy of the header on.
+	if code, body := get(g.client(nil), "gw.test", "X-Client-Cert-Subject", "CN=forged"); code != 200 || strings.Contains(body, "forged") {
+		t.Fatalf("public host: %d %s", code, body)
+	}
+}
+
+// An HTTPS upstream that requires a client certificate: Gatehouse
+// verifies it against the configured CA, presents its own certificate,
+// and health-checks it over HTTPS.
+func TestUpstreamTLS(t *testing.T) {
+	ca := testutil.NewCA(t)
+	dir := t.TempDir()
+	srvCert, srvKey := ca.Issue(t, dir, "upstream", 1, "app.internal")
+	ca.Issue(t, dir, "gateway", 2, "gatehouse.internal") // gateway.crt, gateway.key: Gatehouse's client certificate
+	testutil.WriteAtomic(t, filepath.Join(dir, "ca.pem"), ca.PEM)
+	pair, _ := tls.LoadX509KeyPair(srvCert, srvKey)
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "client=%s path=%s", r.TLS.PeerCertificates[0].Subject.CommonName, r.URL.Path)
+	}))
+	up.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: ca.Pool, ClientAuth: tls.RequireAndVerifyClientCert}
+	up.StartTLS()
+	t.Cleanup(up.Close)
+	addr := testutil.FreePort(t)
+	cfg := fmt.Sprintf(`
+admin: { listen: "off" }
+server: { listen: [%q] }
+upstreams:
+  secure:
+    targets: [%q]
+    tls: { ca: ca.pem, server_name: app.internal, cert: gateway.crt, key: gateway.key }
+    health: { active: { type: http, path: /healthz, interval: 200ms, timeout: 150ms, rise: 1 } }
+  wrong-ca:
+    targets: [%q]
+    tls: { server_name: app.internal }
+routes:
+  - { name: secure, match: { path_prefix: /secure }, upstream: secure }
+  - { name: wrong, match: { path_prefix: /wrong }, upstream: wrong-ca }
+`, addr, strings.TrimPrefix(up.URL, "https://"), strings.TrimPrefix(up.URL, "https://"))
+	p := testutil.StartFile(t, writeConfig(t, dir, cfg), addr)
+	if !testutil.WaitFor(10*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/secure/x")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == 200 && string(b) == "client=gatehouse.internal path=/secure/x"
+	}) {
+		t.Fatalf("no HTTPS exchange with the upstream\n%s", p.Output())
+	}
+	resp, err := http.Get("http://" + addr + "/wrong/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("an upstream certificate from an unknown CA: %d, want 502", resp.StatusCode)
 	}
 }

@@ -1,0 +1,84 @@
+package tlsx
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// ClientAuth is mutual TLS for one host.
+type ClientAuth struct {
+	Require bool           // no verified certificate: no request
+	Pool    *x509.CertPool // roots of client certificates
+	Header  string         // canonical header for the verified subject
+}
+
+// LoadPool reads PEM certificates from path into a new pool.
+func LoadPool(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s: no PEM certificates", path)
+	}
+	return pool, nil
+}
+
+// ForClient returns the TLS configuration for a handshake that names a
+// host with mutual TLS, derived from base; nil for other hosts (base
+// applies). It is tls.Config.GetConfigForClient's body.
+func (f *Front) ForClient(base *tls.Config, hello *tls.ClientHelloInfo) *tls.Config {
+	ca := f.ClientAuth[strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))]
+	if ca == nil {
+		return nil
+	}
+	c := base.Clone()
+	c.GetConfigForClient = nil
+	c.ClientCAs = ca.Pool
+	c.ClientAuth = tls.VerifyClientCertIfGiven
+	if ca.Require {
+		c.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return c
+}
+
+// Subject is the verified client certificate's subject (RFC 4514), with
+// control characters removed, or "" when none was verified.
+func Subject(cs *tls.ConnectionState) string {
+	if cs == nil || len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+		return ""
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, cs.VerifiedChains[0][0].Subject.String())
+}
+
+// UpstreamConfig is the client TLS configuration for an upstream: roots
+// from ca (system roots when ""), SNI and verification name serverName
+// (the target's host when ""), and a client certificate when certFile is
+// set.
+func UpstreamConfig(ca, serverName, certFile, keyFile string) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}
+	if ca != "" {
+		pool, err := LoadPool(ca)
+		if err != nil {
+			return nil, err
+		}
+		c.RootCAs = pool
+	}
+	if certFile != "" {
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate: %w", err)
+		}
+		c.Certificates = []tls.Certificate{pair}
+	}
+	return c, nil
+}

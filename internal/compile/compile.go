@@ -30,10 +30,10 @@ import (
 	"gatehouse/internal/lb"
 	"gatehouse/internal/phase"
 	"gatehouse/internal/ratelimit"
-	"gatehouse/internal/tlsx"
 	"gatehouse/internal/redisx"
 	"gatehouse/internal/route"
 	"gatehouse/internal/runtime"
+	"gatehouse/internal/tlsx"
 )
 
 // NoRoute is the route label of requests answered before any route

@@ -2,8 +2,8 @@ package compile
 
 import (
 	"fmt"
-	"net/http"
 	"net"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"

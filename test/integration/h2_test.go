@@ -4,11 +4,11 @@ package integration
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,26 +20,53 @@ import (
 	"gatehouse/internal/testutil"
 )
 
+// h2Target is where a test speaks raw HTTP/2 to Gatehouse: cleartext
+// (prior knowledge) or over TLS (ALPN h2), which share the same server.
+type h2Target struct {
+	addr string
+	tls  *tls.Config // nil: h2c
+}
+
 // h2Gate is Gatehouse with a small HTTP/2 stream limit in front of an
 // upstream whose ?do=hold requests wait until their client leaves.
-func h2Gate(t *testing.T) (addr string, up *upstream) {
+func h2Gate(t *testing.T, overTLS bool) (h2Target, *upstream) {
 	t.Helper()
-	up = startUpstream(t, "app")
-	addr = testutil.FreePort(t)
+	up := startUpstream(t, "app")
+	addr, tlsAddr := testutil.FreePort(t), testutil.FreePort(t)
+	ca := testutil.NewCA(t)
+	cert, key := ca.Issue(t, t.TempDir(), "gw", 1, "gw.test")
 	testutil.Start(t, fmt.Sprintf(`
 admin: { listen: "off" }
-server: { listen: [%q], http2_max_concurrent_streams: 10, max_header_bytes: 16KiB }
+server:
+  listen: [%q]
+  http2_max_concurrent_streams: 10
+  max_header_bytes: 16KiB
+  tls: { listen: [%q], certificates: [{ cert: %q, key: %q }], plain_hosts: [gw.test] }
 upstreams: { app: { targets: [%q] } }
 routes:
   - { name: app, match: { path_prefix: / }, upstream: app }
-`, addr, up.Addr), addr)
-	return addr, up
+`, addr, tlsAddr, cert, key, up.Addr), addr)
+	if overTLS {
+		return h2Target{addr: tlsAddr, tls: &tls.Config{ServerName: "gw.test", RootCAs: ca.Pool, NextProtos: []string{"h2"}}}, up
+	}
+	return h2Target{addr: addr}, up
 }
 
-// h2Conn opens a cleartext HTTP/2 connection with prior knowledge.
-func h2Conn(t *testing.T, addr string) (net.Conn, *http2.Framer) {
+// h2Conn opens an HTTP/2 connection to g.
+func h2Conn(t *testing.T, g h2Target) (net.Conn, *http2.Framer) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
+	var c net.Conn
+	var err error
+	if g.tls != nil {
+		var tc *tls.Conn
+		tc, err = tls.Dial("tcp", g.addr, g.tls)
+		if err == nil && tc.ConnectionState().NegotiatedProtocol != "h2" {
+			t.Fatalf("ALPN negotiated %q, want h2", tc.ConnectionState().NegotiatedProtocol)
+		}
+		c = tc
+	} else {
+		c, err = net.Dial("tcp", g.addr)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +79,20 @@ func h2Conn(t *testing.T, addr string) (net.Conn, *http2.Framer) {
 		t.Fatal(err)
 	}
 	return c, fr
+}
+
+// bothTransports runs f for cleartext HTTP/2 and HTTP/2 over TLS.
+func bothTransports(t *testing.T, f func(t *testing.T, g h2Target)) {
+	for _, overTLS := range []bool{false, true} {
+		name := "h2c"
+		if overTLS {
+			name = "h2 over TLS"
+		}
+		t.Run(name, func(t *testing.T) {
+			g, _ := h2Gate(t, overTLS)
+			f(t, g)
+		})
+	}
 }
 
 func headerBlock(path string, extra ...hpack.HeaderField) []byte {
@@ -87,9 +128,10 @@ func watchGoAway(fr *http2.Framer) <-chan http2.ErrCode {
 // A client that opens streams and resets them at once, faster than
 // handlers finish (HTTP/2 rapid reset, CVE-2023-44487), is disconnected
 // with ENHANCE_YOUR_CALM; other clients are served meanwhile.
-func TestHTTP2RapidResetIsCut(t *testing.T) {
-	addr, _ := h2Gate(t)
-	c, fr := h2Conn(t, addr)
+func TestHTTP2RapidResetIsCut(t *testing.T) { bothTransports(t, rapidReset) }
+
+func rapidReset(t *testing.T, g h2Target) {
+	c, fr := h2Conn(t, g)
 	goAway := watchGoAway(http2.NewFramer(io.Discard, c))
 	block := headerBlock("/flood?do=hold&id=rapid")
 	sent := 0
@@ -109,22 +151,33 @@ func TestHTTP2RapidResetIsCut(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("a rapid-reset client sent %d streams and was not disconnected", sent)
 	}
-	resp, err := http.Get("http://" + addr + "/after")
-	if err != nil {
+	c2, fr2 := h2Conn(t, g)
+	if err := fr2.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: headerBlock("/after"), EndStream: true, EndHeaders: true}); err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("a normal client after the flood: %d", resp.StatusCode)
+	c2.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		f, err := fr2.ReadFrame()
+		if err != nil {
+			t.Fatalf("a normal client after the flood: %v", err)
+		}
+		if h, ok := f.(*http2.HeadersFrame); ok && h.StreamID == 1 {
+			fields, err := hpack.NewDecoder(4096, nil).DecodeFull(h.HeaderBlockFragment())
+			if err != nil || len(fields) == 0 || fields[0].Name != ":status" || fields[0].Value != "200" {
+				t.Fatalf("a normal client after the flood: %v %v", fields, err)
+			}
+			break
+		}
 	}
 }
 
 // A header block that never ends (HEADERS, then CONTINUATION frames
 // forever) is refused once it passes max_header_bytes: the server closes
 // the connection instead of buffering it (CVE-2023-45288).
-func TestHTTP2ContinuationFloodIsCut(t *testing.T) {
-	addr, _ := h2Gate(t)
-	c, fr := h2Conn(t, addr)
+func TestHTTP2ContinuationFloodIsCut(t *testing.T) { bothTransports(t, continuationFlood) }
+
+func continuationFlood(t *testing.T, g h2Target) {
+	c, fr := h2Conn(t, g)
 	goAway := watchGoAway(http2.NewFramer(io.Discard, c))
 	var pad bytes.Buffer
 	enc := hpack.NewEncoder(&pad)

@@ -169,7 +169,12 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		}
 		adminLn = ln
 	}
-	for _, addr := range s.Listen {
+	addrsToBind := s.Listen
+	nPlain := len(addrsToBind)
+	if t := s.TLS; t != nil {
+		addrsToBind = append(append([]string{}, addrsToBind...), t.Listen...)
+	}
+	for _, addr := range addrsToBind {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			for _, l := range lns {
@@ -185,26 +190,6 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 			lim.OnRefuse = a.metrics.ConnectionRefused
 		}
 		lns = append(lns, lim)
-	}
-	nPlain := len(lns)
-	if t := s.TLS; t != nil {
-		for _, addr := range t.Listen {
-			ln, err := net.Listen("tcp", addr)
-			if err != nil {
-				for _, l := range lns {
-					l.Close()
-				}
-				if adminLn != nil {
-					adminLn.Close()
-				}
-				return fmt.Errorf("tls listen %s: %w", addr, err)
-			}
-			lim := netx.NewLimitListener(ln, netx.Limits{Total: *s.MaxConnections, PerIP: s.MaxConnectionsPerIP})
-			if a.metrics != nil {
-				lim.OnRefuse = a.metrics.ConnectionRefused
-			}
-			lns = append(lns, lim)
-		}
 	}
 	var servers []*http.Server
 	g, gctx := errgroup.WithContext(ctx)

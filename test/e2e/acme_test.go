@@ -32,6 +32,7 @@ type pebble struct {
 	listen    string       // the ACME directory's host:port
 	ca        *testutil.CA // signs pebble's own HTTPS certificate
 	caFile    string
+	out       *lockedBuffer // its output
 }
 
 func startPebble(t *testing.T, dns *testutil.DNS, httpPort, tlsPort string, validity time.Duration) *pebble {
@@ -55,8 +56,9 @@ func startPebble(t *testing.T, dns *testutil.DNS, httpPort, tlsPort string, vali
 	// No random sleeps before validation, no random nonce rejections: the
 	// test measures Gatehouse, not pebble's chaos.
 	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0")
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := &lockedBuffer{}
+	p.out = out
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -193,5 +195,61 @@ routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
 				t.Fatalf("no renewal event logged:\n%s", gw.Output())
 			}
 		})
+	}
+}
+
+// Two instances sharing one ACME storage directory obtain one certificate
+// between them (certmagic's storage lock), and either can answer the
+// challenge: the CA reaches only the first (DNS), whichever instance
+// placed the order.
+func TestACMESharedStorage(t *testing.T) {
+	dns := testutil.StartDNS(t)
+	httpPort := strings.Split(testutil.FreePort(t), ":")[1]
+	tlsPort := strings.Split(testutil.FreePort(t), ":")[1]
+	p := startPebble(t, dns, httpPort, tlsPort, time.Hour)
+	host := "shared.gatehouse.test"
+	dns.SetIPs(host, "127.0.0.4")
+	storage := t.TempDir()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") }))
+	t.Cleanup(up.Close)
+	var secures []string
+	for _, ip := range []string{"127.0.0.4", "127.0.0.5"} {
+		plain, secure := net.JoinHostPort(ip, httpPort), net.JoinHostPort(ip, tlsPort)
+		secures = append(secures, secure)
+		testutil.Start(t, fmt.Sprintf(`
+admin: { listen: "off" }
+server:
+  listen: [%q]
+  tls:
+    listen: [%q]
+    acme:
+      names: [%q]
+      directory: https://%s/dir
+      ca_root: %q
+      storage: %q
+      challenges: [http-01]
+      renew_check_interval: 1s
+upstreams: { app: { targets: [%q] } }
+routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
+`, plain, secure, host, p.listen, p.caFile, storage, strings.TrimPrefix(up.URL, "http://")), plain)
+	}
+	roots := p.roots(t)
+	var serials []string
+	for _, secure := range secures {
+		var c *x509.Certificate
+		if !testutil.WaitFor(60*time.Second, func() bool {
+			var err error
+			c, err = served(secure, host, roots)
+			return err == nil
+		}) {
+			t.Fatalf("%s serves no certificate for %s", secure, host)
+		}
+		serials = append(serials, c.SerialNumber.String())
+	}
+	if serials[0] != serials[1] {
+		t.Fatalf("the instances serve different certificates: %v", serials)
+	}
+	if n := strings.Count(p.out.String(), "Issued certificate serial"); n != 1 {
+		t.Fatalf("pebble issued %d certificates for two instances sharing storage, want 1\n%s", n, p.out.String())
 	}
 }

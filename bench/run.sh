@@ -4,17 +4,21 @@
 #
 #   bash bench/run.sh                      # defaults: 3 rounds x 10 s, 32 conns
 #   ROUNDS=1 DURATION=3s WARMUP=1s bash bench/run.sh   # quick smoke run
+#   PROTO=h2 bash bench/run.sh             # HTTPS (TLS 1.3) + HTTP/2 clients, with h2load
 #
 # stdout: a markdown report (paste into docs/performance.md).
 # stderr: progress and diagnostics.
 set -euo pipefail
 
 # ---------------------------------------------------------------- settings --
+PROTO=${PROTO:-h1}             # h1: plain HTTP/1.1 driven by wrk; h2: HTTPS (TLS 1.3) + HTTP/2 driven by h2load
 ROUNDS=${ROUNDS:-3}            # interleaved rounds; the report is the median
-DURATION=${DURATION:-10s}      # measured wrk run per proxy per round
-WARMUP=${WARMUP:-2s}           # unmeasured wrk run just before each measured one
-CONNS=${CONNS:-32}             # wrk connections (keep-alive)
-THREADS=${THREADS:-1}          # wrk threads
+DURATION=${DURATION:-10s}      # measured wrk/h2load run per proxy per round
+WARMUP=${WARMUP:-2s}           # unmeasured wrk/h2load run just before each measured one
+CONNS=${CONNS:-32}             # wrk/h2load connections (keep-alive)
+THREADS=${THREADS:-1}          # wrk/h2load threads
+STREAMS=${STREAMS:-10}         # h2 only: concurrent streams per connection (h2load -m)
+TLS13_CIPHERS=${TLS13_CIPHERS:-TLS_AES_128_GCM_SHA256}  # h2 only: the suites h2load offers (one: every proxy uses the same)
 PROXIES=${PROXIES:-"nginx haproxy caddy goplain gatehouse gatehouse-obs gatehouse-auth gatehouse-rl"}
 PROXY_CPU=${PROXY_CPU:-0}      # core the proxy is pinned to
 LOAD_CPU=${LOAD_CPU:-1}        # core wrk and the origin are pinned to
@@ -29,9 +33,16 @@ CLK_TCK=$(getconf CLK_TCK)
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+case $PROTO in
+  h1) LOADGEN=wrk ;;
+  h2) LOADGEN=h2load ;;
+  *) die "PROTO must be h1 (plain HTTP/1.1, wrk) or h2 (HTTPS + HTTP/2, h2load), not '$PROTO'" ;;
+esac
+
 # ------------------------------------------------------------ requirements --
 need_pkgs=()
-for pair in nginx:nginx-light haproxy:haproxy caddy:caddy wrk:wrk taskset:util-linux \
+if [[ $PROTO == h2 ]]; then load_tools="h2load:nghttp2-client openssl:openssl"; else load_tools="wrk:wrk"; fi
+for pair in nginx:nginx-light haproxy:haproxy caddy:caddy $load_tools taskset:util-linux \
             curl:curl ss:iproute2 awk:gawk; do
   cmd=${pair%%:*} pkg=${pair#*:}
   if ! command -v "$cmd" >/dev/null 2>&1 && [[ ! -x /usr/sbin/$cmd ]]; then
@@ -138,10 +149,44 @@ affinity_of() { # distinct Cpus_allowed_list over every thread of a process tree
   done | sort -u | paste -sd' '
 }
 
+# ------------------------------------------------------------- h2: TLS --
+# One self-signed ECDSA P-256 certificate for 127.0.0.1 and localhost, used
+# by every proxy. HAProxy wants the certificate and key in one PEM file.
+if [[ $PROTO == h2 ]]; then
+  mkdir -p "$TMP/tls"
+  CERT=$TMP/tls/cert.pem KEY=$TMP/tls/key.pem CERTKEY=$TMP/tls/cert+key.pem
+  if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=127.0.0.1 -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+        -keyout "$KEY" -out "$CERT" >"$TMP/openssl.log" 2>&1; then
+    cat "$TMP/openssl.log" >&2; die "openssl could not make the test certificate"
+  fi
+  cat "$CERT" "$KEY" >"$CERTKEY"
+  # Upstream keep-alive pools sized for every stream h2load keeps in flight
+  # (CONNS x STREAMS requests at once), so no proxy has to close and reopen
+  # upstream connections because its pool is too small.
+  POOL=$((CONNS * STREAMS))
+  log "h2: self-signed ECDSA P-256 certificate for 127.0.0.1/localhost in $TMP/tls; upstream pools sized $POOL"
+fi
+
 # ---------------------------------------------------------------- origin --
 BODY=$(head -c "$BODY_BYTES" /dev/zero | tr '\0' 'x')
 free_port ORIGIN_PORT
 free_port STATUS_PORT   # origin's stub_status: counts connections the proxies open
+ORIGIN_TLS=""           # h2: a TLS + HTTP/2 listener for the "direct to origin" row
+if [[ $PROTO == h2 && $DIRECT == 1 ]]; then
+  free_port ORIGIN_TLS_PORT
+  ORIGIN_TLS="
+    server {
+        listen 127.0.0.1:$ORIGIN_TLS_PORT ssl http2 backlog=4096;
+        ssl_certificate $CERT;
+        ssl_certificate_key $KEY;
+        ssl_protocols TLSv1.3;
+        location / {
+            default_type text/plain;
+            return 200 \"$BODY\";
+        }
+    }"
+fi
 mkdir -p "$TMP/origin/logs"
 cat >"$TMP/origin/nginx.conf" <<EOF
 worker_processes 1;
@@ -168,7 +213,7 @@ http {
     server {
         listen 127.0.0.1:$STATUS_PORT;
         location / { stub_status; }
-    }
+    }$ORIGIN_TLS
 }
 EOF
 
@@ -202,6 +247,17 @@ declare -A PORT=() PID=() VERSION=() SKIPPED=() HDR=()
 
 start_nginx() {
   local port; free_port port; local d="$TMP/nginx"
+  # h2: TLS 1.3 + HTTP/2 to clients (nginx 1.22 wants "listen ... ssl http2";
+  # the "http2 on" directive only exists from 1.25.1), a pool for every stream.
+  local listen="listen 127.0.0.1:$port backlog=4096;" tls="" keepalive=64
+  if [[ $PROTO == h2 ]]; then
+    listen="listen 127.0.0.1:$port ssl http2 backlog=4096;"
+    tls="
+        ssl_certificate $CERT;
+        ssl_certificate_key $KEY;
+        ssl_protocols TLSv1.3;"
+    ((POOL > keepalive)) && keepalive=$POOL
+  fi
   mkdir -p "$d/logs"
   cat >"$d/nginx.conf" <<EOF
 worker_processes 1;
@@ -220,11 +276,11 @@ http {
     keepalive_requests 10000000;
     upstream origin {
         server 127.0.0.1:$ORIGIN_PORT;
-        keepalive 64;
+        keepalive $keepalive;
         keepalive_requests 10000000;
     }
     server {
-        listen 127.0.0.1:$port backlog=4096;
+        $listen$tls
         location / {
             proxy_pass http://origin;
             proxy_http_version 1.1;
@@ -240,6 +296,8 @@ EOF
 
 start_haproxy() {
   local port; free_port port
+  local bind="bind 127.0.0.1:$port"
+  [[ $PROTO == h2 ]] && bind+=" ssl crt $CERTKEY alpn h2,http/1.1 ssl-min-ver TLSv1.3"
   cat >"$TMP/haproxy.cfg" <<EOF
 global
     nbthread 1
@@ -253,7 +311,7 @@ defaults
     timeout server 60s
     timeout http-keep-alive 60s
 frontend fe
-    bind 127.0.0.1:$port
+    $bind
     default_backend be
 backend be
     server origin 127.0.0.1:$ORIGIN_PORT
@@ -266,6 +324,32 @@ EOF
 start_caddy() {
   local port; free_port port; local d="$TMP/caddy"
   mkdir -p "$d/data" "$d/config"
+  if [[ $PROTO == h2 ]]; then
+    # The certificate from files, TLS 1.3 only; h1 and h2 only (Caddy 2.6
+    # would also open HTTP/3 on UDP and advertise it with Alt-Svc); the
+    # transport's idle pool (default 32 per host) sized for every stream.
+    cat >"$d/Caddyfile" <<EOF
+{
+    admin off
+    auto_https off
+    storage file_system $d/data
+    servers {
+        protocols h1 h2
+    }
+}
+https://:$port {
+    bind 127.0.0.1
+    tls $CERT $KEY {
+        protocols tls1.3
+    }
+    reverse_proxy 127.0.0.1:$ORIGIN_PORT {
+        transport http {
+            keepalive_idle_conns_per_host $POOL
+        }
+    }
+}
+EOF
+  else
   cat >"$d/Caddyfile" <<EOF
 {
     admin off
@@ -277,6 +361,7 @@ http://:$port {
     reverse_proxy 127.0.0.1:$ORIGIN_PORT
 }
 EOF
+  fi
   XDG_DATA_HOME=$d/data XDG_CONFIG_HOME=$d/config HOME=$d GOMAXPROCS=1 \
     start_bg caddy "$PROXY_CPU" caddy run --config "$d/Caddyfile" --adapter caddyfile
   PORT[caddy]=$port PID[caddy]=$STARTED_PID
@@ -295,14 +380,31 @@ build_gatehouse() {  # once per run
   fi
 }
 
+# gatehouse_server PORT PLAIN [TLS-LINE]: the config's server section. h1:
+# plain HTTP on PORT. h2: HTTPS on PORT (server.tls, the test certificate;
+# TLS 1.3 and ALPN h2/http/1.1 are Gatehouse's defaults), plain HTTP on PLAIN.
+gatehouse_server() {
+  if [[ $PROTO == h2 ]]; then
+    printf 'server:\n  listen: ["127.0.0.1:%s"]\n  tls:\n    listen: ["127.0.0.1:%s"]\n    certificates:\n      - { cert: "%s", key: "%s" }\n' "$2" "$1" "$CERT" "$KEY"
+    [[ -n ${3:-} ]] && printf '    %s\n' "$3"
+  else
+    printf 'server:\n  listen: ["127.0.0.1:%s"]\n' "$1"
+  fi
+  return 0
+}
+# gatehouse_pool: h2 sizes the upstream's idle pool (default 256) for every stream.
+# Printed at the end of the targets line, so h1 configs stay as they were.
+gatehouse_pool() { [[ $PROTO == h2 ]] && printf '\n    max_idle_per_target: %s' "$POOL"; return 0; }
+
 # start_gatehouse_as NAME ADMIN ACCESS [LIMIT]: gatehouse with the admin
 # listener (and so metrics) on or off, the access log off or to a file, and
 # optionally a per-client-IP rate limit on the route (set high enough that
 # it never refuses: the cost of an allowed decision).
 start_gatehouse_as() {
-  local name=$1 admin=$2 access=$3 limit=${4:-} port admin_port limits="" route_limits=""
+  local name=$1 admin=$2 access=$3 limit=${4:-} port plain admin_port limits="" route_limits=""
   build_gatehouse "$name" || return 1
-  free_port port
+  free_port port; plain=$port
+  [[ $PROTO == h2 ]] && free_port plain
   if [[ $admin == on ]]; then free_port admin_port; admin="127.0.0.1:$admin_port"; else admin=off; fi
   [[ $access == file ]] && access="$TMP/$name-access.log"
   if [[ $limit == per-ip ]]; then
@@ -312,14 +414,13 @@ start_gatehouse_as() {
   cat >"$TMP/$name.yaml" <<EOF
 admin:
   listen: "$admin"
-server:
-  listen: ["127.0.0.1:$port"]
+$(gatehouse_server "$port" "$plain")
 log:
   access: "$access"
 $limits
 upstreams:
   origin:
-    targets: ["127.0.0.1:$ORIGIN_PORT"]
+    targets: ["127.0.0.1:$ORIGIN_PORT"]$(gatehouse_pool)
 routes:
   - name: all
     match: { path_prefix: / }
@@ -334,27 +435,30 @@ EOF
 
 # gatehouse-auth: like gatehouse, with every request carrying a bearer
 # token the route verifies (cached after the first): the cost of auth.
+# h2: the keys are still fetched over plain HTTP (the plain listener, with
+# redirect_http off so that 127.0.0.1, which the certificate covers, is not
+# sent to HTTPS); requests are measured on HTTPS as for the others.
 start_gatehouse-auth() {
-  local port d
+  local port plain d
   build_gatehouse gatehouse-auth || return 1
-  free_port port
+  free_port port; plain=$port
+  [[ $PROTO == h2 ]] && free_port plain
   d=$TMP/gatehouse-auth-keys; mkdir -p "$d"
-  if ! (cd "$REPO_ROOT" && go run ./bench/mktoken -dir "$d" -issuer "http://127.0.0.1:$port") >"$d/token" 2>"$TMP/mktoken.log"; then
+  if ! (cd "$REPO_ROOT" && go run ./bench/mktoken -dir "$d" -issuer "http://127.0.0.1:$plain") >"$d/token" 2>"$TMP/mktoken.log"; then
     SKIPPED[gatehouse-auth]="bench/mktoken failed"; return 1
   fi
   cat >"$TMP/gatehouse-auth.yaml" <<EOF
 admin:
   listen: "off"
-server:
-  listen: ["127.0.0.1:$port"]
+$(gatehouse_server "$port" "$plain" "redirect_http: false")
 log:
   access: "off"
 auth:
   issuers:
-    bench: { issuer: "http://127.0.0.1:$port", jwks_uri: "http://127.0.0.1:$port/jwks.json", audience: bench }
+    bench: { issuer: "http://127.0.0.1:$plain", jwks_uri: "http://127.0.0.1:$plain/jwks.json", audience: bench }
 upstreams:
   origin:
-    targets: ["127.0.0.1:$ORIGIN_PORT"]
+    targets: ["127.0.0.1:$ORIGIN_PORT"]$(gatehouse_pool)
 routes:
   - name: keys
     match: { path: /jwks.json }
@@ -397,19 +501,31 @@ start_goplain() {  # reference: plain httputil.ReverseProxy (bench/goplain)
   if ! (cd "$REPO_ROOT" && CGO_ENABLED=0 go build -o "$TMP/goplain" ./bench/goplain) >"$TMP/goplain-build.log" 2>&1; then
     SKIPPED[goplain]="go build ./bench/goplain failed"; return 1
   fi
-  GOMAXPROCS=1 start_bg goplain "$PROXY_CPU" "$TMP/goplain" -listen "127.0.0.1:$port" -upstream "127.0.0.1:$ORIGIN_PORT"
+  local tls=()
+  [[ $PROTO == h2 ]] && tls=(-tls-cert "$CERT" -tls-key "$KEY" -max-idle "$POOL")
+  GOMAXPROCS=1 start_bg goplain "$PROXY_CPU" "$TMP/goplain" -listen "127.0.0.1:$port" -upstream "127.0.0.1:$ORIGIN_PORT" "${tls[@]}"
   PORT[goplain]=$port PID[goplain]=$STARTED_PID
   VERSION[goplain]="net/http $(go env GOVERSION)"
   return 0
 }
 
-sanity() {      # sanity NAME: 200 and the full body through the proxy
-  local name=$1 got
+sanity() {      # sanity NAME: 200 and the full body through the proxy (h2: over TLS 1.3 and HTTP/2)
+  local name=$1 got want="200 $BODY_BYTES"
   local hdr=()
   [[ -n ${HDR[$name]:-} ]] && hdr=(-H "${HDR[$name]}")
-  got=$(curl -s "${hdr[@]}" -o "$TMP/$name.body" -w '%{http_code} %{size_download}' "http://127.0.0.1:${PORT[$name]}/bench" || true)
-  [[ $got == "200 $BODY_BYTES" ]] && cmp -s "$TMP/$name.body" <(printf '%s' "$BODY") && return 0
-  log "$name: sanity check failed: got '$got' (want '200 $BODY_BYTES')"
+  if [[ $PROTO == h2 ]]; then
+    # --tlsv1.3: nothing older; --cacert: the certificate must verify for 127.0.0.1
+    want="200 $BODY_BYTES 2"
+    got=$(curl -s --http2 --tlsv1.3 --cacert "$CERT" "${hdr[@]}" -o "$TMP/$name.body" -w '%{http_code} %{size_download} %{http_version}' "https://127.0.0.1:${PORT[$name]}/bench" || true)
+  else
+    got=$(curl -s "${hdr[@]}" -o "$TMP/$name.body" -w '%{http_code} %{size_download}' "http://127.0.0.1:${PORT[$name]}/bench" || true)
+  fi
+  [[ $got == "$want" ]] && cmp -s "$TMP/$name.body" <(printf '%s' "$BODY") && return 0
+  if [[ $PROTO == h2 ]]; then
+    log "$name: sanity check failed: got '$got' (want '$want': status, body bytes, HTTP version)"
+  else
+    log "$name: sanity check failed: got '$got' (want '200 $BODY_BYTES')"
+  fi
   return 1
 }
 
@@ -426,6 +542,7 @@ for name in $PROXIES; do
   if ! sanity "$name"; then
     sed 's/^/[bench]   /' "$TMP/$name.out" | tail -20 >&2
     SKIPPED[$name]="sanity check failed (status/body)"
+    [[ $PROTO == h2 ]] && SKIPPED[$name]="sanity check failed (status/body/HTTP/2 over TLS 1.3)"
     stop_tree "${PID[$name]}"
     continue
   fi
@@ -435,6 +552,8 @@ done
 ((${#ACTIVE[@]})) || die "no proxy started"
 if [[ $DIRECT == 1 ]]; then   # reference row: no proxy at all
   PORT[direct]=$ORIGIN_PORT PID[direct]=$ORIGIN_PID VERSION[direct]="(no proxy)"
+  # h2: the origin's own TLS + HTTP/2 listener
+  [[ $PROTO == h2 ]] && PORT[direct]=$ORIGIN_TLS_PORT VERSION[direct]="(no proxy; origin's TLS + h2 listener)"
   ACTIVE+=(direct)
 fi
 
@@ -451,8 +570,48 @@ end
 EOF
 
 WRK=(taskset -c "$LOAD_CPU" wrk -t"$THREADS" -c"$CONNS")
+H2LOAD=(taskset -c "$LOAD_CPU" h2load -c "$CONNS" -m "$STREAMS" -t "$THREADS" --tls13-ciphers="$TLS13_CIPHERS")
 RESULTS=$TMP/results.tsv
 : >"$RESULTS"
+TLSINFO=$TMP/tls-negotiated.tsv   # h2: what h2load negotiated with each proxy
+: >"$TLSINFO"
+# h2load's per-request log goes in a directory of its own: Gatehouse watches
+# the directories of its config and certificate files (inotify), and a write
+# there per request would wake every Gatehouse instance's watcher.
+H2LOG=$TMP/load/h2load.log
+mkdir -p "$TMP/load"
+
+# h2load_result NAME OUT LOG: h2load's summary (OUT) and per-request log
+# (--log-file LOG: start, status, µs to the end of the response) as the same
+# RESULT line report.lua prints for wrk. requests = 2xx responses;
+# sock_errors = h2load's "errored" (failed below HTTP: resets, network,
+# timeouts); status_errors = 3xx/4xx/5xx responses; latency percentiles from
+# the log's completed responses.
+h2load_result() {
+  local name=$1 out=$2 log=$3 alpn tls
+  alpn=$(awk -F': ' '/^Application protocol:/ {print $2; exit}' <<<"$out")
+  if [[ $alpn != h2 ]]; then
+    printf '%s\n' "$out" | tail -20 >&2
+    die "$name: h2load negotiated '${alpn:-no protocol}', not h2"
+  fi
+  tls=$(awk -F': ' '/^TLS Protocol:/ {p = $2} /^Cipher:/ {c = $2} /^Server Temp Key:/ {k = $2} END {print p ", " c ", " k}' <<<"$out")
+  printf '%s\t%s\n' "$name" "$tls, ALPN $alpn" >>"$TLSINFO"
+  local lat
+  lat=$(awk -F'\t' '$2 > 0 {print $3}' "$log" | sort -n | awk '{v[NR] = $1}
+    function pct(p,   i) { i = int(NR * p / 100); if (i < NR * p / 100) i++; if (i < 1) i = 1; return v[i] }
+    END { if (NR) printf "p50_us=%d p99_us=%d", pct(50), pct(99); else printf "p50_us=0 p99_us=0" }')
+  awk -v lat="$lat" '
+    /^finished in / {
+      d = $3; sub(/,$/, "", d)
+      if (d ~ /ms$/) { sub(/ms$/, "", d); us = d * 1000 } else if (d ~ /us$/) { sub(/us$/, "", d); us = d } else { sub(/s$/, "", d); us = d * 1e6 }
+    }
+    /^requests: / { for (i = 2; i <= NF; i++) { if ($(i + 1) ~ /^errored/) err = $i } }
+    /^status codes: / { ok = $3; bad = $5 + $7 + $9 }
+    END {
+      if (us == "" || ok == "") exit 1
+      printf "RESULT requests=%d duration_us=%d %s sock_errors=%d status_errors=%d\n", ok, us, lat, err, bad
+    }' <<<"$out"
+}
 
 run_one() {     # run_one NAME ROUND
   local name=$1 round=$2
@@ -460,15 +619,26 @@ run_one() {     # run_one NAME ROUND
   local pid=${PID[$name]} out c0 c1 b0 b1 l0 l1 a0 a1
   local hdr=()
   [[ -n ${HDR[$name]:-} ]] && hdr=(-H "${HDR[$name]}")
-  "${WRK[@]}" "${hdr[@]}" -d"$WARMUP" -s "$TMP/report.lua" "$url" >/dev/null 2>&1 || true
+  if [[ $PROTO == h2 ]]; then
+    url="https://127.0.0.1:${PORT[$name]}/bench"
+    rm -f "$H2LOG"
+    "${H2LOAD[@]}" "${hdr[@]}" -D "$WARMUP" "$url" >/dev/null 2>&1 || true
+  else
+    "${WRK[@]}" "${hdr[@]}" -d"$WARMUP" -s "$TMP/report.lua" "$url" >/dev/null 2>&1 || true
+  fi
   kill -0 "$pid" 2>/dev/null || die "$name died during warm-up"
   a0=$(origin_accepts)
   c0=$(cpu_ticks "$pid"); b0=$(core_busy "$PROXY_CPU"); l0=$(core_busy "$LOAD_CPU")
-  out=$("${WRK[@]}" "${hdr[@]}" -d"$DURATION" -s "$TMP/report.lua" "$url" 2>&1) || true
+  if [[ $PROTO == h2 ]]; then
+    out=$("${H2LOAD[@]}" "${hdr[@]}" -D "$DURATION" --log-file="$H2LOG" "$url" 2>&1) || true
+  else
+    out=$("${WRK[@]}" "${hdr[@]}" -d"$DURATION" -s "$TMP/report.lua" "$url" 2>&1) || true
+  fi
   c1=$(cpu_ticks "$pid"); b1=$(core_busy "$PROXY_CPU"); l1=$(core_busy "$LOAD_CPU")
   a1=$(origin_accepts)
+  [[ $PROTO == h2 ]] && out=$(h2load_result "$name" "$out" "$H2LOG" || printf '%s\n' "$out")
   local line; line=$(grep '^RESULT ' <<<"$out" || true)
-  [[ -n $line ]] || { printf '%s\n' "$out" >&2; die "$name: wrk printed no result"; }
+  [[ -n $line ]] || { printf '%s\n' "$out" >&2; die "$name: $LOADGEN printed no result"; }
   # shellcheck disable=SC2086
   local requests duration_us p50_us p99_us sock_errors status_errors
   eval "$(sed 's/^RESULT //' <<<"$line")"
@@ -495,13 +665,19 @@ run_one() {     # run_one NAME ROUND
 }
 NOISY=()
 
-log "wrk: ${WRK[*]} -d$DURATION (warm-up -d$WARMUP) -s report.lua URL; rounds=$ROUNDS"
+if [[ $PROTO == h2 ]]; then
+  log "h2load: ${H2LOAD[*]} -D $DURATION --log-file=h2load.log URL (warm-up -D $WARMUP); rounds=$ROUNDS"
+else
+  log "wrk: ${WRK[*]} -d$DURATION (warm-up -d$WARMUP) -s report.lua URL; rounds=$ROUNDS"
+fi
 for ((round = 1; round <= ROUNDS; round++)); do
   for name in "${ACTIVE[@]}"; do run_one "$name" "$round"; done
 done
 
 # ---------------------------------------------------------------- report --
 cmdline="ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS"
+[[ $PROTO == h2 ]] && cmdline="PROTO=h2 $cmdline STREAMS=$STREAMS"
+[[ $PROTO == h2 && $TLS13_CIPHERS != TLS_AES_128_GCM_SHA256 ]] && cmdline+=" TLS13_CIPHERS=$TLS13_CIPHERS"
 [[ $PROXIES != "nginx haproxy caddy goplain gatehouse gatehouse-obs gatehouse-auth gatehouse-rl" ]] && cmdline+=" PROXIES=\"$PROXIES\""
 cmdline+=" bash bench/run.sh"
 
@@ -519,11 +695,19 @@ awk -F'\t' '
 for name in "${ACTIVE[@]}"; do printf '%s\t%s\n' "$name" "${VERSION[$name]}"; done >"$TMP/versions.tsv"
 
 {
+  if [[ $PROTO == h2 ]]; then
+  echo "### Gatehouse vs nginx, HAProxy, Caddy: HTTPS + HTTP/2 (loopback, 1 core per proxy)"
+  echo
+  echo "Command: \`$cmdline\`  "
+  echo "Load: \`taskset -c $LOAD_CPU h2load -c $CONNS -m $STREAMS -t $THREADS --tls13-ciphers=$TLS13_CIPHERS -D $DURATION --log-file=h2load.log https://127.0.0.1:PORT/bench\` ($CONNS TLS connections kept for the whole run, $STREAMS streams each, so $((CONNS * STREAMS)) requests in flight; ${WARMUP} warm-up run before each run), $ROUNDS interleaved rounds, median shown. Latency percentiles from h2load's per-request log.  "
+  echo "Origin: nginx ${VERSION[nginx]:-$(nginx -v 2>&1 | sed 's/.*version: //')}, plain HTTP/1.1, 1 worker, fixed ${BODY_BYTES}-byte body, pinned to core $LOAD_CPU with h2load. Proxies: one process/worker/thread each (GOMAXPROCS=1 for Go), pinned to core $PROXY_CPU; TLS 1.3 only, one self-signed ECDSA P-256 certificate, HTTP/2 by ALPN to the client; plain HTTP/1.1 to the origin with upstream keep-alive, idle pools sized $POOL; access logs off.  "
+  else
   echo "### Gatehouse vs nginx, HAProxy, Caddy (loopback, 1 core per proxy)"
   echo
   echo "Command: \`$cmdline\`  "
   echo "Load: \`taskset -c $LOAD_CPU wrk -t$THREADS -c$CONNS -d$DURATION -s report.lua http://127.0.0.1:PORT/bench\` (keep-alive; ${WARMUP} warm-up before each run), $ROUNDS interleaved rounds, median shown.  "
   echo "Origin: nginx ${VERSION[nginx]:-$(nginx -v 2>&1 | sed 's/.*version: //')}, 1 worker, fixed ${BODY_BYTES}-byte body, pinned to core $LOAD_CPU with wrk. Proxies: one process/worker/thread each (GOMAXPROCS=1 for Go), pinned to core $PROXY_CPU, upstream keep-alive on, access logs off.  "
+  fi
   echo "Machine: $(nproc --all) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), Linux $(uname -r), $(date -u +%Y-%m-%d)."
   echo
   echo "| proxy | version | req/s | p50 latency | p99 latency | proxy CPU per request | req/s vs nginx | p50 vs nginx | p99 vs nginx | CPU/req vs nginx | proxy core busy |"
@@ -553,8 +737,21 @@ for name in "${ACTIVE[@]}"; do printf '%s\t%s\n' "$name" "${VERSION[$name]}"; do
     [[ -n ${SKIPPED[$name]:-} ]] && echo "| $name | — | skipped: ${SKIPPED[$name]} | | | | | | | | |"
   done
   echo
-  echo "Ratios: >1× means more req/s, more latency or more CPU than nginx. \"Proxy core busy\" is the proxy's CPU time over wall time: ~100% means the proxy was the bottleneck; lower means wrk/origin (core $LOAD_CPU) was."
+  if [[ $PROTO == h2 ]]; then
+    if (($(cut -f2 "$TLSINFO" | sort -u | wc -l) == 1)); then
+      echo "Negotiated by h2load with every proxy: $(cut -f2 "$TLSINFO" | head -1)."
+    else
+      echo "Negotiated by h2load: $(sort -u "$TLSINFO" | awk -F'\t' '{printf "%s%s: %s", (NR > 1 ? "; " : ""), $1, $2}')."
+    fi
+    echo
+  fi
+  echo "Ratios: >1× means more req/s, more latency or more CPU than nginx. \"Proxy core busy\" is the proxy's CPU time over wall time: ~100% means the proxy was the bottleneck; lower means $LOADGEN/origin (core $LOAD_CPU) was."
+  if [[ $PROTO == h2 ]]; then
+    [[ $DIRECT == 1 ]] && echo "\"Direct to origin\" is h2load against the origin's own TLS + HTTP/2 listener, no proxy. Core $LOAD_CPU then also does the server side of TLS and HTTP/2, which it does not with a proxy in front, so this is a lower bound of what h2load + origin can serve; a proxy near or above it is limited by the load side."
+    echo "Latency is measured at $((CONNS * STREAMS)) requests in flight, so mean latency ≈ $((CONNS * STREAMS)) / req/s."
+  else
   [[ $DIRECT == 1 ]] && echo "\"Direct to origin\" is wrk against the origin with no proxy: the most core $LOAD_CPU (wrk + origin) can serve; a proxy close to it is limited by the load side, not by itself."
+  fi
   echo
   echo "Other load before the run: core $PROXY_CPU ${IDLE_P}% busy, core $LOAD_CPU ${IDLE_L}% busy.${NOISY[*]:+ Runs where other processes took >10% of the proxy core: ${NOISY[*]}.}"
   echo
@@ -564,7 +761,11 @@ for name in "${ACTIVE[@]}"; do printf '%s\t%s\n' "$name" "${VERSION[$name]}"; do
   echo "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
   sort -t$'\t' -k2,2n -s "$RESULTS" | awk -F'\t' '$1 == "direct" {printf "| %d | direct to origin | %.0f | %d µs | %d µs | — | — | %.1f | %.1f | %d | %d |\n", $2, $3, $4, $5, $8, $9, $10 + $11, $12; next} {printf "| %d | %s | %.0f | %d µs | %d µs | %.2f | %.1f | %.1f | %.1f | %d | %d |\n", $2, $1, $3, $4, $5, $6, $7, $8, $9, $10 + $11, $12}'
   echo
+  if [[ $PROTO == h2 ]]; then
+  echo "\"New origin conns\": connections the origin accepted during the measured run (its stub_status). Up to about $((CONNS * STREAMS)) is the pool refilling: when h2load stops, the $((CONNS * STREAMS)) requests still in flight are abandoned, and a proxy may drop the upstream connections they were on. Thousands would mean no reuse. The direct row shows h2load's own $CONNS connections."
+  else
   echo "\"New origin conns\": connections the origin accepted during the measured run (its stub_status). Up to about $CONNS is the pool refilling: when wrk stops, requests still in flight are aborted, and a proxy may drop the upstream connections they were on. Thousands would mean no reuse. The direct row shows wrk's own $CONNS connections."
+  fi
   echo
   echo "</details>"
 }

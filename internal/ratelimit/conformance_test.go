@@ -2,11 +2,16 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
+	"hash/maphash"
+	"net/http/httptest"
 	"runtime"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"gatehouse/internal/phase"
 )
 
 // RunLimiterTests is the conformance suite every Limiter passes (the
@@ -206,5 +211,46 @@ func TestMemoryGateForgetsIdleKeys(t *testing.T) {
 		if n := len(g.shards[i].n); n != 0 {
 			t.Fatalf("shard %d holds %d keys with nothing in flight", i, n)
 		}
+	}
+}
+
+// flaky is a Limiter whose failure the test switches.
+type flaky struct{ fail bool }
+
+func (f *flaky) Allow(context.Context, Key, Limit, time.Time) (Result, error) {
+	if f.fail {
+		return Result{}, context.DeadlineExceeded
+	}
+	return Result{Allowed: true}, nil
+}
+
+type degradedLog struct{ events []bool }
+
+func (d *degradedLog) RateLimit(string, string)   {}
+func (d *degradedLog) StoreError(string)          {}
+func (d *degradedLog) Degraded(_ string, on bool) { d.events = append(d.events, on) }
+
+// The switch to the fallback and the recovery are each reported once,
+// however many requests fail in between.
+func TestFallbackSwitchReported(t *testing.T) {
+	store := &flaky{}
+	obs := &degradedLog{}
+	f := &Filter{Policy: "p", Parts: ParseKey("client_ip"), Limit: Limit{Rate: 100, Burst: 10}, Store: store, Local: NewMemory(100), Obs: obs, Seed: maphash.MakeSeed()}
+	f.Prepare()
+	req := httptest.NewRequest("GET", "/", nil)
+	run := func() {
+		if _, err := f.FilterRequest(&phase.RequestCtx{}, nil, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run()
+	store.fail = true
+	run()
+	run()
+	store.fail = false
+	run()
+	run()
+	if fmt.Sprint(obs.events) != "[true false]" {
+		t.Fatalf("degraded events %v, want [true false]", obs.events)
 	}
 }

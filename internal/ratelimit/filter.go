@@ -47,6 +47,8 @@ func PostAuth(parts []Part) bool {
 type Observer interface {
 	RateLimit(policy, result string)
 	StoreError(policy string)
+	// Degraded: the policy switched to its fallback (true) or back.
+	Degraded(policy string, on bool)
 }
 
 // Filter applies one policy to a route's requests. A limited request gets
@@ -290,6 +292,9 @@ func (f *Filter) storeFailed(rc *phase.RequestCtx, err error) *phase.Error {
 	}
 	if f.degraded.CompareAndSwap(false, true) {
 		f.Events.Warn("rate-limit store failing; using the fallback", "policy", f.Policy, "fallback", f.OnError, "err", err.Error())
+		if f.Obs != nil {
+			f.Obs.Degraded(f.Policy, true)
+		}
 	}
 	if f.OnError == "deny" || f.Local == nil {
 		rc.RateLimit = "store-unavailable:" + f.Policy
@@ -302,6 +307,9 @@ func (f *Filter) storeFailed(rc *phase.RequestCtx, err error) *phase.Error {
 func (f *Filter) storeOK() {
 	if f.degraded.CompareAndSwap(true, false) {
 		f.Events.Info("rate-limit store recovered", "policy", f.Policy)
+		if f.Obs != nil {
+			f.Obs.Degraded(f.Policy, false)
+		}
 	}
 }
 

@@ -356,7 +356,20 @@ func (c keyFetches) Collect(ch chan<- prometheus.Metric) {
 
 // RateLimitObserver counts rate-limit decisions; it implements
 // ratelimit.Observer.
-type RateLimitObserver struct{ decisions, storeErrors *prometheus.CounterVec }
+type RateLimitObserver struct {
+	decisions, storeErrors *prometheus.CounterVec
+	degraded               *prometheus.GaugeVec
+}
+
+// Degraded records whether a policy is using its fallback because its
+// shared store fails (1) or is back on the store (0).
+func (o RateLimitObserver) Degraded(policy string, on bool) {
+	v := 0.0
+	if on {
+		v = 1
+	}
+	o.degraded.WithLabelValues(policy).Set(v)
+}
 
 // StoreError counts a failed call to a shared rate-limit store.
 func (o RateLimitObserver) StoreError(policy string) { o.storeErrors.WithLabelValues(policy).Inc() }
@@ -376,8 +389,12 @@ func (m *Metrics) RateLimits() RateLimitObserver {
 			storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "gatehouse_ratelimit_store_errors_total",
 				Help: "Calls to a shared rate-limit store (Redis) that failed or timed out; each used the policy's fallback.",
+			}, []string{"policy"}),
+			degraded: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+				Name: "gatehouse_ratelimit_store_degraded",
+				Help: "1 while a policy limits with its fallback (local store or 503) because its shared store fails; 0 once it is back.",
 			}, []string{"policy"})}
-		m.Registry.MustRegister(m.rl.decisions, m.rl.storeErrors)
+		m.Registry.MustRegister(m.rl.decisions, m.rl.storeErrors, m.rl.degraded)
 	})
 	return m.rl
 }

@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -31,9 +32,16 @@ func NewShared(store session.Store, events *slog.Logger) *Shared {
 	return &Shared{Store: store, Events: events, streams: streams{m: map[string]map[*stream]struct{}{}}}
 }
 
+// RecheckEvery is how often the sessions of open streams are looked up
+// again, so a stream outlives its session by at most this long even when
+// the "session ended" broadcast was missed (an instance disconnected from
+// Redis at that moment).
+const RecheckEvery = 30 * time.Second
+
 // Run ends local streams of sessions that any instance ends, until ctx
 // ends, then closes the store. A lost subscription (Redis down) is retried
-// with backoff.
+// with backoff; meanwhile, and always, the sessions of open streams are
+// checked every RecheckEvery.
 func (s *Shared) Run(ctx context.Context) {
 	// The registry ends Run when no snapshot uses this store any more:
 	// its connections go with it.
@@ -42,6 +50,42 @@ func (s *Shared) Run(ctx context.Context) {
 			_ = c.Close()
 		}
 	}()
+	done := make(chan struct{})
+	defer func() { <-done }()
+	go func() {
+		defer close(done)
+		s.recheck(ctx, RecheckEvery)
+	}()
+	s.subscribe(ctx)
+}
+
+// recheck ends the streams of sessions no longer in the store, every
+// interval until ctx ends.
+func (s *Shared) recheck(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.recheckOnce(ctx)
+	}
+}
+
+func (s *Shared) recheckOnce(ctx context.Context) {
+	for _, key := range s.streams.keys() {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := s.Store.Load(lctx, key)
+		cancel()
+		if errors.Is(err, session.ErrNotFound) {
+			s.streams.end(key)
+		}
+	}
+}
+
+func (s *Shared) subscribe(ctx context.Context) {
 	backoff := time.Second
 	for {
 		err := s.Store.Subscribe(ctx, s.streams.end)
@@ -107,6 +151,16 @@ func (s *streams) end(key string) {
 	for _, c := range cancels {
 		c()
 	}
+}
+
+func (s *streams) keys() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.m))
+	for k := range s.m {
+		out = append(out, k)
+	}
+	return out
 }
 
 func (s *streams) len() int {

@@ -24,7 +24,16 @@ PROXY_CPU=${PROXY_CPU:-0}      # core the proxy is pinned to
 LOAD_CPU=${LOAD_CPU:-1}        # core wrk and the origin are pinned to
 BASE_PORT=${BASE_PORT:-18080}  # first port tried; busy ports are skipped
 BODY_BYTES=${BODY_BYTES:-100}  # origin response body size
+HEADERS=${HEADERS:-minimal}    # minimal: only what each variant needs; browser: also a browser's dozen request headers
 DIRECT=${DIRECT:-1}            # 1: also run wrk straight at the origin (ceiling of core $LOAD_CPU)
+# A browser's usual request headers (HEADERS=browser): requests of this
+# shape make Go's header maps tables already, as real traffic does; wrk's
+# minimal request keeps them small maps (up to 8 entries).
+BROWSER_HDR=(-H "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+  -H "Accept-Encoding: gzip, deflate, br" -H "Accept-Language: en-US,en;q=0.9" -H "Cache-Control: no-cache"
+  -H "Cookie: theme=dark; lang=en" -H "Sec-Fetch-Dest: document" -H "Sec-Fetch-Mode: navigate"
+  -H "Sec-Fetch-Site: same-origin" -H "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"
+  -H "Referer: http://127.0.0.1/admin/")
 KEEP_TMP=${KEEP_TMP:-0}        # 1: keep the temp dir (configs, logs) at exit
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -619,6 +628,7 @@ run_one() {     # run_one NAME ROUND
   local pid=${PID[$name]} out c0 c1 b0 b1 l0 l1 a0 a1
   local hdr=()
   [[ -n ${HDR[$name]:-} ]] && hdr=(-H "${HDR[$name]}")
+  [[ $HEADERS == browser ]] && hdr+=("${BROWSER_HDR[@]}")
   if [[ $PROTO == h2 ]]; then
     url="https://127.0.0.1:${PORT[$name]}/bench"
     rm -f "$H2LOG"
@@ -677,6 +687,7 @@ done
 # ---------------------------------------------------------------- report --
 cmdline="ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS"
 [[ $PROTO == h2 ]] && cmdline="PROTO=h2 $cmdline STREAMS=$STREAMS"
+[[ $HEADERS == browser ]] && cmdline="HEADERS=browser $cmdline"
 [[ $PROTO == h2 && $TLS13_CIPHERS != TLS_AES_128_GCM_SHA256 ]] && cmdline+=" TLS13_CIPHERS=$TLS13_CIPHERS"
 [[ $PROXIES != "nginx haproxy caddy goplain gatehouse gatehouse-obs gatehouse-auth gatehouse-rl" ]] && cmdline+=" PROXIES=\"$PROXIES\""
 cmdline+=" bash bench/run.sh"

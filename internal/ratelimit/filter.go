@@ -224,7 +224,7 @@ func (f *Filter) rate(rc *phase.RequestCtx, r *http.Request, key Key) error {
 	}
 	res, err := f.Store.Allow(r.Context(), key, f.Limit, now)
 	if err != nil {
-		if pe := f.storeFailed(rc, err); pe != nil {
+		if pe := f.storeFailed(rc, err, f.Local != nil); pe != nil {
 			return pe
 		}
 		if res, err = f.Local.Allow(r.Context(), key, f.Limit, now); err != nil {
@@ -237,20 +237,15 @@ func (f *Filter) rate(rc *phase.RequestCtx, r *http.Request, key Key) error {
 		f.observe("allowed")
 		return nil
 	}
-	if f.Soft {
-		rc.RateLimit = "soft-limited:" + f.Policy
-		f.observe("soft_limited")
-		return nil
-	}
-	rc.RateLimit = "limited:" + f.Policy
-	f.observe("limited")
-	retry := int(math.Ceil(res.RetryAfter.Seconds()))
-	return &phase.Error{Kind: phase.KindTooManyRequests, Detail: "too many requests; slow down",
-		Header: http.Header{
-			"Retry-After":      {strconv.Itoa(retry)},
-			"Ratelimit-Policy": f.policyHeader,
-			"Ratelimit":        {`"` + f.Policy + `";r=0;t=` + strconv.Itoa(retry)},
-		}}
+	return f.over(rc, func() *phase.Error {
+		retry := int(math.Ceil(res.RetryAfter.Seconds()))
+		return &phase.Error{Kind: phase.KindTooManyRequests, Detail: "too many requests; slow down",
+			Header: http.Header{
+				"Retry-After":      {strconv.Itoa(retry)},
+				"Ratelimit-Policy": f.policyHeader,
+				"Ratelimit":        {`"` + f.Policy + `";r=0;t=` + strconv.Itoa(retry)},
+			}}
+	})
 }
 
 // inFlight takes one of the key's MaxInFlight slots for the life of the
@@ -258,7 +253,7 @@ func (f *Filter) rate(rc *phase.RequestCtx, r *http.Request, key Key) error {
 func (f *Filter) inFlight(rc *phase.RequestCtx, r *http.Request, key Key) error {
 	release, ok, err := f.Gate.Acquire(r.Context(), key, f.MaxInFlight)
 	if err != nil {
-		if pe := f.storeFailed(rc, err); pe != nil {
+		if pe := f.storeFailed(rc, err, f.LocalGate != nil); pe != nil {
 			return pe
 		}
 		if release, ok, err = f.LocalGate.Acquire(r.Context(), key, f.MaxInFlight); err != nil {
@@ -272,6 +267,15 @@ func (f *Filter) inFlight(rc *phase.RequestCtx, r *http.Request, key Key) error 
 		f.observe("allowed")
 		return nil
 	}
+	return f.over(rc, func() *phase.Error {
+		return &phase.Error{Kind: phase.KindTooManyRequests, Detail: "too many requests in progress; retry when one has finished",
+			Header: http.Header{"Retry-After": {"1"}}}
+	})
+}
+
+// over handles a request over the policy: in soft mode it is recorded and
+// passes; otherwise it gets the 429 that refusal makes.
+func (f *Filter) over(rc *phase.RequestCtx, refusal func() *phase.Error) error {
 	if f.Soft {
 		rc.RateLimit = "soft-limited:" + f.Policy
 		f.observe("soft_limited")
@@ -279,14 +283,13 @@ func (f *Filter) inFlight(rc *phase.RequestCtx, r *http.Request, key Key) error 
 	}
 	rc.RateLimit = "limited:" + f.Policy
 	f.observe("limited")
-	return &phase.Error{Kind: phase.KindTooManyRequests, Detail: "too many requests in progress; retry when one has finished",
-		Header: http.Header{"Retry-After": {"1"}}}
+	return refusal()
 }
 
 // storeFailed handles a shared store's failure: nil means "use the local
 // fallback"; otherwise the 503 to answer (on_store_error: deny, or no
-// fallback).
-func (f *Filter) storeFailed(rc *phase.RequestCtx, err error) *phase.Error {
+// fallback for this operation).
+func (f *Filter) storeFailed(rc *phase.RequestCtx, err error, hasFallback bool) *phase.Error {
 	if f.Obs != nil {
 		f.Obs.StoreError(f.Policy)
 	}
@@ -296,7 +299,7 @@ func (f *Filter) storeFailed(rc *phase.RequestCtx, err error) *phase.Error {
 			f.Obs.Degraded(f.Policy, true)
 		}
 	}
-	if f.OnError == "deny" || f.Local == nil {
+	if f.OnError == "deny" || !hasFallback {
 		rc.RateLimit = "store-unavailable:" + f.Policy
 		return &phase.Error{Kind: phase.KindAuthUnavailable, Status: http.StatusServiceUnavailable,
 			Detail: "rate limiting is unavailable; try again shortly", Header: http.Header{"Retry-After": {"1"}}}

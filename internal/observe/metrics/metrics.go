@@ -270,32 +270,37 @@ type TargetState struct {
 	Up               bool // available: not down by active checks, not ejected
 }
 
-// targetStates is a collector reading target health at scrape time.
-type targetStates struct {
-	desc *prometheus.Desc
-	list func() []TargetState
+// scrapeGauges is a gauge family computed at scrape time: collect emits
+// one value per label set.
+type scrapeGauges struct {
+	desc    *prometheus.Desc
+	collect func(emit func(v float64, labels ...string))
 }
 
-func (c targetStates) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c scrapeGauges) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
-func (c targetStates) Collect(ch chan<- prometheus.Metric) {
-	for _, s := range c.list() {
-		v := 0.0
-		if s.Up {
-			v = 1
-		}
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, s.Upstream, s.Target)
-	}
+func (c scrapeGauges) Collect(ch chan<- prometheus.Metric) {
+	c.collect(func(v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, labels...)
+	})
 }
 
 // WatchTargets exports gatehouse_upstream_target_up from list, called at
 // every scrape.
 func (m *Metrics) WatchTargets(list func() []TargetState) {
-	m.Registry.MustRegister(targetStates{
+	m.Registry.MustRegister(scrapeGauges{
 		desc: prometheus.NewDesc("gatehouse_upstream_target_up",
 			"1 if the target is available (not down by active checks, not ejected), else 0.",
 			[]string{"upstream", "target"}, nil),
-		list: list,
+		collect: func(emit func(float64, ...string)) {
+			for _, s := range list() {
+				v := 0.0
+				if s.Up {
+					v = 1
+				}
+				emit(v, s.Upstream, s.Target)
+			}
+		},
 	})
 }
 
@@ -450,26 +455,17 @@ type CertState struct {
 	NotAfter time.Time
 }
 
-type certStates struct {
-	desc *prometheus.Desc
-	list func() []CertState
-}
-
-func (c certStates) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-
-func (c certStates) Collect(ch chan<- prometheus.Metric) {
-	for _, s := range c.list() {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.NotAfter.Unix()), s.Name, s.Source)
-	}
-}
-
 // WatchCerts exports gatehouse_tls_certificate_expiry_timestamp_seconds
 // from list, called at every scrape (alert on it minus time()).
 func (m *Metrics) WatchCerts(list func() []CertState) {
-	m.Registry.MustRegister(certStates{
+	m.Registry.MustRegister(scrapeGauges{
 		desc: prometheus.NewDesc("gatehouse_tls_certificate_expiry_timestamp_seconds",
 			"When each served certificate expires (Unix time), by name and source (file, acme).",
 			[]string{"name", "source"}, nil),
-		list: list,
+		collect: func(emit func(float64, ...string)) {
+			for _, s := range list() {
+				emit(float64(s.NotAfter.Unix()), s.Name, s.Source)
+			}
+		},
 	})
 }

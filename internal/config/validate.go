@@ -193,9 +193,7 @@ func (v *validator) upstream(name string, u *Upstream) {
 			if f.path == "" {
 				continue
 			}
-			if _, err := os.Stat(f.path); err != nil {
-				v.add(p+".tls."+f.key, "cannot read %s: %v", f.path, err)
-			}
+			v.readable(p+".tls."+f.key, f.path)
 		}
 		if (t.Cert == "") != (t.Key == "") {
 			v.add(p+".tls", "cert and key go together")
@@ -632,9 +630,7 @@ func (v *validator) auth(a *Auth) {
 			v.add("auth.identity_assertion.ttl", "must be between 1s and 1h, got %s", ia.TTL.D())
 		}
 		if ia.KeyFile != "" {
-			if _, err := os.Stat(ia.KeyFile); err != nil {
-				v.add("auth.identity_assertion.key_file", "cannot read %s: %v", ia.KeyFile, err)
-			}
+			v.readable("auth.identity_assertion.key_file", ia.KeyFile)
 		}
 	}
 	if pr := a.ProtectedResource; pr != nil {
@@ -927,8 +923,8 @@ func (v *validator) tls(s *Server) {
 		for _, f := range []struct{ key, path string }{{"cert", c.Cert}, {"key", c.Key}} {
 			if f.path == "" {
 				v.add(fmt.Sprintf("%s.certificates[%d].%s", p, i, f.key), "required: a PEM file")
-			} else if _, err := os.Stat(f.path); err != nil {
-				v.add(fmt.Sprintf("%s.certificates[%d].%s", p, i, f.key), "cannot read %s: %v", f.path, err)
+			} else {
+				v.readable(fmt.Sprintf("%s.certificates[%d].%s", p, i, f.key), f.path)
 			}
 		}
 	}
@@ -957,8 +953,8 @@ func (v *validator) tls(s *Server) {
 		}
 		if ca.CA == "" {
 			v.add(q+".ca", "required: the PEM roots that sign client certificates")
-		} else if _, err := os.Stat(ca.CA); err != nil {
-			v.add(q+".ca", "cannot read %s: %v", ca.CA, err)
+		} else {
+			v.readable(q+".ca", ca.CA)
 		}
 		if !tokenRe.MatchString(ca.SubjectHeader) {
 			v.add(q+".subject_header", "%q is not a header name", ca.SubjectHeader)
@@ -988,9 +984,7 @@ func (v *validator) tls(s *Server) {
 			v.add(p+".acme.directory", "expected the CA's https directory URL, got %q", a.Directory)
 		}
 		if a.CARoot != "" {
-			if _, err := os.Stat(a.CARoot); err != nil {
-				v.add(p+".acme.ca_root", "cannot read %s: %v", a.CARoot, err)
-			}
+			v.readable(p+".acme.ca_root", a.CARoot)
 		}
 		if len(a.Challenges) == 0 {
 			v.add(p+".acme.challenges", "at least one of http-01, tls-alpn-01")
@@ -1007,4 +1001,15 @@ func (v *validator) tls(s *Server) {
 			v.add(p+".acme.renewal_window_ratio", "must be between 0 and 1, got %v", a.RenewalWindowRatio)
 		}
 	}
+}
+
+// readable reports a file named at path that cannot be opened; its
+// contents are checked where they are loaded, with the file named.
+func (v *validator) readable(path, file string) {
+	f, err := os.Open(file)
+	if err != nil {
+		v.add(path, "cannot read %s: %v", file, err)
+		return
+	}
+	f.Close()
 }

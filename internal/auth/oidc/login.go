@@ -70,6 +70,7 @@ type Login struct {
 	cookie  string // session cookie name as sent
 	flowPfx string // flow cookie name prefix
 	cbPath  string
+	decoded *decodedCache
 }
 
 // New returns the login of cfg over sh.
@@ -88,7 +89,8 @@ func New(cfg Config, sh *Shared) (*Login, error) {
 	if cfg.Events == nil {
 		cfg.Events = slog.New(slog.DiscardHandler)
 	}
-	l := &Login{cfg: cfg, sh: sh, keys: k, origin: u.Scheme + "://" + u.Host, secure: u.Scheme == "https", cbPath: u.Path}
+	l := &Login{cfg: cfg, sh: sh, keys: k, origin: u.Scheme + "://" + u.Host, secure: u.Scheme == "https", cbPath: u.Path,
+		decoded: newDecodedCache()}
 	l.cookie = cfg.CookieName
 	if l.secure {
 		// __Host-: only set with Secure, Path=/ and no Domain, so a

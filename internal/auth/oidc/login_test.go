@@ -514,3 +514,30 @@ func TestLogout(t *testing.T) {
 		t.Fatalf("%d requests still registered", h.logins[0].sh.OpenRequests())
 	}
 }
+
+// BenchmarkSession is what a request with a session costs before its token
+// is checked: the cookie's MAC, a store lookup, decrypting and decoding the
+// record (memory store; Redis adds a round trip).
+func BenchmarkSession(b *testing.B) {
+	l, err := New(Config{RedirectURL: "https://gw.example/_gatehouse/callback", CookieSecret: testSecret,
+		CookieName: "gatehouse_session", RefreshMargin: time.Minute, MaxLifetime: time.Hour}, NewShared(session.NewMemory(10, nil), nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	id := randomID(32)
+	now := time.Now()
+	rec := &Record{Subject: "alice", AccessToken: strings.Repeat("a", 800), RefreshToken: strings.Repeat("r", 43),
+		IDToken: strings.Repeat("i", 700), Expiry: now.Add(time.Hour), Obtained: now, Created: now, Until: now.Add(time.Hour)}
+	if err := l.save(context.Background(), storeKey(id), rec); err != nil {
+		b.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/app/", nil)
+	req.AddCookie(&http.Cookie{Name: l.cookie, Value: l.keys.sessionCookie(id)})
+	rc := &phase.RequestCtx{}
+	b.ReportAllocs()
+	for b.Loop() {
+		if a, err := l.Session(rc, req); err != nil || a == nil {
+			b.Fatal(a, err)
+		}
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net/http"
+	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -167,7 +169,7 @@ func (l *Login) refresh(ctx context.Context, key string, stale *Record) (*Record
 
 func (l *Login) refreshLocked(ctx context.Context, key string, stale *Record) (*Record, error) {
 	for {
-		unlock, ok, err := l.sh.Store.Lock(ctx, key+":lock", lockTTL)
+		unlock, ok, err := l.sh.Store.Lock(ctx, key, lockTTL) // locks are a namespace of their own
 		if err != nil {
 			return nil, err
 		}
@@ -176,10 +178,8 @@ func (l *Login) refreshLocked(ctx context.Context, key string, stale *Record) (*
 			break
 		}
 		// Another instance is refreshing: wait for its result.
-		cur, err := l.load(ctx, key)
+		cur, err := l.loadLive(ctx, key)
 		switch {
-		case errors.Is(err, session.ErrNotFound):
-			return nil, errEnded
 		case err != nil:
 			return nil, err
 		case cur.Version != stale.Version:
@@ -193,11 +193,8 @@ func (l *Login) refreshLocked(ctx context.Context, key string, stale *Record) (*
 		case <-t.C:
 		}
 	}
-	cur, err := l.load(ctx, key)
-	switch {
-	case errors.Is(err, session.ErrNotFound):
-		return nil, errEnded
-	case err != nil:
+	cur, err := l.loadLive(ctx, key)
+	if err != nil {
 		return nil, err
 	}
 	now := l.cfg.Now()
@@ -227,7 +224,9 @@ func (l *Login) refreshLocked(ctx context.Context, key string, stale *Record) (*
 		}
 		return nil, fmt.Errorf("refresh: %w", err)
 	}
-	cur.setToken(tok, now)
+	next := *cur // records are shared once decoded: change a copy
+	next.setToken(tok, now)
+	cur = &next
 	if err := l.save(ctx, key, cur); err != nil {
 		return nil, err
 	}
@@ -259,19 +258,86 @@ func (l *Login) save(ctx context.Context, key string, rec *Record) error {
 	return l.sh.Store.Save(ctx, key, []byte(seal(l.keys.store, plain, key)), ttl)
 }
 
+// loadLive is load for a session being refreshed: a missing record means
+// the session ended meanwhile.
+func (l *Login) loadLive(ctx context.Context, key string) (*Record, error) {
+	rec, err := l.load(ctx, key)
+	if errors.Is(err, session.ErrNotFound) {
+		return nil, errEnded
+	}
+	return rec, err
+}
+
+// load reads a session record. The store stays the source of truth (one
+// lookup per request), but decrypting and decoding are skipped when the
+// stored bytes are those decoded last time for this key: records are
+// immutable once decoded (a refresh saves a new one).
 func (l *Login) load(ctx context.Context, key string) (*Record, error) {
 	b, err := l.sh.Store.Load(ctx, key)
 	if err != nil {
 		return nil, err
+	}
+	if rec := l.decoded.get(key, b); rec != nil {
+		return rec, nil
 	}
 	plain, err := open(l.keys.store, string(b), key)
 	if err != nil {
 		// Another cookie secret wrote it (a rotated secret): unusable.
 		return nil, session.ErrNotFound
 	}
-	var rec Record
-	if err := json.Unmarshal(plain, &rec); err != nil {
+	rec := &Record{}
+	if err := json.Unmarshal(plain, rec); err != nil {
 		return nil, session.ErrNotFound
 	}
-	return &rec, nil
+	l.decoded.put(key, b, rec)
+	return rec, nil
+}
+
+// decodedCache remembers, per store key, a 128-bit fingerprint of the
+// last stored bytes decoded (keyed maphash; only Gatehouse writes the
+// store) and their record. It belongs to one Login (one cookie secret),
+// and is bounded: when full, an arbitrary entry makes room.
+type decodedCache struct {
+	seeds [2]maphash.Seed
+
+	mu sync.Mutex // guards m
+	m  map[string]decodedEntry
+}
+
+type decodedEntry struct {
+	sum [2]uint64
+	rec *Record
+}
+
+const maxDecoded = 10000
+
+func newDecodedCache() *decodedCache {
+	return &decodedCache{seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}, m: map[string]decodedEntry{}}
+}
+
+func (c *decodedCache) sum(b []byte) [2]uint64 {
+	return [2]uint64{maphash.Bytes(c.seeds[0], b), maphash.Bytes(c.seeds[1], b)}
+}
+
+func (c *decodedCache) get(key string, sealed []byte) *Record {
+	sum := c.sum(sealed)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[key]; ok && e.sum == sum {
+		return e.rec
+	}
+	return nil
+}
+
+func (c *decodedCache) put(key string, sealed []byte, rec *Record) {
+	sum := c.sum(sealed)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxDecoded {
+		for k := range c.m {
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[key] = decodedEntry{sum: sum, rec: rec}
 }

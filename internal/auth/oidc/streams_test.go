@@ -2,6 +2,8 @@ package oidc
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,5 +44,38 @@ func TestRecheckEndsStreamsOfMissingSessions(t *testing.T) {
 	case <-live:
 		t.Fatal("the stream of a live session was ended")
 	default:
+	}
+}
+
+// Decoded records are reused only while the stored bytes are unchanged.
+func TestLoadReusesOnlyUnchangedRecords(t *testing.T) {
+	store := session.NewMemory(10, nil)
+	l, err := New(Config{RedirectURL: "https://gw.example/cb", CookieSecret: testSecret, CookieName: "s"}, NewShared(store, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	until := time.Now().Add(time.Hour)
+	if err := l.save(ctx, "s:k", &Record{Subject: "a", AccessToken: "one", Until: until}); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := l.load(ctx, "s:k")
+	again, _ := l.load(ctx, "s:k")
+	if first != again || first.AccessToken != "one" {
+		t.Fatalf("unchanged bytes decoded again (%p, %p)", first, again)
+	}
+	l.save(ctx, "s:k", &Record{Subject: "a", AccessToken: "two", Until: until})
+	if got, _ := l.load(ctx, "s:k"); got.AccessToken != "two" {
+		t.Fatalf("a changed record was served from the cache: %q", got.AccessToken)
+	}
+	store.Delete(ctx, "s:k")
+	if _, err := l.load(ctx, "s:k"); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("a deleted record: %v", err)
+	}
+	// Another cookie secret (a reload that rotated it) does not open it.
+	l.save(ctx, "s:k", &Record{Subject: "a", AccessToken: "three", Until: until})
+	other, _ := New(Config{RedirectURL: "https://gw.example/cb", CookieSecret: strings.Repeat("z", 32), CookieName: "s"}, l.sh)
+	if _, err := other.load(ctx, "s:k"); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("a record under another secret: %v", err)
 	}
 }

@@ -108,6 +108,13 @@ func (s *syncBuffer) lines() []map[string]any {
 // the engine on an httptest server.
 func newGate(t *testing.T, yaml string) *gate {
 	t.Helper()
+	return startGate(t, httptest.NewUnstartedServer(nil), yaml)
+}
+
+// startGate is newGate on srv, an unstarted server: tests whose config
+// names the gateway's own address take it from srv.Listener first.
+func startGate(t *testing.T, srv *httptest.Server, yaml string) *gate {
+	t.Helper()
 	doc, err := config.Parse("test.yaml", []byte(yaml), t.TempDir())
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -119,8 +126,8 @@ func newGate(t *testing.T, yaml string) *gate {
 	var h runtime.Holder
 	h.Store(snap)
 	logs := &syncBuffer{}
-	e := New(Options{Holder: &h, Access: slog.New(slog.NewJSONHandler(logs, nil))})
-	srv := httptest.NewServer(e)
+	srv.Config.Handler = New(Options{Holder: &h, Access: slog.New(slog.NewJSONHandler(logs, nil))})
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &gate{srv: srv, logs: logs, snap: snap}
 }

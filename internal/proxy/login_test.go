@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,10 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"gatehouse/internal/compile"
-	"gatehouse/internal/config"
 	"gatehouse/internal/devidp"
-	"gatehouse/internal/runtime"
 )
 
 // loginGate is Gatehouse with browser login against the development
@@ -79,20 +75,7 @@ routes:
     auth: { accept: [session], forward_session_token: true }
   - { name: other-host, match: { host: [other.example] }, upstream: app }
 `, idp.Issuer(), origin, hostport(up.Server))
-	doc, err := config.Parse("test.yaml", []byte(yaml), t.TempDir())
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	snap, err := compile.Compile(doc, runtime.NewRegistry(nil, nil), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var h runtime.Holder
-	h.Store(snap)
-	gw.Config.Handler = New(Options{Holder: &h, Access: slog.New(slog.DiscardHandler)})
-	gw.Start()
-	t.Cleanup(gw.Close)
-	return gw, up, idp
+	return startGate(t, gw, yaml).srv, up, idp
 }
 
 // jar is a minimal cookie-keeping client that does not follow redirects.

@@ -55,7 +55,10 @@ func SafeReturn(raw string) (string, bool) {
 	if u.RawQuery != "" {
 		out += "?" + u.RawQuery
 	}
-	if strings.HasPrefix(out, "//") {
+	// Escaping can make the canonical form longer than the input ("*"
+	// becomes "%2A"); the bound holds for what is kept, so an accepted
+	// value is accepted again unchanged.
+	if strings.HasPrefix(out, "//") || len(out) > maxReturnLen {
 		return "", false
 	}
 	return out, true

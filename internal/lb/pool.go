@@ -1,5 +1,6 @@
 // Package lb holds upstream pools: their targets, their connection pool
-// (an http.Transport tuned for reuse), target selection (balancers),
+// (a synchronous HTTP/1.1 client beside an http.Transport, both tuned for
+// reuse), target selection (balancers),
 // passive ejection and slow start.
 //
 // Pools are rebuilt when the config changes, but their Targets are not:
@@ -61,9 +62,13 @@ func (p *Pool) Scheme() string {
 // can change while it runs (DNS discovery): readers load the current set
 // atomically, once per pick.
 type Pool struct {
-	Name      string
+	Name string
+	// Transport carries what the synchronous client does not (bodies,
+	// upgrades, TLS); RoundTrip chooses.
 	Transport *http.Transport
 	Settings  Settings
+
+	h1 *h1Client // nil for TLS pools
 
 	set     atomic.Pointer[targetSet]
 	metrics *metrics.Metrics
@@ -124,7 +129,19 @@ func NewPool(name string, targets []*Target, s Settings, m *metrics.Metrics) *Po
 		ReadBufferSize:     16 << 10,
 		TLSClientConfig:    s.TLS,
 	}
+	if s.TLS == nil {
+		p.h1 = newH1Client(dial, s)
+	}
 	return p
+}
+
+// RoundTrip sends req to the target in req.URL.Host: body-less plain HTTP
+// requests through the synchronous client, the rest through Transport.
+func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
+	if p.h1 != nil && p.h1.eligible(req) {
+		return p.h1.RoundTrip(req)
+	}
+	return p.Transport.RoundTrip(req)
 }
 
 func (p *Pool) newSet(targets []*Target) *targetSet {
@@ -307,4 +324,9 @@ func (p *Pool) Share() float64 {
 func (p *Pool) Now() time.Time { return p.now() }
 
 // Close releases idle connections. Requests in flight finish normally.
-func (p *Pool) Close() { p.Transport.CloseIdleConnections() }
+func (p *Pool) Close() {
+	p.Transport.CloseIdleConnections()
+	if p.h1 != nil {
+		p.h1.CloseIdleConnections()
+	}
+}

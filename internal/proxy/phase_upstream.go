@@ -264,10 +264,10 @@ func classify(r *http.Request, err error) *phase.Error {
 	return &phase.Error{Kind: phase.KindUpstreamProto, Detail: "upstream failed", Retryable: true, Err: err}
 }
 
-// poolTransport sends each request through its pool's Transport, so pools
-// keep separate connection pools and settings under one ReverseProxy.
+// poolTransport sends each request through its pool, so pools keep
+// separate connection pools and settings under one ReverseProxy.
 type poolTransport struct{}
 
 func (poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return stateOf(req.Context()).pool.Transport.RoundTrip(req)
+	return stateOf(req.Context()).pool.RoundTrip(req)
 }

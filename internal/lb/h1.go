@@ -1,0 +1,477 @@
+package lb
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// h1Client is a synchronous HTTP/1.1 client for plain-TCP targets, used
+// for the common request that carries no body and asks for no upgrade.
+//
+// Why not http.Transport: the profile in docs/performance.md ("Where the
+// time goes") shows the Transport's two goroutines per connection (a write
+// loop and a read loop) and the channel hand-offs between them and the
+// caller costing about 8 % of a proxied request, and its header writer
+// sorting every header on every request. Here the caller's goroutine
+// writes the request head and reads the response head itself; the
+// response body is read by whoever reads it (ReverseProxy's copy loop),
+// and the connection goes back to the idle list when the body ends
+// cleanly. Requests with a body, upgrades, Expect and TLS stay on the
+// Transport, which writes a body while it reads the response.
+//
+// It keeps the Transport's contract where a proxy depends on it:
+//   - a request that fails on a reused connection before a single response
+//     byte arrives is sent again once on a new connection, when it is
+//     replayable (GET, HEAD, OPTIONS, TRACE): an app server closing an idle
+//     keep-alive connection must never turn into a 502;
+//   - header names and values are checked (no CR/LF smuggled in), and
+//     the Host header too;
+//   - the response head is bounded (maxResponseHead), and 1xx responses
+//     are passed to httptrace's Got1xxResponse, at most max1xx of them;
+//   - cancelling the request's context unblocks any read or write on the
+//     connection and the connection is then closed, never reused;
+//   - a connection is reused only after a complete response that did not
+//     ask to close and left no stray bytes behind it.
+type h1Client struct {
+	dial          func(ctx context.Context, network, addr string) (net.Conn, error)
+	maxIdle       int
+	idleTimeout   time.Duration
+	headerTimeout time.Duration
+
+	mu     sync.Mutex           // guards the following fields
+	idle   map[string][]*h1Conn // by address; oldest first, so LIFO reuse
+	sweep  *time.Timer          // armed while any connection is idle
+	closed bool                 // CloseIdleConnections was called
+}
+
+const (
+	// maxResponseHead bounds a response's status line and header block.
+	maxResponseHead = 1 << 20
+	// max1xx bounds informational responses before the final one (as
+	// net/http does).
+	max1xx = 5
+)
+
+func newH1Client(dial func(ctx context.Context, network, addr string) (net.Conn, error), s Settings) *h1Client {
+	c := &h1Client{
+		dial:          dial,
+		maxIdle:       s.MaxIdlePerTarget,
+		idleTimeout:   s.IdleConnTimeout,
+		headerTimeout: s.ResponseHeaderTimeout,
+		idle:          map[string][]*h1Conn{},
+	}
+	if c.maxIdle <= 0 {
+		c.maxIdle = http.DefaultMaxIdleConnsPerHost // the Transport's meaning of 0
+	}
+	if c.idleTimeout <= 0 {
+		c.idleTimeout = 90 * time.Second
+	}
+	return c
+}
+
+// eligible reports whether req can use the synchronous client: plain
+// HTTP, no body, no upgrade, no Expect.
+func (c *h1Client) eligible(req *http.Request) bool {
+	return req.URL.Scheme == "http" && (req.Body == nil || req.Body == http.NoBody) &&
+		req.Header["Upgrade"] == nil && req.Header["Expect"] == nil
+}
+
+// h1Conn is one upstream connection. It is owned by one request at a
+// time, or by the idle list.
+type h1Conn struct {
+	nc        net.Conn
+	lr        headLimit
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	addr      string
+	idleSince time.Time
+	reused    bool
+}
+
+// headLimit counts the bytes read from the connection while a response
+// head is being read; n < 0 means unlimited (reading a body).
+type headLimit struct {
+	nc net.Conn
+	n  int64
+}
+
+var errHeadTooLarge = errors.New("upstream response head too large")
+
+func (l *headLimit) Read(p []byte) (int, error) {
+	if l.n < 0 {
+		return l.nc.Read(p)
+	}
+	if l.n == 0 {
+		return 0, errHeadTooLarge
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.nc.Read(p)
+	l.n -= int64(n)
+	return n, err
+}
+
+func (pc *h1Conn) close() { pc.nc.Close() }
+
+// errRetryable marks a failure on a reused connection before any response
+// byte: the server may have closed it while it sat idle.
+type errRetryable struct{ err error }
+
+func (e errRetryable) Error() string { return e.err.Error() }
+func (e errRetryable) Unwrap() error { return e.err }
+
+// staleErr marks err retryable when it is what a connection closed by the
+// server looks like (EOF, reset, broken pipe), not a timeout or a
+// cancellation.
+func staleErr(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return errRetryable{err}
+	}
+	return err
+}
+
+// RoundTrip sends req on an idle connection to req.URL.Host, or a new one.
+func (c *h1Client) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	for attempt := 0; ; attempt++ {
+		pc, err := c.get(ctx, req.URL.Host)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := c.send(pc, req)
+		if err == nil {
+			return resp, nil
+		}
+		pc.close()
+		var re errRetryable
+		if attempt == 0 && errors.As(err, &re) && pc.reused && replayable(req) && ctx.Err() == nil {
+			continue
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, fmt.Errorf("%w (%v)", ctxErr, err)
+		}
+		return nil, err
+	}
+}
+
+// replayable: net/http's rule for resending after a stale connection.
+func replayable(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return req.Header["Idempotency-Key"] != nil || req.Header["X-Idempotency-Key"] != nil
+}
+
+// send writes req on pc and reads the response head. On error the caller
+// closes pc.
+func (c *h1Client) send(pc *h1Conn, req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	stop := func() bool { return true }
+	if ctx.Done() != nil {
+		// Cancellation closes the connection, which unblocks whatever it
+		// is doing (a deadline could be undone by the next SetDeadline).
+		stop = context.AfterFunc(ctx, pc.close)
+	}
+	resp, err := c.sendHead(pc, req)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	reusable := !resp.Close && !req.Close
+	if resp.Body == http.NoBody {
+		if stop() && reusable && pc.br.Buffered() == 0 {
+			c.put(pc)
+		} else {
+			pc.close()
+		}
+		return resp, nil
+	}
+	resp.Body = &h1Body{c: c, pc: pc, body: resp.Body, stop: stop, reusable: reusable}
+	return resp, nil
+}
+
+func (c *h1Client) sendHead(pc *h1Conn, req *http.Request) (*http.Response, error) {
+	if err := writeHead(pc.bw, req); err != nil {
+		return nil, err
+	}
+	if err := pc.bw.Flush(); err != nil {
+		return nil, staleErr(err)
+	}
+	if c.headerTimeout > 0 {
+		pc.nc.SetReadDeadline(time.Now().Add(c.headerTimeout))
+	}
+	pc.lr.n = maxResponseHead
+	trace := httptrace.ContextClientTrace(req.Context())
+	for n1xx := 0; ; {
+		if _, err := pc.br.Peek(1); err != nil {
+			if n1xx == 0 {
+				return nil, staleErr(err)
+			}
+			return nil, err
+		}
+		resp, err := http.ReadResponse(pc.br, req)
+		if err != nil {
+			return nil, err
+		}
+		code := resp.StatusCode
+		if code >= 200 {
+			pc.lr.n = -1
+			if c.headerTimeout > 0 {
+				pc.nc.SetReadDeadline(time.Time{})
+			}
+			return resp, nil
+		}
+		// Informational: no 101 (upgrades never come here), at most
+		// max1xx, each passed on (ReverseProxy forwards 103 Early Hints).
+		if code == http.StatusSwitchingProtocols {
+			return nil, errors.New("upstream switched protocols without an upgrade request")
+		}
+		if n1xx++; n1xx > max1xx {
+			return nil, errors.New("upstream sent too many 1xx responses")
+		}
+		if trace != nil && trace.Got1xxResponse != nil {
+			if err := trace.Got1xxResponse(code, textproto.MIMEHeader(resp.Header)); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// writeHead writes the request line and header block of a body-less
+// request, as net/http's Request.write would (minus sorting): Host from
+// req.Host or the URL, User-Agent only when set and not empty,
+// Content-Length: 0 for the methods that carry a body, and no framing or
+// trailer headers from the map.
+func writeHead(w *bufio.Writer, req *http.Request) error {
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	if !httpguts.ValidHostHeader(host) {
+		return errors.New("invalid Host header for the upstream request")
+	}
+	w.WriteString(req.Method)
+	w.WriteByte(' ')
+	if req.URL.RawPath == "" && req.URL.RawQuery == "" && req.URL.Path != "" && req.URL.Path[0] == '/' && !needsEscape(req.URL.Path) {
+		w.WriteString(req.URL.Path) // the usual case: nothing to escape
+	} else {
+		w.WriteString(req.URL.RequestURI())
+	}
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	w.WriteString(host)
+	w.WriteString("\r\n")
+	// A failed check leaves a partial head in w; the caller closes the
+	// connection without sending it.
+	for k, vv := range req.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return fmt.Errorf("invalid header field name %q", k)
+		}
+		switch k {
+		case "Host", "Content-Length", "Transfer-Encoding", "Trailer", "Connection":
+			continue
+		case "User-Agent":
+			if len(vv) > 0 && vv[0] != "" {
+				if !httpguts.ValidHeaderFieldValue(vv[0]) {
+					return fmt.Errorf("invalid header field value for %q", k)
+				}
+				w.WriteString("User-Agent: ")
+				w.WriteString(vv[0])
+				w.WriteString("\r\n")
+			}
+			continue
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return fmt.Errorf("invalid header field value for %q", k)
+			}
+			w.WriteString(k)
+			w.WriteString(": ")
+			w.WriteString(textproto.TrimString(v))
+			w.WriteString("\r\n")
+		}
+	}
+	switch req.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		w.WriteString("Content-Length: 0\r\n")
+	}
+	if req.Close {
+		w.WriteString("Connection: close\r\n")
+	}
+	_, err := w.WriteString("\r\n")
+	return err
+}
+
+// needsEscape reports whether url.URL.EscapedPath would change p, so the
+// upstream gets the same bytes as through the Transport: anything but
+// letters, digits, "-_.~" and "$&+,/:;=@" is escaped.
+func needsEscape(p string) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-', c == '.', c == '_', c == '~', c == '/', c == ':', c == '@',
+			c == '$', c == '&', c == '+', c == ',', c == ';', c == '=':
+		default:
+			return true
+		}
+	}
+	return false
+}
+
+// h1Body is a response body; its end decides the connection's fate.
+type h1Body struct {
+	c        *h1Client
+	pc       *h1Conn
+	body     io.ReadCloser // http.ReadResponse's body; never closed (its Close drains)
+	stop     func() bool
+	reusable bool
+	done     bool
+}
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	n, err := b.body.Read(p)
+	if err != nil {
+		b.finish(err == io.EOF)
+	}
+	return n, err
+}
+
+// Close before the end closes the connection: draining an unknown rest
+// could take longer than a new connection.
+func (b *h1Body) Close() error {
+	if !b.done {
+		b.finish(false)
+	}
+	return nil
+}
+
+func (b *h1Body) finish(eof bool) {
+	b.done = true
+	if b.stop() && eof && b.reusable && b.pc.br.Buffered() == 0 {
+		b.c.put(b.pc)
+	} else {
+		b.pc.close()
+	}
+	b.pc = nil
+}
+
+// get returns the most recently idle live connection to addr, or dials.
+func (c *h1Client) get(ctx context.Context, addr string) (*h1Conn, error) {
+	now := time.Now()
+	var stale []*h1Conn
+	c.mu.Lock()
+	list := c.idle[addr]
+	if n := len(list); n > 0 {
+		pc := list[n-1]
+		list[n-1] = nil
+		c.idle[addr] = list[:n-1]
+		if now.Sub(pc.idleSince) < c.idleTimeout {
+			c.mu.Unlock()
+			pc.reused = true
+			return pc, nil
+		}
+		// The newest is stale, so all are.
+		stale = append(list[:n-1:n-1], pc)
+		delete(c.idle, addr)
+	}
+	c.mu.Unlock()
+	for _, pc := range stale {
+		pc.close()
+	}
+	nc, err := c.dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	pc := &h1Conn{nc: nc, addr: addr, bw: bufio.NewWriterSize(nc, 4<<10)}
+	pc.lr = headLimit{nc: nc, n: -1}
+	pc.br = bufio.NewReaderSize(&pc.lr, 8<<10)
+	return pc, nil
+}
+
+// put makes pc idle, or closes it when the list for its address is full.
+func (c *h1Client) put(pc *h1Conn) {
+	pc.idleSince = time.Now()
+	c.mu.Lock()
+	list := c.idle[pc.addr]
+	if c.closed || len(list) >= c.maxIdle {
+		c.mu.Unlock()
+		pc.close()
+		return
+	}
+	c.idle[pc.addr] = append(list, pc)
+	if c.sweep == nil {
+		c.sweep = time.AfterFunc(c.idleTimeout, c.sweepIdle)
+	}
+	c.mu.Unlock()
+}
+
+// sweepIdle closes connections idle longer than idleTimeout, so a target
+// that gets no more requests does not keep sockets open, and re-arms
+// itself while any connection is idle.
+func (c *h1Client) sweepIdle() {
+	now := time.Now()
+	var stale []*h1Conn
+	next := time.Duration(-1)
+	c.mu.Lock()
+	for addr, list := range c.idle {
+		i := 0
+		for i < len(list) && now.Sub(list[i].idleSince) >= c.idleTimeout {
+			i++
+		}
+		stale = append(stale, list[:i]...)
+		if i == len(list) {
+			delete(c.idle, addr)
+			continue
+		}
+		c.idle[addr] = append(list[:0:0], list[i:]...)
+		if d := c.idleTimeout - now.Sub(list[i].idleSince); next < 0 || d < next {
+			next = d
+		}
+	}
+	if next < 0 || c.closed {
+		c.sweep = nil
+	} else {
+		c.sweep.Reset(next)
+	}
+	c.mu.Unlock()
+	for _, pc := range stale {
+		pc.close()
+	}
+}
+
+// CloseIdleConnections closes every idle connection; connections in use
+// close when their response ends. The client is not used again.
+func (c *h1Client) CloseIdleConnections() {
+	c.mu.Lock()
+	c.closed = true
+	idle := c.idle
+	c.idle = map[string][]*h1Conn{}
+	if c.sweep != nil {
+		c.sweep.Stop()
+		c.sweep = nil
+	}
+	c.mu.Unlock()
+	for _, list := range idle {
+		for _, pc := range list {
+			pc.close()
+		}
+	}
+}

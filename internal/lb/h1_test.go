@@ -1,0 +1,454 @@
+package lb
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"net/url"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// rawUpstream accepts connections on loopback and hands each to serve in
+// its own goroutine; accepted counts them.
+type rawUpstream struct {
+	ln       net.Listener
+	accepted atomic.Int32
+}
+
+func newRawUpstream(t *testing.T, serve func(c net.Conn)) *rawUpstream {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &rawUpstream{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u.accepted.Add(1)
+			go func() {
+				defer c.Close()
+				serve(c)
+			}()
+		}
+	}()
+	return u
+}
+
+func (u *rawUpstream) addr() string { return u.ln.Addr().String() }
+
+// readHead reads one request head from br; ok is false at EOF.
+func readHead(br *bufio.Reader) (string, bool) {
+	var b strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return b.String(), false
+		}
+		b.WriteString(line)
+		if line == "\r\n" {
+			return b.String(), true
+		}
+	}
+}
+
+// answerEach answers every request on a connection with resp.
+func answerEach(resp string) func(net.Conn) {
+	return func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			if _, ok := readHead(br); !ok {
+				return
+			}
+			if _, err := io.WriteString(c, resp); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func testClient(s Settings) *h1Client {
+	d := &net.Dialer{Timeout: time.Second}
+	if s.IdleConnTimeout == 0 {
+		s.IdleConnTimeout = 4 * time.Second
+	}
+	return newH1Client(d.DialContext, s)
+}
+
+func get(t *testing.T, c *h1Client, addr, path string) (*http.Response, string, error) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+	resp, err := c.RoundTrip(req)
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b), err
+}
+
+const ok5 = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+
+func TestH1ReusesConnection(t *testing.T) {
+	t.Parallel()
+	u := newRawUpstream(t, answerEach(ok5))
+	c := testClient(Settings{})
+	defer c.CloseIdleConnections()
+	for i := range 5 {
+		_, body, err := get(t, c, u.addr(), "/")
+		if err != nil || body != "hello" {
+			t.Fatalf("request %d: %q, %v", i, body, err)
+		}
+	}
+	if n := u.accepted.Load(); n != 1 {
+		t.Fatalf("5 sequential requests opened %d connections, want 1", n)
+	}
+}
+
+func TestH1ChunkedAndTrailers(t *testing.T) {
+	t.Parallel()
+	u := newRawUpstream(t, answerEach("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n"+
+		"3\r\nabc\r\n2\r\nde\r\n0\r\nX-Sum: 5\r\n\r\n"))
+	c := testClient(Settings{})
+	defer c.CloseIdleConnections()
+	for range 2 {
+		resp, body, err := get(t, c, u.addr(), "/")
+		if err != nil || body != "abcde" || resp.Trailer.Get("X-Sum") != "5" {
+			t.Fatalf("got %q trailer %v, %v", body, resp.Trailer, err)
+		}
+	}
+	if n := u.accepted.Load(); n != 1 {
+		t.Fatalf("chunked responses opened %d connections, want 1", n)
+	}
+}
+
+// An app server (Node closes idle keep-alive connections after 5 s) may
+// close a connection just as it is reused: a GET is sent again on a new
+// one, without an error reaching the caller.
+func TestH1RetriesGetOnConnectionClosedByServer(t *testing.T) {
+	t.Parallel()
+	u := newRawUpstream(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if _, ok := readHead(br); ok {
+			io.WriteString(c, ok5) // one response per connection, then close
+		}
+	})
+	c := testClient(Settings{})
+	defer c.CloseIdleConnections()
+	for i := range 3 {
+		if _, body, err := get(t, c, u.addr(), "/"); err != nil || body != "hello" {
+			t.Fatalf("request %d: %q, %v", i, body, err)
+		}
+	}
+	// A POST is not replayable: the stale connection's error surfaces.
+	req, _ := http.NewRequest("POST", "http://"+u.addr()+"/", nil)
+	if _, err := c.RoundTrip(req); err == nil {
+		t.Fatal("POST on a connection the server closed succeeded; it must not be sent twice")
+	}
+}
+
+func TestH1RefusesHeaderInjection(t *testing.T) {
+	t.Parallel()
+	// Each refused request dialled a connection and closed it unused; the
+	// upstream reports how many bytes each connection carried.
+	sent := make(chan int, 8)
+	u := newRawUpstream(t, func(c net.Conn) {
+		b, _ := io.ReadAll(c)
+		sent <- len(b)
+	})
+	c := testClient(Settings{})
+	defer c.CloseIdleConnections()
+	for _, h := range []http.Header{
+		{"X-Auth-Subject": {"alice\r\nX-Auth-Roles: admin"}},
+		{"X-Bad\r\nName": {"v"}},
+		{"User-Agent": {"a\nb"}},
+	} {
+		req, _ := http.NewRequest("GET", "http://"+u.addr()+"/", nil)
+		req.Header = h
+		if _, err := c.RoundTrip(req); err == nil || !strings.Contains(err.Error(), "invalid header") {
+			t.Fatalf("header %q: err = %v, want an invalid header error", h, err)
+		}
+	}
+	req, _ := http.NewRequest("GET", "http://"+u.addr()+"/", nil)
+	req.Host = "evil\r\nX: y"
+	if _, err := c.RoundTrip(req); err == nil {
+		t.Fatal("a Host with CR/LF was sent")
+	}
+	for range 4 {
+		if n := <-sent; n != 0 {
+			t.Fatalf("%d bytes of a refused request reached the upstream", n)
+		}
+	}
+}
+
+func TestH1ResponseHeadTooLarge(t *testing.T) {
+	t.Parallel()
+	u := newRawUpstream(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		readHead(br)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+		line := "X-Big: " + strings.Repeat("a", 1000) + "\r\n"
+		for range maxResponseHead/len(line) + 10 {
+			if _, err := io.WriteString(c, line); err != nil {
+				return
+			}
+		}
+	})
+	c := testClient(Settings{})
+	defer c.CloseIdleConnections()
+	if _, _, err := get(t, c, u.addr(), "/"); !errors.Is(err, errHeadTooLarge) {
+		t.Fatalf("err = %v, want errHeadTooLarge", err)
+	}
+}
+
+// Connections are reused only after a complete, clean response.
+func TestH1ReuseRules(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, resp string
+		closeEarly bool
+		reqClose   bool
+	}{
+		{"connection close", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello", false, false},
+		{"http/1.0", "HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello", false, false},
+		{"stray bytes after the body", ok5 + "HTTP/1.1 200 OK\r\n", false, false},
+		{"body closed before its end", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello", true, false},
+		{"request asked to close", ok5, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			u := newRawUpstream(t, answerEach(tc.resp))
+			c := testClient(Settings{})
+			defer c.CloseIdleConnections()
+			for range 2 {
+				req, _ := http.NewRequest("GET", "http://"+u.addr()+"/", nil)
+				req.Close = tc.reqClose
+				resp, err := c.RoundTrip(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				buf := make([]byte, 5)
+				if _, err := io.ReadFull(resp.Body, buf); err != nil {
+					t.Fatal(err)
+				}
+				if !tc.closeEarly {
+					io.Copy(io.Discard, resp.Body)
+				}
+				resp.Body.Close()
+			}
+			if n := u.accepted.Load(); n != 2 {
+				t.Fatalf("opened %d connections, want 2 (none reused)", n)
+			}
+		})
+	}
+}
+
+func TestH1CancelWhileWaitingForHeaders(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	u := newRawUpstream(t, func(c net.Conn) {
+		readHead(bufio.NewReader(c))
+		<-release
+	})
+	defer close(release)
+	c := testClient(Settings{})
+	defer c.CloseIdleConnections()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+u.addr()+"/", nil)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.RoundTrip(req)
+		errc <- err
+	}()
+	for u.accepted.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("RoundTrip did not return after cancellation")
+	}
+}
+
+func TestH1CancelWhileReadingBody(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	u := newRawUpstream(t, func(c net.Conn) {
+		readHead(bufio.NewReader(c))
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello")
+		<-release
+	})
+	defer close(release)
+	c := testClient(Settings{})
+	defer c.CloseIdleConnections()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+u.addr()+"/", nil)
+	resp, err := c.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(20*time.Millisecond, cancel)
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Fatal("a body cut off by cancellation read without error")
+	}
+	resp.Body.Close()
+	c.mu.Lock()
+	idle := len(c.idle[u.addr()])
+	c.mu.Unlock()
+	if idle != 0 {
+		t.Fatal("a cancelled connection went back to the idle list")
+	}
+}
+
+func TestH1ResponseHeaderTimeout(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	u := newRawUpstream(t, func(c net.Conn) {
+		readHead(bufio.NewReader(c))
+		<-release
+	})
+	defer close(release)
+	c := testClient(Settings{ResponseHeaderTimeout: 50 * time.Millisecond})
+	defer c.CloseIdleConnections()
+	_, _, err := get(t, c, u.addr(), "/")
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("err = %v, want a timeout", err)
+	}
+	if n := u.accepted.Load(); n != 1 {
+		t.Fatalf("a timeout was retried (%d connections)", n)
+	}
+}
+
+func TestH1Informational(t *testing.T) {
+	t.Parallel()
+	u := newRawUpstream(t, answerEach("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"+ok5))
+	c := testClient(Settings{})
+	defer c.CloseIdleConnections()
+	var got []int
+	var link string
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		got = append(got, code)
+		if code == 103 {
+			link = h.Get("Link")
+		}
+		return nil
+	}}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", "http://"+u.addr()+"/", nil)
+	resp, err := c.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !slices.Equal(got, []int{100, 103}) || link != "</a.css>; rel=preload" {
+		t.Fatalf("status %d, 1xx %v, link %q", resp.StatusCode, got, link)
+	}
+
+	many := newRawUpstream(t, answerEach(strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", max1xx+1)+ok5))
+	if _, _, err := get(t, c, many.addr(), "/"); err == nil || !strings.Contains(err.Error(), "1xx") {
+		t.Fatalf("err = %v, want too many 1xx", err)
+	}
+}
+
+func TestH1IdleConnectionsExpireAndAreClosed(t *testing.T) {
+	t.Parallel()
+	closed := make(chan struct{}, 1)
+	u := newRawUpstream(t, func(c net.Conn) {
+		answerEach(ok5)(c)
+		closed <- struct{}{} // the client closed its side
+	})
+	c := testClient(Settings{IdleConnTimeout: 30 * time.Millisecond})
+	defer c.CloseIdleConnections()
+	if _, _, err := get(t, c, u.addr(), "/"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-closed: // the sweep closed the idle connection
+	case <-time.After(5 * time.Second):
+		t.Fatal("an idle connection outlived its idle timeout")
+	}
+	if _, _, err := get(t, c, u.addr(), "/"); err != nil {
+		t.Fatal(err)
+	}
+	if n := u.accepted.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2 (the expired one not reused)", n)
+	}
+}
+
+// The synchronous client puts the same request on the wire as net/http's
+// Transport (header order aside), so switching between them is invisible
+// to an upstream.
+func TestH1WritesWhatTransportWrites(t *testing.T) {
+	t.Parallel()
+	heads := make(chan string, 4)
+	u := newRawUpstream(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			h, ok := readHead(br)
+			if !ok {
+				return
+			}
+			heads <- h
+			io.WriteString(c, ok5)
+		}
+	})
+	tr := &http.Transport{DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	c := testClient(Settings{})
+	defer c.CloseIdleConnections()
+	for _, tc := range []struct {
+		method, path, rawPath, query, host string
+		header                               http.Header
+	}{
+		{"GET", "/admin/", "", "", "", http.Header{"Accept": {"*/*"}, "User-Agent": {""}}},
+		{"GET", "/a b/(c)*!'", "", "x=1&y=%20", "app.example", http.Header{"X-Two": {"1", "2"}, "User-Agent": {"curl/8"}}},
+		{"GET", "/a/b%2Fc", "/a/b%252Fc", "", "", http.Header{"Te": {"trailers"}}},
+		{"DELETE", "/x", "", "", "", nil},
+		{"POST", "/form", "", "", "", http.Header{"Content-Length": {"99"}, "Transfer-Encoding": {"chunked"}}},
+		{"HEAD", "/ünï", "", "", "h:8080", nil},
+	} {
+		var got [2]string
+		for i, rt := range []http.RoundTripper{tr, c} {
+			req := &http.Request{Method: tc.method, Header: http.Header{}, Host: tc.host,
+				URL: &url.URL{Scheme: "http", Host: u.addr(), Path: tc.path, RawPath: tc.rawPath, RawQuery: tc.query}}
+			req.Header["User-Agent"] = []string{""} // as ReverseProxy sets it when absent
+			for k, v := range tc.header {
+				req.Header[k] = v
+			}
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
+				t.Fatalf("%s %s: %v", tc.method, tc.path, err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			got[i] = canonicalHead(<-heads)
+		}
+		if got[0] != got[1] {
+			t.Errorf("%s %s:\nTransport:\n%s\nsynchronous client:\n%s", tc.method, tc.path, got[0], got[1])
+		}
+	}
+}
+
+// canonicalHead sorts a request head's header lines.
+func canonicalHead(h string) string {
+	lines := strings.Split(strings.TrimSuffix(h, "\r\n\r\n"), "\r\n")
+	slices.Sort(lines[1:])
+	return strings.Join(lines, "\n")
+}

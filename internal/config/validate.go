@@ -34,6 +34,15 @@ var hopByHop = []string{"connection", "keep-alive", "proxy-connection", "transfe
 func validate(doc *Document) []FieldError {
 	v := &validator{doc: doc}
 	c := doc.Config
+	ih := c.Auth.IdentityHeaders
+	for _, h := range []string{ih.Subject, ih.Roles, ih.Scopes, ih.Client, ih.Issuer} {
+		if h != "" && h != "off" {
+			v.identity = append(v.identity, strings.ToLower(h))
+		}
+	}
+	if ia := c.Auth.IdentityAssertion; ia != nil && ia.Header != "" {
+		v.identity = append(v.identity, strings.ToLower(ia.Header))
+	}
 	v.server(&c.Server)
 	if c.Admin.Listen != "off" {
 		if err := checkHostPort(c.Admin.Listen, true); err != "" {
@@ -104,6 +113,7 @@ type validator struct {
 	upstreams []string
 	issuers   []string
 	limits    []string
+	identity  []string // identity header names, lowercase
 	errs      []FieldError
 }
 
@@ -407,8 +417,8 @@ func (v *validator) route(p string, r *Route) {
 	for i, n := range r.RateLimits {
 		v.limitRef(fmt.Sprintf("%s.rate_limits[%d]", p, i), n)
 	}
-	v.edits(p+".request_headers", &r.RequestHeaders)
-	v.edits(p+".response_headers", &r.ResponseHeaders)
+	v.edits(p+".request_headers", &r.RequestHeaders, true)
+	v.edits(p+".response_headers", &r.ResponseHeaders, false)
 	v.headerValues(p+".security_headers", r.SecurityHeaders)
 }
 
@@ -518,13 +528,15 @@ func checkPath(s string) string {
 	return ""
 }
 
-func (v *validator) edits(p string, e *HeaderEdits) {
+func (v *validator) edits(p string, e *HeaderEdits, request bool) {
 	check := func(path, name string) {
 		switch {
 		case !tokenRe.MatchString(name):
 			v.add(path, "%q is not a header name", name)
 		case slices.Contains(hopByHop, strings.ToLower(name)):
 			v.add(path, "%s is managed by Gatehouse and cannot be edited here", name)
+		case request && slices.Contains(v.identity, strings.ToLower(name)):
+			v.add(path, "%s is an identity header: Gatehouse sets it from the verified token, after every edit (rename it or turn it off under auth.identity_headers)", name)
 		}
 	}
 	for name := range e.Set {

@@ -145,14 +145,17 @@ func staleErr(err error) error {
 }
 
 // RoundTrip sends req on an idle connection to req.URL.Host, or a new one.
-func (c *h1Client) RoundTrip(req *http.Request) (*http.Response, error) {
+func (c *h1Client) RoundTrip(req *http.Request) (*http.Response, error) { return c.roundTrip(req, nil) }
+
+// roundTrip is RoundTrip with a header block written after req.Header.
+func (c *h1Client) roundTrip(req *http.Request, extra []byte) (*http.Response, error) {
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
 		pc, err := c.get(ctx, req.URL.Host)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := c.send(pc, req)
+		resp, err := c.send(pc, req, extra)
 		if err == nil {
 			return resp, nil
 		}
@@ -179,7 +182,7 @@ func replayable(req *http.Request) bool {
 
 // send writes req on pc and reads the response head. On error the caller
 // closes pc.
-func (c *h1Client) send(pc *h1Conn, req *http.Request) (*http.Response, error) {
+func (c *h1Client) send(pc *h1Conn, req *http.Request, extra []byte) (*http.Response, error) {
 	ctx := req.Context()
 	stop := func() bool { return true }
 	if ctx.Done() != nil {
@@ -187,7 +190,7 @@ func (c *h1Client) send(pc *h1Conn, req *http.Request) (*http.Response, error) {
 		// is doing (a deadline could be undone by the next SetDeadline).
 		stop = context.AfterFunc(ctx, pc.close)
 	}
-	resp, err := c.sendHead(pc, req)
+	resp, err := c.sendHead(pc, req, extra)
 	if err != nil {
 		stop()
 		return nil, err
@@ -205,8 +208,8 @@ func (c *h1Client) send(pc *h1Conn, req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-func (c *h1Client) sendHead(pc *h1Conn, req *http.Request) (*http.Response, error) {
-	if err := writeHead(pc.bw, req); err != nil {
+func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte) (*http.Response, error) {
+	if err := writeHead(pc.bw, req, extra); err != nil {
 		return nil, err
 	}
 	if err := pc.bw.Flush(); err != nil {
@@ -256,8 +259,8 @@ func (c *h1Client) sendHead(pc *h1Conn, req *http.Request) (*http.Response, erro
 // request, as net/http's Request.write would (minus sorting): Host from
 // req.Host or the URL, User-Agent only when set and not empty,
 // Content-Length: 0 for the methods that carry a body, and no framing or
-// trailer headers from the map.
-func writeHead(w *bufio.Writer, req *http.Request) error {
+// trailer headers from the map. extra, a header block, follows the map.
+func writeHead(w *bufio.Writer, req *http.Request, extra []byte) error {
 	host := req.Host
 	if host == "" {
 		host = req.URL.Host
@@ -312,6 +315,7 @@ func writeHead(w *bufio.Writer, req *http.Request) error {
 	if req.Close {
 		w.WriteString("Connection: close\r\n")
 	}
+	w.Write(extra)
 	_, err := w.WriteString("\r\n")
 	return err
 }

@@ -135,11 +135,19 @@ func NewPool(name string, targets []*Target, s Settings, m *metrics.Metrics) *Po
 	return p
 }
 
-// RoundTrip sends req to the target in req.URL.Host: body-less plain HTTP
-// requests through the synchronous client, the rest through Transport.
-func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
-	if p.h1 != nil && p.h1.eligible(req) {
-		return p.h1.RoundTrip(req)
+// Direct reports whether Send writes req itself (the synchronous client:
+// body-less plain HTTP) rather than through Transport.
+func (p *Pool) Direct(req *http.Request) bool { return p.h1 != nil && p.h1.eligible(req) }
+
+// Send sends req to the target in req.URL.Host. extra is an HTTP/1.1
+// header block (validated by the caller) written after req.Header; it
+// must be nil unless Direct(req).
+func (p *Pool) Send(req *http.Request, extra []byte) (*http.Response, error) {
+	if p.Direct(req) {
+		return p.h1.roundTrip(req, extra)
+	}
+	if extra != nil {
+		return nil, errors.New("lb: extra header block on a Transport request")
 	}
 	return p.Transport.RoundTrip(req)
 }

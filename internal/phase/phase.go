@@ -55,6 +55,11 @@ type RequestCtx struct {
 	// Subject and ClientID of the verified token, when there is one.
 	Subject  string
 	ClientID string
+	// Identity is what authentication asserts about the client. The
+	// engine adds it to the upstream request after every header edit, so
+	// neither a client nor a route can change it (client-sent copies of
+	// these names are removed in the early phase, on every route).
+	Identity Identity
 
 	// Cancel, on routes that ask for it (runtime.Route.Cancelable), ends
 	// the request's context: an upstream exchange or stream in progress is
@@ -67,6 +72,51 @@ type RequestCtx struct {
 	Status int   // status sent (or 499 when the client left first)
 	Bytes  int64 // response body bytes written
 	Err    *Error
+}
+
+// Identity is a set of upstream request headers with clean values
+// (no control characters), built once per verified token and shared by
+// its requests: never modify one in place.
+type Identity struct {
+	// Headers have canonical names and one value each, as a slice with
+	// len == cap (an append copies).
+	Headers []Header
+	// Wire is the same headers as an HTTP/1.1 header block, "Name:
+	// value\r\n" each, written as is where Gatehouse writes the upstream
+	// request itself.
+	Wire []byte
+}
+
+// Header is one header name and its values.
+type Header struct {
+	Name   string
+	Values []string
+}
+
+// NewIdentity builds an Identity; values must already be clean.
+func NewIdentity(headers []Header) Identity {
+	id := Identity{Headers: headers[:len(headers):len(headers)]}
+	for _, h := range headers {
+		for _, v := range h.Values {
+			id.Wire = append(id.Wire, h.Name...)
+			id.Wire = append(id.Wire, ": "...)
+			id.Wire = append(id.Wire, v...)
+			id.Wire = append(id.Wire, "\r\n"...)
+		}
+	}
+	return id
+}
+
+// With returns a copy of id with one more header (a per-request value).
+func (id Identity) With(name, value string) Identity {
+	return NewIdentity(append(id.Headers, Header{Name: name, Values: []string{value}}))
+}
+
+// AddTo sets the headers in h, replacing any value there.
+func (id *Identity) AddTo(h http.Header) {
+	for _, hv := range id.Headers {
+		h[hv.Name] = hv.Values
+	}
 }
 
 // OnEnd registers f to run once when the request ends, after the access

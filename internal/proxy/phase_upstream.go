@@ -265,9 +265,18 @@ func classify(r *http.Request, err error) *phase.Error {
 }
 
 // poolTransport sends each request through its pool, so pools keep
-// separate connection pools and settings under one ReverseProxy.
+// separate connection pools and settings under one ReverseProxy. It adds
+// the request's identity headers last, after every header edit: as a
+// prepared header block where the pool writes the request itself, in the
+// header map otherwise.
 type poolTransport struct{}
 
 func (poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return stateOf(req.Context()).pool.RoundTrip(req)
+	st := stateOf(req.Context())
+	id := &st.rc.Identity
+	if !st.pool.Direct(req) {
+		id.AddTo(req.Header)
+		return st.pool.Send(req, nil)
+	}
+	return st.pool.Send(req, id.Wire)
 }

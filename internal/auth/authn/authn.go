@@ -115,7 +115,7 @@ func (f *Filter) FilterRequest(rc *phase.RequestCtx, w http.ResponseWriter, r *h
 	if f.Obs != nil {
 		f.Obs.Decision(f.Route, "allow", "valid")
 	}
-	f.setIdentity(r.Header, p)
+	f.setIdentity(rc, p)
 	if !f.ForwardToken {
 		delete(r.Header, "Authorization")
 	}
@@ -173,7 +173,7 @@ func (f *Filter) session(rc *phase.RequestCtx, w http.ResponseWriter, r *http.Re
 		f.Obs.Decision(f.Route, "allow", "session")
 	}
 	f.Sessions.Track(rc, a)
-	f.setIdentity(r.Header, p)
+	f.setIdentity(rc, p)
 	if f.ForwardSessionToken {
 		r.Header.Set("Authorization", "Bearer "+a.Record.AccessToken)
 	}
@@ -253,7 +253,7 @@ func (f *Filter) verify(ctx context.Context, token string) (*rbac.Principal, str
 		return nil, Reason(err), err
 	}
 	p := rbac.Extract(is.Name, claims, is.RolesClaim, is.ScopeClaim)
-	p.Headers = f.identity(p)
+	p.Identity = f.identity(p)
 	exp, _ := claims.Expiry() // Verify refused tokens without exp
 	f.Cache.Put(token, p, exp, now)
 	return p, "", nil
@@ -282,7 +282,7 @@ func (f *Filter) introspect(ctx context.Context, token string, now time.Time) (*
 		return nil, "introspection_unavailable", err
 	}
 	p := rbac.Extract(is.Name, claims, is.RolesClaim, is.ScopeClaim)
-	p.Headers = f.identity(p)
+	p.Identity = f.identity(p)
 	until := now.Add(is.PositiveTTL)
 	if exp, ok := jwt.Claims(claims).Expiry(); ok && exp.Before(until) {
 		until = exp
@@ -338,32 +338,31 @@ func (f *Filter) now() time.Time {
 // identity computes the identity headers of p once, when its token is
 // verified; every later request with the token reuses them. Values are
 // cleaned of control characters: a claim can hold anything.
-func (f *Filter) identity(p *rbac.Principal) []rbac.Header {
-	var out []rbac.Header
+func (f *Filter) identity(p *rbac.Principal) phase.Identity {
+	var out []phase.Header
 	add := func(name, v string) {
 		if name == "" || name == "off" || v == "" {
 			return
 		}
-		out = append(out, rbac.Header{Name: http.CanonicalHeaderKey(name), Values: []string{clean(v)}[:1:1]})
+		out = append(out, phase.Header{Name: http.CanonicalHeaderKey(name), Values: []string{clean(v)}[:1:1]})
 	}
 	add(f.Headers.Subject, p.Subject)
 	add(f.Headers.Roles, strings.Join(p.Roles, ","))
 	add(f.Headers.Scopes, strings.Join(p.Scopes, " "))
 	add(f.Headers.Client, p.ClientID)
 	add(f.Headers.Issuer, p.Issuer)
-	return out
+	return phase.NewIdentity(out)
 }
 
-// setIdentity writes the principal's identity headers, and its signed
-// assertion when configured (a signing failure leaves it out; the app
-// then sees no assertion, never a stale one).
-func (f *Filter) setIdentity(h http.Header, p *rbac.Principal) {
-	for _, hv := range p.Headers {
-		h[hv.Name] = hv.Values
-	}
+// setIdentity gives the request the principal's identity headers, and
+// its signed assertion when configured (a signing failure leaves it out;
+// the app then sees no assertion, never a stale one). The engine sends
+// them after every header edit.
+func (f *Filter) setIdentity(rc *phase.RequestCtx, p *rbac.Principal) {
+	rc.Identity = p.Identity
 	if a := f.Assertion; a != nil {
 		if tok, err := a.For(p, f.now()); err == nil {
-			h[a.Header] = []string{tok}
+			rc.Identity = p.Identity.With(a.Header, tok)
 		}
 	}
 }

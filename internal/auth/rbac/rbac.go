@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"gatehouse/internal/phase"
 )
 
 // Principal is who a verified token speaks for.
@@ -20,9 +22,9 @@ type Principal struct {
 	Roles    []string
 	Scopes   []string
 	Claims   map[string]any
-	// Headers are the identity headers computed for this principal when
-	// its token was verified (authn).
-	Headers []Header
+	// Identity holds the identity headers computed for this principal
+	// when its token was verified (authn).
+	Identity phase.Identity
 	// Assertion caches the principal's signed identity assertion
 	// (internal/auth/assert), shared by the requests with its token.
 	Assertion atomic.Pointer[SignedAssertion]
@@ -32,13 +34,6 @@ type Principal struct {
 type SignedAssertion struct {
 	Token string
 	Renew time.Time
-}
-
-// Header is one identity header: a canonical name and its value as a
-// one-element slice with len == cap (safe to share between requests).
-type Header struct {
-	Name   string
-	Values []string
 }
 
 // Extract builds a Principal from verified claims; rolesPath and

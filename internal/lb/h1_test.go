@@ -415,7 +415,7 @@ func TestH1WritesWhatTransportWrites(t *testing.T) {
 	defer c.CloseIdleConnections()
 	for _, tc := range []struct {
 		method, path, rawPath, query, host string
-		header                               http.Header
+		header                             http.Header
 	}{
 		{"GET", "/admin/", "", "", "", http.Header{"Accept": {"*/*"}, "User-Agent": {""}}},
 		{"GET", "/a b/(c)*!'", "", "x=1&y=%20", "app.example", http.Header{"X-Two": {"1", "2"}, "User-Agent": {"curl/8"}}},

@@ -224,8 +224,8 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		g.Go(func() error { a.admin.Run(gctx); return nil })
 	}
 	if a.opts.ConfigPath != "" {
-		w, path := a.newWatcher()
-		g.Go(func() error { a.watch(gctx, w, path, reload); return nil })
+		w := a.newWatcher()
+		g.Go(func() error { a.watch(gctx, w, reload); return nil })
 	}
 	a.up.Store(true)
 	a.events.Info("gatehouse started", "listen", fmt.Sprint(addrs), "admin", fmt.Sprint(adminAddr), logging.KeyConfig, a.doc.File)

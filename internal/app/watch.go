@@ -2,39 +2,95 @@ package app
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"time"
-
-	"github.com/fsnotify/fsnotify"
 )
 
-// debounce collapses the burst of events an editor's save makes (write,
-// chmod, rename over) into one reload; the latest state of the file wins.
-const debounce = 250 * time.Millisecond
+const (
+	// pollInterval is how often the watched files are looked at.
+	pollInterval = 500 * time.Millisecond
+	// debounce collapses the burst of changes an editor's save makes into
+	// one reload; the latest state of the file wins.
+	debounce = 250 * time.Millisecond
+)
 
-// watch reloads on SIGHUP (reload) and when the config file or a file it
-// names (certificates, keys, CA roots) changes. It watches the files'
-// directories, not the files: editors and config management replace files
-// by renaming a new one over them, which ends a watch on the old inode
-// (Traefik's file provider does the same).
+// A watcher reloads on SIGHUP and when the config file or a file it names
+// (certificates, keys) changes.
 //
-// newWatcher sets the watch up before Run reports ready, so no change made
-// after that can be missed. If watching is impossible it returns nil and
-// only SIGHUP reloads.
-func (a *App) newWatcher() (*fsnotify.Watcher, string) {
+// It polls: every pollInterval it stats the watched files and compares
+// identity (os.SameFile), size and modification time with what it saw
+// last. A directory watch (inotify through fsnotify, as Traefik's file
+// provider does) wakes the process on every write to any file in the
+// directory: an access log or any busy file beside gatehouse.yaml cost
+// up to 30 % of a core in the bench harness. Polling costs a few stats a
+// second, whatever else the directory holds, and sees what matters: a file
+// edited in place, and one replaced by renaming a new one over it (editors,
+// config management, Kubernetes ConfigMap symlink swaps).
+type watcher struct {
+	path   string               // the config file, absolute
+	stamps map[string]fileStamp // the watched files as last seen
+}
+
+// fileStamp is what a change to a file changes; a nil fi: missing.
+type fileStamp struct{ fi os.FileInfo }
+
+func stampOf(path string) fileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{fi: fi}
+}
+
+// differs reports whether b is another state of the file than a.
+func (a fileStamp) differs(b fileStamp) bool {
+	switch {
+	case a.fi == nil || b.fi == nil:
+		return (a.fi == nil) != (b.fi == nil)
+	case !os.SameFile(a.fi, b.fi): // replaced (renamed over, or a symlink moved)
+		return true
+	}
+	return a.fi.Size() != b.fi.Size() || !a.fi.ModTime().Equal(b.fi.ModTime())
+}
+
+// newWatcher takes the first look at the watched files before Run reports
+// ready, so no change made after that can be missed.
+func (a *App) newWatcher() *watcher {
 	path, err := filepath.Abs(a.opts.ConfigPath)
-	if err == nil {
-		var w *fsnotify.Watcher
-		if w, err = fsnotify.NewWatcher(); err == nil {
-			if err = w.Add(filepath.Dir(path)); err == nil {
-				a.watchFiles(w, path)
-				return w, path
-			}
-			w.Close()
+	if err != nil {
+		path = a.opts.ConfigPath
+	}
+	w := &watcher{path: path, stamps: map[string]fileStamp{}}
+	w.follow(a.watchedFiles(path))
+	return w
+}
+
+// follow makes files the watched set, keeping what was seen of files
+// already watched (a change since is still noticed) and stamping new ones.
+func (w *watcher) follow(files map[string]bool) {
+	for f := range w.stamps {
+		if !files[f] {
+			delete(w.stamps, f)
 		}
 	}
-	a.events.Warn("cannot watch the config file; reload with SIGHUP", "err", err.Error())
-	return nil, path
+	for f := range files {
+		if _, ok := w.stamps[f]; !ok {
+			w.stamps[f] = stampOf(f)
+		}
+	}
+}
+
+// poll looks at every watched file and reports whether any changed.
+func (w *watcher) poll() bool {
+	changed := false
+	for f, old := range w.stamps {
+		if now := stampOf(f); old.differs(now) {
+			w.stamps[f] = now
+			changed = true
+		}
+	}
+	return changed
 }
 
 // watchedFiles are the files whose change reloads the config.
@@ -52,27 +108,10 @@ func (a *App) watchedFiles(config string) map[string]bool {
 	return files
 }
 
-// watchFiles adds the directories of the watched files and returns them.
-func (a *App) watchFiles(w *fsnotify.Watcher, config string) map[string]bool {
-	files := a.watchedFiles(config)
-	for f := range files {
-		if err := w.Add(filepath.Dir(f)); err != nil {
-			a.events.Warn("cannot watch a file; reload with SIGHUP after changing it", "file", f, "err", err.Error())
-		}
-	}
-	return files
-}
-
 // watch serves reloads until ctx ends.
-func (a *App) watch(ctx context.Context, w *fsnotify.Watcher, path string, reload <-chan struct{}) {
-	var events <-chan fsnotify.Event
-	var errs <-chan error
-	files := map[string]bool{path: true}
-	if w != nil {
-		defer w.Close()
-		events, errs = w.Events, w.Errors
-		files = a.watchedFiles(path)
-	}
+func (a *App) watch(ctx context.Context, w *watcher, reload <-chan struct{}) {
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
 	var timer *time.Timer
 	var fire <-chan time.Time
 	for {
@@ -81,15 +120,9 @@ func (a *App) watch(ctx context.Context, w *fsnotify.Watcher, path string, reloa
 			return
 		case <-reload:
 			_ = a.Reload("SIGHUP")
-			if w != nil {
-				files = a.watchFiles(w, path)
-			}
-		case ev, ok := <-events:
-			if !ok {
-				events = nil
-				continue
-			}
-			if !files[filepath.Clean(ev.Name)] || ev.Op == fsnotify.Chmod {
+			w.follow(a.watchedFiles(w.path))
+		case <-tick.C:
+			if !w.poll() {
 				continue
 			}
 			if timer == nil {
@@ -101,13 +134,7 @@ func (a *App) watch(ctx context.Context, w *fsnotify.Watcher, path string, reloa
 		case <-fire:
 			fire = nil
 			_ = a.Reload("file changed")
-			files = a.watchFiles(w, path) // the new config may name other files
-		case err, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
-			a.events.Warn("config watch", "err", err.Error())
+			w.follow(a.watchedFiles(w.path)) // the new config may name other files
 		}
 	}
 }

@@ -1,0 +1,85 @@
+package app
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// The watcher notices the changes that matter, and nothing else: a busy
+// file beside the config (an access log) is not a change.
+func TestWatcherPoll(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "gatehouse.yaml")
+	logf := filepath.Join(dir, "access.log")
+	write := func(path, s string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Modification times are coarse (a kernel tick); move them on
+	// explicitly so same-size rewrites are told apart deterministically.
+	stamp := time.Now().Add(-time.Hour)
+	touch := func(path string) {
+		t.Helper()
+		stamp = stamp.Add(time.Second)
+		if err := os.Chtimes(path, stamp, stamp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(cfg, "a: 1\n")
+	touch(cfg)
+	w := &watcher{path: cfg, stamps: map[string]fileStamp{}}
+	w.follow(map[string]bool{cfg: true})
+	if w.poll() {
+		t.Fatal("unchanged file reported as changed")
+	}
+
+	for i := range 20 { // a busy neighbour
+		write(logf, string(rune('a'+i)))
+	}
+	if w.poll() {
+		t.Fatal("a write to another file in the directory counted as a change")
+	}
+
+	write(cfg, "a: 2\n") // in place, same size
+	touch(cfg)
+	if !w.poll() {
+		t.Fatal("an in-place edit was missed")
+	}
+	if w.poll() {
+		t.Fatal("one change reported twice")
+	}
+
+	tmp := filepath.Join(dir, ".gatehouse.yaml.tmp") // an editor's save: rename over
+	write(tmp, "a: 3\n")
+	if err := os.Chtimes(tmp, stamp, stamp); err != nil { // same size and time: only the file is new
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !w.poll() {
+		t.Fatal("a file replaced by rename was missed")
+	}
+
+	os.Remove(cfg)
+	if !w.poll() {
+		t.Fatal("a deleted file was missed")
+	}
+	write(cfg, "a: 4\n")
+	if !w.poll() {
+		t.Fatal("a recreated file was missed")
+	}
+
+	// follow keeps what it saw of files still watched, so a change made
+	// between a reload and follow is not lost.
+	write(cfg, "a: 55\n")
+	w.follow(map[string]bool{cfg: true, logf: true})
+	if !w.poll() {
+		t.Fatal("a change made before follow was lost")
+	}
+}

@@ -415,7 +415,9 @@ start_gatehouse_as() {
   free_port port; plain=$port
   [[ $PROTO == h2 ]] && free_port plain
   if [[ $admin == on ]]; then free_port admin_port; admin="127.0.0.1:$admin_port"; else admin=off; fi
-  [[ $access == file ]] && access="$TMP/$name-access.log"
+  # Logs live apart from the configs, so no proxy's config directory holds
+  # a file written 30k times a second.
+  [[ $access == file ]] && { mkdir -p "$TMP/logs"; access="$TMP/logs/$name-access.log"; }
   if [[ $limit == per-ip ]]; then
     limits=$'rate_limits:\n  per-ip: { key: client_ip, rate: 10000000/s }'
     route_limits="    rate_limits: [per-ip]"

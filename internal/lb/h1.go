@@ -98,6 +98,13 @@ type h1Conn struct {
 	addr      string
 	idleSince time.Time
 	reused    bool
+
+	// idleClean's non-blocking peek (Linux): the socket, the callback
+	// bound once, and its scratch space.
+	raw       syscall.RawConn
+	peekFn    func(fd uintptr) bool
+	peekBuf   [1]byte
+	peekClean bool
 }
 
 // headLimit counts the bytes read from the connection while a response
@@ -379,26 +386,12 @@ func (b *h1Body) finish(eof bool) {
 
 // get returns the most recently idle live connection to addr, or dials.
 func (c *h1Client) get(ctx context.Context, addr string) (*h1Conn, error) {
-	now := time.Now()
-	var stale []*h1Conn
-	c.mu.Lock()
-	list := c.idle[addr]
-	if n := len(list); n > 0 {
-		pc := list[n-1]
-		list[n-1] = nil
-		c.idle[addr] = list[:n-1]
-		if now.Sub(pc.idleSince) < c.idleTimeout {
-			c.mu.Unlock()
+	for pc := c.popIdle(addr); pc != nil; pc = c.popIdle(addr) {
+		if pc.idleClean() {
 			pc.reused = true
 			return pc, nil
 		}
-		// The newest is stale, so all are.
-		stale = append(list[:n-1:n-1], pc)
-		delete(c.idle, addr)
-	}
-	c.mu.Unlock()
-	for _, pc := range stale {
-		pc.close()
+		pc.close() // closed by the server, or unsolicited bytes
 	}
 	nc, err := c.dial(ctx, "tcp", addr)
 	if err != nil {
@@ -407,7 +400,41 @@ func (c *h1Client) get(ctx context.Context, addr string) (*h1Conn, error) {
 	pc := &h1Conn{nc: nc, addr: addr, bw: bufio.NewWriterSize(nc, 4<<10)}
 	pc.lr = headLimit{nc: nc, n: -1}
 	pc.br = bufio.NewReaderSize(&pc.lr, 8<<10)
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			pc.raw, pc.peekFn = raw, pc.peek
+		}
+	}
 	return pc, nil
+}
+
+// popIdle takes the most recently idle connection to addr that has not
+// outlived idleTimeout; nil when there is none.
+func (c *h1Client) popIdle(addr string) *h1Conn {
+	now := time.Now()
+	var stale []*h1Conn
+	c.mu.Lock()
+	list := c.idle[addr]
+	n := len(list)
+	if n == 0 {
+		c.mu.Unlock()
+		return nil
+	}
+	pc := list[n-1]
+	list[n-1] = nil
+	c.idle[addr] = list[:n-1]
+	if now.Sub(pc.idleSince) < c.idleTimeout {
+		c.mu.Unlock()
+		return pc
+	}
+	// The newest is stale, so all are.
+	stale = append(list[:n-1:n-1], pc)
+	delete(c.idle, addr)
+	c.mu.Unlock()
+	for _, pc := range stale {
+		pc.close()
+	}
+	return nil
 }
 
 // put makes pc idle, or closes it when the list for its address is full.

@@ -137,14 +137,15 @@ func TestH1ChunkedAndTrailers(t *testing.T) {
 
 // An app server (Node closes idle keep-alive connections after 5 s) may
 // close a connection just as it is reused: a GET is sent again on a new
-// one, without an error reaching the caller.
-func TestH1RetriesGetOnConnectionClosedByServer(t *testing.T) {
+// one, without an error reaching the caller; a POST is not sent twice.
+func TestH1RetriesWhenServerClosesOnReuse(t *testing.T) {
 	t.Parallel()
 	u := newRawUpstream(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		if _, ok := readHead(br); ok {
-			io.WriteString(c, ok5) // one response per connection, then close
+			io.WriteString(c, ok5)
 		}
+		readHead(br) // the next request on this connection: closed unanswered
 	})
 	c := testClient(Settings{})
 	defer c.CloseIdleConnections()
@@ -153,10 +154,88 @@ func TestH1RetriesGetOnConnectionClosedByServer(t *testing.T) {
 			t.Fatalf("request %d: %q, %v", i, body, err)
 		}
 	}
-	// A POST is not replayable: the stale connection's error surfaces.
+	if n := u.accepted.Load(); n != 3 {
+		t.Fatalf("%d connections, want 3 (two retried on a new one)", n)
+	}
 	req, _ := http.NewRequest("POST", "http://"+u.addr()+"/", nil)
 	if _, err := c.RoundTrip(req); err == nil {
 		t.Fatal("POST on a connection the server closed succeeded; it must not be sent twice")
+	}
+}
+
+// waitIdleDirty waits until the idle connection to addr fails idleClean (the
+// server's FIN or stray bytes have arrived) and puts it back.
+func waitIdleDirty(t *testing.T, c *h1Client, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.mu.Lock()
+		list := c.idle[addr]
+		dirty := len(list) == 1 && !list[0].idleClean()
+		c.mu.Unlock()
+		if dirty {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the idle connection never showed the server's close or bytes")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A connection the server closed while idle is noticed before use, so even
+// a request that cannot be replayed gets a new connection.
+func TestH1SkipsIdleConnectionClosedByServer(t *testing.T) {
+	t.Parallel()
+	u := newRawUpstream(t, func(c net.Conn) {
+		if _, ok := readHead(bufio.NewReader(c)); ok {
+			io.WriteString(c, ok5) // then close
+		}
+	})
+	c := testClient(Settings{})
+	defer c.CloseIdleConnections()
+	if _, _, err := get(t, c, u.addr(), "/"); err != nil {
+		t.Fatal(err)
+	}
+	waitIdleDirty(t, c, u.addr())
+	req, _ := http.NewRequest("POST", "http://"+u.addr()+"/", nil)
+	resp, err := c.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("POST after the server closed the idle connection: %v", err)
+	}
+	resp.Body.Close()
+}
+
+// Bytes that arrive on an idle connection answer no request: reading them
+// as the next response would give one client another's answer.
+func TestH1UnsolicitedBytesRetireConnection(t *testing.T) {
+	t.Parallel()
+	smuggle := make(chan struct{})
+	u := newRawUpstream(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for first := true; ; first = false {
+			if _, ok := readHead(br); !ok {
+				return
+			}
+			io.WriteString(c, ok5)
+			if first { // once the connection is idle
+				<-smuggle
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil")
+			}
+		}
+	})
+	c := testClient(Settings{})
+	defer c.CloseIdleConnections()
+	if _, body, err := get(t, c, u.addr(), "/"); err != nil || body != "hello" {
+		t.Fatalf("first: %q, %v", body, err)
+	}
+	close(smuggle)
+	waitIdleDirty(t, c, u.addr())
+	if _, body, err := get(t, c, u.addr(), "/"); err != nil || body != "hello" {
+		t.Fatalf("second request got %q, %v; want its own response", body, err)
+	}
+	if n := u.accepted.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2 (the dirty one retired)", n)
 	}
 }
 

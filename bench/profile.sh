@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# bench/profile.sh — what share of Gatehouse's CPU a part of it takes,
+# under the same load as bench/run.sh: a CPU profile of one Gatehouse
+# variant behind wrk, then the inclusive share of the functions you name.
+#
+#   bash bench/profile.sh                       # variant "obs": logging and metrics
+#   VARIANT=auth bash bench/profile.sh          # the cached bearer-token check
+#   VARIANT=plain FOCUS='httputil' bash bench/profile.sh
+#   SECONDS_=60 bash bench/profile.sh           # a longer profile
+#
+# Variants: plain (metrics and access log off), obs (metrics on, access log
+# to a file), auth (every request carries a 600-byte RS256 token the route
+# checks, from the cache). FOCUS is a regexp over function names; the
+# default depends on the variant. The profile is kept (path printed) for
+# `go tool pprof`.
+#
+# Why a profile: the harness's per-round noise (up to 15 %) is larger than
+# the 5 % budgets it would have to show; a profile of one process under
+# load says directly what share a part takes. See docs/performance.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VARIANT=${VARIANT:-obs}
+SECONDS_=${SECONDS_:-30}
+CONNS=${CONNS:-32}
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+
+for cmd in nginx wrk taskset curl go; do
+  command -v "$cmd" >/dev/null || { echo "profile.sh: needs $cmd (apt-get install -y nginx-light wrk)" >&2; exit 1; }
+done
+
+TMP=$(mktemp -d /tmp/gatehouse-profile.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ORIGIN=$(port) GH=$(port) ADMIN=$(port)
+
+mkdir -p "$TMP/origin/logs" "$TMP/keys" "$TMP/logs" "$TMP/conf"
+cat >"$TMP/origin/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $TMP/origin/nginx.pid;
+error_log $TMP/origin/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $TMP/origin/body;
+    proxy_temp_path $TMP/origin/proxy;
+    fastcgi_temp_path $TMP/origin/fastcgi;
+    uwsgi_temp_path $TMP/origin/uwsgi;
+    scgi_temp_path $TMP/origin/scgi;
+    keepalive_timeout 75s;
+    keepalive_requests 10000000;
+    server {
+        listen 127.0.0.1:$ORIGIN backlog=4096;
+        location / { default_type text/plain; return 200 "$(printf 'x%.0s' $(seq 100))"; }
+    }
+}
+EOF
+
+access=off auth="" routeauth="" keysroute="" hdr=() focus=""
+case $VARIANT in
+  plain) focus=${FOCUS:-'proxy\.\(\*Engine\)\.(early|routeRequest|requestFilters|finish)$'} ;;
+  obs) access="$TMP/logs/access.log"; focus=${FOCUS:-'proxy\.\(\*Engine\)\.logging$|observe/metrics|prometheus'} ;;
+  auth)
+    go run ./bench/mktoken -dir "$TMP/keys" -issuer "http://127.0.0.1:$GH" >"$TMP/token"
+    hdr=(-H "Authorization: Bearer $(cat "$TMP/token")")
+    auth="auth:
+  issuers:
+    bench: { issuer: \"http://127.0.0.1:$GH\", jwks_uri: \"http://127.0.0.1:$GH/jwks.json\", audience: bench }"
+    keysroute="  - name: keys
+    match: { path: /jwks.json }
+    static: { root: \"$TMP/keys\" }"
+    routeauth="    auth: { roles: { any_of: [admin] } }"
+    focus=${FOCUS:-'authn\.\(\*Filter\)\.FilterRequest$'} ;;
+  *) echo "profile.sh: unknown VARIANT $VARIANT (plain, obs, auth)" >&2; exit 1 ;;
+esac
+
+cat >"$TMP/conf/gatehouse.yaml" <<EOF
+server:
+  listen: ["127.0.0.1:$GH"]
+admin:
+  listen: "127.0.0.1:$ADMIN"
+  pprof: true
+log:
+  access: "$access"
+$auth
+upstreams:
+  origin:
+    targets: ["127.0.0.1:$ORIGIN"]
+routes:
+$keysroute
+  - name: all
+    match: { path_prefix: / }
+    upstream: origin
+$routeauth
+EOF
+
+CGO_ENABLED=0 go build -o "$TMP/gatehouse" ./cmd/gatehouse
+taskset -c "$LOAD_CPU" nginx -p "$TMP/origin" -c "$TMP/origin/nginx.conf" -e "$TMP/origin/logs/error.log" &
+PIDS+=($!)
+GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$TMP/gatehouse" run -c "$TMP/conf/gatehouse.yaml" >"$TMP/gatehouse.log" 2>&1 &
+PIDS+=($!)
+ok=""
+for _ in $(seq 100); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "${hdr[@]}" "http://127.0.0.1:$GH/check" || true)
+  [[ $code == 200 ]] && { ok=1; break; }
+  sleep 0.1
+done
+[[ -n $ok ]] || { echo "profile.sh: gatehouse did not answer 200 (last: $code)" >&2; cat "$TMP/gatehouse.log" >&2; exit 1; }
+
+taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$((SECONDS_ + 4))s" "${hdr[@]}" "http://127.0.0.1:$GH/bench" >"$TMP/wrk.out" &
+WRK=$!
+sleep 2
+curl -s -o "$TMP/cpu.pprof" "http://127.0.0.1:$ADMIN/debug/pprof/profile?seconds=$SECONDS_"
+wait "$WRK"
+
+echo "variant $VARIANT, commit $(git describe --always --dirty 2>/dev/null || echo unknown), $(grep -E 'Requests/sec' "$TMP/wrk.out" | tr -s ' ')"
+echo "profile: $TMP/cpu.pprof (go tool pprof -top -cum $TMP/gatehouse $TMP/cpu.pprof)"
+echo "functions matching: $focus"
+# With -focus, pprof's "Showing nodes accounting for T, P% of total" counts
+# every sample whose stack holds a matching function: the inclusive share.
+go tool pprof -top -cum -focus "$focus" "$TMP/gatehouse" "$TMP/cpu.pprof" 2>/dev/null |
+  awk '/^Showing nodes accounting for/ { sub(/,$/, "", $5); print "share of the proxy'"'"'s CPU: " $6 " (" $5 " of " $8 ")" }
+       / flat  flat%/ { top=1; print; next }
+       top && n < 10 { print; n++ }'

@@ -417,7 +417,8 @@ func (v *validator) route(p string, r *Route) {
 	for i, n := range r.RateLimits {
 		v.limitRef(fmt.Sprintf("%s.rate_limits[%d]", p, i), n)
 	}
-	v.edits(p+".request_headers", &r.RequestHeaders, true)
+	// Identity headers are Gatehouse's own on routes that authenticate.
+	v.edits(p+".request_headers", &r.RequestHeaders, r.Auth != nil && r.Auth.Mode != "none")
 	v.edits(p+".response_headers", &r.ResponseHeaders, false)
 	v.headerValues(p+".security_headers", r.SecurityHeaders)
 }
@@ -528,15 +529,17 @@ func checkPath(s string) string {
 	return ""
 }
 
-func (v *validator) edits(p string, e *HeaderEdits, request bool) {
+// edits checks header edits; identity says the route authenticates, so
+// its identity headers may not be edited.
+func (v *validator) edits(p string, e *HeaderEdits, identity bool) {
 	check := func(path, name string) {
 		switch {
 		case !tokenRe.MatchString(name):
 			v.add(path, "%q is not a header name", name)
 		case slices.Contains(hopByHop, strings.ToLower(name)):
 			v.add(path, "%s is managed by Gatehouse and cannot be edited here", name)
-		case request && slices.Contains(v.identity, strings.ToLower(name)):
-			v.add(path, "%s is an identity header: Gatehouse sets it from the verified token, after every edit (rename it or turn it off under auth.identity_headers)", name)
+		case identity && slices.Contains(v.identity, strings.ToLower(name)):
+			v.add(path, "%s is an identity header on this route: Gatehouse sets it from the verified token, after every edit (rename it or turn it off under auth.identity_headers)", name)
 		}
 	}
 	for name := range e.Set {
@@ -622,10 +625,20 @@ func (v *validator) auth(a *Auth) {
 			}
 		}
 	}
-	for name, h := range map[string]string{"subject": a.IdentityHeaders.Subject, "roles": a.IdentityHeaders.Roles,
-		"scopes": a.IdentityHeaders.Scopes, "client": a.IdentityHeaders.Client, "issuer": a.IdentityHeaders.Issuer} {
-		if h != "off" && !tokenRe.MatchString(h) {
-			v.add("auth.identity_headers."+name, "%q is not a header name", h)
+	// Identity headers are written after every other header of the
+	// upstream request, so none may be one Gatehouse sets or frames with,
+	// and no two may be the same.
+	taken := map[string]string{}
+	if t := v.doc.Config.Server.TLS; t != nil {
+		for i, ca := range t.ClientAuth {
+			taken[strings.ToLower(ca.SubjectHeader)] = fmt.Sprintf("server.tls.client_auth[%d].subject_header", i)
+		}
+	}
+	ih := a.IdentityHeaders
+	for _, e := range []struct{ key, h string }{{"subject", ih.Subject}, {"roles", ih.Roles},
+		{"scopes", ih.Scopes}, {"client", ih.Client}, {"issuer", ih.Issuer}} {
+		if e.h != "off" {
+			v.identityName("auth.identity_headers."+e.key, e.h, taken)
 		}
 	}
 	if a.CacheSize < 0 {
@@ -635,9 +648,7 @@ func (v *validator) auth(a *Auth) {
 		v.login(a.Login)
 	}
 	if ia := a.IdentityAssertion; ia != nil {
-		if !tokenRe.MatchString(ia.Header) {
-			v.add("auth.identity_assertion.header", "%q is not a header name", ia.Header)
-		}
+		v.identityName("auth.identity_assertion.header", ia.Header, taken)
 		if ia.TTL < Duration(time.Second) || ia.TTL > Duration(time.Hour) {
 			v.add("auth.identity_assertion.ttl", "must be between 1s and 1h, got %s", ia.TTL.D())
 		}
@@ -1024,4 +1035,25 @@ func (v *validator) readable(path, file string) {
 		return
 	}
 	f.Close()
+}
+
+// gatehouseSet are request headers Gatehouse writes itself (forwarding,
+// tracing, credentials it may forward) besides the hop-by-hop ones.
+var gatehouseSet = []string{"content-length", "forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+	"x-forwarded-port", "x-forwarded-prefix", "x-request-id", "traceparent", "tracestate", "authorization", "cookie"}
+
+// identityName checks one identity header name; taken maps the lowercase
+// names already used to the key that uses them.
+func (v *validator) identityName(path, name string, taken map[string]string) {
+	low := strings.ToLower(name)
+	switch {
+	case !tokenRe.MatchString(name):
+		v.add(path, "%q is not a header name", name)
+	case slices.Contains(hopByHop, low) || slices.Contains(gatehouseSet, low):
+		v.add(path, "%s is a header Gatehouse sets itself (framing, forwarding, tracing or credentials); choose another name", name)
+	case taken[low] != "":
+		v.add(path, "%s is already used by %s", name, taken[low])
+	default:
+		taken[low] = path
+	}
 }

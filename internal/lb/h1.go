@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -158,7 +159,9 @@ func (c *h1Client) RoundTrip(req *http.Request) (*http.Response, error) { return
 func (c *h1Client) roundTrip(req *http.Request, extra []byte) (*http.Response, error) {
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
-		pc, err := c.get(ctx, req.URL.Host)
+		// The resend goes on a new connection: another idle one could
+		// have been closed in the same moment.
+		pc, err := c.get(ctx, req.URL.Host, attempt == 0)
 		if err != nil {
 			return nil, err
 		}
@@ -225,9 +228,9 @@ func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte) (*http.
 	if c.headerTimeout > 0 {
 		pc.nc.SetReadDeadline(time.Now().Add(c.headerTimeout))
 	}
-	pc.lr.n = maxResponseHead
 	trace := httptrace.ContextClientTrace(req.Context())
 	for n1xx := 0; ; {
+		pc.lr.n = maxResponseHead // each head has the whole bound, as in net/http
 		if _, err := pc.br.Peek(1); err != nil {
 			if n1xx == 0 {
 				return nil, staleErr(err)
@@ -267,14 +270,56 @@ func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte) (*http.
 // req.Host or the URL, User-Agent only when set and not empty,
 // Content-Length: 0 for the methods that carry a body, and no framing or
 // trailer headers from the map. extra, a header block, follows the map.
+//
+// Everything is checked before the first byte is written: a head larger
+// than the write buffer is flushed while it is written, so no part of a
+// refused request may be written at all. A write error is then the
+// connection's (staleErr decides whether it may be retried).
 func writeHead(w *bufio.Writer, req *http.Request, extra []byte) error {
 	host := req.Host
 	if host == "" {
 		host = req.URL.Host
 	}
+	host = removeZone(host)
 	if !httpguts.ValidHostHeader(host) {
 		return errors.New("invalid Host header for the upstream request")
 	}
+	for k, vv := range req.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return fmt.Errorf("invalid header field name %q", k)
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return fmt.Errorf("invalid header field value for %q", k)
+			}
+		}
+	}
+	if err := writeHeadChecked(w, req, host, extra); err != nil {
+		return staleErr(err)
+	}
+	return nil
+}
+
+// removeZone removes an IPv6 zone from a Host value ("[fe80::1%en0]:8080"
+// becomes "[fe80::1]:8080"), as net/http's request writer does: a zone
+// means something only on the sending host.
+func removeZone(host string) string {
+	if !strings.HasPrefix(host, "[") {
+		return host
+	}
+	i := strings.LastIndex(host, "]")
+	if i < 0 {
+		return host
+	}
+	j := strings.LastIndex(host[:i], "%")
+	if j < 0 {
+		return host
+	}
+	return host[:j] + host[i:]
+}
+
+// writeHeadChecked writes a head that writeHead has checked.
+func writeHeadChecked(w *bufio.Writer, req *http.Request, host string, extra []byte) error {
 	w.WriteString(req.Method)
 	w.WriteByte(' ')
 	if req.URL.RawPath == "" && req.URL.RawQuery == "" && req.URL.Path != "" && req.URL.Path[0] == '/' && !needsEscape(req.URL.Path) {
@@ -285,30 +330,19 @@ func writeHead(w *bufio.Writer, req *http.Request, extra []byte) error {
 	w.WriteString(" HTTP/1.1\r\nHost: ")
 	w.WriteString(host)
 	w.WriteString("\r\n")
-	// A failed check leaves a partial head in w; the caller closes the
-	// connection without sending it.
 	for k, vv := range req.Header {
-		if !httpguts.ValidHeaderFieldName(k) {
-			return fmt.Errorf("invalid header field name %q", k)
-		}
 		switch k {
 		case "Host", "Content-Length", "Transfer-Encoding", "Trailer", "Connection":
 			continue
 		case "User-Agent":
 			if len(vv) > 0 && vv[0] != "" {
-				if !httpguts.ValidHeaderFieldValue(vv[0]) {
-					return fmt.Errorf("invalid header field value for %q", k)
-				}
 				w.WriteString("User-Agent: ")
-				w.WriteString(vv[0])
+				w.WriteString(textproto.TrimString(vv[0]))
 				w.WriteString("\r\n")
 			}
 			continue
 		}
 		for _, v := range vv {
-			if !httpguts.ValidHeaderFieldValue(v) {
-				return fmt.Errorf("invalid header field value for %q", k)
-			}
 			w.WriteString(k)
 			w.WriteString(": ")
 			w.WriteString(textproto.TrimString(v))
@@ -384,9 +418,14 @@ func (b *h1Body) finish(eof bool) {
 	b.pc = nil
 }
 
-// get returns the most recently idle live connection to addr, or dials.
-func (c *h1Client) get(ctx context.Context, addr string) (*h1Conn, error) {
-	for pc := c.popIdle(addr); pc != nil; pc = c.popIdle(addr) {
+// get returns the most recently idle live connection to addr (when reuse
+// is set), or dials.
+func (c *h1Client) get(ctx context.Context, addr string, reuse bool) (*h1Conn, error) {
+	for reuse {
+		pc := c.popIdle(addr)
+		if pc == nil {
+			break
+		}
 		if pc.idleClean() {
 			pc.reused = true
 			return pc, nil
@@ -439,8 +478,8 @@ func (c *h1Client) popIdle(addr string) *h1Conn {
 
 // put makes pc idle, or closes it when the list for its address is full.
 func (c *h1Client) put(pc *h1Conn) {
-	pc.idleSince = time.Now()
 	c.mu.Lock()
+	pc.idleSince = time.Now() // under the lock, so each list stays in time order
 	list := c.idle[pc.addr]
 	if c.closed || len(list) >= c.maxIdle {
 		c.mu.Unlock()

@@ -163,6 +163,46 @@ func TestH1RetriesWhenServerClosesOnReuse(t *testing.T) {
 	}
 }
 
+// When the server closes every idle connection at once, the resend after
+// a stale one goes on a new connection, not on the next idle one.
+func TestH1ResendDialsNewConnection(t *testing.T) {
+	t.Parallel()
+	var arrived atomic.Int32
+	both := make(chan struct{}) // closed when two first requests are in flight
+	u := newRawUpstream(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if _, ok := readHead(br); !ok {
+			return
+		}
+		if n := arrived.Add(1); n == 2 {
+			close(both)
+		}
+		<-both
+		io.WriteString(c, ok5)
+		readHead(br) // a later request on this connection: closed unanswered
+	})
+	c := testClient(Settings{})
+	defer c.CloseIdleConnections()
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { _, _, err := get(t, c, u.addr(), "/"); errs <- err }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.mu.Lock()
+	idle := len(c.idle[u.addr()])
+	c.mu.Unlock()
+	if idle != 2 {
+		t.Fatalf("%d idle connections, want 2", idle)
+	}
+	if _, body, err := get(t, c, u.addr(), "/"); err != nil || body != "hello" {
+		t.Fatalf("GET after both idle connections went stale: %q, %v", body, err)
+	}
+}
+
 // waitIdleDirty waits until the idle connection to addr fails idleClean (the
 // server's FIN or stray bytes have arrived) and puts it back.
 func waitIdleDirty(t *testing.T, c *h1Client, addr string) {
@@ -254,6 +294,9 @@ func TestH1RefusesHeaderInjection(t *testing.T) {
 		{"X-Auth-Subject": {"alice\r\nX-Auth-Roles: admin"}},
 		{"X-Bad\r\nName": {"v"}},
 		{"User-Agent": {"a\nb"}},
+		// A head larger than the write buffer: nothing of it may be
+		// flushed before the bad value is found.
+		{"X-Big": {strings.Repeat("b", 6000)}, "X-Evil": {"a\r\nb"}},
 	} {
 		req, _ := http.NewRequest("GET", "http://"+u.addr()+"/", nil)
 		req.Header = h
@@ -266,7 +309,7 @@ func TestH1RefusesHeaderInjection(t *testing.T) {
 	if _, err := c.RoundTrip(req); err == nil {
 		t.Fatal("a Host with CR/LF was sent")
 	}
-	for range 4 {
+	for range 5 {
 		if n := <-sent; n != 0 {
 			t.Fatalf("%d bytes of a refused request reached the upstream", n)
 		}

@@ -1,6 +1,8 @@
 package lb
 
 import (
+	"gatehouse/internal/phase"
+
 	"net/http"
 	"sort"
 	"strconv"
@@ -63,12 +65,17 @@ func (k *ketama) pick(_ *Pool, _ []*Target, set int, now int64, tried *Tried, ke
 // HashKey computes the consistent_hash key of a request: spec is
 // client_ip, path, header:<Name> or cookie:<name>. A missing header or
 // cookie hashes the client address instead, so such requests still spread.
-func HashKey(spec string, r *http.Request, clientIP, path string) uint64 {
+// A header is looked up in the verified identity first (identity headers
+// are added to the upstream request last, not kept in r.Header).
+func HashKey(spec string, r *http.Request, id *phase.Identity, clientIP, path string) uint64 {
 	kind, name, _ := strings.Cut(spec, ":")
 	switch kind {
 	case "path":
 		return xxhash.Sum64String(path)
 	case "header":
+		if vv := id.Values(http.CanonicalHeaderKey(name)); len(vv) > 0 && vv[0] != "" {
+			return xxhash.Sum64String(vv[0])
+		}
 		if v := r.Header.Get(name); v != "" {
 			return xxhash.Sum64String(v)
 		}

@@ -1,6 +1,8 @@
 package lb
 
 import (
+	"gatehouse/internal/phase"
+
 	"fmt"
 	"math"
 	"net/http"
@@ -289,7 +291,7 @@ func owners(t *testing.T, p *Pool, keys int) []string {
 }
 
 func xxhashKey(i int) uint64 {
-	return HashKey("path", nil, "", fmt.Sprintf("/user/%d", i))
+	return HashKey("path", nil, nil, "", fmt.Sprintf("/user/%d", i))
 }
 
 func TestConsistentHashBoundedMovement(t *testing.T) {
@@ -342,7 +344,7 @@ func TestHashKeySources(t *testing.T) {
 	r, _ := http.NewRequest("GET", "http://x/a?b=1", nil)
 	r.Header.Set("X-User", "alice")
 	r.AddCookie(&http.Cookie{Name: "sid", Value: "s1"})
-	ip := HashKey("client_ip", r, "10.0.0.1", "/a")
+	ip := HashKey("client_ip", r, nil, "10.0.0.1", "/a")
 	for _, tt := range []struct {
 		spec string
 		same bool // same as hashing the client IP
@@ -350,8 +352,14 @@ func TestHashKeySources(t *testing.T) {
 		{"client_ip", true}, {"path", false}, {"header:X-User", false}, {"cookie:sid", false},
 		{"header:X-Missing", true}, {"cookie:missing", true},
 	} {
-		if got := HashKey(tt.spec, r, "10.0.0.1", "/a"); (got == ip) != tt.same {
+		if got := HashKey(tt.spec, r, nil, "10.0.0.1", "/a"); (got == ip) != tt.same {
 			t.Errorf("%s: same as client_ip = %v, want %v", tt.spec, got == ip, tt.same)
 		}
+	}
+	// Identity headers are not in r.Header; the verified value is used.
+	id := phase.NewIdentity([]phase.Header{{Name: "X-Auth-Subject", Values: []string{"alice"}}})
+	r.Header.Set("X-Auth-Subject", "mallory")
+	if HashKey("header:x-auth-subject", r, &id, "10.0.0.1", "/a") != HashKey("header:X-User", r, nil, "10.0.0.1", "/a") {
+		t.Error("header:X-Auth-Subject did not hash the verified subject")
 	}
 }

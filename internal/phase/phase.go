@@ -112,6 +112,21 @@ func (id Identity) With(name, value string) Identity {
 	return NewIdentity(append(id.Headers, Header{Name: name, Values: []string{value}}))
 }
 
+// Values returns the values of the identity header named name (canonical
+// form), or nil: what filters that key on a header read, since identity
+// headers are not in the request's header map.
+func (id *Identity) Values(name string) []string {
+	if id == nil {
+		return nil
+	}
+	for _, hv := range id.Headers {
+		if hv.Name == name {
+			return hv.Values
+		}
+	}
+	return nil
+}
+
 // AddTo sets the headers in h, replacing any value there.
 func (id *Identity) AddTo(h http.Header) {
 	for _, hv := range id.Headers {

@@ -44,7 +44,7 @@ func (e *Engine) proxy(st *state, w *respWriter, r *http.Request) {
 	idempotent := isIdempotent(r.Method)
 	var key uint64
 	if spec := st.pool.Settings.HashKey; spec != "" {
-		key = lb.HashKey(spec, r, st.clientIP(), st.rc.Path)
+		key = lb.HashKey(spec, r, &st.rc.Identity, st.clientIP(), st.rc.Path)
 	}
 	first := e.now()
 	for {

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"hash/maphash"
 	"os"
 	"path/filepath"
 	"time"
@@ -19,8 +20,8 @@ const (
 // (certificates, keys) changes.
 //
 // It polls: every pollInterval it stats the watched files and compares
-// identity (os.SameFile), size and modification time with what it saw
-// last. A directory watch (inotify through fsnotify, as Traefik's file
+// identity (os.SameFile), size, modification time and a hash of the
+// content with what it saw last. A directory watch (inotify through fsnotify, as Traefik's file
 // provider does) wakes the process on every write to any file in the
 // directory: an access log or any busy file beside gatehouse.yaml cost
 // up to 30 % of a core in the bench harness. Polling costs a few stats a
@@ -32,15 +33,34 @@ type watcher struct {
 	stamps map[string]fileStamp // the watched files as last seen
 }
 
-// fileStamp is what a change to a file changes; a nil fi: missing.
-type fileStamp struct{ fi os.FileInfo }
+// fileStamp is what a change to a file changes; a nil fi: missing. sum,
+// a hash of the content of files up to maxHashed, catches a rewrite of the
+// same size within one tick of a coarse modification time (some network
+// and FAT file systems keep seconds).
+type fileStamp struct {
+	fi  os.FileInfo
+	sum uint64
+}
+
+// maxHashed bounds the files whose content is hashed at each poll; config
+// and certificate files are a few KiB.
+const maxHashed = 1 << 20
+
+// stampSeed keys the content hashes (they never leave the process).
+var stampSeed = maphash.MakeSeed()
 
 func stampOf(path string) fileStamp {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return fileStamp{}
 	}
-	return fileStamp{fi: fi}
+	st := fileStamp{fi: fi}
+	if fi.Mode().IsRegular() && fi.Size() <= maxHashed {
+		if b, err := os.ReadFile(path); err == nil {
+			st.sum = maphash.Bytes(stampSeed, b)
+		}
+	}
+	return st
 }
 
 // differs reports whether b is another state of the file than a.
@@ -51,7 +71,7 @@ func (a fileStamp) differs(b fileStamp) bool {
 	case !os.SameFile(a.fi, b.fi): // replaced (renamed over, or a symlink moved)
 		return true
 	}
-	return a.fi.Size() != b.fi.Size() || !a.fi.ModTime().Equal(b.fi.ModTime())
+	return a.fi.Size() != b.fi.Size() || !a.fi.ModTime().Equal(b.fi.ModTime()) || a.sum != b.sum
 }
 
 // newWatcher takes the first look at the watched files before Run reports

@@ -75,6 +75,19 @@ func TestWatcherPoll(t *testing.T) {
 		t.Fatal("a recreated file was missed")
 	}
 
+	// A same-size rewrite within one tick of the modification time (a
+	// coarse file system): the content tells.
+	write(cfg, "a: 7\n")
+	touch(cfg)
+	w.poll()
+	write(cfg, "a: 8\n")
+	if err := os.Chtimes(cfg, stamp, stamp); err != nil {
+		t.Fatal(err)
+	}
+	if !w.poll() {
+		t.Fatal("a same-size rewrite with the same modification time was missed")
+	}
+
 	// follow keeps what it saw of files still watched, so a change made
 	// between a reload and follow is not lost.
 	write(cfg, "a: 55\n")

@@ -35,6 +35,7 @@ NEXT_TELEMETRY_DISABLED=1 go test -tags e2e -count=1 -timeout 10m ./test/e2e/
 step "fuzz smoke (10s per target)"
 go test -run '^$' -fuzz '^FuzzNormalizePath$' -fuzztime 10s ./internal/route/
 go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 10s ./internal/config/
+go test -run '^$' -fuzz '^FuzzH1NextResponseIsItsOwn$' -fuzztime 10s ./internal/lb/
 for target in FuzzSafeReturn FuzzParseCallback FuzzSessionCookie; do
   go test -run '^$' -fuzz "^${target}\$" -fuzztime 10s ./internal/auth/oidc/
 done

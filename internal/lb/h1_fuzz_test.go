@@ -1,0 +1,85 @@
+package lb
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// FuzzH1NextResponseIsItsOwn: whatever bytes an upstream sends as the
+// answer to one request (truncated, doubled, smuggled, malformed), the
+// next request through the same client gets its own response, never a
+// leftover of the first. The upstream half-closes after its first answer,
+// so bodies that run to EOF end.
+func FuzzH1NextResponseIsItsOwn(f *testing.F) {
+	for _, s := range []string{
+		ok5,
+		ok5 + "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nevil!",
+		"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + ok5,
+		"HTTP/1.0 200 OK\r\n\r\nto the end",
+		"HTTP/1.1 204 No Content\r\nContent-Length: 4\r\n\r\nevil",
+		"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+		"garbage\r\n\r\n",
+		"",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, first []byte) {
+		var n atomic.Int32
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Skip(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					br := bufio.NewReader(c)
+					for {
+						if _, ok := readHead(br); !ok {
+							return
+						}
+						if n.Add(1) == 1 {
+							c.Write(first)
+							c.(*net.TCPConn).CloseWrite()
+							io.Copy(io.Discard, br)
+							return
+						}
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
+					}
+				}()
+			}
+		}()
+		c := testClient(Settings{ResponseHeaderTimeout: 5 * time.Second})
+		defer c.CloseIdleConnections()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+ln.Addr().String()+"/", nil)
+		if resp, err := c.RoundTrip(req); err == nil {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+		}
+		req2, _ := http.NewRequestWithContext(ctx, "GET", "http://"+ln.Addr().String()+"/", nil)
+		resp, err := c.RoundTrip(req2)
+		if err != nil {
+			t.Fatalf("second request failed: %v", err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || string(body) != "second" || resp.StatusCode != 200 {
+			t.Fatalf("second request got %d %q, %v; want its own response", resp.StatusCode, body, err)
+		}
+	})
+}

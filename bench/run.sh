@@ -26,6 +26,7 @@ BASE_PORT=${BASE_PORT:-18080}  # first port tried; busy ports are skipped
 BODY_BYTES=${BODY_BYTES:-100}  # origin response body size
 HEADERS=${HEADERS:-minimal}    # minimal: only what each variant needs; browser: also a browser's dozen request headers
 DIRECT=${DIRECT:-1}            # 1: also run wrk straight at the origin (ceiling of core $LOAD_CPU)
+LOG_DIR=${LOG_DIR:-}           # where gatehouse-obs writes its access log (default: <tmp>/logs, on disk)
 # A browser's usual request headers (HEADERS=browser): requests of this
 # shape make Go's header maps tables already, as real traffic does; wrk's
 # minimal request keeps them small maps (up to 8 entries).
@@ -69,6 +70,7 @@ ncpu=$(nproc --all)
 
 # --------------------------------------------------------- temp dir, trap --
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX")
+LOG_DIR=${LOG_DIR:-$TMP/logs}
 chmod 755 "$TMP"   # nginx workers drop to 'nobody'
 PIDS=()            # top-level PIDs of everything we started
 
@@ -417,7 +419,7 @@ start_gatehouse_as() {
   if [[ $admin == on ]]; then free_port admin_port; admin="127.0.0.1:$admin_port"; else admin=off; fi
   # Logs live apart from the configs, so no proxy's config directory holds
   # a file written 30k times a second.
-  [[ $access == file ]] && { mkdir -p "$TMP/logs"; access="$TMP/logs/$name-access.log"; }
+  [[ $access == file ]] && { mkdir -p "$LOG_DIR"; access="$LOG_DIR/$name-access.log"; }
   if [[ $limit == per-ip ]]; then
     limits=$'rate_limits:\n  per-ip: { key: client_ip, rate: 10000000/s }'
     route_limits="    rate_limits: [per-ip]"

@@ -631,7 +631,9 @@ func (v *validator) auth(a *Auth) {
 	taken := map[string]string{}
 	if t := v.doc.Config.Server.TLS; t != nil {
 		for i, ca := range t.ClientAuth {
-			taken[strings.ToLower(ca.SubjectHeader)] = fmt.Sprintf("server.tls.client_auth[%d].subject_header", i)
+			if ca != nil { // an empty entry is reported with server.tls
+				taken[strings.ToLower(ca.SubjectHeader)] = fmt.Sprintf("server.tls.client_auth[%d].subject_header", i)
+			}
 		}
 	}
 	ih := a.IdentityHeaders

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"gatehouse/internal/config"
 )
 
 const (
@@ -82,13 +84,16 @@ func (a *App) newWatcher() *watcher {
 		path = a.opts.ConfigPath
 	}
 	w := &watcher{path: path, stamps: map[string]fileStamp{}}
-	w.follow(a.watchedFiles(path))
+	w.follow(a.watchedFiles(path), false)
 	return w
 }
 
 // follow makes files the watched set, keeping what was seen of files
 // already watched (a change since is still noticed) and stamping new ones.
-func (w *watcher) follow(files map[string]bool) {
+// After a rejected reload (unseen), new files count as missing, so one
+// that appeared at any time after the attempt triggers another; at worst
+// that is one more attempt that fails the same way.
+func (w *watcher) follow(files map[string]bool, unseen bool) {
 	for f := range w.stamps {
 		if !files[f] {
 			delete(w.stamps, f)
@@ -96,7 +101,11 @@ func (w *watcher) follow(files map[string]bool) {
 	}
 	for f := range files {
 		if _, ok := w.stamps[f]; !ok {
-			w.stamps[f] = stampOf(f)
+			if unseen {
+				w.stamps[f] = fileStamp{}
+			} else {
+				w.stamps[f] = stampOf(f)
+			}
 		}
 	}
 }
@@ -113,9 +122,13 @@ func (w *watcher) poll() bool {
 	return changed
 }
 
-// watchedFiles are the files whose change reloads the config.
-func (a *App) watchedFiles(config string) map[string]bool {
-	files := map[string]bool{config: true}
+// watchedFiles are the files whose change reloads the config: the config
+// file, and the certificates, keys and client CAs named by the running
+// config and by the file as it is now. The second set matters after a
+// rejected reload: a config that names a certificate not written yet is
+// applied when the certificate appears.
+func (a *App) watchedFiles(path string) map[string]bool {
+	files := map[string]bool{path: true}
 	a.mu.Lock()
 	doc := a.doc
 	a.mu.Unlock()
@@ -124,6 +137,14 @@ func (a *App) watchedFiles(config string) map[string]bool {
 			files[filepath.Clean(c.Cert)] = true
 			files[filepath.Clean(c.Key)] = true
 		}
+		for _, ca := range t.ClientAuth {
+			if ca != nil && ca.CA != "" {
+				files[filepath.Clean(ca.CA)] = true
+			}
+		}
+	}
+	for _, f := range config.Files(path) {
+		files[f] = true
 	}
 	return files
 }
@@ -139,8 +160,8 @@ func (a *App) watch(ctx context.Context, w *watcher, reload <-chan struct{}) {
 		case <-ctx.Done():
 			return
 		case <-reload:
-			_ = a.Reload("SIGHUP")
-			w.follow(a.watchedFiles(w.path))
+			err := a.Reload("SIGHUP")
+			w.follow(a.watchedFiles(w.path), err != nil)
 		case <-tick.C:
 			if !w.poll() {
 				continue
@@ -153,8 +174,8 @@ func (a *App) watch(ctx context.Context, w *watcher, reload <-chan struct{}) {
 			fire = timer.C
 		case <-fire:
 			fire = nil
-			_ = a.Reload("file changed")
-			w.follow(a.watchedFiles(w.path)) // the new config may name other files
+			err := a.Reload("file changed")
+			w.follow(a.watchedFiles(w.path), err != nil) // the new config may name other files
 		}
 	}
 }

@@ -33,7 +33,7 @@ func TestWatcherPoll(t *testing.T) {
 	write(cfg, "a: 1\n")
 	touch(cfg)
 	w := &watcher{path: cfg, stamps: map[string]fileStamp{}}
-	w.follow(map[string]bool{cfg: true})
+	w.follow(map[string]bool{cfg: true}, false)
 	if w.poll() {
 		t.Fatal("unchanged file reported as changed")
 	}
@@ -91,8 +91,20 @@ func TestWatcherPoll(t *testing.T) {
 	// follow keeps what it saw of files still watched, so a change made
 	// between a reload and follow is not lost.
 	write(cfg, "a: 55\n")
-	w.follow(map[string]bool{cfg: true, logf: true})
+	w.follow(map[string]bool{cfg: true, logf: true}, false)
 	if !w.poll() {
 		t.Fatal("a change made before follow was lost")
+	}
+
+	// After a rejected reload, a newly named file counts as missing: if it
+	// appeared meanwhile, the next poll tries again.
+	cert := filepath.Join(dir, "new.crt")
+	write(cert, "pem")
+	w.follow(map[string]bool{cfg: true, cert: true}, true)
+	if !w.poll() {
+		t.Fatal("a file named by a rejected config, already present, did not trigger another attempt")
+	}
+	if w.poll() {
+		t.Fatal("the retry repeats")
 	}
 }

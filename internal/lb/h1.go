@@ -284,6 +284,9 @@ func writeHead(w *bufio.Writer, req *http.Request, extra []byte) error {
 	if !httpguts.ValidHostHeader(host) {
 		return errors.New("invalid Host header for the upstream request")
 	}
+	if req.Method == "" || strings.IndexFunc(req.Method, func(r rune) bool { return !httpguts.IsTokenRune(r) }) >= 0 {
+		return fmt.Errorf("invalid method %q", req.Method)
+	}
 	for k, vv := range req.Header {
 		if !httpguts.ValidHeaderFieldName(k) {
 			return fmt.Errorf("invalid header field name %q", k)
@@ -322,7 +325,7 @@ func removeZone(host string) string {
 func writeHeadChecked(w *bufio.Writer, req *http.Request, host string, extra []byte) error {
 	w.WriteString(req.Method)
 	w.WriteByte(' ')
-	if req.URL.RawPath == "" && req.URL.RawQuery == "" && req.URL.Path != "" && req.URL.Path[0] == '/' && !needsEscape(req.URL.Path) {
+	if req.URL.RawPath == "" && req.URL.RawQuery == "" && !req.URL.ForceQuery && req.URL.Path != "" && req.URL.Path[0] == '/' && !needsEscape(req.URL.Path) {
 		w.WriteString(req.URL.Path) // the usual case: nothing to escape
 	} else {
 		w.WriteString(req.URL.RequestURI())

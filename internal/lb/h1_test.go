@@ -309,7 +309,12 @@ func TestH1RefusesHeaderInjection(t *testing.T) {
 	if _, err := c.RoundTrip(req); err == nil {
 		t.Fatal("a Host with CR/LF was sent")
 	}
-	for range 5 {
+	req, _ = http.NewRequest("GET", "http://"+u.addr()+"/public", nil)
+	req.Method = "GET /admin"
+	if _, err := c.RoundTrip(req); err == nil {
+		t.Fatal("a method with a space was sent")
+	}
+	for range 6 {
 		if n := <-sent; n != 0 {
 			t.Fatalf("%d bytes of a refused request reached the upstream", n)
 		}

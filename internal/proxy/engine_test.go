@@ -714,3 +714,28 @@ type discardWriter struct{ h http.Header }
 func (d *discardWriter) Header() http.Header         { return d.h }
 func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (d *discardWriter) WriteHeader(int)             {}
+
+// A method that is not a token never reaches an upstream. HTTP/1 servers
+// refuse one; Go's HTTP/2 server passes ":method: GET /admin" through, and
+// written into a request line it would name another path.
+func TestInvalidMethodRefused(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, nil)
+	g := newGate(t, fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: public, match: { path_prefix: /public }, upstream: app }
+`, hostport(up.Server)))
+	for _, m := range []string{"GET /admin", "GET\t/admin", "", "G(E)T"} {
+		req := httptest.NewRequest("GET", "http://gw.example/public/x", nil)
+		req.Method = m
+		w := httptest.NewRecorder()
+		g.srv.Config.Handler.ServeHTTP(w, req)
+		if w.Code != http.StatusBadRequest {
+			t.Errorf("method %q: status %d, want 400", m, w.Code)
+		}
+	}
+	if n := up.count(); n != 0 {
+		t.Fatalf("%d requests with an invalid method reached the upstream", n)
+	}
+}

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"golang.org/x/net/http/httpguts"
+
 	"gatehouse/internal/auth/oidc"
 	"gatehouse/internal/tlsx"
 	"net/http"
@@ -63,6 +65,13 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 		e.startServerSpan(st, r)
 	}
 
+	if !validMethod(r.Method) {
+		// HTTP/1 servers refuse these; Go's HTTP/2 server only refuses
+		// control characters, so ":method: GET /admin" arrives here and
+		// would be written into an upstream request line.
+		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "invalid method", nil))
+		return false
+	}
 	host, ok := normalizeHost(r.Host)
 	if !ok {
 		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "invalid Host header", nil))
@@ -88,6 +97,19 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 		return false
 	}
 	rc.Path = np
+	return true
+}
+
+// validMethod: a method is an RFC 9110 token (§9.1, §5.6.2).
+func validMethod(m string) bool {
+	if m == "" {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if !httpguts.IsTokenRune(rune(m[i])) {
+			return false
+		}
+	}
 	return true
 }
 

@@ -86,10 +86,7 @@ func New(o Options) *Server {
 			http.Error(w, "TLS is off (server.tls)", http.StatusNotFound)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(f.Status())
+		writeJSON(w, http.StatusOK, f.Status())
 	})
 	s.mux.HandleFunc("GET /jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		jwks := s.o.Source.Snapshot().AssertionJWKS

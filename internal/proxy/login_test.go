@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	"gatehouse/internal/devidp"
+	"gatehouse/internal/testutil"
 )
 
 // loginGate is Gatehouse with browser login against the development
@@ -78,42 +79,15 @@ routes:
 	return startGate(t, gw, yaml).srv, up, idp
 }
 
-// jar is a minimal cookie-keeping client that does not follow redirects.
-type jar struct{ cookies map[string]string }
-
-func (j *jar) do(t *testing.T, method, u string, hdr ...string) (*http.Response, string) {
+// login logs j in as user through the dev issuer, starting at path.
+func login(t *testing.T, j *testutil.Jar, gw, path, user string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, u, nil)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	for k, v := range j.cookies {
-		req.AddCookie(&http.Cookie{Name: k, Value: v})
-	}
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, c := range resp.Cookies() {
-		if c.MaxAge < 0 {
-			delete(j.cookies, c.Name)
-		} else {
-			j.cookies[c.Name] = c.Value
-		}
-	}
-	return resp, string(b)
-}
-
-func (j *jar) login(t *testing.T, gw, path, user string) {
-	t.Helper()
-	r, _ := j.do(t, "GET", gw+path, "Sec-Fetch-Mode", "navigate")
+	r, _ := j.Do(t, "GET", gw+path, "Sec-Fetch-Mode", "navigate")
 	if r.StatusCode != http.StatusFound {
 		t.Fatalf("navigation: %d", r.StatusCode)
 	}
-	r, _ = j.do(t, "GET", r.Header.Get("Location")+"&login="+user)
-	r, body := j.do(t, "GET", r.Header.Get("Location"))
+	r, _ = j.Do(t, "GET", r.Header.Get("Location")+"&login="+user)
+	r, body := j.Do(t, "GET", r.Header.Get("Location"))
 	if r.StatusCode != http.StatusFound || r.Header.Get("Location") != path {
 		t.Fatalf("callback: %d → %q: %s", r.StatusCode, r.Header.Get("Location"), body)
 	}
@@ -121,20 +95,20 @@ func (j *jar) login(t *testing.T, gw, path, user string) {
 
 func TestBrowserLoginThroughEngine(t *testing.T) {
 	gw, up, _ := loginGate(t)
-	anon := &jar{cookies: map[string]string{}}
-	if r, _ := anon.do(t, "GET", gw.URL+"/admin/x", "Sec-Fetch-Mode", "cors"); r.StatusCode != http.StatusUnauthorized || r.Header.Get("WWW-Authenticate") == "" {
+	anon := testutil.NewJar()
+	if r, _ := anon.Do(t, "GET", gw.URL+"/admin/x", "Sec-Fetch-Mode", "cors"); r.StatusCode != http.StatusUnauthorized || r.Header.Get("WWW-Authenticate") == "" {
 		t.Fatalf("fetch without session: %d %q", r.StatusCode, r.Header.Get("WWW-Authenticate"))
 	}
-	if r, _ := anon.do(t, "GET", gw.URL+"/admin/x", "Accept", "text/html"); r.StatusCode != http.StatusFound {
+	if r, _ := anon.Do(t, "GET", gw.URL+"/admin/x", "Accept", "text/html"); r.StatusCode != http.StatusFound {
 		t.Fatalf("old-style navigation without session: %d, want 302", r.StatusCode)
 	}
 	if up.count() != 0 {
 		t.Fatal("an unauthenticated request reached the upstream")
 	}
 
-	alice := &jar{cookies: map[string]string{}}
-	alice.login(t, gw.URL, "/admin/x?y=1", "alice")
-	if r, body := alice.do(t, "GET", gw.URL+"/admin/x?y=1", "Cookie", "theme=dark"); r.StatusCode != 200 || body != "ok" {
+	alice := testutil.NewJar()
+	login(t, alice, gw.URL, "/admin/x?y=1", "alice")
+	if r, body := alice.Do(t, "GET", gw.URL+"/admin/x?y=1", "Cookie", "theme=dark"); r.StatusCode != 200 || body != "ok" {
 		t.Fatalf("after login: %d %q", r.StatusCode, body)
 	}
 	seen := up.last(t)
@@ -147,12 +121,12 @@ func TestBrowserLoginThroughEngine(t *testing.T) {
 	if seen.Header.Get("Authorization") != "" {
 		t.Fatal("the access token reached a route that does not forward it")
 	}
-	alice.do(t, "GET", gw.URL+"/api/x")
+	alice.Do(t, "GET", gw.URL+"/api/x")
 	if a := up.last(t).Header.Get("Authorization"); !strings.HasPrefix(a, "Bearer ey") {
 		t.Fatalf("forward_session_token route: Authorization = %q", a)
 	}
 	// Public and other-host routes never see the session cookie either.
-	alice.do(t, "GET", gw.URL+"/public/x")
+	alice.Do(t, "GET", gw.URL+"/public/x")
 	if c := up.last(t).Header.Get("Cookie"); c != "" {
 		t.Fatalf("public route Cookie = %q", c)
 	}
@@ -163,20 +137,20 @@ func TestBrowserLoginThroughEngine(t *testing.T) {
 		t.Fatalf("login path on another host: %v %v", r, err)
 	}
 
-	bob := &jar{cookies: map[string]string{}}
-	bob.login(t, gw.URL, "/api/y", "bob")
-	if r, _ := bob.do(t, "GET", gw.URL+"/admin/x", "Sec-Fetch-Mode", "navigate"); r.StatusCode != http.StatusForbidden {
+	bob := testutil.NewJar()
+	login(t, bob, gw.URL, "/api/y", "bob")
+	if r, _ := bob.Do(t, "GET", gw.URL+"/admin/x", "Sec-Fetch-Mode", "navigate"); r.StatusCode != http.StatusForbidden {
 		t.Fatalf("bob on /admin: %d, want 403 (no login loop)", r.StatusCode)
 	}
 }
 
 func TestLogoutEndsStreams(t *testing.T) {
 	gw, _, _ := loginGate(t)
-	alice := &jar{cookies: map[string]string{}}
-	alice.login(t, gw.URL, "/admin/", "alice")
+	alice := testutil.NewJar()
+	login(t, alice, gw.URL, "/admin/", "alice")
 
 	req, _ := http.NewRequest("GET", gw.URL+"/admin/events", nil)
-	req.AddCookie(&http.Cookie{Name: "gatehouse_session", Value: alice.cookies["gatehouse_session"]})
+	req.AddCookie(&http.Cookie{Name: "gatehouse_session", Value: alice.Cookies["gatehouse_session"]})
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +165,7 @@ func TestLogoutEndsStreams(t *testing.T) {
 		_, err := io.Copy(io.Discard, br)
 		ended <- err
 	}()
-	r, _ := alice.do(t, "POST", gw.URL+"/_gatehouse/logout", "Origin", gw.URL)
+	r, _ := alice.Do(t, "POST", gw.URL+"/_gatehouse/logout", "Origin", gw.URL)
 	if r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("logout: %d", r.StatusCode)
 	}
@@ -207,12 +181,12 @@ func TestLogoutEndsStreams(t *testing.T) {
 
 func TestLogoutClosesWebSocket(t *testing.T) {
 	gw, _, _ := loginGate(t)
-	alice := &jar{cookies: map[string]string{}}
-	alice.login(t, gw.URL, "/admin/", "alice")
+	alice := testutil.NewJar()
+	login(t, alice, gw.URL, "/admin/", "alice")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(gw.URL, "http")+"/admin/ws", &websocket.DialOptions{
-		HTTPHeader: http.Header{"Cookie": {"gatehouse_session=" + alice.cookies["gatehouse_session"]}}})
+		HTTPHeader: http.Header{"Cookie": {"gatehouse_session=" + alice.Cookies["gatehouse_session"]}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +194,7 @@ func TestLogoutClosesWebSocket(t *testing.T) {
 	if _, msg, err := c.Read(ctx); err != nil || string(msg) != "hello" {
 		t.Fatalf("first message: %q %v", msg, err)
 	}
-	if r, _ := alice.do(t, "POST", gw.URL+"/_gatehouse/logout", "Origin", gw.URL); r.StatusCode != http.StatusSeeOther {
+	if r, _ := alice.Do(t, "POST", gw.URL+"/_gatehouse/logout", "Origin", gw.URL); r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("logout: %d", r.StatusCode)
 	}
 	if _, _, err := c.Read(ctx); err == nil || ctx.Err() != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -19,6 +18,7 @@ import (
 	"gatehouse/internal/auth/session"
 	"gatehouse/internal/devidp"
 	"gatehouse/internal/phase"
+	"gatehouse/internal/testutil"
 )
 
 type fakeClock struct {
@@ -144,45 +144,20 @@ func front(l *Login) http.Handler {
 	return mux
 }
 
-// browser is a cookie-keeping client that does not follow redirects.
+// browser is a cookie-keeping client (testutil.Jar) on a harness.
 type browser struct {
-	h       *harness
-	cookies map[string]string
+	*testutil.Jar
+	h *harness
 }
 
-func (h *harness) browser() *browser { return &browser{h: h, cookies: map[string]string{}} }
-
-func (b *browser) do(t *testing.T, method, u string, hdr ...string) (*http.Response, string) {
-	t.Helper()
-	req, _ := http.NewRequest(method, u, nil)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	for k, v := range b.cookies {
-		req.AddCookie(&http.Cookie{Name: k, Value: v})
-	}
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, c := range resp.Cookies() {
-		if c.MaxAge < 0 {
-			delete(b.cookies, c.Name)
-		} else {
-			b.cookies[c.Name] = c.Value
-		}
-	}
-	return resp, string(body)
-}
+func (h *harness) browser() *browser { return &browser{Jar: testutil.NewJar(), h: h} }
 
 var navigate = []string{"Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "document"}
 
 // startLogin navigates to path and returns the authorization URL.
 func (b *browser) startLogin(t *testing.T, gw int, path string) string {
 	t.Helper()
-	resp, _ := b.do(t, "GET", b.h.gws[gw].URL+path, navigate...)
+	resp, _ := b.Do(t, "GET", b.h.gws[gw].URL+path, navigate...)
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("navigation to %s: status %d, want 302", path, resp.StatusCode)
 	}
@@ -192,11 +167,11 @@ func (b *browser) startLogin(t *testing.T, gw int, path string) string {
 // finishLogin logs user in at the issuer and follows the callback.
 func (b *browser) finishLogin(t *testing.T, authURL, user string) *http.Response {
 	t.Helper()
-	resp, body := b.do(t, "GET", authURL+"&login="+user)
+	resp, body := b.Do(t, "GET", authURL+"&login="+user)
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("issuer login: status %d: %s", resp.StatusCode, body)
 	}
-	cb, _ := b.do(t, "GET", resp.Header.Get("Location"))
+	cb, _ := b.Do(t, "GET", resp.Header.Get("Location"))
 	return cb
 }
 
@@ -210,7 +185,7 @@ func (b *browser) login(t *testing.T, user string) {
 
 func (b *browser) app(t *testing.T, gw int) (int, string) {
 	t.Helper()
-	resp, body := b.do(t, "GET", b.h.gws[gw].URL+"/app/x", "Accept", "application/json")
+	resp, body := b.Do(t, "GET", b.h.gws[gw].URL+"/app/x", "Accept", "application/json")
 	return resp.StatusCode, body
 }
 
@@ -244,7 +219,7 @@ func TestLoginFlow(t *testing.T) {
 	if sc == nil || !sc.HttpOnly || sc.SameSite != http.SameSiteLaxMode || sc.Path != "/" || len(sc.Value) > 100 || sc.Secure {
 		t.Fatalf("session cookie = %+v", sc)
 	}
-	for name := range b.cookies {
+	for name := range b.Cookies {
 		if strings.Contains(name, "_flow_") {
 			t.Errorf("flow cookie %s left after the callback", name)
 		}
@@ -254,21 +229,21 @@ func TestLoginFlow(t *testing.T) {
 	}
 
 	// Logging in again gives a new session id; the old one is dead.
-	old := b.cookies["gatehouse_session"]
-	delete(b.cookies, "gatehouse_session")
+	old := b.Cookies["gatehouse_session"]
+	delete(b.Cookies, "gatehouse_session")
 	auth = b.startLogin(t, 0, "/app/again")
-	b.cookies["gatehouse_session"] = old // the browser still has the old session at the callback
+	b.Cookies["gatehouse_session"] = old // the browser still has the old session at the callback
 	b.finishLogin(t, auth, "alice")
-	if b.cookies["gatehouse_session"] == old {
+	if b.Cookies["gatehouse_session"] == old {
 		t.Fatal("session id reused across logins (fixation)")
 	}
-	stale := &browser{h: h, cookies: map[string]string{"gatehouse_session": old}}
+	stale := &browser{Jar: &testutil.Jar{Cookies: map[string]string{"gatehouse_session": old}}, h: h}
 	if code, _ := stale.app(t, 0); code != http.StatusUnauthorized {
 		t.Fatalf("old session after a new login: %d, want 401", code)
 	}
 
 	// A forged cookie is no session.
-	forged := &browser{h: h, cookies: map[string]string{"gatehouse_session": randomID(32) + "." + randomID(32)}}
+	forged := &browser{Jar: &testutil.Jar{Cookies: map[string]string{"gatehouse_session": randomID(32) + "." + randomID(32)}}, h: h}
 	if code, _ := forged.app(t, 0); code != http.StatusUnauthorized {
 		t.Fatalf("forged cookie: %d", code)
 	}
@@ -280,7 +255,7 @@ func TestCallbackRefusals(t *testing.T) {
 	t.Run("no flow cookie", func(t *testing.T) {
 		b := h.browser()
 		auth := b.startLogin(t, 0, "/app/")
-		b.cookies = map[string]string{} // another browser
+		b.Cookies = map[string]string{} // another browser
 		if resp := b.finishLogin(t, auth, "alice"); resp.StatusCode != http.StatusForbidden {
 			t.Fatalf("status %d, want 403", resp.StatusCode)
 		}
@@ -288,15 +263,15 @@ func TestCallbackRefusals(t *testing.T) {
 	t.Run("issuer mix-up", func(t *testing.T) {
 		b := h.browser()
 		auth := b.startLogin(t, 0, "/app/")
-		resp, _ := b.do(t, "GET", auth+"&login=alice")
+		resp, _ := b.Do(t, "GET", auth+"&login=alice")
 		loc, _ := url.Parse(resp.Header.Get("Location"))
 		q := loc.Query()
 		q.Set("iss", "https://evil.example")
 		loc.RawQuery = q.Encode()
-		if r, _ := b.do(t, "GET", loc.String()); r.StatusCode != http.StatusForbidden {
+		if r, _ := b.Do(t, "GET", loc.String()); r.StatusCode != http.StatusForbidden {
 			t.Fatalf("status %d, want 403", r.StatusCode)
 		}
-		if _, ok := b.cookies["gatehouse_session"]; ok {
+		if _, ok := b.Cookies["gatehouse_session"]; ok {
 			t.Fatal("session started")
 		}
 	})
@@ -304,7 +279,7 @@ func TestCallbackRefusals(t *testing.T) {
 		b := h.browser()
 		auth := b.startLogin(t, 0, "/app/")
 		u, _ := url.Parse(auth)
-		r, _ := b.do(t, "GET", cb+"?code=made-up&state="+u.Query().Get("state")+"&iss="+url.QueryEscape(h.idp.Issuer()))
+		r, _ := b.Do(t, "GET", cb+"?code=made-up&state="+u.Query().Get("state")+"&iss="+url.QueryEscape(h.idp.Issuer()))
 		if r.StatusCode != http.StatusForbidden {
 			t.Fatalf("status %d, want 403", r.StatusCode)
 		}
@@ -314,8 +289,8 @@ func TestCallbackRefusals(t *testing.T) {
 		auth := b.startLogin(t, 0, "/app/")
 		h.clock.Advance(11 * time.Minute)
 		defer h.clock.Advance(time.Minute)
-		if resp, _ := b.do(t, "GET", auth+"&login=alice"); resp.StatusCode == http.StatusFound {
-			r, _ := b.do(t, "GET", resp.Header.Get("Location"))
+		if resp, _ := b.Do(t, "GET", auth+"&login=alice"); resp.StatusCode == http.StatusFound {
+			r, _ := b.Do(t, "GET", resp.Header.Get("Location"))
 			if r.StatusCode != http.StatusForbidden {
 				t.Fatalf("status %d, want 403", r.StatusCode)
 			}
@@ -323,7 +298,7 @@ func TestCallbackRefusals(t *testing.T) {
 	})
 	t.Run("repeated state", func(t *testing.T) {
 		b := h.browser()
-		if r, _ := b.do(t, "GET", cb+"?code=a&state=x&state=y"); r.StatusCode != http.StatusForbidden {
+		if r, _ := b.Do(t, "GET", cb+"?code=a&state=x&state=y"); r.StatusCode != http.StatusForbidden {
 			t.Fatalf("status %d, want 403", r.StatusCode)
 		}
 	})
@@ -344,11 +319,11 @@ func TestLoginPathRefusesOpenRedirect(t *testing.T) {
 	h := newHarness(t, 1)
 	b := h.browser()
 	for _, rd := range []string{"//evil.example", "/\\evil.example", "https:evil.example", "/%2F%2Fevil.example"} {
-		if r, _ := b.do(t, "GET", h.gws[0].URL+"/_gatehouse/login?rd="+url.QueryEscape(rd)); r.StatusCode != http.StatusBadRequest {
+		if r, _ := b.Do(t, "GET", h.gws[0].URL+"/_gatehouse/login?rd="+url.QueryEscape(rd)); r.StatusCode != http.StatusBadRequest {
 			t.Errorf("rd=%q: status %d, want 400", rd, r.StatusCode)
 		}
 	}
-	r, _ := b.do(t, "GET", h.gws[0].URL+"/_gatehouse/login?rd=/app/ok")
+	r, _ := b.Do(t, "GET", h.gws[0].URL+"/_gatehouse/login?rd=/app/ok")
 	if r.StatusCode != http.StatusFound || !strings.HasPrefix(r.Header.Get("Location"), h.idp.Issuer()) {
 		t.Fatalf("rd=/app/ok: %d %q", r.StatusCode, r.Header.Get("Location"))
 	}
@@ -404,7 +379,7 @@ func TestRefreshReuseEndsSession(t *testing.T) {
 	if code, _ := b.app(t, 0); code != http.StatusUnauthorized {
 		t.Fatalf("after refresh-token reuse: %d, want 401 (session ended)", code)
 	}
-	if resp, _ := b.do(t, "GET", h.gws[0].URL+"/app/", navigate...); resp.StatusCode != http.StatusFound {
+	if resp, _ := b.Do(t, "GET", h.gws[0].URL+"/app/", navigate...); resp.StatusCode != http.StatusFound {
 		t.Fatalf("navigation after the session ended: %d, want 302 to log in", resp.StatusCode)
 	}
 }
@@ -450,13 +425,13 @@ func TestLogout(t *testing.T) {
 	b := h.browser()
 	b.login(t, "alice")
 	rt := h.idp.LastRefreshToken()
-	old := b.cookies["gatehouse_session"]
+	old := b.Cookies["gatehouse_session"]
 	logout := h.gws[0].URL + "/_gatehouse/logout"
 
-	if r, _ := b.do(t, "POST", logout, "Origin", "https://evil.example"); r.StatusCode != http.StatusForbidden {
+	if r, _ := b.Do(t, "POST", logout, "Origin", "https://evil.example"); r.StatusCode != http.StatusForbidden {
 		t.Fatalf("cross-site logout: %d, want 403", r.StatusCode)
 	}
-	if r, _ := b.do(t, "GET", logout); r.StatusCode != http.StatusForbidden {
+	if r, _ := b.Do(t, "GET", logout); r.StatusCode != http.StatusForbidden {
 		t.Fatalf("logout without origin evidence: %d, want 403", r.StatusCode)
 	}
 	if code, _ := b.app(t, 0); code != 200 {
@@ -475,7 +450,7 @@ func TestLogout(t *testing.T) {
 	}
 	h.logins[0].Track(rc, a)
 
-	r, _ := b.do(t, "POST", logout, "Origin", h.gws[0].URL)
+	r, _ := b.Do(t, "POST", logout, "Origin", h.gws[0].URL)
 	if r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("logout: %d, want 303", r.StatusCode)
 	}
@@ -483,7 +458,7 @@ func TestLogout(t *testing.T) {
 	if loc.Path != "/end_session" || loc.Query().Get("id_token_hint") == "" || loc.Query().Get("post_logout_redirect_uri") != h.gws[0].URL+"/" {
 		t.Fatalf("logout redirect = %s", loc)
 	}
-	if _, ok := b.cookies["gatehouse_session"]; ok {
+	if _, ok := b.Cookies["gatehouse_session"]; ok {
 		t.Fatal("session cookie not cleared")
 	}
 	select {
@@ -492,7 +467,7 @@ func TestLogout(t *testing.T) {
 		t.Fatal("the session's stream was not cut at logout")
 	}
 	rc.End()
-	replay := &browser{h: h, cookies: map[string]string{"gatehouse_session": old}}
+	replay := &browser{Jar: &testutil.Jar{Cookies: map[string]string{"gatehouse_session": old}}, h: h}
 	if code, _ := replay.app(t, 0); code != http.StatusUnauthorized {
 		t.Fatalf("old cookie after logout: %d, want 401", code)
 	}

@@ -10,11 +10,12 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"gatehouse/internal/testutil"
 )
 
 const (
@@ -26,29 +27,11 @@ const (
 	spaCB     = "http://localhost:9/spa/cb?app=1"
 )
 
-// clock is the injected time source.
-type clock struct {
-	mu  sync.Mutex // guards the following fields
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 type harness struct {
 	t     *testing.T
 	idp   *IdP
 	url   string
-	clock *clock
+	clock *testutil.Clock
 	hc    *http.Client
 }
 
@@ -57,7 +40,7 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
-	clk := &clock{now: time.Unix(1_800_000_000, 0)}
+	clk := testutil.NewClock(time.Unix(1_800_000_000, 0))
 	idp, err := New("http://"+srv.Listener.Addr().String()+"/", Options{
 		Clients: []Client{
 			{ID: webID, Secret: webSecret, RedirectURIs: []string{webCB}, PostLogoutRedirectURIs: []string{webBye}},

@@ -21,28 +21,11 @@ import (
 	"gatehouse/internal/testutil"
 )
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // harness is a development issuer and Gatehouse-like front ends (one per
 // instance, all on one session store) serving /app/ behind login.
 type harness struct {
 	t      *testing.T
-	clock  *fakeClock
+	clock  *testutil.Clock
 	idp    *devidp.IdP
 	idpSrv *httptest.Server
 	idpOff atomic.Bool // the token endpoint answers 503
@@ -55,7 +38,7 @@ const testSecret = "0123456789abcdef0123456789abcdef"
 
 func newHarness(t *testing.T, instances int) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: &fakeClock{t: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}}
+	h := &harness{t: t, clock: testutil.NewClock(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC))}
 	h.store = session.NewMemory(1000, h.clock.Now)
 	h.idpSrv = httptest.NewUnstartedServer(nil)
 	gwSrvs := make([]*httptest.Server, instances)

@@ -33,45 +33,31 @@ func FuzzH1NextResponseIsItsOwn(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, first []byte) {
 		var n atomic.Int32
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Skip(err)
-		}
-		defer ln.Close()
-		go func() {
+		u := newRawUpstream(t, func(c net.Conn) {
+			br := bufio.NewReader(c)
 			for {
-				c, err := ln.Accept()
-				if err != nil {
+				if _, ok := readHead(br); !ok {
 					return
 				}
-				go func() {
-					defer c.Close()
-					br := bufio.NewReader(c)
-					for {
-						if _, ok := readHead(br); !ok {
-							return
-						}
-						if n.Add(1) == 1 {
-							c.Write(first)
-							c.(*net.TCPConn).CloseWrite()
-							io.Copy(io.Discard, br)
-							return
-						}
-						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
-					}
-				}()
+				if n.Add(1) == 1 {
+					c.Write(first)
+					c.(*net.TCPConn).CloseWrite()
+					io.Copy(io.Discard, br)
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
 			}
-		}()
+		})
 		c := testClient(Settings{ResponseHeaderTimeout: 5 * time.Second})
 		defer c.CloseIdleConnections()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+ln.Addr().String()+"/", nil)
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+u.addr()+"/", nil)
 		if resp, err := c.RoundTrip(req); err == nil {
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 			resp.Body.Close()
 		}
-		req2, _ := http.NewRequestWithContext(ctx, "GET", "http://"+ln.Addr().String()+"/", nil)
+		req2, _ := http.NewRequestWithContext(ctx, "GET", "http://"+u.addr()+"/", nil)
 		resp, err := c.RoundTrip(req2)
 		if err != nil {
 			t.Fatalf("second request failed: %v", err)

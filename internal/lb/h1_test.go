@@ -543,18 +543,21 @@ func TestH1WritesWhatTransportWrites(t *testing.T) {
 	for _, tc := range []struct {
 		method, path, rawPath, query, host string
 		header                             http.Header
+		forceQuery                         bool
 	}{
-		{"GET", "/admin/", "", "", "", http.Header{"Accept": {"*/*"}, "User-Agent": {""}}},
-		{"GET", "/a b/(c)*!'", "", "x=1&y=%20", "app.example", http.Header{"X-Two": {"1", "2"}, "User-Agent": {"curl/8"}}},
-		{"GET", "/a/b%2Fc", "/a/b%252Fc", "", "", http.Header{"Te": {"trailers"}}},
-		{"DELETE", "/x", "", "", "", nil},
-		{"POST", "/form", "", "", "", http.Header{"Content-Length": {"99"}, "Transfer-Encoding": {"chunked"}}},
-		{"HEAD", "/ünï", "", "", "h:8080", nil},
+		{"GET", "/admin/", "", "", "", http.Header{"Accept": {"*/*"}, "User-Agent": {""}}, false},
+		{"GET", "/a b/(c)*!'", "", "x=1&y=%20", "app.example", http.Header{"X-Two": {"1", "2"}, "User-Agent": {"curl/8"}}, false},
+		{"GET", "/a/b%2Fc", "/a/b%252Fc", "", "", http.Header{"Te": {"trailers"}}, false},
+		{"DELETE", "/x", "", "", "", nil, false},
+		{"POST", "/form", "", "", "", http.Header{"Content-Length": {"99"}, "Transfer-Encoding": {"chunked"}}, false},
+		{"HEAD", "/ünï", "", "", "h:8080", nil, false},
+		{"GET", "/zone", "", "", "[fe80::1%eth0]:8080", http.Header{"User-Agent": {"  padded/1  "}}, false},
+		{"GET", "/empty-query", "", "", "", nil, true},
 	} {
 		var got [2]string
 		for i, rt := range []http.RoundTripper{tr, c} {
 			req := &http.Request{Method: tc.method, Header: http.Header{}, Host: tc.host,
-				URL: &url.URL{Scheme: "http", Host: u.addr(), Path: tc.path, RawPath: tc.rawPath, RawQuery: tc.query}}
+				URL: &url.URL{Scheme: "http", Host: u.addr(), Path: tc.path, RawPath: tc.rawPath, RawQuery: tc.query, ForceQuery: tc.forceQuery}}
 			req.Header["User-Agent"] = []string{""} // as ReverseProxy sets it when absent
 			for k, v := range tc.header {
 				req.Header[k] = v

@@ -139,6 +139,14 @@ func NewPool(name string, targets []*Target, s Settings, m *metrics.Metrics) *Po
 // body-less plain HTTP) rather than through Transport.
 func (p *Pool) Direct(req *http.Request) bool { return p.h1 != nil && p.h1.eligible(req) }
 
+// DirectFor reports whether a request proxied from in will be Direct: the
+// pool is plain HTTP and in has no body, no Upgrade and no Expect (which
+// a proxy passes on).
+func (p *Pool) DirectFor(in *http.Request) bool {
+	return p.h1 != nil && (in.Body == nil || in.Body == http.NoBody) &&
+		in.Header["Upgrade"] == nil && in.Header["Expect"] == nil
+}
+
 // Send sends req to the target in req.URL.Host. extra is an HTTP/1.1
 // header block (validated by the caller) written after req.Header; it
 // must be nil unless Direct(req).

@@ -65,6 +65,8 @@ type Engine struct {
 	events *slog.Logger
 	now    func() time.Time
 	rp     *httputil.ReverseProxy
+	// noDirect sends every attempt through rp (tests compare the paths).
+	noDirect bool
 	// inFlight is nil when metrics are off.
 	inFlight prometheus.Gauge
 	tracer   *tracing.Tracer // nil: off

@@ -116,8 +116,10 @@ func apiTarget(api *runtime.API, path string) (*lb.Pool, string, string, bool) {
 // upstream request filters. ReverseProxy has already removed hop-by-hop
 // headers and every inbound Forwarded/X-Forwarded-* header from out.
 func (e *Engine) upstreamRequest(pr *httputil.ProxyRequest) {
-	st := stateOf(pr.In.Context())
-	in, out := pr.In, pr.Out
+	e.upstreamRequestOf(stateOf(pr.In.Context()), pr.In, pr.Out)
+}
+
+func (e *Engine) upstreamRequestOf(st *state, in, out *http.Request) {
 	out.URL.Scheme = st.pool.Scheme()
 	out.URL.Host = st.target.Addr
 	setPath(out.URL, st.upPath)

@@ -103,7 +103,11 @@ func (e *Engine) attempt(st *state, w *respWriter, r *http.Request, t *lb.Target
 		defer e.endClientSpan(st)
 	}
 	st.rtStart = e.now()
-	e.rp.ServeHTTP(w, r.WithContext(ctx))
+	if st.pool.DirectFor(r) && !e.noDirect {
+		e.direct(st, w, r, ctx)
+	} else {
+		e.rp.ServeHTTP(w, r.WithContext(ctx))
+	}
 	return st.attemptErr != nil && !w.wroteHeader && !w.hijacked
 }
 

@@ -1,0 +1,264 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"net/url"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// The direct attempt: what httputil.ReverseProxy does for one attempt,
+// done in one pass, for the requests the pool's synchronous client writes
+// itself (no body, plain HTTP, no upgrade, no Expect: lb.Pool.DirectFor).
+// ReverseProxy clones the request and its header map, then deletes
+// hop-by-hop headers one canonicalized name at a time, and copies the
+// response header value by value; for the common request that was a tenth
+// of Gatehouse's CPU (docs/performance.md, "Where the time goes").
+//
+// It keeps ReverseProxy's behaviour, which TestDirectMatchesReverseProxy
+// checks side by side:
+//   - hop-by-hop headers (RFC 9110 §7.6.1) and every header a Connection
+//     header names are removed both ways; "TE: trailers" is kept;
+//   - inbound Forwarded and X-Forwarded-For/Host/Proto are dropped before
+//     the upstream-request phase sets Gatehouse's own;
+//   - a query ReverseProxy would not parse is re-encoded (cleanQuery);
+//   - 1xx responses (103 Early Hints) are passed on; a 101 without an
+//     upgrade request is an upstream error;
+//   - an event stream or a body of unknown length is flushed write by
+//     write; trailers are announced and passed on;
+//   - a body that fails after the header was sent aborts the response
+//     (http.ErrAbortHandler), so the client sees a cut, not an end.
+//
+// Everything else takes ReverseProxy (attempt).
+
+// hopHeaders are removed by every proxy hop (ReverseProxy's list).
+var hopHeaders = [...]string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// clientForwarding are the inbound forwarding headers ReverseProxy drops
+// before Rewrite; setForwarding writes Gatehouse's own.
+var clientForwarding = [...]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
+
+var teTrailers = []string{"trailers"}
+
+// connNamed returns the canonical names listed in Connection headers, nil
+// when there are none.
+func connNamed(conn []string) []string {
+	var names []string
+	for _, f := range conn {
+		for sf := range strings.SplitSeq(f, ",") {
+			if sf = textproto.TrimString(sf); sf != "" {
+				names = append(names, textproto.CanonicalMIMEHeaderKey(sf))
+			}
+		}
+	}
+	return names
+}
+
+// skipHeader reports whether k must not cross the hop.
+func skipHeader(k string, named []string) bool {
+	for _, h := range hopHeaders {
+		if k == h {
+			return true
+		}
+	}
+	for _, n := range named {
+		if k == n {
+			return true
+		}
+	}
+	return false
+}
+
+// directRequest builds the outbound request: in's method, query and
+// header without what must not cross the hop. Value slices are shared
+// with in: edits replace or append to them (an append copies, as textproto
+// caps them), never write in place.
+func directRequest(in *http.Request, ctx context.Context) *http.Request {
+	named := connNamed(in.Header["Connection"])
+	h := make(http.Header, len(in.Header)+6)
+	for k, vv := range in.Header {
+		if skipHeader(k, named) {
+			continue
+		}
+		h[k] = vv
+	}
+	for _, k := range clientForwarding {
+		delete(h, k)
+	}
+	// Issue golang/go#21096: tell upstreams that care (gRPC) that
+	// trailers are supported.
+	if httpguts.HeaderValuesContainsToken(in.Header["Te"], "trailers") {
+		h["Te"] = teTrailers
+	}
+	out := &http.Request{
+		Method:     in.Method,
+		URL:        &url.URL{RawQuery: cleanQuery(in.URL.RawQuery), ForceQuery: in.URL.ForceQuery},
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     h,
+		Host:       in.Host,
+		RemoteAddr: in.RemoteAddr,
+	}
+	return out.WithContext(ctx)
+}
+
+// cleanQuery re-encodes a query that url.ParseQuery would reject (a
+// semicolon, a bad escape), dropping what it cannot parse, so Gatehouse
+// and a Go upstream never read two different sets of parameters. It is
+// ReverseProxy's cleanQueryParams.
+func cleanQuery(s string) string {
+	reencode := func(s string) string {
+		v, _ := url.ParseQuery(s)
+		return v.Encode()
+	}
+	for i := 0; i < len(s); {
+		switch s[i] {
+		case ';':
+			return reencode(s)
+		case '%':
+			if i+2 >= len(s) || !ishex(s[i+1]) || !ishex(s[i+2]) {
+				return reencode(s)
+			}
+			i += 3
+		default:
+			i++
+		}
+	}
+	return s
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// direct makes one attempt through the pool's synchronous client. Like
+// ReverseProxy, it reports a failure before the response header through
+// upstreamError and writes nothing; after the header, a failed body
+// aborts the response.
+func (e *Engine) direct(st *state, w *respWriter, in *http.Request, ctx context.Context) {
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, header textproto.MIMEHeader) error {
+		h := w.Header()
+		copyHeader(h, http.Header(header))
+		w.WriteHeader(code)
+		clear(h) // a 1xx's fields are its own
+		return nil
+	}}
+	out := directRequest(in, httptrace.WithClientTrace(ctx, trace))
+	e.upstreamRequestOf(st, in, out)
+	resp, err := st.pool.Send(out, st.rc.Identity.Wire)
+	if err != nil {
+		e.upstreamError(w, out, err)
+		return
+	}
+	if err := e.upstreamResponse(resp); err != nil {
+		resp.Body.Close()
+		e.upstreamError(w, out, err)
+		return
+	}
+	dst := w.Header()
+	named := connNamed(resp.Header["Connection"])
+	for k, vv := range resp.Header {
+		if skipHeader(k, named) {
+			continue
+		}
+		if prior, ok := dst[k]; ok {
+			dst[k] = append(prior, vv...)
+		} else {
+			dst[k] = vv
+		}
+	}
+	announced := len(resp.Trailer)
+	if announced > 0 {
+		keys := make([]string, 0, announced)
+		for k := range resp.Trailer {
+			keys = append(keys, k)
+		}
+		dst.Add("Trailer", strings.Join(keys, ", "))
+	}
+	w.WriteHeader(resp.StatusCode)
+
+	// Streams reach the client write by write (ReverseProxy's
+	// flushInterval: -1 for an event stream or an unknown length).
+	// The header goes out at once, as ReverseProxy's first flush timer
+	// sends it, so a client sees the stream begin even before its first
+	// event (and no type is sniffed from it).
+	flush := resp.ContentLength == -1 || isEventStream(resp.Header.Get("Content-Type"))
+	if flush {
+		err = w.FlushError()
+	}
+	if err == nil {
+		err = copyBody(w, resp.Body, flush)
+	}
+	if err != nil {
+		resp.Body.Close()
+		if in.Context().Value(http.ServerContextKey) == nil {
+			return // not under a server (unit tests): as ReverseProxy does
+		}
+		panic(http.ErrAbortHandler)
+	}
+	resp.Body.Close()
+	if len(resp.Trailer) > 0 {
+		_ = w.FlushError() // the trailer may only be known now
+	}
+	if len(resp.Trailer) == announced {
+		copyHeader(dst, resp.Trailer)
+		return
+	}
+	for k, vv := range resp.Trailer {
+		k = http.TrailerPrefix + k
+		for _, v := range vv {
+			dst.Add(k, v)
+		}
+	}
+}
+
+func isEventStream(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "text/event-stream")
+}
+
+func copyHeader(dst, src http.Header) {
+	for k, vv := range src {
+		for _, v := range vv {
+			dst.Add(k, v)
+		}
+	}
+}
+
+// copyBody copies a response body to the client with a pooled buffer,
+// flushing after each write when flush is set. A read error other than
+// the end, or a write error, is returned.
+func copyBody(w *respWriter, body io.Reader, flush bool) error {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if flush {
+				if ferr := w.FlushError(); ferr != nil {
+					return ferr
+				}
+			}
+		}
+		if rerr != nil {
+			if errors.Is(rerr, io.EOF) {
+				return nil
+			}
+			return rerr
+		}
+	}
+}

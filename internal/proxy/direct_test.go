@@ -1,0 +1,276 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// scriptedUpstream answers each request with the raw bytes its path names
+// (/case/<name>), then closes the connection, and records every request
+// head it received.
+type scriptedUpstream struct {
+	ln      net.Listener
+	scripts map[string]string
+	mu      sync.Mutex
+	heads   []*http.Request
+}
+
+func newScriptedUpstream(t *testing.T, scripts map[string]string) *scriptedUpstream {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &scriptedUpstream{ln: ln, scripts: scripts}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go u.serve(c)
+		}
+	}()
+	return u
+}
+
+func (u *scriptedUpstream) serve(c net.Conn) {
+	defer c.Close()
+	req, err := http.ReadRequest(bufio.NewReader(c))
+	if err != nil {
+		return
+	}
+	u.mu.Lock()
+	u.heads = append(u.heads, req)
+	u.mu.Unlock()
+	name := strings.TrimPrefix(req.URL.Path, "/case/")
+	_, _ = io.WriteString(c, u.scripts[name])
+}
+
+func (u *scriptedUpstream) take() []*http.Request {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	h := u.heads
+	u.heads = nil
+	return h
+}
+
+// clientView is what a client saw: the status line, header, body and
+// trailer, or where reading stopped.
+type clientView struct {
+	Status  string
+	Header  http.Header
+	Body    string
+	Trailer http.Header
+	Err     string
+}
+
+func rawExchange(t *testing.T, addr, request string) clientView {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, request); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(c) // the client asked to close
+	method, _, _ := strings.Cut(request, " ")
+	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(raw)), &http.Request{Method: method})
+	if err != nil {
+		return clientView{Err: "head: " + err.Error()}
+	}
+	v := clientView{Status: resp.Status, Header: resp.Header}
+	b, err := io.ReadAll(resp.Body)
+	v.Body = string(b)
+	if err != nil {
+		v.Err = "body: " + err.Error()
+	}
+	v.Trailer = resp.Trailer
+	for _, k := range []string{"Date", "X-Request-Id"} {
+		delete(v.Header, k)
+	}
+	v.Body = requestIDField.ReplaceAllString(v.Body, `"request_id":"-"`)
+	return v
+}
+
+var requestIDField = regexp.MustCompile(`"request_id":"[^"]*"`)
+
+func headerLines(h http.Header) string {
+	var lines []string
+	for k, vv := range h {
+		lines = append(lines, k+": "+strings.Join(vv, " | "))
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+func upstreamView(r *http.Request) string {
+	h := r.Header.Clone()
+	delete(h, "X-Request-Id")
+	return r.Method + " " + r.RequestURI + " Host=" + r.Host + "\n" + headerLines(h)
+}
+
+// TestDirectMatchesReverseProxy sends the same requests through the direct
+// attempt and through httputil.ReverseProxy, against an upstream that
+// answers with hop-by-hop fields, trailers, 1xx, streams and broken
+// bodies, and compares what the upstream and the client saw.
+func TestDirectMatchesReverseProxy(t *testing.T) {
+	t.Parallel()
+	scripts := map[string]string{
+		"plain": "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\nConnection: X-Hop\r\nX-Hop: secret\r\n" +
+			"Keep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nUpgrade: h2c\r\nX-App: a\r\nX-App: b\r\n\r\nhello",
+		"chunked-trailer": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/x-test\r\nTrailer: X-Sum\r\n\r\n" +
+			"3\r\nabc\r\n2\r\nde\r\n0\r\nX-Sum: 42\r\n\r\n",
+		"undeclared-trailer": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/x-test\r\n\r\n3\r\nabc\r\n0\r\nX-Late: 7\r\n\r\n",
+		"sse":                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 12\r\n\r\ndata: one\n\n\n",
+		"early-hints": "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" +
+			"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+		"switch":    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+		"truncated": "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
+		"chunk-cut": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/x-test\r\n\r\n5\r\nab",
+		"no-answer": "",
+		"garbage":   "NOT HTTP\r\n\r\n",
+		"empty":     "HTTP/1.1 204 No Content\r\nX-App: e\r\n\r\n",
+		"head":      "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nContent-Type: text/html\r\n\r\n",
+		"no-type":   "HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\n<html>hi</html",
+		"retry-me":  "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy",
+	}
+	up := newScriptedUpstream(t, scripts)
+	yaml := fmt.Sprintf(`
+upstreams:
+  app: { targets: [%[1]q] }
+  busy: { targets: [%[1]q], retries: { attempts: 2, on_status: [503] } }
+routes:
+  - name: app
+    match: { path_prefix: /case }
+    upstream: app
+    request_headers: { set: { X-Edited: "yes" }, add: { X-App-Tag: t1 } }
+    response_headers: { set: { X-Resp: "r" } }
+  - name: retried
+    match: { path_prefix: /retry }
+    upstream: busy
+    rewrite: /case/retry-me
+`, up.ln.Addr().String())
+	viaDirect := newGate(t, yaml)
+	viaRP := newGate(t, yaml)
+	viaRP.srv.Config.Handler.(*Engine).noDirect = true
+
+	reqs := []struct{ name, path, method, extra string }{
+		{"hop-by-hop both ways", "/case/plain?a=1&b=2", "GET",
+			"Connection: close, X-Secret-Hop\r\nX-Secret-Hop: 1\r\nKeep-Alive: 5\r\nProxy-Authorization: Basic eA==\r\n" +
+				"Te: trailers, deflate\r\nX-Forwarded-For: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\n" +
+				"X-Forwarded-Host: evil\r\nX-Forwarded-Proto: https\r\nX-App-Tag: client\r\nX-Edited: client\r\n"},
+		{"query that does not parse", "/case/plain?a=1;b=2&c=%zz&d=4", "GET", "Connection: close\r\n"},
+		{"trailers", "/case/chunked-trailer", "GET", "Connection: close\r\nTE: trailers\r\n"},
+		{"undeclared trailer", "/case/undeclared-trailer", "GET", "Connection: close\r\n"},
+		{"event stream", "/case/sse", "GET", "Connection: close\r\nAccept: text/event-stream\r\n"},
+		{"103 then 200", "/case/early-hints", "GET", "Connection: close\r\n"},
+		{"101 without upgrade", "/case/switch", "GET", "Connection: close\r\n"},
+		{"truncated body", "/case/truncated", "GET", "Connection: close\r\n"},
+		{"cut chunk", "/case/chunk-cut", "GET", "Connection: close\r\n"},
+		{"no answer", "/case/no-answer", "GET", "Connection: close\r\n"},
+		{"not HTTP", "/case/garbage", "GET", "Connection: close\r\n"},
+		{"204", "/case/empty", "DELETE", "Connection: close\r\n"},
+		{"HEAD", "/case/head", "HEAD", "Connection: close\r\n"},
+		{"sniffed type", "/case/no-type", "GET", "Connection: close\r\n"},
+		{"retried status", "/retry", "GET", "Connection: close\r\n"},
+	}
+	for _, rq := range reqs {
+		t.Run(rq.name, func(t *testing.T) {
+			raw := rq.method + " " + rq.path + " HTTP/1.1\r\nHost: app.test\r\nUser-Agent: probe\r\n" + rq.extra + "\r\n"
+			if in, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw))); err != nil || in.Header["Upgrade"] != nil || in.Header["Expect"] != nil {
+				t.Fatalf("the request would not go direct: %v", err)
+			}
+			gotDirect := rawExchange(t, viaDirect.srv.Listener.Addr().String(), raw)
+			upDirect := up.take()
+			gotRP := rawExchange(t, viaRP.srv.Listener.Addr().String(), raw)
+			upRP := up.take()
+			if gd, gr := fmt.Sprintf("%+v", gotDirect), fmt.Sprintf("%+v", gotRP); gd != gr {
+				t.Errorf("client saw\n direct: %s\nreverse proxy: %s", gd, gr)
+			}
+			if len(upDirect) != len(upRP) {
+				t.Fatalf("upstream got %d requests direct, %d through ReverseProxy", len(upDirect), len(upRP))
+			}
+			for i := range upDirect {
+				if d, r := upstreamView(upDirect[i]), upstreamView(upRP[i]); d != r {
+					t.Errorf("upstream saw\n direct:\n%s\nreverse proxy:\n%s", d, r)
+				}
+			}
+			if rq.name == "hop-by-hop both ways" {
+				// Not only equal: right.
+				h := upDirect[0].Header
+				for _, k := range []string{"X-Secret-Hop", "Keep-Alive", "Proxy-Authorization"} {
+					if h[k] != nil {
+						t.Errorf("upstream got %s", k)
+					}
+				}
+				if h.Get("X-Forwarded-For") != "127.0.0.1" || h.Get("Te") != "trailers" || h.Get("X-Edited") != "yes" {
+					t.Errorf("upstream header: %v", h)
+				}
+				for _, k := range []string{"X-Hop", "Keep-Alive", "Proxy-Authenticate", "Upgrade"} {
+					if gotDirect.Header[k] != nil {
+						t.Errorf("client got %s", k)
+					}
+				}
+				if gotDirect.Body != "hello" || gotDirect.Header.Get("X-Resp") != "r" {
+					t.Errorf("client saw %+v", gotDirect)
+				}
+			}
+		})
+	}
+}
+
+// TestDirectTakesBodylessPlainRequests pins which attempts go direct, so
+// the comparison above compares what it means to.
+func TestDirectTakesBodylessPlainRequests(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, nil)
+	g := newGate(t, fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
+`, hostport(up.Server)))
+	pool := g.snap.Fallback
+	for _, r := range g.snap.Routes {
+		if r.Name == "app" {
+			pool = r
+		}
+	}
+	cases := []struct {
+		name string
+		req  *http.Request
+		want bool
+	}{
+		{"GET", httptest.NewRequest("GET", "/", nil), true},
+		{"POST with a body", httptest.NewRequest("POST", "/", strings.NewReader("x")), false},
+		{"upgrade", func() *http.Request {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.Header.Set("Upgrade", "websocket")
+			return r
+		}(), false},
+		{"expect", func() *http.Request {
+			r := httptest.NewRequest("PUT", "/", nil)
+			r.Header.Set("Expect", "100-continue")
+			return r
+		}(), false},
+	}
+	for _, c := range cases {
+		if got := pool.Pool.DirectFor(c.req); got != c.want {
+			t.Errorf("%s: direct %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -337,6 +337,7 @@ func (a *App) publicServer(s config.Server, useTLS bool) *http.Server {
 	protos.SetHTTP1(true)
 	srv := &http.Server{
 		Handler:           a.engine,
+		ConnContext:       proxy.ConnContext,
 		ReadHeaderTimeout: s.ReadHeaderTimeout.D(), // also bounds the TLS handshake
 		IdleTimeout:       s.IdleTimeout.D(),
 		MaxHeaderBytes:    int(s.MaxHeaderBytes),

@@ -99,6 +99,10 @@ type h1Conn struct {
 	addr      string
 	idleSince time.Time
 	reused    bool
+	// readDeadline is the connection's read deadline: zero, or the
+	// response header timeout's, left in place by a response whose body
+	// was already buffered.
+	readDeadline time.Time
 
 	// idleClean's non-blocking peek (Linux): the socket, the callback
 	// bound once, and its scratch space.
@@ -226,7 +230,14 @@ func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte) (*http.
 		return nil, staleErr(err)
 	}
 	if c.headerTimeout > 0 {
-		pc.nc.SetReadDeadline(time.Now().Add(c.headerTimeout))
+		// A deadline the previous response left (see below) is kept
+		// while it is within an eighth of the timeout (at most 1s) of a
+		// fresh one: on a busy connection, no timer update per request.
+		now := time.Now()
+		if pc.readDeadline.Sub(now) < c.headerTimeout-min(c.headerTimeout/8, time.Second) {
+			pc.readDeadline = now.Add(c.headerTimeout)
+			pc.nc.SetReadDeadline(pc.readDeadline)
+		}
 	}
 	trace := httptrace.ContextClientTrace(req.Context())
 	for n1xx := 0; ; {
@@ -244,7 +255,10 @@ func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte) (*http.
 		code := resp.StatusCode
 		if code >= 200 {
 			pc.lr.n = -1
-			if c.headerTimeout > 0 {
+			// The body may take as long as it takes, unless it is all
+			// in the buffer already and never reads the socket.
+			if !pc.readDeadline.IsZero() && !bodyBuffered(resp, pc.br) {
+				pc.readDeadline = time.Time{}
 				pc.nc.SetReadDeadline(time.Time{})
 			}
 			return resp, nil
@@ -263,6 +277,12 @@ func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte) (*http.
 			}
 		}
 	}
+}
+
+// bodyBuffered reports whether resp's body is entirely in br already: no
+// body, or a declared length that br holds.
+func bodyBuffered(resp *http.Response, br *bufio.Reader) bool {
+	return resp.Body == http.NoBody || resp.ContentLength >= 0 && int64(br.Buffered()) >= resp.ContentLength
 }
 
 // writeHead writes the request line and header block of a body-less

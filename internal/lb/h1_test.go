@@ -464,6 +464,69 @@ func TestH1ResponseHeaderTimeout(t *testing.T) {
 	}
 }
 
+// The response header timeout's deadline may stay on a connection whose
+// last body came whole with its head; it must still bound the next
+// response's head, and must never cut a body that is still arriving.
+func TestH1HeaderDeadlineAcrossResponses(t *testing.T) {
+	t.Parallel()
+	const timeout = 200 * time.Millisecond
+	release := make(chan struct{})
+	u := newRawUpstream(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			head, ok := readHead(br)
+			if !ok {
+				return
+			}
+			switch {
+			case strings.HasPrefix(head, "GET /slow-body"):
+				// The head now, the rest of the body after three timeouts.
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
+				<-time.After(3 * timeout)
+				io.WriteString(c, "world")
+			case strings.HasPrefix(head, "GET /late"):
+				<-time.After(timeout * 2 / 3)
+				io.WriteString(c, ok5)
+			case strings.HasPrefix(head, "GET /never"):
+				<-release
+				return
+			default:
+				io.WriteString(c, ok5)
+			}
+		}
+	})
+	defer close(release)
+	c := testClient(Settings{ResponseHeaderTimeout: timeout})
+	defer c.CloseIdleConnections()
+	if _, body, err := get(t, c, u.addr(), "/quick"); err != nil || body != "hello" {
+		t.Fatalf("quick: %q, %v", body, err)
+	}
+	if _, body, err := get(t, c, u.addr(), "/slow-body"); err != nil || body != "helloworld" {
+		t.Fatalf("a body arriving after the header timeout: %q, %v", body, err)
+	}
+	if _, body, err := get(t, c, u.addr(), "/quick"); err != nil || body != "hello" {
+		t.Fatalf("quick after the slow body: %q, %v", body, err)
+	}
+	// Half the timeout later, the deadline the quick response left is too
+	// close: the next response gets the whole timeout again.
+	<-time.After(timeout / 2)
+	if _, body, err := get(t, c, u.addr(), "/late"); err != nil || body != "hello" {
+		t.Fatalf("a response within the timeout, on a connection idle for half of it: %q, %v", body, err)
+	}
+	start := time.Now()
+	_, _, err := get(t, c, u.addr(), "/never")
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("no answer on a reused connection: err = %v, want a timeout", err)
+	}
+	if took := time.Since(start); took > 5*timeout {
+		t.Fatalf("the header timeout took %v", took)
+	}
+	if n := u.accepted.Load(); n != 1 {
+		t.Fatalf("%d connections, want 1 reused", n)
+	}
+}
+
 func TestH1Informational(t *testing.T) {
 	t.Parallel()
 	u := newRawUpstream(t, answerEach("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"+ok5))

@@ -14,6 +14,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"gatehouse/internal/compile"
+	"gatehouse/internal/config"
+	"gatehouse/internal/runtime"
 )
 
 // scriptedUpstream answers each request with the raw bytes its path names
@@ -271,6 +275,52 @@ routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
 	for _, c := range cases {
 		if got := pool.Pool.DirectFor(c.req); got != c.want {
 			t.Errorf("%s: direct %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestWriteDeadlineRenewedOnLongStreams: the write timeout bounds each
+// write, not the response. A stream that lasts longer than it, with
+// writes well within it, reaches the client whole, on a connection whose
+// deadline is renewed through its connState.
+func TestWriteDeadlineRenewedOnLongStreams(t *testing.T) {
+	t.Parallel()
+	const chunks = 12
+	up := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for i := range chunks {
+			<-tick.C
+			fmt.Fprintf(w, "chunk %d\n", i)
+			w.(http.Flusher).Flush()
+		}
+	})
+	doc, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
+`, hostport(up.Server))), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := compile.Compile(doc, runtime.NewRegistry(nil, nil), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h runtime.Holder
+	h.Store(snap)
+	srv := httptest.NewUnstartedServer(New(Options{Holder: &h, WriteTimeout: 250 * time.Millisecond}))
+	srv.Config.ConnContext = ConnContext
+	srv.Start()
+	t.Cleanup(srv.Close)
+	for range 2 { // the second request reuses the connection and its state
+		resp, err := srv.Client().Get(srv.URL + "/stream")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || strings.Count(string(b), "chunk") != chunks {
+			t.Fatalf("stream of %d chunks over %v with a 250ms write timeout: got %q, %v", chunks, chunks*50*time.Millisecond, b, err)
 		}
 	}
 }

@@ -163,6 +163,9 @@ func (e *Engine) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	st.route = st.snap.Fallback // until a route matches: security headers on early errors
 	st.w.reset(rw, st)
 	st.w.writeTimeout = e.writeTimeout
+	if r.ProtoMajor == 1 {
+		st.w.cs, _ = r.Context().Value(connKey{}).(*connState)
+	}
 	if e.inFlight != nil {
 		e.inFlight.Inc()
 	}

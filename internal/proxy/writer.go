@@ -23,14 +23,28 @@ type respWriter struct {
 	hijacked    bool
 	writeErr    error // first error writing to the client
 	// writeTimeout bounds each write (a client that stops reading); the
-	// deadline is renewed before every write, so streams may idle.
+	// deadline is renewed before writes (connState), so streams may idle.
 	writeTimeout time.Duration
+
+	// cs is the HTTP/1.x connection's state, nil on HTTP/2 (where each
+	// stream has its own deadline) and under servers without ConnContext.
+	cs *connState
 }
 
 func (w *respWriter) renewDeadline() {
-	if w.writeTimeout > 0 {
-		_ = http.NewResponseController(w.ResponseWriter).SetWriteDeadline(time.Now().Add(w.writeTimeout))
+	if w.writeTimeout <= 0 {
+		return
 	}
+	now := time.Now()
+	if cs := w.cs; cs != nil {
+		if now.Before(cs.renewAt) {
+			return
+		}
+		cs.renewAt = now.Add(renewSlack(w.writeTimeout))
+		_ = cs.conn.SetWriteDeadline(now.Add(w.writeTimeout))
+		return
+	}
+	_ = http.NewResponseController(w.ResponseWriter).SetWriteDeadline(now.Add(w.writeTimeout))
 }
 
 func (w *respWriter) reset(rw http.ResponseWriter, st *state) {

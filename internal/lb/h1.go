@@ -157,10 +157,19 @@ func staleErr(err error) error {
 }
 
 // RoundTrip sends req on an idle connection to req.URL.Host, or a new one.
-func (c *h1Client) RoundTrip(req *http.Request) (*http.Response, error) { return c.roundTrip(req, nil) }
+func (c *h1Client) RoundTrip(req *http.Request) (*http.Response, error) {
+	return c.roundTrip(req, nil, nil)
+}
 
-// roundTrip is RoundTrip with a header block written after req.Header.
-func (c *h1Client) roundTrip(req *http.Request, extra []byte) (*http.Response, error) {
+// Informer receives the informational (1xx) responses to a request sent
+// with Pool.SendDirect, before the final one.
+type Informer interface {
+	Informational(code int, header http.Header) error
+}
+
+// roundTrip is RoundTrip with a header block written after req.Header,
+// and 1xx responses given to info (nil: to req's httptrace, if any).
+func (c *h1Client) roundTrip(req *http.Request, extra []byte, info Informer) (*http.Response, error) {
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
 		// The resend goes on a new connection: another idle one could
@@ -169,7 +178,7 @@ func (c *h1Client) roundTrip(req *http.Request, extra []byte) (*http.Response, e
 		if err != nil {
 			return nil, err
 		}
-		resp, err := c.send(pc, req, extra)
+		resp, err := c.send(pc, req, extra, info)
 		if err == nil {
 			return resp, nil
 		}
@@ -196,7 +205,7 @@ func replayable(req *http.Request) bool {
 
 // send writes req on pc and reads the response head. On error the caller
 // closes pc.
-func (c *h1Client) send(pc *h1Conn, req *http.Request, extra []byte) (*http.Response, error) {
+func (c *h1Client) send(pc *h1Conn, req *http.Request, extra []byte, info Informer) (*http.Response, error) {
 	ctx := req.Context()
 	stop := func() bool { return true }
 	if ctx.Done() != nil {
@@ -204,7 +213,7 @@ func (c *h1Client) send(pc *h1Conn, req *http.Request, extra []byte) (*http.Resp
 		// is doing (a deadline could be undone by the next SetDeadline).
 		stop = context.AfterFunc(ctx, pc.close)
 	}
-	resp, err := c.sendHead(pc, req, extra)
+	resp, err := c.sendHead(pc, req, extra, info)
 	if err != nil {
 		stop()
 		return nil, err
@@ -222,7 +231,7 @@ func (c *h1Client) send(pc *h1Conn, req *http.Request, extra []byte) (*http.Resp
 	return resp, nil
 }
 
-func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte) (*http.Response, error) {
+func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte, info Informer) (*http.Response, error) {
 	if err := writeHead(pc.bw, req, extra); err != nil {
 		return nil, err
 	}
@@ -239,7 +248,10 @@ func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte) (*http.
 			pc.nc.SetReadDeadline(pc.readDeadline)
 		}
 	}
-	trace := httptrace.ContextClientTrace(req.Context())
+	var trace *httptrace.ClientTrace
+	if info == nil {
+		trace = httptrace.ContextClientTrace(req.Context())
+	}
 	for n1xx := 0; ; {
 		pc.lr.n = maxResponseHead // each head has the whole bound, as in net/http
 		if _, err := pc.br.Peek(1); err != nil {
@@ -271,7 +283,11 @@ func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte) (*http.
 		if n1xx++; n1xx > max1xx {
 			return nil, errors.New("upstream sent too many 1xx responses")
 		}
-		if trace != nil && trace.Got1xxResponse != nil {
+		if info != nil {
+			if err := info.Informational(code, resp.Header); err != nil {
+				return nil, err
+			}
+		} else if trace != nil && trace.Got1xxResponse != nil {
 			if err := trace.Got1xxResponse(code, textproto.MIMEHeader(resp.Header)); err != nil {
 				return nil, err
 			}

@@ -152,12 +152,21 @@ func (p *Pool) DirectFor(in *http.Request) bool {
 // must be nil unless Direct(req).
 func (p *Pool) Send(req *http.Request, extra []byte) (*http.Response, error) {
 	if p.Direct(req) {
-		return p.h1.roundTrip(req, extra)
+		return p.h1.roundTrip(req, extra, nil)
 	}
 	if extra != nil {
 		return nil, errors.New("lb: extra header block on a Transport request")
 	}
 	return p.Transport.RoundTrip(req)
+}
+
+// SendDirect is Send for a request that is Direct, with its informational
+// responses given to info rather than to an httptrace in its context.
+func (p *Pool) SendDirect(req *http.Request, extra []byte, info Informer) (*http.Response, error) {
+	if !p.Direct(req) {
+		return nil, errors.New("lb: SendDirect of a request that is not direct")
+	}
+	return p.h1.roundTrip(req, extra, info)
 }
 
 func (p *Pool) newSet(targets []*Target) *targetSet {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"net"
+	"net/netip"
 	"time"
 )
 
@@ -15,9 +16,30 @@ import (
 // earlier request on the connection is still in force, so it is renewed
 // only when it has come within renewSlack of expiring; every write is
 // then bounded by between write_timeout − renewSlack and write_timeout.
+//
+// It also keeps the last forwarding values computed on the connection,
+// which its next request almost always repeats: the peer formatted, and
+// the Forwarded element for a host and scheme.
 type connState struct {
 	conn    net.Conn
 	renewAt time.Time // the deadline needs no renewal before this
+
+	peer    netip.Addr
+	peerStr string
+	fwdKey  [3]string // peer, host, proto of fwd
+	fwd     string
+}
+
+// forwarded returns forwardedElem(peer, host, proto), formatted once per
+// connection while they stay the same. cs may be nil.
+func (cs *connState) forwarded(peer, host, proto string) string {
+	if cs == nil {
+		return forwardedElem(peer, host, proto)
+	}
+	if k := [3]string{peer, host, proto}; cs.fwd == "" || cs.fwdKey != k {
+		cs.fwdKey, cs.fwd = k, forwardedElem(peer, host, proto)
+	}
+	return cs.fwd
 }
 
 type connKey struct{}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
 	"strings"
@@ -146,23 +145,16 @@ func ishex(c byte) bool {
 // upstreamError and writes nothing; after the header, a failed body
 // aborts the response.
 func (e *Engine) direct(st *state, w *respWriter, in *http.Request, ctx context.Context) {
-	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, header textproto.MIMEHeader) error {
-		h := w.Header()
-		copyHeader(h, http.Header(header))
-		w.WriteHeader(code)
-		clear(h) // a 1xx's fields are its own
-		return nil
-	}}
-	out := directRequest(in, httptrace.WithClientTrace(ctx, trace))
+	out := directRequest(in, ctx)
 	e.upstreamRequestOf(st, in, out)
-	resp, err := st.pool.Send(out, st.rc.Identity.Wire)
+	resp, err := st.pool.SendDirect(out, st.rc.Identity.Wire, st)
 	if err != nil {
-		e.upstreamError(w, out, err)
+		e.attemptFailed(st, err)
 		return
 	}
-	if err := e.upstreamResponse(resp); err != nil {
+	if err := e.upstreamResponseOf(st, resp); err != nil {
 		resp.Body.Close()
-		e.upstreamError(w, out, err)
+		e.attemptFailed(st, err)
 		return
 	}
 	dst := w.Header()
@@ -220,6 +212,16 @@ func (e *Engine) direct(st *state, w *respWriter, in *http.Request, ctx context.
 			dst.Add(k, v)
 		}
 	}
+}
+
+// Informational passes a 1xx response (103 Early Hints) to the client,
+// as ReverseProxy does; it implements lb.Informer.
+func (st *state) Informational(code int, header http.Header) error {
+	h := st.w.Header()
+	copyHeader(h, header)
+	st.w.WriteHeader(code)
+	clear(h) // a 1xx's fields are its own
+	return nil
 }
 
 func isEventStream(ct string) bool {

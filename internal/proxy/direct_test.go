@@ -324,3 +324,37 @@ routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
 		}
 	}
 }
+
+// TestForwardingPerRequestOnOneConnection: the forwarding values kept per
+// connection follow each request's own Host.
+func TestForwardingPerRequestOnOneConnection(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, nil)
+	g := newGate(t, fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
+`, hostport(up.Server)))
+	c, err := net.Dial("tcp", g.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for _, host := range []string{"a.test", "a.test", "b.test:8080", "a.test"} {
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", host)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		got := up.last(t).Header
+		want := "for=127.0.0.1;host=" + host + ";proto=http"
+		if host == "b.test:8080" {
+			want = `for=127.0.0.1;host="b.test:8080";proto=http`
+		}
+		if f, x := got.Get("Forwarded"), got.Get("X-Forwarded-Host"); f != want || x != host || got.Get("X-Forwarded-For") != "127.0.0.1" {
+			t.Fatalf("Host %s: Forwarded %q, X-Forwarded-Host %q, want %q", host, f, x, want)
+		}
+	}
+}

@@ -240,7 +240,14 @@ func (bufferPool) Put(b []byte) { copyBufs.Put(&b) }
 // peer returns the peer address as text, formatting it once per request.
 func (st *state) peer() string {
 	if st.peerStr == "" {
-		st.peerStr = st.rc.Peer.String()
+		if cs := st.w.cs; cs != nil {
+			if cs.peerStr == "" || cs.peer != st.rc.Peer {
+				cs.peer, cs.peerStr = st.rc.Peer, st.rc.Peer.String()
+			}
+			st.peerStr = cs.peerStr
+		} else {
+			st.peerStr = st.rc.Peer.String()
+		}
 	}
 	return st.peerStr
 }

@@ -127,6 +127,7 @@ func startGate(t *testing.T, srv *httptest.Server, yaml string) *gate {
 	h.Store(snap)
 	logs := &syncBuffer{}
 	srv.Config.Handler = New(Options{Holder: &h, Access: slog.New(slog.NewJSONHandler(logs, nil))})
+	srv.Config.ConnContext = ConnContext // as internal/app serves it
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return &gate{srv: srv, logs: logs, snap: snap}

@@ -184,7 +184,7 @@ func setForwarding(st *state, in, out *http.Request) {
 		}
 	}
 	xff := peer
-	fwd := forwardedElem(peer, host, proto)
+	fwd := st.w.cs.forwarded(peer, host, proto)
 	if rc.PeerTrusted {
 		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
 			xff = strings.Join(prior, ", ") + ", " + peer
@@ -238,12 +238,15 @@ func forwardedElem(peer, host, proto string) string {
 }
 
 // classify turns a round-trip error into a phase.Error.
-func classify(r *http.Request, err error) *phase.Error {
+func classify(r *http.Request, err error) *phase.Error { return classifyCtx(r.Context(), err) }
+
+// classifyCtx is classify for a request whose context is ctx.
+func classifyCtx(ctx context.Context, err error) *phase.Error {
 	var pe *phase.Error
 	if errors.As(err, &pe) {
 		return pe
 	}
-	ctxErr := r.Context().Err()
+	ctxErr := ctx.Err()
 	var mbe *http.MaxBytesError
 	var bt errBodyTimeout
 	if errors.As(err, &bt) {

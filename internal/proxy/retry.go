@@ -89,7 +89,13 @@ func (e *Engine) attempt(st *state, w *respWriter, r *http.Request, t *lb.Target
 	st.rc.UpstreamRT = 0
 	t.Begin()
 	defer t.Done()
-	ctx := context.WithValue(st.clientCtx, stateKey{}, st)
+	direct := st.pool.DirectFor(r) && !e.noDirect
+	// ReverseProxy's callbacks find the state in the context; the direct
+	// attempt is handed it.
+	ctx := st.clientCtx
+	if !direct {
+		ctx = context.WithValue(ctx, stateKey{}, st)
+	}
 	if st.retry.PerTry > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
@@ -103,7 +109,7 @@ func (e *Engine) attempt(st *state, w *respWriter, r *http.Request, t *lb.Target
 		defer e.endClientSpan(st)
 	}
 	st.rtStart = e.now()
-	if st.pool.DirectFor(r) && !e.noDirect {
+	if direct {
 		e.direct(st, w, r, ctx)
 	} else {
 		e.rp.ServeHTTP(w, r.WithContext(ctx))
@@ -117,7 +123,10 @@ func (e *Engine) attempt(st *state, w *respWriter, r *http.Request, t *lb.Target
 // discarded. Response filters run later, in respWriter.WriteHeader, so
 // local responses get them too.
 func (e *Engine) upstreamResponse(resp *http.Response) error {
-	st := stateOf(resp.Request.Context())
+	return e.upstreamResponseOf(stateOf(resp.Request.Context()), resp)
+}
+
+func (e *Engine) upstreamResponseOf(st *state, resp *http.Response) error {
 	if st.perTryTimer != nil {
 		st.perTryTimer.Stop() // the per-try limit covers the wait for headers only
 	}
@@ -153,7 +162,10 @@ func (r *retryStatus) Error() string { return fmt.Sprintf("upstream answered %d"
 // written to the client (ReverseProxy's ErrorHandler). It records why and
 // feeds passive health; proxy decides whether to retry or answer.
 func (e *Engine) upstreamError(_ http.ResponseWriter, r *http.Request, err error) {
-	st := stateOf(r.Context())
+	e.attemptFailed(stateOf(r.Context()), err)
+}
+
+func (e *Engine) attemptFailed(st *state, err error) {
 	if st.rc.UpstreamRT == 0 {
 		st.rc.UpstreamRT = e.now().Sub(st.rtStart)
 	}
@@ -165,7 +177,7 @@ func (e *Engine) upstreamError(_ http.ResponseWriter, r *http.Request, err error
 	case st.perTryFired.Load() && st.clientCtx.Err() == nil:
 		pe = &phase.Error{Kind: phase.KindUpstreamTimeout, Detail: "upstream timed out", Retryable: true, Err: err}
 	default:
-		pe = classify(r.WithContext(st.clientCtx), err)
+		pe = classifyCtx(st.clientCtx, err)
 	}
 	st.attemptErr = pe
 	t := st.target

@@ -36,6 +36,7 @@ step "fuzz smoke (10s per target)"
 go test -run '^$' -fuzz '^FuzzNormalizePath$' -fuzztime 10s ./internal/route/
 go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 10s ./internal/config/
 go test -run '^$' -fuzz '^FuzzH1NextResponseIsItsOwn$' -fuzztime 10s ./internal/lb/
+go test -run '^$' -fuzz '^FuzzSimpleHeadMatchesReadResponse$' -fuzztime 10s ./internal/lb/
 for target in FuzzSafeReturn FuzzParseCallback FuzzSessionCookie; do
   go test -run '^$' -fuzz "^${target}\$" -fuzztime 10s ./internal/auth/oidc/
 done

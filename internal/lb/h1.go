@@ -103,6 +103,9 @@ type h1Conn struct {
 	// response header timeout's, left in place by a response whose body
 	// was already buffered.
 	readDeadline time.Time
+	// cl reads the body of the response readSimpleHead read: one
+	// response at a time uses it.
+	cl clBody
 
 	// idleClean's non-blocking peek (Linux): the socket, the callback
 	// bound once, and its scratch space.
@@ -260,9 +263,12 @@ func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte, info In
 			}
 			return nil, err
 		}
-		resp, err := http.ReadResponse(pc.br, req)
-		if err != nil {
-			return nil, err
+		resp, simple := readSimpleHead(pc.br, req, &pc.cl)
+		if !simple {
+			var err error
+			if resp, err = http.ReadResponse(pc.br, req); err != nil {
+				return nil, err
+			}
 		}
 		code := resp.StatusCode
 		if code >= 200 {
@@ -421,7 +427,7 @@ func needsEscape(p string) bool {
 type h1Body struct {
 	c        *h1Client
 	pc       *h1Conn
-	body     io.ReadCloser // http.ReadResponse's body; never closed (its Close drains)
+	body     io.ReadCloser // the response's body; never closed (http.ReadResponse's Close drains)
 	stop     func() bool
 	reusable bool
 	done     bool

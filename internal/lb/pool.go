@@ -48,6 +48,9 @@ type Settings struct {
 	OnEject func(pool string, t *Target, d time.Duration)
 	// TLS, if set, connects to the targets over TLS (HTTPS upstreams).
 	TLS *tls.Config
+	// Dial, if set, opens connections instead of a net.Dialer with
+	// ConnectTimeout (benchmarks without sockets).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Scheme is the URL scheme of requests to the pool's targets.
@@ -97,13 +100,17 @@ func NewPool(name string, targets []*Target, s Settings, m *metrics.Metrics) *Po
 	p.rng.Store(s.Seed*0x9E3779B97F4A7C15 + 1)
 	p.set.Store(p.newSet(targets))
 
-	dialer := &net.Dialer{Timeout: s.ConnectTimeout, KeepAlive: 30 * time.Second}
-	dial := dialer.DialContext
+	base := s.Dial
+	if base == nil {
+		dialer := &net.Dialer{Timeout: s.ConnectTimeout, KeepAlive: 30 * time.Second}
+		base = dialer.DialContext
+	}
+	dial := base
 	if m != nil {
 		// Counting dials, not requests, makes connection reuse visible
 		// at no cost per request: reused = requests - opened.
 		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dialer.DialContext(ctx, network, addr)
+			c, err := base(ctx, network, addr)
 			if err == nil {
 				if t := p.set.Load().byAddr[addr]; t != nil && t.Obs != nil {
 					t.Obs.Dialed()

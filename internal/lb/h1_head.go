@@ -17,7 +17,7 @@ import (
 // fields and one Content-Length, all in the buffer already. readSimpleHead
 // reads only that shape, from what is buffered, and leaves everything else
 // (1xx, 204, 304, HEAD, Transfer-Encoding, no or repeated Content-Length,
-// Connection, Trailer, Pragma, folded or bare-LF lines, HTTP/1.0, a head
+// Connection: close, Trailer, Pragma, folded or bare-LF lines, HTTP/1.0, a head
 // not wholly buffered, any byte net/http would refuse) to
 // http.ReadResponse, untouched. For what it accepts it returns what
 // http.ReadResponse would: FuzzSimpleHeadMatchesReadResponse holds it to
@@ -106,7 +106,7 @@ func readSimpleHead(br *bufio.Reader, req *http.Request, body *clBody) (resp *ht
 			if length = parseLength(v); length < 0 {
 				return nil, false
 			}
-		case "Transfer-Encoding", "Connection", "Trailer", "Pragma":
+		case "Transfer-Encoding", "Trailer", "Pragma":
 			return nil, false
 		}
 		vals[i] = value
@@ -116,7 +116,10 @@ func readSimpleHead(br *bufio.Reader, req *http.Request, body *clBody) (resp *ht
 			h[key] = vals[i : i+1 : i+1]
 		}
 	}
-	if length < 0 {
+	// "Connection: keep-alive" (nginx, Node.js) stays, as http.ReadResponse
+	// leaves it; "close" is left to http.ReadResponse, which also removes
+	// the field.
+	if length < 0 || httpguts.HeaderValuesContainsToken(h["Connection"], "close") {
 		return nil, false
 	}
 	status := text[len(proto) : eol-1]

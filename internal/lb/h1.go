@@ -241,15 +241,8 @@ func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte, info In
 	if err := pc.bw.Flush(); err != nil {
 		return nil, staleErr(err)
 	}
-	if c.headerTimeout > 0 {
-		// A deadline the previous response left (see below) is kept
-		// while it is within an eighth of the timeout (at most 1s) of a
-		// fresh one: on a busy connection, no timer update per request.
-		now := time.Now()
-		if pc.readDeadline.Sub(now) < c.headerTimeout-min(c.headerTimeout/8, time.Second) {
-			pc.readDeadline = now.Add(c.headerTimeout)
-			pc.nc.SetReadDeadline(pc.readDeadline)
-		}
+	if c.headerTimeout > 0 && pc.readDeadline.IsZero() {
+		c.armHeaderDeadline(pc, time.Now()) // a reused connection's was armed by popIdle
 	}
 	var trace *httptrace.ClientTrace
 	if info == nil {
@@ -271,6 +264,9 @@ func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte, info In
 			}
 		}
 		code := resp.StatusCode
+		if code < 100 {
+			return nil, fmt.Errorf("upstream sent status %d", code)
+		}
 		if code >= 200 {
 			pc.lr.n = -1
 			// The body may take as long as it takes, unless it is all
@@ -298,6 +294,17 @@ func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte, info In
 				return nil, err
 			}
 		}
+	}
+}
+
+// armHeaderDeadline gives pc the response header timeout's deadline. A
+// deadline the previous response left on it (see sendHead) is kept while
+// it is within an eighth of the timeout (at most 1s) of a fresh one: on a
+// busy connection, no timer update per request.
+func (c *h1Client) armHeaderDeadline(pc *h1Conn, now time.Time) {
+	if pc.readDeadline.Sub(now) < c.headerTimeout-min(c.headerTimeout/8, time.Second) {
+		pc.readDeadline = now.Add(c.headerTimeout)
+		pc.nc.SetReadDeadline(pc.readDeadline)
 	}
 }
 
@@ -509,6 +516,10 @@ func (c *h1Client) popIdle(addr string) *h1Conn {
 	c.idle[addr] = list[:n-1]
 	if now.Sub(pc.idleSince) < c.idleTimeout {
 		c.mu.Unlock()
+		if c.headerTimeout > 0 {
+			// Before idleClean: its peek fails on an expired deadline.
+			c.armHeaderDeadline(pc, now)
+		}
 		return pc
 	}
 	// The newest is stale, so all are.

@@ -527,6 +527,38 @@ func TestH1HeaderDeadlineAcrossResponses(t *testing.T) {
 	}
 }
 
+// A connection that idles longer than the response header timeout (but
+// less than the idle timeout) is reused: the deadline its last response
+// left has expired by then, and must not fail the idle check.
+func TestH1ReuseAfterKeptHeaderDeadlineExpired(t *testing.T) {
+	t.Parallel()
+	const timeout = 100 * time.Millisecond
+	u := newRawUpstream(t, answerEach(ok5))
+	c := testClient(Settings{ResponseHeaderTimeout: timeout, IdleConnTimeout: 10 * time.Second})
+	defer c.CloseIdleConnections()
+	for i := range 3 {
+		if _, body, err := get(t, c, u.addr(), "/"); err != nil || body != "hello" {
+			t.Fatalf("request %d: %q, %v", i, body, err)
+		}
+		<-time.After(2 * timeout)
+	}
+	if n := u.accepted.Load(); n != 1 {
+		t.Fatalf("%d connections for 3 requests, want 1 reused", n)
+	}
+}
+
+// A status below 100 is no informational response: the request fails
+// rather than passing a status net/http cannot write.
+func TestH1StatusBelow100(t *testing.T) {
+	t.Parallel()
+	u := newRawUpstream(t, answerEach("HTTP/1.1 099 Odd\r\n\r\n"+ok5))
+	c := testClient(Settings{})
+	defer c.CloseIdleConnections()
+	if _, body, err := get(t, c, u.addr(), "/"); err == nil {
+		t.Fatalf("status 099 then 200: got %q, want an error", body)
+	}
+}
+
 func TestH1Informational(t *testing.T) {
 	t.Parallel()
 	u := newRawUpstream(t, answerEach("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"+ok5))

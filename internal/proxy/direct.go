@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
 	"strings"
@@ -147,7 +148,20 @@ func ishex(c byte) bool {
 func (e *Engine) direct(st *state, w *respWriter, in *http.Request, ctx context.Context) {
 	out := directRequest(in, ctx)
 	e.upstreamRequestOf(st, in, out)
-	resp, err := st.pool.SendDirect(out, st.rc.Identity.Wire, st)
+	var resp *http.Response
+	var err error
+	if st.pool.Direct(out) {
+		resp, err = st.pool.SendDirect(out, st.rc.Identity.Wire, st)
+	} else {
+		// A header edit (Expect) made it a request the synchronous
+		// client does not send: the Transport does, as it would have
+		// for ReverseProxy, with 1xx passed on the same way.
+		st.rc.Identity.AddTo(out.Header)
+		trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			return st.Informational(code, http.Header(h))
+		}}
+		resp, err = st.pool.Send(out.WithContext(httptrace.WithClientTrace(ctx, trace)), nil)
+	}
 	if err != nil {
 		e.attemptFailed(st, err)
 		return

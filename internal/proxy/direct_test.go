@@ -358,3 +358,45 @@ routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
 		}
 	}
 }
+
+// A route's header edit can make a request one the synchronous client
+// does not send (Expect): it still reaches the upstream, through the
+// Transport, on both paths.
+func TestDirectAfterEditedExpect(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, nil)
+	yaml := fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes: [ { name: app, match: { path_prefix: / }, upstream: app, request_headers: { set: { Expect: "100-continue" } } } ]
+`, hostport(up.Server))
+	for _, noDirect := range []bool{true, false} {
+		g := newGate(t, yaml)
+		g.srv.Config.Handler.(*Engine).noDirect = noDirect
+		resp, body := g.get(t, "/x")
+		if resp.StatusCode != http.StatusOK || body != "ok" {
+			t.Errorf("noDirect=%v: %d %q", noDirect, resp.StatusCode, body)
+		}
+	}
+}
+
+// An upstream status below 100 is a bad gateway on either path, not a
+// status passed to net/http (which panics on it).
+func TestUpstreamStatusBelow100(t *testing.T) {
+	t.Parallel()
+	up := newScriptedUpstream(t, map[string]string{"odd": "HTTP/1.1 099 Odd\r\nContent-Length: 2\r\n\r\nok"})
+	g := newGate(t, fmt.Sprintf(`
+upstreams: { app: { targets: [%q], retries: { attempts: 1 } } }
+routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
+`, up.ln.Addr().String()))
+	for _, method := range []string{"GET", "POST"} {
+		var body io.Reader
+		if method == "POST" {
+			body = strings.NewReader("body") // the Transport path
+		}
+		req, _ := http.NewRequest(method, g.srv.URL+"/case/odd", body)
+		resp, got := g.do(t, req)
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Errorf("%s: %d %q, want 502", method, resp.StatusCode, got)
+		}
+	}
+}

@@ -127,6 +127,11 @@ func (e *Engine) upstreamResponse(resp *http.Response) error {
 }
 
 func (e *Engine) upstreamResponseOf(st *state, resp *http.Response) error {
+	if resp.StatusCode < 100 {
+		// http.ReadResponse takes any three digits; net/http cannot
+		// write a status below 100 (it panics).
+		return fmt.Errorf("upstream sent status %d", resp.StatusCode)
+	}
 	if st.perTryTimer != nil {
 		st.perTryTimer.Stop() // the per-try limit covers the wait for headers only
 	}

@@ -31,23 +31,37 @@ func FuzzH1NextResponseIsItsOwn(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, first []byte) {
-		var n atomic.Int32
-		u := newRawUpstream(t, func(c net.Conn) {
-			br := bufio.NewReader(c)
-			for {
-				if _, ok := readHead(br); !ok {
-					return
-				}
-				if n.Add(1) == 1 {
-					c.Write(first)
-					c.(*net.TCPConn).CloseWrite()
-					io.Copy(io.Discard, br)
-					return
-				}
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
+	// One upstream for all the runs in a fuzzing process, which closes
+	// every connection first: a listener per run left TIME_WAIT sockets on
+	// a new port each time, and ten seconds of fuzzing took half of
+	// loopback's ephemeral ports. Each connection serves the run that was
+	// current when it was accepted.
+	type run struct {
+		first []byte
+		n     atomic.Int32
+	}
+	var cur atomic.Pointer[run]
+	u := newRawUpstream(f, func(c net.Conn) {
+		r := cur.Load()
+		br := bufio.NewReader(c)
+		for {
+			if _, ok := readHead(br); !ok {
+				return
 			}
-		})
+			if r.n.Add(1) == 1 {
+				c.Write(r.first)
+				c.(*net.TCPConn).CloseWrite()
+				io.Copy(io.Discard, br)
+				return
+			}
+			// Closed by the upstream, so the TIME_WAIT socket is on the
+			// upstream's side, on its one port, not on a client port.
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nsecond")
+			return
+		}
+	})
+	f.Fuzz(func(t *testing.T, first []byte) {
+		cur.Store(&run{first: first})
 		c := testClient(Settings{ResponseHeaderTimeout: 5 * time.Second})
 		defer c.CloseIdleConnections()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

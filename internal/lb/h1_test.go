@@ -24,7 +24,7 @@ type rawUpstream struct {
 	accepted atomic.Int32
 }
 
-func newRawUpstream(t *testing.T, serve func(c net.Conn)) *rawUpstream {
+func newRawUpstream(t testing.TB, serve func(c net.Conn)) *rawUpstream {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

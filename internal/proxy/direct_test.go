@@ -129,6 +129,15 @@ func upstreamView(r *http.Request) string {
 	return r.Method + " " + r.RequestURI + " Host=" + r.Host + "\n" + headerLines(h)
 }
 
+// appGate serves one route, everything to the upstream at target.
+func appGate(t *testing.T, target string) *gate {
+	t.Helper()
+	return newGate(t, fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
+`, target))
+}
+
 // TestDirectMatchesReverseProxy sends the same requests through the direct
 // attempt and through httputil.ReverseProxy, against an upstream that
 // answers with hop-by-hop fields, trailers, 1xx, streams and broken
@@ -243,11 +252,7 @@ routes:
 // the comparison above compares what it means to.
 func TestDirectTakesBodylessPlainRequests(t *testing.T) {
 	t.Parallel()
-	up := newRecorder(t, nil)
-	g := newGate(t, fmt.Sprintf(`
-upstreams: { app: { targets: [%q] } }
-routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
-`, hostport(up.Server)))
+	g := appGate(t, hostport(newRecorder(t, nil).Server))
 	pool := g.snap.Fallback
 	for _, r := range g.snap.Routes {
 		if r.Name == "app" {
@@ -330,10 +335,7 @@ routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
 func TestForwardingPerRequestOnOneConnection(t *testing.T) {
 	t.Parallel()
 	up := newRecorder(t, nil)
-	g := newGate(t, fmt.Sprintf(`
-upstreams: { app: { targets: [%q] } }
-routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
-`, hostport(up.Server)))
+	g := appGate(t, hostport(up.Server))
 	c, err := net.Dial("tcp", g.srv.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)

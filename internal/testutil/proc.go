@@ -60,16 +60,56 @@ func Binary(tb testing.TB) string {
 }
 
 // FreePort returns a loopback TCP address ("127.0.0.1:N") that was free a
-// moment ago.
+// moment ago and that no earlier call in this process has returned.
+//
+// Two rules keep a port from being taken between this call and the bind of
+// the process it is meant for:
+//   - Ports come from below the kernel's ephemeral range, so no outgoing
+//     connection (of any test) is given one as its local port.
+//   - A port is handed out once per test process. Asking the kernel for
+//     ":0" twice in a row can return the same port when the first listener
+//     is already closed; two listeners of one config then collide (seen in
+//     CI as "admin.listen: must differ from every server.listen address").
 func FreePort(tb testing.TB) string {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	portMu.Lock()
+	defer portMu.Unlock()
+	if portNext == 0 {
+		// Spread test processes (go test runs packages in parallel) over
+		// the range, so two of them rarely probe the same ports.
+		portNext = portLow + (os.Getpid()*7919)%(portHigh-portLow)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	for tries := 0; tries < portHigh-portLow; tries++ {
+		port := portNext
+		portNext++
+		if portNext >= portHigh {
+			portNext = portLow
+		}
+		if portUsed[port] {
+			continue
+		}
+		portUsed[port] = true
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue // someone else's; try the next one
+		}
+		l.Close()
+		return addr
+	}
+	tb.Fatal("testutil: no free loopback port left below the ephemeral range")
+	return ""
 }
+
+// The range FreePort hands out: above the well-known ports and below
+// Linux's default ephemeral range (net.ipv4.ip_local_port_range, 32768-60999).
+const portLow, portHigh = 20000, 32768
+
+var (
+	portMu   sync.Mutex // guards the following fields
+	portNext int
+	portUsed = map[int]bool{}
+)
 
 // Proc is a running Gatehouse process.
 type Proc struct {

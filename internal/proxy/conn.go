@@ -12,10 +12,13 @@ import (
 // connection run one after another, so it needs no lock.
 //
 // Why: renewing the deadline before every write (two per request) took
-// about 1 % of Gatehouse's CPU in timer updates. A deadline set by an
-// earlier request on the connection is still in force, so it is renewed
-// only when it has come within renewSlack of expiring; every write is
-// then bounded by between write_timeout − renewSlack and write_timeout.
+// about 1 % of Gatehouse's CPU in timer updates. Within a request the
+// deadline is renewed only when it has come within renewSlack of
+// expiring; every write is then bounded by between write_timeout −
+// renewSlack and write_timeout. net/http clears the deadline after each
+// response, so under it every request renews on its first write; a
+// server that leaves it in place (kept, internal/h1server) lets the next
+// request on the connection go on with it.
 //
 // It also keeps the last forwarding values computed on the connection,
 // which its next request almost always repeats: the peer formatted, and
@@ -23,6 +26,7 @@ import (
 type connState struct {
 	conn    net.Conn
 	renewAt time.Time // the deadline needs no renewal before this
+	kept    bool      // the server leaves the write deadline between requests
 
 	peer    netip.Addr
 	peerStr string
@@ -48,6 +52,13 @@ type connKey struct{}
 // behind: it gives each connection its connState.
 func ConnContext(ctx context.Context, c net.Conn) context.Context {
 	return context.WithValue(ctx, connKey{}, &connState{conn: c})
+}
+
+// ConnContextKeepingDeadlines is ConnContext for a server that leaves a
+// connection's write deadline in place between requests
+// (internal/h1server), unlike net/http, which clears it after each one.
+func ConnContextKeepingDeadlines(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, &connState{conn: c, kept: true})
 }
 
 // renewSlack is how much of the write timeout may pass before the

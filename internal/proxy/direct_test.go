@@ -402,3 +402,64 @@ routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
 		}
 	}
 }
+
+// TestWriteDeadlineOnEveryRequestOfAConnection: net/http clears a
+// connection's write deadline after each response, so the deadline the
+// engine keeps per connection must be renewed by the next request's first
+// write. Regression: the second request on a connection was written with
+// no deadline at all, and a client that stopped reading held it forever.
+func TestWriteDeadlineOnEveryRequestOfAConnection(t *testing.T) {
+	t.Parallel()
+	gone := make(chan struct{})
+	up := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/big" {
+			_, _ = io.WriteString(w, "small")
+			return
+		}
+		defer close(gone)
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		for { // until the gateway gives up on its client and hangs up
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	doc, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
+`, hostport(up.Server))), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := compile.Compile(doc, runtime.NewRegistry(nil, nil), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h runtime.Holder
+	h.Store(snap)
+	srv := httptest.NewUnstartedServer(New(Options{Holder: &h, WriteTimeout: 200 * time.Millisecond}))
+	srv.Config.ConnContext = ConnContext
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	fmt.Fprintf(c, "GET /small HTTP/1.1\r\nHost: a.test\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	// At once, within the first request's deadline slack: then stop reading.
+	fmt.Fprintf(c, "GET /big HTTP/1.1\r\nHost: a.test\r\n\r\n")
+	select {
+	case <-gone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a client that stopped reading its second response was never timed out (write_timeout 200ms)")
+	}
+}

@@ -164,7 +164,11 @@ func (e *Engine) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	st.w.reset(rw, st)
 	st.w.writeTimeout = e.writeTimeout
 	if r.ProtoMajor == 1 {
-		st.w.cs, _ = r.Context().Value(connKey{}).(*connState)
+		cs, _ := r.Context().Value(connKey{}).(*connState)
+		if cs != nil && !cs.kept {
+			cs.renewAt = time.Time{} // net/http cleared the deadline after the last response
+		}
+		st.w.cs = cs
 	}
 	if e.inFlight != nil {
 		e.inFlight.Inc()

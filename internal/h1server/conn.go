@@ -1,0 +1,370 @@
+package h1server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Connection states, as net/http's ConnState: new (nothing read yet),
+// active (a request is being read or served), idle (waiting for the next
+// request), closed (by Shutdown or Close).
+const (
+	stateNew int32 = iota
+	stateActive
+	stateIdle
+	stateClosed
+)
+
+// aLongTimeAgo is a deadline in the past: it wakes a blocked read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// conn is one client connection served here. Its fields belong to its
+// own goroutine, except those under mu and state.
+type conn struct {
+	srv        *Server
+	nc         net.Conn
+	remoteAddr string
+	created    int64 // unix seconds
+	ctx        context.Context
+	br         *bufio.Reader
+	bw         *bufio.Writer
+	werr       error              // the first error writing to the client
+	cancel     context.CancelFunc // the current request's context
+	handedOff  bool
+	rdlSet     bool // a read deadline may be in force
+
+	state atomic.Int32
+
+	// The watch for the client leaving while a handler runs: started by
+	// the server's sweep (maybeWatch), stopped by endHandler.
+	mu         sync.Mutex // guards the following fields
+	inHandler  bool
+	mayWatch   bool   // nothing of a next request is buffered
+	seq        uint64 // requests started
+	sweptSeq   uint64 // seq at the last sweep
+	watching   bool
+	aborting   bool
+	watchDone  chan struct{}
+	clientGone bool
+	pending    bool // the watcher read a byte: the next request's first
+	pb         [1]byte
+
+	dateSec int64
+	dateBuf [len(http.TimeFormat)]byte
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	c := &conn{srv: s, nc: nc, created: time.Now().Unix()}
+	if ra := nc.RemoteAddr(); ra != nil {
+		c.remoteAddr = ra.String()
+	}
+	return c
+}
+
+// connReader is what the connection's bufio.Reader reads: the byte a
+// watcher read, if any, then the connection.
+type connReader struct{ c *conn }
+
+func (r connReader) Read(p []byte) (int, error) {
+	c := r.c
+	if c.pending { // no watcher runs now: it ended before the handler did
+		c.pending = false
+		p[0] = c.pb[0]
+		return 1, nil
+	}
+	return c.nc.Read(p)
+}
+
+// connWriter notes the first write error and cancels the request.
+type connWriter struct{ c *conn }
+
+func (w connWriter) Write(p []byte) (int, error) {
+	n, err := w.c.nc.Write(p)
+	if err != nil && w.c.werr == nil {
+		w.c.werr = err
+		if w.c.cancel != nil {
+			w.c.cancel()
+		}
+	}
+	return n, err
+}
+
+const (
+	headOK = iota
+	headClose
+	headHandoff
+)
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+func (c *conn) serve() {
+	s := c.srv
+	var inFlight *response
+	defer func() {
+		if err := recover(); err != nil && err != http.ErrAbortHandler {
+			const size = 64 << 10
+			buf := make([]byte, size)
+			buf = buf[:runtime.Stack(buf, false)]
+			s.logf("http: panic serving %v: %v\n%s", c.remoteAddr, err, buf)
+		}
+		if inFlight != nil {
+			c.endHandler()
+			c.cancel()
+		}
+		if !c.handedOff {
+			if c.bw != nil {
+				_ = c.bw.Flush()
+			}
+			c.nc.Close()
+		}
+		s.untrack(c)
+		if c.br != nil {
+			c.br.Reset(nil)
+			s.readers.Put(c.br)
+		}
+		if c.bw != nil {
+			c.bw.Reset(nil)
+			s.writers.Put(c.bw)
+		}
+	}()
+
+	ctx := context.WithValue(context.Background(), http.ServerContextKey, s.fb)
+	if s.fb.BaseContext != nil {
+		ctx = context.WithValue(s.fb.BaseContext(s.ln), http.ServerContextKey, s.fb)
+	}
+	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.nc.LocalAddr())
+	if s.connContext != nil {
+		if ctx = s.connContext(ctx, c.nc); ctx == nil {
+			panic("h1server: ConnContext returned nil")
+		}
+	}
+	c.ctx = ctx
+	c.br = s.getReader(connReader{c})
+	c.bw = s.getWriter(connWriter{c})
+
+	if s.rht > 0 {
+		_ = c.nc.SetReadDeadline(time.Now().Add(s.rht))
+		c.rdlSet = true
+	}
+	hdrSet := true // the first head is bounded from the accept, as net/http's
+	for {
+		head, res := c.readHead(&hdrSet)
+		if res == headClose {
+			return
+		}
+		var req http.Request
+		if res == headHandoff || !parseHead(head, &req) {
+			c.handOver()
+			return
+		}
+		_, _ = c.br.Discard(len(head))
+		if s.shuttingDown() {
+			return // as net/http: a request read during shutdown is not served
+		}
+
+		reqCtx, cancel := context.WithCancel(c.ctx)
+		req.RemoteAddr = c.remoteAddr
+		r := req.WithContext(reqCtx)
+		w := &response{c: c, req: r, handlerHeader: make(http.Header), contentLength: -1}
+		w.cw.res = w
+		c.startHandler(cancel)
+		inFlight = w
+		s.handler.ServeHTTP(w, r)
+		inFlight = nil
+		c.endHandler()
+		cancel()
+		w.finish()
+		if c.clientGone || !w.shouldReuseConnection() {
+			return
+		}
+		c.state.Store(stateIdle)
+		if s.shuttingDown() {
+			return
+		}
+		// Wait for the next request under the idle timeout; its head is
+		// bounded by ReadHeaderTimeout from its first bytes (readHead).
+		hdrSet = false
+		if c.br.Buffered() == 0 {
+			switch {
+			case s.idle > 0:
+				_ = c.nc.SetReadDeadline(time.Now().Add(s.idle))
+				c.rdlSet = true
+			case c.rdlSet:
+				_ = c.nc.SetReadDeadline(time.Time{})
+				c.rdlSet = false
+			}
+		}
+	}
+}
+
+// readHead returns the next request head, "\r\n\r\n" included, still in
+// the reader's buffer: headClose when the client closed or timed out
+// before sending one (net/http closes without an answer then), and
+// headHandoff when net/http must answer (a head longer than the buffer,
+// or one cut short).
+func (c *conn) readHead(hdrSet *bool) ([]byte, int) {
+	scanned := 0
+	for {
+		n := c.br.Buffered()
+		if n > 0 {
+			if c.state.Load() != stateActive && !c.activate() {
+				return nil, headClose
+			}
+			buf, _ := c.br.Peek(n)
+			from := max(scanned-3, 0)
+			if i := bytes.Index(buf[from:], crlfcrlf); i >= 0 {
+				return buf[:from+i+4], headOK
+			}
+			scanned = n
+			if n == c.br.Size() {
+				return nil, headHandoff // net/http reads up to MaxHeaderBytes, and answers 431 beyond
+			}
+			if !*hdrSet && c.srv.rht > 0 {
+				_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.rht))
+				c.rdlSet, *hdrSet = true, true
+			}
+		}
+		if _, err := c.br.Peek(n + 1); err != nil {
+			if c.br.Buffered() == 0 || errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil, headClose
+			}
+			return nil, headHandoff // a head cut short: net/http answers it
+		}
+	}
+}
+
+// activate marks the connection active as its next request's bytes
+// arrive, unless Shutdown closed it as idle first.
+func (c *conn) activate() bool {
+	for {
+		st := c.state.Load()
+		if st == stateClosed {
+			return false
+		}
+		if c.state.CompareAndSwap(st, stateActive) {
+			return true
+		}
+	}
+}
+
+// handOver gives the connection, with what is buffered, to the
+// http.Server. This server's deadlines are cleared: net/http sets its own.
+func (c *conn) handOver() {
+	var pre []byte
+	if n := c.br.Buffered(); n > 0 {
+		b, _ := c.br.Peek(n)
+		pre = bytes.Clone(b)
+	}
+	_ = c.nc.SetDeadline(time.Time{})
+	c.handedOff = true
+	c.srv.handoff.push(&prefixConn{Conn: c.nc, pre: pre})
+}
+
+func (c *conn) startHandler(cancel context.CancelFunc) {
+	c.mu.Lock()
+	c.cancel = cancel
+	c.inHandler = true
+	c.mayWatch = c.br.Buffered() == 0
+	c.seq++
+	c.mu.Unlock()
+}
+
+// endHandler stops the watcher, if one runs, and waits for it.
+func (c *conn) endHandler() {
+	c.mu.Lock()
+	c.inHandler = false
+	watching := c.watching
+	if watching {
+		c.aborting = true
+		_ = c.nc.SetReadDeadline(aLongTimeAgo)
+		c.rdlSet = true
+	}
+	done := c.watchDone
+	c.mu.Unlock()
+	if watching {
+		<-done
+		c.mu.Lock()
+		c.aborting = false
+		c.mu.Unlock()
+	}
+}
+
+// maybeWatch is called by the sweep for each connection. A handler still
+// running the request it ran at the last sweep gets a watcher: one read
+// that notices the client leaving (and cancels the request, as net/http's
+// background read does) or keeps the next request's first byte.
+// s.mu is held.
+func (c *conn) maybeWatch() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inHandler && c.mayWatch && !c.watching && c.seq == c.sweptSeq {
+		c.watching = true
+		c.watchDone = make(chan struct{})
+		_ = c.nc.SetReadDeadline(time.Time{})
+		go c.watch()
+	}
+	c.sweptSeq = c.seq
+}
+
+func (c *conn) watch() {
+	n, err := c.nc.Read(c.pb[:])
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n == 1 {
+		c.pending = true
+	}
+	if err != nil && !c.aborting {
+		c.clientGone = true
+		c.cancel()
+	}
+	c.watching = false
+	close(c.watchDone)
+}
+
+// date is the Date value of a response now, formatted once a second.
+func (c *conn) date() []byte {
+	now := time.Now()
+	if sec := now.Unix(); sec != c.dateSec {
+		c.dateSec = sec
+		now.UTC().AppendFormat(c.dateBuf[:0], http.TimeFormat)
+	}
+	return c.dateBuf[:]
+}
+
+func (s *Server) getReader(r connReader) *bufio.Reader {
+	if br, ok := s.readers.Get().(*bufio.Reader); ok {
+		br.Reset(r)
+		return br
+	}
+	return bufio.NewReaderSize(r, 4<<10)
+}
+
+func (s *Server) getWriter(w connWriter) *bufio.Writer {
+	if bw, ok := s.writers.Get().(*bufio.Writer); ok {
+		bw.Reset(w)
+		return bw
+	}
+	return bufio.NewWriterSize(w, 4<<10)
+}
+
+func (s *Server) getPre(cw *chunkWriter) *bufio.Writer {
+	if bw, ok := s.pres.Get().(*bufio.Writer); ok {
+		bw.Reset(cw)
+		return bw
+	}
+	return bufio.NewWriterSize(cw, bufferBeforeChunkingSize)
+}
+
+func (s *Server) putPre(bw *bufio.Writer) {
+	bw.Reset(nil)
+	s.pres.Put(bw)
+}

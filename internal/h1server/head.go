@@ -1,0 +1,260 @@
+package h1server
+
+import (
+	"bytes"
+	"net/http"
+	"net/url"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// maxHeadLines is how many header lines a request head may have to be
+// taken here; more go to net/http.
+const maxHeadLines = 64
+
+// parseHead reads head, a complete request head (request line, header
+// lines, and the blank line that ends it, "\r\n\r\n" included), into req
+// when it is one this server takes. ok is false when it is not: then
+// nothing is consumed, and net/http gets the whole connection, head
+// included, and gives the answer it always gives.
+//
+// What is taken is a strict subset of what net/http accepts, and for it
+// req is what net/http's server would have made (FuzzParseHeadMatchesNetHTTP):
+//   - the request line is exactly "GET " or "HEAD ", an origin-form target
+//     (it starts with "/", bytes 0x21-0x7e) that url.ParseRequestURI
+//     accepts, and " HTTP/1.1";
+//   - every line ends in CRLF; no obs-fold, no whitespace before a colon;
+//   - header names are tokens and values valid field values;
+//   - exactly one Host, valid and not empty;
+//   - no Content-Length, Transfer-Encoding, Trailer, Expect, Upgrade
+//     (h2c), or Pragma (which net/http rewrites): the request has no body
+//     and no protocol change.
+//
+// The head is copied into one string, and every key, value, target and
+// host is a substring of it: one allocation instead of one per field.
+func parseHead(head []byte, req *http.Request) (ok bool) {
+	var (
+		methodLen int
+		lines     [maxHeadLines][4]int32 // name start, name end, value start, value end
+		n         int
+		hostIdx   = -1
+	)
+	switch {
+	case bytes.HasPrefix(head, []byte("GET /")):
+		methodLen = 3
+	case bytes.HasPrefix(head, []byte("HEAD /")):
+		methodLen = 4
+	default:
+		return false
+	}
+	i := methodLen + 1
+	targetStart := i
+	for i < len(head) && head[i] > 0x20 && head[i] < 0x7f {
+		i++
+	}
+	targetEnd := i
+	if !bytes.HasPrefix(head[i:], []byte(" HTTP/1.1\r\n")) {
+		return false
+	}
+	i += len(" HTTP/1.1\r\n")
+	for {
+		if i >= len(head) {
+			return false
+		}
+		if head[i] == '\r' { // the blank line; parseHead's caller found its "\n"
+			if i+2 != len(head) || head[i+1] != '\n' {
+				return false
+			}
+			break
+		}
+		if n == maxHeadLines {
+			return false
+		}
+		nameStart := i
+		for i < len(head) && isTokenByte(head[i]) {
+			i++
+		}
+		if i == nameStart || i == len(head) || head[i] != ':' {
+			return false
+		}
+		nameEnd := i
+		i++
+		for i < len(head) && (head[i] == ' ' || head[i] == '\t') {
+			i++
+		}
+		valStart := i
+		for i < len(head) && head[i] != '\r' {
+			if c := head[i]; c < 0x20 && c != '\t' || c == 0x7f {
+				return false
+			}
+			i++
+		}
+		if i+1 >= len(head) || head[i+1] != '\n' {
+			return false
+		}
+		valEnd := i
+		for valEnd > valStart && (head[valEnd-1] == ' ' || head[valEnd-1] == '\t') {
+			valEnd--
+		}
+		i += 2
+		switch name := head[nameStart:nameEnd]; len(name) {
+		case 4:
+			if asciiEqualFold(name, "host") {
+				if hostIdx >= 0 {
+					return false // net/http: 400 too many Host headers
+				}
+				hostIdx = n
+			}
+		case 6:
+			if asciiEqualFold(name, "expect") || asciiEqualFold(name, "pragma") {
+				return false
+			}
+		case 7:
+			if asciiEqualFold(name, "upgrade") || asciiEqualFold(name, "trailer") {
+				return false
+			}
+		case 14:
+			if asciiEqualFold(name, "content-length") {
+				return false
+			}
+		case 17:
+			if asciiEqualFold(name, "transfer-encoding") {
+				return false
+			}
+		}
+		lines[n] = [4]int32{int32(nameStart), int32(nameEnd), int32(valStart), int32(valEnd)}
+		n++
+	}
+	if hostIdx < 0 || lines[hostIdx][2] == lines[hostIdx][3] ||
+		!httpguts.ValidHostHeader(string(head[lines[hostIdx][2]:lines[hostIdx][3]])) {
+		return false
+	}
+
+	s := string(head)
+	target := s[targetStart:targetEnd]
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		return false
+	}
+	h := make(http.Header, n)
+	strs := make([]string, n)
+	var keyBuf [64]byte
+	for _, l := range lines[:n] {
+		key := canonicalKey(s, int(l[0]), int(l[1]), keyBuf[:0])
+		value := s[l[2]:l[3]]
+		if vv, dup := h[key]; dup {
+			h[key] = append(vv, value)
+			continue
+		}
+		vv := strs[:1:1]
+		strs = strs[1:]
+		vv[0] = value
+		h[key] = vv
+	}
+	host := s[lines[hostIdx][2]:lines[hostIdx][3]]
+	delete(h, "Host")
+	*req = http.Request{
+		Method:     s[:methodLen],
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     h,
+		Body:       http.NoBody,
+		Host:       host,
+		RequestURI: target,
+		Close:      httpguts.HeaderValuesContainsToken(h["Connection"], "close"),
+	}
+	return true
+}
+
+// canonicalKey returns s[start:end] in textproto's canonical form (first
+// letter and every letter after "-" upper case, the rest lower case): the
+// substring itself when it already is, an interned common name, or a new
+// string.
+func canonicalKey(s string, start, end int, buf []byte) string {
+	k := s[start:end]
+	upper := true
+	canonical := true
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			canonical = false
+			break
+		}
+		upper = c == '-'
+	}
+	if canonical {
+		return k
+	}
+	buf = append(buf, k...)
+	upper = true
+	for i, c := range buf {
+		if upper && 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		} else if !upper && 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+		upper = c == '-'
+	}
+	if v, ok := commonKeys[string(buf)]; ok { // no allocation for the lookup
+		return v
+	}
+	return string(buf)
+}
+
+// commonKeys interns the canonical names clients commonly send in lower
+// case (Node's http client, curl with -H, load generators).
+var commonKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{
+		"Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control",
+		"Connection", "Cookie", "Host", "If-Modified-Since", "If-None-Match", "Origin",
+		"Referer", "User-Agent", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+		"X-Request-Id", "Traceparent", "Tracestate", "Sec-Fetch-Dest", "Sec-Fetch-Mode",
+		"Sec-Fetch-Site", "Sec-Ch-Ua", "Sec-Ch-Ua-Mobile", "Sec-Ch-Ua-Platform",
+		"Upgrade-Insecure-Requests", "Dnt", "Priority", "Range", "If-Range",
+	} {
+		m[k] = k
+	}
+	return m
+}()
+
+// isTokenByte reports whether c may appear in a header name (RFC 9110
+// tchar), the set textproto accepts.
+func isTokenByte(c byte) bool {
+	return tokenTable[c]
+}
+
+var tokenTable = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// asciiEqualFold reports whether b equals lower, a lower-case ASCII name,
+// ignoring case.
+func asciiEqualFold(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i := range b {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}

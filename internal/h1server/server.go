@@ -1,0 +1,329 @@
+// Package h1server serves HTTP/1.1 on a plain listener in front of an
+// http.Server, taking over only the requests it can serve exactly as
+// net/http would, for less CPU per request.
+//
+// Every connection starts here. A request head is read whole and taken
+// when it is provably simple (parseHead: GET or HEAD, HTTP/1.1,
+// origin-form target, one valid Host, no body, no upgrade). The handler
+// then runs with a Request and a ResponseWriter that are what net/http
+// would have given it, and writes what net/http would have written. The
+// first request that is not simple, anything malformed, HTTP/2 with prior
+// knowledge (h2c), a body or an upgrade, hands the connection to the
+// http.Server, with the bytes already read, for the rest of its life: it
+// gives the answers it always gives, and enforces its own limits.
+//
+// Why: on Gatehouse's hot path net/http's HTTP/1.1 server was the largest
+// part left outside system calls (docs/performance.md, "Where the time
+// goes"). The savings are one read of the head into one string, no
+// per-request goroutine to watch for the client leaving (a sweep starts a
+// watcher only for handlers that run long), fewer deadline updates, and
+// no copy of the response header map when the head cannot depend on the
+// body.
+//
+// Invariants:
+//   - Nothing is taken that net/http would refuse or read differently
+//     (FuzzParseHeadMatchesNetHTTP compares against http.ReadRequest and
+//     the server's own checks); when in doubt, the request is handed over.
+//   - A handed-over connection is never touched here again.
+//   - Timeouts are the http.Server's: ReadHeaderTimeout bounds a head,
+//     IdleTimeout the wait for the next one.
+package h1server
+
+import (
+	"context"
+	"errors"
+	"log"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Server serves HTTP/1.1 on one listener, handing connections it does
+// not take to the http.Server it was made from.
+type Server struct {
+	fb          *http.Server
+	handler     http.Handler
+	connContext func(context.Context, net.Conn) context.Context
+	rht, idle   time.Duration
+	fast        bool // the http.Server speaks HTTP/1; otherwise everything is handed over
+
+	inShutdown atomic.Bool
+
+	mu      sync.Mutex // guards the following fields
+	ln      net.Listener
+	handoff *handoffListener
+	conns   map[*conn]struct{}
+	done    chan struct{} // closed by Shutdown or Close: stops the sweep
+	serving bool
+
+	readers, writers, pres sync.Pool
+}
+
+// sweepInterval is how often handlers are checked for running long: one
+// that has run across a whole interval gets a watcher for its client
+// leaving.
+const sweepInterval = 100 * time.Millisecond
+
+// New returns a Server in front of srv. srv's Handler, ConnContext,
+// ReadHeaderTimeout, IdleTimeout, MaxHeaderBytes (at least what a taken
+// head may have: this server's buffer is 4 KiB), ErrorLog and Protocols
+// apply to both; connContext, if not nil, replaces srv.ConnContext for
+// the connections served here (proxy.ConnContextKeepingDeadlines: this
+// server, unlike net/http, leaves a connection's write deadline in place
+// between requests).
+func New(srv *http.Server, connContext func(context.Context, net.Conn) context.Context) *Server {
+	if connContext == nil {
+		connContext = srv.ConnContext
+	}
+	s := &Server{
+		fb:          srv,
+		handler:     srv.Handler,
+		connContext: connContext,
+		rht:         srv.ReadHeaderTimeout,
+		idle:        srv.IdleTimeout,
+		fast:        srv.Protocols == nil || srv.Protocols.HTTP1(),
+		conns:       map[*conn]struct{}{},
+		done:        make(chan struct{}),
+	}
+	if s.rht == 0 {
+		s.rht = srv.ReadTimeout
+	}
+	if s.idle == 0 {
+		s.idle = srv.ReadTimeout
+	}
+	if s.handler == nil {
+		s.handler = http.DefaultServeMux
+	}
+	return s
+}
+
+// Serve accepts connections on ln until Shutdown or Close, and returns
+// http.ErrServerClosed then, like http.Server.Serve. It may be called
+// once.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.serving {
+		s.mu.Unlock()
+		return errors.New("h1server: Serve called twice")
+	}
+	s.serving = true
+	if s.inShutdown.Load() {
+		s.mu.Unlock()
+		return http.ErrServerClosed
+	}
+	s.ln = ln
+	s.handoff = newHandoffListener(ln.Addr())
+	s.mu.Unlock()
+
+	go func() { _ = s.fb.Serve(s.handoff) }() // ends with fb.Shutdown or fb.Close
+	go s.sweep()
+
+	var tempDelay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.inShutdown.Load() {
+				return http.ErrServerClosed
+			}
+			// As http.Server.Serve: back off on EMFILE and the like.
+			if ne, ok := err.(net.Error); ok && ne.Temporary() { //nolint:staticcheck // the only signal for EMFILE, as in net/http
+				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
+				s.logf("http: Accept error: %v; retrying in %v", err, tempDelay)
+				time.Sleep(tempDelay)
+				continue
+			}
+			return err
+		}
+		tempDelay = 0
+		if !s.fast {
+			s.handoff.push(nc)
+			continue
+		}
+		c := s.newConn(nc)
+		if !s.track(c) {
+			nc.Close()
+			continue
+		}
+		go c.serve()
+	}
+}
+
+// Shutdown stops accepting, closes idle connections, and waits for the
+// others to finish their request, here and in the http.Server, or for
+// ctx to end (then it returns ctx's error and leaves the rest to Close).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stop()
+	fbDone := make(chan error, 1)
+	go func() { fbDone <- s.fb.Shutdown(ctx) }()
+
+	// Polled as net/http does: from 1 ms, doubling, at most 500 ms.
+	wait := time.Millisecond
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for !s.closeIdle() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+			wait = min(2*wait, 500*time.Millisecond)
+			timer.Reset(wait)
+		}
+	}
+	return <-fbDone
+}
+
+// Close closes the listener and every connection at once, here and in
+// the http.Server.
+func (s *Server) Close() error {
+	s.stop()
+	err := s.fb.Close()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.state.Store(stateClosed)
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	return err
+}
+
+func (s *Server) stop() {
+	s.inShutdown.Store(true)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+}
+
+func (s *Server) shuttingDown() bool { return s.inShutdown.Load() }
+
+// closeIdle closes the connections waiting for a request (and, as
+// net/http, those that sent nothing for 5 s), and reports whether none
+// are left.
+func (s *Server) closeIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := time.Now().Unix() - 5
+	for c := range s.conns {
+		st := c.state.Load()
+		if st == stateIdle || st == stateNew && c.created < old {
+			if c.state.CompareAndSwap(st, stateClosed) {
+				c.nc.Close()
+			}
+		}
+	}
+	return len(s.conns) == 0
+}
+
+func (s *Server) track(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inShutdown.Load() {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// sweep starts a watcher for the client leaving under each handler that
+// has run across a whole sweepInterval, until Shutdown or Close.
+func (s *Server) sweep() {
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		for c := range s.conns {
+			c.maybeWatch()
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *Server) logf(format string, args ...any) {
+	if l := s.fb.ErrorLog; l != nil {
+		l.Printf(format, args...)
+		return
+	}
+	log.Printf(format, args...)
+}
+
+// handoffListener is the listener the http.Server serves: it accepts the
+// connections this server hands over.
+type handoffListener struct {
+	addr net.Addr
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func newHandoffListener(addr net.Addr) *handoffListener {
+	return &handoffListener{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handoffListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *handoffListener) Addr() net.Addr { return l.addr }
+
+// push hands c over, or closes it when the http.Server has stopped.
+func (l *handoffListener) push(c net.Conn) {
+	select {
+	case l.ch <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+// prefixConn is a handed-over connection: the bytes already read from
+// it come first.
+type prefixConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(p, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// CloseWrite lets net/http half-close before its final close, as it does
+// on the connection itself.
+func (c *prefixConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}

@@ -155,9 +155,8 @@ func (c *conn) serve() {
 		_ = c.nc.SetReadDeadline(time.Now().Add(s.rht))
 		c.rdlSet = true
 	}
-	hdrSet := true // the first head is bounded from the accept, as net/http's
-	for {
-		head, res := c.readHead(&hdrSet)
+	for first := true; ; first = false {
+		head, res := c.readHead(first)
 		if res == headClose {
 			return
 		}
@@ -174,7 +173,8 @@ func (c *conn) serve() {
 		reqCtx, cancel := context.WithCancel(c.ctx)
 		req.RemoteAddr = c.remoteAddr
 		r := req.WithContext(reqCtx)
-		w := &response{c: c, req: r, handlerHeader: make(http.Header), contentLength: -1}
+		w := &response{c: c, req: r, handlerHeader: make(http.Header), contentLength: -1,
+			wantsClose: r.Close || hasToken(hget(r.Header, "Connection"), "close")}
 		w.cw.res = w
 		c.startHandler(cancel)
 		inFlight = w
@@ -192,7 +192,6 @@ func (c *conn) serve() {
 		}
 		// Wait for the next request under the idle timeout; its head is
 		// bounded by ReadHeaderTimeout from its first bytes (readHead).
-		hdrSet = false
 		if c.br.Buffered() == 0 {
 			switch {
 			case s.idle > 0:
@@ -211,8 +210,14 @@ func (c *conn) serve() {
 // before sending one (net/http closes without an answer then), and
 // headHandoff when net/http must answer (a head longer than the buffer,
 // or one cut short).
-func (c *conn) readHead(hdrSet *bool) ([]byte, int) {
+//
+// first is whether this is the connection's first request. Its head is
+// bounded by ReadHeaderTimeout from the accept. A later one waits under
+// the idle timeout for its first 4 bytes (net/http's Peek(4): fewer and
+// the connection ends silently), then gets ReadHeaderTimeout from there.
+func (c *conn) readHead(first bool) ([]byte, int) {
 	scanned := 0
+	hdrSet := first
 	for {
 		n := c.br.Buffered()
 		if n > 0 {
@@ -228,13 +233,13 @@ func (c *conn) readHead(hdrSet *bool) ([]byte, int) {
 			if n == c.br.Size() {
 				return nil, headHandoff // net/http reads up to MaxHeaderBytes, and answers 431 beyond
 			}
-			if !*hdrSet && c.srv.rht > 0 {
+			if !hdrSet && n >= 4 && c.srv.rht > 0 {
 				_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.rht))
-				c.rdlSet, *hdrSet = true, true
+				c.rdlSet, hdrSet = true, true
 			}
 		}
 		if _, err := c.br.Peek(n + 1); err != nil {
-			if c.br.Buffered() == 0 || errors.Is(err, os.ErrDeadlineExceeded) {
+			if c.br.Buffered() == 0 || !first && c.br.Buffered() < 4 || errors.Is(err, os.ErrDeadlineExceeded) {
 				return nil, headClose
 			}
 			return nil, headHandoff // a head cut short: net/http answers it

@@ -49,6 +49,10 @@ type response struct {
 	chunking        bool
 	handlerDone     bool
 	closeAfterReply bool
+	// wantsClose is net/http's request.wantsClose, read before the
+	// handler runs (it may edit the request's header): Request.Close, or
+	// a "close" token in the first Connection field, split at spaces too.
+	wantsClose bool
 
 	status        int
 	contentLength int64 // -1 when unknown
@@ -398,7 +402,7 @@ func (w *response) writeHeader(p []byte, owned bool) {
 	}
 	hasCL := w.contentLength != -1
 
-	if w.req.Close {
+	if w.wantsClose {
 		w.closeAfterReply = true
 	}
 	if hget(header, "Connection") == "close" || !keepAlivesEnabled {

@@ -1,0 +1,282 @@
+package h1server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return cond()
+}
+
+// serveFast runs h behind a Server on a pairListener; configure may set
+// the http.Server's timeouts.
+func serveFast(t *testing.T, h http.HandlerFunc, configure func(*http.Server)) (*Server, *pairListener, chan error) {
+	t.Helper()
+	fb := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second}
+	if configure != nil {
+		configure(fb)
+	}
+	s := New(fb, nil)
+	l := newPairListener()
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(l) }()
+	t.Cleanup(func() { s.Close() })
+	return s, l, served
+}
+
+func readResponse(t *testing.T, br *bufio.Reader, method string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+func TestShutdownFinishesInFlightAndClosesIdle(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	s, l, served := serveFast(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			started <- struct{}{}
+			<-release
+		}
+		_, _ = io.WriteString(w, "done")
+	}, nil)
+
+	idle := l.dial(t)
+	defer idle.Close()
+	idleBR := bufio.NewReader(idle)
+	_, _ = io.WriteString(idle, "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n")
+	readResponse(t, idleBR, "GET")
+
+	busy := l.dial(t)
+	defer busy.Close()
+	_, _ = io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+	<-started
+
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	_ = idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := idleBR.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection at shutdown: %v, want EOF", err)
+	}
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned (%v) with a request in flight", err)
+	default:
+	}
+	close(release)
+	resp, body := readResponse(t, bufio.NewReader(busy), "GET")
+	if body != "done" || !resp.Close {
+		t.Fatalf("in-flight request at shutdown: %q, close=%v; want its body and Connection: close", body, resp.Close)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-served; err != http.ErrServerClosed {
+		t.Fatalf("Serve: %v", err)
+	}
+}
+
+// TestClientGoneCancelsLongHandler: as net/http's background read does, a
+// client that leaves cancels the request of a handler that runs long.
+func TestClientGoneCancelsLongHandler(t *testing.T) {
+	t.Parallel()
+	canceled := make(chan struct{})
+	_, l, _ := serveFast(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			close(canceled)
+		case <-time.After(30 * time.Second):
+		}
+	}, nil)
+	c := l.dial(t)
+	_, _ = io.WriteString(c, "GET /long-poll HTTP/1.1\r\nHost: t\r\n\r\n")
+	c.Close()
+	select {
+	case <-canceled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request of a client that left was never canceled")
+	}
+}
+
+// TestNextRequestReadByTheWatcher: the byte a watcher reads while a long
+// handler runs starts the next request, which is served whole.
+func TestNextRequestReadByTheWatcher(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	s, l, _ := serveFast(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		_, _ = io.WriteString(w, r.URL.Path)
+	}, nil)
+	c := l.dial(t)
+	defer c.Close()
+	_, _ = io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+	watching := func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for cn := range s.conns {
+			cn.mu.Lock()
+			w := cn.watching
+			cn.mu.Unlock()
+			if w {
+				return true
+			}
+		}
+		return false
+	}
+	if !waitFor(5*time.Second, watching) {
+		t.Fatal("no watcher started under a long handler")
+	}
+	_, _ = io.WriteString(c, "GET /next HTTP/1.1\r\nHost: t\r\n\r\n")
+	if !waitFor(5*time.Second, func() bool { return !watching() }) {
+		t.Fatal("the watcher did not return with the next request's first byte")
+	}
+	close(release)
+	br := bufio.NewReader(c)
+	if _, body := readResponse(t, br, "GET"); body != "/slow" {
+		t.Fatalf("first: %q", body)
+	}
+	if _, body := readResponse(t, br, "GET"); body != "/next" {
+		t.Fatalf("second: %q", body)
+	}
+}
+
+func TestTimeouts(t *testing.T) {
+	t.Parallel()
+	_, l, _ := serveFast(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") },
+		func(s *http.Server) { s.ReadHeaderTimeout, s.IdleTimeout = 150*time.Millisecond, 150*time.Millisecond })
+	for _, tt := range []struct{ name, first, then string }{
+		{"idle after a response", "GET / HTTP/1.1\r\nHost: t\r\n\r\n", ""},
+		{"a head never finished", "", "GET / HTTP/1.1\r\nHost: t\r\n"},
+		{"the next head never finished", "GET / HTTP/1.1\r\nHost: t\r\n\r\n", "GET / HTTP/1.1\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := l.dial(t)
+			defer c.Close()
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(c)
+			if tt.first != "" {
+				_, _ = io.WriteString(c, tt.first)
+				readResponse(t, br, "GET")
+			}
+			_, _ = io.WriteString(c, tt.then)
+			rest, err := io.ReadAll(br)
+			if err != nil || len(rest) != 0 {
+				t.Fatalf("want the connection closed without an answer (as net/http), got %q, %v", rest, err)
+			}
+		})
+	}
+}
+
+// TestHandedOverConnectionsKeepNetHTTPFeatures: HTTP/2 with prior
+// knowledge and a hijacked upgrade work, because net/http serves them.
+func TestHandedOverConnectionsKeepNetHTTPFeatures(t *testing.T) {
+	t.Parallel()
+	var fast atomic.Int64
+	_, l, _ := serveFast(t, func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := w.(*response); ok {
+			fast.Add(1)
+		}
+		if r.Header.Get("Upgrade") == "echo" {
+			c, brw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+			_ = brw.Flush()
+			line, _ := brw.ReadString('\n')
+			_, _ = io.WriteString(c, strings.ToUpper(line))
+			return
+		}
+		_, _ = io.WriteString(w, r.Proto)
+	}, func(s *http.Server) {
+		s.Protocols = new(http.Protocols)
+		s.Protocols.SetHTTP1(true)
+		s.Protocols.SetUnencryptedHTTP2(true)
+	})
+
+	tr := &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return l.dial(t), nil }}
+	tr.Protocols = new(http.Protocols)
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Get("http://t/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "HTTP/2.0" {
+		t.Fatalf("h2c with prior knowledge: %q", b)
+	}
+
+	c := l.dial(t)
+	defer c.Close()
+	_, _ = io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nhello\n")
+	br := bufio.NewReader(c)
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	if line, _ := br.ReadString('\n'); line != "HELLO\n" {
+		t.Fatalf("after the upgrade: %q", line)
+	}
+	if fast.Load() != 0 {
+		t.Fatalf("%d of these requests were taken here", fast.Load())
+	}
+}
+
+func TestPanicsAreLoggedAndCloseTheConnection(t *testing.T) {
+	t.Parallel()
+	p := newPair(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/panic":
+			panic("boom")
+		case "/abort":
+			panic(http.ErrAbortHandler)
+		}
+	}, nil)
+	for _, path := range []string{"/panic", "/abort"} {
+		raw := "GET " + path + " HTTP/1.1\r\nHost: t\r\n\r\nGET /next HTTP/1.1\r\nHost: t\r\n\r\n"
+		if got := exchange(t, p.fast, []byte(raw)); got != "" {
+			t.Fatalf("%s: got %q, want the connection closed with nothing written", path, got)
+		}
+	}
+	p.errorLogMu.Lock()
+	logged := p.errorLog.String()
+	p.errorLogMu.Unlock()
+	if strings.Count(logged, "panic serving") != 1 || !strings.Contains(logged, "boom") {
+		t.Fatalf("error log: %q; want the one panic with its value (ErrAbortHandler is not logged)", logged)
+	}
+}
+
+var _ = errors.New

@@ -394,6 +394,8 @@ build_gatehouse() {  # once per run
 # gatehouse_server PORT PLAIN [TLS-LINE]: the config's server section. h1:
 # plain HTTP on PORT. h2: HTTPS on PORT (server.tls, the test certificate;
 # TLS 1.3 and ALPN h2/http/1.1 are Gatehouse's defaults), plain HTTP on PLAIN.
+# With SERVER_FAST=off (start_gatehouse_as's fifth argument) it also sets
+# fast_http1: false.
 gatehouse_server() {
   if [[ $PROTO == h2 ]]; then
     printf 'server:\n  listen: ["127.0.0.1:%s"]\n  tls:\n    listen: ["127.0.0.1:%s"]\n    certificates:\n      - { cert: "%s", key: "%s" }\n' "$2" "$1" "$CERT" "$KEY"
@@ -401,18 +403,21 @@ gatehouse_server() {
   else
     printf 'server:\n  listen: ["127.0.0.1:%s"]\n' "$1"
   fi
+  [[ ${SERVER_FAST:-on} == off ]] && printf '  fast_http1: false\n'
   return 0
 }
 # gatehouse_pool: h2 sizes the upstream's idle pool (default 256) for every stream.
 # Printed at the end of the targets line, so h1 configs stay as they were.
 gatehouse_pool() { [[ $PROTO == h2 ]] && printf '\n    max_idle_per_target: %s' "$POOL"; return 0; }
 
-# start_gatehouse_as NAME ADMIN ACCESS [LIMIT]: gatehouse with the admin
-# listener (and so metrics) on or off, the access log off or to a file, and
-# optionally a per-client-IP rate limit on the route (set high enough that
-# it never refuses: the cost of an allowed decision).
+# start_gatehouse_as NAME ADMIN ACCESS [LIMIT] [FAST]: gatehouse with the
+# admin listener (and so metrics) on or off, the access log off or to a
+# file, optionally a per-client-IP rate limit on the route (set high enough
+# that it never refuses: the cost of an allowed decision; "-" for none),
+# and with FAST=off, net/http's HTTP/1.1 server for every request.
 start_gatehouse_as() {
   local name=$1 admin=$2 access=$3 limit=${4:-} port plain admin_port limits="" route_limits=""
+  local SERVER_FAST=${5:-on} # seen by gatehouse_server
   build_gatehouse "$name" || return 1
   free_port port; plain=$port
   [[ $PROTO == h2 ]] && free_port plain
@@ -420,6 +425,7 @@ start_gatehouse_as() {
   # Logs live apart from the configs, so no proxy's config directory holds
   # a file written 30k times a second.
   [[ $access == file ]] && { mkdir -p "$LOG_DIR"; access="$LOG_DIR/$name-access.log"; }
+  [[ $limit == - ]] && limit=""
   if [[ $limit == per-ip ]]; then
     limits=$'rate_limits:\n  per-ip: { key: client_ip, rate: 10000000/s }'
     route_limits="    rate_limits: [per-ip]"
@@ -508,6 +514,10 @@ start_gatehouse() { start_gatehouse_as gatehouse off off; }
 start_gatehouse-obs() { start_gatehouse_as gatehouse-obs on file; }
 # gatehouse-rl: a per-client-IP rate limit (in memory) on every request.
 start_gatehouse-rl() { start_gatehouse_as gatehouse-rl off off per-ip; }
+# gatehouse-nethttp: plain gatehouse with fast_http1: false, net/http's
+# HTTP/1.1 server for every request: the difference to gatehouse is what
+# internal/h1server saves.
+start_gatehouse-nethttp() { start_gatehouse_as gatehouse-nethttp off off - off; }
 
 start_goplain() {  # reference: plain httputil.ReverseProxy (bench/goplain)
   local port; free_port port
@@ -544,7 +554,7 @@ sanity() {      # sanity NAME: 200 and the full body through the proxy (h2: over
 
 ACTIVE=()
 for name in $PROXIES; do
-  case $name in nginx|haproxy|caddy|gatehouse|gatehouse-obs|gatehouse-auth|gatehouse-hdr|gatehouse-rl|goplain) ;; *) die "unknown proxy '$name'";; esac
+  case $name in nginx|haproxy|caddy|gatehouse|gatehouse-obs|gatehouse-auth|gatehouse-hdr|gatehouse-rl|gatehouse-nethttp|goplain) ;; *) die "unknown proxy '$name'";; esac
   if ! "start_$name"; then log "SKIP $name: ${SKIPPED[$name]}"; continue; fi
   if ! wait_port "${PORT[$name]}" "${PID[$name]}" "$name"; then
     sed 's/^/[bench]   /' "$TMP/$name.out" | tail -20 >&2

@@ -37,6 +37,8 @@ go test -run '^$' -fuzz '^FuzzNormalizePath$' -fuzztime 10s ./internal/route/
 go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 10s ./internal/config/
 go test -run '^$' -fuzz '^FuzzH1NextResponseIsItsOwn$' -fuzztime 10s ./internal/lb/
 go test -run '^$' -fuzz '^FuzzSimpleHeadMatchesReadResponse$' -fuzztime 10s ./internal/lb/
+go test -run '^$' -fuzz '^FuzzParseHeadMatchesNetHTTP$' -fuzztime 10s ./internal/h1server/
+go test -run '^$' -fuzz '^FuzzServerMatchesNetHTTP$' -fuzztime 10s ./internal/h1server/
 for target in FuzzSafeReturn FuzzParseCallback FuzzSessionCookie; do
   go test -run '^$' -fuzz "^${target}\$" -fuzztime 10s ./internal/auth/oidc/
 done

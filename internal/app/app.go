@@ -22,6 +22,7 @@ import (
 	"gatehouse/internal/admin"
 	"gatehouse/internal/compile"
 	"gatehouse/internal/config"
+	"gatehouse/internal/h1server"
 	"gatehouse/internal/netx"
 	"gatehouse/internal/observe/logging"
 	"gatehouse/internal/observe/metrics"
@@ -191,18 +192,27 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		}
 		lns = append(lns, lim)
 	}
-	var servers []*http.Server
+	var servers []server
 	g, gctx := errgroup.WithContext(ctx)
 	addrs := make([]net.Addr, 0, len(lns))
 	for i, ln := range lns {
 		srv := a.publicServer(s, i >= nPlain)
-		servers = append(servers, srv)
 		addrs = append(addrs, ln.Addr())
+		var serve func(net.Listener) error
+		switch {
+		case srv.TLSConfig != nil:
+			servers = append(servers, srv)
+			serve = func(l net.Listener) error { return srv.ServeTLS(l, "", "") }
+		case *s.FastHTTP1:
+			// Simple HTTP/1.1 requests by h1server, the rest by srv.
+			fast := h1server.New(srv, proxy.ConnContextKeepingDeadlines)
+			servers = append(servers, fast)
+			serve = fast.Serve
+		default:
+			servers = append(servers, srv)
+			serve = srv.Serve
+		}
 		g.Go(func() error {
-			serve := srv.Serve
-			if srv.TLSConfig != nil {
-				serve = func(l net.Listener) error { return srv.ServeTLS(l, "", "") }
-			}
 			if err := serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("serve %s: %w", ln.Addr(), err)
 			}
@@ -327,6 +337,12 @@ func (a *App) targetStates() []metrics.TargetState {
 		}
 	}
 	return out
+}
+
+// server is what shutdown needs of an http.Server or an h1server.Server.
+type server interface {
+	Shutdown(context.Context) error
+	Close() error
 }
 
 // publicServer is the http.Server of a public listener: plain (HTTP/1.1

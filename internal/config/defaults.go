@@ -65,6 +65,10 @@ func applyDefaults(doc *Document) {
 		n := 10000
 		s.MaxConnections = &n
 	}
+	if s.FastHTTP1 == nil {
+		on := true
+		s.FastHTTP1 = &on
+	}
 	if t := s.TLS; t != nil {
 		tlsDefaults(doc, t)
 	}

@@ -73,6 +73,11 @@ type Server struct {
 	// MaxBodyBytes caps request bodies for every route that sets no limit of
 	// its own; more is answered 413. 0 means no limit. Default 100MiB.
 	MaxBodyBytes Size `yaml:"max_body_bytes"`
+	// FastHTTP1: serve provably simple HTTP/1.1 requests on the plain
+	// listeners with Gatehouse's own HTTP/1.1 server (internal/h1server),
+	// handing every other connection to net/http's. Default true; false
+	// serves everything with net/http.
+	FastHTTP1 *bool `yaml:"fast_http1"`
 	// ShutdownGrace: how long in-flight requests may run after SIGTERM. Default 30s.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
 	// SecurityHeaders are added to every response that lacks them. A route's

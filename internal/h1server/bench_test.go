@@ -1,0 +1,55 @@
+package h1server
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"testing"
+)
+
+// BenchmarkServe: one keep-alive connection, GET after GET, to a handler
+// that answers the way a proxied response does (Content-Type and
+// Content-Length set, 100 bytes), behind this server and behind
+// net/http's. The client's work is in both.
+func BenchmarkServe(b *testing.B) {
+	body := make([]byte, 100)
+	h := func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd["Content-Type"] = []string{"text/plain"}
+		hd["Content-Length"] = []string{"100"}
+		hd["X-Request-Id"] = []string{"0123456789abcdef"}
+		w.WriteHeader(200)
+		_, _ = w.Write(body)
+	}
+	p := newPair(b, h, nil)
+	req := []byte("GET /kline/api/candles?symbol=BTC HTTP/1.1\r\nHost: 127.0.0.1:6188\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+	for _, srv := range []struct {
+		name string
+		l    *pairListener
+	}{{"h1server", p.fast}, {"net-http", p.ref}} {
+		b.Run(srv.name, func(b *testing.B) {
+			c := srv.l.dial(b)
+			defer c.Close()
+			br := bufio.NewReaderSize(c, 4096)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.Write(req); err != nil {
+					b.Fatal(err)
+				}
+				// The head, then exactly its 100-byte body.
+				for {
+					line, err := br.ReadSlice('\n')
+					if err != nil {
+						b.Fatal(err)
+					}
+					if len(line) == 2 {
+						break
+					}
+				}
+				if _, err := io.ReadFull(br, body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -136,10 +136,14 @@ func parseHead(head []byte, req *http.Request) (ok bool) {
 	if err != nil {
 		return false
 	}
-	h := make(http.Header, n)
-	strs := make([]string, n)
+	// Host is not in the header map (net/http deletes it): it is req.Host.
+	h := make(http.Header, n-1)
+	strs := make([]string, n-1)
 	var keyBuf [64]byte
-	for _, l := range lines[:n] {
+	for i, l := range lines[:n] {
+		if i == hostIdx {
+			continue
+		}
 		key := canonicalKey(s, int(l[0]), int(l[1]), keyBuf[:0])
 		value := s[l[2]:l[3]]
 		if vv, dup := h[key]; dup {
@@ -152,7 +156,6 @@ func parseHead(head []byte, req *http.Request) (ok bool) {
 		h[key] = vv
 	}
 	host := s[lines[hostIdx][2]:lines[hostIdx][3]]
-	delete(h, "Host")
 	*req = http.Request{
 		Method:     s[:methodLen],
 		URL:        u,

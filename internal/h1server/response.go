@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -103,7 +104,7 @@ func (w *response) WriteHeader(code int) {
 		// Informational: written at once; the header map is not cleared
 		// (RFC 8297).
 		writeStatusLine(bw, code, w.statusBuf[:])
-		_ = w.handlerHeader.WriteSubset(bw, excludedHeadersNoBody)
+		writeFields(bw, w.handlerHeader, excludedHeadersNoBody)
 		_, _ = bw.Write(crlf)
 		_ = bw.Flush()
 		return
@@ -262,7 +263,7 @@ func (w *response) finish() {
 	if w.chunking {
 		_, _ = bw.WriteString("0\r\n")
 		if t := w.finalTrailers(); t != nil {
-			_ = t.Write(bw)
+			writeFields(bw, t, nil)
 		}
 		_, _ = bw.WriteString("\r\n")
 	}
@@ -465,9 +466,45 @@ func (w *response) writeHeader(p []byte, owned bool) {
 
 	bw := w.c.bw
 	writeStatusLine(bw, code, w.statusBuf[:])
-	_ = w.cwHeader.WriteSubset(bw, excludeHeader)
+	writeFields(bw, w.cwHeader, excludeHeader)
 	setHeader.write(bw)
 	_, _ = bw.Write(crlf)
+}
+
+// writeFields writes h's fields but those in exclude, as
+// http.Header.WriteSubset does (sorted by name; invalid names left out;
+// CR and LF in values turned into spaces, and values trimmed), without
+// its sort callback and string replacer: the common value has neither.
+func writeFields(bw *bufio.Writer, h http.Header, exclude map[string]bool) {
+	var stack [24]string
+	keys := stack[:0]
+	for k := range h {
+		if !exclude[k] {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !httpguts.ValidHeaderFieldName(k) {
+			continue // as net/http: dropped rather than written broken
+		}
+		for _, v := range h[k] {
+			if strings.ContainsAny(v, "\r\n") {
+				b := []byte(v) // bytes, not runes: invalid UTF-8 stays as it is
+				for i, c := range b {
+					if c == '\r' || c == '\n' {
+						b[i] = ' '
+					}
+				}
+				v = string(b)
+			}
+			v = textproto.TrimString(v)
+			_, _ = bw.WriteString(k)
+			_, _ = bw.Write(colonSpace)
+			_, _ = bw.WriteString(v)
+			_, _ = bw.Write(crlf)
+		}
+	}
 }
 
 func writeStatusLine(bw *bufio.Writer, code int, scratch []byte) {

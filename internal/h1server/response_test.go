@@ -88,7 +88,7 @@ var scripts = map[string]http.HandlerFunc{
 	"bad-fields": func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h["Bad Name"] = []string{"x"}
-		h["X-Split"] = []string{"a\r\nSet-Cookie: evil=1", " padded\t"}
+		h["X-Split"] = []string{"a\r\nSet-Cookie: evil=1", " padded\t", "\xff\xfe\rx\n"}
 		h["X-Empty"] = nil
 		_, _ = io.WriteString(w, "ok")
 	},

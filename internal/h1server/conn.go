@@ -51,6 +51,7 @@ type conn struct {
 	mayWatch   bool   // nothing of a next request is buffered
 	seq        uint64 // requests started
 	sweptSeq   uint64 // seq at the last sweep
+	watchedSeq uint64 // the request that got a watcher: one per request
 	watching   bool
 	aborting   bool
 	watchDone  chan struct{}
@@ -119,6 +120,10 @@ func (c *conn) serve() {
 		if inFlight != nil {
 			c.endHandler()
 			c.cancel()
+			// What the handler wrote and did not flush is dropped, as
+			// net/http drops its unsent 2048-byte buffer: a client gets
+			// no response rather than a cut one where net/http's would.
+			c.bw.Reset(connWriter{c})
 		}
 		if !c.handedOff {
 			if c.bw != nil {
@@ -137,10 +142,9 @@ func (c *conn) serve() {
 		}
 	}()
 
-	ctx := context.WithValue(context.Background(), http.ServerContextKey, s.fb)
-	if s.fb.BaseContext != nil {
-		ctx = context.WithValue(s.fb.BaseContext(s.ln), http.ServerContextKey, s.fb)
-	}
+	s.mu.Lock()
+	ctx := s.baseCtx
+	s.mu.Unlock()
 	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.nc.LocalAddr())
 	if s.connContext != nil {
 		if ctx = s.connContext(ctx, c.nc); ctx == nil {
@@ -162,7 +166,7 @@ func (c *conn) serve() {
 		}
 		var req http.Request
 		if res == headHandoff || !parseHead(head, &req) {
-			c.handOver()
+			c.handOver(first)
 			return
 		}
 		_, _ = c.br.Discard(len(head))
@@ -191,8 +195,11 @@ func (c *conn) serve() {
 			return
 		}
 		// Wait for the next request under the idle timeout; its head is
-		// bounded by ReadHeaderTimeout from its first bytes (readHead).
-		if c.br.Buffered() == 0 {
+		// bounded by ReadHeaderTimeout from its first 4 bytes (readHead).
+		// With 4 or more buffered already, readHead sets that deadline
+		// before it reads again; with fewer, the deadline in force may be
+		// an earlier head's, long past.
+		if c.br.Buffered() < 4 {
 			switch {
 			case s.idle > 0:
 				_ = c.nc.SetReadDeadline(time.Now().Add(s.idle))
@@ -221,13 +228,16 @@ func (c *conn) readHead(first bool) ([]byte, int) {
 	for {
 		n := c.br.Buffered()
 		if n > 0 {
-			if c.state.Load() != stateActive && !c.activate() {
-				return nil, headClose
-			}
 			buf, _ := c.br.Peek(n)
-			from := max(scanned-3, 0)
-			if i := bytes.Index(buf[from:], crlfcrlf); i >= 0 {
-				return buf[:from+i+4], headOK
+			end, bare := headEnd(buf, max(scanned-3, 0))
+			if end > 0 {
+				if bare {
+					return nil, headHandoff // bare-LF line ends: net/http reads them
+				}
+				if !c.activate() {
+					return nil, headClose // closed as idle by Shutdown
+				}
+				return buf[:end], headOK
 			}
 			scanned = n
 			if n == c.br.Size() {
@@ -247,23 +257,50 @@ func (c *conn) readHead(first bool) ([]byte, int) {
 	}
 }
 
-// activate marks the connection active as its next request's bytes
-// arrive, unless Shutdown closed it as idle first.
+// headEnd finds the blank line that ends a head in buf, looking from
+// from: end is the length of the head with it (0: none yet), and bare
+// reports a blank line that is not "\r\n\r\n" ("\n\n" or "\n\r\n" after
+// a bare LF), which net/http accepts and this server hands over.
+func headEnd(buf []byte, from int) (end int, bare bool) {
+	for i := from; i < len(buf); i++ {
+		i += max(bytes.IndexByte(buf[i:], '\n'), 0)
+		if i >= len(buf) || buf[i] != '\n' || i+1 >= len(buf) {
+			return 0, false
+		}
+		switch {
+		case buf[i+1] == '\n':
+			return i + 2, true
+		case buf[i+1] == '\r':
+			if i+2 >= len(buf) {
+				return 0, false
+			}
+			if buf[i+2] == '\n' {
+				return i + 3, i == 0 || buf[i-1] != '\r'
+			}
+		}
+	}
+	return 0, false
+}
+
+// activate marks the connection active once a whole head has arrived,
+// unless Shutdown closed it as idle first (as net/http, which counts a
+// connection active from the request it has read).
 func (c *conn) activate() bool {
 	for {
 		st := c.state.Load()
 		if st == stateClosed {
 			return false
 		}
-		if c.state.CompareAndSwap(st, stateActive) {
+		if st == stateActive || c.state.CompareAndSwap(st, stateActive) {
 			return true
 		}
 	}
 }
 
 // handOver gives the connection, with what is buffered, to the
-// http.Server. This server's deadlines are cleared: net/http sets its own.
-func (c *conn) handOver() {
+// http.Server (after a first request served here, to its HTTP/1-only
+// twin: see Server.fbLater). This server's deadlines are cleared: net/http sets its own.
+func (c *conn) handOver(first bool) {
 	var pre []byte
 	if n := c.br.Buffered(); n > 0 {
 		b, _ := c.br.Peek(n)
@@ -271,7 +308,11 @@ func (c *conn) handOver() {
 	}
 	_ = c.nc.SetDeadline(time.Time{})
 	c.handedOff = true
-	c.srv.handoff.push(&prefixConn{Conn: c.nc, pre: pre})
+	l := c.srv.handoff
+	if !first {
+		l = c.srv.handoffLater
+	}
+	l.push(&prefixConn{Conn: c.nc, pre: pre})
 }
 
 func (c *conn) startHandler(cancel context.CancelFunc) {
@@ -311,8 +352,11 @@ func (c *conn) endHandler() {
 func (c *conn) maybeWatch() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.inHandler && c.mayWatch && !c.watching && c.seq == c.sweptSeq {
+	// One watcher per request: a second would read over the byte the
+	// first one kept.
+	if c.inHandler && c.mayWatch && !c.watching && c.seq == c.sweptSeq && c.watchedSeq != c.seq {
 		c.watching = true
+		c.watchedSeq = c.seq
 		c.watchDone = make(chan struct{})
 		_ = c.nc.SetReadDeadline(time.Time{})
 		go c.watch()

@@ -3,7 +3,6 @@ package h1server
 import (
 	"bufio"
 	"context"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -133,7 +132,7 @@ func TestNextRequestReadByTheWatcher(t *testing.T) {
 		if r.URL.Path == "/slow" {
 			<-release
 		}
-		_, _ = io.WriteString(w, r.URL.Path)
+		_, _ = io.WriteString(w, r.Method+" "+r.URL.Path)
 	}, nil)
 	c := l.dial(t)
 	defer c.Close()
@@ -158,12 +157,19 @@ func TestNextRequestReadByTheWatcher(t *testing.T) {
 	if !waitFor(5*time.Second, func() bool { return !watching() }) {
 		t.Fatal("the watcher did not return with the next request's first byte")
 	}
+	// Two more sweeps under the same handler: no second watcher may read
+	// over the byte the first one kept (regression: one byte of the next
+	// request was lost per sweep).
+	sweeps := s.sweeps.Load()
+	if !waitFor(5*time.Second, func() bool { return s.sweeps.Load() >= sweeps+2 }) {
+		t.Fatal("no sweeps")
+	}
 	close(release)
 	br := bufio.NewReader(c)
-	if _, body := readResponse(t, br, "GET"); body != "/slow" {
+	if _, body := readResponse(t, br, "GET"); body != "GET /slow" {
 		t.Fatalf("first: %q", body)
 	}
-	if _, body := readResponse(t, br, "GET"); body != "/next" {
+	if _, body := readResponse(t, br, "GET"); body != "GET /next" {
 		t.Fatalf("second: %q", body)
 	}
 }
@@ -279,4 +285,54 @@ func TestPanicsAreLoggedAndCloseTheConnection(t *testing.T) {
 	}
 }
 
-var _ = errors.New
+// TestPipelinedBytesAfterALongHandler: 1-3 bytes of the next request
+// buffered behind one whose handler outlived ReadHeaderTimeout are read
+// on under a fresh deadline. Regression: the past deadline of the first
+// head was still in force, and the connection closed unanswered.
+func TestPipelinedBytesAfterALongHandler(t *testing.T) {
+	t.Parallel()
+	const rht = 100 * time.Millisecond
+	_, l, _ := serveFast(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-time.After(3 * rht) // the head's deadline passes meanwhile
+		}
+		_, _ = io.WriteString(w, r.URL.Path)
+	}, func(s *http.Server) { s.ReadHeaderTimeout = rht })
+	c := l.dial(t)
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\nGE")
+	br := bufio.NewReader(c)
+	if _, body := readResponse(t, br, "GET"); body != "/slow" {
+		t.Fatalf("first: %q", body)
+	}
+	_, _ = io.WriteString(c, "T /b HTTP/1.1\r\nHost: t\r\n\r\n")
+	if _, body := readResponse(t, br, "GET"); body != "/b" {
+		t.Fatalf("second: %q", body)
+	}
+}
+
+// TestCompleteHeadsAnsweredAtOnce: a whole head is answered without
+// waiting for more bytes or a timeout, whatever its line ends.
+// Regression: heads ending in a bare-LF blank line waited for
+// ReadHeaderTimeout (the client's EOF hid it from the other tests).
+func TestCompleteHeadsAnsweredAtOnce(t *testing.T) {
+	t.Parallel()
+	_, l, _ := serveFast(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") },
+		func(s *http.Server) { s.ReadHeaderTimeout = time.Minute })
+	for _, raw := range []string{
+		"GET / HTTP/1.1\r\nHost: t\r\n\r\n",
+		"GET / HTTP/1.1\nHost: t\n\n",
+		"GET / HTTP/1.1\r\nHost: t\r\n\n",
+		"GET / HTTP/1.1\nHost: t\n\r\n",
+	} {
+		c := l.dial(t)
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.WriteString(c, raw)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%q: %v, %v", raw, resp, err)
+		}
+	}
+}

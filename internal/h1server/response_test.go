@@ -180,6 +180,14 @@ var scripts = map[string]http.HandlerFunc{
 	},
 	"panic": func(w http.ResponseWriter, r *http.Request) { panic("boom") },
 	"abort": func(w http.ResponseWriter, r *http.Request) { panic(http.ErrAbortHandler) },
+	// As the engine does when the upstream's body breaks off.
+	"abort-after-head": func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Length", "100")
+		w.WriteHeader(200)
+		_, _ = io.WriteString(w, "0123456789")
+		panic(http.ErrAbortHandler)
+	},
 }
 
 // TestResponsesMatchNetHTTP: for each script, as a GET and as a HEAD,

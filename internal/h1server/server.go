@@ -43,20 +43,28 @@ import (
 // Server serves HTTP/1.1 on one listener, handing connections it does
 // not take to the http.Server it was made from.
 type Server struct {
-	fb          *http.Server
+	fb *http.Server
+	// fbLater serves the connections handed over after a request was
+	// served here: net/http would read an h2c preface there as an HTTP/1
+	// request, so it speaks HTTP/1 only. It is fb when fb does not speak
+	// h2c anyway.
+	fbLater     *http.Server
 	handler     http.Handler
 	connContext func(context.Context, net.Conn) context.Context
 	rht, idle   time.Duration
-	fast        bool // the http.Server speaks HTTP/1; otherwise everything is handed over
+	fast        bool // requests may be taken here; otherwise everything is handed over
 
 	inShutdown atomic.Bool
+	sweeps     atomic.Int64 // sweeps done (tests wait on it)
 
-	mu      sync.Mutex // guards the following fields
-	ln      net.Listener
-	handoff *handoffListener
-	conns   map[*conn]struct{}
-	done    chan struct{} // closed by Shutdown or Close: stops the sweep
-	serving bool
+	mu           sync.Mutex // guards the following fields
+	ln           net.Listener
+	baseCtx      context.Context
+	handoff      *handoffListener // to fb
+	handoffLater *handoffListener // to fbLater
+	conns        map[*conn]struct{}
+	done         chan struct{} // closed by Shutdown or Close: stops the sweep
+	serving      bool
 
 	readers, writers, pres sync.Pool
 }
@@ -67,34 +75,46 @@ type Server struct {
 const sweepInterval = 100 * time.Millisecond
 
 // New returns a Server in front of srv. srv's Handler, ConnContext,
-// ReadHeaderTimeout, IdleTimeout, MaxHeaderBytes (at least what a taken
-// head may have: this server's buffer is 4 KiB), ErrorLog and Protocols
-// apply to both; connContext, if not nil, replaces srv.ConnContext for
+// BaseContext, ReadHeaderTimeout, IdleTimeout, ErrorLog and Protocols
+// apply to both. connContext, if not nil, replaces srv.ConnContext for
 // the connections served here (proxy.ConnContextKeepingDeadlines: this
 // server, unlike net/http, leaves a connection's write deadline in place
 // between requests).
+//
+// A head is taken only when it fits this server's 4 KiB buffer, which is
+// within what net/http accepts whatever MaxHeaderBytes is. srv settings
+// this server does not implement (ReadTimeout, WriteTimeout, ConnState,
+// TLSConfig) make it hand every connection over; SetKeepAlivesEnabled is
+// not seen. Taken requests cannot be hijacked: they never ask for an
+// upgrade.
 func New(srv *http.Server, connContext func(context.Context, net.Conn) context.Context) *Server {
 	if connContext == nil {
 		connContext = srv.ConnContext
 	}
 	s := &Server{
 		fb:          srv,
+		fbLater:     srv,
 		handler:     srv.Handler,
 		connContext: connContext,
 		rht:         srv.ReadHeaderTimeout,
 		idle:        srv.IdleTimeout,
-		fast:        srv.Protocols == nil || srv.Protocols.HTTP1(),
-		conns:       map[*conn]struct{}{},
-		done:        make(chan struct{}),
-	}
-	if s.rht == 0 {
-		s.rht = srv.ReadTimeout
-	}
-	if s.idle == 0 {
-		s.idle = srv.ReadTimeout
+		fast: (srv.Protocols == nil || srv.Protocols.HTTP1()) &&
+			srv.ReadTimeout == 0 && srv.WriteTimeout == 0 && srv.ConnState == nil && srv.TLSConfig == nil,
+		conns: map[*conn]struct{}{},
+		done:  make(chan struct{}),
 	}
 	if s.handler == nil {
 		s.handler = http.DefaultServeMux
+	}
+	if p := srv.Protocols; s.fast && p != nil && p.UnencryptedHTTP2() {
+		var h1 http.Protocols
+		h1.SetHTTP1(true)
+		s.fbLater = &http.Server{
+			Handler: srv.Handler, ConnContext: srv.ConnContext, BaseContext: srv.BaseContext,
+			ReadHeaderTimeout: srv.ReadHeaderTimeout, IdleTimeout: srv.IdleTimeout,
+			MaxHeaderBytes: srv.MaxHeaderBytes, ErrorLog: srv.ErrorLog, Protocols: &h1,
+			DisableGeneralOptionsHandler: srv.DisableGeneralOptionsHandler,
+		}
 	}
 	return s
 }
@@ -114,10 +134,22 @@ func (s *Server) Serve(ln net.Listener) error {
 		return http.ErrServerClosed
 	}
 	s.ln = ln
+	s.baseCtx = context.Background()
+	if s.fb.BaseContext != nil {
+		if s.baseCtx = s.fb.BaseContext(ln); s.baseCtx == nil {
+			panic("h1server: BaseContext returned a nil context")
+		}
+	}
+	s.baseCtx = context.WithValue(s.baseCtx, http.ServerContextKey, s.fb)
 	s.handoff = newHandoffListener(ln.Addr())
+	s.handoffLater = s.handoff
+	if s.fbLater != s.fb {
+		s.handoffLater = newHandoffListener(ln.Addr())
+		go func() { _ = s.fbLater.Serve(s.handoffLater) }() // ends with Shutdown or Close
+	}
 	s.mu.Unlock()
 
-	go func() { _ = s.fb.Serve(s.handoff) }() // ends with fb.Shutdown or fb.Close
+	go func() { _ = s.fb.Serve(s.handoff) }() // ends with Shutdown or Close
 	go s.sweep()
 
 	var tempDelay time.Duration
@@ -155,8 +187,13 @@ func (s *Server) Serve(ln net.Listener) error {
 // ctx to end (then it returns ctx's error and leaves the rest to Close).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stop()
-	fbDone := make(chan error, 1)
+	fbDone := make(chan error, 2)
 	go func() { fbDone <- s.fb.Shutdown(ctx) }()
+	if s.fbLater != s.fb {
+		go func() { fbDone <- s.fbLater.Shutdown(ctx) }()
+	} else {
+		fbDone <- nil
+	}
 
 	// Polled as net/http does: from 1 ms, doubling, at most 500 ms.
 	wait := time.Millisecond
@@ -171,7 +208,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			timer.Reset(wait)
 		}
 	}
-	return <-fbDone
+	return errors.Join(<-fbDone, <-fbDone)
 }
 
 // Close closes the listener and every connection at once, here and in
@@ -179,6 +216,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.stop()
 	err := s.fb.Close()
+	if s.fbLater != s.fb {
+		err = errors.Join(err, s.fbLater.Close())
+	}
 	s.mu.Lock()
 	for c := range s.conns {
 		c.state.Store(stateClosed)
@@ -254,6 +294,7 @@ func (s *Server) sweep() {
 			c.maybeWatch()
 		}
 		s.mu.Unlock()
+		s.sweeps.Add(1)
 	}
 }
 

@@ -105,7 +105,12 @@ func newPair(t testing.TB, h http.HandlerFunc, configure func(*http.Server)) *pa
 		h(w, r)
 	})
 	mk := func(l *log.Logger) *http.Server {
-		s := &http.Server{Handler: wrapped, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second, ErrorLog: l}
+		// The protocols of Gatehouse's plain listeners: HTTP/1 and h2c.
+		var protos http.Protocols
+		protos.SetHTTP1(true)
+		protos.SetUnencryptedHTTP2(true)
+		s := &http.Server{Handler: wrapped, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second, ErrorLog: l,
+			Protocols: &protos}
 		if configure != nil {
 			configure(s)
 		}
@@ -125,6 +130,8 @@ func newPair(t testing.TB, h http.HandlerFunc, configure func(*http.Server)) *pa
 	})
 	return p
 }
+
+const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 var dateLine = regexp.MustCompile(`(?m)^Date: [^\r\n]*\r$`)
 
@@ -206,6 +213,8 @@ func TestRequestsMatchNetHTTP(t *testing.T) {
 		{"asterisk", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", 0},
 		{"absolute form", "GET http://other/x HTTP/1.1\r\nHost: a\r\n\r\n", 0},
 		{"nothing", "", 0},
+		{"h2c preface after a request", "GET /a HTTP/1.1\r\nHost: x\r\n\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 1},
+		{"bare LF after a request", "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\nHost: x\n\n", 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			before := p.fastServed.Load()
@@ -233,12 +242,19 @@ func FuzzServerMatchesNetHTTP(f *testing.F) {
 		"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nHEAD /2 HTTP/1.1\r\nhost: y\r\nconnection: close\r\n\r\n",
 		"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
 		"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n",
-		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+		"PRI * HTTP/2.0\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\n" + h2Preface,
 	} {
 		f.Add([]byte(s))
 	}
 	p := newPair(f, dump, nil)
 	f.Fuzz(func(t *testing.T, raw []byte) {
+		if bytes.HasPrefix(raw, []byte(h2Preface)) {
+			// HTTP/2 from the first byte: the same net/http server gets it
+			// either way, and when its first frame reaches a client that
+			// has already half-closed is a race.
+			return
+		}
 		want := exchange(t, p.ref, raw)
 		if got := exchange(t, p.fast, raw); got != want {
 			t.Fatalf("answers differ for %q\nnet/http: %q\nh1server: %q", raw, want, got)

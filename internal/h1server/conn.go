@@ -227,7 +227,9 @@ func (c *conn) readHead(first bool) ([]byte, int) {
 	hdrSet := first
 	for {
 		n := c.br.Buffered()
-		if n > 0 {
+		// A later request is looked at from its 4th byte on, as net/http's
+		// Peek(4) does: fewer and then EOF end the connection silently.
+		if n > 0 && (first || n >= 4) {
 			buf, _ := c.br.Peek(n)
 			end, bare := headEnd(buf, max(scanned-3, 0))
 			if end > 0 {

@@ -24,9 +24,19 @@
 //   - Nothing is taken that net/http would refuse or read differently
 //     (FuzzParseHeadMatchesNetHTTP compares against http.ReadRequest and
 //     the server's own checks); when in doubt, the request is handed over.
+//     The same bytes get the same answers from both servers
+//     (FuzzServerMatchesNetHTTP, TestResponsesMatchNetHTTP).
 //   - A handed-over connection is never touched here again.
 //   - Timeouts are the http.Server's: ReadHeaderTimeout bounds a head,
 //     IdleTimeout the wait for the next one.
+//
+// Where a handler could tell the difference: a taken request cannot be
+// hijacked (it never asks for an upgrade); a client that leaves is
+// noticed from the second sweep of a long handler on (100-200 ms; net/http
+// notices at once), and not while a pipelined request is buffered behind
+// the running one (then only its writes fail); and a write deadline a
+// handler sets stays in force for the connection's next request (the
+// engine relies on it: proxy.ConnContextKeepingDeadlines).
 package h1server
 
 import (

@@ -415,11 +415,11 @@ gatehouse_pool() { [[ $PROTO == h2 ]] && printf '\n    max_idle_per_target: %s' 
 # to a file, optionally a per-client-IP rate limit on the route (set high
 # enough that it never refuses: the cost of an allowed decision; "-" for
 # none), with FAST=off net/http's HTTP/1.1 server for every request, and
-# with GOGC set the Go default collector (no heap floor).
+# GOGC in its environment (empty: Go's default).
 start_gatehouse_as() {
   local name=$1 admin=$2 access=$3 limit=${4:-} port plain admin_port limits="" route_limits=""
   local SERVER_FAST=${5:-on} # seen by gatehouse_server
-  local gogc=${6:-}          # GOGC for the process; set, it turns internal/gcfloor off
+  local gogc=${6:-}          # GOGC for the process (experiments)
   build_gatehouse "$name" || return 1
   free_port port; plain=$port
   [[ $PROTO == h2 ]] && free_port plain
@@ -520,9 +520,7 @@ start_gatehouse-rl() { start_gatehouse_as gatehouse-rl off off per-ip; }
 # HTTP/1.1 server for every request: the difference to gatehouse is what
 # internal/h1server saves.
 start_gatehouse-nethttp() { start_gatehouse_as gatehouse-nethttp off off - off; }
-# gatehouse-gc100: plain gatehouse with GOGC=100 in its environment, which
-# turns the heap floor (internal/gcfloor) off: what the floor saves.
-start_gatehouse-gc100() { start_gatehouse_as gatehouse-gc100 off off - on 100; }
+
 
 start_goplain() {  # reference: plain httputil.ReverseProxy (bench/goplain)
   local port; free_port port
@@ -559,7 +557,7 @@ sanity() {      # sanity NAME: 200 and the full body through the proxy (h2: over
 
 ACTIVE=()
 for name in $PROXIES; do
-  case $name in nginx|haproxy|caddy|gatehouse|gatehouse-obs|gatehouse-auth|gatehouse-hdr|gatehouse-rl|gatehouse-nethttp|gatehouse-gc100|goplain) ;; *) die "unknown proxy '$name'";; esac
+  case $name in nginx|haproxy|caddy|gatehouse|gatehouse-obs|gatehouse-auth|gatehouse-hdr|gatehouse-rl|gatehouse-nethttp|goplain) ;; *) die "unknown proxy '$name'";; esac
   if ! "start_$name"; then log "SKIP $name: ${SKIPPED[$name]}"; continue; fi
   if ! wait_port "${PORT[$name]}" "${PID[$name]}" "$name"; then
     sed 's/^/[bench]   /' "$TMP/$name.out" | tail -20 >&2

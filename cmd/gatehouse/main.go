@@ -23,7 +23,6 @@ import (
 	"gatehouse/internal/compile"
 	"gatehouse/internal/config"
 	"gatehouse/internal/demo"
-	"gatehouse/internal/gcfloor"
 	"gatehouse/internal/observe/logging"
 	"gatehouse/internal/runtime"
 )
@@ -150,9 +149,6 @@ func serve(doc *config.Document, configPath string, stdout, stderr io.Writer, re
 		events.Error("cannot start", "err", err.Error())
 		return 1
 	}
-	// The collector's target stays at 64 MiB or more (internal/gcfloor;
-	// off when GOGC or GOMEMLIMIT is set).
-	defer gcfloor.Start(64 << 20).Stop()
 	if err := a.Run(ctx, reload); err != nil {
 		events.Error("stopped with an error", "err", err.Error())
 		return 1

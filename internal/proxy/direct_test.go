@@ -300,23 +300,7 @@ func TestWriteDeadlineRenewedOnLongStreams(t *testing.T) {
 			w.(http.Flusher).Flush()
 		}
 	})
-	doc, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
-upstreams: { app: { targets: [%q] } }
-routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
-`, hostport(up.Server))), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := compile.Compile(doc, runtime.NewRegistry(nil, nil), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var h runtime.Holder
-	h.Store(snap)
-	srv := httptest.NewUnstartedServer(New(Options{Holder: &h, WriteTimeout: 250 * time.Millisecond}))
-	srv.Config.ConnContext = ConnContext
-	srv.Start()
-	t.Cleanup(srv.Close)
+	srv := writeTimeoutGate(t, hostport(up.Server), 250*time.Millisecond)
 	for range 2 { // the second request reuses the connection and its state
 		resp, err := srv.Client().Get(srv.URL + "/stream")
 		if err != nil {
@@ -403,6 +387,30 @@ routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
 	}
 }
 
+// writeTimeoutGate is a one-route gateway to target with the given
+// write timeout, behind net/http's server as internal/app serves it.
+func writeTimeoutGate(t *testing.T, target string, writeTimeout time.Duration) *httptest.Server {
+	t.Helper()
+	doc, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
+`, target)), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := compile.Compile(doc, runtime.NewRegistry(nil, nil), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h runtime.Holder
+	h.Store(snap)
+	srv := httptest.NewUnstartedServer(New(Options{Holder: &h, WriteTimeout: writeTimeout}))
+	srv.Config.ConnContext = ConnContext
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 // TestWriteDeadlineOnEveryRequestOfAConnection: net/http clears a
 // connection's write deadline after each response, so the deadline the
 // engine keeps per connection must be renewed by the next request's first
@@ -424,23 +432,7 @@ func TestWriteDeadlineOnEveryRequestOfAConnection(t *testing.T) {
 			}
 		}
 	})
-	doc, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
-upstreams: { app: { targets: [%q] } }
-routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
-`, hostport(up.Server))), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := compile.Compile(doc, runtime.NewRegistry(nil, nil), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var h runtime.Holder
-	h.Store(snap)
-	srv := httptest.NewUnstartedServer(New(Options{Holder: &h, WriteTimeout: 200 * time.Millisecond}))
-	srv.Config.ConnContext = ConnContext
-	srv.Start()
-	t.Cleanup(srv.Close)
+	srv := writeTimeoutGate(t, hostport(up.Server), 200*time.Millisecond)
 
 	c, err := net.Dial("tcp", srv.Listener.Addr().String())
 	if err != nil {

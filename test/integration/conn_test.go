@@ -171,29 +171,44 @@ func TestConnectionsPerIP(t *testing.T) {
 
 // A client that stops reading a response (slow read) is cut once a single
 // write has waited write_timeout; the request ends and is logged, instead
-// of holding a handler and an upstream connection for ever.
+// of holding a handler and an upstream connection for ever. Also when it
+// is the second request on a keep-alive connection (the write deadline is
+// kept per connection, and renewed or carried over between requests).
 func TestSlowReaderIsCut(t *testing.T) {
 	p, addr := connGate(t, "write_timeout: 1s")
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
+	for _, first := range []bool{true, false} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		if !first {
+			fmt.Fprintf(c, "GET /warmup HTTP/1.1\r\nHost: gw.test\r\n\r\n")
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		const size = 256 << 20
+		path := fmt.Sprintf("/slowread%v", first)
+		fmt.Fprintf(c, "GET %s?do=download&n=%d HTTP/1.1\r\nHost: gw.test\r\n\r\n", path, size)
+		start := time.Now()
+		// Not reading: Gatehouse's writes block once the socket buffers fill.
+		if !p.WaitLog(fmt.Sprintf(`"path":%q`, path), 20*time.Second) {
+			t.Fatalf("first request %v: the slow reader's request was still running after 20s", first)
+		}
+		took := time.Since(start)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := io.Copy(io.Discard, br)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("first request %v: the connection stayed open after the write timeout (read %d bytes)", first, n)
+		}
+		if n >= size {
+			t.Fatalf("first request %v: the whole %d-byte response was delivered", first, n)
+		}
+		t.Logf("first request %v: slow reader cut after %v, having received %d KiB of %d MiB", first, took.Round(100*time.Millisecond), n>>10, size>>20)
+		c.Close()
 	}
-	defer c.Close()
-	const size = 256 << 20
-	fmt.Fprintf(c, "GET /slowread?do=download&n=%d HTTP/1.1\r\nHost: gw.test\r\n\r\n", size)
-	start := time.Now()
-	// Not reading: Gatehouse's writes block once the socket buffers fill.
-	if !p.WaitLog(`"path":"/slowread"`, 20*time.Second) {
-		t.Fatalf("the slow reader's request was still running after 20s")
-	}
-	took := time.Since(start)
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	n, err := io.Copy(io.Discard, c)
-	if ne, ok := err.(net.Error); ok && ne.Timeout() {
-		t.Fatalf("the connection stayed open after the write timeout (read %d bytes)", n)
-	}
-	if n >= size {
-		t.Fatalf("the whole %d-byte response was delivered", n)
-	}
-	t.Logf("slow reader cut after %v, having received %d KiB of %d MiB", took.Round(100*time.Millisecond), n>>10, size>>20)
 }

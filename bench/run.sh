@@ -22,6 +22,7 @@ TLS13_CIPHERS=${TLS13_CIPHERS:-TLS_AES_128_GCM_SHA256}  # h2 only: the suites h2
 PROXIES=${PROXIES:-"nginx haproxy caddy goplain gatehouse gatehouse-obs gatehouse-auth gatehouse-rl"}
 PROXY_CPU=${PROXY_CPU:-0}      # core the proxy is pinned to
 LOAD_CPU=${LOAD_CPU:-1}        # core wrk and the origin are pinned to
+BASE_REV=${BASE_REV:-}         # gatehouse-base: gatehouse built from this git revision, for an A/B
 BASE_PORT=${BASE_PORT:-18080}  # first port tried; busy ports are skipped
 BODY_BYTES=${BODY_BYTES:-100}  # origin response body size
 HEADERS=${HEADERS:-minimal}    # minimal: only what each variant needs; browser: also a browser's dozen request headers
@@ -391,6 +392,18 @@ build_gatehouse() {  # once per run
   fi
 }
 
+build_gatehouse_base() {  # gatehouse-base: the same build from BASE_REV's tree
+  [[ -x $TMP/gatehouse-base ]] && return 0
+  if [[ -z $BASE_REV ]]; then SKIPPED[gatehouse-base]="BASE_REV not set"; return 1; fi
+  log "building gatehouse-base from $BASE_REV"
+  mkdir -p "$TMP/base-src"
+  if ! (git -C "$REPO_ROOT" archive "$BASE_REV" | tar -x -C "$TMP/base-src" &&
+        cd "$TMP/base-src" && CGO_ENABLED=0 go build -o "$TMP/gatehouse-base" ./cmd/gatehouse) >"$TMP/gatehouse-base-build.log" 2>&1; then
+    sed 's/^/[bench]   /' "$TMP/gatehouse-base-build.log" | head -20 >&2
+    SKIPPED[gatehouse-base]="building $BASE_REV failed"; return 1
+  fi
+}
+
 # gatehouse_server PORT PLAIN [TLS-LINE]: the config's server section. h1:
 # plain HTTP on PORT. h2: HTTPS on PORT (server.tls, the test certificate;
 # TLS 1.3 and ALPN h2/http/1.1 are Gatehouse's defaults), plain HTTP on PLAIN.
@@ -420,7 +433,8 @@ start_gatehouse_as() {
   local name=$1 admin=$2 access=$3 limit=${4:-} port plain admin_port limits="" route_limits=""
   local SERVER_FAST=${5:-on} # seen by gatehouse_server
   local gogc=${6:-}          # GOGC for the process (experiments)
-  build_gatehouse "$name" || return 1
+  local bin=${GH_BIN:-$TMP/gatehouse}
+  [[ -n ${GH_BIN:-} ]] || build_gatehouse "$name" || return 1
   free_port port; plain=$port
   [[ $PROTO == h2 ]] && free_port plain
   if [[ $admin == on ]]; then free_port admin_port; admin="127.0.0.1:$admin_port"; else admin=off; fi
@@ -448,7 +462,7 @@ routes:
     upstream: origin
 $route_limits
 EOF
-  GOGC=$gogc GOMAXPROCS=1 start_bg "$name" "$PROXY_CPU" "$TMP/gatehouse" run -c "$TMP/$name.yaml"
+  GOGC=$gogc GOMAXPROCS=1 start_bg "$name" "$PROXY_CPU" "$bin" run -c "$TMP/$name.yaml"
   PORT[$name]=$port PID[$name]=$STARTED_PID
   VERSION[$name]=$(cd "$REPO_ROOT" && git describe --always --dirty 2>/dev/null || echo "uncommitted")
   return 0
@@ -520,6 +534,13 @@ start_gatehouse-rl() { start_gatehouse_as gatehouse-rl off off per-ip; }
 # HTTP/1.1 server for every request: the difference to gatehouse is what
 # internal/h1server saves.
 start_gatehouse-nethttp() { start_gatehouse_as gatehouse-nethttp off off - off; }
+# gatehouse-base: plain gatehouse built from BASE_REV, beside the working
+# tree's: an A/B of two commits in one run.
+start_gatehouse-base() {
+  build_gatehouse_base || return 1
+  GH_BIN=$TMP/gatehouse-base start_gatehouse_as gatehouse-base off off || return 1
+  VERSION[gatehouse-base]=$(git -C "$REPO_ROOT" rev-parse --short "$BASE_REV")
+}
 
 
 start_goplain() {  # reference: plain httputil.ReverseProxy (bench/goplain)
@@ -557,7 +578,7 @@ sanity() {      # sanity NAME: 200 and the full body through the proxy (h2: over
 
 ACTIVE=()
 for name in $PROXIES; do
-  case $name in nginx|haproxy|caddy|gatehouse|gatehouse-obs|gatehouse-auth|gatehouse-hdr|gatehouse-rl|gatehouse-nethttp|goplain) ;; *) die "unknown proxy '$name'";; esac
+  case $name in nginx|haproxy|caddy|gatehouse|gatehouse-obs|gatehouse-auth|gatehouse-hdr|gatehouse-rl|gatehouse-nethttp|gatehouse-base|goplain) ;; *) die "unknown proxy '$name'";; esac
   if ! "start_$name"; then log "SKIP $name: ${SKIPPED[$name]}"; continue; fi
   if ! wait_port "${PORT[$name]}" "${PID[$name]}" "$name"; then
     sed 's/^/[bench]   /' "$TMP/$name.out" | tail -20 >&2

@@ -153,7 +153,6 @@ func (c *conn) serve() {
 	}
 	c.ctx = ctx
 	c.br = s.getReader(connReader{c})
-	c.bw = s.getWriter(connWriter{c})
 
 	if s.rht > 0 {
 		_ = c.nc.SetReadDeadline(time.Now().Add(s.rht))
@@ -173,6 +172,9 @@ func (c *conn) serve() {
 		if s.shuttingDown() {
 			return // as net/http: a request read during shutdown is not served
 		}
+		if c.bw == nil {
+			c.bw = s.getWriter(connWriter{c})
+		}
 
 		reqCtx, cancel := context.WithCancel(c.ctx)
 		req.RemoteAddr = c.remoteAddr
@@ -190,6 +192,11 @@ func (c *conn) serve() {
 		if c.clientGone || !w.shouldReuseConnection() {
 			return
 		}
+		// The writer is empty between responses: an idle connection does
+		// not keep its 4 KiB (the reader must stay, for the next head).
+		c.bw.Reset(nil)
+		s.writers.Put(c.bw)
+		c.bw = nil
 		c.state.Store(stateIdle)
 		if s.shuttingDown() {
 			return

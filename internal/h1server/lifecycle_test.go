@@ -336,3 +336,36 @@ func TestCompleteHeadsAnsweredAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleConnectionsKeepNoWriteBuffer: between requests a connection
+// holds its reader only; its 4 KiB writer goes back to the pool (idle
+// memory per keep-alive connection, docs/performance.md).
+func TestIdleConnectionsKeepNoWriteBuffer(t *testing.T) {
+	t.Parallel()
+	s, l, _ := serveFast(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }, nil)
+	c := l.dial(t)
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for range 2 {
+		_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+		if _, body := readResponse(t, br, "GET"); body != "ok" {
+			t.Fatalf("body %q", body)
+		}
+		var idle *conn
+		if !waitFor(5*time.Second, func() bool {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			for cn := range s.conns {
+				if cn.state.Load() == stateIdle {
+					idle = cn
+				}
+			}
+			return idle != nil
+		}) {
+			t.Fatal("the connection never went idle")
+		}
+		if idle.bw != nil { // written before the state went idle
+			t.Fatal("an idle connection holds its write buffer")
+		}
+	}
+}

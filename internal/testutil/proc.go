@@ -342,8 +342,12 @@ func StartCluster(tb testing.TB, n int) []string {
 	for i := 0; i < n; i++ {
 		addr := FreePort(tb)
 		_, port, _ := strings.Cut(addr, ":")
+		// The cluster bus port too: by default it is port+10000, which
+		// FreePort never checked (it may be taken, or in the ephemeral range).
+		_, busPort, _ := strings.Cut(FreePort(tb), ":")
 		startRedisProc(tb, addr, dir, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
-			"--cluster-enabled", "yes", "--cluster-config-file", "nodes-"+port+".conf", "--dir", dir)
+			"--cluster-enabled", "yes", "--cluster-port", busPort,
+			"--cluster-config-file", "nodes-"+port+".conf", "--dir", dir)
 		addrs = append(addrs, addr)
 	}
 	args := append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")

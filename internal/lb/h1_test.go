@@ -15,40 +15,20 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"gatehouse/internal/testutil"
 )
 
 // rawUpstream accepts connections on loopback and hands each to serve in
-// its own goroutine; accepted counts them.
-type rawUpstream struct {
-	ln       net.Listener
-	accepted atomic.Int32
-}
+// its own goroutine; Accepted counts them.
+type rawUpstream struct{ *testutil.RawServer }
 
 func newRawUpstream(t testing.TB, serve func(c net.Conn)) *rawUpstream {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &rawUpstream{ln: ln}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u.accepted.Add(1)
-			go func() {
-				defer c.Close()
-				serve(c)
-			}()
-		}
-	}()
-	return u
+	return &rawUpstream{testutil.ServeRaw(t, serve)}
 }
 
-func (u *rawUpstream) addr() string { return u.ln.Addr().String() }
+func (u *rawUpstream) addr() string { return u.Addr }
 
 // readHead reads one request head from br; ok is false at EOF.
 func readHead(br *bufio.Reader) (string, bool) {
@@ -113,7 +93,7 @@ func TestH1ReusesConnection(t *testing.T) {
 			t.Fatalf("request %d: %q, %v", i, body, err)
 		}
 	}
-	if n := u.accepted.Load(); n != 1 {
+	if n := u.Accepted.Load(); n != 1 {
 		t.Fatalf("5 sequential requests opened %d connections, want 1", n)
 	}
 }
@@ -130,7 +110,7 @@ func TestH1ChunkedAndTrailers(t *testing.T) {
 			t.Fatalf("got %q trailer %v, %v", body, resp.Trailer, err)
 		}
 	}
-	if n := u.accepted.Load(); n != 1 {
+	if n := u.Accepted.Load(); n != 1 {
 		t.Fatalf("chunked responses opened %d connections, want 1", n)
 	}
 }
@@ -154,7 +134,7 @@ func TestH1RetriesWhenServerClosesOnReuse(t *testing.T) {
 			t.Fatalf("request %d: %q, %v", i, body, err)
 		}
 	}
-	if n := u.accepted.Load(); n != 3 {
+	if n := u.Accepted.Load(); n != 3 {
 		t.Fatalf("%d connections, want 3 (two retried on a new one)", n)
 	}
 	req, _ := http.NewRequest("POST", "http://"+u.addr()+"/", nil)
@@ -274,7 +254,7 @@ func TestH1UnsolicitedBytesRetireConnection(t *testing.T) {
 	if _, body, err := get(t, c, u.addr(), "/"); err != nil || body != "hello" {
 		t.Fatalf("second request got %q, %v; want its own response", body, err)
 	}
-	if n := u.accepted.Load(); n != 2 {
+	if n := u.Accepted.Load(); n != 2 {
 		t.Fatalf("%d connections, want 2 (the dirty one retired)", n)
 	}
 }
@@ -376,7 +356,7 @@ func TestH1ReuseRules(t *testing.T) {
 				}
 				resp.Body.Close()
 			}
-			if n := u.accepted.Load(); n != 2 {
+			if n := u.Accepted.Load(); n != 2 {
 				t.Fatalf("opened %d connections, want 2 (none reused)", n)
 			}
 		})
@@ -400,7 +380,7 @@ func TestH1CancelWhileWaitingForHeaders(t *testing.T) {
 		_, err := c.RoundTrip(req)
 		errc <- err
 	}()
-	for u.accepted.Load() == 0 {
+	for u.Accepted.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
 	cancel()
@@ -459,7 +439,7 @@ func TestH1ResponseHeaderTimeout(t *testing.T) {
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("err = %v, want a timeout", err)
 	}
-	if n := u.accepted.Load(); n != 1 {
+	if n := u.Accepted.Load(); n != 1 {
 		t.Fatalf("a timeout was retried (%d connections)", n)
 	}
 }
@@ -522,7 +502,7 @@ func TestH1HeaderDeadlineAcrossResponses(t *testing.T) {
 	if took := time.Since(start); took > 5*timeout {
 		t.Fatalf("the header timeout took %v", took)
 	}
-	if n := u.accepted.Load(); n != 1 {
+	if n := u.Accepted.Load(); n != 1 {
 		t.Fatalf("%d connections, want 1 reused", n)
 	}
 }
@@ -542,7 +522,7 @@ func TestH1ReuseAfterKeptHeaderDeadlineExpired(t *testing.T) {
 		}
 		<-time.After(2 * timeout)
 	}
-	if n := u.accepted.Load(); n != 1 {
+	if n := u.Accepted.Load(); n != 1 {
 		t.Fatalf("%d connections for 3 requests, want 1 reused", n)
 	}
 }
@@ -609,7 +589,7 @@ func TestH1IdleConnectionsExpireAndAreClosed(t *testing.T) {
 	if _, _, err := get(t, c, u.addr(), "/"); err != nil {
 		t.Fatal(err)
 	}
-	if n := u.accepted.Load(); n != 2 {
+	if n := u.Accepted.Load(); n != 2 {
 		t.Fatalf("%d connections, want 2 (the expired one not reused)", n)
 	}
 }

@@ -18,13 +18,14 @@ import (
 	"gatehouse/internal/compile"
 	"gatehouse/internal/config"
 	"gatehouse/internal/runtime"
+	"gatehouse/internal/testutil"
 )
 
 // scriptedUpstream answers each request with the raw bytes its path names
 // (/case/<name>), then closes the connection, and records every request
 // head it received.
 type scriptedUpstream struct {
-	ln      net.Listener
+	*testutil.RawServer
 	scripts map[string]string
 	mu      sync.Mutex
 	heads   []*http.Request
@@ -32,26 +33,12 @@ type scriptedUpstream struct {
 
 func newScriptedUpstream(t *testing.T, scripts map[string]string) *scriptedUpstream {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &scriptedUpstream{ln: ln, scripts: scripts}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go u.serve(c)
-		}
-	}()
+	u := &scriptedUpstream{scripts: scripts}
+	u.RawServer = testutil.ServeRaw(t, u.serve)
 	return u
 }
 
 func (u *scriptedUpstream) serve(c net.Conn) {
-	defer c.Close()
 	req, err := http.ReadRequest(bufio.NewReader(c))
 	if err != nil {
 		return
@@ -178,7 +165,7 @@ routes:
     match: { path_prefix: /retry }
     upstream: busy
     rewrite: /case/retry-me
-`, up.ln.Addr().String())
+`, up.Addr)
 	viaDirect := newGate(t, yaml)
 	viaRP := newGate(t, yaml)
 	viaRP.srv.Config.Handler.(*Engine).noDirect = true
@@ -373,7 +360,7 @@ func TestUpstreamStatusBelow100(t *testing.T) {
 	g := newGate(t, fmt.Sprintf(`
 upstreams: { app: { targets: [%q], retries: { attempts: 1 } } }
 routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
-`, up.ln.Addr().String()))
+`, up.Addr))
 	for _, method := range []string{"GET", "POST"} {
 		var body io.Reader
 		if method == "POST" {

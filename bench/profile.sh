@@ -19,6 +19,7 @@
 # load says directly what share a part takes. See docs/performance.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/origin.sh
 
 VARIANT=${VARIANT:-obs}
 SECONDS_=${SECONDS_:-30}
@@ -39,27 +40,7 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 ORIGIN=$(port) GH=$(port) ADMIN=$(port)
 
 mkdir -p "$TMP/origin/logs" "$TMP/keys" "$TMP/logs" "$TMP/conf"
-cat >"$TMP/origin/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $TMP/origin/nginx.pid;
-error_log $TMP/origin/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $TMP/origin/body;
-    proxy_temp_path $TMP/origin/proxy;
-    fastcgi_temp_path $TMP/origin/fastcgi;
-    uwsgi_temp_path $TMP/origin/uwsgi;
-    scgi_temp_path $TMP/origin/scgi;
-    keepalive_timeout 75s;
-    keepalive_requests 10000000;
-    server {
-        listen 127.0.0.1:$ORIGIN backlog=4096;
-        location / { default_type text/plain; return 200 "$(printf 'x%.0s' $(seq 100))"; }
-    }
-}
-EOF
+origin_conf "$TMP/origin" "$ORIGIN" "$(printf 'x%.0s' $(seq 100))" >"$TMP/origin/nginx.conf"
 
 access=off auth="" routeauth="" keysroute="" hdr=() focus=""
 case $VARIANT in

@@ -39,6 +39,7 @@ BROWSER_HDR=(-H "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*
 KEEP_TMP=${KEEP_TMP:-0}        # 1: keep the temp dir (configs, logs) at exit
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$REPO_ROOT/bench/origin.sh"
 CLK_TCK=$(getconf CLK_TCK)
 
 log() { printf '[bench] %s\n' "$*" >&2; }
@@ -200,34 +201,11 @@ if [[ $PROTO == h2 && $DIRECT == 1 ]]; then
     }"
 fi
 mkdir -p "$TMP/origin/logs"
-cat >"$TMP/origin/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $TMP/origin/nginx.pid;
-error_log $TMP/origin/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $TMP/origin/body;
-    proxy_temp_path $TMP/origin/proxy;
-    fastcgi_temp_path $TMP/origin/fastcgi;
-    uwsgi_temp_path $TMP/origin/uwsgi;
-    scgi_temp_path $TMP/origin/scgi;
-    keepalive_timeout 75s;
-    keepalive_requests 10000000;
-    server {
-        listen 127.0.0.1:$ORIGIN_PORT backlog=4096;
-        location / {
-            default_type text/plain;
-            return 200 "$BODY";
-        }
-    }
+origin_conf "$TMP/origin" "$ORIGIN_PORT" "$BODY" "
     server {
         listen 127.0.0.1:$STATUS_PORT;
         location / { stub_status; }
-    }$ORIGIN_TLS
-}
-EOF
+    }$ORIGIN_TLS" >"$TMP/origin/nginx.conf"
 
 start_bg() {    # start_bg NAME CPU CMD... ; sets STARTED_PID
   local name=$1 cpu=$2; shift 2

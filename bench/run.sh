@@ -249,21 +249,7 @@ start_nginx() {
     ((POOL > keepalive)) && keepalive=$POOL
   fi
   mkdir -p "$d/logs"
-  cat >"$d/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $d/nginx.pid;
-error_log $d/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $d/body;
-    proxy_temp_path $d/proxy;
-    fastcgi_temp_path $d/fastcgi;
-    uwsgi_temp_path $d/uwsgi;
-    scgi_temp_path $d/scgi;
-    keepalive_timeout 75s;
-    keepalive_requests 10000000;
+  { nginx_head "$d"; cat <<EOF
     upstream origin {
         server 127.0.0.1:$ORIGIN_PORT;
         keepalive $keepalive;
@@ -279,6 +265,7 @@ http {
     }
 }
 EOF
+  } >"$d/nginx.conf"
   start_bg nginx "$PROXY_CPU" nginx -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log"
   PORT[nginx]=$port PID[nginx]=$STARTED_PID
   VERSION[nginx]=$(nginx -v 2>&1 | sed 's/.*version: //')

@@ -196,22 +196,9 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 	g, gctx := errgroup.WithContext(ctx)
 	addrs := make([]net.Addr, 0, len(lns))
 	for i, ln := range lns {
-		srv := a.publicServer(s, i >= nPlain)
+		srv, serve := a.listenerServer(s, i >= nPlain)
+		servers = append(servers, srv)
 		addrs = append(addrs, ln.Addr())
-		var serve func(net.Listener) error
-		switch {
-		case srv.TLSConfig != nil:
-			servers = append(servers, srv)
-			serve = func(l net.Listener) error { return srv.ServeTLS(l, "", "") }
-		case *s.FastHTTP1:
-			// Simple HTTP/1.1 requests by h1server, the rest by srv.
-			fast := h1server.New(srv, proxy.ConnContextKeepingDeadlines)
-			servers = append(servers, fast)
-			serve = fast.Serve
-		default:
-			servers = append(servers, srv)
-			serve = srv.Serve
-		}
 		g.Go(func() error {
 			if err := serve(ln); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("serve %s: %w", ln.Addr(), err)
@@ -343,6 +330,23 @@ func (a *App) targetStates() []metrics.TargetState {
 type server interface {
 	Shutdown(context.Context) error
 	Close() error
+}
+
+// listenerServer is the server of a public listener and how it serves:
+// HTTPS by net/http; plain by h1server in front of net/http
+// (server.fast_http1), or by net/http alone.
+func (a *App) listenerServer(s config.Server, useTLS bool) (server, func(net.Listener) error) {
+	srv := a.publicServer(s, useTLS)
+	switch {
+	case srv.TLSConfig != nil:
+		return srv, func(l net.Listener) error { return srv.ServeTLS(l, "", "") }
+	case *s.FastHTTP1:
+		// Simple HTTP/1.1 requests by h1server, the rest by srv.
+		fast := h1server.New(srv, proxy.ConnContextKeepingDeadlines)
+		return fast, fast.Serve
+	default:
+		return srv, srv.Serve
+	}
 }
 
 // publicServer is the http.Server of a public listener: plain (HTTP/1.1

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"gatehouse/internal/config"
+	"gatehouse/internal/h1server"
 	"gatehouse/internal/testutil"
 )
 
@@ -118,4 +119,49 @@ func TestRunReloadShutdown(t *testing.T) {
 		t.Fatal("Run did not return")
 	}
 	http.DefaultClient.CloseIdleConnections()
+}
+
+// TestFastHTTP1PicksTheServer: a plain listener is served by h1server in
+// front of net/http unless server.fast_http1 is false, and either way
+// answers through the engine and shuts down.
+func TestFastHTTP1PicksTheServer(t *testing.T) {
+	for _, fast := range []bool{true, false} {
+		t.Run(fmt.Sprint("fast_http1=", fast), func(t *testing.T) {
+			doc, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+admin: { listen: "off" }
+server: { listen: ["127.0.0.1:0"], fast_http1: %v }
+routes:
+  - { name: hello, match: { path: /hello }, respond: { body: hi } }
+`, fast)), t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := New(doc, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv, _ := a.listenerServer(doc.Config.Server, false)
+			if _, isFast := srv.(*h1server.Server); isFast != fast {
+				t.Fatalf("server %T with fast_http1 %v", srv, fast)
+			}
+			ready := make(chan []net.Addr, 1)
+			a.opts.Ready = func(addrs []net.Addr, _ net.Addr) { ready <- addrs }
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- a.Run(ctx, nil) }()
+			var addrs []net.Addr
+			select {
+			case addrs = <-ready:
+			case err := <-done:
+				t.Fatalf("Run: %v", err)
+			}
+			if body, err := get("http://" + addrs[0].String() + "/hello"); err != nil || body != "hi" {
+				t.Fatalf("GET /hello: %q, %v", body, err)
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		})
+	}
 }

@@ -105,8 +105,6 @@ const (
 	headHandoff
 )
 
-var crlfcrlf = []byte("\r\n\r\n")
-
 func (c *conn) serve() {
 	s := c.srv
 	var inFlight *response

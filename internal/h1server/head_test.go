@@ -153,6 +153,8 @@ func TestParseHeadTakesSimpleRequestsOnly(t *testing.T) {
 	}
 }
 
+var crlfcrlf = []byte("\r\n\r\n")
+
 // FuzzParseHeadMatchesNetHTTP: whatever parseHead takes, net/http's
 // server takes too, and reads into the same Request.
 func FuzzParseHeadMatchesNetHTTP(f *testing.F) {

@@ -170,7 +170,8 @@ func (s *Server) Serve(ln net.Listener) error {
 				return http.ErrServerClosed
 			}
 			// As http.Server.Serve: back off on EMFILE and the like.
-			if ne, ok := err.(net.Error); ok && ne.Temporary() { //nolint:staticcheck // the only signal for EMFILE, as in net/http
+			//lint:ignore SA1019 the only signal for EMFILE and the like, as in net/http's Serve
+			if ne, ok := err.(net.Error); ok && ne.Temporary() { //nolint:staticcheck // as above
 				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
 				s.logf("http: Accept error: %v; retrying in %v", err, tempDelay)
 				time.Sleep(tempDelay)

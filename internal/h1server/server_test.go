@@ -74,13 +74,12 @@ func (l *pairListener) dial(t testing.TB) *net.UnixConn {
 // pair is the same handler behind net/http's server (ref) and behind
 // this one (fast), each on its own pairListener.
 type pair struct {
-	ref, fast   *pairListener
-	srv         *Server
-	fastServed  atomic.Int64 // requests that got this server's ResponseWriter
-	errorLog    *bytes.Buffer
-	errorLogMu  *sync.Mutex
-	refSrv      *http.Server
-	handlerDone chan struct{}
+	ref, fast  *pairListener
+	srv        *Server
+	fastServed atomic.Int64 // requests that got this server's ResponseWriter
+	errorLog   *bytes.Buffer
+	errorLogMu *sync.Mutex
+	refSrv     *http.Server
 }
 
 type lockedBuffer struct {

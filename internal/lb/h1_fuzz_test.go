@@ -44,21 +44,18 @@ func FuzzH1NextResponseIsItsOwn(f *testing.F) {
 	u := newRawUpstream(f, func(c net.Conn) {
 		r := cur.Load()
 		br := bufio.NewReader(c)
-		for {
-			if _, ok := readHead(br); !ok {
-				return
-			}
-			if r.n.Add(1) == 1 {
-				c.Write(r.first)
-				c.(*net.TCPConn).CloseWrite()
-				io.Copy(io.Discard, br)
-				return
-			}
-			// Closed by the upstream, so the TIME_WAIT socket is on the
-			// upstream's side, on its one port, not on a client port.
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nsecond")
+		if _, ok := readHead(br); !ok {
 			return
 		}
+		if r.n.Add(1) == 1 {
+			c.Write(r.first)
+			c.(*net.TCPConn).CloseWrite()
+			io.Copy(io.Discard, br)
+			return
+		}
+		// Closed by the upstream, so the TIME_WAIT socket is on the
+		// upstream's side, on its one port, not on a client port.
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nsecond")
 	})
 	f.Fuzz(func(t *testing.T, first []byte) {
 		cur.Store(&run{first: first})

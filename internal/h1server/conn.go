@@ -177,7 +177,7 @@ func (c *conn) serve() {
 		reqCtx, cancel := context.WithCancel(c.ctx)
 		req.RemoteAddr = c.remoteAddr
 		r := req.WithContext(reqCtx)
-		w := &response{c: c, req: r, handlerHeader: make(http.Header), contentLength: -1,
+		w := &response{c: c, req: r, contentLength: -1,
 			wantsClose: r.Close || hasToken(hget(r.Header, "Connection"), "close")}
 		w.cw.res = w
 		c.startHandler(cancel)

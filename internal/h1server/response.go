@@ -37,7 +37,7 @@ type response struct {
 	c   *conn
 	req *http.Request
 
-	handlerHeader http.Header
+	handlerHeader http.Header // nil until Header or AdoptHeader
 	// cwHeader is net/http's chunkWriter.header: nil, or the header as it
 	// was when the handler called WriteHeader (the handler may change the
 	// map afterwards; only trailers are read from it at the end).
@@ -81,6 +81,9 @@ var (
 )
 
 func (w *response) Header() http.Header {
+	if w.handlerHeader == nil {
+		w.handlerHeader = make(http.Header)
+	}
 	if w.cwHeader == nil && w.wroteHeader && !w.headerSent {
 		// Between logically writing the head and physically writing it:
 		// snapshot what was written (net/http does the same).
@@ -88,6 +91,19 @@ func (w *response) Header() http.Header {
 	}
 	w.calledHeader = true
 	return w.handlerHeader
+}
+
+// AdoptHeader makes h the response's header map, as if the handler had
+// filled the map Header returns, without a copy: for a proxy whose
+// upstream response header is a map it owns. It reports false, changing
+// nothing, once Header has been called or the head written.
+func (w *response) AdoptHeader(h http.Header) bool {
+	if w.calledHeader || w.wroteHeader || w.handlerHeader != nil || h == nil {
+		return false
+	}
+	w.handlerHeader = h
+	w.calledHeader = true
+	return true
 }
 
 func (w *response) WriteHeader(code int) {

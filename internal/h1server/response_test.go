@@ -27,6 +27,31 @@ var scripts = map[string]http.HandlerFunc{
 		_, _ = w.Write([]byte("hello"))
 		h.Set("X-After", "ignored")
 	},
+	// A proxy handing over its upstream's header map (AdoptHeader); under
+	// net/http the same fields go through Header.
+	"adopted": func(w http.ResponseWriter, r *http.Request) {
+		h := http.Header{"Content-Type": {"text/plain"}, "Content-Length": {"5"}, "X-Up": {"1", "2"}}
+		if a, ok := w.(interface{ AdoptHeader(http.Header) bool }); !ok || !a.AdoptHeader(h) {
+			for k, vv := range h {
+				w.Header()[k] = vv
+			}
+			h = w.Header()
+		}
+		h.Set("X-Request-Id", "abc") // a response filter's edit
+		w.WriteHeader(200)
+		_, _ = w.Write([]byte("hello"))
+		h.Set("X-After", "ignored")
+	},
+	// Too late to adopt once Header was called: the map the handler
+	// already holds stays the response's.
+	"adopt-refused": func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Early", "kept")
+		adopted := false
+		if a, ok := w.(interface{ AdoptHeader(http.Header) bool }); ok {
+			adopted = a.AdoptHeader(http.Header{"X-Adopted": {"1"}})
+		}
+		_, _ = fmt.Fprintf(w, "adopted=%v", adopted)
+	},
 	"proxied-large": func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Length", "100000")

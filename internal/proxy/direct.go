@@ -50,18 +50,34 @@ var clientForwarding = [...]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-
 var teTrailers = []string{"trailers"}
 
 // connNamed returns the canonical names listed in Connection headers, nil
-// when there are none.
+// when there are none. Hop-by-hop names ("keep-alive", as nginx and
+// Node.js send) are left out: they go anyway, and canonicalizing them
+// would cost an allocation on nearly every response.
 func connNamed(conn []string) []string {
 	var names []string
 	for _, f := range conn {
 		for sf := range strings.SplitSeq(f, ",") {
-			if sf = textproto.TrimString(sf); sf != "" {
+			if sf = textproto.TrimString(sf); sf != "" && !isHopHeader(sf) {
 				names = append(names, textproto.CanonicalMIMEHeaderKey(sf))
 			}
 		}
 	}
 	return names
 }
+
+// isHopHeader reports whether name is one of hopHeaders, in any case.
+func isHopHeader(name string) bool {
+	for _, h := range hopHeaders {
+		if strings.EqualFold(name, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// headerAdopter is a ResponseWriter that can take a header map as its
+// own instead of having it copied field by field (h1server's response).
+type headerAdopter interface{ AdoptHeader(http.Header) bool }
 
 // skipHeader reports whether k must not cross the hop.
 func skipHeader(k string, named []string) bool {
@@ -171,16 +187,27 @@ func (e *Engine) direct(st *state, w *respWriter, in *http.Request, ctx context.
 		e.attemptFailed(st, err)
 		return
 	}
-	dst := w.Header()
+	// Decided on the upstream's fields, before response filters edit them.
+	flush := resp.ContentLength == -1 || isEventStream(resp.Header.Get("Content-Type"))
+	// The response's header map is this attempt's own: hop-by-hop fields
+	// go from it in place, and a writer that can adopt it takes it whole.
 	named := connNamed(resp.Header["Connection"])
-	for k, vv := range resp.Header {
+	for k := range resp.Header {
 		if skipHeader(k, named) {
-			continue
+			delete(resp.Header, k)
 		}
-		if prior, ok := dst[k]; ok {
-			dst[k] = append(prior, vv...)
-		} else {
-			dst[k] = vv
+	}
+	var dst http.Header
+	if a, ok := w.ResponseWriter.(headerAdopter); ok && a.AdoptHeader(resp.Header) {
+		dst = resp.Header
+	} else {
+		dst = w.Header()
+		for k, vv := range resp.Header {
+			if prior, ok := dst[k]; ok {
+				dst[k] = append(prior, vv...)
+			} else {
+				dst[k] = vv
+			}
 		}
 	}
 	announced := len(resp.Trailer)
@@ -198,7 +225,6 @@ func (e *Engine) direct(st *state, w *respWriter, in *http.Request, ctx context.
 	// The header goes out at once, as ReverseProxy's first flush timer
 	// sends it, so a client sees the stream begin even before its first
 	// event (and no type is sniffed from it).
-	flush := resp.ContentLength == -1 || isEventStream(resp.Header.Get("Content-Type"))
 	if flush {
 		err = w.FlushError()
 	}

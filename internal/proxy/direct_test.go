@@ -167,6 +167,7 @@ routes:
     rewrite: /case/retry-me
 `, up.Addr)
 	viaDirect := newGate(t, yaml)
+	viaH1 := newH1Gate(t, yaml) // the direct attempt under h1server's writer (AdoptHeader)
 	viaRP := newGate(t, yaml)
 	viaRP.srv.Config.Handler.(*Engine).noDirect = true
 
@@ -198,10 +199,18 @@ routes:
 			}
 			gotDirect := rawExchange(t, viaDirect.srv.Listener.Addr().String(), raw)
 			upDirect := up.take()
+			gotH1 := rawExchange(t, viaH1.srv.Listener.Addr().String(), raw)
+			upH1 := up.take()
 			gotRP := rawExchange(t, viaRP.srv.Listener.Addr().String(), raw)
 			upRP := up.take()
 			if gd, gr := fmt.Sprintf("%+v", gotDirect), fmt.Sprintf("%+v", gotRP); gd != gr {
 				t.Errorf("client saw\n direct: %s\nreverse proxy: %s", gd, gr)
+			}
+			if gh, gr := fmt.Sprintf("%+v", gotH1), fmt.Sprintf("%+v", gotRP); gh != gr {
+				t.Errorf("client saw\n direct under h1server: %s\nreverse proxy: %s", gh, gr)
+			}
+			if len(upH1) != len(upRP) {
+				t.Fatalf("upstream got %d requests under h1server, %d through ReverseProxy", len(upH1), len(upRP))
 			}
 			if len(upDirect) != len(upRP) {
 				t.Fatalf("upstream got %d requests direct, %d through ReverseProxy", len(upDirect), len(upRP))

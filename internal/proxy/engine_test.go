@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"gatehouse/internal/compile"
+	"gatehouse/internal/h1server"
 	"gatehouse/internal/config"
 	"gatehouse/internal/lb"
 	"gatehouse/internal/observe/logging"
@@ -110,12 +111,32 @@ func (s *syncBuffer) lines() []map[string]any {
 // the engine on an httptest server.
 func newGate(t *testing.T, yaml string) *gate {
 	t.Helper()
-	return startGate(t, httptest.NewUnstartedServer(nil), yaml)
+	return startGate(t, httptest.NewUnstartedServer(nil), yaml, true)
+}
+
+// newH1Gate is newGate served by h1server, as internal/app serves plain
+// listeners: the requests it takes reach the engine through its writer.
+// Only the listener's address is meant to be used (srv is not started).
+func newH1Gate(t *testing.T, yaml string) *gate {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	g := startGate(t, srv, yaml, false)
+	hs := h1server.New(srv.Config, ConnContextKeepingDeadlines)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = hs.Serve(srv.Listener)
+	}()
+	t.Cleanup(func() {
+		_ = hs.Close()
+		<-done
+	})
+	return g
 }
 
 // startGate is newGate on srv, an unstarted server: tests whose config
 // names the gateway's own address take it from srv.Listener first.
-func startGate(t *testing.T, srv *httptest.Server, yaml string) *gate {
+func startGate(t *testing.T, srv *httptest.Server, yaml string, start bool) *gate {
 	t.Helper()
 	doc, err := config.Parse("test.yaml", []byte(yaml), t.TempDir())
 	if err != nil {
@@ -130,8 +151,10 @@ func startGate(t *testing.T, srv *httptest.Server, yaml string) *gate {
 	logs := &syncBuffer{}
 	srv.Config.Handler = New(Options{Holder: &h, Access: slog.New(slog.NewJSONHandler(logs, nil))})
 	srv.Config.ConnContext = ConnContext // as internal/app serves it
-	srv.Start()
-	t.Cleanup(srv.Close)
+	if start {
+		srv.Start()
+		t.Cleanup(srv.Close)
+	}
 	return &gate{srv: srv, logs: logs, snap: snap}
 }
 

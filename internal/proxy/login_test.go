@@ -76,7 +76,7 @@ routes:
     auth: { accept: [session], forward_session_token: true }
   - { name: other-host, match: { host: [other.example] }, upstream: app }
 `, idp.Issuer(), origin, hostport(up.Server))
-	return startGate(t, gw, yaml).srv, up, idp
+	return startGate(t, gw, yaml, true).srv, up, idp
 }
 
 // login logs j in as user through the dev issuer, starting at path.

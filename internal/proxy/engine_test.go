@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"gatehouse/internal/compile"
-	"gatehouse/internal/h1server"
 	"gatehouse/internal/config"
+	"gatehouse/internal/h1server"
 	"gatehouse/internal/lb"
 	"gatehouse/internal/observe/logging"
 	"gatehouse/internal/observe/metrics"

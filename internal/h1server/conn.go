@@ -37,10 +37,12 @@ type conn struct {
 	ctx        context.Context
 	br         *bufio.Reader
 	bw         *bufio.Writer
-	werr       error              // the first error writing to the client
-	cancel     context.CancelFunc // the current request's context
-	handedOff  bool
-	rdlSet     bool // a read deadline may be in force
+	werr       error // the first error writing to the client
+	// plainCtx: ctx is never cancelled, so a request's context is the
+	// cheaper reqContext; otherwise context.WithCancel.
+	plainCtx  bool
+	handedOff bool
+	rdlSet    bool // a read deadline may be in force
 
 	state atomic.Int32
 
@@ -48,10 +50,12 @@ type conn struct {
 	// the server's sweep (maybeWatch), stopped by endHandler.
 	mu         sync.Mutex // guards the following fields
 	inHandler  bool
-	mayWatch   bool   // nothing of a next request is buffered
-	seq        uint64 // requests started
-	sweptSeq   uint64 // seq at the last sweep
-	watchedSeq uint64 // the request that got a watcher: one per request
+	rctx       *reqContext        // the current request's context, when a reqContext
+	stdCancel  context.CancelFunc // or its cancel, when context.WithCancel
+	mayWatch   bool               // nothing of a next request is buffered
+	seq        uint64             // requests started
+	sweptSeq   uint64             // seq at the last sweep
+	watchedSeq uint64             // the request that got a watcher: one per request
 	watching   bool
 	aborting   bool
 	watchDone  chan struct{}
@@ -92,9 +96,7 @@ func (w connWriter) Write(p []byte) (int, error) {
 	n, err := w.c.nc.Write(p)
 	if err != nil && w.c.werr == nil {
 		w.c.werr = err
-		if w.c.cancel != nil {
-			w.c.cancel()
-		}
+		w.c.cancel()
 	}
 	return n, err
 }
@@ -150,6 +152,7 @@ func (c *conn) serve() {
 		}
 	}
 	c.ctx = ctx
+	c.plainCtx = ctx.Done() == nil
 	c.br = s.getReader(connReader{c})
 
 	if s.rht > 0 {
@@ -174,18 +177,30 @@ func (c *conn) serve() {
 			c.bw = s.getWriter(connWriter{c})
 		}
 
-		reqCtx, cancel := context.WithCancel(c.ctx)
+		w := &response{c: c, contentLength: -1}
+		w.cw.res = w
+		var (
+			reqCtx    context.Context
+			rctx      *reqContext
+			stdCancel context.CancelFunc
+		)
+		if c.plainCtx {
+			w.ctx.Context = c.ctx
+			rctx = &w.ctx
+			reqCtx = rctx
+		} else {
+			reqCtx, stdCancel = context.WithCancel(c.ctx)
+		}
 		req.RemoteAddr = c.remoteAddr
 		r := req.WithContext(reqCtx)
-		w := &response{c: c, req: r, contentLength: -1,
-			wantsClose: r.Close || hasToken(hget(r.Header, "Connection"), "close")}
-		w.cw.res = w
-		c.startHandler(cancel)
+		w.req = r
+		w.wantsClose = r.Close || hasToken(hget(r.Header, "Connection"), "close")
+		c.startHandler(rctx, stdCancel)
 		inFlight = w
 		s.handler.ServeHTTP(w, r)
 		inFlight = nil
 		c.endHandler()
-		cancel()
+		c.cancel()
 		w.finish()
 		if c.clientGone || !w.shouldReuseConnection() {
 			return
@@ -322,13 +337,24 @@ func (c *conn) handOver(first bool) {
 	l.push(&prefixConn{Conn: c.nc, pre: pre})
 }
 
-func (c *conn) startHandler(cancel context.CancelFunc) {
+func (c *conn) startHandler(rctx *reqContext, stdCancel context.CancelFunc) {
 	c.mu.Lock()
-	c.cancel = cancel
+	c.rctx, c.stdCancel = rctx, stdCancel
 	c.inHandler = true
 	c.mayWatch = c.br.Buffered() == 0
 	c.seq++
 	c.mu.Unlock()
+}
+
+// cancel cancels the current request's context (after the handler, it
+// was cancelled already and nothing happens). It is called by the
+// connection's goroutine, or by the watcher with c.mu held.
+func (c *conn) cancel() {
+	if c.rctx != nil {
+		c.rctx.cancel()
+	} else if c.stdCancel != nil {
+		c.stdCancel()
+	}
 }
 
 // endHandler stops the watcher, if one runs, and waits for it.

@@ -36,6 +36,7 @@ const bufferBeforeChunkingSize = 2048
 type response struct {
 	c   *conn
 	req *http.Request
+	ctx reqContext // the request's context, when the server uses one (conn.plainCtx)
 
 	handlerHeader http.Header // nil until Header or AdoptHeader
 	// cwHeader is net/http's chunkWriter.header: nil, or the header as it

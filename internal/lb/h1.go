@@ -141,6 +141,9 @@ func (l *headLimit) Read(p []byte) (int, error) {
 
 func (pc *h1Conn) close() { pc.nc.Close() }
 
+// Close closes the connection (io.Closer, for closeOnCancel).
+func (pc *h1Conn) Close() error { return pc.nc.Close() }
+
 // errRetryable marks a failure on a reused connection before any response
 // byte: the server may have closed it while it sat idle.
 type errRetryable struct{ err error }
@@ -209,29 +212,65 @@ func replayable(req *http.Request) bool {
 // send writes req on pc and reads the response head. On error the caller
 // closes pc.
 func (c *h1Client) send(pc *h1Conn, req *http.Request, extra []byte, info Informer) (*http.Response, error) {
-	ctx := req.Context()
-	stop := func() bool { return true }
-	if ctx.Done() != nil {
-		// Cancellation closes the connection, which unblocks whatever it
-		// is doing (a deadline could be undone by the next SetDeadline).
-		stop = context.AfterFunc(ctx, pc.close)
-	}
+	var cw cancelWatch
+	cw.start(req.Context(), pc)
 	resp, err := c.sendHead(pc, req, extra, info)
 	if err != nil {
-		stop()
+		cw.release()
 		return nil, err
 	}
 	reusable := !resp.Close && !req.Close
 	if resp.Body == http.NoBody {
-		if stop() && reusable && pc.br.Buffered() == 0 {
+		if cw.release() && reusable && pc.br.Buffered() == 0 {
 			c.put(pc)
 		} else {
 			pc.close()
 		}
 		return resp, nil
 	}
-	resp.Body = &h1Body{c: c, pc: pc, body: resp.Body, stop: stop, reusable: reusable}
+	resp.Body = &h1Body{c: c, pc: pc, body: resp.Body, cw: cw, reusable: reusable}
 	return resp, nil
+}
+
+// closeOnCancel is a request context that closes a connection when it is
+// cancelled without context.AfterFunc's allocations (h1server's request
+// contexts are one). CloseOnCancel reports false, registering nothing,
+// when it cannot take c; ReleaseClose reports whether c was still
+// registered, not closed by cancellation.
+type closeOnCancel interface {
+	CloseOnCancel(c io.Closer) bool
+	ReleaseClose(c io.Closer) bool
+}
+
+// cancelWatch closes a connection when the request's context is
+// cancelled, which unblocks whatever it is doing (a deadline could be
+// undone by the next SetDeadline), until released.
+type cancelWatch struct {
+	coc  closeOnCancel // the context's own, or nil
+	pc   *h1Conn
+	stop func() bool // context.AfterFunc's, or nil
+}
+
+func (w *cancelWatch) start(ctx context.Context, pc *h1Conn) {
+	if coc, ok := ctx.(closeOnCancel); ok && coc.CloseOnCancel(pc) {
+		w.coc, w.pc = coc, pc
+		return
+	}
+	if ctx.Done() != nil {
+		w.stop = context.AfterFunc(ctx, pc.close)
+	}
+}
+
+// release ends the watch; it reports whether the connection is still
+// open (not closed by cancellation).
+func (w *cancelWatch) release() bool {
+	switch {
+	case w.coc != nil:
+		return w.coc.ReleaseClose(w.pc)
+	case w.stop != nil:
+		return w.stop()
+	}
+	return true
 }
 
 func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte, info Informer) (*http.Response, error) {
@@ -435,7 +474,7 @@ type h1Body struct {
 	c        *h1Client
 	pc       *h1Conn
 	body     io.ReadCloser // the response's body; never closed (http.ReadResponse's Close drains)
-	stop     func() bool
+	cw       cancelWatch
 	reusable bool
 	done     bool
 }
@@ -462,7 +501,7 @@ func (b *h1Body) Close() error {
 
 func (b *h1Body) finish(eof bool) {
 	b.done = true
-	if b.stop() && eof && b.reusable && b.pc.br.Buffered() == 0 {
+	if b.cw.release() && eof && b.reusable && b.pc.br.Buffered() == 0 {
 		b.c.put(b.pc)
 	} else {
 		b.pc.close()

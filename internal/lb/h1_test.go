@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -363,8 +364,71 @@ func TestH1ReuseRules(t *testing.T) {
 	}
 }
 
+// hookCtx is a request context with its own closeOnCancel, as
+// h1server's. Its Done is nil, so the client can only learn of its
+// cancellation through the hook.
+type hookCtx struct {
+	context.Context
+	cancelFn context.CancelFunc
+	mu       sync.Mutex
+	closer   io.Closer
+}
+
+func (c *hookCtx) Done() <-chan struct{} { return nil }
+
+func (c *hookCtx) CloseOnCancel(cl io.Closer) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closer = cl
+	return true
+}
+
+func (c *hookCtx) ReleaseClose(cl io.Closer) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closer != cl {
+		return false
+	}
+	c.closer = nil
+	return true
+}
+
+func (c *hookCtx) cancel() {
+	c.mu.Lock()
+	cl := c.closer
+	c.closer = nil
+	c.mu.Unlock()
+	c.cancelFn()
+	if cl != nil {
+		cl.Close()
+	}
+}
+
+// cancelKinds are the two ways a request context's cancellation reaches
+// the client: context.AfterFunc, or the context's own closeOnCancel.
+var cancelKinds = []struct {
+	name string
+	ctx  func() (context.Context, func())
+}{
+	{"context.WithCancel", func() (context.Context, func()) { return context.WithCancel(context.Background()) }},
+	{"closeOnCancel", func() (context.Context, func()) {
+		inner, cancel := context.WithCancel(context.Background())
+		c := &hookCtx{Context: inner, cancelFn: cancel}
+		return c, c.cancel
+	}},
+}
+
 func TestH1CancelWhileWaitingForHeaders(t *testing.T) {
 	t.Parallel()
+	for _, kind := range cancelKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			t.Parallel()
+			testH1CancelWhileWaitingForHeaders(t, kind.ctx)
+		})
+	}
+}
+
+func testH1CancelWhileWaitingForHeaders(t *testing.T, newCtx func() (context.Context, func())) {
 	release := make(chan struct{})
 	u := newRawUpstream(t, func(c net.Conn) {
 		readHead(bufio.NewReader(c))
@@ -373,7 +437,7 @@ func TestH1CancelWhileWaitingForHeaders(t *testing.T) {
 	defer close(release)
 	c := testClient(Settings{})
 	defer c.CloseIdleConnections()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := newCtx()
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+u.addr()+"/", nil)
 	errc := make(chan error, 1)
 	go func() {
@@ -396,6 +460,15 @@ func TestH1CancelWhileWaitingForHeaders(t *testing.T) {
 
 func TestH1CancelWhileReadingBody(t *testing.T) {
 	t.Parallel()
+	for _, kind := range cancelKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			t.Parallel()
+			testH1CancelWhileReadingBody(t, kind.ctx)
+		})
+	}
+}
+
+func testH1CancelWhileReadingBody(t *testing.T, newCtx func() (context.Context, func())) {
 	release := make(chan struct{})
 	u := newRawUpstream(t, func(c net.Conn) {
 		readHead(bufio.NewReader(c))
@@ -405,15 +478,25 @@ func TestH1CancelWhileReadingBody(t *testing.T) {
 	defer close(release)
 	c := testClient(Settings{})
 	defer c.CloseIdleConnections()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := newCtx()
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+u.addr()+"/", nil)
 	resp, err := c.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.AfterFunc(20*time.Millisecond, cancel)
-	if _, err := io.ReadAll(resp.Body); err == nil {
-		t.Fatal("a body cut off by cancellation read without error")
+	errc := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(resp.Body)
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Fatal("a body cut off by cancellation read without error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("reading the body did not end after cancellation")
 	}
 	resp.Body.Close()
 	c.mu.Lock()

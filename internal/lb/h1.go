@@ -113,6 +113,27 @@ type h1Conn struct {
 	peekFn    func(fd uintptr) bool
 	peekBuf   [1]byte
 	peekClean bool
+
+	// writeAndAwait's state (Linux): set for the flush that ends a
+	// request head; its callback, bound once; what is left to write,
+	// and how the write went.
+	await    bool
+	sendFn   func(fd uintptr) bool
+	sendBuf  []byte
+	sendN    int
+	sendDone bool
+}
+
+// connWriter is what a connection's bufio.Writer writes to: the last
+// flush of a request head may also wait for the response
+// (writeAndAwait).
+type connWriter struct{ pc *h1Conn }
+
+func (w connWriter) Write(p []byte) (int, error) {
+	if w.pc.await {
+		return w.pc.writeAndAwait(p)
+	}
+	return w.pc.nc.Write(p)
 }
 
 // headLimit counts the bytes read from the connection while a response
@@ -277,11 +298,19 @@ func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte, info In
 	if err := writeHead(pc.bw, req, extra); err != nil {
 		return nil, err
 	}
-	if err := pc.bw.Flush(); err != nil {
-		return nil, staleErr(err)
-	}
+	// Armed before the flush, which may wait for the response itself. The
+	// timeout then runs from just before the request's last write, not
+	// just after it: the same, unless that write blocks on a full socket.
 	if c.headerTimeout > 0 && pc.readDeadline.IsZero() {
 		c.armHeaderDeadline(pc, time.Now()) // a reused connection's was armed by popIdle
+	}
+	// Nothing of a response can be buffered yet; the flush may wait
+	// for one to arrive.
+	pc.await = pc.raw != nil && pc.br.Buffered() == 0
+	err := pc.bw.Flush()
+	pc.await = false
+	if err != nil {
+		return nil, staleErr(err)
 	}
 	var trace *httptrace.ClientTrace
 	if info == nil {
@@ -527,15 +556,20 @@ func (c *h1Client) get(ctx context.Context, addr string, reuse bool) (*h1Conn, e
 	if err != nil {
 		return nil, err
 	}
-	pc := &h1Conn{nc: nc, addr: addr, bw: bufio.NewWriterSize(nc, 4<<10)}
+	return newH1Conn(nc, addr), nil
+}
+
+func newH1Conn(nc net.Conn, addr string) *h1Conn {
+	pc := &h1Conn{nc: nc, addr: addr}
+	pc.bw = bufio.NewWriterSize(connWriter{pc}, 4<<10)
 	pc.lr = headLimit{nc: nc, n: -1}
 	pc.br = bufio.NewReaderSize(&pc.lr, 8<<10)
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
-			pc.raw, pc.peekFn = raw, pc.peek
+			pc.raw, pc.peekFn, pc.sendFn = raw, pc.peek, pc.writeWait
 		}
 	}
-	return pc, nil
+	return pc
 }
 
 // popIdle takes the most recently idle connection to addr that has not

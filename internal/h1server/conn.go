@@ -43,6 +43,9 @@ type conn struct {
 	plainCtx  bool
 	handedOff bool
 	rdlSet    bool // a read deadline may be in force
+	// rdl is the read deadline in force, when known: zero when none or
+	// not known (a watcher or a handler changed it).
+	rdl time.Time
 
 	state atomic.Int32
 
@@ -156,8 +159,7 @@ func (c *conn) serve() {
 	c.br = s.getReader(connReader{c})
 
 	if s.rht > 0 {
-		_ = c.nc.SetReadDeadline(time.Now().Add(s.rht))
-		c.rdlSet = true
+		c.setReadDeadline(time.Now().Add(s.rht))
 	}
 	for first := true; ; first = false {
 		head, res := c.readHead(first)
@@ -219,11 +221,19 @@ func (c *conn) serve() {
 		// With 4 or more buffered already, readHead sets that deadline
 		// before it reads again; with fewer, the deadline in force may be
 		// an earlier head's, long past.
+		//
+		// An idle deadline set by an earlier wait is kept while it is
+		// within an eighth of the timeout (at most 1s) of a fresh one, as
+		// the upstream client keeps its header deadline: on a busy
+		// connection, no timer update per request. The wait is then
+		// bounded by idle minus that slack at least, idle at most.
 		if c.br.Buffered() < 4 {
 			switch {
 			case s.idle > 0:
-				_ = c.nc.SetReadDeadline(time.Now().Add(s.idle))
-				c.rdlSet = true
+				now := time.Now()
+				if c.rdl.Sub(now) < s.idle-min(s.idle/8, time.Second) {
+					c.setReadDeadline(now.Add(s.idle))
+				}
 			case c.rdlSet:
 				_ = c.nc.SetReadDeadline(time.Time{})
 				c.rdlSet = false
@@ -266,8 +276,8 @@ func (c *conn) readHead(first bool) ([]byte, int) {
 				return nil, headHandoff // net/http reads up to MaxHeaderBytes, and answers 431 beyond
 			}
 			if !hdrSet && n >= 4 && c.srv.rht > 0 {
-				_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.rht))
-				c.rdlSet, hdrSet = true, true
+				c.setReadDeadline(time.Now().Add(c.srv.rht))
+				hdrSet = true
 			}
 		}
 		if _, err := c.br.Peek(n + 1); err != nil {
@@ -357,6 +367,13 @@ func (c *conn) cancel() {
 	}
 }
 
+// setReadDeadline sets the connection's read deadline from its own
+// goroutine, and notes it.
+func (c *conn) setReadDeadline(t time.Time) {
+	_ = c.nc.SetReadDeadline(t)
+	c.rdl, c.rdlSet = t, true
+}
+
 // endHandler stops the watcher, if one runs, and waits for it.
 func (c *conn) endHandler() {
 	c.mu.Lock()
@@ -366,6 +383,9 @@ func (c *conn) endHandler() {
 		c.aborting = true
 		_ = c.nc.SetReadDeadline(aLongTimeAgo)
 		c.rdlSet = true
+	}
+	if c.watchedSeq == c.seq {
+		c.rdl = time.Time{} // a watcher cleared the deadline, or set aLongTimeAgo
 	}
 	done := c.watchDone
 	c.mu.Unlock()

@@ -174,6 +174,106 @@ func TestNextRequestReadByTheWatcher(t *testing.T) {
 	}
 }
 
+// TestIdleDeadlineAfterAWatcher: a busy connection keeps its idle
+// deadline across requests (within the slack), but a watcher clears it;
+// the next wait must set it again. Regression guard: a client that sent
+// the watcher one byte of its next head and then nothing held the
+// connection with no deadline at all.
+func TestIdleDeadlineAfterAWatcher(t *testing.T) {
+	t.Parallel()
+	const idle = 4 * time.Second // slack 0.5s: longer than the slow handler
+	release := make(chan struct{})
+	s, l, _ := serveFast(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		_, _ = io.WriteString(w, "ok")
+	}, func(s *http.Server) { s.ReadHeaderTimeout, s.IdleTimeout = 0, idle })
+	c := l.dial(t)
+	defer c.Close()
+	br := bufio.NewReader(c)
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+	readResponse(t, br, "GET")
+	_, _ = io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+	watching := func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for cn := range s.conns {
+			cn.mu.Lock()
+			w := cn.watching
+			cn.mu.Unlock()
+			if w {
+				return true
+			}
+		}
+		return false
+	}
+	if !waitFor(5*time.Second, watching) {
+		t.Fatal("no watcher started under a long handler")
+	}
+	_, _ = io.WriteString(c, "G") // the watcher keeps it; then nothing more
+	if !waitFor(5*time.Second, func() bool { return !watching() }) {
+		t.Fatal("the watcher did not return with the byte")
+	}
+	close(release)
+	readResponse(t, br, "GET")
+	start := time.Now()
+	_ = c.SetReadDeadline(start.Add(idle + 6*time.Second))
+	rest, err := io.ReadAll(br)
+	if err != nil || len(rest) != 0 {
+		t.Fatalf("want the connection closed by the idle timeout, got %q, %v after %v", rest, err, time.Since(start))
+	}
+}
+
+// deadlineCounter counts a connection's SetReadDeadline calls.
+type deadlineCounter struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c deadlineCounter) SetReadDeadline(t time.Time) error {
+	c.n.Add(1)
+	return c.Conn.SetReadDeadline(t)
+}
+
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return deadlineCounter{c, l.n}, nil
+}
+
+// TestBusyConnectionKeepsItsIdleDeadline: requests in quick succession
+// on one connection do not each move the idle deadline (a timer update
+// per request); the deadline kept is at most the slack short.
+func TestBusyConnectionKeepsItsIdleDeadline(t *testing.T) {
+	t.Parallel()
+	fb := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }),
+		IdleTimeout: time.Minute}
+	s := New(fb, nil)
+	l := newPairListener()
+	var n atomic.Int64
+	go func() { _ = s.Serve(countingListener{l, &n}) }()
+	t.Cleanup(func() { s.Close() })
+	c := l.dial(t)
+	defer c.Close()
+	br := bufio.NewReader(c)
+	const requests = 50
+	for range requests {
+		_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+		readResponse(t, br, "GET")
+	}
+	if got := n.Load(); got > 5 {
+		t.Fatalf("%d requests set the read deadline %d times", requests, got)
+	}
+}
+
 func TestTimeouts(t *testing.T) {
 	t.Parallel()
 	_, l, _ := serveFast(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") },

@@ -46,7 +46,7 @@ func (e *Engine) proxy(st *state, w *respWriter, r *http.Request) {
 	if spec := st.pool.Settings.HashKey; spec != "" {
 		key = lb.HashKey(spec, r, &st.rc.Identity, st.clientIP(), st.rc.Path)
 	}
-	first := e.now()
+	var first time.Time // the first attempt's start: the retry deadline runs from it
 	for {
 		t, err := st.pool.Pick(&st.tried, key)
 		if err != nil {
@@ -65,6 +65,9 @@ func (e *Engine) proxy(st *state, w *respWriter, r *http.Request) {
 		}
 		if !e.attempt(st, w, r, t) {
 			return // a response (or an abort) went to the client
+		}
+		if first.IsZero() {
+			first = st.rtStart
 		}
 		pe := st.attemptErr
 		retry := st.rc.Attempts < pol.Attempts && replayable && pe.Retryable &&

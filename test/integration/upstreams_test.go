@@ -223,11 +223,16 @@ func TestRetries(t *testing.T) {
 		body         []byte
 		want         int
 		wantAttempts int
+		deadline     string // retries.deadline, if set
 	}{
-		{"GET survives a refused connection and a hang", []string{"dead", "stuck", "good"}, "GET", nil, 200, 3},
-		{"small POST retried after a refused connection", []string{"dead", "good"}, "POST", []byte("small"), 200, 2},
-		{"POST not retried after a timeout", []string{"stuck", "good"}, "POST", []byte("small"), 504, 1},
-		{"POST too big to keep is never retried", []string{"dead", "good"}, "POST", bytes.Repeat([]byte("x"), 10<<10), 502, 1},
+		{"GET survives a refused connection and a hang", []string{"dead", "stuck", "good"}, "GET", nil, 200, 3, ""},
+		{"small POST retried after a refused connection", []string{"dead", "good"}, "POST", []byte("small"), 200, 2, ""},
+		{"POST not retried after a timeout", []string{"stuck", "good"}, "POST", []byte("small"), 504, 1, ""},
+		{"POST too big to keep is never retried", []string{"dead", "good"}, "POST", bytes.Repeat([]byte("x"), 10<<10), 502, 1, ""},
+		// The deadline runs from the first attempt's start: a 300ms
+		// timeout is past a 200ms deadline, within a 2s one.
+		{"no retry past the deadline", []string{"stuck", "good"}, "GET", nil, 504, 1, "200ms"},
+		{"a retry within the deadline", []string{"stuck", "good"}, "GET", nil, 200, 2, "2s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -242,7 +247,11 @@ func TestRetries(t *testing.T) {
 					targets = append(targets, good.Addr)
 				}
 			}
-			p, base, _, _, _ := poolGate(t, targets, pol)
+			policy := pol
+			if tt.deadline != "" {
+				policy = strings.Replace(pol, "buffer_body: 1KiB", "buffer_body: 1KiB, deadline: "+tt.deadline, 1)
+			}
+			p, base, _, _, _ := poolGate(t, targets, policy)
 			req, _ := http.NewRequest(tt.method, base+"/r", bytes.NewReader(tt.body))
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {

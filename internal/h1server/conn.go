@@ -44,8 +44,10 @@ type conn struct {
 	handedOff bool
 	rdlSet    bool // a read deadline may be in force
 	// rdl is the read deadline in force, when known: zero when none or
-	// not known (a watcher or a handler changed it).
-	rdl time.Time
+	// not known (a watcher changed it). rdlStale: a handler changed it,
+	// perhaps from another goroutine.
+	rdl      time.Time
+	rdlStale atomic.Bool
 
 	state atomic.Int32
 
@@ -203,6 +205,9 @@ func (c *conn) serve() {
 		inFlight = nil
 		c.endHandler()
 		c.cancel()
+		c.mu.Lock()
+		c.rctx, c.stdCancel = nil, nil // an idle connection keeps nothing of the request
+		c.mu.Unlock()
 		w.finish()
 		if c.clientGone || !w.shouldReuseConnection() {
 			return
@@ -226,12 +231,17 @@ func (c *conn) serve() {
 		// within an eighth of the timeout (at most 1s) of a fresh one, as
 		// the upstream client keeps its header deadline: on a busy
 		// connection, no timer update per request. The wait is then
-		// bounded by idle minus that slack at least, idle at most.
+		// bounded by idle minus that slack at least, idle at most (a
+		// later deadline, such as a longer ReadHeaderTimeout's, is
+		// replaced).
+		if c.rdlStale.Swap(false) {
+			c.rdl, c.rdlSet = time.Time{}, true
+		}
 		if c.br.Buffered() < 4 {
 			switch {
 			case s.idle > 0:
 				now := time.Now()
-				if c.rdl.Sub(now) < s.idle-min(s.idle/8, time.Second) {
+				if left := c.rdl.Sub(now); left < s.idle-min(s.idle/8, time.Second) || left > s.idle {
 					c.setReadDeadline(now.Add(s.idle))
 				}
 			case c.rdlSet:

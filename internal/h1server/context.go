@@ -4,21 +4,24 @@ import (
 	"context"
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // reqContext is a request's context, cancelled as net/http's is: when the
 // handler returns, when a write to the client fails, or when the client is
-// seen leaving. It lives in the request's response (no allocation of its
-// own), where context.WithCancel costs two allocations, and three more
-// plus a map of children as soon as something registers with
-// context.AfterFunc. Here:
-//   - Done's channel is made only when asked for;
-//   - AfterFunc (which context.AfterFunc and contexts derived from this
-//     one use, instead of a goroutine each) keeps its functions in a
-//     slice;
+// seen leaving. It lives in the request's response, so a request whose
+// context nobody waits on costs no allocation for it, where
+// context.WithCancel costs two, and a context.AfterFunc on that three more
+// plus a map of children:
 //   - CloseOnCancel has one io.Closer closed on cancellation, with no
 //     allocation: a proxy's upstream connection, whose blocked read or
-//     write must end when the request does (internal/lb uses it).
+//     write must end when the request does (internal/lb uses it);
+//   - the first Done makes a context.WithCancel of the connection's
+//     context, cancelled with this one, and from then on Done and Value
+//     are that context's. The context package then finds it (Value
+//     answers its private key), so contexts derived from this one, even
+//     through context.WithValue, join its children as they would
+//     net/http's request context's, with no goroutine each.
 //
 // It is only used under a connection context that is never cancelled
 // (no BaseContext, or one whose Done is nil), so it has no parent to
@@ -26,16 +29,16 @@ import (
 type reqContext struct {
 	context.Context // the connection's: its values, no deadline, no Done
 
-	mu     sync.Mutex    // guards the following fields
-	done   chan struct{} // nil until Done is called or the context cancelled
+	inner atomic.Pointer[innerCtx] // made by the first Done
+
+	mu     sync.Mutex // guards the following fields, and making inner
 	err    error
-	afters []*afterFunc
 	closer io.Closer
 }
 
-type afterFunc struct {
-	f       func()
-	settled bool // run or stopped: stop reports false from then on
+type innerCtx struct {
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // closedChan is Done's channel of a context cancelled before anyone asked.
@@ -46,12 +49,20 @@ var closedChan = func() chan struct{} {
 }()
 
 func (c *reqContext) Done() <-chan struct{} {
+	if in := c.inner.Load(); in != nil {
+		return in.ctx.Done()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.done == nil {
-		c.done = make(chan struct{})
+	if in := c.inner.Load(); in != nil {
+		return in.ctx.Done()
 	}
-	return c.done
+	if c.err != nil {
+		return closedChan
+	}
+	ctx, cancel := context.WithCancel(c.Context)
+	c.inner.Store(&innerCtx{ctx: ctx, cancel: cancel})
+	return ctx.Done()
 }
 
 func (c *reqContext) Err() error {
@@ -60,38 +71,14 @@ func (c *reqContext) Err() error {
 	return c.err
 }
 
-func (c *reqContext) String() string { return "h1server.requestContext" }
-
-// AfterFunc is context.AfterFunc's contract: f runs in its own goroutine
-// once the context is cancelled (at once if it is), unless stop is called
-// first; stop reports whether it stopped f from running. The context
-// package looks for this method on a parent it does not know.
-func (c *reqContext) AfterFunc(f func()) (stop func() bool) {
-	c.mu.Lock()
-	if c.err != nil {
-		c.mu.Unlock()
-		go f()
-		return func() bool { return false }
+func (c *reqContext) Value(key any) any {
+	if in := c.inner.Load(); in != nil {
+		return in.ctx.Value(key) // the connection's values, and the context package's own key
 	}
-	a := &afterFunc{f: f}
-	c.afters = append(c.afters, a)
-	c.mu.Unlock()
-	return func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if a.settled {
-			return false
-		}
-		a.settled = true
-		for i, b := range c.afters {
-			if b == a {
-				c.afters = append(c.afters[:i], c.afters[i+1:]...)
-				break
-			}
-		}
-		return true
-	}
+	return c.Context.Value(key)
 }
+
+func (c *reqContext) String() string { return "h1server.reqContext" }
 
 // CloseOnCancel has cl closed when the context is cancelled, until
 // ReleaseClose. It reports false, doing nothing, when the context is
@@ -119,8 +106,8 @@ func (c *reqContext) ReleaseClose(cl io.Closer) bool {
 	return true
 }
 
-// cancel cancels the context with context.Canceled: the registered closer
-// is closed before cancel returns, and AfterFunc functions are started.
+// cancel cancels the context with context.Canceled: the registered
+// closer is closed, and the inner context cancelled, before it returns.
 func (c *reqContext) cancel() {
 	c.mu.Lock()
 	if c.err != nil {
@@ -128,21 +115,14 @@ func (c *reqContext) cancel() {
 		return
 	}
 	c.err = context.Canceled
-	if c.done == nil {
-		c.done = closedChan
-	} else {
-		close(c.done)
-	}
-	afters, cl := c.afters, c.closer
-	c.afters, c.closer = nil, nil
-	for _, a := range afters {
-		a.settled = true
-	}
+	cl := c.closer
+	c.closer = nil
+	in := c.inner.Load()
 	c.mu.Unlock()
+	if in != nil {
+		in.cancel()
+	}
 	if cl != nil {
 		_ = cl.Close()
-	}
-	for _, a := range afters {
-		go a.f()
 	}
 }

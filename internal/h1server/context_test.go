@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -107,6 +108,35 @@ func TestReqContextChildren(t *testing.T) {
 		t.Fatal("stop after cancel reported true")
 	}
 	waitDone(t, "AfterFunc registered after cancel", late)
+}
+
+// TestReqContextDescendantsNeedNoGoroutine: contexts derived from a
+// request's context through context.WithValue (as ReverseProxy's
+// Transport derives its own) join its children, as under
+// context.WithCancel, instead of each getting a goroutine that waits on
+// the parent; and they are cancelled with it. Not parallel: it counts
+// the process's goroutines.
+func TestReqContextDescendantsNeedNoGoroutine(t *testing.T) {
+	c := newReqContext()
+	before := runtime.NumGoroutine()
+	const n = 100
+	var children []context.Context
+	for range n {
+		v := context.WithValue(c, ctxKey{}, "request")
+		child, cancel := context.WithCancel(v)
+		defer cancel()
+		children = append(children, child)
+	}
+	if grown := runtime.NumGoroutine() - before; grown >= n/2 {
+		t.Fatalf("%d derived contexts started %d goroutines", n, grown)
+	}
+	c.cancel()
+	for _, child := range children {
+		waitDone(t, "a descendant", child.Done())
+	}
+	if children[0].Value(ctxKey{}) != "request" {
+		t.Fatal("a descendant lost its value")
+	}
 }
 
 type countingCloser struct{ n atomic.Int32 }

@@ -6,10 +6,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 )
 
 // waitFor polls cond until it holds or d passes.
@@ -222,6 +224,49 @@ func TestIdleDeadlineAfterAWatcher(t *testing.T) {
 	rest, err := io.ReadAll(br)
 	if err != nil || len(rest) != 0 {
 		t.Fatalf("want the connection closed by the idle timeout, got %q, %v after %v", rest, err, time.Since(start))
+	}
+}
+
+// TestIdleTimeoutShorterThanHeaderTimeout: the first wait for a next
+// request is bounded by IdleTimeout, not by the longer ReadHeaderTimeout
+// set at accept (review finding: the kept deadline was the later one).
+func TestIdleTimeoutShorterThanHeaderTimeout(t *testing.T) {
+	t.Parallel()
+	_, l, _ := serveFast(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") },
+		func(s *http.Server) { s.ReadHeaderTimeout, s.IdleTimeout = 30*time.Second, 300*time.Millisecond })
+	c := l.dial(t)
+	defer c.Close()
+	br := bufio.NewReader(c)
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+	readResponse(t, br, "GET")
+	start := time.Now()
+	_ = c.SetReadDeadline(start.Add(10 * time.Second))
+	if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
+		t.Fatalf("want the connection closed, got %q, %v", rest, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("closed after %v: the header timeout's deadline, not the idle one", d)
+	}
+}
+
+// TestIdleConnectionKeepsNoRequest: once answered, a request (its
+// response, context and header maps) is not kept alive by the idle
+// connection it came on (review finding: the context's pointer was).
+func TestIdleConnectionKeepsNoRequest(t *testing.T) {
+	t.Parallel()
+	seen := make(chan weak.Pointer[http.Request], 1)
+	_, l, _ := serveFast(t, func(w http.ResponseWriter, r *http.Request) {
+		seen <- weak.Make(r)
+		_, _ = io.WriteString(w, "ok")
+	}, nil)
+	c := l.dial(t)
+	defer c.Close()
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+	readResponse(t, bufio.NewReader(c), "GET")
+	wp := <-seen
+	// Within serveFast's 5s idle timeout, which frees the connection.
+	if !waitFor(2*time.Second, func() bool { runtime.GC(); return wp.Value() == nil }) {
+		t.Fatal("the request is still reachable from its idle connection")
 	}
 }
 

@@ -257,7 +257,7 @@ func (w *response) Flush() { _ = w.FlushError() }
 // SetReadDeadline, SetWriteDeadline and EnableFullDuplex are what
 // http.ResponseController looks for, as on net/http's response.
 func (w *response) SetReadDeadline(t time.Time) error {
-	w.c.rdl, w.c.rdlSet = time.Time{}, true // the handler's: not the idle wait's
+	w.c.rdlStale.Store(true) // the handler's: not the idle wait's
 	return w.c.nc.SetReadDeadline(t)
 }
 func (w *response) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteDeadline(t) }

@@ -107,21 +107,18 @@ type h1Conn struct {
 	// response at a time uses it.
 	cl clBody
 
-	// idleClean's non-blocking peek (Linux): the socket, the callback
-	// bound once, and its scratch space.
-	raw       syscall.RawConn
-	peekFn    func(fd uintptr) bool
-	peekBuf   [1]byte
-	peekClean bool
-
-	// writeAndAwait's state (Linux): set for the flush that ends a
-	// request head; its callback, bound once; what is left to write,
-	// and how the write went.
+	// writeAndAwait's state (Linux): the socket; set for the flush that
+	// ends a request head; its callback, bound once; what is left to
+	// write, and how the peek and the write went.
+	raw      syscall.RawConn
 	await    bool
 	sendFn   func(fd uintptr) bool
 	sendBuf  []byte
 	sendN    int
 	sendDone bool
+	peeked   bool
+	pending  bool // the peek found bytes, an end or an error
+	peekBuf  [1]byte
 }
 
 // connWriter is what a connection's bufio.Writer writes to: the last
@@ -172,6 +169,11 @@ type errRetryable struct{ err error }
 func (e errRetryable) Error() string { return e.err.Error() }
 func (e errRetryable) Unwrap() error { return e.err }
 
+// errIdleUnclean: an idle connection about to be reused was closed by
+// the server, or holds bytes no request asked for; nothing was written
+// on it.
+var errIdleUnclean = errors.New("idle upstream connection closed or sent unsolicited bytes")
+
 // staleErr marks err retryable when it is what a connection closed by the
 // server looks like (EOF, reset, broken pipe), not a timeout or a
 // cancellation.
@@ -210,6 +212,10 @@ func (c *h1Client) roundTrip(req *http.Request, extra []byte, info Informer) (*h
 			return resp, nil
 		}
 		pc.close()
+		if errors.Is(err, errIdleUnclean) {
+			attempt-- // nothing was sent: take the next idle connection, or dial
+			continue
+		}
 		var re errRetryable
 		if attempt == 0 && errors.As(err, &re) && pc.reused && replayable(req) && ctx.Err() == nil {
 			continue
@@ -304,12 +310,18 @@ func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte, info In
 	if c.headerTimeout > 0 && pc.readDeadline.IsZero() {
 		c.armHeaderDeadline(pc, time.Now()) // a reused connection's was armed by popIdle
 	}
-	// Nothing of a response can be buffered yet; the flush may wait
-	// for one to arrive.
-	pc.await = pc.raw != nil && pc.br.Buffered() == 0
+	if pc.reused && pc.br.Buffered() > 0 {
+		return nil, errIdleUnclean // cannot happen: put takes only empty readers
+	}
+	// The flush may check the idle connection and wait for the response
+	// (writeAndAwait).
+	pc.await = pc.raw != nil
 	err := pc.bw.Flush()
 	pc.await = false
 	if err != nil {
+		if errors.Is(err, errIdleUnclean) {
+			return nil, err
+		}
 		return nil, staleErr(err)
 	}
 	var trace *httptrace.ClientTrace
@@ -541,16 +553,13 @@ func (b *h1Body) finish(eof bool) {
 // get returns the most recently idle live connection to addr (when reuse
 // is set), or dials.
 func (c *h1Client) get(ctx context.Context, addr string, reuse bool) (*h1Conn, error) {
-	for reuse {
-		pc := c.popIdle(addr)
-		if pc == nil {
-			break
-		}
-		if pc.idleClean() {
+	if reuse {
+		// Whether the server closed it, or sent bytes, while it sat idle
+		// is checked as the request is written (writeAndAwait).
+		if pc := c.popIdle(addr); pc != nil {
 			pc.reused = true
 			return pc, nil
 		}
-		pc.close() // closed by the server, or unsolicited bytes
 	}
 	nc, err := c.dial(ctx, "tcp", addr)
 	if err != nil {
@@ -566,7 +575,7 @@ func newH1Conn(nc net.Conn, addr string) *h1Conn {
 	pc.br = bufio.NewReaderSize(&pc.lr, 8<<10)
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
-			pc.raw, pc.peekFn, pc.sendFn = raw, pc.peek, pc.writeWait
+			pc.raw, pc.sendFn = raw, pc.writeWait
 		}
 	}
 	return pc
@@ -590,7 +599,8 @@ func (c *h1Client) popIdle(addr string) *h1Conn {
 	if now.Sub(pc.idleSince) < c.idleTimeout {
 		c.mu.Unlock()
 		if c.headerTimeout > 0 {
-			// Before idleClean: its peek fails on an expired deadline.
+			// Before the request's write: its RawConn.Read fails on an
+			// expired deadline.
 			c.armHeaderDeadline(pc, now)
 		}
 		return pc

@@ -1,9 +1,12 @@
 package lb
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"syscall"
 	"testing"
@@ -29,6 +32,22 @@ func socketPair(t *testing.T) (a, b net.Conn) {
 		return c
 	}
 	return conn(fds[0]), conn(fds[1])
+}
+
+// socketPending reports whether bytes, an end or an error are pending on
+// pc's socket, without reading them.
+func socketPending(t *testing.T, pc *h1Conn) bool {
+	t.Helper()
+	var pending bool
+	err := pc.raw.Control(func(fd uintptr) {
+		var b [1]byte
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		pending = err != syscall.EAGAIN
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pending
 }
 
 // writeAndAwait returns once the response has arrived, not before, and
@@ -113,4 +132,73 @@ func TestWriteAndAwaitFallsBackOnAFullSocket(t *testing.T) {
 	if len(b) != first+len(req) || !bytes.Equal(b[:first], req[:first]) || !bytes.Equal(b[first:], req) {
 		t.Fatal("the upstream got the bytes out of order")
 	}
+}
+
+// An upstream that half-closes (FIN, still reading) before the request
+// is written: on a new connection the request fails at once, as with a
+// plain write and read, not after the response header timeout; on an
+// idle one, the request goes to a new connection (review finding: the
+// FIN's readiness, reset by RawConn.Read, was lost).
+func TestHalfClosedUpstreamIsNoticedBeforeTheWait(t *testing.T) {
+	t.Parallel()
+	t.Run("new connection", func(t *testing.T) {
+		t.Parallel()
+		u := newRawUpstream(t, func(c net.Conn) {
+			c.(*net.TCPConn).CloseWrite()
+			io.Copy(io.Discard, c)
+		})
+		// The dial returns once the FIN is there: before the request.
+		d := &net.Dialer{Timeout: time.Second}
+		c := newH1Client(func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			pc := newH1Conn(nc, addr)
+			for deadline := time.Now().Add(5 * time.Second); !socketPending(t, pc); time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Error("the upstream's FIN never arrived")
+					break
+				}
+			}
+			return nc, nil
+		}, Settings{ResponseHeaderTimeout: 10 * time.Second, IdleConnTimeout: 4 * time.Second})
+		defer c.CloseIdleConnections()
+		start := time.Now()
+		_, _, err := get(t, c, u.addr(), "/")
+		if err == nil {
+			t.Fatal("a response from a closed upstream")
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("failed after %v (%v): the header timeout, not the close", d, err)
+		}
+	})
+	t.Run("idle connection", func(t *testing.T) {
+		t.Parallel()
+		u := newRawUpstream(t, func(c net.Conn) {
+			br := bufio.NewReader(c)
+			if _, ok := readHead(br); !ok {
+				return
+			}
+			io.WriteString(c, ok5)
+			c.(*net.TCPConn).CloseWrite() // done with this connection, still reading
+			io.Copy(io.Discard, br)
+		})
+		c := testClient(Settings{ResponseHeaderTimeout: 10 * time.Second})
+		defer c.CloseIdleConnections()
+		if _, _, err := get(t, c, u.addr(), "/"); err != nil {
+			t.Fatal(err)
+		}
+		waitIdleDirty(t, c, u.addr())
+		// Not replayable: only a new connection can answer it.
+		req, _ := http.NewRequest("POST", "http://"+u.addr()+"/", nil)
+		resp, err := c.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("POST after the server half-closed the idle connection: %v", err)
+		}
+		resp.Body.Close()
+		if n := u.Accepted.Load(); n != 2 {
+			t.Fatalf("%d connections, want 2", n)
+		}
+	})
 }

@@ -184,15 +184,15 @@ func TestH1ResendDialsNewConnection(t *testing.T) {
 	}
 }
 
-// waitIdleDirty waits until the idle connection to addr fails idleClean (the
-// server's FIN or stray bytes have arrived) and puts it back.
+// waitIdleDirty waits until the server's FIN or stray bytes have arrived
+// on the idle connection to addr.
 func waitIdleDirty(t *testing.T, c *h1Client, addr string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		c.mu.Lock()
 		list := c.idle[addr]
-		dirty := len(list) == 1 && !list[0].idleClean()
+		dirty := len(list) == 1 && socketPending(t, list[0])
 		c.mu.Unlock()
 		if dirty {
 			return

@@ -670,18 +670,32 @@ routes:
 	snap, _ := compile.Compile(doc, runtime.NewRegistry(nil, nil), 1)
 	var h runtime.Holder
 	h.Store(snap)
-	srv := httptest.NewServer(New(Options{Holder: &h, Access: slog.New(slog.NewJSONHandler(io.Discard, nil))}))
-	defer srv.Close()
-	c := srv.Client()
-	c.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
-	b.ReportAllocs()
-	for b.Loop() {
-		resp, err := c.Get(srv.URL + "/flow/board/7")
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+	// Served by net/http, and by h1server as the plain listeners are.
+	for _, server := range []string{"net-http", "h1server"} {
+		b.Run(server, func(b *testing.B) {
+			srv := httptest.NewUnstartedServer(New(Options{Holder: &h, Access: slog.New(slog.NewJSONHandler(io.Discard, nil))}))
+			if server == "net-http" {
+				srv.Config.ConnContext = ConnContext
+				srv.Start()
+				defer srv.Close()
+			} else {
+				hs := h1server.New(srv.Config, ConnContextKeepingDeadlines)
+				go func() { _ = hs.Serve(srv.Listener) }()
+				defer hs.Close()
+			}
+			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			defer c.CloseIdleConnections()
+			url := "http://" + srv.Listener.Addr().String() + "/flow/board/7"
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := c.Get(url)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
 	}
 }
 

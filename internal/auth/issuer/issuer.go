@@ -55,7 +55,8 @@ func (k *Keys) now() time.Time {
 }
 
 // ensure returns the key set, discovering the jwks_uri first if needed
-// (single-flight, at most once per cooldown on failure).
+// (single-flight; after a failure, at most once per cooldown or
+// jwks.RetryAfterFailure, the shorter).
 func (k *Keys) ensure(ctx context.Context) (*jwks.Set, error) {
 	k.mu.Lock()
 	set, tried := k.set, k.triedAt
@@ -63,7 +64,7 @@ func (k *Keys) ensure(ctx context.Context) (*jwks.Set, error) {
 	if set != nil {
 		return set, nil
 	}
-	if !tried.IsZero() && k.now().Sub(tried) < k.Cooldown {
+	if !tried.IsZero() && k.now().Sub(tried) < min(k.Cooldown, jwks.RetryAfterFailure) {
 		return nil, fmt.Errorf("issuer %s: metadata unavailable", k.Issuer)
 	}
 	v, err, _ := k.sf.Do("discover", func() (any, error) {
@@ -94,8 +95,9 @@ func (k *Keys) ensure(ctx context.Context) (*jwks.Set, error) {
 	return v.(*jwks.Set), nil
 }
 
-// Metadata returns the issuer's metadata, fetched once (single-flight; at
-// most once per cooldown after a failure) and kept for the life of k.
+// Metadata returns the issuer's metadata, fetched once (single-flight;
+// after a failure, at most once per cooldown or jwks.RetryAfterFailure,
+// the shorter) and kept for the life of k.
 func (k *Keys) Metadata(ctx context.Context) (Metadata, error) {
 	k.mu.Lock()
 	md, tried := k.md, k.mdTried
@@ -103,7 +105,7 @@ func (k *Keys) Metadata(ctx context.Context) (Metadata, error) {
 	if md != nil {
 		return *md, nil
 	}
-	if !tried.IsZero() && k.now().Sub(tried) < k.Cooldown {
+	if !tried.IsZero() && k.now().Sub(tried) < min(k.Cooldown, jwks.RetryAfterFailure) {
 		return Metadata{}, fmt.Errorf("issuer %s: metadata unavailable", k.Issuer)
 	}
 	v, err, _ := k.sf.Do("metadata", func() (any, error) {

@@ -4,7 +4,10 @@
 // Fetches are single-flight: however many requests wait for an unknown
 // kid, one fetch runs and all share its result (coreos/go-oidc's design).
 // An unknown kid triggers a refetch at most once per cooldown, so a flood
-// of tokens with random kids costs one fetch, not one per token. Keys are
+// of tokens with random kids costs one fetch, not one per token; after a
+// failed fetch, the next may come sooner (RetryAfterFailure), so an
+// issuer that was down when Gatehouse started (apps started together, as
+// in a Turborepo dev run) is picked up within a second. Keys are
 // also refreshed in the background (Run). A failed fetch keeps the last
 // keys (stale-if-error): an issuer outage does not stop tokens that were
 // valid from verifying.
@@ -23,6 +26,11 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/sync/singleflight"
 )
+
+// RetryAfterFailure bounds the cooldown after a fetch that failed: an
+// issuer that is down costs at most one fetch per this, whatever the
+// tokens, and its keys are fetched this soon after it is back.
+const RetryAfterFailure = time.Second
 
 // ErrUnknownKey means no key with that kid, even after a refetch.
 var ErrUnknownKey = errors.New("jwks: unknown key id")
@@ -70,7 +78,11 @@ func (s *Set) Key(ctx context.Context, kid string) (jose.JSONWebKey, error) {
 		return k, nil
 	}
 	s.mu.RLock()
-	mayFetch := s.triedAt.IsZero() || s.now().Sub(s.triedAt) >= s.cooldown
+	wait := s.cooldown
+	if s.lastErr != nil {
+		wait = min(wait, RetryAfterFailure)
+	}
+	mayFetch := s.triedAt.IsZero() || s.now().Sub(s.triedAt) >= wait
 	s.mu.RUnlock()
 	if mayFetch {
 		if err := s.Refresh(ctx); err != nil {

@@ -268,6 +268,35 @@ func TestJWKSFloodRotationOutage(t *testing.T) {
 	}
 }
 
+// An issuer down at the first fetch (started after Gatehouse) is picked
+// up about a second after it is back, not a whole cooldown later; while
+// it is down, a flood of tokens costs one fetch per second.
+func TestJWKSRecoversSoonAfterAFailedFirstFetch(t *testing.T) {
+	is := newIssuer(t)
+	is.addRSA(t, "k1")
+	now := time.Unix(1_800_000_000, 0)
+	var clock atomic.Int64
+	clock.Store(now.UnixNano())
+	nowf := func() time.Time { return time.Unix(0, clock.Load()) }
+	set := jwks.New(is.srv.URL, jwks.Options{Client: is.srv.Client(), Cooldown: 30 * time.Second, Now: nowf})
+	v := &Verifier{Issuer: iss, Audience: "api", Keys: set, Now: func() time.Time { return now }}
+	tok := is.sign(t, "k1", jose.RS256, claims(nil), nil)
+	is.fail.Store(true)
+	for range 100 {
+		if _, err := v.Verify(context.Background(), tok); err == nil {
+			t.Fatal("verified with no keys")
+		}
+	}
+	if n := is.fetches.Load(); n != 1 {
+		t.Fatalf("%d fetches within a second of a failure, want 1", n)
+	}
+	is.fail.Store(false)
+	clock.Add(int64(jwks.RetryAfterFailure + time.Millisecond))
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Fatalf("a second after the issuer came back: %v", err)
+	}
+}
+
 func BenchmarkVerify(b *testing.B) {
 	is := newIssuer(b)
 	is.addRSA(b, "rsa1")

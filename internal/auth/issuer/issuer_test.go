@@ -1,0 +1,51 @@
+package issuer
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gatehouse/internal/auth/jwks"
+)
+
+// An issuer whose discovery failed (down when Gatehouse started) is
+// asked again about a second later, not a whole cooldown later; in
+// between, callers get the failure without a fetch each.
+func TestDiscoveryRetriedSoonAfterAFailure(t *testing.T) {
+	var down atomic.Bool
+	var fetches atomic.Int64
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		if down.Load() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(Metadata{Issuer: srv.URL, JWKSURI: srv.URL + "/jwks"})
+	}))
+	defer srv.Close()
+	var clock atomic.Int64
+	clock.Store(time.Unix(1_800_000_000, 0).UnixNano())
+	k := &Keys{Issuer: srv.URL, Client: srv.Client(), Cooldown: 30 * time.Second, Refresh: time.Hour,
+		Now: func() time.Time { return time.Unix(0, clock.Load()) }}
+	down.Store(true)
+	for range 10 {
+		if _, err := k.Metadata(context.Background()); err == nil {
+			t.Fatal("metadata from an issuer that is down")
+		}
+	}
+	first := fetches.Load()
+	if first == 0 || first > 2 { // both well-known locations, once
+		t.Fatalf("%d fetches for 10 calls within a second of a failure", first)
+	}
+	down.Store(false)
+	clock.Add(int64(jwks.RetryAfterFailure + time.Millisecond))
+	md, err := k.Metadata(context.Background())
+	if err != nil || md.JWKSURI != srv.URL+"/jwks" {
+		t.Fatalf("a second after the issuer came back: %+v, %v", md, err)
+	}
+}

@@ -58,6 +58,8 @@ type App struct {
 	admin    *admin.Server
 	up       atomic.Bool // every listener is open
 
+	testHookBeforeListen func() // tests: runs just before the listeners are bound
+
 	mu      sync.Mutex // guards the following fields; held across a reload
 	doc     *config.Document
 	gen     int64
@@ -160,7 +162,6 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		popts.Tracer = tr
 	}
 	a.engine = proxy.New(popts)
-	a.registry.Start(ctx) // health checkers; stopped by registry.Close below
 	var lns []net.Listener
 	var adminLn net.Listener
 	if l := a.doc.Config.Admin.Listen; l != "off" {
@@ -169,6 +170,9 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 			return fmt.Errorf("admin listen %s: %w", l, err)
 		}
 		adminLn = ln
+	}
+	if a.testHookBeforeListen != nil {
+		a.testHookBeforeListen()
 	}
 	addrsToBind := s.Listen
 	nPlain := len(addrsToBind)
@@ -192,6 +196,11 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		}
 		lns = append(lns, lim)
 	}
+	// Health checkers and key refreshes start once the listeners are
+	// bound (connections queue until served): keys served through
+	// Gatehouse itself answer the first fetch. Stopped by registry.Close
+	// below.
+	a.registry.Start(ctx)
 	var servers []server
 	g, gctx := errgroup.WithContext(ctx)
 	addrs := make([]net.Addr, 0, len(lns))

@@ -349,6 +349,13 @@ func (r *Registry) Start(ctx context.Context) {
 	}
 }
 
+// Started reports whether Start has been called.
+func (r *Registry) Started() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ctx != nil
+}
+
 // Retain drops every pool not used by live: its checker stops and its idle
 // connections close (requests in flight on it finish normally). Targets no
 // live pool uses are forgotten.

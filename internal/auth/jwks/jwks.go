@@ -95,6 +95,14 @@ func (s *Set) Key(ctx context.Context, kid string) (jose.JSONWebKey, error) {
 	if k, ok := s.lookup(kid); ok {
 		return k, nil
 	}
+	// Unknown to a set that could not be fetched last time: the keys are
+	// unavailable (fail closed, 503), not the token wrong (401).
+	s.mu.RLock()
+	lastErr := s.lastErr
+	s.mu.RUnlock()
+	if lastErr != nil {
+		return jose.JSONWebKey{}, fmt.Errorf("jwks: %s unavailable: %w", s.url, lastErr)
+	}
 	return jose.JSONWebKey{}, ErrUnknownKey
 }
 

@@ -16,9 +16,12 @@
 // part left outside system calls (docs/performance.md, "Where the time
 // goes"). The savings are one read of the head into one string, no
 // per-request goroutine to watch for the client leaving (a sweep starts a
-// watcher only for handlers that run long), fewer deadline updates, and
-// no copy of the response header map when the head cannot depend on the
-// body.
+// watcher only for handlers that run long), no deadline update per
+// request on a busy connection, a request context that costs nothing
+// until waited on (reqContext, which also closes a proxy's upstream
+// connection on cancellation without context.AfterFunc), and no copy of
+// the response header map when the head cannot depend on the body, or
+// when a proxy hands over its upstream response's (AdoptHeader).
 //
 // Invariants:
 //   - Nothing is taken that net/http would refuse or read differently
@@ -28,7 +31,9 @@
 //     (FuzzServerMatchesNetHTTP, TestResponsesMatchNetHTTP).
 //   - A handed-over connection is never touched here again.
 //   - Timeouts are the http.Server's: ReadHeaderTimeout bounds a head,
-//     IdleTimeout the wait for the next one.
+//     IdleTimeout the wait for the next one (on a busy connection, an
+//     idle deadline set for an earlier wait is kept while it is within an
+//     eighth of IdleTimeout, at most 1s, of a fresh one).
 //
 // Where a handler could tell the difference: a taken request cannot be
 // hijacked (it never asks for an upgrade); a client that leaves is
@@ -36,7 +41,9 @@
 // notices at once), and not while a pipelined request is buffered behind
 // the running one (then only its writes fail); and a write deadline a
 // handler sets stays in force for the connection's next request (the
-// engine relies on it: proxy.ConnContextKeepingDeadlines).
+// engine relies on it: proxy.ConnContextKeepingDeadlines); the request's
+// context is not a *context.cancelCtx, though it behaves as one for
+// Done, Err, Value, Cause and the contexts derived from it.
 package h1server
 
 import (

@@ -127,6 +127,21 @@ func TestClientGoneCancelsLongHandler(t *testing.T) {
 
 // TestNextRequestReadByTheWatcher: the byte a watcher reads while a long
 // handler runs starts the next request, which is served whole.
+// anyWatching reports whether a watcher runs on any of s's connections.
+func anyWatching(s *Server) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for cn := range s.conns {
+		cn.mu.Lock()
+		w := cn.watching
+		cn.mu.Unlock()
+		if w {
+			return true
+		}
+	}
+	return false
+}
+
 func TestNextRequestReadByTheWatcher(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
@@ -139,19 +154,7 @@ func TestNextRequestReadByTheWatcher(t *testing.T) {
 	c := l.dial(t)
 	defer c.Close()
 	_, _ = io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
-	watching := func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for cn := range s.conns {
-			cn.mu.Lock()
-			w := cn.watching
-			cn.mu.Unlock()
-			if w {
-				return true
-			}
-		}
-		return false
-	}
+	watching := func() bool { return anyWatching(s) }
 	if !waitFor(5*time.Second, watching) {
 		t.Fatal("no watcher started under a long handler")
 	}
@@ -197,19 +200,7 @@ func TestIdleDeadlineAfterAWatcher(t *testing.T) {
 	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
 	readResponse(t, br, "GET")
 	_, _ = io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
-	watching := func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for cn := range s.conns {
-			cn.mu.Lock()
-			w := cn.watching
-			cn.mu.Unlock()
-			if w {
-				return true
-			}
-		}
-		return false
-	}
+	watching := func() bool { return anyWatching(s) }
 	if !waitFor(5*time.Second, watching) {
 		t.Fatal("no watcher started under a long handler")
 	}

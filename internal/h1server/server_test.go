@@ -7,15 +7,15 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"gatehouse/internal/testutil"
 )
 
 // pairListener accepts one end of a Unix socket pair per dial: no ports
@@ -49,26 +49,13 @@ func (l *pairListener) Addr() net.Addr { return &net.UnixAddr{Name: "pair", Net:
 
 func (l *pairListener) dial(t testing.TB) *net.UnixConn {
 	t.Helper()
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := func(fd int) net.Conn {
-		f := os.NewFile(uintptr(fd), "pair")
-		defer f.Close()
-		c, err := net.FileConn(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	client, server := conn(fds[0]), conn(fds[1])
+	client, server := testutil.SocketPair(t)
 	select {
 	case l.ch <- server:
 	case <-l.done:
 		t.Fatal("listener closed")
 	}
-	return client.(*net.UnixConn)
+	return client
 }
 
 // pair is the same handler behind net/http's server (ref) and behind

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -205,26 +206,42 @@ func waitIdleDirty(t *testing.T, c *h1Client, addr string) {
 }
 
 // A connection the server closed while idle is noticed before use, so even
-// a request that cannot be replayed gets a new connection.
+// a request that cannot be replayed gets a new connection: closed, or
+// half-closed by a server that still reads (nginx's lingering close), which
+// no write of ours would reveal before the response header timeout.
 func TestH1SkipsIdleConnectionClosedByServer(t *testing.T) {
 	t.Parallel()
-	u := newRawUpstream(t, func(c net.Conn) {
-		if _, ok := readHead(bufio.NewReader(c)); ok {
-			io.WriteString(c, ok5) // then close
-		}
-	})
-	c := testClient(Settings{})
-	defer c.CloseIdleConnections()
-	if _, _, err := get(t, c, u.addr(), "/"); err != nil {
-		t.Fatal(err)
+	for _, halfClose := range []bool{false, true} {
+		t.Run(fmt.Sprint("half-closed=", halfClose), func(t *testing.T) {
+			t.Parallel()
+			u := newRawUpstream(t, func(c net.Conn) {
+				br := bufio.NewReader(c)
+				if _, ok := readHead(br); !ok {
+					return
+				}
+				io.WriteString(c, ok5) // then close
+				if halfClose {
+					c.(*net.TCPConn).CloseWrite()
+					io.Copy(io.Discard, br)
+				}
+			})
+			c := testClient(Settings{ResponseHeaderTimeout: 10 * time.Second})
+			defer c.CloseIdleConnections()
+			if _, _, err := get(t, c, u.addr(), "/"); err != nil {
+				t.Fatal(err)
+			}
+			waitIdleDirty(t, c, u.addr())
+			req, _ := http.NewRequest("POST", "http://"+u.addr()+"/", nil)
+			resp, err := c.RoundTrip(req)
+			if err != nil {
+				t.Fatalf("POST after the server closed the idle connection: %v", err)
+			}
+			resp.Body.Close()
+			if n := u.Accepted.Load(); n != 2 {
+				t.Fatalf("%d connections, want 2", n)
+			}
+		})
 	}
-	waitIdleDirty(t, c, u.addr())
-	req, _ := http.NewRequest("POST", "http://"+u.addr()+"/", nil)
-	resp, err := c.RoundTrip(req)
-	if err != nil {
-		t.Fatalf("POST after the server closed the idle connection: %v", err)
-	}
-	resp.Body.Close()
 }
 
 // Bytes that arrive on an idle connection answer no request: reading them

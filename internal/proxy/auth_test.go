@@ -404,7 +404,7 @@ routes:
 	if err := json.Unmarshal(g.snap.AssertionJWKS, &set); err != nil || len(set.Keys) != 1 {
 		t.Fatalf("jwks: %v", err)
 	}
-	jws, err := jose.ParseSigned(got[0], []jose.SignatureAlgorithm{jose.ES256})
+	jws, err := jose.ParseSignedCompact(got[0], []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func verify(t *testing.T, jwks []byte, tok string) map[string]any {
 	if set.Keys[0].IsPublic() != true {
 		t.Fatal("the JWKS holds a private key")
 	}
-	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA})
+	jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA})
 	if err != nil {
 		t.Fatal(err)
 	}

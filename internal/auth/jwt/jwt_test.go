@@ -221,18 +221,24 @@ func (is *issuer) signUnknown(t *testing.T) string {
 	return tok
 }
 
+// movingKeySet is is's key set with a 30s cooldown on a clock the test
+// moves, and a verifier on it whose own clock stands still.
+func movingKeySet(is *issuer) (*jwks.Set, *Verifier, *atomic.Int64) {
+	now := time.Unix(1_800_000_000, 0)
+	clock := new(atomic.Int64)
+	clock.Store(now.UnixNano())
+	set := jwks.New(is.srv.URL, jwks.Options{Client: is.srv.Client(), Cooldown: 30 * time.Second,
+		Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	return set, &Verifier{Issuer: iss, Audience: "api", Keys: set, Now: func() time.Time { return now }}, clock
+}
+
 // An unknown-kid flood fetches the JWKS once per cooldown, however many
 // tokens and goroutines; a new key is picked up after the cooldown without
 // restarting; an issuer outage keeps known keys working.
 func TestJWKSFloodRotationOutage(t *testing.T) {
 	is := newIssuer(t)
 	is.addRSA(t, "k1")
-	now := time.Unix(1_800_000_000, 0)
-	var clock atomic.Int64
-	clock.Store(now.UnixNano())
-	nowf := func() time.Time { return time.Unix(0, clock.Load()) }
-	set := jwks.New(is.srv.URL, jwks.Options{Client: is.srv.Client(), Cooldown: 30 * time.Second, Now: nowf})
-	v := &Verifier{Issuer: iss, Audience: "api", Keys: set, Now: func() time.Time { return now }}
+	set, v, clock := movingKeySet(is)
 	if _, err := v.Verify(context.Background(), is.sign(t, "k1", jose.RS256, claims(nil), nil)); err != nil {
 		t.Fatal(err)
 	}
@@ -274,12 +280,7 @@ func TestJWKSFloodRotationOutage(t *testing.T) {
 func TestJWKSRecoversSoonAfterAFailedFirstFetch(t *testing.T) {
 	is := newIssuer(t)
 	is.addRSA(t, "k1")
-	now := time.Unix(1_800_000_000, 0)
-	var clock atomic.Int64
-	clock.Store(now.UnixNano())
-	nowf := func() time.Time { return time.Unix(0, clock.Load()) }
-	set := jwks.New(is.srv.URL, jwks.Options{Client: is.srv.Client(), Cooldown: 30 * time.Second, Now: nowf})
-	v := &Verifier{Issuer: iss, Audience: "api", Keys: set, Now: func() time.Time { return now }}
+	_, v, clock := movingKeySet(is)
 	tok := is.sign(t, "k1", jose.RS256, claims(nil), nil)
 	is.fail.Store(true)
 	for range 100 {

@@ -1,0 +1,310 @@
+package h1guard
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var testLimits = Limits{MaxLineBytes: 64, MaxHeadBytes: 256}
+
+// chunkedConn is a net.Conn whose reads return the scripted pieces, one
+// per read, then EOF.
+type chunkedConn struct {
+	net.Conn
+	pieces [][]byte
+}
+
+func (c *chunkedConn) Read(p []byte) (int, error) {
+	if len(c.pieces) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.pieces[0])
+	if n < len(c.pieces[0]) {
+		c.pieces[0] = c.pieces[0][n:]
+	} else {
+		c.pieces = c.pieces[1:]
+	}
+	return n, nil
+}
+
+// readAll reads a guarded connection over the scripted stream, split
+// after every `split` bytes (0: whole), with reads of bufSize bytes.
+func readAll(t *testing.T, stream string, split, bufSize int) (got string, g *Conn, err error) {
+	t.Helper()
+	var pieces [][]byte
+	for s := []byte(stream); len(s) > 0; {
+		n := len(s)
+		if split > 0 && split < n {
+			n = split
+		}
+		pieces = append(pieces, s[:n])
+		s = s[n:]
+	}
+	l := NewListener(nil, testLimits)
+	g = &Conn{Conn: &chunkedConn{pieces: pieces}, l: l}
+	var out bytes.Buffer
+	buf := make([]byte, bufSize)
+	for i := 0; i < 10000; i++ {
+		n, rerr := g.Read(buf)
+		out.Write(buf[:n])
+		if rerr != nil {
+			return out.String(), g, rerr
+		}
+	}
+	t.Fatal("no end of stream")
+	return "", nil, nil
+}
+
+func TestGuard(t *testing.T) {
+	t.Parallel()
+	const get = "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+	tests := []struct {
+		name   string
+		in     string
+		passed string // delivered before the refusal or error
+		status int    // refusal; 0: none
+		bad    bool   // ErrMalformedBody
+	}{
+		{name: "two gets", in: get + get, passed: get + get},
+		{name: "content-length body then get", in: "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nGET /" + get, passed: "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nGET /" + get},
+		{name: "chunked body then get", in: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\n\r\n" + get,
+			passed: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\n\r\n" + get},
+		{name: "chunked with trailer", in: "POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n1\r\na\r\n0\r\nX-T: 1\r\n\r\n" + get,
+			passed: "POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n1\r\na\r\n0\r\nX-T: 1\r\n\r\n" + get},
+		{name: "bare LF head lines pass", in: "GET / HTTP/1.1\nHost: a\n\n", passed: "GET / HTTP/1.1\nHost: a\n\n"},
+		{name: "content-length and transfer-encoding", in: "POST / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + get, status: 400},
+		{name: "second request smuggles", in: get + "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", passed: get, status: 400},
+		{name: "tab before chunked", in: "POST / HTTP/1.1\r\nTransfer-Encoding:\tchunked\r\n\r\n", status: 400},
+		{name: "obs-fold", in: "POST / HTTP/1.1\r\nTransfer-Encoding:\r\n chunked\r\n\r\n", status: 400},
+		{name: "chunked, identity", in: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n", status: 400},
+		{name: "two transfer-encodings", in: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", status: 400},
+		{name: "http/1.0 with transfer-encoding", in: "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", status: 400},
+		{name: "differing content-lengths", in: "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", status: 400},
+		{name: "signed content-length", in: "POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\n", status: 400},
+		{name: "space before colon", in: "POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n", status: 400},
+		{name: "bare CR", in: "GET / HTTP/1.1\r\nX: a\rTransfer-Encoding: chunked\r\n\r\n", status: 400},
+		{name: "request line too long", in: "GET /" + strings.Repeat("a", 80) + " HTTP/1.1\r\n\r\n", status: 414},
+		{name: "request line too long, unfinished", in: "GET /" + strings.Repeat("a", 80), status: 414},
+		{name: "header line too long", in: "GET / HTTP/1.1\r\nX: " + strings.Repeat("a", 80) + "\r\n\r\n", status: 431},
+		{name: "head too large", in: "GET / HTTP/1.1\r\n" + strings.Repeat("X-Y: aaaaaaaaaaaaa\r\n", 20), status: 431},
+		{name: "chunk size bare LF", in: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n", passed: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3", bad: true},
+		{name: "chunk size 0x", in: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0x3\r\n", passed: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0", bad: true},
+		{name: "chunk size +", in: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n+3\r\n", passed: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", bad: true},
+		{name: "chunk size -1", in: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n", passed: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", bad: true},
+		{name: "chunk size overflow", in: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n", passed: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000", bad: true},
+		{name: "chunk data too long", in: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\n0\r\n\r\n", passed: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc", bad: true},
+		{name: "trailer bare LF", in: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: y\n\n" + get, passed: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: y", bad: true},
+		{name: "prior-knowledge h2 passes", in: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x01binary", passed: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x01binary"},
+	}
+	for _, tt := range tests {
+		for _, split := range []int{0, 1, 7} {
+			for _, bufSize := range []int{1, 16, 4096} {
+				got, g, err := readAll(t, tt.in, split, bufSize)
+				want := tt.passed
+				if tt.status != 0 {
+					want += string(g.l.canned)
+				}
+				if got != want {
+					t.Errorf("%s (split %d, buf %d): delivered\n%q\nwant\n%q", tt.name, split, bufSize, got, want)
+					continue
+				}
+				ref := g.Refusal(g.l.target)
+				switch {
+				case tt.status != 0 && (ref == nil || ref.Status != tt.status):
+					t.Errorf("%s: refusal %+v, want status %d", tt.name, ref, tt.status)
+				case tt.status == 0 && ref != nil:
+					t.Errorf("%s: refused %+v", tt.name, ref)
+				case tt.bad != errors.Is(err, ErrMalformedBody):
+					t.Errorf("%s: err %v, want malformed body %v", tt.name, err, tt.bad)
+				case !tt.bad && err != io.EOF:
+					t.Errorf("%s: err %v, want EOF", tt.name, err)
+				}
+			}
+		}
+	}
+}
+
+// The stand-in for a refused request is recognized by its target only.
+func TestRefusalNeedsTheTarget(t *testing.T) {
+	t.Parallel()
+	_, g, _ := readAll(t, "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 0, 4096)
+	if g.Refusal("/") != nil || g.Refusal("/.gatehouse/refused/x") != nil {
+		t.Fatal("a refusal answered for another target")
+	}
+	if r := g.Refusal(g.l.target); r == nil || r.Reason != "Transfer-Encoding in an HTTP/1.0 request" {
+		t.Fatalf("refusal %+v", r)
+	}
+}
+
+// timeoutConn returns a deadline error once, after the first piece.
+type timeoutConn struct {
+	net.Conn
+	pieces []string
+	i      int
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+func (c *timeoutConn) Read(p []byte) (int, error) {
+	c.i++
+	switch {
+	case c.i == 2:
+		return 0, timeoutErr{}
+	case len(c.pieces) == 0:
+		return 0, io.EOF
+	}
+	n := copy(p, c.pieces[0])
+	if c.pieces[0] = c.pieces[0][n:]; c.pieces[0] == "" {
+		c.pieces = c.pieces[1:]
+	}
+	return n, nil
+}
+
+// A deadline that interrupts a held head (net/http aborts its background
+// read that way) keeps the head held and checked: the rest of it is not
+// let through unchecked.
+func TestDeadlineKeepsHeldHead(t *testing.T) {
+	t.Parallel()
+	l := NewListener(nil, testLimits)
+	g := &Conn{Conn: &timeoutConn{pieces: []string{"POST / HTTP/1.1\r\nTransfer-", "Encoding: chunked\r\nContent-Length: 1\r\n\r\n"}}, l: l}
+	buf := make([]byte, 1)
+	if n, err := g.Read(buf); n != 0 || err == nil {
+		t.Fatalf("first read: %d, %v; want the deadline error", n, err)
+	}
+	got, err := io.ReadAll(g)
+	if err != nil || string(got) != string(l.canned) {
+		t.Fatalf("after the deadline: %q, %v; want the refusal's stand-in", got, err)
+	}
+}
+
+// A tunnel passes what follows untouched, held bytes first.
+func TestTunnelPassesThrough(t *testing.T) {
+	t.Parallel()
+	l := NewListener(nil, testLimits)
+	up := "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"
+	g := &Conn{Conn: &chunkedConn{pieces: [][]byte{[]byte(up + "\x81\x05hel"), []byte("lo\r\n\r\nanything")}}, l: l}
+	buf := make([]byte, 4096)
+	n, _ := g.Read(buf)
+	if string(buf[:n]) != up {
+		t.Fatalf("head: %q", buf[:n])
+	}
+	g.Tunnel()
+	rest, err := io.ReadAll(g)
+	if err != nil || string(rest) != "\x81\x05hello\r\n\r\nanything" {
+		t.Fatalf("tunnel: %q, %v", rest, err)
+	}
+}
+
+func TestOf(t *testing.T) {
+	t.Parallel()
+	g := &Conn{}
+	if Of(g) != g || Of(wrapped{g}) != g || Of(&net.TCPConn{}) != nil || Of(nil) != nil {
+		t.Fatal("Of does not find the guard")
+	}
+}
+
+type wrapped struct{ net.Conn }
+
+func (w wrapped) NetConn() net.Conn { return w.Conn }
+
+// netHTTPStarts returns the offsets at which net/http reads requests in
+// stream, reading each body through.
+func netHTTPStarts(stream []byte) []int {
+	cr := &countReader{r: bytes.NewReader(stream)}
+	br := bufio.NewReader(cr)
+	var starts []int
+	for {
+		off := cr.n - br.Buffered()
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return starts
+		}
+		starts = append(starts, off)
+		if _, err := io.Copy(io.Discard, req.Body); err != nil {
+			return starts
+		}
+	}
+}
+
+type countReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// FuzzFramingMatchesNetHTTP: where the guard lets bytes through, every
+// request net/http reads from them starts where the guard saw a head
+// start, so no request reaches the server unchecked. And the guard
+// delivers the same bytes however the stream is split.
+func FuzzFramingMatchesNetHTTP(f *testing.F) {
+	for _, s := range []string{
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: 1\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST / HTTP/1.1\nHost: a\nTransfer-Encoding: chunked\n\n3;e\r\nabc\r\n0\r\n\r\n",
+	} {
+		f.Add([]byte(s), uint8(0))
+	}
+	lim := Limits{MaxLineBytes: 8192, MaxHeadBytes: 32 << 10}
+	f.Fuzz(func(t *testing.T, stream []byte, split uint8) {
+		var starts []int
+		fr := framer{onHead: func(off int) { starts = append(starts, off) }}
+		k, _ := fr.advance(stream, lim)
+		for _, s := range netHTTPStarts(stream[:k]) {
+			if !slices.Contains(starts, s) {
+				t.Fatalf("net/http reads a request at %d; the guard's heads start at %v (delivered %d of %d)", s, starts, k, len(stream))
+			}
+		}
+		// Split delivery gives the same bytes as whole delivery.
+		whole := deliver(stream, 0, lim)
+		if parts := deliver(stream, int(split%16)+1, lim); parts != whole {
+			t.Fatalf("split %d delivers\n%q\nwhole delivers\n%q", split%16+1, parts, whole)
+		}
+	})
+}
+
+func deliver(stream []byte, split int, lim Limits) string {
+	var pieces [][]byte
+	for s := stream; len(s) > 0; {
+		n := len(s)
+		if split > 0 && split < n {
+			n = split
+		}
+		pieces = append(pieces, s[:n])
+		s = s[n:]
+	}
+	l := NewListener(nil, lim)
+	l.canned = []byte("<refused>")
+	g := &Conn{Conn: &chunkedConn{pieces: pieces}, l: l}
+	var out bytes.Buffer
+	buf := make([]byte, 512)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		n, err := g.Read(buf)
+		out.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return out.String()
+}

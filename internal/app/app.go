@@ -22,6 +22,7 @@ import (
 	"gatehouse/internal/admin"
 	"gatehouse/internal/compile"
 	"gatehouse/internal/config"
+	"gatehouse/internal/h1guard"
 	"gatehouse/internal/h1server"
 	"gatehouse/internal/netx"
 	"gatehouse/internal/observe/logging"
@@ -179,7 +180,7 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 	if t := s.TLS; t != nil {
 		addrsToBind = append(append([]string{}, addrsToBind...), t.Listen...)
 	}
-	for _, addr := range addrsToBind {
+	for i, addr := range addrsToBind {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			for _, l := range lns {
@@ -194,7 +195,14 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		if a.metrics != nil {
 			lim.OnRefuse = a.metrics.ConnectionRefused
 		}
-		lns = append(lns, lim)
+		if i >= nPlain {
+			lns = append(lns, lim) // HTTPS: net/http must see the *tls.Conn
+			continue
+		}
+		// Plain HTTP/1.x: every request's framing is checked before either
+		// server reads it (request smuggling, oversized lines).
+		lns = append(lns, h1guard.NewListener(lim, h1guard.Limits{
+			MaxLineBytes: int(s.MaxHeaderLineBytes), MaxHeadBytes: int(s.MaxHeaderBytes)}))
 	}
 	// Health checkers and key refreshes start once the listeners are
 	// bound (connections queue until served): keys served through
@@ -315,10 +323,11 @@ func (a *App) warnRestartOnly(old, cur *config.Config) {
 		old.Server.ReadHeaderTimeout != cur.Server.ReadHeaderTimeout ||
 		old.Server.IdleTimeout != cur.Server.IdleTimeout ||
 		old.Server.MaxHeaderBytes != cur.Server.MaxHeaderBytes ||
+		old.Server.MaxHeaderLineBytes != cur.Server.MaxHeaderLineBytes ||
 		old.Server.HTTP2MaxConcurrentStreams != cur.Server.HTTP2MaxConcurrentStreams ||
 		tlsListeners(old) != tlsListeners(cur) ||
 		old.Log != cur.Log || old.Admin != cur.Admin || !reflect.DeepEqual(old.Tracing, cur.Tracing) {
-		a.events.Warn("server.listen, server.tls.listen and min_version, the server timeouts, max_header_bytes, http2_max_concurrent_streams, log, admin and tracing settings change only on restart")
+		a.events.Warn("server.listen, server.tls.listen and min_version, the server timeouts, max_header_bytes, max_header_line_bytes, http2_max_concurrent_streams, log, admin and tracing settings change only on restart")
 	}
 }
 

@@ -121,6 +121,7 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 	}
 	snap.StripHeaders = stripHeaders(c)
 	snap.MaxHeaderCount = c.Server.MaxHeaderCount
+	snap.MaxHeaderLineBytes = int(c.Server.MaxHeaderLineBytes)
 
 	specs := make([]route.Spec, len(c.Routes))
 	for i, rc := range c.Routes {

@@ -14,7 +14,8 @@ const (
 	DefaultListen             = ":6188"
 	DefaultReadHeaderTimeout  = 10 * time.Second
 	DefaultIdleTimeout        = 120 * time.Second
-	DefaultMaxHeaderBytes     = 64 << 10
+	DefaultMaxHeaderBytes     = 32 << 10
+	DefaultMaxHeaderLineBytes = 8 << 10
 	DefaultMaxBodyBytes       = 100 << 20
 	DefaultShutdownGrace      = 30 * time.Second
 	DefaultConnectTimeout     = 5 * time.Second
@@ -80,6 +81,9 @@ func applyDefaults(doc *Document) {
 	}
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if s.MaxHeaderLineBytes == 0 {
+		s.MaxHeaderLineBytes = min(DefaultMaxHeaderLineBytes, s.MaxHeaderBytes)
 	}
 	if _, set := doc.pos["server.max_body_bytes"]; !set {
 		s.MaxBodyBytes = DefaultMaxBodyBytes

@@ -60,8 +60,13 @@ type Server struct {
 	// TCP peer: behind a load balancer, that is the balancer). Default 0
 	// (no cap).
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
-	// MaxHeaderBytes caps request line plus headers; more is answered 431. Default 64KiB.
+	// MaxHeaderBytes caps request line plus headers; more is answered 431.
+	// Default 32KiB (nginx's 4 buffers of 8k).
 	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+	// MaxHeaderLineBytes caps the request line (more: 414) and each header
+	// line (more: 431), line ending excluded. Default 8KiB, as nginx's
+	// large_client_header_buffers.
+	MaxHeaderLineBytes Size `yaml:"max_header_line_bytes"`
 	// MaxHeaderCount caps the number of request header fields; more are
 	// answered 431. Default 100.
 	MaxHeaderCount int `yaml:"max_header_count"`

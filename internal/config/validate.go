@@ -147,6 +147,9 @@ func (v *validator) server(s *Server) {
 	if s.MaxHeaderBytes < 1024 {
 		v.add("server.max_header_bytes", "must be at least 1KiB")
 	}
+	if s.MaxHeaderLineBytes < 256 || s.MaxHeaderLineBytes > s.MaxHeaderBytes {
+		v.add("server.max_header_line_bytes", "must be at least 256 bytes and at most max_header_bytes (%d), got %d", int64(s.MaxHeaderBytes), int64(s.MaxHeaderLineBytes))
+	}
 	v.headerValues("server.security_headers", s.SecurityHeaders)
 }
 

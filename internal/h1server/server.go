@@ -378,6 +378,9 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// NetConn returns the connection itself (h1guard.Of looks through it).
+func (c *prefixConn) NetConn() net.Conn { return c.Conn }
+
 // CloseWrite lets net/http half-close before its final close, as it does
 // on the connection itself.
 func (c *prefixConn) CloseWrite() error {

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"gatehouse/internal/h1guard"
 )
 
 // connState is what the engine keeps per HTTP/1.x connection: when the
@@ -25,8 +27,9 @@ import (
 // the Forwarded element for a host and scheme.
 type connState struct {
 	conn    net.Conn
-	renewAt time.Time // the deadline needs no renewal before this
-	kept    bool      // the server leaves the write deadline between requests
+	guard   *h1guard.Conn // the connection's framing guard; nil on HTTPS
+	renewAt time.Time     // the deadline needs no renewal before this
+	kept    bool          // the server leaves the write deadline between requests
 
 	peer    netip.Addr
 	peerStr string
@@ -51,14 +54,14 @@ type connKey struct{}
 // ConnContext is http.Server.ConnContext for the servers the engine runs
 // behind: it gives each connection its connState.
 func ConnContext(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, connKey{}, &connState{conn: c})
+	return context.WithValue(ctx, connKey{}, &connState{conn: c, guard: h1guard.Of(c)})
 }
 
 // ConnContextKeepingDeadlines is ConnContext for a server that leaves a
 // connection's write deadline in place between requests
 // (internal/h1server), unlike net/http, which clears it after each one.
 func ConnContextKeepingDeadlines(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, connKey{}, &connState{conn: c, kept: true})
+	return context.WithValue(ctx, connKey{}, &connState{conn: c, kept: true, guard: h1guard.Of(c)})
 }
 
 // renewSlack is how much of the write timeout may pass before the

@@ -137,6 +137,7 @@ type state struct {
 	attemptErr  *phase.Error    // why the current attempt failed, before any byte was sent
 	clientCtx   context.Context // the request's own context, without the attempt's
 	perTryFired atomic.Bool
+	bodyErr     atomic.Pointer[errClientBody] // the request body could not be read
 	perTryTimer *time.Timer
 	peerStr     string // rc.Peer formatted, once
 

@@ -1,17 +1,18 @@
 package proxy
 
 import (
-	"golang.org/x/net/http/httpguts"
-
-	"gatehouse/internal/auth/oidc"
-	"gatehouse/internal/tlsx"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
 
+	"golang.org/x/net/http/httpguts"
+
+	"gatehouse/internal/auth/oidc"
+	"gatehouse/internal/h1guard"
 	"gatehouse/internal/phase"
 	"gatehouse/internal/route"
+	"gatehouse/internal/tlsx"
 )
 
 // stripAlways are request headers no client may send upstream, whoever the
@@ -43,6 +44,22 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 		rc.RequestID = e.newRequestID()
 	}
 	st.ridVals = []string{rc.RequestID}
+	var guard *h1guard.Conn
+	if w.cs != nil {
+		guard = w.cs.guard
+	}
+	if guard != nil && r.Host == h1guard.RefusedHost {
+		if ref := guard.Refusal(r.RequestURI); ref != nil {
+			// The stand-in for a request head the guard refused: answer for
+			// it, and close (nothing after it can be framed).
+			e.failToProxy(st, w, r, &phase.Error{Kind: phase.KindBadRequest, Status: ref.Status,
+				Detail: ref.Reason, Header: closeHeader()})
+			return false
+		}
+	}
+	if !e.framingChecks(st, w, r, guard) {
+		return false
+	}
 	for _, h := range stripAlways {
 		delete(r.Header, h)
 	}
@@ -99,6 +116,46 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 	rc.Path = np
 	return true
 }
+
+// framingChecks applies to requests that no h1guard read (HTTPS and
+// HTTP/2) what the guard enforces on the plain listeners' raw heads, as
+// far as a handler can see it: the request target and header field
+// lengths (414, 431). A chunked HTTP/1.1 request on such a connection is
+// answered with a close: net/http drops a Content-Length sent beside
+// Transfer-Encoding without a trace, and RFC 9112 §6.3 asks that the
+// connection not be reused after such a request.
+func (e *Engine) framingChecks(st *state, w *respWriter, r *http.Request, guard *h1guard.Conn) bool {
+	if guard != nil {
+		return true // the guard saw the raw head
+	}
+	max := st.snap.MaxHeaderLineBytes
+	if max <= 0 {
+		return true
+	}
+	if len(r.RequestURI) > max {
+		e.failToProxy(st, w, r, &phase.Error{Kind: phase.KindBadRequest, Status: http.StatusRequestURITooLong,
+			Detail: "request target too long"})
+		return false
+	}
+	for name, vals := range r.Header {
+		for _, v := range vals {
+			if len(name)+2+len(v) > max {
+				e.failToProxy(st, w, r, &phase.Error{Kind: phase.KindBadRequest, Status: http.StatusRequestHeaderFieldsTooLarge,
+					Detail: "request header line too long"})
+				return false
+			}
+		}
+	}
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		w.Header()["Connection"] = closeValue
+	}
+	return true
+}
+
+var closeValue = []string{"close"}
+
+// closeHeader asks net/http to close the connection after the response.
+func closeHeader() http.Header { return http.Header{"Connection": closeValue} }
 
 // validMethod: a method is an RFC 9110 token (§9.1, §5.6.2).
 func validMethod(m string) bool {

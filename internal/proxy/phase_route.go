@@ -45,8 +45,8 @@ func (e *Engine) routeRequest(st *state, w *respWriter, r *http.Request) (*http.
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
-	if e.bodyReadTimeout > 0 && r.Body != nil && r.Body != http.NoBody {
-		r.Body = &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), d: e.bodyReadTimeout}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), d: e.bodyReadTimeout, st: st}
 	}
 	switch {
 	case rt.Timeout > 0:
@@ -85,19 +85,41 @@ type idleBody struct {
 	io.ReadCloser
 	rc *http.ResponseController
 	d  time.Duration
+	st *state
 }
 
+// It also marks the body's read errors as the client's: a malformed
+// chunked body is answered 400, not blamed on the upstream.
 func (b *idleBody) Read(p []byte) (int, error) {
-	_ = b.rc.SetReadDeadline(time.Now().Add(b.d))
+	if b.d > 0 {
+		_ = b.rc.SetReadDeadline(time.Now().Add(b.d))
+	}
 	n, err := b.ReadCloser.Read(p)
 	if err != nil {
-		_ = b.rc.SetReadDeadline(time.Time{})
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		if b.d > 0 {
+			_ = b.rc.SetReadDeadline(time.Time{})
+		}
+		var mbe *http.MaxBytesError
+		switch {
+		case err == io.EOF || errors.As(err, &mbe):
+		case errors.Is(err, os.ErrDeadlineExceeded):
 			err = errBodyTimeout{err}
+		default:
+			cb := errClientBody{err}
+			b.st.bodyErr.Store(&cb)
+			err = cb
 		}
 	}
 	return n, err
 }
+
+// errClientBody marks a request body that could not be read: malformed
+// chunked framing (net/http's or h1guard's verdict), or a client that
+// stopped sending half way.
+type errClientBody struct{ err error }
+
+func (e errClientBody) Error() string { return "request body: " + e.err.Error() }
+func (e errClientBody) Unwrap() error { return e.err }
 
 // errBodyTimeout marks a request body that stalled past body_read_timeout,
 // so it is told apart from an upstream timeout and from a client that left.

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -237,6 +238,23 @@ func forwardedElem(peer, host, proto string) string {
 	return "for=" + forv + ";host=" + hostv + ";proto=" + proto
 }
 
+// bodyFault returns the error for an attempt that failed because the
+// request body could not be read, or nil. The body's own error may not be
+// the one the round trip returns: when the connection guard finds a body
+// malformed, net/http cancels the request's context, and the attempt
+// fails as if the client had left.
+func bodyFault(st *state) *phase.Error {
+	cb := st.bodyErr.Load()
+	if cb == nil {
+		return nil
+	}
+	if errors.Is(cb.err, io.ErrUnexpectedEOF) {
+		return phase.NewError(phase.KindClientGone, "", *cb) // it closed half way
+	}
+	// The rest of the body cannot be framed: close after answering.
+	return &phase.Error{Kind: phase.KindBadRequest, Detail: "malformed request body", Header: closeHeader(), Err: *cb}
+}
+
 // classify turns a round-trip error into a phase.Error.
 func classify(r *http.Request, err error) *phase.Error { return classifyCtx(r.Context(), err) }
 
@@ -251,6 +269,13 @@ func classifyCtx(ctx context.Context, err error) *phase.Error {
 	var bt errBodyTimeout
 	if errors.As(err, &bt) {
 		return phase.NewError(phase.KindRequestTimeout, "the request body stalled", err)
+	}
+	var cb errClientBody
+	if errors.As(err, &cb) {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return phase.NewError(phase.KindClientGone, "", err) // it closed half way
+		}
+		return &phase.Error{Kind: phase.KindBadRequest, Detail: "malformed request body", Header: closeHeader(), Err: err}
 	}
 	var ne net.Error
 	var oe *net.OpError

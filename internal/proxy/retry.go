@@ -130,6 +130,12 @@ func (e *Engine) upstreamResponse(resp *http.Response) error {
 }
 
 func (e *Engine) upstreamResponseOf(st *state, resp *http.Response) error {
+	if cb := st.bodyErr.Load(); cb != nil {
+		// The upstream answered a request whose body failed half way (it
+		// saw a truncated body): its answer is not for what the client
+		// sent.
+		return *cb
+	}
 	if resp.StatusCode < 100 {
 		// http.ReadResponse takes any three digits; net/http cannot
 		// write a status below 100 (it panics).
@@ -182,6 +188,8 @@ func (e *Engine) attemptFailed(st *state, err error) {
 	switch {
 	case errors.As(err, &rs):
 		pe = &phase.Error{Kind: phase.KindUpstreamProto, Status: rs.status, Detail: "upstream unavailable", Retryable: true, Err: err}
+	case bodyFault(st) != nil:
+		pe = bodyFault(st)
 	case st.perTryFired.Load() && st.clientCtx.Err() == nil:
 		pe = &phase.Error{Kind: phase.KindUpstreamTimeout, Detail: "upstream timed out", Retryable: true, Err: err}
 	default:

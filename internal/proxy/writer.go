@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"gatehouse/internal/h1guard"
 )
 
 // respWriter records what reaches the client (status, bytes, write
@@ -122,6 +124,9 @@ func (w *respWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err == nil {
 		w.hijacked = true
 		clearDeadlines(c)
+		if g := h1guard.Of(c); g != nil {
+			g.Tunnel() // what follows is the upgraded protocol, not requests
+		}
 	}
 	return c, brw, err
 }

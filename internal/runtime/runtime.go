@@ -57,6 +57,10 @@ type Snapshot struct {
 	AssertionJWKS []byte
 	// MaxHeaderCount: requests with more header fields are answered 431.
 	MaxHeaderCount int
+	// MaxHeaderLineBytes: a longer request target is answered 414, a
+	// longer header field 431 (checked here for requests that no
+	// h1guard read: HTTPS and HTTP/2).
+	MaxHeaderLineBytes int
 	// StripCookie is the login cookies' base name (auth.login.cookie_name):
 	// cookies named by it are removed from every request sent upstream, on
 	// every route, so no upstream ever sees a session id. "" when login is

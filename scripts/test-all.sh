@@ -39,6 +39,7 @@ go test -run '^$' -fuzz '^FuzzH1NextResponseIsItsOwn$' -fuzztime 10s ./internal/
 go test -run '^$' -fuzz '^FuzzSimpleHeadMatchesReadResponse$' -fuzztime 10s ./internal/lb/
 go test -run '^$' -fuzz '^FuzzParseHeadMatchesNetHTTP$' -fuzztime 10s ./internal/h1server/
 go test -run '^$' -fuzz '^FuzzServerMatchesNetHTTP$' -fuzztime 10s ./internal/h1server/
+go test -run '^$' -fuzz '^FuzzFramingMatchesNetHTTP$' -fuzztime 10s ./internal/h1guard/
 for target in FuzzSafeReturn FuzzParseCallback FuzzSessionCookie; do
   go test -run '^$' -fuzz "^${target}\$" -fuzztime 10s ./internal/auth/oidc/
 done

@@ -308,3 +308,30 @@ func deliver(stream []byte, split int, lim Limits) string {
 	}
 	return out.String()
 }
+
+// BenchmarkGuardRead: the guard's cost on a keep-alive connection's
+// typical read, one whole browser-like head, checked in place.
+func BenchmarkGuardRead(b *testing.B) {
+	head := []byte("GET /kline/api/v1/ticks?symbol=BTCUSDT HTTP/1.1\r\nHost: gatehouse.example\r\n" +
+		"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36\r\nAccept: application/json\r\n" +
+		"Accept-Encoding: gzip, deflate, br\r\nAccept-Language: en-US,en;q=0.9\r\nCookie: theme=dark\r\n\r\n")
+	src := &repeatConn{b: head}
+	l := NewListener(nil, Limits{MaxLineBytes: 8192, MaxHeadBytes: 32 << 10})
+	g := &Conn{Conn: src, l: l}
+	buf := make([]byte, 4096)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(head)))
+	for b.Loop() {
+		if n, err := g.Read(buf); n != len(head) || err != nil {
+			b.Fatal(n, err)
+		}
+	}
+}
+
+// repeatConn returns the same bytes on every read.
+type repeatConn struct {
+	net.Conn
+	b []byte
+}
+
+func (c *repeatConn) Read(p []byte) (int, error) { return copy(p, c.b), nil }

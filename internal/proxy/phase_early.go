@@ -132,16 +132,20 @@ func (e *Engine) framingChecks(st *state, w *respWriter, r *http.Request, guard 
 	if max <= 0 {
 		return true
 	}
+	var closeH http.Header
+	if r.ProtoMajor == 1 {
+		closeH = closeHeader()
+	}
 	if len(r.RequestURI) > max {
 		e.failToProxy(st, w, r, &phase.Error{Kind: phase.KindBadRequest, Status: http.StatusRequestURITooLong,
-			Detail: "request target too long"})
+			Detail: "request target too long", Header: closeH})
 		return false
 	}
 	for name, vals := range r.Header {
 		for _, v := range vals {
 			if len(name)+2+len(v) > max {
 				e.failToProxy(st, w, r, &phase.Error{Kind: phase.KindBadRequest, Status: http.StatusRequestHeaderFieldsTooLarge,
-					Detail: "request header line too long"})
+					Detail: "request header line too long", Header: closeH})
 				return false
 			}
 		}

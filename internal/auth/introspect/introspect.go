@@ -1,6 +1,8 @@
 // Package introspect checks opaque access tokens with their issuer
 // (RFC 7662). Answers are cached by the caller (authn.Cache); concurrent
-// requests for the same token share one introspection call.
+// requests for the same token share one introspection call, which runs
+// detached from the requests waiting for it (package flight): a waiter
+// that leaves ends only its own wait.
 package introspect
 
 import (
@@ -17,8 +19,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
+	"gatehouse/internal/auth/flight"
 	"gatehouse/internal/auth/issuer"
 	"gatehouse/internal/auth/jwt"
 )
@@ -35,10 +36,10 @@ type Client struct {
 	ClientID     string
 	ClientSecret string
 	HTTP         *http.Client
-	Timeout      time.Duration
+	Timeout      time.Duration // of one introspection request; default 2s
 	Now          func() time.Time
 
-	sf       singleflight.Group
+	flight   flight.Group
 	mu       sync.Mutex // guards endpoint
 	endpoint string
 }
@@ -47,11 +48,22 @@ type Client struct {
 // error when the issuer could not be asked (the caller fails closed).
 func (c *Client) Introspect(ctx context.Context, token string) (map[string]any, error) {
 	h := sha256.Sum256([]byte(token))
-	v, err, _ := c.sf.Do(string(h[:]), func() (any, error) { return c.introspect(ctx, token) })
+	// The shared call may first discover the endpoint, then introspect.
+	limit := issuer.DiscoveryTimeout + c.timeout()
+	claims, err := flight.Do(&c.flight, ctx, string(h[:]), limit, func(ctx context.Context) (map[string]any, error) {
+		return c.introspect(ctx, token)
+	})
 	if err != nil {
 		return nil, err
 	}
-	return v.(map[string]any), nil
+	return claims, nil
+}
+
+func (c *Client) timeout() time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return 2 * time.Second
 }
 
 func (c *Client) introspect(ctx context.Context, token string) (map[string]any, error) {
@@ -59,7 +71,7 @@ func (c *Client) introspect(ctx context.Context, token string) (map[string]any, 
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep, strings.NewReader(form.Encode()))

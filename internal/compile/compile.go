@@ -366,7 +366,8 @@ func compileIssuers(c *config.Config, reg *runtime.Registry, snap *runtime.Snaps
 				Leeway: ic.Leeway.D(), Keys: keys}}
 		if in := ic.Introspection; in != nil {
 			out[n].Introspector = &introspect.Client{Issuer: ic.Issuer, Audience: ic.Audience, Endpoint: in.Endpoint,
-				ClientID: in.ClientID, ClientSecret: in.ClientSecret, HTTP: authClient(), Timeout: in.Timeout.D()}
+				ClientID: in.ClientID, ClientSecret: in.ClientSecret, HTTP: authClient(), Timeout: in.Timeout.D(),
+				Events: reg.Events()}
 			out[n].PositiveTTL, out[n].NegativeTTL = in.CacheTTL.D(), in.NegativeTTL.D()
 		}
 	}

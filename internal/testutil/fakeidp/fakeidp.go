@@ -34,8 +34,14 @@ type IdP struct {
 
 	opaque         map[string]map[string]any // token → claims; revoked tokens are removed
 	introspectDown bool
+	refusal        refusal // answered to every introspection with good credentials, when set
 	JWKSFetches    atomic.Int64
 	Introspections atomic.Int64
+}
+
+type refusal struct {
+	status int
+	body   string
 }
 
 // Introspection client credentials the fake accepts.
@@ -73,7 +79,14 @@ func New(tb testing.TB) *IdP {
 		r.ParseForm()
 		idp.mu.Lock()
 		c, ok := idp.opaque[r.PostForm.Get("token")]
+		ref := idp.refusal
 		idp.mu.Unlock()
+		if ref.status != 0 {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(ref.status)
+			_, _ = w.Write([]byte(ref.body))
+			return
+		}
 		out := map[string]any{"active": false}
 		if ok {
 			out = map[string]any{"active": true}
@@ -174,6 +187,16 @@ func (idp *IdP) Revoke(tok string) {
 	idp.mu.Lock()
 	defer idp.mu.Unlock()
 	delete(idp.opaque, tok)
+}
+
+// SetIntrospectionRefusal makes the introspection endpoint answer status
+// and body to every request with good client credentials, as servers that
+// refuse tokens they cannot parse do (400 invalid_request); status 0 ends
+// it.
+func (idp *IdP) SetIntrospectionRefusal(status int, body string) {
+	idp.mu.Lock()
+	defer idp.mu.Unlock()
+	idp.refusal = refusal{status: status, body: body}
 }
 
 // SetIntrospectionDown makes the introspection endpoint answer 503.

@@ -73,8 +73,11 @@ func TestIntrospectionRefusalStatus(t *testing.T) {
 	}
 }
 
-// decisions records the last decision's reason.
-type decisions struct{ reason string }
+// decisions records the last decision's reason, and cache hits.
+type decisions struct {
+	reason string
+	hits   int
+}
 
 func (d *decisions) Decision(route, result, reason string) { d.reason = reason }
-func (d *decisions) CacheHit()                             {}
+func (d *decisions) CacheHit()                             { d.hits++ }

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -42,7 +43,8 @@ type Keys struct {
 	Now      func() time.Time
 
 	flight  flight.Group
-	mu      sync.Mutex // guards the following fields
+	current atomic.Pointer[jwks.Set] // set, for lock-free reads
+	mu      sync.Mutex               // guards the following fields
 	set     *jwks.Set
 	triedAt time.Time
 	md      *Metadata // nil until fetched
@@ -97,6 +99,7 @@ func (k *Keys) ensure(ctx context.Context) (*jwks.Set, error) {
 		}
 		if k.set == nil {
 			k.set = jwks.New(uri, jwks.Options{Client: k.Client, Cooldown: k.Cooldown, Now: k.Now})
+			k.current.Store(k.set)
 		}
 		return k.set, nil
 	})
@@ -133,15 +136,36 @@ func (k *Keys) Run(ctx context.Context) {
 	t := time.NewTicker(k.Refresh)
 	defer t.Stop()
 	for {
-		if set, err := k.ensure(ctx); err == nil {
-			_ = set.Refresh(ctx)
-		}
+		_ = k.RefreshKeys(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// RefreshKeys fetches the key set now (discovering it first if needed).
+func (k *Keys) RefreshKeys(ctx context.Context) error {
+	set, err := k.ensure(ctx)
+	if err != nil {
+		return err
+	}
+	return set.Refresh(ctx)
+}
+
+// Generation is the key set's jwks.Set.Generation (0 before discovery).
+func (k *Keys) Generation() uint64 {
+	if set := k.current.Load(); set != nil {
+		return set.Generation()
+	}
+	return 0
+}
+
+// Holds is the key set's jwks.Set.Holds (false before discovery).
+func (k *Keys) Holds(kid string, key any) bool {
+	set := k.current.Load()
+	return set != nil && set.Holds(kid, key)
 }
 
 // Fetches reports how many times the keys were fetched.

@@ -19,12 +19,14 @@ package jwks
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -50,6 +52,7 @@ type Set struct {
 	cooldown time.Duration
 	now      func() time.Time
 	flight   flight.Group
+	gen      atomic.Uint64 // successful fetches: Generation
 
 	mu        sync.RWMutex // guards the following fields
 	keys      map[string]jose.JSONWebKey
@@ -126,6 +129,23 @@ func (s *Set) lookup(kid string) (jose.JSONWebKey, bool) {
 	return k, ok && kid != ""
 }
 
+// Generation counts the set's successful fetches: it changes when the set
+// may have lost keys. A caller that remembers what a key verified reads it
+// before verifying, and asks Holds again once it has changed.
+func (s *Set) Generation() uint64 { return s.gen.Load() }
+
+// Holds reports whether kid still names key in the set (as Key would
+// resolve it, without fetching): false once the key left the set, or kid
+// names another key now.
+func (s *Set) Holds(kid string, key any) bool {
+	k, ok := s.lookup(kid)
+	if !ok {
+		return false
+	}
+	pub, ok := k.Key.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pub.Equal(key)
+}
+
 // Refresh fetches the set now; concurrent callers share one fetch, which
 // ctx's end does not cancel (ctx's end returns ctx's error to this caller
 // only). On failure the previous keys stay.
@@ -141,6 +161,7 @@ func (s *Set) Refresh(ctx context.Context) error {
 			return struct{}{}, err
 		}
 		s.keys, s.fetchedAt = keys, s.triedAt
+		s.gen.Add(1)
 		return struct{}{}, nil
 	})
 	return err

@@ -78,3 +78,49 @@ func TestFetchOutlivesTheRequestThatStartedIt(t *testing.T) {
 		t.Errorf("%d fetches, want 1", n)
 	}
 }
+
+func TestHoldsAndGeneration(t *testing.T) {
+	t.Parallel()
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	a, b := newKey(), newKey()
+	tests := []struct {
+		name string
+		set  []jose.JSONWebKey
+		kid  string
+		want bool
+	}{
+		{name: "kid names the key", set: []jose.JSONWebKey{{Key: a.Public(), KeyID: "k1"}, {Key: b.Public(), KeyID: "k2"}}, kid: "k1", want: true},
+		{name: "kid gone", set: []jose.JSONWebKey{{Key: b.Public(), KeyID: "k2"}}, kid: "k1"},
+		{name: "kid names another key", set: []jose.JSONWebKey{{Key: b.Public(), KeyID: "k1"}}, kid: "k1"},
+		{name: "no kid, the only key", set: []jose.JSONWebKey{{Key: a.Public(), KeyID: "x"}}, kid: "", want: true},
+		{name: "no kid, another only key", set: []jose.JSONWebKey{{Key: b.Public(), KeyID: "x"}}, kid: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: tt.set})
+			}))
+			defer srv.Close()
+			s := New(srv.URL, Options{Client: srv.Client()})
+			if g := s.Generation(); g != 0 {
+				t.Fatalf("generation %d before any fetch", g)
+			}
+			if err := s.Refresh(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if g := s.Generation(); g != 1 {
+				t.Fatalf("generation %d after a fetch, want 1", g)
+			}
+			if got := s.Holds(tt.kid, a.Public()); got != tt.want {
+				t.Fatalf("Holds(%q, a) = %v, want %v", tt.kid, got, tt.want)
+			}
+		})
+	}
+}

@@ -141,6 +141,20 @@ func (idp *IdP) Rotate(tb testing.TB, kid string) {
 	idp.current = kid
 }
 
+// Retire removes the keys named kid from the JWKS (a key withdrawn after
+// a compromise or a rotation). Tokens signed with it can still be made.
+func (idp *IdP) Retire(kid string) {
+	idp.mu.Lock()
+	defer idp.mu.Unlock()
+	kept := idp.keys[:0:0]
+	for _, k := range idp.keys {
+		if k.KeyID != kid {
+			kept = append(kept, k)
+		}
+	}
+	idp.keys = kept
+}
+
 // Token signs claims (iss, iat, nbf and a 5-minute exp are added unless
 // set) as an at+jwt with the current key.
 func (idp *IdP) Token(tb testing.TB, claims map[string]any) string {

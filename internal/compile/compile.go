@@ -106,7 +106,7 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 	}
 
 	issuers := compileIssuers(c, reg, snap)
-	cache := authn.NewCache(c.Auth.CacheSize, 5*time.Minute)
+	cache := authn.NewCache(c.Auth.CacheSize, c.Auth.CacheTTL.D())
 	login, err := compileLogin(c, reg, snap, issuers)
 	if err != nil {
 		return nil, fmt.Errorf("compile: %w", err)

@@ -424,8 +424,8 @@ func Reason(err error) string {
 // issuer's key set: after each refresh of the set, the first use of a
 // remembered token checks that its kid still names that key, and forgets
 // the token if not (issue 14: a token stayed accepted for up to MaxTTL
-// after its key was withdrawn). Until the set changes, a hit costs one
-// atomic load more.
+// after its key was withdrawn). Until the set changes, a hit costs two
+// atomic loads more (no allocation).
 //
 // The key is two maphash values under secret per-process seeds: finding a
 // token that collides with a cached one would take about 2^128 work

@@ -106,7 +106,7 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 	}
 
 	issuers := compileIssuers(c, reg, snap)
-	cache := authn.NewCache(c.Auth.CacheSize, 5*time.Minute)
+	cache := authn.NewCache(c.Auth.CacheSize, c.Auth.CacheTTL.D())
 	login, err := compileLogin(c, reg, snap, issuers)
 	if err != nil {
 		return nil, fmt.Errorf("compile: %w", err)
@@ -367,7 +367,8 @@ func compileIssuers(c *config.Config, reg *runtime.Registry, snap *runtime.Snaps
 				Leeway: ic.Leeway.D(), Keys: keys}}
 		if in := ic.Introspection; in != nil {
 			out[n].Introspector = &introspect.Client{Issuer: ic.Issuer, Audience: ic.Audience, Endpoint: in.Endpoint,
-				ClientID: in.ClientID, ClientSecret: in.ClientSecret, HTTP: authClient(), Timeout: in.Timeout.D()}
+				ClientID: in.ClientID, ClientSecret: in.ClientSecret, HTTP: authClient(), Timeout: in.Timeout.D(),
+				Events: reg.Events()}
 			out[n].PositiveTTL, out[n].NegativeTTL = in.CacheTTL.D(), in.NegativeTTL.D()
 		}
 	}

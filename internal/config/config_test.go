@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -170,4 +171,33 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Issue 14: auth.cache_size: 0 silently became 10000, so the cache could
+// not be turned off, and the cache's TTL was fixed at 5 minutes.
+func TestAuthCacheDefaults(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		auth     string
+		wantSize int
+		wantTTL  time.Duration
+	}{
+		{name: "unset", auth: "{}", wantSize: DefaultAuthCacheSize, wantTTL: DefaultAuthCacheTTL},
+		{name: "cache off", auth: "{cache_size: 0}", wantSize: 0, wantTTL: DefaultAuthCacheTTL},
+		{name: "set", auth: "{cache_size: 50, cache_ttl: 30s}", wantSize: 50, wantTTL: 30 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			doc, err := Parse("t.yaml", []byte("auth: "+tt.auth+"\nroutes: [{name: r, respond: {body: hi}}]\n"), ".")
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := doc.Config.Auth
+			if a.CacheSize != tt.wantSize || a.CacheTTL.D() != tt.wantTTL {
+				t.Errorf("cache_size %d, cache_ttl %s; want %d, %s", a.CacheSize, a.CacheTTL.D(), tt.wantSize, tt.wantTTL)
+			}
+		})
+	}
 }

@@ -31,6 +31,8 @@ const (
 	DefaultMaxEjectionPercent = 50
 	DefaultRetryAttempts      = 3
 	DefaultRetryBuffer        = 64 << 10
+	DefaultAuthCacheSize      = 10000
+	DefaultAuthCacheTTL       = 5 * time.Minute
 )
 
 // DefaultSecurityHeaders are set on responses that lack them.
@@ -103,8 +105,13 @@ func applyDefaults(doc *Document) {
 			*d.f = d.def
 		}
 	}
-	if c.Auth.CacheSize == 0 {
-		c.Auth.CacheSize = 10000
+	// Explicit zeros are kept: cache_size 0 turns the cache off, and
+	// cache_ttl 0 is refused by Validate rather than made the default.
+	if _, set := doc.pos["auth.cache_size"]; !set {
+		c.Auth.CacheSize = DefaultAuthCacheSize
+	}
+	if _, set := doc.pos["auth.cache_ttl"]; !set {
+		c.Auth.CacheTTL = Duration(DefaultAuthCacheTTL)
 	}
 	if ia := c.Auth.IdentityAssertion; ia != nil {
 		if ia.Header == "" {

@@ -463,8 +463,13 @@ type Auth struct {
 	// IdentityHeaders name the headers that carry the verified identity
 	// upstream. Client-sent copies are removed on every route.
 	IdentityHeaders IdentityHeaders `yaml:"identity_headers"`
-	// CacheSize bounds the verified-token cache. Default 10000.
+	// CacheSize bounds the verified-token cache. Default 10000; 0 turns
+	// the cache off (every request's token is verified).
 	CacheSize int `yaml:"cache_size"`
+	// CacheTTL is the longest a verified token is remembered; never past
+	// its exp, nor past a refresh of its issuer's keys that drops its key.
+	// Default 5m.
+	CacheTTL Duration `yaml:"cache_ttl"`
 	// IdentityAssertion sends upstream, besides the identity headers, a
 	// short-lived JWT signed by Gatehouse stating the verified identity;
 	// apps verify it with the JWKS at the admin listener's /jwks.json.

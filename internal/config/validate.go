@@ -647,7 +647,10 @@ func (v *validator) auth(a *Auth) {
 		}
 	}
 	if a.CacheSize < 0 {
-		v.add("auth.cache_size", "must not be negative")
+		v.add("auth.cache_size", "must not be negative (0 turns the cache off)")
+	}
+	if a.CacheTTL <= 0 {
+		v.add("auth.cache_ttl", "must be positive, got %s (to turn the cache off, set auth.cache_size: 0)", a.CacheTTL.D())
 	}
 	if a.Login != nil {
 		v.login(a.Login)

@@ -248,14 +248,25 @@ func (f *Filter) verify(ctx context.Context, token string) (*rbac.Principal, str
 	if is == nil {
 		return nil, "wrong_issuer", jwt.ErrIssuer
 	}
-	claims, err := is.Verifier.Verify(ctx, token)
+	// The generation is read before verifying: a refresh that drops the
+	// key while this runs makes the first cache hit check it again.
+	ks, _ := is.Verifier.Keys.(KeySet)
+	var gen uint64
+	if ks != nil {
+		gen = ks.Generation()
+	}
+	claims, signer, err := is.Verifier.VerifyKey(ctx, token)
 	if err != nil {
 		return nil, Reason(err), err
 	}
 	p := rbac.Extract(is.Name, claims, is.RolesClaim, is.ScopeClaim)
 	p.Identity = f.identity(p)
 	exp, _ := claims.Expiry() // Verify refused tokens without exp
-	f.Cache.Put(token, p, exp, now)
+	if ks != nil {
+		f.Cache.PutSigned(token, p, exp, now, SignedBy{Keys: ks, Generation: gen, Signer: signer})
+	} else {
+		f.Cache.Put(token, p, exp, now)
+	}
 	return p, "", nil
 }
 
@@ -409,6 +420,13 @@ func Reason(err error) string {
 // (never the token), until the token expires or MaxTTL passes, whichever
 // is first. It is bounded: when full, an arbitrary entry makes room.
 //
+// A JWT is remembered only while the key that verified it is in its
+// issuer's key set: after each refresh of the set, the first use of a
+// remembered token checks that its kid still names that key, and forgets
+// the token if not (issue 14: a token stayed accepted for up to MaxTTL
+// after its key was withdrawn). Until the set changes, a hit costs two
+// atomic loads more (no allocation).
+//
 // The key is two maphash values under secret per-process seeds: finding a
 // token that collides with a cached one would take about 2^128 work
 // without the seeds, and maphash costs a tenth of SHA-256 on a 700-byte
@@ -431,6 +449,22 @@ func (c *Cache) key(token string) cacheKey {
 type cacheEntry struct {
 	p   *rbac.Principal
 	exp time.Time
+	by  SignedBy // zero for introspected tokens and negative entries
+}
+
+// KeySet is a key set that verified tokens (issuer.Keys, jwks.Set).
+type KeySet interface {
+	// Generation changes whenever the set may have lost keys.
+	Generation() uint64
+	// Holds reports whether kid still names key in the set.
+	Holds(kid string, key any) bool
+}
+
+// SignedBy ties a remembered token to the key that verified it.
+type SignedBy struct {
+	Keys       KeySet
+	Generation uint64 // Keys.Generation(), read before verifying
+	Signer     jwt.Signer
 }
 
 // NewCache returns a cache of at most max entries (0: caching off).
@@ -455,15 +489,31 @@ func (c *Cache) Get(token string, now time.Time) (*rbac.Principal, bool) {
 		delete(c.m, k)
 		return nil, false
 	}
+	if ks := e.by.Keys; ks != nil {
+		if g := ks.Generation(); g != e.by.Generation {
+			if !ks.Holds(e.by.Signer.KID, e.by.Signer.Key) {
+				delete(c.m, k) // the key left the set: verify again (and refuse)
+				return nil, false
+			}
+			e.by.Generation = g
+			c.m[k] = e
+		}
+	}
 	return e.p, true
 }
 
 // Put remembers a verified token until exp (capped by MaxTTL).
 func (c *Cache) Put(token string, p *rbac.Principal, exp, now time.Time) {
+	c.PutSigned(token, p, exp, now, SignedBy{})
+}
+
+// PutSigned remembers a verified JWT until exp (capped by MaxTTL), and
+// while by.Keys holds the key that verified it.
+func (c *Cache) PutSigned(token string, p *rbac.Principal, exp, now time.Time, by SignedBy) {
 	if limit := now.Add(c.MaxTTL); c.MaxTTL > 0 && exp.After(limit) {
 		exp = limit
 	}
-	c.store(token, cacheEntry{p: p, exp: exp})
+	c.store(token, cacheEntry{p: p, exp: exp, by: by})
 }
 
 // PutNegative remembers that a token is not valid, until until.

@@ -1,6 +1,24 @@
 // Package introspect checks opaque access tokens with their issuer
 // (RFC 7662). Answers are cached by the caller (authn.Cache); concurrent
-// requests for the same token share one introspection call.
+// requests for the same token share one introspection call, which runs
+// detached from the requests waiting for it (package flight): a waiter
+// that leaves ends only its own wait.
+//
+// What an answer other than 200 means (RFC 7662 §2.3, issue 14):
+//
+//   - 401 or 403, or an OAuth error invalid_client or unauthorized_client
+//     with any 4xx status (RFC 6749 §5.2 allows 400 for it): the endpoint
+//     refused Gatehouse's own client credentials. So do 404 and 405: the
+//     endpoint URL is wrong. Neither is the token's fault: ErrMisconfigured,
+//     which the caller answers with 503 (never 401, which would tell the
+//     user their token is bad), and which is logged once until the endpoint
+//     answers 200 again.
+//   - 408, 429, 5xx, and transport errors: the endpoint is unavailable
+//     (503).
+//   - any other 4xx (such as 400 for a token the server cannot even parse,
+//     a JWE or a 5-segment string): the endpoint refused the token.
+//     RFC 7662 says such a token is simply inactive (active: false), so it
+//     is ErrInactive and the caller answers 401 invalid_token.
 package introspect
 
 import (
@@ -11,14 +29,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
+	"gatehouse/internal/auth/flight"
 	"gatehouse/internal/auth/issuer"
 	"gatehouse/internal/auth/jwt"
 )
@@ -26,6 +45,11 @@ import (
 // ErrInactive means the issuer says the token is not active (revoked,
 // expired, unknown, or not for this resource).
 var ErrInactive = errors.New("token not active")
+
+// ErrMisconfigured means the introspection endpoint refused Gatehouse's
+// request itself, not the token: its client credentials or the endpoint's
+// URL are wrong (a fault of Gatehouse's or the issuer's configuration).
+var ErrMisconfigured = errors.New("introspection endpoint refused gatehouse's client (credentials or endpoint misconfigured)")
 
 // Client introspects tokens at one issuer.
 type Client struct {
@@ -35,11 +59,15 @@ type Client struct {
 	ClientID     string
 	ClientSecret string
 	HTTP         *http.Client
-	Timeout      time.Duration
+	Timeout      time.Duration // of one introspection request; default 2s
 	Now          func() time.Time
+	// Events, if set, gets a warning when the endpoint starts refusing
+	// Gatehouse's client (ErrMisconfigured), once until it answers again.
+	Events *slog.Logger
 
-	sf       singleflight.Group
-	mu       sync.Mutex // guards endpoint
+	flight   flight.Group
+	refused  atomic.Bool // the last answer was ErrMisconfigured
+	mu       sync.Mutex  // guards endpoint
 	endpoint string
 }
 
@@ -47,11 +75,22 @@ type Client struct {
 // error when the issuer could not be asked (the caller fails closed).
 func (c *Client) Introspect(ctx context.Context, token string) (map[string]any, error) {
 	h := sha256.Sum256([]byte(token))
-	v, err, _ := c.sf.Do(string(h[:]), func() (any, error) { return c.introspect(ctx, token) })
+	// The shared call may first discover the endpoint, then introspect.
+	limit := issuer.DiscoveryTimeout + c.timeout()
+	claims, err := flight.Do(&c.flight, ctx, string(h[:]), limit, func(ctx context.Context) (map[string]any, error) {
+		return c.introspect(ctx, token)
+	})
 	if err != nil {
 		return nil, err
 	}
-	return v.(map[string]any), nil
+	return claims, nil
+}
+
+func (c *Client) timeout() time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return 2 * time.Second
 }
 
 func (c *Client) introspect(ctx context.Context, token string) (map[string]any, error) {
@@ -59,7 +98,7 @@ func (c *Client) introspect(ctx context.Context, token string) (map[string]any, 
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep, strings.NewReader(form.Encode()))
@@ -79,8 +118,8 @@ func (c *Client) introspect(ctx context.Context, token string) (map[string]any, 
 	if err != nil {
 		return nil, fmt.Errorf("introspection: %w", err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("introspection: status %d", resp.StatusCode)
+	if err := c.status(ep, resp.StatusCode, body); err != nil {
+		return nil, err
 	}
 	var claims map[string]any
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -101,6 +140,47 @@ func (c *Client) introspect(ctx context.Context, token string) (map[string]any, 
 		return nil, fmt.Errorf("%w: expired", ErrInactive)
 	}
 	return claims, nil
+}
+
+// status maps an answer's status to an error (see the package doc), and
+// logs the endpoint starting or stopping to refuse Gatehouse's client.
+func (c *Client) status(ep string, code int, body []byte) error {
+	if code == http.StatusOK {
+		if c.refused.Swap(false) && c.Events != nil {
+			c.Events.Info("introspection endpoint accepts gatehouse's client again", "issuer", c.Issuer, "endpoint", ep)
+		}
+		return nil
+	}
+	var oauth struct {
+		Error string `json:"error"` // RFC 6749 §5.2
+	}
+	clientErr := code >= 400 && code < 500
+	if clientErr {
+		_ = json.Unmarshal(body, &oauth) // not JSON: no error code
+	}
+	switch {
+	case code == http.StatusUnauthorized || code == http.StatusForbidden ||
+		code == http.StatusNotFound || code == http.StatusMethodNotAllowed ||
+		(clientErr && (oauth.Error == "invalid_client" || oauth.Error == "unauthorized_client")):
+		err := fmt.Errorf("%w: %s", ErrMisconfigured, answer(code, oauth.Error))
+		if !c.refused.Swap(true) && c.Events != nil {
+			c.Events.Warn("introspection endpoint refuses gatehouse's client; opaque tokens get 503 until the issuer's introspection client_id, client_secret or endpoint is fixed",
+				"issuer", c.Issuer, "endpoint", ep, "status", code, "err", err.Error())
+		}
+		return err
+	case clientErr && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests:
+		return fmt.Errorf("%w: the introspection endpoint refused the token: %s", ErrInactive, answer(code, oauth.Error))
+	}
+	return fmt.Errorf("introspection: status %d", code)
+}
+
+// answer describes a refusal for logs: the status, and the OAuth error
+// code when it is a short code (it comes from the network).
+func answer(code int, oauthErr string) string {
+	if oauthErr == "" || len(oauthErr) > 64 || strings.ContainsFunc(oauthErr, func(r rune) bool { return r <= ' ' || r > '~' }) {
+		return fmt.Sprintf("status %d", code)
+	}
+	return fmt.Sprintf("status %d, error %s", code, oauthErr)
 }
 
 func (c *Client) now() time.Time {

@@ -2,6 +2,10 @@
 // the server's metadata (OpenID Connect discovery, or RFC 8414), checks
 // that the metadata names the configured issuer, and keeps a jwks.Set for
 // the jwks_uri it gives, refreshed in the background.
+//
+// Discovery is shared by the requests waiting for it and runs detached
+// from them, bounded by DiscoveryTimeout (package flight): a waiter that
+// leaves ends only its own wait.
 package issuer
 
 import (
@@ -13,13 +17,21 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"golang.org/x/sync/singleflight"
 
+	"gatehouse/internal/auth/flight"
 	"gatehouse/internal/auth/jwks"
 )
+
+// DiscoveryTimeout bounds one discovery: both well-known locations, each
+// at most metadataTimeout.
+const DiscoveryTimeout = 2 * metadataTimeout
+
+// metadataTimeout bounds one metadata request.
+const metadataTimeout = 10 * time.Second
 
 // Keys implements jwt.Keys for one issuer.
 type Keys struct {
@@ -30,8 +42,9 @@ type Keys struct {
 	Refresh  time.Duration
 	Now      func() time.Time
 
-	sf      singleflight.Group
-	mu      sync.Mutex // guards the following fields
+	flight  flight.Group
+	current atomic.Pointer[jwks.Set] // set, for lock-free reads
+	mu      sync.Mutex               // guards the following fields
 	set     *jwks.Set
 	triedAt time.Time
 	md      *Metadata // nil until fetched
@@ -67,7 +80,7 @@ func (k *Keys) ensure(ctx context.Context) (*jwks.Set, error) {
 	if !tried.IsZero() && k.now().Sub(tried) < min(k.Cooldown, jwks.RetryAfterFailure) {
 		return nil, fmt.Errorf("issuer %s: metadata unavailable", k.Issuer)
 	}
-	v, err, _ := k.sf.Do("discover", func() (any, error) {
+	return flight.Do(&k.flight, ctx, "discover", DiscoveryTimeout, func(ctx context.Context) (*jwks.Set, error) {
 		uri := k.JWKSURI
 		var err error
 		if uri == "" {
@@ -86,13 +99,10 @@ func (k *Keys) ensure(ctx context.Context) (*jwks.Set, error) {
 		}
 		if k.set == nil {
 			k.set = jwks.New(uri, jwks.Options{Client: k.Client, Cooldown: k.Cooldown, Now: k.Now})
+			k.current.Store(k.set)
 		}
 		return k.set, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*jwks.Set), nil
 }
 
 // Metadata returns the issuer's metadata, fetched once (single-flight;
@@ -108,21 +118,17 @@ func (k *Keys) Metadata(ctx context.Context) (Metadata, error) {
 	if !tried.IsZero() && k.now().Sub(tried) < min(k.Cooldown, jwks.RetryAfterFailure) {
 		return Metadata{}, fmt.Errorf("issuer %s: metadata unavailable", k.Issuer)
 	}
-	v, err, _ := k.sf.Do("metadata", func() (any, error) {
+	return flight.Do(&k.flight, ctx, "metadata", DiscoveryTimeout, func(ctx context.Context) (Metadata, error) {
 		md, err := FetchMetadata(ctx, k.Client, k.Issuer)
 		k.mu.Lock()
 		defer k.mu.Unlock()
 		k.mdTried = k.now()
 		if err != nil {
-			return nil, err
+			return Metadata{}, err
 		}
 		k.md = &md
 		return md, nil
 	})
-	if err != nil {
-		return Metadata{}, err
-	}
-	return v.(Metadata), nil
 }
 
 // Run refreshes keys every Refresh until ctx ends.
@@ -130,15 +136,36 @@ func (k *Keys) Run(ctx context.Context) {
 	t := time.NewTicker(k.Refresh)
 	defer t.Stop()
 	for {
-		if set, err := k.ensure(ctx); err == nil {
-			_ = set.Refresh(ctx)
-		}
+		_ = k.RefreshKeys(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// RefreshKeys fetches the key set now (discovering it first if needed).
+func (k *Keys) RefreshKeys(ctx context.Context) error {
+	set, err := k.ensure(ctx)
+	if err != nil {
+		return err
+	}
+	return set.Refresh(ctx)
+}
+
+// Generation is the key set's jwks.Set.Generation (0 before discovery).
+func (k *Keys) Generation() uint64 {
+	if set := k.current.Load(); set != nil {
+		return set.Generation()
+	}
+	return 0
+}
+
+// Holds is the key set's jwks.Set.Holds (false before discovery).
+func (k *Keys) Holds(kid string, key any) bool {
+	set := k.current.Load()
+	return set != nil && set.Holds(kid, key)
 }
 
 // Fetches reports how many times the keys were fetched.
@@ -193,7 +220,7 @@ func FetchMetadata(ctx context.Context, client *http.Client, issuer string) (Met
 }
 
 func fetchMetadata(ctx context.Context, client *http.Client, at, issuer string) (Metadata, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, metadataTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, at, nil)
 	if err != nil {

@@ -3,6 +3,8 @@ package issuer
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -47,5 +49,59 @@ func TestDiscoveryRetriedSoonAfterAFailure(t *testing.T) {
 	md, err := k.Metadata(context.Background())
 	if err != nil || md.JWKSURI != srv.URL+"/jwks" {
 		t.Fatalf("a second after the issuer came back: %+v, %v", md, err)
+	}
+}
+
+// Issue 14: discovery ran under the context of the request that started
+// it, so that client disconnecting failed discovery for every request
+// waiting on it. The request that leaves must end only its own wait.
+func TestDiscoveryOutlivesTheRequestThatStartedIt(t *testing.T) {
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+			_ = json.NewEncoder(w).Encode(Metadata{Issuer: srv.URL, JWKSURI: srv.URL + "/jwks"})
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	now := time.Unix(1_800_000_000, 0)
+	k := &Keys{Issuer: srv.URL, Client: srv.Client(), Cooldown: 30 * time.Second, Refresh: time.Hour,
+		Now: func() time.Time { return now }}
+
+	first, leave := context.WithCancel(context.Background())
+	firstErr := make(chan error, 1)
+	go func() {
+		_, err := k.Metadata(first)
+		firstErr <- err
+	}()
+	<-arrived
+	second := make(chan error, 1)
+	go func() {
+		md, err := k.Metadata(context.Background())
+		if err == nil && md.JWKSURI != srv.URL+"/jwks" {
+			err = fmt.Errorf("metadata %+v", md)
+		}
+		second <- err
+	}()
+	leave()
+	if err := <-firstErr; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the request that left: %v, want context.Canceled", err)
+	}
+	close(release)
+	if err := <-second; err != nil {
+		t.Fatalf("the request that stayed: %v", err)
 	}
 }

@@ -11,26 +11,36 @@
 // also refreshed in the background (Run). A failed fetch keeps the last
 // keys (stale-if-error): an issuer outage does not stop tokens that were
 // valid from verifying.
+//
+// A fetch runs detached from the request that started it, bounded by
+// FetchTimeout (package flight): a waiter that leaves ends only its own
+// wait.
 package jwks
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"golang.org/x/sync/singleflight"
+
+	"gatehouse/internal/auth/flight"
 )
 
 // RetryAfterFailure bounds the cooldown after a fetch that failed: an
 // issuer that is down costs at most one fetch per this, whatever the
 // tokens, and its keys are fetched this soon after it is back.
 const RetryAfterFailure = time.Second
+
+// FetchTimeout bounds one fetch of the set, whoever waits for it.
+const FetchTimeout = 10 * time.Second
 
 // ErrUnknownKey means no key with that kid, even after a refetch.
 var ErrUnknownKey = errors.New("jwks: unknown key id")
@@ -41,7 +51,8 @@ type Set struct {
 	client   *http.Client
 	cooldown time.Duration
 	now      func() time.Time
-	sf       singleflight.Group
+	flight   flight.Group
+	gen      atomic.Uint64 // successful fetches: Generation
 
 	mu        sync.RWMutex // guards the following fields
 	keys      map[string]jose.JSONWebKey
@@ -118,10 +129,28 @@ func (s *Set) lookup(kid string) (jose.JSONWebKey, bool) {
 	return k, ok && kid != ""
 }
 
-// Refresh fetches the set now; concurrent callers share one fetch. On
-// failure the previous keys stay.
+// Generation counts the set's successful fetches: it changes when the set
+// may have lost keys. A caller that remembers what a key verified reads it
+// before verifying, and asks Holds again once it has changed.
+func (s *Set) Generation() uint64 { return s.gen.Load() }
+
+// Holds reports whether kid still names key in the set (as Key would
+// resolve it, without fetching): false once the key left the set, or kid
+// names another key now.
+func (s *Set) Holds(kid string, key any) bool {
+	k, ok := s.lookup(kid)
+	if !ok {
+		return false
+	}
+	pub, ok := k.Key.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pub.Equal(key)
+}
+
+// Refresh fetches the set now; concurrent callers share one fetch, which
+// ctx's end does not cancel (ctx's end returns ctx's error to this caller
+// only). On failure the previous keys stay.
 func (s *Set) Refresh(ctx context.Context) error {
-	_, err, _ := s.sf.Do("fetch", func() (any, error) {
+	_, err := flight.Do(&s.flight, ctx, "fetch", FetchTimeout, func(ctx context.Context) (struct{}, error) {
 		keys, err := s.fetch(ctx)
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -129,10 +158,11 @@ func (s *Set) Refresh(ctx context.Context) error {
 		s.fetches++
 		s.lastErr = err
 		if err != nil {
-			return nil, err
+			return struct{}{}, err
 		}
 		s.keys, s.fetchedAt = keys, s.triedAt
-		return nil, nil
+		s.gen.Add(1)
+		return struct{}{}, nil
 	})
 	return err
 }
@@ -141,8 +171,6 @@ func (s *Set) Refresh(ctx context.Context) error {
 const maxSetBytes = 1 << 20
 
 func (s *Set) fetch(ctx context.Context) (map[string]jose.JSONWebKey, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("jwks: %w", err)

@@ -73,6 +73,31 @@ type Claims map[string]any
 // Verify checks token and returns its claims, or an error wrapping one of
 // the errors above.
 func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
+	c, _, err := v.VerifyKey(ctx, token)
+	return c, err
+}
+
+// Signer is the key that verified a token: the token's kid, and the public
+// key that kid named in the issuer's set.
+type Signer struct {
+	KID string
+	Key any
+}
+
+// VerifyKey is Verify that also says which key verified the token, so
+// that a caller that remembers the token can forget it once the key
+// leaves the issuer's set.
+func (v *Verifier) VerifyKey(ctx context.Context, token string) (Claims, Signer, error) {
+	var s Signer
+	claims, err := v.verify(ctx, token, &s)
+	if err != nil {
+		return nil, Signer{}, err
+	}
+	return claims, s, nil
+}
+
+// verify is Verify; it sets *signer once the key is found.
+func (v *Verifier) verify(ctx context.Context, token string, signer *Signer) (Claims, error) {
 	max := v.MaxBytes
 	if max == 0 {
 		max = 8 << 10
@@ -139,6 +164,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	}
 	// Verify with the key from the set only: any key named in the header
 	// (jwk, jku, x5c, x5u) plays no part.
+	*signer = Signer{KID: kid, Key: key.Key}
 	payload, err := jws.Verify(key.Key)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSignature, err)

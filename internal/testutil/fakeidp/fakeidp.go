@@ -34,8 +34,14 @@ type IdP struct {
 
 	opaque         map[string]map[string]any // token → claims; revoked tokens are removed
 	introspectDown bool
+	refusal        refusal // answered to every introspection with good credentials, when set
 	JWKSFetches    atomic.Int64
 	Introspections atomic.Int64
+}
+
+type refusal struct {
+	status int
+	body   string
 }
 
 // Introspection client credentials the fake accepts.
@@ -73,7 +79,14 @@ func New(tb testing.TB) *IdP {
 		r.ParseForm()
 		idp.mu.Lock()
 		c, ok := idp.opaque[r.PostForm.Get("token")]
+		ref := idp.refusal
 		idp.mu.Unlock()
+		if ref.status != 0 {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(ref.status)
+			_, _ = w.Write([]byte(ref.body))
+			return
+		}
 		out := map[string]any{"active": false}
 		if ok {
 			out = map[string]any{"active": true}
@@ -128,6 +141,20 @@ func (idp *IdP) Rotate(tb testing.TB, kid string) {
 	idp.current = kid
 }
 
+// Retire removes the keys named kid from the JWKS (a key withdrawn after
+// a compromise or a rotation). Tokens signed with it can still be made.
+func (idp *IdP) Retire(kid string) {
+	idp.mu.Lock()
+	defer idp.mu.Unlock()
+	kept := idp.keys[:0:0]
+	for _, k := range idp.keys {
+		if k.KeyID != kid {
+			kept = append(kept, k)
+		}
+	}
+	idp.keys = kept
+}
+
 // Token signs claims (iss, iat, nbf and a 5-minute exp are added unless
 // set) as an at+jwt with the current key.
 func (idp *IdP) Token(tb testing.TB, claims map[string]any) string {
@@ -174,6 +201,16 @@ func (idp *IdP) Revoke(tok string) {
 	idp.mu.Lock()
 	defer idp.mu.Unlock()
 	delete(idp.opaque, tok)
+}
+
+// SetIntrospectionRefusal makes the introspection endpoint answer status
+// and body to every request with good client credentials, as servers that
+// refuse tokens they cannot parse do (400 invalid_request); status 0 ends
+// it.
+func (idp *IdP) SetIntrospectionRefusal(status int, body string) {
+	idp.mu.Lock()
+	defer idp.mu.Unlock()
+	idp.refusal = refusal{status: status, body: body}
 }
 
 // SetIntrospectionDown makes the introspection endpoint answer 503.

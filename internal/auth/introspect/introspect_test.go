@@ -1,0 +1,155 @@
+package introspect
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Issue 14: an introspection call shared by the requests with the same
+// token ran under the context of the first, so that client disconnecting
+// failed the call for all of them (503). It must end only its own wait.
+func TestIntrospectionOutlivesTheRequestThatStartedIt(t *testing.T) {
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"active":true,"sub":"alice"}`))
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	c := &Client{Issuer: srv.URL, Endpoint: srv.URL, ClientID: "gw", ClientSecret: "s", HTTP: srv.Client(),
+		Timeout: time.Minute}
+
+	first, leave := context.WithCancel(context.Background())
+	firstErr := make(chan error, 1)
+	go func() {
+		_, err := c.Introspect(first, "op_1")
+		firstErr <- err
+	}()
+	<-arrived
+	second := make(chan error, 1)
+	go func() {
+		_, err := c.Introspect(context.Background(), "op_1")
+		second <- err
+	}()
+	leave()
+	if err := <-firstErr; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the request that left: %v, want context.Canceled", err)
+	}
+	close(release)
+	if err := <-second; err != nil {
+		t.Fatalf("the request that stayed: %v", err)
+	}
+}
+
+// Issue 14: a token the endpoint refuses with a 4xx (a JWE or 5-segment
+// string, answered 400) was reported as "introspection unavailable" (503).
+// RFC 7662 §2.2 says such a token is inactive (401). The endpoint refusing
+// Gatehouse's own client is a configuration fault: not the token's (no
+// 401), so ErrMisconfigured (503), logged once until it answers again.
+func TestStatusMeaning(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		want   error // ErrInactive, ErrMisconfigured, errUnavailable or nil
+	}{
+		{name: "active", status: 200, body: `{"active":true}`},
+		{name: "inactive", status: 200, body: `{"active":false}`, want: ErrInactive},
+		{name: "token refused as malformed", status: 400, body: `{"error":"invalid_request"}`, want: ErrInactive},
+		{name: "token refused, no body", status: 400, want: ErrInactive},
+		{name: "token refused, 422", status: 422, want: ErrInactive},
+		{name: "credentials refused, 401", status: 401, body: `{"error":"invalid_client"}`, want: ErrMisconfigured},
+		{name: "credentials refused, 403", status: 403, want: ErrMisconfigured},
+		{name: "credentials refused, 400 invalid_client", status: 400, body: `{"error":"invalid_client"}`, want: ErrMisconfigured},
+		{name: "wrong endpoint, 404", status: 404, want: ErrMisconfigured},
+		{name: "wrong endpoint, 405", status: 405, want: ErrMisconfigured},
+		{name: "throttled", status: 429, want: errUnavailable},
+		{name: "timeout", status: 408, want: errUnavailable},
+		{name: "server error", status: 500, want: errUnavailable},
+		{name: "bad gateway", status: 502, want: errUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tt.status)
+				_, _ = w.Write([]byte(tt.body))
+			}))
+			defer srv.Close()
+			c := &Client{Issuer: srv.URL, Endpoint: srv.URL, ClientID: "gw", ClientSecret: "s", HTTP: srv.Client()}
+			_, err := c.Introspect(context.Background(), "tok")
+			switch tt.want {
+			case nil:
+				if err != nil {
+					t.Fatalf("err = %v, want none", err)
+				}
+			case errUnavailable:
+				if err == nil || errors.Is(err, ErrInactive) || errors.Is(err, ErrMisconfigured) {
+					t.Fatalf("err = %v, want unavailable (neither inactive nor misconfigured)", err)
+				}
+			default:
+				if !errors.Is(err, tt.want) {
+					t.Fatalf("err = %v, want %v", err, tt.want)
+				}
+			}
+		})
+	}
+}
+
+var errUnavailable = errors.New("unavailable")
+
+func TestMisconfigurationLoggedOnceUntilFixed(t *testing.T) {
+	t.Parallel()
+	var status atomic.Int64
+	status.Store(401)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(int(status.Load()))
+		_, _ = w.Write([]byte(`{"active":true}`))
+	}))
+	defer srv.Close()
+	var logs bytes.Buffer
+	c := &Client{Issuer: srv.URL, Endpoint: srv.URL, ClientID: "gw", ClientSecret: "s", HTTP: srv.Client(),
+		Events: slog.New(slog.NewTextHandler(&logs, nil))}
+	for i := range 3 {
+		if _, err := c.Introspect(context.Background(), fmt.Sprint("tok", i)); !errors.Is(err, ErrMisconfigured) {
+			t.Fatalf("err = %v", err)
+		}
+	}
+	status.Store(200)
+	if _, err := c.Introspect(context.Background(), "tok"); err != nil {
+		t.Fatal(err)
+	}
+	status.Store(403)
+	if _, err := c.Introspect(context.Background(), "tok"); !errors.Is(err, ErrMisconfigured) {
+		t.Fatalf("err = %v", err)
+	}
+	warn, info := strings.Count(logs.String(), "level=WARN"), strings.Count(logs.String(), "level=INFO")
+	if warn != 2 || info != 1 {
+		t.Errorf("%d warnings and %d notices of recovery, want 2 and 1 (one per change):\n%s", warn, info, logs.String())
+	}
+}

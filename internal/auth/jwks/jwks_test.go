@@ -1,0 +1,126 @@
+package jwks
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// Issue 14: the key fetch ran under the context of the request that
+// started it, so that client disconnecting failed the fetch for every
+// request waiting on it (all answered 503 keys_unavailable). The request
+// that leaves must end only its own wait.
+func TestFetchOutlivesTheRequestThatStartedIt(t *testing.T) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: priv.Public(), KeyID: "k1", Use: "sig"}}}
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	var fetches atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+			_ = json.NewEncoder(w).Encode(set)
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	now := time.Unix(1_800_000_000, 0)
+	s := New(srv.URL, Options{Client: srv.Client(), Now: func() time.Time { return now }})
+
+	first, leave := context.WithCancel(context.Background())
+	firstErr := make(chan error, 1)
+	go func() {
+		_, err := s.Key(first, "k1")
+		firstErr <- err
+	}()
+	<-arrived
+	secondErr := make(chan error, 1)
+	go func() {
+		_, err := s.Key(context.Background(), "k1")
+		secondErr <- err
+	}()
+	leave()
+	if err := <-firstErr; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the request that left: %v, want context.Canceled", err)
+	}
+	close(release)
+	if err := <-secondErr; err != nil {
+		t.Fatalf("the request that stayed: %v", err)
+	}
+	if _, err := s.Key(context.Background(), "k1"); err != nil {
+		t.Fatalf("after the fetch: %v", err)
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Errorf("%d fetches, want 1", n)
+	}
+}
+
+func TestHoldsAndGeneration(t *testing.T) {
+	t.Parallel()
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	a, b := newKey(), newKey()
+	tests := []struct {
+		name string
+		set  []jose.JSONWebKey
+		kid  string
+		want bool
+	}{
+		{name: "kid names the key", set: []jose.JSONWebKey{{Key: a.Public(), KeyID: "k1"}, {Key: b.Public(), KeyID: "k2"}}, kid: "k1", want: true},
+		{name: "kid gone", set: []jose.JSONWebKey{{Key: b.Public(), KeyID: "k2"}}, kid: "k1"},
+		{name: "kid names another key", set: []jose.JSONWebKey{{Key: b.Public(), KeyID: "k1"}}, kid: "k1"},
+		{name: "no kid, the only key", set: []jose.JSONWebKey{{Key: a.Public(), KeyID: "x"}}, kid: "", want: true},
+		{name: "no kid, another only key", set: []jose.JSONWebKey{{Key: b.Public(), KeyID: "x"}}, kid: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: tt.set})
+			}))
+			defer srv.Close()
+			s := New(srv.URL, Options{Client: srv.Client()})
+			if g := s.Generation(); g != 0 {
+				t.Fatalf("generation %d before any fetch", g)
+			}
+			if err := s.Refresh(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if g := s.Generation(); g != 1 {
+				t.Fatalf("generation %d after a fetch, want 1", g)
+			}
+			if got := s.Holds(tt.kid, a.Public()); got != tt.want {
+				t.Fatalf("Holds(%q, a) = %v, want %v", tt.kid, got, tt.want)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package flight
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 )
@@ -21,9 +22,12 @@ func TestWaiterLeavingDoesNotCancelTheSharedFetch(t *testing.T) {
 		canceled bool
 		deadline bool
 	}
-	seenCh := make(chan seen, 1)
+	seenCh := make(chan seen, 2)
+	var once sync.Once
 	fn := func(ctx context.Context) (string, error) {
-		close(started)
+		// The second waiter joins this fetch, or, when it comes after the
+		// fetch ended, runs its own: once is enough to say started.
+		once.Do(func() { close(started) })
 		<-release
 		_, hasDeadline := ctx.Deadline()
 		seenCh <- seen{trace: ctx.Value(traceKey{}), canceled: ctx.Err() != nil, deadline: hasDeadline}

@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 
 	"gatehouse/internal/phase"
+	"gatehouse/internal/route"
+	"gatehouse/internal/runtime"
 )
 
 // routeRequest picks the route, then applies the route's body limit and
@@ -21,8 +23,13 @@ func (e *Engine) routeRequest(st *state, w *respWriter, r *http.Request) (*http.
 	if t := st.snap.TLS; t != nil && r.TLS == nil && e.plainHTTP(st, t, w, r) {
 		return r, false
 	}
-	rt := st.snap.Local[st.rc.Path] // Gatehouse's own paths first, on every host
-	if rt == nil {
+	var rt *runtime.Route
+	if route.HasParams(st.rc.Path) {
+		var ok bool
+		if rt, ok = e.paramsRoute(st, w, r); !ok {
+			return r, false
+		}
+	} else if rt = st.snap.Local[st.rc.Path]; rt == nil { // Gatehouse's own paths first, on every host
 		idx := st.snap.Table.Match(st.rc.Host, st.rc.Path, r.Method, r.Header)
 		if idx < 0 {
 			st.route = st.snap.Fallback
@@ -59,6 +66,26 @@ func (e *Engine) routeRequest(st *state, w *respWriter, r *http.Request) (*http.
 		r = r.WithContext(ctx)
 	}
 	return r, true
+}
+
+// paramsRoute finds the route for a path with parameters (";" or "%3B"
+// in a segment) on the path without them, which is the path a servlet
+// container (Tomcat, Jetty, Spring) serves: "/admin;x/secret" is
+// "/admin/secret" to it, whichever route "/admin;x" would match here.
+// Only a route that allows path parameters takes the request, with its
+// path unchanged; anything else is answered 400, so parameters can never
+// carry a request past the route, and the filters, its path names.
+func (e *Engine) paramsRoute(st *state, w *respWriter, r *http.Request) (*runtime.Route, bool) {
+	bare, err := route.StripParams(st.rc.Path)
+	idx := -1
+	if err == nil {
+		idx = st.snap.Table.Match(st.rc.Host, bare, r.Method, r.Header)
+	}
+	if idx < 0 || !st.snap.Routes[idx].AllowPathParams {
+		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "path parameters (;) are not allowed here", err))
+		return nil, false
+	}
+	return st.snap.Routes[idx], true
 }
 
 // requestFilters runs the route's request filters in order. Default (no

@@ -1,9 +1,19 @@
 package proxy
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"gatehouse/internal/testutil"
+	"gatehouse/internal/testutil/fakeidp"
 )
 
 // TestRequestTargetPolicy sends request targets an attacker would write
@@ -74,6 +84,122 @@ routes:
 						t.Errorf("GET %q: upstream saw %q, want %q", tt.target, got, want)
 					}
 				})
+			}
+		})
+	}
+}
+
+// answerWithoutBody sends a request head announcing a body, and only part
+// of the body, then reads the response. It returns the status line, and
+// fails unless the head arrives within headWithin and the server closes
+// the connection within closeWithin of it.
+func answerWithoutBody(t *testing.T, addr, head, part string, headWithin, closeWithin time.Duration) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, head+part); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(headWithin))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no response head within %v: %v", headWithin, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = c.SetReadDeadline(time.Now().Add(closeWithin))
+	if _, err := io.Copy(io.Discard, br); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("%s: connection still open %v after the response", resp.Status, closeWithin)
+	}
+	if !resp.Close {
+		t.Errorf("%s: response does not say Connection: close", resp.Status)
+	}
+	return resp.Status
+}
+
+// TestAnswerWithoutBodyClosesAtOnce: a response the engine writes
+// without reading the request body (404, 401, 429, a fixed response, a
+// 502 from a refused upstream) reaches the client at once and the
+// connection is closed after it, however much of the announced body is
+// still to come (issue 14: net/http read up to 256 KiB of it first, with
+// no deadline). The upstream never sees these requests.
+func TestAnswerWithoutBodyClosesAtOnce(t *testing.T) {
+	t.Parallel()
+	idp := fakeidp.New(t)
+	up := newRecorder(t, nil)
+	refused := testutil.FreePort(t)
+	cfg := fmt.Sprintf(`
+auth: { issuers: { main: { issuer: %q, audience: gatehouse } } }
+rate_limits: { one: { key: client_ip, rate: 1/h, burst: 1 } }
+upstreams:
+  app: { targets: [%q] }
+  gone: { targets: [%q], retries: { attempts: 1 } }
+routes:
+  - { name: app, match: { path_prefix: /app }, upstream: app }
+  - { name: limited, match: { path_prefix: /limited }, upstream: app, rate_limits: [one] }
+  - { name: authed, match: { path_prefix: /authed }, upstream: app, auth: {} }
+  - { name: fixed, match: { path_prefix: /fixed }, respond: { status: 403, body: "no" } }
+  - { name: gone, match: { path_prefix: /gone }, upstream: gone }
+`, idp.Issuer, hostport(up.Server), refused)
+	bodies := []struct{ name, header, part string }{
+		{"large", "Content-Length: 10000000\r\n", strings.Repeat("x", 1000)},
+		{"under 256KiB", "Content-Length: 100000\r\n", strings.Repeat("x", 1000)},
+		{"chunked", "Transfer-Encoding: chunked\r\n", "3e8\r\n" + strings.Repeat("x", 1000) + "\r\n"},
+	}
+	paths := []struct{ path, want string }{
+		{"/nothing", "404"},
+		{"/limited", "429"},
+		{"/authed", "401"},
+		{"/fixed", "403"},
+		{"/gone", "502"},
+	}
+	for _, srv := range []struct {
+		name string
+		gate func(*testing.T, string) *gate
+	}{{"net/http", newGate}, {"h1server", newH1Gate}} {
+		t.Run(srv.name, func(t *testing.T) {
+			g := srv.gate(t, cfg)
+			addr := g.srv.Listener.Addr().String()
+			// The limit's one request.
+			v := rawExchange(t, addr, "GET /limited HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			if !strings.HasPrefix(v.Status, "200") {
+				t.Fatalf("first request: %q", v.Status)
+			}
+			for _, b := range bodies {
+				for _, p := range paths {
+					t.Run(b.name+p.path, func(t *testing.T) {
+						before := up.count()
+						head := "POST " + p.path + " HTTP/1.1\r\nHost: x\r\n" + b.header + "\r\n"
+						status := answerWithoutBody(t, addr, head, b.part, 5*time.Second, 5*time.Second)
+						if !strings.HasPrefix(status, p.want) {
+							t.Errorf("status %q, want %s", status, p.want)
+						}
+						if up.count() != before {
+							t.Errorf("the upstream received the request")
+						}
+					})
+				}
+			}
+			// A body read to its end keeps the connection.
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			br := bufio.NewReader(c)
+			for i := 0; i < 2; i++ {
+				_, _ = io.WriteString(c, "POST /app HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("request %d on one connection: %v", i, err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				if resp.StatusCode != 200 || resp.Close {
+					t.Fatalf("request %d: %s, close %v", i, resp.Status, resp.Close)
+				}
 			}
 		})
 	}

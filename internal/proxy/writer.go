@@ -2,8 +2,11 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
+	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -51,6 +54,45 @@ func (w *respWriter) reset(rw http.ResponseWriter, st *state) {
 	*w = respWriter{ResponseWriter: rw, st: st}
 }
 
+// watchedBody is an HTTP/1.x request body that knows when it has been
+// read to its end. A final response written before then says
+// "Connection: close" (respWriter.WriteHeader): the engine answers
+// without the body (401, 403, 404, 413, 429, a 502 before the upload,
+// ...), and net/http would otherwise read and discard up to 256 KiB of
+// what is left, with no deadline, before it even writes the response
+// head (net/http chunkWriter.writeHeader); a client that sends slowly, or
+// stops, would hold the connection (issue 14). With it, the head goes at
+// once, and the connection is closed after it.
+type watchedBody struct {
+	io.ReadCloser
+	left int64 // bytes still expected, when the length is known (-1: chunked)
+	eof  atomic.Bool
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if b.left > 0 {
+		// The transport may stop at Content-Length without asking for
+		// the EOF; read from one goroutine at a time, as any body.
+		b.left -= int64(n)
+		if b.left <= 0 {
+			b.eof.Store(true)
+		}
+	}
+	if errors.Is(err, io.EOF) {
+		b.eof.Store(true)
+	}
+	return n, err
+}
+
+// done reports whether the body has been read to its end.
+func (b *watchedBody) done() bool { return b.eof.Load() }
+
+var connClose = []string{"close"}
+
+// aLongTimeAgo is a deadline in the past: reads fail at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
 // clearDeadlines removes this request's deadlines from a connection that
 // is handed over (a WebSocket may idle for hours).
 func clearDeadlines(c net.Conn) {
@@ -76,6 +118,9 @@ func (w *respWriter) WriteHeader(code int) {
 		for _, f := range r.ResponseFilters {
 			f.FilterResponse(&st.rc, code, h)
 		}
+	}
+	if b := st.body; b != nil && !b.done() {
+		h["Connection"] = connClose
 	}
 	// HSTS on HTTPS responses only (RFC 6797 §7.2); an upstream's own wins.
 	if t := st.snap.TLS; st.rc.TLS && t != nil && t.HSTS != nil {

@@ -2,16 +2,22 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"gatehouse/internal/h1server"
+	"gatehouse/internal/runtime"
 	"gatehouse/internal/testutil"
 	"gatehouse/internal/testutil/fakeidp"
 )
@@ -201,6 +207,129 @@ routes:
 					t.Fatalf("request %d: %s, close %v", i, resp.Status, resp.Close)
 				}
 			}
+		})
+	}
+}
+
+// optionsGate serves yaml with the engine options o (Holder and Access
+// are filled in) behind net/http, or behind h1server in front of it as
+// internal/app serves plain listeners. It returns the address and the
+// access log.
+func optionsGate(t *testing.T, yaml string, o Options, fast bool) (string, *syncBuffer) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	g := startGate(t, srv, yaml, false)
+	logs := &syncBuffer{}
+	var h runtime.Holder
+	h.Store(g.snap)
+	o.Holder, o.Access = &h, slog.New(slog.NewJSONHandler(logs, nil))
+	srv.Config.Handler = New(o)
+	if !fast {
+		srv.Start()
+		t.Cleanup(srv.Close)
+		return srv.Listener.Addr().String(), logs
+	}
+	hs := h1server.New(srv.Config, ConnContextKeepingDeadlines)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = hs.Serve(srv.Listener)
+	}()
+	t.Cleanup(func() {
+		_ = hs.Close()
+		<-done
+	})
+	return srv.Listener.Addr().String(), logs
+}
+
+// TestRouteTimeoutBoundsTheClient: a route's timeout bounds the whole
+// exchange, the client's side included (issue 14): a body sent slowly is
+// cut at the route timeout, not at body_read_timeout, and a response read
+// slowly at the route timeout, not at write_timeout. The next request on
+// the connection is not held to the last one's deadline.
+func TestRouteTimeoutBoundsTheClient(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/timed/big":
+			chunk := bytes.Repeat([]byte("x"), 64<<10)
+			for {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+			}
+		case "/late":
+			// Answers once the route timeout of the request before it on
+			// the connection (a /timed one) has passed.
+			dl, _ := time.Parse(time.RFC3339Nano, r.URL.Query().Get("after"))
+			<-time.After(time.Until(dl))
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	const timeout = 300 * time.Millisecond
+	cfg := fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: app, match: { path_prefix: / }, upstream: app }
+  - { name: timed, match: { path_prefix: /timed }, upstream: app, timeout: %s }
+`, hostport(up.Server), timeout)
+	for _, fast := range []bool{false, true} {
+		t.Run(fmt.Sprint("fast_http1=", fast), func(t *testing.T) {
+			t.Parallel()
+			t.Run("slow body", func(t *testing.T) {
+				addr, logs := optionsGate(t, cfg, Options{BodyReadTimeout: time.Minute, WriteTimeout: time.Minute}, fast)
+				defer func() {
+					if t.Failed() {
+						t.Log(logs.lines())
+					}
+				}()
+				start := time.Now()
+				status := answerWithoutBody(t, addr, "POST /timed HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n", "0123456789",
+					10*time.Second, 5*time.Second)
+				if took := time.Since(start); took > 10*timeout || !strings.HasPrefix(status, "504") {
+					t.Fatalf("a body stalled on a %v route: %q after %v", timeout, status, took)
+				}
+			})
+			t.Run("slow reader", func(t *testing.T) {
+				addr, logs := optionsGate(t, cfg, Options{BodyReadTimeout: time.Minute, WriteTimeout: time.Minute}, fast)
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				start := time.Now()
+				_, _ = io.WriteString(c, "GET /timed/big HTTP/1.1\r\nHost: x\r\n\r\n")
+				// The client never reads: the request ends (its access line)
+				// when the write blocked on it fails.
+				if !testutil.WaitFor(10*time.Second, func() bool { return len(logs.lines()) > 0 }) {
+					t.Fatalf("a client that stopped reading on a %v route still held its request after 10s", timeout)
+				}
+				if took := time.Since(start); took > 10*timeout {
+					t.Fatalf("a client that stopped reading on a %v route was cut after %v", timeout, took)
+				}
+			})
+			t.Run("next request", func(t *testing.T) {
+				addr, _ := optionsGate(t, cfg, Options{}, fast) // no write_timeout: only the route's deadline
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				br := bufio.NewReader(c)
+				after := time.Now().Add(timeout).Format(time.RFC3339Nano)
+				for _, target := range []string{"/timed", "/late?after=" + url.QueryEscape(after)} {
+					_, _ = io.WriteString(c, "GET "+target+" HTTP/1.1\r\nHost: x\r\n\r\n")
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						t.Fatalf("GET %s after a request with a route timeout: %v", target, err)
+					}
+					b, err := io.ReadAll(resp.Body)
+					if resp.StatusCode != 200 || string(b) != "ok" || err != nil {
+						t.Fatalf("GET %s: %s %q %v", target, resp.Status, b, err)
+					}
+				}
+			})
 		})
 	}
 }

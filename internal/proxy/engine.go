@@ -169,6 +169,14 @@ func (e *Engine) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		if cs != nil && !cs.kept {
 			cs.renewAt = time.Time{} // net/http cleared the deadline after the last response
 		}
+		if cs != nil && cs.routeDeadline {
+			// The last request's route timeout is still the connection's
+			// write deadline (h1server keeps it): replace it.
+			cs.routeDeadline, cs.renewAt = false, time.Time{}
+			if e.writeTimeout <= 0 {
+				_ = cs.conn.SetWriteDeadline(time.Time{})
+			}
+		}
 		st.w.cs = cs
 		if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 			st.body = &watchedBody{ReadCloser: r.Body, left: r.ContentLength}

@@ -52,12 +52,24 @@ func (e *Engine) routeRequest(st *state, w *respWriter, r *http.Request) (*http.
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
-	if e.bodyReadTimeout > 0 && r.Body != nil && r.Body != http.NoBody {
-		r.Body = &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), d: e.bodyReadTimeout}
+	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+	var dl time.Time // the route timeout's end
+	if rt.Timeout > 0 {
+		dl = time.Now().Add(rt.Timeout)
+		// The timeout bounds the client's side too: a body sent slowly is
+		// cut at dl, not at body_read_timeout, and so is a response read
+		// slowly, whatever write_timeout says.
+		w.limitTo(dl)
+		if hasBody {
+			_ = http.NewResponseController(w).SetReadDeadline(dl)
+		}
+	}
+	if (e.bodyReadTimeout > 0 || !dl.IsZero()) && hasBody {
+		r.Body = &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), d: e.bodyReadTimeout, limit: dl}
 	}
 	switch {
 	case rt.Timeout > 0:
-		ctx, cancel := context.WithTimeout(r.Context(), rt.Timeout)
+		ctx, cancel := context.WithDeadline(r.Context(), dl)
 		st.cancel, st.rc.Cancel = cancel, cancel
 		r = r.WithContext(ctx)
 	case rt.Cancelable:
@@ -107,20 +119,35 @@ func (e *Engine) requestFilters(st *state, w *respWriter, r *http.Request) bool 
 // idleBody bounds each wait for request body data (slow POST): the read
 // deadline is renewed before every read and cleared at the end of the body,
 // so it never outlives the body (net/http's own read after the body, which
-// watches for the client leaving, must not hit it).
+// watches for the client leaving, must not hit it). It is never renewed
+// past limit, the route timeout's end, if any: the body is then cut as the
+// route timing out (504), not as a stall (408).
 type idleBody struct {
 	io.ReadCloser
-	rc *http.ResponseController
-	d  time.Duration
+	rc    *http.ResponseController
+	d     time.Duration // 0: no limit per wait
+	limit time.Time     // zero: none
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
-	_ = b.rc.SetReadDeadline(time.Now().Add(b.d))
+	var dl time.Time
+	if b.d > 0 {
+		dl = time.Now().Add(b.d)
+	}
+	routeCut := !b.limit.IsZero() && (dl.IsZero() || !b.limit.After(dl))
+	if routeCut {
+		dl = b.limit
+	}
+	_ = b.rc.SetReadDeadline(dl)
 	n, err := b.ReadCloser.Read(p)
 	if err != nil {
 		_ = b.rc.SetReadDeadline(time.Time{})
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			err = errBodyTimeout{err}
+			if routeCut {
+				err = errRouteTimeout{err}
+			} else {
+				err = errBodyTimeout{err}
+			}
 		}
 	}
 	return n, err
@@ -132,6 +159,16 @@ type errBodyTimeout struct{ err error }
 
 func (e errBodyTimeout) Error() string { return "request body stalled: " + e.err.Error() }
 func (e errBodyTimeout) Unwrap() error { return e.err }
+
+// errRouteTimeout marks a request body still arriving when the route
+// timeout ended. net/http cancels the request's context on the read
+// error, so without it the request would pass for one the client left.
+type errRouteTimeout struct{ err error }
+
+func (e errRouteTimeout) Error() string {
+	return "request body cut at the route timeout: " + e.err.Error()
+}
+func (e errRouteTimeout) Unwrap() error { return e.err }
 
 // plainHTTP answers a plain-HTTP request when HTTPS is on: an ACME HTTP-01
 // challenge, or a 308 to HTTPS for a host Gatehouse has a certificate for

@@ -28,6 +28,9 @@ type respWriter struct {
 	// writeTimeout bounds each write (a client that stops reading); the
 	// deadline is renewed before writes (connState), so streams may idle.
 	writeTimeout time.Duration
+	// deadline is the route timeout's end, if any: no write deadline
+	// goes past it (limitTo).
+	deadline time.Time
 
 	// cs is the HTTP/1.x connection's state, nil on HTTP/2 (where each
 	// stream has its own deadline) and under servers without ConnContext.
@@ -43,15 +46,55 @@ func (w *respWriter) renewDeadline() {
 		if now.Before(cs.renewAt) {
 			return
 		}
+		d := now.Add(w.writeTimeout)
 		cs.renewAt = now.Add(renewSlack(w.writeTimeout))
-		_ = cs.conn.SetWriteDeadline(now.Add(w.writeTimeout))
+		if !w.deadline.IsZero() && w.deadline.Before(d) {
+			d, cs.renewAt = w.deadline, w.deadline
+		}
+		_ = cs.conn.SetWriteDeadline(d)
 		return
 	}
-	_ = http.NewResponseController(w.ResponseWriter).SetWriteDeadline(now.Add(w.writeTimeout))
+	d := now.Add(w.writeTimeout)
+	if !w.deadline.IsZero() && w.deadline.Before(d) {
+		d = w.deadline
+	}
+	_ = http.NewResponseController(w.ResponseWriter).SetWriteDeadline(d)
+}
+
+// limitTo bounds every write to the client by dl, the route timeout's
+// end, from now on: a client that reads slowly is cut there, as one that
+// sends slowly is (routeRequest). On a connection that keeps its write
+// deadline between requests (connState.kept), the next request replaces
+// it (Engine.ServeHTTP).
+func (w *respWriter) limitTo(dl time.Time) {
+	w.deadline = dl
+	if cs := w.cs; cs != nil {
+		cs.renewAt = time.Time{} // the next write renews, capped at dl
+		cs.routeDeadline = true
+		_ = cs.conn.SetWriteDeadline(dl)
+		return
+	}
+	_ = http.NewResponseController(w.ResponseWriter).SetWriteDeadline(dl)
 }
 
 func (w *respWriter) reset(rw http.ResponseWriter, st *state) {
 	*w = respWriter{ResponseWriter: rw, st: st}
+}
+
+// liftDeadline ends limitTo's bound, for the answer to a route that timed
+// out before its response began (504): write_timeout alone bounds it.
+func (w *respWriter) liftDeadline() {
+	w.deadline = time.Time{}
+	if cs := w.cs; cs != nil {
+		cs.renewAt = time.Time{}
+		if w.writeTimeout <= 0 {
+			_ = cs.conn.SetWriteDeadline(time.Time{})
+		}
+		return
+	}
+	if w.writeTimeout <= 0 {
+		_ = http.NewResponseController(w.ResponseWriter).SetWriteDeadline(time.Time{})
+	}
 }
 
 // watchedBody is an HTTP/1.x request body that knows when it has been
@@ -110,6 +153,9 @@ func (w *respWriter) WriteHeader(code int) {
 	}
 	w.wroteHeader = true
 	w.status = code
+	if !w.deadline.IsZero() && !time.Now().Before(w.deadline) {
+		w.liftDeadline() // the route timed out: this is its answer
+	}
 	w.renewDeadline() // net/http may write the headers after the handler returns
 	h := w.ResponseWriter.Header()
 	st := w.st

@@ -203,6 +203,8 @@ func compileRoute(c *config.Config, rc *config.Route, snap *runtime.Snapshot) (*
 		StripPrefix: rc.StripPrefix,
 		Rewrite:     rc.Rewrite,
 		Timeout:     rc.Timeout.D(),
+
+		AllowPathParams: rc.AllowPathParams,
 	}
 	if r.PathPrefix == "" && r.ExactPath == "" {
 		r.PathPrefix = "/"

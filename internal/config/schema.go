@@ -383,8 +383,15 @@ type Route struct {
 	// path before proxying, e.g. prefix /old, rewrite /new: /old/a -> /new/a.
 	Rewrite string `yaml:"rewrite"`
 	// Timeout bounds the whole request at the proxy, from routing to the last
-	// response byte. 0 (default) means no overall limit; streams live on.
+	// response byte, the client's sending of the body included. 0 (default)
+	// means no overall limit; streams live on.
 	Timeout Duration `yaml:"timeout"`
+	// AllowPathParams lets requests with path parameters (";" or "%3B" in
+	// a segment, as Java servlet containers use for jsessionid and matrix
+	// variables) through to this route, which is then found on the path
+	// without them. Default false: they are answered 400. Upstream routes
+	// only, without strip_prefix or rewrite.
+	AllowPathParams bool `yaml:"allow_path_params"`
 	// MaxBodyBytes overrides server.max_body_bytes for this route.
 	MaxBodyBytes *Size `yaml:"max_body_bytes"`
 

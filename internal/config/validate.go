@@ -385,6 +385,12 @@ func (v *validator) route(p string, r *Route) {
 	if r.Rewrite != "" && !strings.HasPrefix(r.Rewrite, "/") {
 		v.add(p+".rewrite", "must start with /")
 	}
+	if r.AllowPathParams && r.Upstream == "" {
+		v.add(p+".allow_path_params", "applies to upstream routes only")
+	}
+	if r.AllowPathParams && (r.StripPrefix || r.Rewrite != "") {
+		v.add(p+".allow_path_params", "not with strip_prefix or rewrite: the path sent upstream keeps its parameters as they came")
+	}
 	if (r.StripPrefix || r.Rewrite != "") && r.Match.PathPrefix == "" && r.Match.Path == "" {
 		v.add(p, "strip_prefix and rewrite need match.path_prefix or match.path")
 	}
@@ -523,6 +529,8 @@ func checkPath(s string) string {
 		return "must not contain //"
 	case strings.ContainsAny(s, "?#%\\ \t"):
 		return "must be a plain path without ?, #, %, \\ or spaces"
+	case strings.Contains(s, ";"):
+		return "must not contain ; (requests with path parameters are routed on the path without them)"
 	}
 	for _, seg := range strings.Split(s, "/") {
 		if seg == "." || seg == ".." {

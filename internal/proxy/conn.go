@@ -30,6 +30,9 @@ type connState struct {
 	guard   *h1guard.Conn // the connection's framing guard; nil on HTTPS
 	renewAt time.Time     // the deadline needs no renewal before this
 	kept    bool          // the server leaves the write deadline between requests
+	// routeDeadline: a route timeout set the write deadline, which a kept
+	// deadline must not pass on to the next request.
+	routeDeadline bool
 
 	peer    netip.Addr
 	peerStr string

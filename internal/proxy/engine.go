@@ -130,6 +130,7 @@ type state struct {
 	fwPrefix string // X-Forwarded-Prefix when a prefix was removed
 	rtStart  time.Time
 	cancel   context.CancelFunc // the route timeout's, if any
+	body     *watchedBody       // the HTTP/1.x request body, if any
 
 	// retries
 	retry       runtime.RetryPolicy
@@ -169,7 +170,19 @@ func (e *Engine) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		if cs != nil && !cs.kept {
 			cs.renewAt = time.Time{} // net/http cleared the deadline after the last response
 		}
+		if cs != nil && cs.routeDeadline {
+			// The last request's route timeout is still the connection's
+			// write deadline (h1server keeps it): replace it.
+			cs.routeDeadline, cs.renewAt = false, time.Time{}
+			if e.writeTimeout <= 0 {
+				_ = cs.conn.SetWriteDeadline(time.Time{})
+			}
+		}
 		st.w.cs = cs
+		if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+			st.body = &watchedBody{ReadCloser: r.Body, left: r.ContentLength}
+			r.Body = st.body
+		}
 	}
 	if e.inFlight != nil {
 		e.inFlight.Inc()
@@ -195,6 +208,12 @@ func (e *Engine) finish(st *state, r *http.Request) {
 	p := recover()
 	if st.cancel != nil {
 		st.cancel()
+	}
+	if st.body != nil && !st.body.done() && !st.w.hijacked {
+		// The response said Connection: close (respWriter.WriteHeader);
+		// net/http would still read up to 256 KiB of the body when it
+		// closes it, without a deadline. Nothing more is read.
+		_ = http.NewResponseController(st.w.ResponseWriter).SetReadDeadline(aLongTimeAgo)
 	}
 	if p != nil {
 		if p == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as the panic value, as net/http does

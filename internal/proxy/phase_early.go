@@ -108,6 +108,12 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "request target must be a path", nil))
 		return false
 	}
+	if strings.IndexByte(r.RequestURI, '#') >= 0 {
+		// A fragment is never sent (RFC 9112 §3.2). url.ParseRequestURI
+		// keeps a raw "#" in the path, and a server behind would cut it.
+		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "# in request target", nil))
+		return false
+	}
 	np, err := route.NormalizePath(path)
 	if err != nil {
 		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, err.Error(), nil))

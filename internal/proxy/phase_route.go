@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 
 	"gatehouse/internal/phase"
+	"gatehouse/internal/route"
+	"gatehouse/internal/runtime"
 )
 
 // routeRequest picks the route, then applies the route's body limit and
@@ -21,8 +23,13 @@ func (e *Engine) routeRequest(st *state, w *respWriter, r *http.Request) (*http.
 	if t := st.snap.TLS; t != nil && r.TLS == nil && e.plainHTTP(st, t, w, r) {
 		return r, false
 	}
-	rt := st.snap.Local[st.rc.Path] // Gatehouse's own paths first, on every host
-	if rt == nil {
+	var rt *runtime.Route
+	if route.HasParams(st.rc.Path) {
+		var ok bool
+		if rt, ok = e.paramsRoute(st, w, r); !ok {
+			return r, false
+		}
+	} else if rt = st.snap.Local[st.rc.Path]; rt == nil { // Gatehouse's own paths first, on every host
 		idx := st.snap.Table.Match(st.rc.Host, st.rc.Path, r.Method, r.Header)
 		if idx < 0 {
 			st.route = st.snap.Fallback
@@ -45,12 +52,24 @@ func (e *Engine) routeRequest(st *state, w *respWriter, r *http.Request) (*http.
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 	}
-	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), d: e.bodyReadTimeout, st: st}
+	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+	var dl time.Time // the route timeout's end
+	if rt.Timeout > 0 {
+		dl = time.Now().Add(rt.Timeout)
+		// The timeout bounds the client's side too: a body sent slowly is
+		// cut at dl, not at body_read_timeout, and so is a response read
+		// slowly, whatever write_timeout says.
+		w.limitTo(dl)
+		if hasBody {
+			_ = http.NewResponseController(w).SetReadDeadline(dl)
+		}
+	}
+	if hasBody {
+		r.Body = &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), d: e.bodyReadTimeout, limit: dl, st: st}
 	}
 	switch {
 	case rt.Timeout > 0:
-		ctx, cancel := context.WithTimeout(r.Context(), rt.Timeout)
+		ctx, cancel := context.WithDeadline(r.Context(), dl)
 		st.cancel, st.rc.Cancel = cancel, cancel
 		r = r.WithContext(ctx)
 	case rt.Cancelable:
@@ -59,6 +78,26 @@ func (e *Engine) routeRequest(st *state, w *respWriter, r *http.Request) (*http.
 		r = r.WithContext(ctx)
 	}
 	return r, true
+}
+
+// paramsRoute finds the route for a path with parameters (";" or "%3B"
+// in a segment) on the path without them, which is the path a servlet
+// container (Tomcat, Jetty, Spring) serves: "/admin;x/secret" is
+// "/admin/secret" to it, whichever route "/admin;x" would match here.
+// Only a route that allows path parameters takes the request, with its
+// path unchanged; anything else is answered 400, so parameters can never
+// carry a request past the route, and the filters, its path names.
+func (e *Engine) paramsRoute(st *state, w *respWriter, r *http.Request) (*runtime.Route, bool) {
+	bare, err := route.StripParams(st.rc.Path)
+	idx := -1
+	if err == nil {
+		idx = st.snap.Table.Match(st.rc.Host, bare, r.Method, r.Header)
+	}
+	if idx < 0 || !st.snap.Routes[idx].AllowPathParams {
+		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "path parameters (;) are not allowed here", err))
+		return nil, false
+	}
+	return st.snap.Routes[idx], true
 }
 
 // requestFilters runs the route's request filters in order. Default (no
@@ -80,28 +119,41 @@ func (e *Engine) requestFilters(st *state, w *respWriter, r *http.Request) bool 
 // idleBody bounds each wait for request body data (slow POST): the read
 // deadline is renewed before every read and cleared at the end of the body,
 // so it never outlives the body (net/http's own read after the body, which
-// watches for the client leaving, must not hit it).
+// watches for the client leaving, must not hit it). It is never renewed
+// past limit, the route timeout's end, if any: the body is then cut as the
+// route timing out (504), not as a stall (408).
 type idleBody struct {
 	io.ReadCloser
-	rc *http.ResponseController
-	d  time.Duration
-	st *state
+	rc    *http.ResponseController
+	d     time.Duration // 0: no limit per wait
+	limit time.Time     // zero: none
+	st    *state
 }
 
 // It also marks the body's read errors as the client's: a malformed
 // chunked body is answered 400, not blamed on the upstream.
 func (b *idleBody) Read(p []byte) (int, error) {
+	var dl time.Time
 	if b.d > 0 {
-		_ = b.rc.SetReadDeadline(time.Now().Add(b.d))
+		dl = time.Now().Add(b.d)
+	}
+	routeCut := !b.limit.IsZero() && (dl.IsZero() || !b.limit.After(dl))
+	if routeCut {
+		dl = b.limit
+	}
+	if !dl.IsZero() {
+		_ = b.rc.SetReadDeadline(dl)
 	}
 	n, err := b.ReadCloser.Read(p)
 	if err != nil {
-		if b.d > 0 {
+		if !dl.IsZero() {
 			_ = b.rc.SetReadDeadline(time.Time{})
 		}
 		var mbe *http.MaxBytesError
 		switch {
 		case err == io.EOF || errors.As(err, &mbe):
+		case errors.Is(err, os.ErrDeadlineExceeded) && routeCut:
+			err = errRouteTimeout{err}
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			err = errBodyTimeout{err}
 		default:
@@ -127,6 +179,16 @@ type errBodyTimeout struct{ err error }
 
 func (e errBodyTimeout) Error() string { return "request body stalled: " + e.err.Error() }
 func (e errBodyTimeout) Unwrap() error { return e.err }
+
+// errRouteTimeout marks a request body still arriving when the route
+// timeout ended. net/http cancels the request's context on the read
+// error, so without it the request would pass for one the client left.
+type errRouteTimeout struct{ err error }
+
+func (e errRouteTimeout) Error() string {
+	return "request body cut at the route timeout: " + e.err.Error()
+}
+func (e errRouteTimeout) Unwrap() error { return e.err }
 
 // plainHTTP answers a plain-HTTP request when HTTPS is on: an ACME HTTP-01
 // challenge, or a 308 to HTTPS for a host Gatehouse has a certificate for

@@ -270,6 +270,9 @@ func classifyCtx(ctx context.Context, err error) *phase.Error {
 	if errors.As(err, &bt) {
 		return phase.NewError(phase.KindRequestTimeout, "the request body stalled", err)
 	}
+	if errors.As(err, new(errRouteTimeout)) {
+		return phase.NewError(phase.KindRouteTimeout, "the route's time limit was reached", err)
+	}
 	var cb errClientBody
 	if errors.As(err, &cb) {
 		if errors.Is(err, io.ErrUnexpectedEOF) {

@@ -2,8 +2,11 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
+	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"gatehouse/internal/h1guard"
@@ -27,6 +30,9 @@ type respWriter struct {
 	// writeTimeout bounds each write (a client that stops reading); the
 	// deadline is renewed before writes (connState), so streams may idle.
 	writeTimeout time.Duration
+	// deadline is the route timeout's end, if any: no write deadline
+	// goes past it (limitTo).
+	deadline time.Time
 
 	// cs is the HTTP/1.x connection's state, nil on HTTP/2 (where each
 	// stream has its own deadline) and under servers without ConnContext.
@@ -42,16 +48,95 @@ func (w *respWriter) renewDeadline() {
 		if now.Before(cs.renewAt) {
 			return
 		}
+		d := now.Add(w.writeTimeout)
 		cs.renewAt = now.Add(renewSlack(w.writeTimeout))
-		_ = cs.conn.SetWriteDeadline(now.Add(w.writeTimeout))
+		if !w.deadline.IsZero() && w.deadline.Before(d) {
+			d, cs.renewAt = w.deadline, w.deadline
+		}
+		_ = cs.conn.SetWriteDeadline(d)
 		return
 	}
-	_ = http.NewResponseController(w.ResponseWriter).SetWriteDeadline(now.Add(w.writeTimeout))
+	d := now.Add(w.writeTimeout)
+	if !w.deadline.IsZero() && w.deadline.Before(d) {
+		d = w.deadline
+	}
+	_ = http.NewResponseController(w.ResponseWriter).SetWriteDeadline(d)
+}
+
+// limitTo bounds every write to the client by dl, the route timeout's
+// end, from now on: a client that reads slowly is cut there, as one that
+// sends slowly is (routeRequest). On a connection that keeps its write
+// deadline between requests (connState.kept), the next request replaces
+// it (Engine.ServeHTTP).
+func (w *respWriter) limitTo(dl time.Time) {
+	w.deadline = dl
+	if cs := w.cs; cs != nil {
+		cs.renewAt = time.Time{} // the next write renews, capped at dl
+		cs.routeDeadline = true
+		_ = cs.conn.SetWriteDeadline(dl)
+		return
+	}
+	_ = http.NewResponseController(w.ResponseWriter).SetWriteDeadline(dl)
 }
 
 func (w *respWriter) reset(rw http.ResponseWriter, st *state) {
 	*w = respWriter{ResponseWriter: rw, st: st}
 }
+
+// liftDeadline ends limitTo's bound, for the answer to a route that timed
+// out before its response began (504): write_timeout alone bounds it.
+func (w *respWriter) liftDeadline() {
+	w.deadline = time.Time{}
+	if cs := w.cs; cs != nil {
+		cs.renewAt = time.Time{}
+		if w.writeTimeout <= 0 {
+			_ = cs.conn.SetWriteDeadline(time.Time{})
+		}
+		return
+	}
+	if w.writeTimeout <= 0 {
+		_ = http.NewResponseController(w.ResponseWriter).SetWriteDeadline(time.Time{})
+	}
+}
+
+// watchedBody is an HTTP/1.x request body that knows when it has been
+// read to its end. A final response written before then says
+// "Connection: close" (respWriter.WriteHeader): the engine answers
+// without the body (401, 403, 404, 413, 429, a 502 before the upload,
+// ...), and net/http would otherwise read and discard up to 256 KiB of
+// what is left, with no deadline, before it even writes the response
+// head (net/http chunkWriter.writeHeader); a client that sends slowly, or
+// stops, would hold the connection (issue 14). With it, the head goes at
+// once, and the connection is closed after it.
+type watchedBody struct {
+	io.ReadCloser
+	left int64 // bytes still expected, when the length is known (-1: chunked)
+	eof  atomic.Bool
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if b.left > 0 {
+		// The transport may stop at Content-Length without asking for
+		// the EOF; read from one goroutine at a time, as any body.
+		b.left -= int64(n)
+		if b.left <= 0 {
+			b.eof.Store(true)
+		}
+	}
+	if errors.Is(err, io.EOF) {
+		b.eof.Store(true)
+	}
+	return n, err
+}
+
+// done reports whether the body has been read to its end.
+func (b *watchedBody) done() bool { return b.eof.Load() }
+
+var connClose = []string{"close"}
+
+// aLongTimeAgo is a deadline in the past: reads fail at once.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // clearDeadlines removes this request's deadlines from a connection that
 // is handed over (a WebSocket may idle for hours).
@@ -70,6 +155,9 @@ func (w *respWriter) WriteHeader(code int) {
 	}
 	w.wroteHeader = true
 	w.status = code
+	if !w.deadline.IsZero() && !time.Now().Before(w.deadline) {
+		w.liftDeadline() // the route timed out: this is its answer
+	}
 	w.renewDeadline() // net/http may write the headers after the handler returns
 	h := w.ResponseWriter.Header()
 	st := w.st
@@ -78,6 +166,9 @@ func (w *respWriter) WriteHeader(code int) {
 		for _, f := range r.ResponseFilters {
 			f.FilterResponse(&st.rc, code, h)
 		}
+	}
+	if b := st.body; b != nil && !b.done() {
+		h["Connection"] = connClose
 	}
 	// HSTS on HTTPS responses only (RFC 6797 §7.2); an upstream's own wins.
 	if t := st.snap.TLS; st.rc.TLS && t != nil && t.HSTS != nil {

@@ -3,6 +3,7 @@ package route
 import (
 	"errors"
 	"strings"
+	"unicode/utf8"
 )
 
 // Path normalization policy (docs/config.md, "Paths"). Gatehouse decides
@@ -17,9 +18,16 @@ import (
 //     root is refused, not clamped: it is an attack or a broken client.
 //   - Runs of slashes collapse to one; a trailing slash is kept.
 //   - Encoded separators (%2F, %5C), a raw backslash, encoded or raw control
-//     characters (including %00) and malformed escapes cannot be made safe
-//     without guessing what the upstream does with them, so they are
-//     refused with 400.
+//     characters (0x00-0x1f, 0x7f; %00 included), malformed escapes and
+//     bytes that do not decode to UTF-8 cannot be made safe without
+//     guessing what the upstream does with them, so they are refused with
+//     400.
+//   - Path parameters (";" or "%3B" in a segment) are kept here; whether a
+//     request may carry them is the engine's decision (HasParams,
+//     StripParams). A dot segment with parameters ("..;x", ".%3Bx") is
+//     refused: Gatehouse would keep it as a name, while Java servlet
+//     containers (Tomcat, Jetty, Spring) remove the parameter first and
+//     resolve the "..": "/static/..;/admin" is "/admin" to them.
 
 // Errors returned by NormalizePath. All mean 400 Bad Request.
 var (
@@ -29,6 +37,8 @@ var (
 	ErrBackslash        = errors.New("backslash in path")
 	ErrControl          = errors.New("control character in path")
 	ErrAboveRoot        = errors.New("path climbs above the root")
+	ErrInvalidUTF8      = errors.New("path is not UTF-8 once decoded")
+	ErrDotParams        = errors.New("dot segment with path parameters")
 )
 
 const upperhex = "0123456789ABCDEF"
@@ -97,11 +107,18 @@ func NormalizePath(p string) (string, error) {
 	// time, then resolve dot segments on the result.
 	segs := make([]string, 0, 8)
 	var b strings.Builder
+	var dec []byte // the segment decoded, for the UTF-8 check
 	trailing := false
 	for _, raw := range strings.Split(p[1:], "/") {
 		b.Reset()
+		dec = dec[:0]
+		high := false // the segment has a byte 0x80 or over
 		for i := 0; i < len(raw); i++ {
 			c := raw[i]
+			if c != '%' {
+				dec = append(dec, c)
+				high = high || c >= 0x80
+			}
 			switch {
 			case c == '%':
 				if i+2 >= len(raw) {
@@ -114,6 +131,8 @@ func NormalizePath(p string) (string, error) {
 				}
 				d := hi<<4 | lo
 				i += 2
+				dec = append(dec, d)
+				high = high || d >= 0x80
 				switch {
 				case d == '/' || d == '\\':
 					return "", ErrEncodedSeparator
@@ -138,7 +157,15 @@ func NormalizePath(p string) (string, error) {
 				b.WriteByte(upperhex[c&15])
 			}
 		}
+		// Decoded, a segment must be UTF-8: "/" cannot fall inside a
+		// sequence, so segment by segment is enough.
+		if high && !utf8.Valid(dec) {
+			return "", ErrInvalidUTF8
+		}
 		seg := b.String()
+		if name, _ := cutParams(seg); name != seg && (name == "." || name == "..") {
+			return "", ErrDotParams
+		}
 		switch seg {
 		case "":
 			trailing = true // "a//b" collapses; a final "" is a trailing slash
@@ -165,4 +192,45 @@ func NormalizePath(p string) (string, error) {
 		out += "/"
 	}
 	return out, nil
+}
+
+// cutParams splits a normalized segment at its first path parameter
+// delimiter, ";" or "%3B" (an escaped one counts: a hop that decodes
+// before a servlet container makes it a ";").
+func cutParams(seg string) (name, params string) {
+	for i := 0; i < len(seg); i++ {
+		switch {
+		case seg[i] == ';':
+			return seg[:i], seg[i:]
+		case seg[i] == '%' && i+2 < len(seg) && seg[i+1] == '3' && seg[i+2] == 'B':
+			return seg[:i], seg[i:]
+		}
+	}
+	return seg, ""
+}
+
+// HasParams reports whether p, a normalized path, has path parameters:
+// ";" or "%3B" in a segment (RFC 3986 §3.3 leaves their meaning to the
+// server; servlet containers remove them before routing).
+func HasParams(p string) bool {
+	return strings.IndexByte(p, ';') >= 0 || strings.Contains(p, "%3B")
+}
+
+// StripParams returns p, a normalized path, without its path parameters,
+// normalized again: the path a servlet container dispatches on
+// ("/app;jsessionid=1/x" is "/app/x", "/a/;x/b" is "/a/b").
+func StripParams(p string) (string, error) {
+	if !HasParams(p) {
+		return p, nil
+	}
+	var b strings.Builder
+	b.Grow(len(p))
+	for i, seg := range strings.Split(p, "/") {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		name, _ := cutParams(seg)
+		b.WriteString(name)
+	}
+	return NormalizePath(b.String())
 }

@@ -138,6 +138,9 @@ type Route struct {
 
 	Timeout      time.Duration // 0: none
 	MaxBodyBytes int64         // 0: none
+	// AllowPathParams: requests with path parameters (";") may use this
+	// route; it is found on the path without them.
+	AllowPathParams bool
 
 	// Obs records the route's requests; nil when metrics are off.
 	Obs *metrics.RouteObs

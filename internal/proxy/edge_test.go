@@ -1,0 +1,335 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"gatehouse/internal/h1server"
+	"gatehouse/internal/runtime"
+	"gatehouse/internal/testutil"
+	"gatehouse/internal/testutil/fakeidp"
+)
+
+// TestRequestTargetPolicy sends request targets an attacker would write
+// by hand (issue 14) to both HTTP/1.1 servers the engine runs behind:
+// what cannot be routed safely is 400, and never reaches the upstream.
+func TestRequestTargetPolicy(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, nil)
+	cfg := fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: app, match: { path_prefix: / }, upstream: app }
+  - { name: admin, match: { path_prefix: /admin }, upstream: app }
+  - { name: static, match: { path_prefix: /static }, upstream: app }
+  - { name: java, match: { path_prefix: /java }, upstream: app, allow_path_params: true }
+`, hostport(up.Server))
+	tests := []struct {
+		name, target string
+		want         int
+		wantURI      string // what the upstream saw; default target
+	}{
+		{name: "plain", target: "/admin/x", want: 200},
+		{name: "fragment", target: "/admin#x", want: 400},
+		{name: "fragment in query", target: "/admin?a=1#x", want: 400},
+		{name: "encoded hash passes", target: "/a%23b", want: 200},
+		{name: "utf8", target: "/caf%C3%A9", want: 200},
+		{name: "truncated utf8", target: "/caf%C3", want: 400},
+		{name: "latin1", target: "/caf%E9", want: 400},
+		{name: "overlong slash", target: "/a%C0%AFb", want: 400},
+		{name: "encoded nul", target: "/a%00b", want: 400},
+		{name: "encoded delete", target: "/a%7Fb", want: 400},
+		{name: "encoded newline", target: "/a%0Ab", want: 400},
+		{name: "raw delete", target: "/a\x7fb", want: 400},
+		{name: "dot-dot parameters", target: "/static/..;/admin/x", want: 400},
+		{name: "parameters hide a prefix", target: "/admin;x/secret", want: 400},
+		{name: "encoded parameters", target: "/admin%3Bx/secret", want: 400},
+		{name: "parameters on a route without opt-in", target: "/static/a;v=1", want: 400},
+		{name: "parameters on an opted-in route", target: "/java;jsessionid=1/page", want: 200},
+		{name: "parameters after an opted-in prefix", target: "/java/;jsessionid=1", want: 200},
+		{name: "dot-dot parameters on an opted-in route", target: "/java/..;/admin", want: 400},
+		{name: "opted-in prefix only with parameters", target: "/javax;y/secret", want: 400},
+	}
+	for _, srv := range []struct {
+		name string
+		gate func(*testing.T, string) *gate
+	}{{"net/http", newGate}, {"h1server", newH1Gate}} {
+		t.Run(srv.name, func(t *testing.T) {
+			g := srv.gate(t, cfg)
+			addr := g.srv.Listener.Addr().String()
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					before := up.count()
+					v := rawExchange(t, addr, "GET "+tt.target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+					if !strings.HasPrefix(v.Status, fmt.Sprint(tt.want)) {
+						t.Fatalf("GET %q: %q %s, want %d", tt.target, v.Status, v.Err, tt.want)
+					}
+					if tt.want != 200 {
+						if up.count() != before {
+							t.Fatalf("GET %q: refused request reached the upstream", tt.target)
+						}
+						return
+					}
+					want := tt.wantURI
+					if want == "" {
+						want = tt.target
+					}
+					if got := up.last(t).URI; got != want {
+						t.Errorf("GET %q: upstream saw %q, want %q", tt.target, got, want)
+					}
+				})
+			}
+		})
+	}
+}
+
+// answerWithoutBody sends a request head announcing a body, and only part
+// of the body, then reads the response. It returns the status line, and
+// fails unless the head arrives within headWithin and the server closes
+// the connection within closeWithin of it.
+func answerWithoutBody(t *testing.T, addr, head, part string, headWithin, closeWithin time.Duration) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, head+part); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(headWithin))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no response head within %v: %v", headWithin, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = c.SetReadDeadline(time.Now().Add(closeWithin))
+	if _, err := io.Copy(io.Discard, br); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("%s: connection still open %v after the response", resp.Status, closeWithin)
+	}
+	if !resp.Close {
+		t.Errorf("%s: response does not say Connection: close", resp.Status)
+	}
+	return resp.Status
+}
+
+// TestAnswerWithoutBodyClosesAtOnce: a response the engine writes
+// without reading the request body (404, 401, 429, a fixed response, a
+// 502 from a refused upstream) reaches the client at once and the
+// connection is closed after it, however much of the announced body is
+// still to come (issue 14: net/http read up to 256 KiB of it first, with
+// no deadline). The upstream never sees these requests.
+func TestAnswerWithoutBodyClosesAtOnce(t *testing.T) {
+	t.Parallel()
+	idp := fakeidp.New(t)
+	up := newRecorder(t, nil)
+	refused := testutil.FreePort(t)
+	cfg := fmt.Sprintf(`
+auth: { issuers: { main: { issuer: %q, audience: gatehouse } } }
+rate_limits: { one: { key: client_ip, rate: 1/h, burst: 1 } }
+upstreams:
+  app: { targets: [%q] }
+  gone: { targets: [%q], retries: { attempts: 1 } }
+routes:
+  - { name: app, match: { path_prefix: /app }, upstream: app }
+  - { name: limited, match: { path_prefix: /limited }, upstream: app, rate_limits: [one] }
+  - { name: authed, match: { path_prefix: /authed }, upstream: app, auth: {} }
+  - { name: fixed, match: { path_prefix: /fixed }, respond: { status: 403, body: "no" } }
+  - { name: gone, match: { path_prefix: /gone }, upstream: gone }
+`, idp.Issuer, hostport(up.Server), refused)
+	bodies := []struct{ name, header, part string }{
+		{"large", "Content-Length: 10000000\r\n", strings.Repeat("x", 1000)},
+		{"under 256KiB", "Content-Length: 100000\r\n", strings.Repeat("x", 1000)},
+		{"chunked", "Transfer-Encoding: chunked\r\n", "3e8\r\n" + strings.Repeat("x", 1000) + "\r\n"},
+	}
+	paths := []struct{ path, want string }{
+		{"/nothing", "404"},
+		{"/limited", "429"},
+		{"/authed", "401"},
+		{"/fixed", "403"},
+		{"/gone", "502"},
+	}
+	for _, srv := range []struct {
+		name string
+		gate func(*testing.T, string) *gate
+	}{{"net/http", newGate}, {"h1server", newH1Gate}} {
+		t.Run(srv.name, func(t *testing.T) {
+			g := srv.gate(t, cfg)
+			addr := g.srv.Listener.Addr().String()
+			// The limit's one request.
+			v := rawExchange(t, addr, "GET /limited HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			if !strings.HasPrefix(v.Status, "200") {
+				t.Fatalf("first request: %q", v.Status)
+			}
+			for _, b := range bodies {
+				for _, p := range paths {
+					t.Run(b.name+p.path, func(t *testing.T) {
+						before := up.count()
+						head := "POST " + p.path + " HTTP/1.1\r\nHost: x\r\n" + b.header + "\r\n"
+						status := answerWithoutBody(t, addr, head, b.part, 5*time.Second, 5*time.Second)
+						if !strings.HasPrefix(status, p.want) {
+							t.Errorf("status %q, want %s", status, p.want)
+						}
+						if up.count() != before {
+							t.Errorf("the upstream received the request")
+						}
+					})
+				}
+			}
+			// A body read to its end keeps the connection.
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			br := bufio.NewReader(c)
+			for i := 0; i < 2; i++ {
+				_, _ = io.WriteString(c, "POST /app HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("request %d on one connection: %v", i, err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				if resp.StatusCode != 200 || resp.Close {
+					t.Fatalf("request %d: %s, close %v", i, resp.Status, resp.Close)
+				}
+			}
+		})
+	}
+}
+
+// optionsGate serves yaml with the engine options o (Holder and Access
+// are filled in) behind net/http, or behind h1server in front of it as
+// internal/app serves plain listeners. It returns the address and the
+// access log.
+func optionsGate(t *testing.T, yaml string, o Options, fast bool) (string, *syncBuffer) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	g := startGate(t, srv, yaml, false)
+	logs := &syncBuffer{}
+	var h runtime.Holder
+	h.Store(g.snap)
+	o.Holder, o.Access = &h, slog.New(slog.NewJSONHandler(logs, nil))
+	srv.Config.Handler = New(o)
+	if !fast {
+		srv.Start()
+		t.Cleanup(srv.Close)
+		return srv.Listener.Addr().String(), logs
+	}
+	hs := h1server.New(srv.Config, ConnContextKeepingDeadlines)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = hs.Serve(srv.Listener)
+	}()
+	t.Cleanup(func() {
+		_ = hs.Close()
+		<-done
+	})
+	return srv.Listener.Addr().String(), logs
+}
+
+// TestRouteTimeoutBoundsTheClient: a route's timeout bounds the whole
+// exchange, the client's side included (issue 14): a body sent slowly is
+// cut at the route timeout, not at body_read_timeout, and a response read
+// slowly at the route timeout, not at write_timeout. The next request on
+// the connection is not held to the last one's deadline.
+func TestRouteTimeoutBoundsTheClient(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/timed/big":
+			chunk := bytes.Repeat([]byte("x"), 64<<10)
+			for {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+			}
+		case "/late":
+			// Answers once the route timeout of the request before it on
+			// the connection (a /timed one) has passed.
+			dl, _ := time.Parse(time.RFC3339Nano, r.URL.Query().Get("after"))
+			<-time.After(time.Until(dl))
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	const timeout = 300 * time.Millisecond
+	cfg := fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: app, match: { path_prefix: / }, upstream: app }
+  - { name: timed, match: { path_prefix: /timed }, upstream: app, timeout: %s }
+`, hostport(up.Server), timeout)
+	for _, fast := range []bool{false, true} {
+		t.Run(fmt.Sprint("fast_http1=", fast), func(t *testing.T) {
+			t.Parallel()
+			t.Run("slow body", func(t *testing.T) {
+				addr, logs := optionsGate(t, cfg, Options{BodyReadTimeout: time.Minute, WriteTimeout: time.Minute}, fast)
+				defer func() {
+					if t.Failed() {
+						t.Log(logs.lines())
+					}
+				}()
+				start := time.Now()
+				status := answerWithoutBody(t, addr, "POST /timed HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n", "0123456789",
+					10*time.Second, 5*time.Second)
+				if took := time.Since(start); took > 10*timeout || !strings.HasPrefix(status, "504") {
+					t.Fatalf("a body stalled on a %v route: %q after %v", timeout, status, took)
+				}
+			})
+			t.Run("slow reader", func(t *testing.T) {
+				addr, logs := optionsGate(t, cfg, Options{BodyReadTimeout: time.Minute, WriteTimeout: time.Minute}, fast)
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				start := time.Now()
+				_, _ = io.WriteString(c, "GET /timed/big HTTP/1.1\r\nHost: x\r\n\r\n")
+				// The client never reads: the request ends (its access line)
+				// when the write blocked on it fails.
+				if !testutil.WaitFor(10*time.Second, func() bool { return len(logs.lines()) > 0 }) {
+					t.Fatalf("a client that stopped reading on a %v route still held its request after 10s", timeout)
+				}
+				if took := time.Since(start); took > 10*timeout {
+					t.Fatalf("a client that stopped reading on a %v route was cut after %v", timeout, took)
+				}
+			})
+			t.Run("next request", func(t *testing.T) {
+				addr, _ := optionsGate(t, cfg, Options{}, fast) // no write_timeout: only the route's deadline
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				br := bufio.NewReader(c)
+				after := time.Now().Add(timeout).Format(time.RFC3339Nano)
+				for _, target := range []string{"/timed", "/late?after=" + url.QueryEscape(after)} {
+					_, _ = io.WriteString(c, "GET "+target+" HTTP/1.1\r\nHost: x\r\n\r\n")
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						t.Fatalf("GET %s after a request with a route timeout: %v", target, err)
+					}
+					b, err := io.ReadAll(resp.Body)
+					if resp.StatusCode != 200 || string(b) != "ok" || err != nil {
+						t.Fatalf("GET %s: %s %q %v", target, resp.Status, b, err)
+					}
+				}
+			})
+		})
+	}
+}

@@ -140,6 +140,11 @@ type state struct {
 	perTryTimer *time.Timer
 	peerStr     string // rc.Peer formatted, once
 
+	// informational responses of the current attempt (respWriter.informational)
+	n1xx        int                     // passed on
+	over1xx     bool                    // the upstream sent more than lb.Max1xx
+	stopAttempt context.CancelCauseFunc // cancels a ReverseProxy attempt (too1xx)
+
 	// tracing, when on
 	span    trace.Span      // server span
 	spanCtx context.Context // carries span

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"gatehouse/internal/lb"
 )
 
 // respWriter records what reaches the client (status, bytes, write
@@ -63,7 +65,7 @@ func (w *respWriter) WriteHeader(code int) {
 	}
 	// 1xx informational responses pass through; the final one follows.
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
-		w.ResponseWriter.WriteHeader(code)
+		w.informational(code)
 		return
 	}
 	w.wroteHeader = true
@@ -81,6 +83,30 @@ func (w *respWriter) WriteHeader(code int) {
 	if t := st.snap.TLS; st.rc.TLS && t != nil && t.HSTS != nil {
 		if _, set := h["Strict-Transport-Security"]; !set {
 			h["Strict-Transport-Security"] = t.HSTS
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// informational writes a 1xx response, whichever upstream path passes
+// it on (ReverseProxy's Got1xxResponse hook or state.Informational), with
+// its fields in the header (the hooks copy them in, and clear them
+// after). Hop-by-hop fields and those its Connection names are dropped,
+// as from a final response (RFC 9110 §7.6.1). At most lb.Max1xx go out
+// per attempt; past that nothing is written and the attempt fails
+// (state.too1xx).
+func (w *respWriter) informational(code int) {
+	st := w.st
+	if st.n1xx >= lb.Max1xx {
+		st.too1xx()
+		return
+	}
+	st.n1xx++
+	h := w.ResponseWriter.Header()
+	named := connNamed(h["Connection"])
+	for k := range h {
+		if skipHeader(k, named) {
+			delete(h, k)
 		}
 	}
 	w.ResponseWriter.WriteHeader(code)

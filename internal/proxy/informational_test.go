@@ -12,7 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"gatehouse/internal/compile"
+	"gatehouse/internal/config"
+	"gatehouse/internal/h1server"
 	"gatehouse/internal/lb"
+	"gatehouse/internal/runtime"
 	"gatehouse/internal/testutil"
 )
 
@@ -129,4 +133,99 @@ routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
 			})
 		}
 	}
+}
+
+// A 1xx is written with a fresh write deadline. Under h1server, which
+// keeps a connection's write deadline between requests, the deadline the
+// last response left had passed when a request came after an idle
+// longer than write_timeout, and its 103 was cut with the connection.
+// Regression: 60 s idle, then a 103, lost the response.
+func TestInformationalAfterIdleLongerThanWriteTimeout(t *testing.T) {
+	t.Parallel()
+	up := testutil.ServeRaw(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	const writeTimeout = 50 * time.Millisecond
+	for _, h1 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("h1server=%v", h1), func(t *testing.T) {
+			t.Parallel()
+			addr := writeTimeoutGateOn(t, up.Addr, writeTimeout, h1)
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second)) // a bound, not a wait
+			br := bufio.NewReader(c)
+			exchange := func() (int, error) {
+				fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+				var n1xx int
+				for {
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						return n1xx, err
+					}
+					if resp.StatusCode < 200 {
+						n1xx++
+						continue
+					}
+					_, err = io.Copy(io.Discard, resp.Body)
+					return n1xx, err
+				}
+			}
+			if n, err := exchange(); n != 1 || err != nil {
+				t.Fatalf("first request: %d 1xx, %v", n, err)
+			}
+			// The server set its deadline before writing what was just
+			// read: it has passed once write_timeout has from now.
+			<-time.After(writeTimeout)
+			if n, err := exchange(); n != 1 || err != nil {
+				t.Fatalf("after %v idle (write_timeout): %d 1xx, %v; want the 103 and the 200", writeTimeout, n, err)
+			}
+		})
+	}
+}
+
+// writeTimeoutGateOn is writeTimeoutGate served by net/http or, as
+// internal/app serves plain listeners, by h1server; it returns the
+// listener's address.
+func writeTimeoutGateOn(t *testing.T, target string, writeTimeout time.Duration, h1 bool) string {
+	t.Helper()
+	if !h1 {
+		return writeTimeoutGate(t, target, writeTimeout).Listener.Addr().String()
+	}
+	doc, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
+`, target)), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := compile.Compile(doc, runtime.NewRegistry(nil, nil), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h runtime.Holder
+	h.Store(snap)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := h1server.New(&http.Server{Handler: New(Options{Holder: &h, WriteTimeout: writeTimeout})}, ConnContextKeepingDeadlines)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = hs.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		_ = hs.Close()
+		<-done
+	})
+	return ln.Addr().String()
 }

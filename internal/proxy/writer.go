@@ -95,6 +95,10 @@ func (w *respWriter) WriteHeader(code int) {
 // as from a final response (RFC 9110 §7.6.1). At most lb.Max1xx go out
 // per attempt; past that nothing is written and the attempt fails
 // (state.too1xx).
+//
+// Each is written with a renewed write deadline, as a final response is:
+// h1server keeps a connection's deadline between requests, and the one
+// the last response left may have passed while the connection idled.
 func (w *respWriter) informational(code int) {
 	st := w.st
 	if st.n1xx >= lb.Max1xx {
@@ -109,6 +113,7 @@ func (w *respWriter) informational(code int) {
 			delete(h, k)
 		}
 	}
+	w.renewDeadline()
 	w.ResponseWriter.WriteHeader(code)
 }
 

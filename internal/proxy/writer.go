@@ -150,11 +150,12 @@ func (w *respWriter) Flush() { _ = w.FlushError() }
 // response itself is written by httputil.ReverseProxy on the raw conn.
 func (w *respWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err == nil {
-		w.hijacked = true
-		clearDeadlines(c)
+	if err != nil {
+		return c, brw, err
 	}
-	return c, brw, err
+	w.hijacked = true
+	clearDeadlines(c)
+	return &tunnelConn{Conn: c}, brw, nil
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.

@@ -77,6 +77,10 @@ type Engine struct {
 	ridPrefix string
 	ridSeq    atomic.Uint64
 	states    sync.Pool
+
+	// draining is cancelled when shutdown begins (Drain).
+	draining context.Context
+	drain    context.CancelFunc
 }
 
 // New returns an engine reading snapshots from o.Holder.
@@ -99,6 +103,7 @@ func New(o Options) *Engine {
 	_, _ = rand.Read(b[:])
 	e.ridPrefix = hex.EncodeToString(b[:])
 	e.states.New = func() any { return new(state) }
+	e.draining, e.drain = context.WithCancel(context.Background())
 	e.rp = &httputil.ReverseProxy{
 		Rewrite:        e.upstreamRequest,
 		Transport:      poolTransport{},

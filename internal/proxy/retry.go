@@ -146,6 +146,9 @@ func (e *Engine) upstreamResponseOf(st *state, resp *http.Response) error {
 	if st.perTryTimer != nil {
 		st.perTryTimer.Stop() // the per-try limit covers the wait for headers only
 	}
+	if resp.StatusCode == http.StatusOK && isEventStream(resp.Header.Get("Content-Type")) {
+		resp.Body = e.drainable(resp.Body)
+	}
 	st.rc.UpstreamRT = e.now().Sub(st.rtStart)
 	t := st.target
 	t.ObserveLatency(st.rc.UpstreamRT)

@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"context"
+	"io"
 	"net"
+	"sync/atomic"
 	"time"
 )
 
@@ -38,3 +41,40 @@ func (c *tunnelConn) CloseWrite() error {
 }
 
 type closeWriter interface{ CloseWrite() error }
+
+// Drain tells the engine that shutdown has begun. Event streams (SSE)
+// end at once, cleanly: their body ends as if the upstream had finished
+// it, so the client reads the chunked terminator (0\r\n\r\n), not a
+// cut connection at the grace deadline, and reconnects elsewhere.
+func (e *Engine) Drain() { e.drain() }
+
+// drainable wraps an event stream's body so that Drain ends it.
+func (e *Engine) drainable(body io.ReadCloser) io.ReadCloser {
+	b := &drainableBody{ReadCloser: body}
+	b.stop = context.AfterFunc(e.draining, func() {
+		b.drained.Store(true)
+		_ = body.Close() // unblocks a Read
+	})
+	return b
+}
+
+// drainableBody is an event stream's body that reads as ended once
+// shutdown has closed it.
+type drainableBody struct {
+	io.ReadCloser
+	drained atomic.Bool
+	stop    func() bool
+}
+
+func (b *drainableBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && b.drained.Load() {
+		err = io.EOF
+	}
+	return n, err
+}
+
+func (b *drainableBody) Close() error {
+	b.stop()
+	return b.ReadCloser.Close()
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"syscall"
 	"testing"
 	"time"
 
@@ -87,6 +88,52 @@ func TestWebSocketUpstreamCloseClosesBothSides(t *testing.T) {
 			}
 			if err := <-peerClosed; err != nil {
 				t.Fatalf("upstream: %v; want Gatehouse to close its side", err)
+			}
+		})
+	}
+}
+
+// At shutdown an event stream ends cleanly (the chunked terminator), at
+// once, not cut at the grace deadline: the client reconnects elsewhere
+// knowing the stream was ended, not broken.
+func TestEventStreamEndsCleanlyAtShutdown(t *testing.T) {
+	for _, fast := range []bool{true, false} {
+		t.Run(fmt.Sprintf("fast_http1=%v", fast), func(t *testing.T) {
+			up := testutil.ServeRaw(t, func(c net.Conn) {
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"+
+					"b\r\ndata: one\n\n\r\n")
+				_, _ = io.Copy(io.Discard, br) // the stream stays open until Gatehouse hangs up
+			})
+			p, addr := tunnelGate(t, fast, up.Addr, ", shutdown_grace: 5s")
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(20 * time.Second)) // a bound, not a wait
+			_, _ = io.WriteString(c, "GET /events HTTP/1.1\r\nHost: app.test\r\nAccept: text/event-stream\r\n\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("response: %v, %v", resp, err)
+			}
+			br := bufio.NewReader(resp.Body)
+			if line, err := br.ReadString('\n'); line != "data: one\n" || err != nil {
+				t.Fatalf("first event: %q, %v", line, err)
+			}
+			start := time.Now()
+			if err := p.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			rest, err := io.ReadAll(br)
+			if err != nil || string(rest) != "\n" {
+				t.Fatalf("after SIGTERM: %q, %v after %v; want the stream's clean end (0\\r\\n\\r\\n)", rest, err, time.Since(start))
+			}
+			if d := time.Since(start); d > 4*time.Second {
+				t.Errorf("the stream ended %v after SIGTERM, with the grace period (5s)", d)
 			}
 		})
 	}

@@ -251,6 +251,7 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 
 	grace := s.ShutdownGrace.D()
 	a.events.Info("shutting down", "grace", grace.String())
+	a.engine.Drain() // event streams end cleanly now, not cut at the deadline
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	var wg sync.WaitGroup

@@ -40,7 +40,7 @@ import (
 //   - header names and values are checked (no CR/LF smuggled in), and
 //     the Host header too;
 //   - the response head is bounded (maxResponseHead), and 1xx responses
-//     are passed to httptrace's Got1xxResponse, at most max1xx of them;
+//     are passed to httptrace's Got1xxResponse, at most Max1xx of them;
 //   - cancelling the request's context unblocks any read or write on the
 //     connection and the connection is then closed, never reused;
 //   - a connection is reused only after a complete response that did not
@@ -57,13 +57,20 @@ type h1Client struct {
 	closed bool                 // CloseIdleConnections was called
 }
 
-const (
-	// maxResponseHead bounds a response's status line and header block.
-	maxResponseHead = 1 << 20
-	// max1xx bounds informational responses before the final one (as
-	// net/http does).
-	max1xx = 5
-)
+// maxResponseHead bounds a response's status line and header block.
+const maxResponseHead = 1 << 20
+
+// Max1xx bounds the informational (1xx) responses an upstream may send
+// before its final one, on every path to it: this client fails the round
+// trip on one more (ErrTooMany1xx), and the proxy, which passes 1xx on to
+// the client, stops the Transport's round trip there too (the Transport
+// sets no bound of its own once a trace looks at 1xx responses). Five is
+// net/http's old bound; docs/upstreams.md.
+const Max1xx = 5
+
+// ErrTooMany1xx is the error of a round trip whose upstream sent more than
+// Max1xx informational responses.
+var ErrTooMany1xx = errors.New("lb: upstream sent too many 1xx responses")
 
 func newH1Client(dial func(ctx context.Context, network, addr string) (net.Conn, error), s Settings) *h1Client {
 	c := &h1Client{
@@ -358,12 +365,12 @@ func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte, info In
 			return resp, nil
 		}
 		// Informational: no 101 (upgrades never come here), at most
-		// max1xx, each passed on (ReverseProxy forwards 103 Early Hints).
+		// Max1xx, each passed on (ReverseProxy forwards 103 Early Hints).
 		if code == http.StatusSwitchingProtocols {
 			return nil, errors.New("upstream switched protocols without an upgrade request")
 		}
-		if n1xx++; n1xx > max1xx {
-			return nil, errors.New("upstream sent too many 1xx responses")
+		if n1xx++; n1xx > Max1xx {
+			return nil, ErrTooMany1xx
 		}
 		if info != nil {
 			if err := info.Informational(code, resp.Header); err != nil {

@@ -4,6 +4,7 @@
 package netx
 
 import (
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -59,7 +60,7 @@ func (l *LimitListener) Accept() (net.Conn, error) {
 			l.mu.Unlock()
 		}
 		l.total.Add(1)
-		return &limitedConn{Conn: c, l: l, ip: ip}, nil
+		return wrap(c, l, ip), nil
 	}
 }
 
@@ -76,6 +77,31 @@ func addrOf(c net.Conn) netip.Addr {
 		return ap.Addr().Unmap()
 	}
 	return netip.Addr{}
+}
+
+// closeWriter is what net/http's server looks for to half-close a
+// connection before closing it (conn.closeWriteAndWait), so that a client
+// still sending reads the 413/431/408 answer before the RST that unread
+// bytes cause at close.
+type closeWriter interface{ CloseWrite() error }
+
+// wrap returns c counted against l, with the CloseWrite and ReadFrom of
+// c and only those of them c has: net/http half-closes (see closeWriter)
+// and copies a response body with sendfile/splice (response.ReadFrom)
+// only when the connection itself offers the method; a wrapper must not
+// offer one c lacks, since it could only pretend.
+func wrap(c net.Conn, l *LimitListener, ip netip.Addr) net.Conn {
+	_, cw := c.(closeWriter)
+	_, rf := c.(io.ReaderFrom)
+	switch {
+	case cw && rf: // *net.TCPConn, *net.UnixConn
+		return &limitedStreamConn{limitedConn{Conn: c, l: l, ip: ip}}
+	case cw:
+		return &limitedCloseWriteConn{limitedConn{Conn: c, l: l, ip: ip}}
+	case rf:
+		return &limitedReadFromConn{limitedConn{Conn: c, l: l, ip: ip}}
+	}
+	return &limitedConn{Conn: c, l: l, ip: ip}
 }
 
 type limitedConn struct {
@@ -97,4 +123,24 @@ func (c *limitedConn) Close() error {
 		}
 	})
 	return c.Conn.Close()
+}
+
+// limitedStreamConn is a limitedConn over a conn with both CloseWrite and
+// ReadFrom (a TCP connection).
+type limitedStreamConn struct{ limitedConn }
+
+func (c *limitedStreamConn) CloseWrite() error { return c.Conn.(closeWriter).CloseWrite() }
+
+func (c *limitedStreamConn) ReadFrom(r io.Reader) (int64, error) {
+	return c.Conn.(io.ReaderFrom).ReadFrom(r)
+}
+
+type limitedCloseWriteConn struct{ limitedConn }
+
+func (c *limitedCloseWriteConn) CloseWrite() error { return c.Conn.(closeWriter).CloseWrite() }
+
+type limitedReadFromConn struct{ limitedConn }
+
+func (c *limitedReadFromConn) ReadFrom(r io.Reader) (int64, error) {
+	return c.Conn.(io.ReaderFrom).ReadFrom(r)
 }

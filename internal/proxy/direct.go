@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"gatehouse/internal/lb"
 )
 
 // The direct attempt: what httputil.ReverseProxy does for one attempt,
@@ -28,8 +30,9 @@ import (
 //   - inbound Forwarded and X-Forwarded-For/Host/Proto are dropped before
 //     the upstream-request phase sets Gatehouse's own;
 //   - a query ReverseProxy would not parse is re-encoded (cleanQuery);
-//   - 1xx responses (103 Early Hints) are passed on; a 101 without an
-//     upgrade request is an upstream error;
+//   - 1xx responses (103 Early Hints) are passed on, without hop-by-hop
+//     fields and at most lb.Max1xx of them (respWriter.informational);
+//     a 101 without an upgrade request is an upstream error;
 //   - an event stream or a body of unknown length is flushed write by
 //     write; trailers are announced and passed on;
 //   - a body that fails after the header was sent aborts the response
@@ -255,12 +258,17 @@ func (e *Engine) direct(st *state, w *respWriter, in *http.Request, ctx context.
 }
 
 // Informational passes a 1xx response (103 Early Hints) to the client,
-// as ReverseProxy does; it implements lb.Informer.
+// as ReverseProxy does (respWriter.informational drops its hop-by-hop
+// fields); it implements lb.Informer. Past lb.Max1xx it fails the round
+// trip.
 func (st *state) Informational(code int, header http.Header) error {
 	h := st.w.Header()
 	copyHeader(h, header)
 	st.w.WriteHeader(code)
 	clear(h) // a 1xx's fields are its own
+	if st.over1xx {
+		return lb.ErrTooMany1xx
+	}
 	return nil
 }
 

@@ -77,6 +77,10 @@ type Engine struct {
 	ridPrefix string
 	ridSeq    atomic.Uint64
 	states    sync.Pool
+
+	// draining is cancelled when shutdown begins (Drain).
+	draining context.Context
+	drain    context.CancelFunc
 }
 
 // New returns an engine reading snapshots from o.Holder.
@@ -99,6 +103,7 @@ func New(o Options) *Engine {
 	_, _ = rand.Read(b[:])
 	e.ridPrefix = hex.EncodeToString(b[:])
 	e.states.New = func() any { return new(state) }
+	e.draining, e.drain = context.WithCancel(context.Background())
 	e.rp = &httputil.ReverseProxy{
 		Rewrite:        e.upstreamRequest,
 		Transport:      poolTransport{},
@@ -141,6 +146,11 @@ type state struct {
 	bodyErr     atomic.Pointer[errClientBody] // the request body could not be read
 	perTryTimer *time.Timer
 	peerStr     string // rc.Peer formatted, once
+
+	// informational responses of the current attempt (respWriter.informational)
+	n1xx        int                     // passed on
+	over1xx     bool                    // the upstream sent more than lb.Max1xx
+	stopAttempt context.CancelCauseFunc // cancels a ReverseProxy attempt (too1xx)
 
 	// tracing, when on
 	span    trace.Span      // server span

@@ -309,7 +309,14 @@ func (poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	id := &st.rc.Identity
 	if !st.pool.Direct(req) {
 		id.AddTo(req.Header)
-		return st.pool.Send(req, nil)
+		resp, err := st.pool.Send(req, nil)
+		if err == nil && st.over1xx {
+			// The final response was read before the cancellation
+			// (too1xx) was seen: the attempt fails all the same.
+			resp.Body.Close()
+			return nil, lb.ErrTooMany1xx
+		}
+		return resp, err
 	}
 	return st.pool.Send(req, id.Wire)
 }

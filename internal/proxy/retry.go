@@ -96,8 +96,16 @@ func (e *Engine) attempt(st *state, w *respWriter, r *http.Request, t *lb.Target
 	// ReverseProxy's callbacks find the state in the context; the direct
 	// attempt is handed it.
 	ctx := st.clientCtx
+	st.n1xx, st.over1xx, st.stopAttempt = 0, false, nil
 	if !direct {
 		ctx = context.WithValue(ctx, stateKey{}, st)
+		// ReverseProxy's 1xx hook cannot fail the round trip, and the
+		// Transport bounds no 1xx once a hook looks at them: the writer
+		// stops the attempt past lb.Max1xx through this (too1xx).
+		var stop context.CancelCauseFunc
+		ctx, stop = context.WithCancelCause(ctx)
+		defer stop(nil)
+		st.stopAttempt = stop
 	}
 	if st.retry.PerTry > 0 {
 		var cancel context.CancelFunc
@@ -144,6 +152,9 @@ func (e *Engine) upstreamResponseOf(st *state, resp *http.Response) error {
 	if st.perTryTimer != nil {
 		st.perTryTimer.Stop() // the per-try limit covers the wait for headers only
 	}
+	if resp.StatusCode == http.StatusOK && isEventStream(resp.Header.Get("Content-Type")) {
+		resp.Body = e.drainable(resp.Body)
+	}
 	st.rc.UpstreamRT = e.now().Sub(st.rtStart)
 	t := st.target
 	t.ObserveLatency(st.rc.UpstreamRT)
@@ -180,6 +191,9 @@ func (e *Engine) upstreamError(_ http.ResponseWriter, r *http.Request, err error
 }
 
 func (e *Engine) attemptFailed(st *state, err error) {
+	if st.over1xx {
+		err = lb.ErrTooMany1xx // not the cancellation that stopped the Transport
+	}
 	if st.rc.UpstreamRT == 0 {
 		st.rc.UpstreamRT = e.now().Sub(st.rtStart)
 	}
@@ -216,6 +230,17 @@ func (e *Engine) attemptFailed(st *state, err error) {
 				obs.Error("protocol")
 			}
 		}
+	}
+}
+
+// too1xx ends an attempt whose upstream sent more than lb.Max1xx
+// informational responses: the direct client fails it itself (and
+// Informational reports it to the Transport); a ReverseProxy attempt is
+// cancelled. attemptFailed then reports lb.ErrTooMany1xx, a 502.
+func (st *state) too1xx() {
+	st.over1xx = true
+	if st.stopAttempt != nil {
+		st.stopAttempt(lb.ErrTooMany1xx)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gatehouse/internal/h1guard"
+	"gatehouse/internal/lb"
 )
 
 // respWriter records what reaches the client (status, bytes, write
@@ -150,7 +151,7 @@ func (w *respWriter) WriteHeader(code int) {
 	}
 	// 1xx informational responses pass through; the final one follows.
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
-		w.ResponseWriter.WriteHeader(code)
+		w.informational(code)
 		return
 	}
 	w.wroteHeader = true
@@ -176,6 +177,35 @@ func (w *respWriter) WriteHeader(code int) {
 			h["Strict-Transport-Security"] = t.HSTS
 		}
 	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// informational writes a 1xx response, whichever upstream path passes
+// it on (ReverseProxy's Got1xxResponse hook or state.Informational), with
+// its fields in the header (the hooks copy them in, and clear them
+// after). Hop-by-hop fields and those its Connection names are dropped,
+// as from a final response (RFC 9110 §7.6.1). At most lb.Max1xx go out
+// per attempt; past that nothing is written and the attempt fails
+// (state.too1xx).
+//
+// Each is written with a renewed write deadline, as a final response is:
+// h1server keeps a connection's deadline between requests, and the one
+// the last response left may have passed while the connection idled.
+func (w *respWriter) informational(code int) {
+	st := w.st
+	if st.n1xx >= lb.Max1xx {
+		st.too1xx()
+		return
+	}
+	st.n1xx++
+	h := w.ResponseWriter.Header()
+	named := connNamed(h["Connection"])
+	for k := range h {
+		if skipHeader(k, named) {
+			delete(h, k)
+		}
+	}
+	w.renewDeadline()
 	w.ResponseWriter.WriteHeader(code)
 }
 
@@ -212,14 +242,15 @@ func (w *respWriter) Flush() { _ = w.FlushError() }
 // response itself is written by httputil.ReverseProxy on the raw conn.
 func (w *respWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err == nil {
-		w.hijacked = true
-		clearDeadlines(c)
-		if g := h1guard.Of(c); g != nil {
-			g.Tunnel() // what follows is the upgraded protocol, not requests
-		}
+	if err != nil {
+		return c, brw, err
 	}
-	return c, brw, err
+	w.hijacked = true
+	clearDeadlines(c)
+	if g := h1guard.Of(c); g != nil {
+		g.Tunnel() // what follows is the upgraded protocol, not requests
+	}
+	return &tunnelConn{Conn: c}, brw, nil
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.

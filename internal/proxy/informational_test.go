@@ -1,0 +1,231 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gatehouse/internal/compile"
+	"gatehouse/internal/config"
+	"gatehouse/internal/h1server"
+	"gatehouse/internal/lb"
+	"gatehouse/internal/runtime"
+	"gatehouse/internal/testutil"
+)
+
+// informationalUpstream answers /hints with a 103 carrying hop-by-hop
+// fields, and /many/N with N plain 103s, each before a 200, and /flood
+// with 103s and nothing else; it reads a request's body whole first.
+func informationalUpstream(t *testing.T) *testutil.RawServer {
+	t.Helper()
+	const final = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	return testutil.ServeRaw(t, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, req.Body)
+		switch p := req.URL.Path; {
+		case p == "/hints":
+			_, _ = io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n"+
+				"Connection: X-Hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\n"+
+				"Proxy-Authenticate: Basic\r\nUpgrade: h2c\r\nTrailer: X-Sum\r\n\r\n"+final)
+		case p == "/flood": // until the gateway hangs up
+			for {
+				if _, err := io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"); err != nil {
+					return
+				}
+			}
+		case strings.HasPrefix(p, "/many/"):
+			n, _ := strconv.Atoi(strings.TrimPrefix(p, "/many/"))
+			_, _ = io.WriteString(c, strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n", n)+final)
+		}
+	})
+}
+
+// exchangeAll sends request on a new connection and reads every response
+// to it: the 1xx ones, then the final one (its status and body).
+func exchangeAll(t *testing.T, addr, request string) (infos []*http.Response, status int, body string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second)) // a bound, not a wait
+	if _, err := io.WriteString(c, request); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(c) // the client asked to close
+	br := bufio.NewReader(bytes.NewReader(raw))
+	for {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("after %d 1xx: %v in %q", len(infos), err, raw)
+		}
+		if resp.StatusCode >= 200 {
+			b, _ := io.ReadAll(resp.Body)
+			return infos, resp.StatusCode, string(b)
+		}
+		infos = append(infos, resp)
+	}
+}
+
+// 1xx responses reach the client without hop-by-hop fields, as final ones
+// do, and an upstream may send at most lb.Max1xx of them, on every path:
+// the direct attempt, ReverseProxy over the direct client (no body), and
+// ReverseProxy over the Transport (a body), under net/http and h1server.
+// Regression: a 103's Connection, Keep-Alive, Upgrade, … and the fields
+// Connection named reached the client; a POST took any number of 1xx
+// where a GET failed after 5.
+func TestInformationalResponsesLikeFinalOnes(t *testing.T) {
+	t.Parallel()
+	up := informationalUpstream(t)
+	yaml := fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
+`, up.Addr)
+	viaRP := newGate(t, yaml)
+	viaRP.srv.Config.Handler.(*Engine).noDirect = true
+	gates := []struct {
+		name string
+		addr string
+	}{
+		{"net/http", newGate(t, yaml).srv.Listener.Addr().String()},
+		{"h1server", newH1Gate(t, yaml).srv.Listener.Addr().String()},
+		{"reverse proxy only", viaRP.srv.Listener.Addr().String()},
+	}
+	methods := []struct{ name, head string }{
+		{"GET", "GET %s HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"},
+		{"POST", "POST %s HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbody"},
+	}
+	for _, g := range gates {
+		for _, m := range methods {
+			t.Run(g.name+"/"+m.name, func(t *testing.T) {
+				t.Parallel()
+				infos, status, body := exchangeAll(t, g.addr, fmt.Sprintf(m.head, "/hints"))
+				if len(infos) != 1 || status != 200 || body != "ok" {
+					t.Fatalf("got %d 1xx, then %d %q; want one 103 then 200 ok", len(infos), status, body)
+				}
+				if got, want := headerLines(infos[0].Header), "Link: </a.css>; rel=preload"; got != want {
+					t.Errorf("103 header:\n%s\nwant only\n%s", got, want)
+				}
+
+				infos, status, _ = exchangeAll(t, g.addr, fmt.Sprintf(m.head, "/many/"+strconv.Itoa(lb.Max1xx)))
+				if len(infos) != lb.Max1xx || status != 200 {
+					t.Errorf("%d 1xx from upstream: got %d, then %d; want all, then 200", lb.Max1xx, len(infos), status)
+				}
+				infos, status, _ = exchangeAll(t, g.addr, fmt.Sprintf(m.head, "/many/"+strconv.Itoa(lb.Max1xx+1)))
+				if len(infos) != lb.Max1xx || status != http.StatusBadGateway {
+					t.Errorf("%d 1xx from upstream: got %d, then %d; want %d, then 502", lb.Max1xx+1, len(infos), status, lb.Max1xx)
+				}
+				infos, status, _ = exchangeAll(t, g.addr, fmt.Sprintf(m.head, "/flood"))
+				if len(infos) != lb.Max1xx || status != http.StatusBadGateway {
+					t.Errorf("1xx without end: got %d, then %d; want %d, then 502", len(infos), status, lb.Max1xx)
+				}
+			})
+		}
+	}
+}
+
+// A 1xx is written with a fresh write deadline. Under h1server, which
+// keeps a connection's write deadline between requests, the deadline the
+// last response left had passed when a request came after an idle
+// longer than write_timeout, and its 103 was cut with the connection.
+// Regression: 60 s idle, then a 103, lost the response.
+func TestInformationalAfterIdleLongerThanWriteTimeout(t *testing.T) {
+	t.Parallel()
+	up := testutil.ServeRaw(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	const writeTimeout = 50 * time.Millisecond
+	for _, h1 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("h1server=%v", h1), func(t *testing.T) {
+			t.Parallel()
+			addr := writeTimeoutGateOn(t, up.Addr, writeTimeout, h1)
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second)) // a bound, not a wait
+			br := bufio.NewReader(c)
+			exchange := func() (int, error) {
+				fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+				var n1xx int
+				for {
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						return n1xx, err
+					}
+					if resp.StatusCode < 200 {
+						n1xx++
+						continue
+					}
+					_, err = io.Copy(io.Discard, resp.Body)
+					return n1xx, err
+				}
+			}
+			if n, err := exchange(); n != 1 || err != nil {
+				t.Fatalf("first request: %d 1xx, %v", n, err)
+			}
+			// The server set its deadline before writing what was just
+			// read: it has passed once write_timeout has from now.
+			<-time.After(writeTimeout)
+			if n, err := exchange(); n != 1 || err != nil {
+				t.Fatalf("after %v idle (write_timeout): %d 1xx, %v; want the 103 and the 200", writeTimeout, n, err)
+			}
+		})
+	}
+}
+
+// writeTimeoutGateOn is writeTimeoutGate served by net/http or, as
+// internal/app serves plain listeners, by h1server; it returns the
+// listener's address.
+func writeTimeoutGateOn(t *testing.T, target string, writeTimeout time.Duration, h1 bool) string {
+	t.Helper()
+	if !h1 {
+		return writeTimeoutGate(t, target, writeTimeout).Listener.Addr().String()
+	}
+	doc, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
+`, target)), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := compile.Compile(doc, runtime.NewRegistry(nil, nil), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h runtime.Holder
+	h.Store(snap)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := h1server.New(&http.Server{Handler: New(Options{Holder: &h, WriteTimeout: writeTimeout})}, ConnContextKeepingDeadlines)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = hs.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		_ = hs.Close()
+		<-done
+	})
+	return ln.Addr().String()
+}

@@ -52,7 +52,7 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 	fields := 0
 	for name, vals := range r.Header {
 		fields += len(vals)
-		if strings.IndexByte(name, '_') >= 0 || strings.HasPrefix(name, "X-Auth-Request-") {
+		if dropInbound(name, vals, rc.PeerTrusted) {
 			delete(r.Header, name)
 		}
 	}
@@ -98,6 +98,26 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 	}
 	rc.Path = np
 	return true
+}
+
+// dropInbound reports whether the client's request header name (in
+// canonical form) is removed before any filter or upstream sees it. It is
+// one switch over the names early already walks, not a delete per name:
+//   - names with "_" (nginx and Apache drop them; a WSGI/CGI app reads
+//     X_Auth as X-Auth) and X-Auth-Request-* (oauth2-proxy's identity);
+//   - from an untrusted peer, the headers through which proxies tell apps
+//     the client's address or the original URL: apps and frameworks
+//     believe them (Symfony and Laminas route by X-Original-URL and
+//     X-Rewrite-URL; rate limiters key on X-Real-IP, CF-Connecting-IP).
+//     Gatehouse sets X-Real-IP and X-Forwarded-Port itself
+//     (setForwarding); the others are sent only as a trusted proxy set them.
+func dropInbound(name string, vals []string, trusted bool) bool {
+	switch name {
+	case "X-Real-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "X-Client-Ip", "X-Original-Url", "X-Rewrite-Url",
+		"X-Forwarded-Uri", "X-Forwarded-Port", "X-Envoy-Original-Path":
+		return !trusted
+	}
+	return strings.IndexByte(name, '_') >= 0 || strings.HasPrefix(name, "X-Auth-Request-")
 }
 
 // validMethod: a method is an RFC 9110 token (§9.1, §5.6.2).

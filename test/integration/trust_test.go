@@ -1,0 +1,195 @@
+//go:build integration
+
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gatehouse/internal/testutil"
+)
+
+// Issue 14, header trust: requests crafted on raw sockets against the
+// real binary, on both plain HTTP/1.1 servers (h1server in front of
+// net/http, and net/http alone), against a scripted upstream that records
+// every request head it receives.
+
+// plainServers are the two ways a plain listener serves HTTP/1.1; every
+// raw-socket subtest runs under both.
+var plainServers = []struct{ name, server string }{
+	{"h1server", "fast_http1: true"},
+	{"net-http", "fast_http1: false"},
+}
+
+// rawUpstream answers by path: /switch-h2c and /switch-ws with a 101 to
+// that protocol (whatever was asked), /ws with a 101 to websocket when
+// asked for it and then an echo, anything else 200 "ok". It records each
+// request head, and the bytes that reached it after a 101.
+type rawUpstream struct {
+	*testutil.RawServer
+	mu        sync.Mutex // guards the following fields
+	heads     []*http.Request
+	tunnelled []byte
+	switched  chan struct{} // one send per 101 connection that ended
+}
+
+func startRawUpstream(t *testing.T) *rawUpstream {
+	t.Helper()
+	u := &rawUpstream{switched: make(chan struct{}, 16)}
+	u.RawServer = testutil.ServeRaw(t, u.serve)
+	return u
+}
+
+func (u *rawUpstream) serve(c net.Conn) {
+	br := bufio.NewReader(c)
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, req.Body)
+		u.mu.Lock()
+		u.heads = append(u.heads, req)
+		u.mu.Unlock()
+		proto := ""
+		switch req.URL.Path {
+		case "/switch-h2c":
+			proto = "h2c"
+		case "/switch-ws", "/ws":
+			proto = "websocket"
+		}
+		if proto == "" {
+			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+				return
+			}
+			continue
+		}
+		fmt.Fprintf(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", proto)
+		if req.URL.Path == "/ws" {
+			_, _ = io.Copy(c, br) // echo until the gateway closes
+		} else {
+			b, _ := io.ReadAll(br) // until the gateway closes
+			u.mu.Lock()
+			u.tunnelled = append(u.tunnelled, b...)
+			u.mu.Unlock()
+		}
+		u.switched <- struct{}{}
+		return
+	}
+}
+
+// take returns the request heads received since the last take.
+func (u *rawUpstream) take() []*http.Request {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	h := u.heads
+	u.heads = nil
+	return h
+}
+
+// waitSwitchedClosed waits until the gateway has closed an upstream
+// connection that was answered 101, and returns what reached it after the
+// 101.
+func (u *rawUpstream) waitSwitchedClosed(t *testing.T) []byte {
+	t.Helper()
+	select {
+	case <-u.switched:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the gateway kept the upstream connection that answered 101 open")
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	b := u.tunnelled
+	u.tunnelled = nil
+	return b
+}
+
+// trustGate runs Gatehouse with server settings server and extra config,
+// one route to up; it returns the plain listener's address.
+func trustGate(t *testing.T, server, extra string, up *rawUpstream) string {
+	t.Helper()
+	addr := testutil.FreePort(t)
+	testutil.Start(t, fmt.Sprintf(`
+server: { listen: [%q], %s }
+admin: { listen: "off" }
+upstreams: { app: { targets: [%q] } }
+routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
+%s`, addr, server, up.Addr, extra), addr)
+	return addr
+}
+
+// exchange writes request on a new connection to addr and reads one
+// response; the connection stays open for the caller.
+func exchange(t *testing.T, addr, request string) (*http.Response, string, net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, request); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	method, _, _ := strings.Cut(request, " ")
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatalf("reading the response: %v", err)
+	}
+	var body []byte
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		body, _ = io.ReadAll(resp.Body)
+	}
+	return resp, string(body), c, br
+}
+
+// Headers through which proxies name the client's address or the URL it
+// asked for never reach the app from an untrusted client; X-Real-IP and
+// X-Forwarded-Port are Gatehouse's own.
+func TestUntrustedClientAddressHeadersNotForwarded(t *testing.T) {
+	forged := "X-Real-IP: 6.6.6.6\r\nTrue-Client-IP: 6.6.6.6\r\nCF-Connecting-IP: 6.6.6.6\r\nX-Client-IP: 6.6.6.6\r\n" +
+		"X-Original-URL: /admin\r\nX-Rewrite-URL: /admin\r\nX-Forwarded-Uri: /admin\r\nX-Forwarded-Port: 8443\r\n" +
+		"X-Envoy-Original-Path: /admin\r\n"
+	for _, srv := range plainServers {
+		t.Run(srv.name, func(t *testing.T) {
+			up := startRawUpstream(t)
+			addr := trustGate(t, srv.server, "", up)
+			port := addr[strings.LastIndexByte(addr, ':')+1:]
+			for _, rq := range []struct{ name, request string }{
+				{"GET", "GET /x HTTP/1.1\r\nHost: gw.test:9999\r\n" + forged + "\r\n"},
+				{"POST with a body", "POST /x HTTP/1.1\r\nHost: gw.test:9999\r\nContent-Length: 4\r\n" + forged + "\r\nbody"},
+			} {
+				t.Run(rq.name, func(t *testing.T) {
+					resp, _, _, _ := exchange(t, addr, rq.request)
+					if resp.StatusCode != 200 {
+						t.Fatalf("status %d", resp.StatusCode)
+					}
+					heads := up.take()
+					if len(heads) != 1 {
+						t.Fatalf("upstream got %d requests", len(heads))
+					}
+					var b bytes.Buffer
+					_ = heads[0].Header.Write(&b)
+					for _, bad := range []string{"6.6.6.6", "/admin", "8443"} { // X-Forwarded-Port is checked below
+						if strings.Contains(b.String(), bad) {
+							t.Errorf("upstream received the client's %q:\n%s", bad, b.String())
+						}
+					}
+					h := heads[0].Header
+					if h.Get("X-Real-Ip") != "127.0.0.1" || h.Get("X-Forwarded-Port") != port {
+						t.Errorf("X-Real-IP %q (want 127.0.0.1), X-Forwarded-Port %q (want %s)", h.Get("X-Real-Ip"), h.Get("X-Forwarded-Port"), port)
+					}
+				})
+			}
+		})
+	}
+}

@@ -110,14 +110,30 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 //     believe them (Symfony and Laminas route by X-Original-URL and
 //     X-Rewrite-URL; rate limiters key on X-Real-IP, CF-Connecting-IP).
 //     Gatehouse sets X-Real-IP and X-Forwarded-Port itself
-//     (setForwarding); the others are sent only as a trusted proxy set them.
+//     (setForwarding); the others are sent only as a trusted proxy set them;
+//   - HTTP2-Settings, and an Upgrade other than exactly "websocket", from
+//     anyone: an h2c upgrade (RFC 7540 §3.2) that the app answered 101
+//     turned the connection into a raw tunnel past routing and auth. A
+//     server may ignore Upgrade (RFC 9110 §7.8): the request goes on as
+//     plain HTTP/1.1, as it would to a server without h2c. WebSocket is
+//     relayed on every proxied route (routes have no setting for it).
 func dropInbound(name string, vals []string, trusted bool) bool {
 	switch name {
 	case "X-Real-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "X-Client-Ip", "X-Original-Url", "X-Rewrite-Url",
 		"X-Forwarded-Uri", "X-Forwarded-Port", "X-Envoy-Original-Path":
 		return !trusted
+	case "Http2-Settings":
+		return true
+	case "Upgrade":
+		return !isWebSocket(vals)
 	}
 	return strings.IndexByte(name, '_') >= 0 || strings.HasPrefix(name, "X-Auth-Request-")
+}
+
+// isWebSocket reports whether Upgrade values ask for WebSocket and
+// nothing else (RFC 6455 §4.1), the one upgrade Gatehouse relays.
+func isWebSocket(upgrade []string) bool {
+	return len(upgrade) == 1 && strings.EqualFold(upgrade[0], "websocket")
 }
 
 // validMethod: a method is an RFC 9110 token (§9.1, §5.6.2).

@@ -80,3 +80,56 @@ routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
 		})
 	}
 }
+
+// Issue 14: "Upgrade: h2c" (with HTTP2-Settings) was relayed, and the
+// app's 101 made the client connection a raw tunnel to it, past routing
+// and auth. Only a WebSocket upgrade goes upstream, and only a 101 to
+// WebSocket, asked for, comes back.
+func TestOnlyWebSocketUpgradesRelayed(t *testing.T) {
+	t.Parallel()
+	up := newScriptedUpstream(t, map[string]string{
+		"ok":      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+		"h2c":     "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
+		"ws":      "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+		"bare101": "HTTP/1.1 101 Switching Protocols\r\n\r\n",
+	})
+	g := appGate(t, up.Addr)
+	// Every request asks to close, so rawExchange reads to the end.
+	h2c := "Connection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"
+	ws := "Connection: Upgrade, close\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+	for _, tc := range []struct {
+		name, path, method, extra string
+		status                    string
+		upgrade                   string // the Upgrade the upstream must receive
+	}{
+		{"websocket relayed", "/case/ws", "GET", ws, "101 Switching Protocols", "websocket"},
+		{"h2c upgrade ignored", "/case/ok", "GET", h2c, "200 OK", ""},
+		{"h2c upgrade ignored with a body", "/case/ok", "POST", h2c + "Content-Length: 4\r\n", "200 OK", ""},
+		{"HTTP2-Settings alone", "/case/ok", "GET", "Connection: close\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n", "200 OK", ""},
+		{"Upgrade listing websocket and h2c", "/case/ok", "GET", "Connection: Upgrade, close\r\nUpgrade: websocket, h2c\r\n", "200 OK", ""},
+		{"101 h2c to an h2c upgrade", "/case/h2c", "GET", h2c, "502 Bad Gateway", ""},
+		{"101 h2c to a body with an h2c upgrade", "/case/h2c", "POST", h2c + "Content-Length: 4\r\n", "502 Bad Gateway", ""},
+		{"101 unasked", "/case/ws", "GET", "Connection: close\r\n", "502 Bad Gateway", ""},
+		{"101 without Upgrade to a websocket upgrade", "/case/bare101", "GET", ws, "502 Bad Gateway", "websocket"},
+		{"101 h2c to a websocket upgrade", "/case/h2c", "GET", ws, "502 Bad Gateway", "websocket"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := tc.method + " " + tc.path + " HTTP/1.1\r\nHost: app.test\r\n" + tc.extra + "\r\n"
+			if tc.method == "POST" {
+				req += "body"
+			}
+			got := rawExchange(t, g.srv.Listener.Addr().String(), req)
+			if got.Status != tc.status {
+				t.Errorf("client got %q (%s), want %q", got.Status, got.Err, tc.status)
+			}
+			heads := up.take()
+			if len(heads) != 1 {
+				t.Fatalf("upstream got %d requests", len(heads))
+			}
+			h := heads[0].Header
+			if u := strings.Join(h["Upgrade"], ","); u != tc.upgrade || h["Http2-Settings"] != nil {
+				t.Errorf("upstream received Upgrade %q (want %q), HTTP2-Settings %q", u, tc.upgrade, h["Http2-Settings"])
+			}
+		})
+	}
+}

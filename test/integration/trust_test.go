@@ -5,6 +5,7 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -192,4 +193,146 @@ func TestUntrustedClientAddressHeadersNotForwarded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tlsTrustGate runs Gatehouse with a plain and an HTTPS listener (a
+// certificate for gw.test and *.apps.test from ca), clientAuth under
+// server.tls, one route to up. It returns the HTTPS address.
+func tlsTrustGate(t *testing.T, ca *testutil.CA, clientAuth string, up *rawUpstream) string {
+	t.Helper()
+	dir := t.TempDir()
+	cert, key := ca.Issue(t, dir, "gw", 1, "gw.test", "*.apps.test")
+	plain, tlsAddr := testutil.FreePort(t), testutil.FreePort(t)
+	testutil.StartFile(t, writeConfig(t, dir, fmt.Sprintf(`
+admin: { listen: "off" }
+server:
+  listen: [%q]
+  tls:
+    listen: [%q]
+    certificates: [{ cert: %q, key: %q }]
+%s
+upstreams: { app: { targets: [%q] } }
+routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
+`, plain, tlsAddr, cert, key, clientAuth, up.Addr)), plain)
+	return tlsAddr
+}
+
+// tlsExchange is exchange over TLS with cfg (SNI, roots, client
+// certificate), speaking HTTP/1.1.
+func tlsExchange(t *testing.T, addr string, cfg *tls.Config, request string) (*http.Response, string, net.Conn, *bufio.Reader) {
+	t.Helper()
+	cfg.NextProtos = []string{"http/1.1"}
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, request); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	method, _, _ := strings.Cut(request, " ")
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatalf("reading the response: %v", err)
+	}
+	var body []byte
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		body, _ = io.ReadAll(resp.Body)
+	}
+	return resp, string(body), c, br
+}
+
+const (
+	h2cUpgrade = "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"
+	wsUpgrade  = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+
+// upgradeCases are the upgrade subtests, over a dial function: plain or
+// TLS.
+func upgradeCases(t *testing.T, up *rawUpstream, do func(t *testing.T, request string) (*http.Response, string, net.Conn, *bufio.Reader)) {
+	noUpgradeUpstream := func(t *testing.T) {
+		t.Helper()
+		heads := up.take()
+		if len(heads) != 1 {
+			t.Fatalf("upstream got %d requests, want 1", len(heads))
+		}
+		if h := heads[0].Header; h["Upgrade"] != nil || h["Http2-Settings"] != nil {
+			t.Fatalf("upstream received Upgrade %q, HTTP2-Settings %q", h["Upgrade"], h["Http2-Settings"])
+		}
+	}
+	t.Run("h2c upgrade is served as HTTP/1.1", func(t *testing.T) {
+		resp, body, c, br := do(t, "GET /x HTTP/1.1\r\nHost: gw.test\r\n"+h2cUpgrade+"\r\n")
+		if resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("client got %d %q, want the upstream's 200", resp.StatusCode, body)
+		}
+		noUpgradeUpstream(t)
+		// The connection is still HTTP/1.1.
+		io.WriteString(c, "GET /y HTTP/1.1\r\nHost: gw.test\r\n\r\n")
+		if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("next request on the connection: %v %v", resp, err)
+		}
+		up.take()
+	})
+	t.Run("101 to an h2c upgrade is 502, no tunnel", func(t *testing.T) {
+		resp, _, c, _ := do(t, "GET /switch-h2c HTTP/1.1\r\nHost: gw.test\r\n"+h2cUpgrade+"\r\n")
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Fatalf("client got %d, want 502", resp.StatusCode)
+		}
+		io.WriteString(c, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") // what an h2c client sends next
+		if b := up.waitSwitchedClosed(t); len(b) != 0 {
+			t.Fatalf("client bytes reached the upstream past the 101: %q", b)
+		}
+		noUpgradeUpstream(t)
+	})
+	t.Run("101 to another protocol than websocket is 502", func(t *testing.T) {
+		resp, _, _, _ := do(t, "GET /switch-h2c HTTP/1.1\r\nHost: gw.test\r\n"+wsUpgrade+"\r\n")
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Fatalf("client got %d, want 502", resp.StatusCode)
+		}
+		if b := up.waitSwitchedClosed(t); len(b) != 0 {
+			t.Fatalf("client bytes reached the upstream past the 101: %q", b)
+		}
+		up.take()
+	})
+	t.Run("websocket is relayed", func(t *testing.T) {
+		resp, _, c, br := do(t, "GET /ws HTTP/1.1\r\nHost: gw.test\r\n"+wsUpgrade+"\r\n")
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("client got %d, want 101", resp.StatusCode)
+		}
+		io.WriteString(c, "ping")
+		b := make([]byte, 4)
+		if _, err := io.ReadFull(br, b); err != nil || string(b) != "ping" {
+			t.Fatalf("echo through the tunnel: %q %v", b, err)
+		}
+		c.Close()
+		up.waitSwitchedClosed(t)
+		if heads := up.take(); len(heads) != 1 || heads[0].Header.Get("Upgrade") != "websocket" {
+			t.Fatalf("upstream heads %v", heads)
+		}
+	})
+}
+
+// Only WebSocket upgrades are relayed: an h2c upgrade (RFC 7540 §3.2)
+// answered 101 by the app turned the client connection into a raw tunnel
+// to it, past routing and auth; over TLS too.
+func TestOnlyWebSocketUpgradesRelayedRaw(t *testing.T) {
+	for _, srv := range plainServers {
+		t.Run(srv.name, func(t *testing.T) {
+			up := startRawUpstream(t)
+			addr := trustGate(t, srv.server, "", up)
+			upgradeCases(t, up, func(t *testing.T, request string) (*http.Response, string, net.Conn, *bufio.Reader) {
+				return exchange(t, addr, request)
+			})
+		})
+	}
+	t.Run("TLS", func(t *testing.T) {
+		up := startRawUpstream(t)
+		ca := testutil.NewCA(t)
+		addr := tlsTrustGate(t, ca, "", up)
+		upgradeCases(t, up, func(t *testing.T, request string) (*http.Response, string, net.Conn, *bufio.Reader) {
+			return tlsExchange(t, addr, &tls.Config{ServerName: "gw.test", RootCAs: ca.Pool}, request)
+		})
+	})
 }

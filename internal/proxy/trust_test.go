@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"gatehouse/internal/testutil"
 )
 
 // clientAddressHeaders are the headers through which a proxy tells an app
@@ -129,6 +131,36 @@ func TestOnlyWebSocketUpgradesRelayed(t *testing.T) {
 			h := heads[0].Header
 			if u := strings.Join(h["Upgrade"], ","); u != tc.upgrade || h["Http2-Settings"] != nil {
 				t.Errorf("upstream received Upgrade %q (want %q), HTTP2-Settings %q", u, tc.upgrade, h["Http2-Settings"])
+			}
+		})
+	}
+}
+
+// Issue 14: on a route a browser reaches with its login session, the
+// client's own Authorization header (Basic, or a bearer token the route
+// does not take) went to the app beside the verified session. It is
+// removed; a route with forward_session_token sends the session's token
+// in its place.
+func TestSessionRouteDropsClientAuthorization(t *testing.T) {
+	gw, up, _ := loginGate(t)
+	alice := testutil.NewJar()
+	login(t, alice, gw.URL, "/admin/x", "alice")
+	for _, tc := range []struct {
+		name, path, authz string
+		want              func(string) bool
+	}{
+		{"session route, Basic", "/admin/x", "Basic YWRtaW46aHVudGVyMg==", func(a string) bool { return a == "" }},
+		{"forward_session_token route, forged bearer", "/api/x", "Bearer forged",
+			func(a string) bool { return strings.HasPrefix(a, "Bearer ey") }},
+		{"forward_session_token route, Basic", "/api/x", "Basic YWRtaW46aHVudGVyMg==",
+			func(a string) bool { return strings.HasPrefix(a, "Bearer ey") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if r, _ := alice.Do(t, "GET", gw.URL+tc.path, "Authorization", tc.authz); r.StatusCode != 200 {
+				t.Fatalf("status %d", r.StatusCode)
+			}
+			if a := strings.Join(up.last(t).Header.Values("Authorization"), ", "); !tc.want(a) {
+				t.Errorf("upstream Authorization = %q", a)
 			}
 		})
 	}

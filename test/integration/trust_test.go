@@ -5,6 +5,7 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"gatehouse/internal/devidp"
 	"gatehouse/internal/testutil"
 )
 
@@ -335,4 +337,58 @@ func TestOnlyWebSocketUpgradesRelayedRaw(t *testing.T) {
 			return tlsExchange(t, addr, &tls.Config{ServerName: "gw.test", RootCAs: ca.Pool}, request)
 		})
 	})
+}
+
+// On session routes the client's own Authorization header (Basic, or a
+// bearer token the route does not take) never reaches the app; with
+// forward_session_token the session's access token replaces it.
+func TestSessionRouteDropsClientAuthorizationRaw(t *testing.T) {
+	for _, srv := range plainServers {
+		t.Run(srv.name, func(t *testing.T) {
+			up := startRawUpstream(t)
+			addr := testutil.FreePort(t)
+			origin := "http://" + addr
+			ctx, cancel := context.WithCancel(context.Background())
+			t.Cleanup(cancel)
+			idp, err := devidp.Start(ctx, "127.0.0.1:0", devidp.Options{Clients: []devidp.Client{{
+				ID: "gw", Secret: "gw-secret", RedirectURIs: []string{origin + "/_gatehouse/callback"}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			testutil.Start(t, fmt.Sprintf(`
+server: { listen: [%q], %s }
+admin: { listen: "off" }
+auth:
+  issuers: { dev: { issuer: %q, audience: gatehouse } }
+  login: { client_id: gw, client_secret: gw-secret, redirect_url: %s/_gatehouse/callback, cookie_secret: 0123456789abcdef0123456789abcdef }
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: app, match: { path_prefix: /app }, upstream: app, auth: { accept: [session] } }
+  - { name: api, match: { path_prefix: /api }, upstream: app, auth: { accept: [session], forward_session_token: true } }
+`, addr, srv.server, idp.Issuer(), origin, up.Addr), addr)
+			cookie := loginAt(t, origin, idp, "alice")
+			up.take()
+			for _, tc := range []struct{ name, path, authz, want string }{
+				{"session route, Basic", "/app/x", "Basic YWRtaW46aHVudGVyMg==", ""},
+				{"session route, bearer it does not take", "/app/x", "Bearer forged", ""},
+				{"forward_session_token, forged bearer", "/api/x", "Bearer forged", "Bearer ey"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					resp, _, _, _ := exchange(t, addr, "GET "+tc.path+" HTTP/1.1\r\nHost: "+addr+"\r\nCookie: "+cookie+
+						"\r\nAuthorization: "+tc.authz+"\r\n\r\n")
+					if resp.StatusCode != 200 {
+						t.Fatalf("status %d", resp.StatusCode)
+					}
+					heads := up.take()
+					if len(heads) != 1 {
+						t.Fatalf("upstream got %d requests", len(heads))
+					}
+					a := strings.Join(heads[0].Header.Values("Authorization"), ", ")
+					if (tc.want == "" && a != "") || !strings.HasPrefix(a, tc.want) {
+						t.Errorf("upstream Authorization = %q, want %q…", a, tc.want)
+					}
+				})
+			}
+		})
+	}
 }

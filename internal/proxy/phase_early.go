@@ -290,12 +290,21 @@ func stripCookies(h http.Header, base string) {
 }
 
 // clientCert enforces mutual TLS at the HTTP layer, where the Host is
-// known: a connection made for another name (SNI), or without a verified
-// certificate, cannot reach a host that requires one. 421 tells a client
-// that reused a connection to open one for this host. A verified subject
-// goes upstream in the host's header.
+// known. The handshake verified the certificate (if any) by the settings
+// of the name the connection was made for (SNI); a request whose Host has
+// other client-auth settings (another CA, another mode, or none) is
+// answered 421 Misdirected Request (RFC 9110 §15.5.20), which tells the
+// client to open a connection for that host: otherwise a certificate
+// from A's CA, on a connection for A, would pass B's require check
+// (Caddy's strict_sni_host, on whenever the settings differ). Then a host
+// that requires a certificate gets none without one (403), and a verified
+// subject goes upstream in the host's header.
 func clientCert(t *tlsx.Front, rc *phase.RequestCtx, r *http.Request) *phase.Error {
 	ca := t.ClientAuth[rc.Host]
+	if sni := r.TLS.ServerName; !strings.EqualFold(strings.TrimSuffix(sni, "."), rc.Host) && t.ForServerName(sni) != ca {
+		return &phase.Error{Kind: phase.KindBadRequest, Status: http.StatusMisdirectedRequest,
+			Detail: "this connection was not made for this host; connect again"}
+	}
 	if ca == nil {
 		return nil
 	}
@@ -306,10 +315,6 @@ func clientCert(t *tlsx.Front, rc *phase.RequestCtx, r *http.Request) *phase.Err
 	}
 	if !ca.Require {
 		return nil
-	}
-	if !strings.EqualFold(strings.TrimSuffix(r.TLS.ServerName, "."), rc.Host) {
-		return &phase.Error{Kind: phase.KindBadRequest, Status: http.StatusMisdirectedRequest,
-			Detail: "this connection was not made for this host; connect again"}
 	}
 	return &phase.Error{Kind: phase.KindForbidden, Detail: "a client certificate is required"}
 }

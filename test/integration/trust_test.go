@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -202,6 +203,12 @@ func TestUntrustedClientAddressHeadersNotForwarded(t *testing.T) {
 // server.tls, one route to up. It returns the HTTPS address.
 func tlsTrustGate(t *testing.T, ca *testutil.CA, clientAuth string, up *rawUpstream) string {
 	t.Helper()
+	return tlsTrustGateWith(t, "fast_http1: true", ca, clientAuth, up)
+}
+
+// tlsTrustGateWith is tlsTrustGate with server settings server.
+func tlsTrustGateWith(t *testing.T, server string, ca *testutil.CA, clientAuth string, up *rawUpstream) string {
+	t.Helper()
 	dir := t.TempDir()
 	cert, key := ca.Issue(t, dir, "gw", 1, "gw.test", "*.apps.test")
 	plain, tlsAddr := testutil.FreePort(t), testutil.FreePort(t)
@@ -209,13 +216,14 @@ func tlsTrustGate(t *testing.T, ca *testutil.CA, clientAuth string, up *rawUpstr
 admin: { listen: "off" }
 server:
   listen: [%q]
+  %s
   tls:
     listen: [%q]
     certificates: [{ cert: %q, key: %q }]
 %s
 upstreams: { app: { targets: [%q] } }
 routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
-`, plain, tlsAddr, cert, key, clientAuth, up.Addr)), plain)
+`, plain, server, tlsAddr, cert, key, clientAuth, up.Addr)), plain)
 	return tlsAddr
 }
 
@@ -386,6 +394,73 @@ routes:
 					a := strings.Join(heads[0].Header.Values("Authorization"), ", ")
 					if (tc.want == "" && a != "") || !strings.HasPrefix(a, tc.want) {
 						t.Errorf("upstream Authorization = %q, want %q…", a, tc.want)
+					}
+				})
+			}
+		})
+	}
+}
+
+// mTLS: a connection opened for one host (SNI) with a certificate valid
+// for that host's CA could send "Host: b" and pass b's require check. A
+// request whose Host has other client-auth settings than its SNI is 421
+// and never reaches the upstream; hosts of one client_auth entry share a
+// connection.
+func TestClientAuthHostBoundToSNI(t *testing.T) {
+	for _, srv := range plainServers { // TLS is net/http's either way; both configs are checked
+		t.Run(srv.name, func(t *testing.T) {
+			ca, other := testutil.NewCA(t), testutil.NewCA(t)
+			dir := t.TempDir()
+			caA, caB := filepath.Join(dir, "a.pem"), filepath.Join(dir, "b.pem")
+			testutil.WriteAtomic(t, caA, ca.PEM)
+			testutil.WriteAtomic(t, caB, other.PEM)
+			up := startRawUpstream(t)
+			addr := tlsTrustGateWith(t, srv.server, ca, fmt.Sprintf(`    client_auth:
+      - { hosts: [a.apps.test], ca: %q }
+      - { hosts: [b.apps.test], ca: %q }
+      - { hosts: [c.apps.test, c2.apps.test], ca: %q }
+      - { hosts: [maybe.apps.test], ca: %q, mode: optional }`, caA, caB, caA, caB), up)
+			certFile, keyFile := ca.Issue(t, t.TempDir(), "client", 99, "alice.clients.test")
+			pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range []struct {
+				name, sni, host string
+				cert            bool
+				status          int
+			}{
+				{"same host", "a.apps.test", "a.apps.test", true, 200},
+				{"host with another CA", "a.apps.test", "b.apps.test", true, 421},
+				{"host with another CA, optional", "a.apps.test", "maybe.apps.test", true, 421},
+				{"host without client auth", "a.apps.test", "gw.test", true, 421},
+				{"host of the same entry", "c.apps.test", "c2.apps.test", true, 200},
+				{"connection without client auth", "gw.test", "a.apps.test", false, 421},
+				{"neither has client auth", "gw.test", "x.apps.test", false, 200},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					cfg := &tls.Config{ServerName: tc.sni, RootCAs: ca.Pool}
+					if tc.cert {
+						cfg.Certificates = []tls.Certificate{pair}
+					}
+					resp, _, _, _ := tlsExchange(t, addr, cfg, "GET /x HTTP/1.1\r\nHost: "+tc.host+"\r\nX-Client-Cert-Subject: CN=forged\r\n\r\n")
+					if resp.StatusCode != tc.status {
+						t.Fatalf("SNI %s, Host %s: %d, want %d", tc.sni, tc.host, resp.StatusCode, tc.status)
+					}
+					heads := up.take()
+					switch {
+					case tc.status != 200 && len(heads) != 0:
+						t.Fatalf("the upstream received the misdirected request: %v", heads[0].Header)
+					case tc.status == 200 && len(heads) != 1:
+						t.Fatalf("upstream got %d requests", len(heads))
+					case tc.status == 200:
+						want := ""
+						if tc.cert {
+							want = "CN=alice.clients.test"
+						}
+						if got := heads[0].Header.Get("X-Client-Cert-Subject"); got != want {
+							t.Fatalf("subject upstream %q, want %q", got, want)
+						}
 					}
 				})
 			}

@@ -67,9 +67,12 @@ func compileTLS(c *config.Config, reg *runtime.Registry, snap *runtime.Snapshot)
 		if f.ClientAuth == nil {
 			f.ClientAuth = map[string]*tlsx.ClientAuth{}
 		}
+		// One value per entry, shared by its hosts: the engine binds a
+		// request's Host to its connection's SNI when the two names'
+		// values differ (tlsx.ClientAuth).
+		auth := &tlsx.ClientAuth{Require: ca.Mode == "require", Pool: pool, Header: http.CanonicalHeaderKey(ca.SubjectHeader)}
 		for _, h := range ca.Hosts {
-			f.ClientAuth[strings.ToLower(h)] = &tlsx.ClientAuth{Require: ca.Mode == "require", Pool: pool,
-				Header: http.CanonicalHeaderKey(ca.SubjectHeader)}
+			f.ClientAuth[strings.ToLower(h)] = auth
 		}
 	}
 	if a := t.ACME; a != nil {

@@ -40,7 +40,9 @@ type Server struct {
 	// TLS: HTTPS listeners and certificates (docs/tls.md). Off unless set.
 	TLS *TLS `yaml:"tls"`
 	// TrustedProxies: IPs or CIDRs whose X-Forwarded-*/Forwarded/X-Request-Id
-	// headers are believed. Default none: such headers from clients are replaced.
+	// and client-address headers (X-Real-IP, X-Original-URL, ...) are
+	// believed. Default none: such headers from clients are replaced or
+	// removed.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// ReadHeaderTimeout bounds reading a request's headers (slowloris). Default 10s.
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`

@@ -1056,7 +1056,7 @@ func (v *validator) readable(path, file string) {
 // gatehouseSet are request headers Gatehouse writes itself (forwarding,
 // tracing, credentials it may forward) besides the hop-by-hop ones.
 var gatehouseSet = []string{"content-length", "forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
-	"x-forwarded-port", "x-forwarded-prefix", "x-request-id", "traceparent", "tracestate", "authorization", "cookie"}
+	"x-forwarded-port", "x-forwarded-prefix", "x-real-ip", "x-request-id", "traceparent", "tracestate", "authorization", "cookie"}
 
 // identityName checks one identity header name; taken maps the lowercase
 // names already used to the key that uses them.

@@ -3,7 +3,9 @@ package proxy
 import (
 	"context"
 	"net"
+	"net/http"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"gatehouse/internal/h1guard"
@@ -25,11 +27,16 @@ import (
 // It also keeps the last forwarding values computed on the connection,
 // which its next request almost always repeats: the peer formatted, and
 // the Forwarded element for a host and scheme.
+//
+// port is the listener's port (X-Forwarded-Port), formatted when the
+// connection is accepted and never written again: HTTP/2 requests of the
+// connection, which run concurrently, read it too.
 type connState struct {
 	conn    net.Conn
 	guard   *h1guard.Conn // the connection's framing guard; nil on HTTPS
-	renewAt time.Time     // the deadline needs no renewal before this
-	kept    bool          // the server leaves the write deadline between requests
+	port    string
+	renewAt time.Time // the deadline needs no renewal before this
+	kept    bool      // the server leaves the write deadline between requests
 	// routeDeadline: a route timeout set the write deadline, which a kept
 	// deadline must not pass on to the next request.
 	routeDeadline bool
@@ -57,14 +64,40 @@ type connKey struct{}
 // ConnContext is http.Server.ConnContext for the servers the engine runs
 // behind: it gives each connection its connState.
 func ConnContext(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, connKey{}, &connState{conn: c, guard: h1guard.Of(c)})
+	return context.WithValue(ctx, connKey{}, &connState{conn: c, port: localPort(c), guard: h1guard.Of(c)})
 }
 
 // ConnContextKeepingDeadlines is ConnContext for a server that leaves a
 // connection's write deadline in place between requests
 // (internal/h1server), unlike net/http, which clears it after each one.
 func ConnContextKeepingDeadlines(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, connKey{}, &connState{conn: c, kept: true, guard: h1guard.Of(c)})
+	return context.WithValue(ctx, connKey{}, &connState{conn: c, port: localPort(c), kept: true, guard: h1guard.Of(c)})
+}
+
+// localPort is the port of c's local address ("" if it has none): the
+// port the client connected to.
+func localPort(c net.Conn) string {
+	if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
+		return strconv.Itoa(a.Port)
+	}
+	return ""
+}
+
+// listenerPort returns the port of the listener in came in on, as the
+// connection's state recorded it; without one (a server that does not
+// use ConnContext), the scheme's default port.
+func (st *state) listenerPort(in *http.Request) string {
+	cs := st.w.cs // HTTP/1.x; HTTP/2 requests look it up
+	if cs == nil {
+		cs, _ = in.Context().Value(connKey{}).(*connState)
+	}
+	if cs != nil && cs.port != "" {
+		return cs.port
+	}
+	if in.TLS != nil {
+		return "443"
+	}
+	return "80"
 }
 
 // renewSlack is how much of the write timeout may pass before the

@@ -103,7 +103,7 @@ func skipHeader(k string, named []string) bool {
 // caps them), never write in place.
 func directRequest(in *http.Request, ctx context.Context) *http.Request {
 	named := connNamed(in.Header["Connection"])
-	h := make(http.Header, len(in.Header)+6)
+	h := make(http.Header, len(in.Header)+8) // room for setForwarding's
 	for k, vv := range in.Header {
 		if skipHeader(k, named) {
 			continue

@@ -113,6 +113,7 @@ func headerLines(h http.Header) string {
 func upstreamView(r *http.Request) string {
 	h := r.Header.Clone()
 	delete(h, "X-Request-Id")
+	delete(h, "X-Forwarded-Port") // each gate's own listener port
 	return r.Method + " " + r.RequestURI + " Host=" + r.Host + "\n" + headerLines(h)
 }
 

@@ -69,7 +69,7 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 	fields := 0
 	for name, vals := range r.Header {
 		fields += len(vals)
-		if strings.IndexByte(name, '_') >= 0 || strings.HasPrefix(name, "X-Auth-Request-") {
+		if dropInbound(name, vals, rc.PeerTrusted) {
 			delete(r.Header, name)
 		}
 	}
@@ -166,6 +166,42 @@ var closeValue = []string{"close"}
 
 // closeHeader asks net/http to close the connection after the response.
 func closeHeader() http.Header { return http.Header{"Connection": closeValue} }
+
+// dropInbound reports whether the client's request header name (in
+// canonical form) is removed before any filter or upstream sees it. It is
+// one switch over the names early already walks, not a delete per name:
+//   - names with "_" (nginx and Apache drop them; a WSGI/CGI app reads
+//     X_Auth as X-Auth) and X-Auth-Request-* (oauth2-proxy's identity);
+//   - from an untrusted peer, the headers through which proxies tell apps
+//     the client's address or the original URL: apps and frameworks
+//     believe them (Symfony and Laminas route by X-Original-URL and
+//     X-Rewrite-URL; rate limiters key on X-Real-IP, CF-Connecting-IP).
+//     Gatehouse sets X-Real-IP and X-Forwarded-Port itself
+//     (setForwarding); the others are sent only as a trusted proxy set them;
+//   - HTTP2-Settings, and an Upgrade other than exactly "websocket", from
+//     anyone: an h2c upgrade (RFC 7540 §3.2) that the app answered 101
+//     turned the connection into a raw tunnel past routing and auth. A
+//     server may ignore Upgrade (RFC 9110 §7.8): the request goes on as
+//     plain HTTP/1.1, as it would to a server without h2c. WebSocket is
+//     relayed on every proxied route (routes have no setting for it).
+func dropInbound(name string, vals []string, trusted bool) bool {
+	switch name {
+	case "X-Real-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "X-Client-Ip", "X-Original-Url", "X-Rewrite-Url",
+		"X-Forwarded-Uri", "X-Forwarded-Port", "X-Envoy-Original-Path":
+		return !trusted
+	case "Http2-Settings":
+		return true
+	case "Upgrade":
+		return !isWebSocket(vals)
+	}
+	return strings.IndexByte(name, '_') >= 0 || strings.HasPrefix(name, "X-Auth-Request-")
+}
+
+// isWebSocket reports whether Upgrade values ask for WebSocket and
+// nothing else (RFC 6455 §4.1), the one upgrade Gatehouse relays.
+func isWebSocket(upgrade []string) bool {
+	return len(upgrade) == 1 && strings.EqualFold(upgrade[0], "websocket")
+}
 
 // validMethod: a method is an RFC 9110 token (§9.1, §5.6.2).
 func validMethod(m string) bool {
@@ -321,12 +357,21 @@ func stripCookies(h http.Header, base string) {
 }
 
 // clientCert enforces mutual TLS at the HTTP layer, where the Host is
-// known: a connection made for another name (SNI), or without a verified
-// certificate, cannot reach a host that requires one. 421 tells a client
-// that reused a connection to open one for this host. A verified subject
-// goes upstream in the host's header.
+// known. The handshake verified the certificate (if any) by the settings
+// of the name the connection was made for (SNI); a request whose Host has
+// other client-auth settings (another CA, another mode, or none) is
+// answered 421 Misdirected Request (RFC 9110 §15.5.20), which tells the
+// client to open a connection for that host: otherwise a certificate
+// from A's CA, on a connection for A, would pass B's require check
+// (Caddy's strict_sni_host, on whenever the settings differ). Then a host
+// that requires a certificate gets none without one (403), and a verified
+// subject goes upstream in the host's header.
 func clientCert(t *tlsx.Front, rc *phase.RequestCtx, r *http.Request) *phase.Error {
 	ca := t.ClientAuth[rc.Host]
+	if sni := r.TLS.ServerName; !strings.EqualFold(strings.TrimSuffix(sni, "."), rc.Host) && t.ForServerName(sni) != ca {
+		return &phase.Error{Kind: phase.KindBadRequest, Status: http.StatusMisdirectedRequest,
+			Detail: "this connection was not made for this host; connect again"}
+	}
 	if ca == nil {
 		return nil
 	}
@@ -337,10 +382,6 @@ func clientCert(t *tlsx.Front, rc *phase.RequestCtx, r *http.Request) *phase.Err
 	}
 	if !ca.Require {
 		return nil
-	}
-	if !strings.EqualFold(strings.TrimSuffix(r.TLS.ServerName, "."), rc.Host) {
-		return &phase.Error{Kind: phase.KindBadRequest, Status: http.StatusMisdirectedRequest,
-			Detail: "this connection was not made for this host; connect again"}
 	}
 	return &phase.Error{Kind: phase.KindForbidden, Detail: "a client certificate is required"}
 }

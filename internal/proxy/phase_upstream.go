@@ -162,9 +162,13 @@ func setPath(u *url.URL, escaped string) {
 }
 
 // setForwarding writes X-Forwarded-For/Proto/Host/Port/Prefix, Forwarded
-// (RFC 7239) and X-Request-Id. A trusted peer's values are kept and
-// extended; anyone else's were already dropped by ReverseProxy and are
-// replaced by what Gatehouse saw itself.
+// (RFC 7239), X-Real-IP and X-Request-Id. A trusted peer's values are kept
+// and extended; anyone else's were already dropped (by ReverseProxy or
+// directRequest, and in early) and are replaced by what Gatehouse saw
+// itself: the peer, the scheme, the Host, the listener's port. X-Real-IP
+// is always the client address Gatehouse believes (rc.ClientIP: the
+// peer, or behind trusted proxies the first untrusted X-Forwarded-For
+// entry), as nginx's "proxy_set_header X-Real-IP $remote_addr" sends.
 func setForwarding(st *state, in, out *http.Request) {
 	h := out.Header
 	rc := &st.rc
@@ -174,16 +178,7 @@ func setForwarding(st *state, in, out *http.Request) {
 		proto = "https"
 	}
 	host := in.Host
-	port := ""
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
-		port = host[i+1:]
-	}
-	if port == "" {
-		port = "80"
-		if in.TLS != nil {
-			port = "443"
-		}
-	}
+	port := st.listenerPort(in)
 	xff := peer
 	fwd := st.w.cs.forwarded(peer, host, proto)
 	if rc.PeerTrusted {
@@ -208,15 +203,16 @@ func setForwarding(st *state, in, out *http.Request) {
 			st.fwPrefix = v + st.fwPrefix
 		}
 	}
-	// One backing array for all the single values: one allocation, not six.
+	// One backing array for all the single values: one allocation, not seven.
 	// Each slice is capped (len == cap) so an append copies.
-	v := [...]string{xff, proto, host, port, fwd, st.fwPrefix}
+	v := [...]string{xff, proto, host, port, fwd, st.fwPrefix, st.clientIP()}
 	vals := v[:]
 	h["X-Forwarded-For"] = vals[0:1:1]
 	h["X-Forwarded-Proto"] = vals[1:2:2]
 	h["X-Forwarded-Host"] = vals[2:3:3]
 	h["X-Forwarded-Port"] = vals[3:4:4]
 	h["Forwarded"] = vals[4:5:5]
+	h["X-Real-Ip"] = vals[6:7:7]
 	h["X-Request-Id"] = st.ridVals
 	delete(h, "X-Forwarded-Prefix")
 	if st.fwPrefix != "" {

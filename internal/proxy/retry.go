@@ -10,6 +10,8 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"gatehouse/internal/lb"
 	"gatehouse/internal/phase"
 )
@@ -168,6 +170,9 @@ func (e *Engine) upstreamResponseOf(st *state, resp *http.Response) error {
 		st.pool.Report(t, lb.Success)
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
+		if err := checkSwitch(resp); err != nil {
+			return err
+		}
 		st.w.status = http.StatusSwitchingProtocols
 	}
 	if slices.Contains(st.retry.OnStatus, resp.StatusCode) && st.rc.Attempts < st.retry.Attempts &&
@@ -175,6 +180,25 @@ func (e *Engine) upstreamResponseOf(st *state, resp *http.Response) error {
 		return &retryStatus{status: resp.StatusCode}
 	}
 	return nil
+}
+
+// checkSwitch lets a 101 through only as the answer to a WebSocket
+// upgrade that was sent, switching to WebSocket: anything else would hand
+// the client a tunnel to the upstream that no route or filter sees. The
+// attempt then fails (502) and the upstream connection is closed.
+// ReverseProxy also refuses a protocol other than the one asked for; this
+// does not rely on it.
+func checkSwitch(resp *http.Response) error {
+	var asked []string
+	if resp.Request != nil && httpguts.HeaderValuesContainsToken(resp.Request.Header["Connection"], "Upgrade") {
+		asked = resp.Request.Header["Upgrade"]
+	}
+	got := resp.Header["Upgrade"]
+	if isWebSocket(asked) && isWebSocket(got) {
+		return nil
+	}
+	return &phase.Error{Kind: phase.KindUpstreamProto, Detail: "upstream switched protocols unasked",
+		Err: fmt.Errorf("upstream answered 101 to %q with upgrade %q", asked, got)}
 }
 
 // retryStatus carries a retryable upstream status through ReverseProxy's

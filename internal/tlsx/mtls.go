@@ -8,7 +8,9 @@ import (
 	"strings"
 )
 
-// ClientAuth is mutual TLS for one host.
+// ClientAuth is mutual TLS for the hosts of one client_auth entry, which
+// share one value: two hosts have the same client-auth settings exactly
+// when they map to the same *ClientAuth (or both to none).
 type ClientAuth struct {
 	Require bool           // no verified certificate: no request
 	Pool    *x509.CertPool // roots of client certificates
@@ -32,7 +34,7 @@ func LoadPool(path string) (*x509.CertPool, error) {
 // host with mutual TLS, derived from base; nil for other hosts (base
 // applies). It is tls.Config.GetConfigForClient's body.
 func (f *Front) ForClient(base *tls.Config, hello *tls.ClientHelloInfo) *tls.Config {
-	ca := f.ClientAuth[strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))]
+	ca := f.ForServerName(hello.ServerName)
 	if ca == nil {
 		return nil
 	}
@@ -44,6 +46,12 @@ func (f *Front) ForClient(base *tls.Config, hello *tls.ClientHelloInfo) *tls.Con
 		c.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return c
+}
+
+// ForServerName returns the client-auth settings of the host a TLS
+// connection was made for (its SNI), nil when it has none.
+func (f *Front) ForServerName(sni string) *ClientAuth {
+	return f.ClientAuth[strings.ToLower(strings.TrimSuffix(sni, "."))]
 }
 
 // Subject is the verified client certificate's subject (RFC 4514), with

@@ -126,7 +126,13 @@ func (f *Filter) FilterRequest(rc *phase.RequestCtx, w http.ResponseWriter, r *h
 // navigation is sent to log in and anything else gets 401. A session whose
 // token is refused answers 401 rather than a new login, so a token the
 // policy can never accept does not loop the browser through the issuer.
+//
+// The client's own Authorization header (Basic, or a bearer token the
+// route does not take) was not verified and is never sent on: the app
+// would take it for Gatehouse's word. With ForwardSessionToken the
+// session's access token takes its place.
 func (f *Filter) session(rc *phase.RequestCtx, w http.ResponseWriter, r *http.Request) (phase.Outcome, error) {
+	delete(r.Header, "Authorization")
 	a, err := f.Sessions.Session(rc, r)
 	if err != nil {
 		return phase.Continue, f.deny(rc, "session_unavailable", "session store or issuer unavailable", phase.KindAuthUnavailable, "")

@@ -51,6 +51,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Limits are the head limits the guard enforces.
@@ -125,8 +126,9 @@ type Conn struct {
 	refused bool   // a refusal is pending: the canned head follows out
 	f       framer
 
-	refusal atomic.Pointer[Refusal]
-	tunnel  atomic.Bool
+	refusal   atomic.Pointer[Refusal]
+	tunnel    atomic.Bool
+	malformed atomic.Bool // a body was malformed (Close may run on another goroutine)
 }
 
 // Of returns the guard under c, through wrappers that expose their inner
@@ -161,6 +163,35 @@ func (c *Conn) Refusal(target string) *Refusal {
 // (a WebSocket after 101). Bytes read and not yet delivered are
 // delivered as they are.
 func (c *Conn) Tunnel() { c.tunnel.Store(true) }
+
+// Lingering close after a refusal: how long, and how many of the client's
+// bytes, the guard reads and discards before the final close (net/http
+// waits 500 ms after its own refusals; nginx's lingering_close).
+const (
+	lingerTime  = 500 * time.Millisecond
+	lingerBytes = 256 << 10
+)
+
+// Close closes the connection. After a refusal or a malformed body the
+// client is usually still sending (the rest of an oversized head, the
+// body): closing with its bytes unread would reset the connection, and
+// the client could lose the answer before reading it. So the guard
+// half-closes first, then reads and discards what comes, for at most
+// lingerTime and lingerBytes, and only then closes.
+func (c *Conn) Close() error {
+	if c.refusal.Load() != nil || c.malformed.Load() {
+		c.linger()
+	}
+	return c.Conn.Close()
+}
+
+func (c *Conn) linger() {
+	if c.CloseWrite() != nil {
+		return
+	}
+	_ = c.Conn.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.CopyN(io.Discard, c.Conn, lingerBytes)
+}
 
 // CloseWrite half-closes the connection when the inner one can (net/http
 // does before its final close, so the client reads the whole answer).
@@ -298,6 +329,7 @@ func (c *Conn) advance(b []byte) int {
 		c.refused = true
 	case resBadBody:
 		c.err = ErrMalformedBody
+		c.malformed.Store(true)
 	}
 	return k
 }

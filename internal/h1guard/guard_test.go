@@ -335,3 +335,60 @@ type repeatConn struct {
 }
 
 func (c *repeatConn) Read(p []byte) (int, error) { return copy(p, c.b), nil }
+
+// After a refusal, Close half-closes and reads what the client is still
+// sending before it closes, so the client reads the answer instead of a
+// reset (the rest of a 200 KiB header, here).
+func TestCloseLingersAfterRefusal(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	gl := NewListener(ln, Limits{MaxLineBytes: 1024, MaxHeadBytes: 4096})
+	served := make(chan error, 1)
+	go func() {
+		c, err := gl.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			served <- err
+			return
+		}
+		if Of(c).Refusal(req.RequestURI) == nil {
+			served <- errors.New("no refusal")
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		served <- c.Close()
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// As an HTTP client does: the whole request first, then the answer.
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\nX-Big: "+strings.Repeat("a", 200<<10)+"\r\n\r\n"); err != nil {
+		t.Fatalf("writing the request: %v", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	if resp.StatusCode != 431 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	// A clean end (FIN), not a reset: the unread request was drained.
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		t.Fatalf("after the answer: %v, want a clean end of stream", err)
+	}
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+}

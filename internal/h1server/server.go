@@ -49,6 +49,7 @@ package h1server
 import (
 	"context"
 	"errors"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -389,3 +390,16 @@ func (c *prefixConn) CloseWrite() error {
 	}
 	return nil
 }
+
+// ReadFrom lets net/http's response bodies reach the connection's own
+// ReadFrom (sendfile for static files) after a hand-over, as before it.
+func (c *prefixConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(writerOnly{c.Conn}, r)
+}
+
+// writerOnly hides everything of a writer but Write (io.Copy would
+// otherwise find ReadFrom again).
+type writerOnly struct{ io.Writer }

@@ -381,6 +381,9 @@ func (a *App) publicServer(s config.Server, useTLS bool) *http.Server {
 		IdleTimeout:       s.IdleTimeout.D(),
 		MaxHeaderBytes:    int(s.MaxHeaderBytes),
 		Protocols:         &protos,
+		// "OPTIONS *" goes to the engine, which refuses non-origin targets
+		// (400), not to net/http's built-in 200.
+		DisableGeneralOptionsHandler: true,
 		// Go's HTTP/2 server bounds CONTINUATION floods by MaxHeaderBytes
 		// and disconnects rapid-reset clients (test/integration/h2_test.go).
 		HTTP2:    &http.HTTP2Config{MaxConcurrentStreams: s.HTTP2MaxConcurrentStreams},

@@ -130,8 +130,13 @@ func (f *framer) advance(b []byte, lim Limits) (int, result) {
 func (f *framer) startBody() {
 	h := &f.h
 	switch {
-	case h.pri:
-		f.mode = modePass // HTTP/2 with prior knowledge
+	case h.pri && h.lines == 2:
+		// "PRI * HTTP/2.0" and no field at all: net/http's HTTP/2
+		// preface (Request.isH2Upgrade), served as HTTP/2 or read to the
+		// end of the connection as its body. With any field, Host
+		// included, it is an HTTP/1 request like another, and framing
+		// goes on (a review found the guard switched off by one).
+		f.mode = modePass
 	case h.te > 0:
 		f.startChunk()
 	case h.cl > 0 && h.clVal > 0:

@@ -127,6 +127,7 @@ type Conn struct {
 	f       framer
 
 	refusal   atomic.Pointer[Refusal]
+	answered  atomic.Bool // the stand-in for the refused head was read
 	tunnel    atomic.Bool
 	malformed atomic.Bool // a body was malformed (Close may run on another goroutine)
 }
@@ -172,14 +173,17 @@ const (
 	lingerBytes = 256 << 10
 )
 
-// Close closes the connection. After a refusal or a malformed body the
-// client is usually still sending (the rest of an oversized head, the
-// body): closing with its bytes unread would reset the connection, and
-// the client could lose the answer before reading it. So the guard
-// half-closes first, then reads and discards what comes, for at most
-// lingerTime and lingerBytes, and only then closes.
+// Close closes the connection. After a refusal was answered, or a
+// malformed body, the client is usually still sending (the rest of an
+// oversized head, the body): closing with its bytes unread would reset
+// the connection, and the client could lose the answer before reading
+// it. So the guard half-closes first, then reads and discards what comes,
+// for at most lingerTime and lingerBytes, and only then closes. A refusal
+// not yet answered (a refused head pipelined behind a request still
+// running, when a shutdown closes the connection) gets no lingering: net/http
+// and h1server close their connections one after another.
 func (c *Conn) Close() error {
-	if c.refusal.Load() != nil || c.malformed.Load() {
+	if c.answered.Load() || c.malformed.Load() {
 		c.linger()
 	}
 	return c.Conn.Close()
@@ -218,6 +222,13 @@ var holdPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b
 // Read delivers checked bytes only.
 func (c *Conn) Read(p []byte) (int, error) {
 	for {
+		if c.tunnel.Load() && c.refusal.Load() != nil {
+			// Bytes the client sent before the protocol switch were
+			// refused as a request: they are no frame of the new protocol
+			// either, and the stand-in is nothing the client sent. End the
+			// tunnel.
+			return 0, io.EOF
+		}
 		if len(c.out) > 0 {
 			n := copy(p, c.out)
 			c.out = c.out[n:]
@@ -225,6 +236,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		}
 		if c.refused {
 			c.refused = false
+			c.answered.Store(true)
 			c.out = c.l.canned
 			c.err = io.EOF
 			c.hold, c.rerr = nil, nil

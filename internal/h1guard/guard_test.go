@@ -102,6 +102,8 @@ func TestGuard(t *testing.T) {
 		{name: "chunk size overflow", in: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n", passed: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000", bad: true},
 		{name: "chunk data too long", in: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\n0\r\n\r\n", passed: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc", bad: true},
 		{name: "trailer bare LF", in: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: y\n\n" + get, passed: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: y", bad: true},
+		{name: "PRI with a header field is HTTP/1", in: "PRI * HTTP/2.0\r\nHost: x\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+			passed: "PRI * HTTP/2.0\r\nHost: x\r\n\r\n", status: 400},
 		{name: "prior-knowledge h2 passes", in: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x01binary", passed: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x01binary"},
 	}
 	for _, tt := range tests {
@@ -390,5 +392,48 @@ func TestCloseLingersAfterRefusal(t *testing.T) {
 	}
 	if err := <-served; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A refusal recorded before a protocol switch ends the tunnel: neither
+// the refused bytes nor the stand-in reach the new protocol's peer.
+func TestTunnelAfterRefusalEnds(t *testing.T) {
+	t.Parallel()
+	l := NewListener(nil, testLimits)
+	up := "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"
+	bad := "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+	g := &Conn{Conn: &chunkedConn{pieces: [][]byte{[]byte(up + bad)}}, l: l}
+	buf := make([]byte, 4096)
+	n, _ := g.Read(buf)
+	if string(buf[:n]) != up {
+		t.Fatalf("head: %q", buf[:n])
+	}
+	g.Tunnel()
+	rest, err := io.ReadAll(g)
+	if err != nil || len(rest) != 0 {
+		t.Fatalf("tunnel after a refusal: %q, %v; want nothing", rest, err)
+	}
+}
+
+// closeCounter counts reads and closes.
+type closeCounter struct {
+	net.Conn
+	reads, closes int
+}
+
+func (c *closeCounter) Read(p []byte) (int, error) { c.reads++; return 0, io.EOF }
+func (c *closeCounter) Close() error               { c.closes++; return nil }
+
+// A refusal not yet answered (pipelined behind a request still running
+// when a shutdown closes the connection) is closed at once: lingering
+// there made a shutdown wait half a second per such connection.
+func TestCloseDoesNotLingerBeforeTheAnswer(t *testing.T) {
+	t.Parallel()
+	cc := &closeCounter{}
+	g := &Conn{Conn: cc, l: NewListener(nil, testLimits)}
+	g.refusal.Store(&Refusal{Status: 400})
+	g.refused = true
+	if err := g.Close(); err != nil || cc.reads != 0 || cc.closes != 1 {
+		t.Fatalf("Close: %v, %d reads, %d closes; want no lingering read", err, cc.reads, cc.closes)
 	}
 }

@@ -126,10 +126,11 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 // framingChecks applies to requests that no h1guard read (HTTPS and
 // HTTP/2) what the guard enforces on the plain listeners' raw heads, as
 // far as a handler can see it: the request target and header field
-// lengths (414, 431). A chunked HTTP/1.1 request on such a connection is
-// answered with a close: net/http drops a Content-Length sent beside
-// Transfer-Encoding without a trace, and RFC 9112 §6.3 asks that the
-// connection not be reused after such a request.
+// lengths (414, 431). A chunked HTTP/1.1 request, or any HTTP/1.0 one, on
+// such a connection is answered with a close: net/http drops a
+// Content-Length sent beside Transfer-Encoding, and an HTTP/1.0 request's
+// Transfer-Encoding, without a trace, and RFC 9112 §6.1 and §6.3 ask that
+// the connection not be reused after such a request.
 func (e *Engine) framingChecks(st *state, w *respWriter, r *http.Request, guard *h1guard.Conn) bool {
 	if guard != nil {
 		return true // the guard saw the raw head
@@ -156,7 +157,10 @@ func (e *Engine) framingChecks(st *state, w *respWriter, r *http.Request, guard 
 			}
 		}
 	}
-	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+	if r.ProtoMajor == 1 && (len(r.TransferEncoding) > 0 || r.ProtoMinor == 0) {
+		// HTTP/1.0 too: net/http drops an HTTP/1.0 request's
+		// Transfer-Encoding without a trace (RFC 9112 §6.1 asks for the
+		// connection to be closed), and frames it by Content-Length.
 		w.Header()["Connection"] = closeValue
 	}
 	return true
@@ -173,9 +177,12 @@ func closeHeader() http.Header { return http.Header{"Connection": closeValue} }
 //   - names with "_" (nginx and Apache drop them; a WSGI/CGI app reads
 //     X_Auth as X-Auth) and X-Auth-Request-* (oauth2-proxy's identity);
 //   - from an untrusted peer, the headers through which proxies tell apps
-//     the client's address or the original URL: apps and frameworks
-//     believe them (Symfony and Laminas route by X-Original-URL and
-//     X-Rewrite-URL; rate limiters key on X-Real-IP, CF-Connecting-IP).
+//     the client's address, the scheme, host or original URL, or the
+//     method: apps and frameworks believe them (Symfony and Laminas route
+//     by X-Original-URL and X-Rewrite-URL; rate limiters key on X-Real-IP,
+//     CF-Connecting-IP; Rails reads Client-IP, Rack X-Forwarded-Ssl and
+//     X-Forwarded-Scheme; X-HTTP-Method-Override would get a method past
+//     match.methods).
 //     Gatehouse sets X-Real-IP and X-Forwarded-Port itself
 //     (setForwarding); the others are sent only as a trusted proxy set them;
 //   - HTTP2-Settings, and an Upgrade other than exactly "websocket", from
@@ -187,7 +194,11 @@ func closeHeader() http.Header { return http.Header{"Connection": closeValue} }
 func dropInbound(name string, vals []string, trusted bool) bool {
 	switch name {
 	case "X-Real-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "X-Client-Ip", "X-Original-Url", "X-Rewrite-Url",
-		"X-Forwarded-Uri", "X-Forwarded-Port", "X-Envoy-Original-Path":
+		"X-Forwarded-Uri", "X-Forwarded-Port", "X-Envoy-Original-Path",
+		"Client-Ip", "X-Cluster-Client-Ip", "Fastly-Client-Ip", "X-Proxyuser-Ip", "X-Original-Forwarded-For",
+		"X-Forwarded-Scheme", "X-Forwarded-Ssl", "Front-End-Https", "X-Url-Scheme",
+		"X-Host", "X-Original-Host", "X-Forwarded-Server", "X-Forwarded-Path",
+		"X-Http-Method-Override", "X-Http-Method", "X-Method-Override":
 		return !trusted
 	case "Http2-Settings":
 		return true

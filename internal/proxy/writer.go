@@ -192,6 +192,12 @@ func (w *respWriter) WriteHeader(code int) {
 // h1server keeps a connection's deadline between requests, and the one
 // the last response left may have passed while the connection idled.
 func (w *respWriter) informational(code int) {
+	if code == http.StatusContinue {
+		// The client's server (net/http's HTTP/1 and HTTP/2 alike) sends
+		// its own 100 Continue when the body is first read; the
+		// upstream's would be a second one.
+		return
+	}
 	st := w.st
 	if st.n1xx >= lb.Max1xx {
 		st.too1xx()

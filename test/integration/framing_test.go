@@ -4,6 +4,7 @@ package integration
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -127,6 +128,11 @@ func TestRequestSmugglingRefused(t *testing.T) {
 			"POST /a HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled, []int{400}, nil},
 		{"after a good request", "GET /first HTTP/1.1\r\nHost: x\r\n\r\n" +
 			"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled, []int{200, 400}, []string{"/first"}},
+		// Review of issue 14: a PRI line with a field is an HTTP/1
+		// request, and must not switch the guard off.
+		{"PRI with a header field, then smuggling", "PRI * HTTP/2.0\r\nHost: x\r\n\r\n" +
+			"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled, []int{400, 400}, nil},
+		{"OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", []int{400}, nil},
 		{"request line over 8KiB", "GET /" + long + " HTTP/1.1\r\nHost: x\r\n\r\n" + smuggled, []int{414}, nil},
 		{"header line over 8KiB", "GET /a HTTP/1.1\r\nHost: x\r\nX-Long: " + long + "\r\n\r\n" + smuggled, []int{431}, nil},
 		{"head over 32KiB", "GET /a HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-Many: "+long[:8000]+"\r\n", 5) + "\r\n" + smuggled, []int{431}, nil},
@@ -180,4 +186,73 @@ func TestMalformedChunkedBodyIs400(t *testing.T) {
 			t.Errorf("good chunked body then a GET: statuses %v, want [200 200]", codes)
 		}
 	})
+}
+
+// One 100 Continue per request: net/http sends its own when the body is
+// read, and the upstream's is not relayed as a second one.
+func TestOneContinuePerRequest(t *testing.T) {
+	bothServers(t, "", func(t *testing.T, addr string, rec *recorder) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\nConnection: close\r\n\r\n")
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 100 {
+			t.Fatalf("first answer: %v, %v; want 100", resp, err)
+		}
+		io.WriteString(c, "abc")
+		var codes []int
+		for {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				break
+			}
+			codes = append(codes, resp.StatusCode)
+			io.Copy(io.Discard, resp.Body)
+		}
+		if fmt.Sprint(codes) != "[200]" {
+			t.Fatalf("after the body: %v, want [200] (one 100 only)", codes)
+		}
+	})
+}
+
+// On HTTPS net/http reads the head itself and drops what it cannot frame
+// without a trace: an HTTP/1.0 request's Transfer-Encoding, a
+// Content-Length beside Transfer-Encoding. Such a request ends its
+// connection, so what follows is never read as a request.
+func TestHTTPSClosesAfterFramingItCannotSee(t *testing.T) {
+	g := startTLSGate(t, "")
+	const smuggled = "GET /smuggled HTTP/1.1\r\nHost: gw.test\r\n\r\n"
+	for name, req := range map[string]string{
+		"http/1.0 with transfer-encoding":      "POST /a HTTP/1.0\r\nHost: gw.test\r\nConnection: keep-alive\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled,
+		"content-length and transfer-encoding": "POST /a HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled,
+	} {
+		c, err := tls.Dial("tcp", g.tls, &tls.Config{ServerName: "gw.test", RootCAs: g.ca.Pool, NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, req)
+		br := bufio.NewReader(c)
+		var codes []int
+		for {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					t.Fatalf("%s: connection still open after %v", name, codes)
+				}
+				break
+			}
+			codes = append(codes, resp.StatusCode)
+			io.Copy(io.Discard, resp.Body)
+		}
+		c.Close()
+		if len(codes) != 1 {
+			t.Errorf("%s: answers %v, want one, then the connection closed", name, codes)
+		}
+	}
 }

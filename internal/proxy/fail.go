@@ -49,6 +49,12 @@ func (e *Engine) failToProxy(st *state, w *respWriter, r *http.Request, pe *phas
 	if pe.Kind == phase.KindRequestTimeout || pe.Kind == phase.KindBodyTooLarge {
 		h.Set("Connection", "close") // the rest of the body will not be read
 	}
+	if r.ProtoMajor >= 2 {
+		// The stream ends with this answer; "Connection: close" would make
+		// Go's HTTP/2 server shut down the whole connection (GOAWAY), with
+		// every other stream on it.
+		delete(h, "Connection")
+	}
 	h.Del("Content-Encoding")
 	h.Del("Etag")
 	h.Del("Last-Modified")

@@ -210,3 +210,65 @@ func continuationFlood(t *testing.T, g h2Target) {
 		t.Fatalf("writes stalled instead of the connection being closed: %v", werr)
 	}
 }
+
+// An error answered before the request body was read (413 here) ends
+// the request's stream, not the HTTP/2 connection: "Connection: close",
+// which closes an HTTP/1 connection after such an answer, would make Go's
+// HTTP/2 server shut the whole connection down (GOAWAY), and every other
+// stream on it with it.
+func TestHTTP2EarlyErrorKeepsConnection(t *testing.T) {
+	up := startUpstream(t, "app")
+	addr := testutil.FreePort(t)
+	testutil.Start(t, fmt.Sprintf(`
+admin: { listen: "off" }
+server: { listen: [%q] }
+upstreams: { app: { targets: [%q] } }
+routes: [{ name: app, match: { path_prefix: / }, upstream: app, max_body_bytes: 1KiB }]
+`, addr, up.Addr), addr)
+	c, fr := h2Conn(t, h2Target{addr: addr})
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	post := headerBlock("/x", hpack.HeaderField{Name: "content-length", Value: "100000"})
+	post = bytes.Replace(post, []byte("GET"), []byte("PUT"), 1) // same length: the literal stays valid
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: post, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	status := func(want uint32) string {
+		dec := hpack.NewDecoder(4096, nil)
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return "connection ended: " + err.Error()
+			}
+			switch f := f.(type) {
+			case *http2.GoAwayFrame:
+				return "GOAWAY " + f.ErrCode.String()
+			case *http2.HeadersFrame:
+				if f.StreamID != want {
+					continue
+				}
+				fields, err := dec.DecodeFull(f.HeaderBlockFragment())
+				if err != nil {
+					return err.Error()
+				}
+				for _, hf := range fields {
+					if hf.Name == ":status" {
+						return hf.Value
+					}
+				}
+			case *http2.SettingsFrame:
+				if !f.IsAck() {
+					fr.WriteSettingsAck()
+				}
+			}
+		}
+	}
+	if got := status(1); got != "413" {
+		t.Fatalf("oversized body: %s, want 413", got)
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: headerBlock("/x"), EndHeaders: true, EndStream: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := status(3); got != "200" {
+		t.Fatalf("next stream on the same connection: %s, want 200", got)
+	}
+}

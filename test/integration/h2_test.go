@@ -232,8 +232,8 @@ routes: [{ name: app, match: { path_prefix: / }, upstream: app, max_body_bytes: 
 	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: post, EndHeaders: true}); err != nil {
 		t.Fatal(err)
 	}
+	dec := hpack.NewDecoder(4096, nil) // one per connection: its table carries over
 	status := func(want uint32) string {
-		dec := hpack.NewDecoder(4096, nil)
 		for {
 			f, err := fr.ReadFrame()
 			if err != nil {

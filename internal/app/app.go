@@ -251,10 +251,12 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 
 	grace := s.ShutdownGrace.D()
 	a.events.Info("shutting down", "grace", grace.String())
-	a.engine.Drain() // event streams end cleanly now, not cut at the deadline
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	var wg sync.WaitGroup
+	// Event streams end cleanly now and WebSockets are closed (1001),
+	// not cut at the deadline; net/http does not wait for the latter.
+	wg.Go(func() { a.engine.Drain(sctx) })
 	for _, srv := range servers {
 		wg.Go(func() {
 			if err := srv.Shutdown(sctx); err != nil {

@@ -81,6 +81,7 @@ type Engine struct {
 	// draining is cancelled when shutdown begins (Drain).
 	draining context.Context
 	drain    context.CancelFunc
+	tunnels  tunnelSet // open WebSockets, for Drain
 }
 
 // New returns an engine reading snapshots from o.Holder.
@@ -136,6 +137,7 @@ type state struct {
 	rtStart  time.Time
 	cancel   context.CancelFunc // the route timeout's, if any
 	body     *watchedBody       // the HTTP/1.x request body, if any
+	ws       *wsTunnel          // the WebSocket, once the upstream switched
 
 	// retries
 	retry       runtime.RetryPolicy
@@ -233,6 +235,9 @@ func (e *Engine) finish(st *state, r *http.Request) {
 				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			e.failToProxy(st, &st.w, r, phase.NewError(phase.KindInternal, "", fmt.Errorf("panic: %v", p)))
 		}
+	}
+	if st.ws != nil {
+		st.ws.end() // ReverseProxy has closed both connections
 	}
 	e.logging(st, r)
 	st.rc.End()

@@ -174,6 +174,9 @@ func (e *Engine) upstreamResponseOf(st *state, resp *http.Response) error {
 			return err
 		}
 		st.w.status = http.StatusSwitchingProtocols
+		if rwc, ok := resp.Body.(io.ReadWriteCloser); ok {
+			st.ws, resp.Body = e.newTunnel(rwc)
+		}
 	}
 	if slices.Contains(st.retry.OnStatus, resp.StatusCode) && st.rc.Attempts < st.retry.Attempts &&
 		isIdempotent(resp.Request.Method) {

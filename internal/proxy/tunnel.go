@@ -25,8 +25,29 @@ const tunnelLinger = 500 * time.Millisecond
 // waiting for the client to close too: a client that does not held its
 // connection and the upstream's (in CLOSE-WAIT) for as long as it
 // wanted. CloseWrite bounds that wait by tunnelLinger (issue 14).
+//
+// Its Write is the upstream-to-client direction of a WebSocket
+// (t.toClient), and its first Read tells that the 101 has gone out.
 type tunnelConn struct {
 	net.Conn
+	t        *wsTunnel // nil: not a WebSocket
+	readSeen bool      // Read has run; only Read touches it
+}
+
+func (c *tunnelConn) Read(p []byte) (int, error) {
+	if !c.readSeen && c.t != nil {
+		// ReverseProxy reads only once the 101 is written and flushed.
+		c.readSeen = true
+		c.t.toClient.start()
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *tunnelConn) Write(p []byte) (int, error) {
+	if c.t == nil {
+		return c.Conn.Write(p)
+	}
+	return c.t.toClient.Write(p)
 }
 
 // CloseWrite runs when the upstream side has ended (ReverseProxy's
@@ -41,12 +62,6 @@ func (c *tunnelConn) CloseWrite() error {
 }
 
 type closeWriter interface{ CloseWrite() error }
-
-// Drain tells the engine that shutdown has begun. Event streams (SSE)
-// end at once, cleanly: their body ends as if the upstream had finished
-// it, so the client reads the chunked terminator (0\r\n\r\n), not a
-// cut connection at the grace deadline, and reconnects elsewhere.
-func (e *Engine) Drain() { e.drain() }
 
 // drainable wraps an event stream's body so that Drain ends it.
 func (e *Engine) drainable(body io.ReadCloser) io.ReadCloser {

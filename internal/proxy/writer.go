@@ -246,8 +246,25 @@ func (w *respWriter) Flush() { _ = w.FlushError() }
 
 // Hijack hands the connection over (WebSocket upgrades). The upgrade
 // response itself is written by httputil.ReverseProxy on the raw conn.
+//
+// A WebSocket's tunnel (state.ws) registers with the engine as the
+// connection is handed over, so that Drain closes it; once Drain has
+// begun, the switch fails (502) and the connection stays.
 func (w *respWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	var brw *bufio.ReadWriter
+	hijack := func() (net.Conn, error) {
+		c, b, err := http.NewResponseController(w.ResponseWriter).Hijack()
+		brw = b
+		return c, err
+	}
+	t := w.st.ws
+	var c net.Conn
+	var err error
+	if t != nil {
+		c, err = t.open(hijack)
+	} else {
+		c, err = hijack()
+	}
 	if err != nil {
 		return c, brw, err
 	}
@@ -256,7 +273,7 @@ func (w *respWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if g := h1guard.Of(c); g != nil {
 		g.Tunnel() // what follows is the upgraded protocol, not requests
 	}
-	return &tunnelConn{Conn: c}, brw, nil
+	return &tunnelConn{Conn: c, t: t}, brw, nil
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.

@@ -44,6 +44,14 @@ func (e *Engine) Drain(ctx context.Context) {
 	}
 	ts.mu.Unlock()
 
+	// Both directions of every tunnel are closing before any close frame
+	// goes out: a peer may answer one close frame at once, and its answer
+	// must meet a relay that already knows (else it would be relayed as
+	// data, ahead of the 1001).
+	for _, t := range open {
+		t.toClient.closing.Store(true)
+		t.toUpstream.closing.Store(true)
+	}
 	var wg sync.WaitGroup
 	for _, t := range open {
 		t.draining.Store(true)

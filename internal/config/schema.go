@@ -4,7 +4,10 @@
 // column and key path.
 //
 // The struct field comments are the user documentation; docs/config.md
-// repeats them with examples. A field's `yaml` tag is its key.
+// repeats them with examples. A field's `yaml` tag is its key; a
+// `secret:"true"` field is redacted on /config; a `file:"<key>"` field
+// names a file whose content becomes <key> (client_secret_file). String
+// values may hold ${VAR} references (env.go).
 package config
 
 import "time"

@@ -571,7 +571,7 @@ func compileAssertion(c *config.Config, reg *runtime.Registry, snap *runtime.Sna
 
 // redisConfig is the top-level redis section as redisx takes it.
 func redisConfig(r *config.Redis) redisx.Config {
-	c := redisx.Config{URL: r.URL, Timeout: r.Timeout.D(), ClusterNodes: r.ClusterNodes}
+	c := redisx.Config{URL: r.URL, Password: r.Password, Timeout: r.Timeout.D(), ClusterNodes: r.ClusterNodes}
 	if s := r.Sentinel; s != nil {
 		c.SentinelMaster, c.SentinelNodes = s.Master, s.Nodes
 	}

@@ -28,7 +28,7 @@ func TestErrorsGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = Parse(filepath.Base(f), data, "testdata")
+			_, err = ParseFrom(filepath.Base(f), data, "testdata", Source{LookupEnv: goldenEnv})
 			if err == nil {
 				t.Fatal("config accepted; want errors")
 			}
@@ -48,6 +48,13 @@ func TestErrorsGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+// goldenEnv is the environment of the golden cases, whatever the
+// process's.
+func goldenEnv(name string) (string, bool) {
+	v, ok := map[string]string{"GOLDEN_SET": "gatehouse", "GOLDEN_EMPTY": ""}[name]
+	return v, ok
 }
 
 func TestShippedConfigIsValid(t *testing.T) {

@@ -83,13 +83,20 @@ func (d *Document) errAt(path, format string, args ...any) FieldError {
 	return FieldError{File: d.File, Pos: d.PosOf(path), Path: path, Msg: fmt.Sprintf(format, args...)}
 }
 
-// Load reads, decodes, defaults and validates the file at path.
+// Load reads, decodes, defaults and validates the file at path, with
+// ${VAR} references and *_file keys resolved from the process's
+// environment and file system.
 func Load(path string) (*Document, error) {
+	return LoadFrom(path, Source{})
+}
+
+// LoadFrom is Load with environment variables and secret files from src.
+func LoadFrom(path string, src Source) (*Document, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(path, data, dirOf(path))
+	return ParseFrom(path, data, dirOf(path), src)
 }
 
 func dirOf(path string) string {
@@ -101,8 +108,14 @@ func dirOf(path string) string {
 
 // Parse decodes data (named file in errors) strictly, applies defaults and
 // validates. Relative paths in the config resolve against baseDir. On any
-// problem it returns Errors listing all of them.
+// problem it returns Errors listing all of them. ${VAR} references and
+// *_file keys are resolved from the process's environment and file system.
 func Parse(file string, data []byte, baseDir string) (*Document, error) {
+	return ParseFrom(file, data, baseDir, Source{})
+}
+
+// ParseFrom is Parse with environment variables and secret files from src.
+func ParseFrom(file string, data []byte, baseDir string, src Source) (*Document, error) {
 	doc := &Document{File: file, Config: &Config{}, BaseDir: baseDir, pos: map[string]Pos{}}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
@@ -111,7 +124,7 @@ func Parse(file string, data []byte, baseDir string) (*Document, error) {
 	if len(root.Content) == 0 {
 		return nil, Errors{{File: file, Msg: "the file is empty; see docs/config.md"}}
 	}
-	d := &decoder{doc: doc}
+	d := &decoder{doc: doc, src: src}
 	d.decode(root.Content[0], reflect.ValueOf(doc.Config).Elem(), "")
 	applyDefaults(doc)
 	errs := d.errs
@@ -130,11 +143,14 @@ func Parse(file string, data []byte, baseDir string) (*Document, error) {
 }
 
 // related reports whether path is at, above or below a path that failed
-// to decode.
+// to decode. A failed x_file stands for x too: a secret that could not be
+// read is not also "required" or "too short".
 func related(path string, decodeErrs []FieldError) bool {
 	for _, de := range decodeErrs {
-		if path == de.Path || isBelow(path, de.Path) || isBelow(de.Path, path) {
-			return true
+		for _, dp := range []string{de.Path, strings.TrimSuffix(de.Path, "_file")} {
+			if path == dp || isBelow(path, dp) || isBelow(dp, path) {
+				return true
+			}
 		}
 	}
 	return false
@@ -173,8 +189,13 @@ func sortErrors(es []FieldError) Errors {
 // Aliases are followed, but cannot blow up ("billion laughs"): decoding
 // follows the schema, whose lists hold mappings or scalars only, so an
 // alias to a list of lists is a type error, not an expansion.
+//
+// String values are expanded (${VAR}) here, after YAML has been parsed,
+// so errors keep the positions of the file as written; a key tagged
+// `file:"<key>"` is read into its sibling <key> once its struct is done.
 type decoder struct {
 	doc  *Document
+	src  Source
 	errs []FieldError
 }
 
@@ -236,7 +257,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		if !isNull(n) {
-			v.SetString(n.Value)
+			v.SetString(d.expandScalar(n, path))
 		}
 	case reflect.Bool:
 		b, err := strconv.ParseBool(n.Value)
@@ -292,6 +313,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		}
 	}
 	seen := map[string]bool{}
+	nodes := map[string]*yaml.Node{} // value nodes of the keys decoded
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		key := k.Value
@@ -313,7 +335,9 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		d.decode(val, v.Field(idx), fp)
+		nodes[key] = val
 	}
+	d.readFiles(v, path, nodes)
 }
 
 func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {

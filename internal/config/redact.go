@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"reflect"
 
 	"gopkg.in/yaml.v3"
@@ -11,24 +12,40 @@ const Redacted = "[redacted]"
 
 // MarshalRedacted renders the effective config as YAML with every field
 // tagged `secret:"true"` replaced by "[redacted]", for the admin /config
-// endpoint. The config itself is not modified.
+// endpoint. Any other value written with ${VAR} references is shown as
+// written, references unexpanded: an environment variable may hold a
+// secret even where the field is not one (a header value, a URL's
+// password). The config itself is not modified.
 func MarshalRedacted(c *Config) ([]byte, error) {
 	var n yaml.Node
 	if err := n.Encode(c); err != nil {
 		return nil, err
 	}
-	redact(&n, reflect.TypeOf(*c))
+	r := redactor{expanded: c.expanded}
+	r.redact(&n, reflect.TypeOf(*c), "")
 	return yaml.Marshal(&n)
 }
 
-// redact walks n alongside the Go type it was encoded from.
-func redact(n *yaml.Node, t reflect.Type) {
+// redactor walks the encoded config, keeping key paths as the decoder
+// writes them.
+type redactor struct {
+	expanded map[string]string // key path -> value as written
+}
+
+// redact walks n (at path) alongside the Go type it was encoded from.
+func (r redactor) redact(n *yaml.Node, t reflect.Type, path string) {
+	if n.Kind == yaml.ScalarNode {
+		if raw, ok := r.expanded[path]; ok {
+			*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: raw}
+		}
+		return
+	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if n.Kind == yaml.DocumentNode {
 		for _, c := range n.Content {
-			redact(c, t)
+			r.redact(c, t, path)
 		}
 		return
 	}
@@ -48,20 +65,20 @@ func redact(n *yaml.Node, t reflect.Type) {
 						*v = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: Redacted}
 					}
 				} else {
-					redact(n.Content[i+1], f.Type)
+					r.redact(n.Content[i+1], f.Type, join(path, n.Content[i].Value))
 				}
 			}
 		}
 	case reflect.Map:
 		if n.Kind == yaml.MappingNode {
 			for i := 1; i < len(n.Content); i += 2 {
-				redact(n.Content[i], t.Elem())
+				r.redact(n.Content[i], t.Elem(), join(path, n.Content[i-1].Value))
 			}
 		}
 	case reflect.Slice:
 		if n.Kind == yaml.SequenceNode {
-			for _, c := range n.Content {
-				redact(c, t.Elem())
+			for i, c := range n.Content {
+				r.redact(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
 			}
 		}
 	}

@@ -26,7 +26,7 @@ func TestRedactSecretFields(t *testing.T) {
 	if err := n.Encode(c); err != nil {
 		t.Fatal(err)
 	}
-	redact(&n, reflect.TypeOf(c))
+	redactor{}.redact(&n, reflect.TypeOf(c), "")
 	out, _ := yaml.Marshal(&n)
 	if strings.Contains(string(out), "s3cret") || strings.Count(string(out), Redacted) != 2 {
 		t.Fatalf("redacted output:\n%s", out)

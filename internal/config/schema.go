@@ -4,7 +4,10 @@
 // column and key path.
 //
 // The struct field comments are the user documentation; docs/config.md
-// repeats them with examples. A field's `yaml` tag is its key.
+// repeats them with examples. A field's `yaml` tag is its key; a
+// `secret:"true"` field is redacted on /config; a `file:"<key>"` field
+// names a file whose content becomes <key> (client_secret_file). String
+// values may hold ${VAR} references (env.go).
 package config
 
 import "time"
@@ -29,6 +32,11 @@ type Config struct {
 	Upstreams map[string]*Upstream `yaml:"upstreams"`
 	// Routes: matched most-specific first (see docs/config.md).
 	Routes []*Route `yaml:"routes"`
+
+	// expanded maps the key path of each string value written with
+	// ${VAR} references to the value as written, so that /config shows
+	// the references, not what they expanded to. Set by the decoder.
+	expanded map[string]string
 }
 
 // Server configures the public listeners.
@@ -447,6 +455,13 @@ type Redis struct {
 	// URL: redis://[user:password@]host:port/db, or rediss:// for TLS.
 	// Required. The password is shown as [redacted] on /config.
 	URL string `yaml:"url" secret:"true"`
+	// URLFile: a file holding the URL, instead of url.
+	URLFile string `yaml:"url_file" file:"url"`
+	// Password, when set, replaces the URL's password; unlike a password
+	// inside the URL it needs no percent-encoding.
+	Password string `yaml:"password" secret:"true"`
+	// PasswordFile: a file holding the password, instead of password.
+	PasswordFile string `yaml:"password_file" file:"password"`
 	// Timeout bounds each call; a slower Redis counts as down. Default 100ms.
 	Timeout Duration `yaml:"timeout"`
 	// ClusterNodes: seed nodes (host:port) of a Redis Cluster; the URL
@@ -534,6 +549,9 @@ type Login struct {
 	// Without a secret Gatehouse is a public client (PKCE alone).
 	ClientID     string `yaml:"client_id"`
 	ClientSecret string `yaml:"client_secret" secret:"true"`
+	// ClientSecretFile: a file holding the client secret, instead of
+	// client_secret (docs/config.md, "Secrets and environment variables").
+	ClientSecretFile string `yaml:"client_secret_file" file:"client_secret"`
 	// RedirectURL: the callback URL registered at the issuer, exactly, such
 	// as https://gw.example.com/_gatehouse/callback. Gatehouse serves its
 	// path. Its origin is Gatehouse's public origin: return URLs must be on
@@ -550,6 +568,9 @@ type Login struct {
 	// text (e.g. openssl rand -base64 32). Required; instances sharing a
 	// Redis store must share it.
 	CookieSecret string `yaml:"cookie_secret" secret:"true"`
+	// CookieSecretFile: a file holding the cookie secret, instead of
+	// cookie_secret.
+	CookieSecretFile string `yaml:"cookie_secret_file" file:"cookie_secret"`
 	// CookieName of the session cookie. Default "gatehouse_session"
 	// ("__Host-gatehouse_session" over https).
 	CookieName string `yaml:"cookie_name"`
@@ -627,6 +648,9 @@ type Introspection struct {
 	// ClientID and ClientSecret authenticate Gatehouse (HTTP Basic).
 	ClientID     string `yaml:"client_id"`
 	ClientSecret string `yaml:"client_secret" secret:"true"`
+	// ClientSecretFile: a file holding the client secret, instead of
+	// client_secret.
+	ClientSecretFile string `yaml:"client_secret_file" file:"client_secret"`
 	// CacheTTL bounds how long an active answer is reused (never past the
 	// token's exp). Default 60s.
 	CacheTTL Duration `yaml:"cache_ttl"`

@@ -6,7 +6,9 @@
 package redisx
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -18,6 +20,8 @@ type Config struct {
 	// credentials, database and TLS apply in every mode; its host is the
 	// server in single mode.
 	URL string
+	// Password, when set, replaces the URL's password.
+	Password string
 	// Timeout bounds dialing, each read and each write.
 	Timeout time.Duration
 	// ClusterNodes, when set, are the seed nodes of a Redis Cluster.
@@ -34,7 +38,14 @@ type Config struct {
 func New(c Config) (redis.UniversalClient, error) {
 	opt, err := redis.ParseURL(c.URL)
 	if err != nil {
+		// A *url.Error quotes the URL, password and all; keep only why.
+		if ue := (*url.Error)(nil); errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	if c.Password != "" {
+		opt.Password = c.Password
 	}
 	if c.Timeout <= 0 {
 		return nil, fmt.Errorf("redis timeout %v: must be positive", c.Timeout)

@@ -154,8 +154,18 @@ func Start(tb testing.TB, config, addr string) *Proc {
 // StartFile is Start with a config file the caller has written.
 func StartFile(tb testing.TB, path, addr string) *Proc {
 	tb.Helper()
+	return StartFileEnv(tb, path, addr, nil)
+}
+
+// StartFileEnv is StartFile with env ("NAME=value" entries) added to the
+// environment the process inherits.
+func StartFileEnv(tb testing.TB, path, addr string, env []string) *Proc {
+	tb.Helper()
 	p := &Proc{ConfigPath: path, Addr: addr, done: make(chan struct{})}
 	p.Cmd = exec.Command(Binary(tb), "run", "-c", path)
+	if env != nil {
+		p.Cmd.Env = append(os.Environ(), env...)
+	}
 	p.Cmd.Stdout = lockedWriter{p}
 	p.Cmd.Stderr = lockedWriter{p}
 	if err := p.Cmd.Start(); err != nil {

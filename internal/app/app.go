@@ -46,6 +46,11 @@ type Options struct {
 	Ready func(addrs []net.Addr, admin net.Addr)
 	// Version is reported in metrics and on the status page.
 	Version string
+	// Listen opens a listening TCP socket (public, TLS and admin alike);
+	// nil means net.Listen. A zero-downtime upgrade passes one that
+	// returns the socket inherited from the previous process
+	// (internal/upgrade).
+	Listen func(network, addr string) (net.Listener, error)
 }
 
 // App is one running Gatehouse.
@@ -69,6 +74,9 @@ type App struct {
 
 // New compiles doc and builds the engine. It starts nothing.
 func New(doc *config.Document, o Options) (*App, error) {
+	if o.Listen == nil {
+		o.Listen = net.Listen
+	}
 	a := &App{opts: o, events: o.Events, doc: doc, gen: 1}
 	if doc.Config.Admin.Listen != "off" {
 		// Metrics exist only to be scraped: with the admin listener off,
@@ -166,7 +174,7 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 	var lns []net.Listener
 	var adminLn net.Listener
 	if l := a.doc.Config.Admin.Listen; l != "off" {
-		ln, err := net.Listen("tcp", l)
+		ln, err := a.opts.Listen("tcp", l)
 		if err != nil {
 			return fmt.Errorf("admin listen %s: %w", l, err)
 		}
@@ -181,7 +189,7 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		addrsToBind = append(append([]string{}, addrsToBind...), t.Listen...)
 	}
 	for i, addr := range addrsToBind {
-		ln, err := net.Listen("tcp", addr)
+		ln, err := a.opts.Listen("tcp", addr)
 		if err != nil {
 			for _, l := range lns {
 				l.Close()

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"reflect"
 	"sort"
 	"sync"
@@ -108,7 +109,7 @@ func New(doc *config.Document, o Options) (*App, error) {
 			return out
 		})
 	}
-	a.admin = admin.New(admin.Options{Source: a, Metrics: a.metrics, Pprof: doc.Config.Admin.Pprof, Version: o.Version})
+	a.admin = admin.New(admin.Options{Source: a, Metrics: a.metrics, Pprof: doc.Config.Admin.Pprof, Version: o.Version, PID: os.Getpid()})
 	return a, nil
 }
 

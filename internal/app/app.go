@@ -64,6 +64,10 @@ type App struct {
 	metrics  *metrics.Metrics
 	admin    *admin.Server
 	up       atomic.Bool // every listener is open
+	// handlers counts requests being served, WebSockets and other
+	// tunnels included: net/http's Shutdown stops tracking a connection
+	// once it is hijacked, so shutdown also waits for this to reach 0.
+	handlers atomic.Int64
 
 	testHookBeforeListen func() // tests: runs just before the listeners are bound
 
@@ -273,6 +277,9 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		})
 	}
 	wg.Wait()
+	if n := a.waitHandlers(sctx); n > 0 {
+		a.events.Warn("grace period over; closing the remaining WebSocket and tunnel connections", "open", n)
+	}
 	a.registry.Close()
 	err := g.Wait()
 	if ctx.Err() != nil && err == nil {
@@ -354,6 +361,39 @@ func (a *App) targetStates() []metrics.TargetState {
 	return out
 }
 
+// counted is h counting the requests it serves in a.handlers.
+func (a *App) counted(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.handlers.Add(1)
+		defer a.handlers.Add(-1)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// waitHandlers waits until no request is being served (after the servers
+// have shut down, only hijacked connections remain: WebSockets, which
+// get the grace period too) or ctx ends. It returns how many remain; the
+// process exit closes their connections.
+func (a *App) waitHandlers(ctx context.Context) int64 {
+	// Polled as net/http's Shutdown does: from 1 ms, doubling, at most 500 ms.
+	wait := time.Millisecond
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		n := a.handlers.Load()
+		if n == 0 {
+			return 0
+		}
+		select {
+		case <-ctx.Done():
+			return n
+		case <-timer.C:
+			wait = min(2*wait, 500*time.Millisecond)
+			timer.Reset(wait)
+		}
+	}
+}
+
 // server is what shutdown needs of an http.Server or an h1server.Server.
 type server interface {
 	Shutdown(context.Context) error
@@ -384,7 +424,7 @@ func (a *App) publicServer(s config.Server, useTLS bool) *http.Server {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	srv := &http.Server{
-		Handler:           a.engine,
+		Handler:           a.counted(a.engine),
 		ConnContext:       proxy.ConnContext,
 		ReadHeaderTimeout: s.ReadHeaderTimeout.D(), // also bounds the TLS handshake
 		IdleTimeout:       s.IdleTimeout.D(),

@@ -22,19 +22,26 @@ type upgradeFlags struct {
 // startUpgrades serves zero-downtime upgrades on SIGUSR2 until ctx ends.
 // When a new process has taken over, takeover is called (it ends ctx: this
 // process stops accepting and drains). The returned wait blocks until the
-// goroutine started here has stopped; call it after ctx has ended.
+// goroutine started here has stopped; call it after ctx has ended, as the
+// process stops.
+//
+// SIGUSR2 stays caught until wait: its default action ends the process,
+// and a draining old process may get one (`systemctl kill -s USR2`
+// signals every process of the unit).
 func startUpgrades(ctx context.Context, upg *upgrade.Upgrader, takeover func()) (wait func()) {
 	usr2 := make(chan os.Signal, 1)
 	signal.Notify(usr2, syscall.SIGUSR2)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		defer signal.Stop(usr2)
 		if upg.Run(ctx, usr2) {
 			takeover()
 		}
 	}()
-	return func() { <-done }
+	return func() {
+		<-done
+		signal.Stop(usr2)
+	}
 }
 
 // newUpgrader is the process's upgrader; it logs whether the listeners

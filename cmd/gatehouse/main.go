@@ -1,6 +1,7 @@
 // Command gatehouse is a reverse proxy and API gateway.
 //
-//	gatehouse run [-c gatehouse.yaml]       serve with a config file
+//	gatehouse run [-c gatehouse.yaml] [-pid-file F]  serve with a config file
+//	gatehouse upgrade -pid-file F [-wait 90s]        zero-downtime binary upgrade
 //	gatehouse validate [-c gatehouse.yaml]  check a config; exit 1 listing every error
 //	gatehouse demo [-listen 127.0.0.1:6188] the shipped routes with echo upstreams
 //	gatehouse version
@@ -25,6 +26,7 @@ import (
 	"gatehouse/internal/demo"
 	"gatehouse/internal/observe/logging"
 	"gatehouse/internal/runtime"
+	"gatehouse/internal/upgrade"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -34,6 +36,11 @@ const usage = `usage: gatehouse <command> [flags]
 
 commands:
   run       -c FILE   serve (default ./gatehouse.yaml)
+            [-pid-file FILE] [-upgrade-timeout 1m]
+            SIGHUP reloads the config; SIGUSR2 upgrades to the binary on disk
+  upgrade   -pid-file FILE [-wait DURATION]
+            SIGUSR2 to the running process (zero-downtime binary upgrade);
+            with -wait, wait until the new process serves
   validate  -c FILE   check a config file; prints every error, exit 1 if any
   demo      [-listen ADDR]  shipped routes with built-in echo upstreams
   version             print the version
@@ -53,8 +60,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfg := fs.String("c", "gatehouse.yaml", "config file")
 	listen := fs.String("listen", "127.0.0.1:6188", "demo: listen address")
+	var up upgradeFlags
+	fs.StringVar(&up.pidFile, "pid-file", "", "run, upgrade: the file naming the serving process's PID")
+	fs.DurationVar(&up.timeout, "upgrade-timeout", upgrade.DefaultTimeout, "run: how long a new process has to become ready on SIGUSR2")
+	wait := fs.Duration("wait", 0, "upgrade: wait this long for the new process to serve")
 	switch cmd {
-	case "run", "validate", "demo":
+	case "run", "validate", "demo", "upgrade":
 		if err := fs.Parse(args); err != nil {
 			return 2
 		}
@@ -74,13 +85,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return validate(*cfg, stdout, stderr)
 	case "demo":
 		return serveDemo(*listen, stdout, stderr)
+	case "upgrade":
+		return upgradeCommand(up.pidFile, *wait, stdout, stderr)
 	}
 	doc, err := config.Load(*cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	return serve(doc, *cfg, stdout, stderr, nil)
+	return serve(doc, *cfg, stdout, stderr, nil, &up)
 }
 
 func validate(path string, stdout, stderr io.Writer) int {
@@ -101,7 +114,9 @@ func validate(path string, stdout, stderr io.Writer) int {
 }
 
 // serve runs an App until SIGTERM or SIGINT; SIGHUP reloads configPath.
-func serve(doc *config.Document, configPath string, stdout, stderr io.Writer, ready func([]net.Addr, net.Addr)) int {
+// With up set, SIGUSR2 upgrades to the binary on disk, and the listeners
+// are inherited when this process is the new one of an upgrade.
+func serve(doc *config.Document, configPath string, stdout, stderr io.Writer, ready func([]net.Addr, net.Addr), up *upgradeFlags) int {
 	events := logging.NewEventLogger(stderr, logging.ParseLevel(doc.Config.Log.Level))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -144,12 +159,42 @@ func serve(doc *config.Document, configPath string, stdout, stderr io.Writer, re
 		}
 	}()
 
-	a, err := app.New(doc, app.Options{ConfigPath: configPath, Events: events, Access: access, Ready: ready, Version: versionString()})
+	opts := app.Options{ConfigPath: configPath, Events: events, Access: access, Ready: ready, Version: versionString()}
+	if up != nil {
+		upg, err := newUpgrader(*up, events)
+		if err != nil {
+			events.Error("cannot start", "err", err.Error())
+			return 1
+		}
+		defer upg.Close()
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		wait := startUpgrades(ctx, upg, func() { cancel(nil) })
+		defer wait()
+		defer cancel(nil) // before wait
+		opts.Listen = upg.Listen
+		// Ready once every listener is open and served: an old process
+		// waiting on this one stops accepting only now.
+		opts.Ready = func(addrs []net.Addr, admin net.Addr) {
+			if err := upg.Ready(); err != nil {
+				cancel(err)
+				return
+			}
+			if ready != nil {
+				ready(addrs, admin)
+			}
+		}
+	}
+	a, err := app.New(doc, opts)
 	if err != nil {
 		events.Error("cannot start", "err", err.Error())
 		return 1
 	}
-	if err := a.Run(ctx, reload); err != nil {
+	err = a.Run(ctx, reload)
+	if cause := context.Cause(ctx); err == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = cause
+	}
+	if err != nil {
 		events.Error("stopped with an error", "err", err.Error())
 		return 1
 	}
@@ -167,7 +212,7 @@ func serveDemo(listen string, stdout, stderr io.Writer) int {
 	defer cleanup()
 	return serve(doc, "", stdout, stderr, func(addrs []net.Addr, admin net.Addr) {
 		demo.Banner(stdout, addrs[0].String(), admin, doc)
-	})
+	}, nil)
 }
 
 func versionString() string {

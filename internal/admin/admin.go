@@ -49,6 +49,9 @@ type Options struct {
 	Metrics *metrics.Metrics
 	Pprof   bool
 	Version string
+	// PID is reported on the status page: after a zero-downtime upgrade
+	// it tells which process answers.
+	PID int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// SampleEvery is the status page's sampling interval. Default 5s.
@@ -242,6 +245,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"rate_limited":   limited,
 		"version":        s.o.Version,
+		"pid":            s.o.PID,
 		"uptime_seconds": int64(now.Sub(s.started).Seconds()),
 		"ready":          ready,
 		"not_ready":      reasons,

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -62,5 +63,23 @@ func TestAssertionJWKS(t *testing.T) {
 				t.Fatalf("GET /jwks.json: %d %s", rec.Code, rec.Body)
 			}
 		})
+	}
+}
+
+// TestStatusReportsPID: after a zero-downtime upgrade, the status page
+// tells which process answers.
+func TestStatusReportsPID(t *testing.T) {
+	t.Parallel()
+	s := New(Options{Source: snapSource{&runtime.Snapshot{Fallback: &runtime.Route{}}}, PID: 4242})
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "/status.json", nil))
+	var got struct {
+		PID int `json:"pid"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || rec.Code != http.StatusOK {
+		t.Fatalf("status %d, %v: %s", rec.Code, err, rec.Body)
+	}
+	if got.PID != 4242 {
+		t.Fatalf("pid %d, want 4242", got.PID)
 	}
 }

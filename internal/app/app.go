@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"reflect"
 	"sort"
 	"sync"
@@ -46,6 +47,11 @@ type Options struct {
 	Ready func(addrs []net.Addr, admin net.Addr)
 	// Version is reported in metrics and on the status page.
 	Version string
+	// Listen opens a listening TCP socket (public, TLS and admin alike);
+	// nil means net.Listen. A zero-downtime upgrade passes one that
+	// returns the socket inherited from the previous process
+	// (internal/upgrade).
+	Listen func(network, addr string) (net.Listener, error)
 }
 
 // App is one running Gatehouse.
@@ -58,6 +64,10 @@ type App struct {
 	metrics  *metrics.Metrics
 	admin    *admin.Server
 	up       atomic.Bool // every listener is open
+	// handlers counts requests being served, WebSockets and other
+	// tunnels included: net/http's Shutdown stops tracking a connection
+	// once it is hijacked, so shutdown also waits for this to reach 0.
+	handlers atomic.Int64
 
 	testHookBeforeListen func() // tests: runs just before the listeners are bound
 
@@ -69,6 +79,9 @@ type App struct {
 
 // New compiles doc and builds the engine. It starts nothing.
 func New(doc *config.Document, o Options) (*App, error) {
+	if o.Listen == nil {
+		o.Listen = net.Listen
+	}
 	a := &App{opts: o, events: o.Events, doc: doc, gen: 1}
 	if doc.Config.Admin.Listen != "off" {
 		// Metrics exist only to be scraped: with the admin listener off,
@@ -100,7 +113,7 @@ func New(doc *config.Document, o Options) (*App, error) {
 			return out
 		})
 	}
-	a.admin = admin.New(admin.Options{Source: a, Metrics: a.metrics, Pprof: doc.Config.Admin.Pprof, Version: o.Version})
+	a.admin = admin.New(admin.Options{Source: a, Metrics: a.metrics, Pprof: doc.Config.Admin.Pprof, Version: o.Version, PID: os.Getpid()})
 	return a, nil
 }
 
@@ -166,7 +179,7 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 	var lns []net.Listener
 	var adminLn net.Listener
 	if l := a.doc.Config.Admin.Listen; l != "off" {
-		ln, err := net.Listen("tcp", l)
+		ln, err := a.opts.Listen("tcp", l)
 		if err != nil {
 			return fmt.Errorf("admin listen %s: %w", l, err)
 		}
@@ -181,7 +194,7 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		addrsToBind = append(append([]string{}, addrsToBind...), t.Listen...)
 	}
 	for i, addr := range addrsToBind {
-		ln, err := net.Listen("tcp", addr)
+		ln, err := a.opts.Listen("tcp", addr)
 		if err != nil {
 			for _, l := range lns {
 				l.Close()
@@ -266,6 +279,9 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		})
 	}
 	wg.Wait()
+	if n := a.waitHandlers(sctx); n > 0 {
+		a.events.Warn("grace period over; closing the remaining WebSocket and tunnel connections", "open", n)
+	}
 	a.registry.Close()
 	err := g.Wait()
 	if ctx.Err() != nil && err == nil {
@@ -347,6 +363,39 @@ func (a *App) targetStates() []metrics.TargetState {
 	return out
 }
 
+// counted is h counting the requests it serves in a.handlers.
+func (a *App) counted(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.handlers.Add(1)
+		defer a.handlers.Add(-1)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// waitHandlers waits until no request is being served (after the servers
+// have shut down, only hijacked connections remain: WebSockets, which
+// get the grace period too) or ctx ends. It returns how many remain; the
+// process exit closes their connections.
+func (a *App) waitHandlers(ctx context.Context) int64 {
+	// Polled as net/http's Shutdown does: from 1 ms, doubling, at most 500 ms.
+	wait := time.Millisecond
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		n := a.handlers.Load()
+		if n == 0 {
+			return 0
+		}
+		select {
+		case <-ctx.Done():
+			return n
+		case <-timer.C:
+			wait = min(2*wait, 500*time.Millisecond)
+			timer.Reset(wait)
+		}
+	}
+}
+
 // server is what shutdown needs of an http.Server or an h1server.Server.
 type server interface {
 	Shutdown(context.Context) error
@@ -377,7 +426,7 @@ func (a *App) publicServer(s config.Server, useTLS bool) *http.Server {
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	srv := &http.Server{
-		Handler:           a.engine,
+		Handler:           a.counted(a.engine),
 		ConnContext:       proxy.ConnContext,
 		ReadHeaderTimeout: s.ReadHeaderTimeout.D(), // also bounds the TLS handshake
 		IdleTimeout:       s.IdleTimeout.D(),

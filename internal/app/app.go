@@ -339,7 +339,7 @@ func (a *App) targetStates() []metrics.TargetState {
 	var out []metrics.TargetState
 	for name, p := range snap.Pools {
 		for _, t := range p.Targets() {
-			out = append(out, metrics.TargetState{Upstream: name, Target: t.Addr, Up: t.Available(now)})
+			out = append(out, metrics.TargetState{Upstream: name, Target: t.Addr, State: t.Verdict(now)})
 		}
 	}
 	return out

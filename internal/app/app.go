@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"reflect"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,21 +135,13 @@ func (a *App) Reloads() admin.ReloadState {
 }
 
 // Ready implements admin.Source: a config is loaded (always, once New
-// succeeded), every listener is open, and every upstream has at least its
-// health.min_healthy_share of primary targets available.
+// succeeded), every listener is open, and the config can serve its routes
+// (notReady: their upstreams have a target, their issuers were reached).
 func (a *App) Ready() (bool, []string) {
 	if !a.up.Load() {
 		return false, []string{"listeners are not open"}
 	}
-	snap := a.holder.Load()
-	var reasons []string
-	for name, u := range snap.Upstreams {
-		if share := snap.Pools[name].Share(); share < u.MinHealthyShare {
-			reasons = append(reasons, fmt.Sprintf("upstream %s: %.0f%% of targets available, %.0f%% required",
-				name, share*100, u.MinHealthyShare*100))
-		}
-	}
-	sort.Strings(reasons)
+	reasons := notReady(a.holder.Load(), time.Now())
 	return len(reasons) == 0, reasons
 }
 
@@ -357,7 +348,7 @@ func (a *App) targetStates() []metrics.TargetState {
 	var out []metrics.TargetState
 	for name, p := range snap.Pools {
 		for _, t := range p.Targets() {
-			out = append(out, metrics.TargetState{Upstream: name, Target: t.Addr, Up: t.Available(now)})
+			out = append(out, metrics.TargetState{Upstream: name, Target: t.Addr, State: t.Verdict(now)})
 		}
 	}
 	return out

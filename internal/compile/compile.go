@@ -102,7 +102,8 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 		}
 		snap.Pools[n] = reg.Pool(runtime.PoolSpec{Key: key, Name: n, Check: check, Discover: disc, Static: targets,
 			Make: func() *lb.Pool { return lb.NewPool(n, targets, s, reg.Metrics()) }})
-		snap.Upstreams[n] = &runtime.Upstream{Retry: retryPolicy(u), MinHealthyShare: u.Health.MinHealthyShare}
+		snap.Upstreams[n] = &runtime.Upstream{Retry: retryPolicy(u), MinHealthyShare: u.Health.MinHealthyShare,
+			ActiveChecks: check != nil}
 	}
 
 	issuers := compileIssuers(c, reg, snap)
@@ -149,6 +150,11 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 					Scopes: c.Auth.IdentityHeaders.Scopes, Client: c.Auth.IdentityHeaders.Client, Issuer: c.Auth.IdentityHeaders.Issuer}}
 			for _, n := range a.Issuers {
 				f.Issuers = append(f.Issuers, issuers[n])
+				for i := range snap.Issuers {
+					if snap.Issuers[i].Name == n {
+						snap.Issuers[i].Routes = append(snap.Issuers[i].Routes, rc.Name)
+					}
+				}
 			}
 			if m := reg.Metrics(); m != nil {
 				f.Obs = m.Auth()
@@ -360,7 +366,7 @@ func compileIssuers(c *config.Config, reg *runtime.Registry, snap *runtime.Snaps
 		key := fmt.Sprintf("issuer|%s|%s|%v|%v", ic.Issuer, ic.JWKSURI, ic.KeyCooldown, ic.RefreshInterval)
 		keys := reg.Service(key, func() any {
 			return &issuer.Keys{Issuer: ic.Issuer, JWKSURI: ic.JWKSURI, Client: authClient(),
-				Cooldown: ic.KeyCooldown.D(), Refresh: ic.RefreshInterval.D()}
+				Cooldown: ic.KeyCooldown.D(), Refresh: ic.RefreshInterval.D(), Name: n, Events: reg.Events()}
 		}).(*issuer.Keys)
 		snap.Services = append(snap.Services, key)
 		snap.Issuers = append(snap.Issuers, runtime.IssuerKeys{Name: n, Keys: keys})

@@ -293,10 +293,14 @@ func (p *Pool) Report(t *Target, o Outcome) {
 		if t.consecFails.Load() != 0 {
 			t.consecFails.Store(0)
 		}
+		if t.passive.Load() != passiveOK { // no shared write per request once known
+			t.passive.Store(passiveOK)
+		}
 		return
 	case Neutral:
 		return
 	}
+	t.passive.Store(passiveFailed)
 	s := p.Settings
 	if s.Failures <= 0 || int(t.consecFails.Add(1)) < s.Failures {
 		return

@@ -33,12 +33,55 @@ type Target struct {
 	consecFails  atomic.Int32
 	ejections    atomic.Int32 // current ejection level (backoff exponent + 1)
 	totalEjects  atomic.Int64
+	passive      atomic.Int32 // passiveNone, passiveOK or passiveFailed: the last attempt's outcome
 
 	mu         sync.Mutex // guards the following fields
 	lastCheck  time.Time
 	lastReason string
 	lastEject  time.Time
 }
+
+// What passive health last learned of a target (Pool.Report).
+const (
+	passiveNone   int32 = iota // no attempt has reported yet
+	passiveOK                  // the last attempt got an answer
+	passiveFailed              // the last attempt failed (connect, timeout, 502/503/504)
+)
+
+// Verdicts of Target.Verdict: the state label values of
+// gatehouse_upstream_target_state (metrics.TargetStates).
+const (
+	VerdictUp      = "up"      // active checks pass, or (before any active verdict) the last request got an answer
+	VerdictDown    = "down"    // active checks fail
+	VerdictEjected = "ejected" // passively ejected after consecutive failures
+	VerdictFailing = "failing" // no active verdict, the last request failed, not (yet) ejected
+	VerdictUnknown = "unknown" // never checked, never used: nothing is known
+)
+
+// Verdict says what is known of t at now (unix nanos). Active checks
+// decide when they have; otherwise the last request does. A target that
+// was never checked nor used is "unknown": available to the balancers
+// (like Envoy's and HAProxy's unchecked hosts), but not known to be up.
+func (t *Target) Verdict(now int64) string {
+	switch {
+	case t.active.Load() == StateDown:
+		return VerdictDown
+	case t.ejectedUntil.Load() > now:
+		return VerdictEjected
+	case t.active.Load() == StateUp:
+		return VerdictUp
+	}
+	switch t.passive.Load() {
+	case passiveOK:
+		return VerdictUp
+	case passiveFailed:
+		return VerdictFailing
+	}
+	return VerdictUnknown
+}
+
+// CheckedUp reports whether active checks have marked t up.
+func (t *Target) CheckedUp() bool { return t.active.Load() == StateUp }
 
 // NewTarget returns a target in the unchecked state.
 func NewTarget(addr string, weight int, backup bool) *Target {

@@ -91,13 +91,25 @@ func (s *Snapshot) IsTrusted(a netip.Addr) bool {
 // IssuerKeys is a configured issuer's key source.
 type IssuerKeys struct {
 	Name string
-	Keys interface{ Fetches() int64 }
+	Keys interface {
+		Fetches() int64
+		// Reachability: were the keys ever fetched, and the last
+		// fetch's error while failing.
+		Reachability() (reached bool, lastErr string)
+	}
+	// Routes are the routes whose auth needs this issuer, in config
+	// order; none when it is configured but unused.
+	Routes []string
 }
 
 // Upstream is an upstream's request policy (its pool is in Pools).
 type Upstream struct {
 	Retry           RetryPolicy
 	MinHealthyShare float64
+	// ActiveChecks: the pool's targets are probed (health.active), so
+	// readiness waits for a check to pass rather than trusting an
+	// unchecked target.
+	ActiveChecks bool
 }
 
 // RetryPolicy says when a failed attempt is tried again elsewhere.

@@ -123,20 +123,29 @@ func (a *ACME) Run(ctx context.Context) {
 	<-ctx.Done()
 }
 
-func (a *ACME) onEvent(_ context.Context, event string, data map[string]any) error {
+func (a *ACME) onEvent(ctx context.Context, event string, data map[string]any) error {
 	name, _ := data["identifier"].(string)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	st := a.status[strings.ToLower(name)]
 	switch event {
 	case "cert_obtained":
-		a.c.Events.Info("acme: certificate obtained", "name", name, "renewal", data["renewal"])
+		// After failures this is the recovery event.
+		recovered := st != nil && st.LastError != ""
+		a.c.Events.Info("acme: certificate obtained", "name", name, "renewal", data["renewal"], "recovered", recovered)
 		if st != nil {
 			st.LastObtain, st.LastError = time.Now(), ""
 		}
 	case "cert_failed":
 		msg := fmt.Sprint(data["error"])
-		a.c.Events.Warn("acme: obtaining a certificate failed; retrying with backoff", "name", name, "renewal", data["renewal"], "err", msg)
+		// One event when a name starts failing; certmagic's retries
+		// (with backoff) go to debug until it is obtained again.
+		level := slog.LevelWarn
+		if st != nil && st.LastError != "" {
+			level = slog.LevelDebug
+		}
+		a.c.Events.Log(ctx, level, "acme: obtaining a certificate failed; retrying with backoff",
+			"name", name, "renewal", data["renewal"], "err", msg)
 		if st != nil {
 			st.LastError, st.LastErrorAt = msg, time.Now()
 		}

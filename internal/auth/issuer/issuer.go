@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -41,7 +42,13 @@ type Keys struct {
 	Cooldown time.Duration
 	Refresh  time.Duration
 	Now      func() time.Time
+	// Name is the issuer's config name, for events; Events, if set,
+	// receives one event when the issuer becomes unreachable and one when
+	// it is reachable again (not one per request).
+	Name   string
+	Events *slog.Logger
 
+	reach   reachability
 	flight  flight.Group
 	current atomic.Pointer[jwks.Set] // set, for lock-free reads
 	mu      sync.Mutex               // guards the following fields
@@ -91,6 +98,9 @@ func (k *Keys) ensure(ctx context.Context) (*jwks.Set, error) {
 				err = fmt.Errorf("issuer %s: metadata has no jwks_uri", k.Issuer)
 			}
 		}
+		if err != nil {
+			defer k.observe(err) // after the lock is released
+		}
 		k.mu.Lock()
 		defer k.mu.Unlock()
 		k.triedAt = k.now()
@@ -98,7 +108,7 @@ func (k *Keys) ensure(ctx context.Context) (*jwks.Set, error) {
 			return nil, err
 		}
 		if k.set == nil {
-			k.set = jwks.New(uri, jwks.Options{Client: k.Client, Cooldown: k.Cooldown, Now: k.Now})
+			k.set = jwks.New(uri, jwks.Options{Client: k.Client, Cooldown: k.Cooldown, Now: k.Now, OnFetch: k.observe})
 			k.current.Store(k.set)
 		}
 		return k.set, nil
@@ -178,6 +188,48 @@ func (k *Keys) Fetches() int64 {
 	}
 	n, _, _ := set.Stats()
 	return n
+}
+
+// reachability is what Gatehouse learned of an issuer by fetching its
+// metadata and keys.
+type reachability struct {
+	mu      sync.Mutex // guards the following fields
+	reached bool       // keys were fetched at least once
+	failing bool       // the last fetch (discovery or keys) failed
+	lastErr string
+}
+
+// observe records the result of a discovery or key fetch and logs an
+// event when the issuer starts failing or recovers: once per transition,
+// however many requests and refreshes see the same state.
+func (k *Keys) observe(err error) {
+	r := &k.reach
+	r.mu.Lock()
+	was := r.failing
+	r.failing = err != nil
+	if err != nil {
+		r.lastErr = err.Error()
+	} else {
+		r.reached, r.lastErr = true, ""
+	}
+	r.mu.Unlock()
+	if k.Events == nil || was == (err != nil) {
+		return
+	}
+	if err != nil {
+		k.Events.Warn("issuer unreachable; tokens needing keys not yet fetched get 503 until it is back",
+			"issuer", k.Name, "url", k.Issuer, "err", err.Error())
+		return
+	}
+	k.Events.Info("issuer reachable again", "issuer", k.Name, "url", k.Issuer)
+}
+
+// Reachability reports whether the issuer's keys were ever fetched, and
+// the last fetch's error while it is failing ("" otherwise).
+func (k *Keys) Reachability() (reached bool, lastErr string) {
+	k.reach.mu.Lock()
+	defer k.reach.mu.Unlock()
+	return k.reach.reached, k.reach.lastErr
 }
 
 // Metadata is what Gatehouse uses of an issuer's metadata.

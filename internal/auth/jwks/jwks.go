@@ -51,6 +51,7 @@ type Set struct {
 	client   *http.Client
 	cooldown time.Duration
 	now      func() time.Time
+	onFetch  func(error) // may be nil
 	flight   flight.Group
 	gen      atomic.Uint64 // successful fetches: Generation
 
@@ -69,6 +70,9 @@ type Options struct {
 	// Default 30s.
 	Cooldown time.Duration
 	Now      func() time.Time
+	// OnFetch, if set, is told the result of every fetch (nil: success),
+	// whoever caused it: a request, a refresh, a waiter of another's.
+	OnFetch func(err error)
 }
 
 // New returns a Set for url. It fetches nothing until asked.
@@ -79,7 +83,7 @@ func New(url string, o Options) *Set {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Set{url: url, client: o.Client, cooldown: o.Cooldown, now: o.Now, keys: map[string]jose.JSONWebKey{}}
+	return &Set{url: url, client: o.Client, cooldown: o.Cooldown, now: o.Now, onFetch: o.OnFetch, keys: map[string]jose.JSONWebKey{}}
 }
 
 // Key returns the key for kid, fetching the set when kid is unknown and
@@ -152,6 +156,9 @@ func (s *Set) Holds(kid string, key any) bool {
 func (s *Set) Refresh(ctx context.Context) error {
 	_, err := flight.Do(&s.flight, ctx, "fetch", FetchTimeout, func(ctx context.Context) (struct{}, error) {
 		keys, err := s.fetch(ctx)
+		if s.onFetch != nil {
+			defer s.onFetch(err) // after the lock is released
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.triedAt = s.now()

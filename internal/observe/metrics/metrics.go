@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -150,10 +151,22 @@ func New(version string) *Metrics {
 }
 
 // RouteObs caches a route's label children, so the request path does no
-// label hashing: one array index per request.
+// label hashing: one array index and one atomic load per request.
+//
+// A child is created the first time its method and status class are seen,
+// not up front: a route served only GET 2xx exposes one counter and one
+// histogram, not 50 of each (issue 15: 8 routes exposed 8,300 lines). The
+// label values still come from fixed sets (Methods, Classes), so the
+// series per route stay bounded by 50.
 type RouteObs struct {
-	count [len(Methods)][len(Classes)]prometheus.Counter
-	dur   [len(Methods)][len(Classes)]prometheus.Observer
+	m     *Metrics
+	name  string
+	cells [len(Methods)][len(Classes)]atomic.Pointer[routeCell]
+}
+
+type routeCell struct {
+	count prometheus.Counter
+	dur   prometheus.Observer
 }
 
 // Route returns the observers of a route (created on first use).
@@ -161,66 +174,94 @@ func (m *Metrics) Route(name string) *RouteObs {
 	if ro, ok := m.routes.Load(name); ok {
 		return ro.(*RouteObs)
 	}
-	ro := &RouteObs{}
-	for i, meth := range Methods {
-		for j, cl := range Classes {
-			ro.count[i][j] = m.requests.WithLabelValues(name, meth, cl)
-			ro.dur[i][j] = m.duration.WithLabelValues(name, meth, cl)
-		}
-	}
-	actual, _ := m.routes.LoadOrStore(name, ro)
+	actual, _ := m.routes.LoadOrStore(name, &RouteObs{m: m, name: name})
 	return actual.(*RouteObs)
+}
+
+func (ro *RouteObs) cell(i, j int) *routeCell {
+	if c := ro.cells[i][j].Load(); c != nil {
+		return c
+	}
+	c := &routeCell{count: ro.m.requests.WithLabelValues(ro.name, Methods[i], Classes[j]),
+		dur: ro.m.duration.WithLabelValues(ro.name, Methods[i], Classes[j])}
+	if ro.cells[i][j].CompareAndSwap(nil, c) {
+		return c
+	}
+	return ro.cells[i][j].Load() // another request made it: the same children
 }
 
 // Observe records one answered request.
 func (ro *RouteObs) Observe(method string, status int, seconds float64) {
-	i, j := MethodIndex(method), ClassIndex(status)
-	ro.count[i][j].Inc()
-	ro.dur[i][j].Observe(seconds)
+	c := ro.cell(MethodIndex(method), ClassIndex(status))
+	c.count.Inc()
+	c.dur.Observe(seconds)
 }
 
 // InFlight is the in-flight gauge.
 func (m *Metrics) InFlight() prometheus.Gauge { return m.inFlight }
 
-// TargetObs holds one upstream target's children.
+// TargetObs holds one upstream target's children, each created on first
+// use (like RouteObs): a target never used exposes no series but
+// gatehouse_upstream_target_up and _state.
 type TargetObs struct {
-	reqs    [len(Classes)]prometheus.Counter
-	latency prometheus.Observer
-	errs    map[string]prometheus.Counter
-	dials   prometheus.Counter
+	m                *Metrics
+	upstream, target string
+	reqs             [len(Classes)]atomic.Pointer[prometheus.Counter]
+	latency          atomic.Pointer[prometheus.Observer]
+	errs             [len(ErrorKinds)]atomic.Pointer[prometheus.Counter]
+	dials            atomic.Pointer[prometheus.Counter]
 }
 
 // ErrorKinds are the kind label values of gatehouse_upstream_errors_total.
-var ErrorKinds = []string{"connect", "timeout", "protocol"}
+var ErrorKinds = [...]string{"connect", "timeout", "protocol"}
 
 // Target returns the observers of one upstream target.
 func (m *Metrics) Target(upstream, target string) *TargetObs {
-	t := &TargetObs{latency: m.upLatency.WithLabelValues(upstream, target),
-		dials: m.upDials.WithLabelValues(upstream, target), errs: map[string]prometheus.Counter{}}
-	for j, cl := range Classes {
-		t.reqs[j] = m.upReqs.WithLabelValues(upstream, target, cl)
+	return &TargetObs{m: m, upstream: upstream, target: target}
+}
+
+// lazy returns what p holds, or stores and returns mk's result. The fast
+// path is one atomic load; mk runs only for a label set's first use.
+func lazy[T any](p *atomic.Pointer[T], mk func() T) T {
+	if v := p.Load(); v != nil {
+		return *v
 	}
-	for _, k := range ErrorKinds {
-		t.errs[k] = m.upErrors.WithLabelValues(upstream, target, k)
+	v := mk()
+	if p.CompareAndSwap(nil, &v) {
+		return v
 	}
-	return t
+	return *p.Load() // another request made it: the same child
 }
 
 // Response records an attempt that got response headers.
 func (t *TargetObs) Response(status int, seconds float64) {
-	t.reqs[ClassIndex(status)].Inc()
-	t.latency.Observe(seconds)
+	j := ClassIndex(status)
+	if c := t.reqs[j].Load(); c != nil {
+		(*c).Inc()
+	} else {
+		lazy(&t.reqs[j], func() prometheus.Counter { return t.m.upReqs.WithLabelValues(t.upstream, t.target, Classes[j]) }).Inc()
+	}
+	if o := t.latency.Load(); o != nil {
+		(*o).Observe(seconds)
+	} else {
+		lazy(&t.latency, func() prometheus.Observer { return t.m.upLatency.WithLabelValues(t.upstream, t.target) }).Observe(seconds)
+	}
 }
 
 // Error records a failed attempt; kind is one of ErrorKinds.
 func (t *TargetObs) Error(kind string) {
-	if c, ok := t.errs[kind]; ok {
-		c.Inc()
+	for i, k := range ErrorKinds {
+		if k == kind {
+			lazy(&t.errs[i], func() prometheus.Counter { return t.m.upErrors.WithLabelValues(t.upstream, t.target, k) }).Inc()
+			return
+		}
 	}
 }
 
 // Dialed records a new connection.
-func (t *TargetObs) Dialed() { t.dials.Inc() }
+func (t *TargetObs) Dialed() {
+	lazy(&t.dials, func() prometheus.Counter { return t.m.upDials.WithLabelValues(t.upstream, t.target) }).Inc()
+}
 
 // Reload records a config load or reload.
 func (m *Metrics) Reload(ok bool, unix float64) {
@@ -241,9 +282,13 @@ func (m *Metrics) RouteTotals() map[string][2]float64 {
 	m.routes.Range(func(k, v any) bool {
 		ro := v.(*RouteObs)
 		var total, errs float64
-		for i := range ro.count {
-			for j := range ro.count[i] {
-				n := counterValue(ro.count[i][j])
+		for i := range ro.cells {
+			for j := range ro.cells[i] {
+				c := ro.cells[i][j].Load()
+				if c == nil {
+					continue
+				}
+				n := counterValue(c.count)
 				total += n
 				if j == len(Classes)-1 {
 					errs += n
@@ -264,11 +309,16 @@ func counterValue(c prometheus.Counter) float64 {
 	return d.Counter.GetValue()
 }
 
-// TargetState is one target's health for gatehouse_upstream_target_up.
+// TargetState is one target's health for gatehouse_upstream_target_up
+// and gatehouse_upstream_target_state.
 type TargetState struct {
 	Upstream, Target string
-	Up               bool // available: not down by active checks, not ejected
+	State            string // one of TargetStates (lb.Target.Verdict)
 }
+
+// TargetStates are the state label values of
+// gatehouse_upstream_target_state, as lb.Target.Verdict names them.
+var TargetStates = [...]string{"up", "down", "ejected", "failing", "unknown"}
 
 // scrapeGauges is a gauge family computed at scrape time: collect emits
 // one value per label set.
@@ -285,20 +335,41 @@ func (c scrapeGauges) Collect(ch chan<- prometheus.Metric) {
 	})
 }
 
-// WatchTargets exports gatehouse_upstream_target_up from list, called at
-// every scrape.
+// WatchTargets exports gatehouse_upstream_target_up and
+// gatehouse_upstream_target_state from list, called at every scrape.
+//
+// target_up is 1 only for a target known to work: active checks pass or,
+// without an active verdict, its last request got an answer. A target
+// never checked nor used is 0 there and "unknown" in target_state, so an
+// idle target is not reported up on no evidence (issue 15).
 func (m *Metrics) WatchTargets(list func() []TargetState) {
 	m.Registry.MustRegister(scrapeGauges{
 		desc: prometheus.NewDesc("gatehouse_upstream_target_up",
-			"1 if the target is available (not down by active checks, not ejected), else 0.",
+			"1 if the target is known to work (active checks pass, or without them its last request got an answer) and is not ejected; 0 if down, ejected, failing or never checked nor used (see gatehouse_upstream_target_state).",
 			[]string{"upstream", "target"}, nil),
 		collect: func(emit func(float64, ...string)) {
 			for _, s := range list() {
 				v := 0.0
-				if s.Up {
+				if s.State == TargetStates[0] {
 					v = 1
 				}
 				emit(v, s.Upstream, s.Target)
+			}
+		},
+	})
+	m.Registry.MustRegister(scrapeGauges{
+		desc: prometheus.NewDesc("gatehouse_upstream_target_state",
+			"1 for the target's current state, 0 for the others: up, down (active checks fail), ejected, failing (its last request failed, no active verdict), unknown (never checked nor used).",
+			[]string{"upstream", "target", "state"}, nil),
+		collect: func(emit func(float64, ...string)) {
+			for _, s := range list() {
+				for _, st := range TargetStates {
+					v := 0.0
+					if s.State == st {
+						v = 1
+					}
+					emit(v, s.Upstream, s.Target, st)
+				}
 			}
 		},
 	})

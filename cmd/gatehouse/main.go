@@ -3,6 +3,7 @@
 //	gatehouse run [-c gatehouse.yaml]       serve with a config file
 //	gatehouse validate [-c gatehouse.yaml]  check a config; exit 1 listing every error
 //	gatehouse demo [-listen 127.0.0.1:6188] the shipped routes with echo upstreams
+//	gatehouse healthcheck [-c FILE] [-url URL]  GET the admin /healthz; exit 0 if 200
 //	gatehouse version
 package main
 
@@ -18,6 +19,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"gatehouse/internal/app"
 	"gatehouse/internal/compile"
@@ -36,6 +38,8 @@ commands:
   run       -c FILE   serve (default ./gatehouse.yaml)
   validate  -c FILE   check a config file; prints every error, exit 1 if any
   demo      [-listen ADDR]  shipped routes with built-in echo upstreams
+  healthcheck -c FILE [-url URL] [-timeout D]
+                      GET the admin listener's /healthz; exit 0 if it answers 200
   version             print the version
 `
 
@@ -53,8 +57,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfg := fs.String("c", "gatehouse.yaml", "config file")
 	listen := fs.String("listen", "127.0.0.1:6188", "demo: listen address")
+	hcURL := fs.String("url", "", "healthcheck: URL to GET instead of the config's admin listener /healthz")
+	hcTimeout := fs.Duration("timeout", 3*time.Second, "healthcheck: give up after this long")
 	switch cmd {
-	case "run", "validate", "demo":
+	case "run", "validate", "demo", "healthcheck":
 		if err := fs.Parse(args); err != nil {
 			return 2
 		}
@@ -74,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return validate(*cfg, stdout, stderr)
 	case "demo":
 		return serveDemo(*listen, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(*cfg, *hcURL, *hcTimeout, stdout, stderr)
 	}
 	doc, err := config.Load(*cfg)
 	if err != nil {

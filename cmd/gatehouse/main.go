@@ -4,6 +4,7 @@
 //	gatehouse upgrade -pid-file F [-wait 90s]        zero-downtime binary upgrade
 //	gatehouse validate [-c gatehouse.yaml]  check a config; exit 1 listing every error
 //	gatehouse demo [-listen 127.0.0.1:6188] the shipped routes with echo upstreams
+//	gatehouse healthcheck [-c FILE] [-url URL]  GET the admin /healthz; exit 0 if 200
 //	gatehouse version
 package main
 
@@ -19,6 +20,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"gatehouse/internal/app"
 	"gatehouse/internal/compile"
@@ -43,6 +45,8 @@ commands:
             with -wait, wait until the new process serves
   validate  -c FILE   check a config file; prints every error, exit 1 if any
   demo      [-listen ADDR]  shipped routes with built-in echo upstreams
+  healthcheck -c FILE [-url URL] [-timeout D]
+                      GET the admin listener's /healthz; exit 0 if it answers 200
   version             print the version
 `
 
@@ -64,8 +68,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&up.pidFile, "pid-file", "", "run, upgrade: the file naming the serving process's PID")
 	fs.DurationVar(&up.timeout, "upgrade-timeout", upgrade.DefaultTimeout, "run: how long a new process has to become ready on SIGUSR2")
 	wait := fs.Duration("wait", 0, "upgrade: wait this long for the new process to serve")
+	hcURL := fs.String("url", "", "healthcheck: URL to GET instead of the config's admin listener /healthz")
+	hcTimeout := fs.Duration("timeout", 3*time.Second, "healthcheck: give up after this long")
 	switch cmd {
-	case "run", "validate", "demo", "upgrade":
+	case "run", "validate", "demo", "upgrade", "healthcheck":
 		if err := fs.Parse(args); err != nil {
 			return 2
 		}
@@ -87,6 +93,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serveDemo(*listen, stdout, stderr)
 	case "upgrade":
 		return upgradeCommand(up.pidFile, *wait, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(*cfg, *hcURL, *hcTimeout, stdout, stderr)
 	}
 	doc, err := config.Load(*cfg)
 	if err != nil {

@@ -3,20 +3,19 @@
 //	gatehouse run [-c gatehouse.yaml]       serve with a config file
 //	gatehouse validate [-c gatehouse.yaml]  check a config; exit 1 listing every error
 //	gatehouse demo [-listen 127.0.0.1:6188] the shipped routes with echo upstreams
-//	gatehouse version
+//	gatehouse version                       print the version
+//	gatehouse help [command]                list commands, or one command's flags
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"gatehouse/internal/app"
@@ -27,60 +26,23 @@ import (
 	"gatehouse/internal/runtime"
 )
 
-// version is set at build time with -ldflags "-X main.version=v1.2.3".
-var version = "dev"
-
-const usage = `usage: gatehouse <command> [flags]
-
-commands:
-  run       -c FILE   serve (default ./gatehouse.yaml)
-  validate  -c FILE   check a config file; prints every error, exit 1 if any
-  demo      [-listen ADDR]  shipped routes with built-in echo upstreams
-  version             print the version
-`
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run is the command line: the subcommands are in commands.go.
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	cmd, args := args[0], args[1:]
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg := fs.String("c", "gatehouse.yaml", "config file")
-	listen := fs.String("listen", "127.0.0.1:6188", "demo: listen address")
-	switch cmd {
-	case "run", "validate", "demo":
-		if err := fs.Parse(args); err != nil {
-			return 2
-		}
-	case "version", "-v", "--version":
-		fmt.Fprintln(stdout, "gatehouse", versionString())
-		return 0
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "gatehouse: unknown command %q\n%s", cmd, usage)
-		return 2
-	}
+	return dispatch(args, stdout, stderr)
+}
 
-	switch cmd {
-	case "validate":
-		return validate(*cfg, stdout, stderr)
-	case "demo":
-		return serveDemo(*listen, stdout, stderr)
-	}
-	doc, err := config.Load(*cfg)
+// runConfig serves the config file at path (gatehouse run).
+func runConfig(path string, stdout, stderr io.Writer) int {
+	doc, err := config.Load(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	return serve(doc, *cfg, stdout, stderr, nil)
+	return serve(doc, path, stdout, stderr, nil)
 }
 
 func validate(path string, stdout, stderr io.Writer) int {
@@ -168,17 +130,4 @@ func serveDemo(listen string, stdout, stderr io.Writer) int {
 	return serve(doc, "", stdout, stderr, func(addrs []net.Addr, admin net.Addr) {
 		demo.Banner(stdout, addrs[0].String(), admin, doc)
 	})
-}
-
-func versionString() string {
-	v := version
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v += " (" + s.Value[:12] + ")"
-			}
-		}
-		v += " " + bi.GoVersion
-	}
-	return v
 }

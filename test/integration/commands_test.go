@@ -170,3 +170,96 @@ func TestOversizedHeadersGet431(t *testing.T) {
 		t.Fatalf("status %d, want 431", resp.StatusCode)
 	}
 }
+
+// The command line as a user meets it: help per subcommand on stdout with
+// exit 0, usage errors on stderr with exit 2.
+func TestCommandLineHelp(t *testing.T) {
+	bin := testutil.Binary(t)
+	tests := []struct {
+		args      []string
+		code      int
+		stdout    string // substring of stdout
+		stderr    string // substring of stderr
+		notStdout string
+	}{
+		{args: []string{"help"}, stdout: "\n  run       serve with a config file\n", notStdout: "-listen"},
+		{args: []string{"--help"}, stdout: "\n  validate  check a config file"},
+		{args: []string{"run", "--help"}, stdout: "usage: gatehouse run [-c FILE]\n", notStdout: "-listen"},
+		{args: []string{"help", "run"}, stdout: "usage: gatehouse run [-c FILE]\n", notStdout: "-listen"},
+		{args: []string{"demo", "-h"}, stdout: "  -listen address\n", notStdout: "-c file"},
+		{args: nil, code: 2, stderr: "usage: gatehouse <command>"},
+		{args: []string{"serve"}, code: 2, stderr: `gatehouse: unknown command "serve"`},
+		{args: []string{"help", "serve"}, code: 2, stderr: `unknown command "serve"`},
+		{args: []string{"run", "--config", "x.yaml"}, code: 2, stderr: "gatehouse run: flag provided but not defined: -config"},
+		{args: []string{"validate", "gatehouse.yaml"}, code: 2, stderr: `unexpected argument "gatehouse.yaml"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(append([]string{"gatehouse"}, tt.args...), " "), func(t *testing.T) {
+			var stdout, stderr strings.Builder
+			cmd := exec.Command(bin, tt.args...)
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.code || !strings.Contains(stdout.String(), tt.stdout) || !strings.Contains(stderr.String(), tt.stderr) ||
+				(tt.notStdout != "" && strings.Contains(stdout.String(), tt.notStdout)) {
+				t.Errorf("exit %d (want %d)\nstdout (want %q, not %q):\n%s\nstderr (want %q):\n%s",
+					code, tt.code, tt.stdout, tt.notStdout, &stdout, tt.stderr, &stderr)
+			}
+		})
+	}
+}
+
+// `gatehouse version` prints the -X main.version value when the build sets
+// it (the Makefile), else what the build info says: the main module's
+// version and VCS stamp, as `go version -m` reads them.
+func TestVersionCommand(t *testing.T) {
+	plain := testutil.Binary(t)
+	info, err := exec.Command("go", "version", "-m", plain).Output()
+	if err != nil {
+		t.Fatalf("go version -m: %v", err)
+	}
+	want := "devel"
+	for _, line := range strings.Split(string(info), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[0] == "mod" && f[1] == "gatehouse" && f[2] != "(devel)" {
+			want = f[2]
+		}
+		if len(f) == 2 && strings.HasPrefix(f[1], "vcs.revision=") {
+			want += " (rev " + strings.TrimPrefix(f[1], "vcs.revision=")[:12]
+		}
+	}
+	out, err := exec.Command(plain, "version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "gatehouse "+want+" ") || !strings.HasSuffix(string(out), " go"+goVersion(t, info)+"\n") {
+		t.Errorf("version without ldflags: %v %q, want gatehouse %s … (build info:\n%s)", err, out, want, info)
+	}
+
+	stamped := filepath.Join(t.TempDir(), "gatehouse")
+	build := exec.Command("go", "build", "-ldflags", "-X main.version=v7.8.9-test", "-o", stamped, "./cmd/gatehouse")
+	build.Dir = testutil.RepoRoot(t)
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		out, err := exec.Command(stamped, args...).Output()
+		if err != nil || !strings.HasPrefix(string(out), "gatehouse v7.8.9-test ") {
+			t.Errorf("%v with -X main.version: %v %q", args, err, out)
+		}
+	}
+}
+
+// goVersion is the Go version in `go version -m` output ("1.26.0").
+func goVersion(t *testing.T, info []byte) string {
+	first, _, _ := strings.Cut(string(info), "\n")
+	i := strings.LastIndex(first, " go")
+	if i < 0 {
+		t.Fatalf("no Go version in %q", first)
+	}
+	return first[i+3:]
+}

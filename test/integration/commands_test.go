@@ -95,6 +95,12 @@ func TestDemo(t *testing.T) {
 		}
 	}
 	urls := regexp.MustCompile(`curl -i --path-as-is (\S+)`).FindAllStringSubmatch(strings.Join(banner, "\n"), -1)
+	logoutAt := regexp.MustCompile(`Log out at (http://\S+/_gatehouse/logout)\.`).FindStringSubmatch(strings.Join(banner, "\n"))
+	if logoutAt == nil {
+		t.Fatalf("banner has no logout URL:\n%s", strings.Join(banner, "\n"))
+	}
+	logoutURL := logoutAt[1]
+	const logoutForm = `<form method="post" action="/_gatehouse/logout"><button type="submit" name="logout">Log out</button></form>`
 	if len(urls) < 5 {
 		t.Fatalf("banner has %d URLs:\n%s", len(urls), strings.Join(banner, "\n"))
 	}
@@ -142,7 +148,9 @@ func TestDemo(t *testing.T) {
 			t.Fatalf("%s: login page: %d %.200s", tc.user, resp.StatusCode, page)
 		}
 		// Pressing the user's button: the same URL with login=<user>.
-		resp, err = client.Get(resp.Request.URL.String() + "&login=" + tc.user)
+		req, _ = http.NewRequest("GET", resp.Request.URL.String()+"&login="+tc.user, nil)
+		req.Header.Set("Accept", "text/html")
+		resp, err = client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,6 +161,45 @@ func TestDemo(t *testing.T) {
 		}
 		if tc.want == 200 && !strings.Contains(string(body), `"X-Auth-Subject": [`) {
 			t.Fatalf("%s: upstream saw no identity: %.300s", tc.user, body)
+		}
+		// bob's 403 page says who is logged in and offers logout.
+		if tc.want == 403 && (!strings.Contains(string(body), "logged in as <strong>bob</strong>") || !strings.Contains(string(body), logoutForm)) {
+			t.Fatalf("bob's 403 page:\n%s", body)
+		}
+		// The logout URL the banner prints, opened in a browser (typed
+		// into the address bar): a page with the button, not 403.
+		req, _ = http.NewRequest("GET", logoutURL, nil)
+		req.Header.Set("Sec-Fetch-Site", "none")
+		req.Header.Set("Sec-Fetch-Mode", "navigate")
+		resp, err = client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), "logged in as <strong>"+tc.user+"</strong>") || !strings.Contains(string(body), logoutForm) {
+			t.Fatalf("%s: GET %s: %d\n%s", tc.user, logoutURL, resp.StatusCode, body)
+		}
+		// The button: the form posted from that page.
+		req, _ = http.NewRequest("POST", logoutURL, nil)
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		req.Header.Set("Origin", "http://"+addr)
+		noFollow := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err = noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("%s: logout: %d, want 303", tc.user, resp.StatusCode)
+		}
+		resp, err = noFollow.Get("http://" + addr + "/admin/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("%s: /admin/ after logout: %d, want 401", tc.user, resp.StatusCode)
 		}
 	}
 }

@@ -29,6 +29,8 @@ race:
 integration:
 	npm ci --prefix test/browser --no-audit --no-fund
 	$(GO) test -tags integration -count=1 ./test/integration/
+	npm ci --prefix test/turbo --no-audit --no-fund
+	TURBO_TELEMETRY_DISABLED=1 $(GO) test -tags integration -count=1 ./test/turbo/
 
 e2e:
 	npm ci --prefix test/e2e/nextapp --no-audit --no-fund

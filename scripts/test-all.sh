@@ -4,7 +4,8 @@
 # binary and upstream processes on loopback, a real Prometheus server, the
 # status page in headless Chromium), the Next.js end-to-end test and a
 # short run of every fuzz target. Needs Go and Node.js; the Prometheus and
-# Chromium tests skip when those Debian packages are missing, unless
+# Chromium tests skip when those Debian packages are missing (the turbo
+# test when `npm ci --prefix test/turbo` could not run), unless
 # GATEHOUSE_REQUIRE_TOOLS=1 (as in CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,12 @@ for app in test/e2e/nextapp test/e2e/oidc; do
   fi
 done
 NEXT_TELEMETRY_DISABLED=1 go test -tags e2e -count=1 -timeout 10m ./test/e2e/
+
+step "Turborepo: the README's turbo.json with the real turbo (npm) over a throwaway monorepo"
+if [ ! -d test/turbo/node_modules ] || [ test/turbo/package-lock.json -nt test/turbo/node_modules/.package-lock.json ]; then
+  npm ci --prefix test/turbo --no-audit --no-fund
+fi
+TURBO_TELEMETRY_DISABLED=1 go test -tags integration -count=1 -timeout 10m ./test/turbo/
 
 step "fuzz smoke (10s per target)"
 go test -run '^$' -fuzz '^FuzzNormalizePath$' -fuzztime 10s ./internal/route/

@@ -5,22 +5,20 @@
 //	gatehouse validate [-c gatehouse.yaml]  check a config; exit 1 listing every error
 //	gatehouse demo [-listen 127.0.0.1:6188] the shipped routes with echo upstreams
 //	gatehouse healthcheck [-c FILE] [-url URL]  GET the admin /healthz; exit 0 if 200
-//	gatehouse version
+//	gatehouse version                       print the version
+//	gatehouse help [command]                list commands, or one command's flags
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
-	"time"
 
 	"gatehouse/internal/app"
 	"gatehouse/internal/compile"
@@ -28,80 +26,25 @@ import (
 	"gatehouse/internal/demo"
 	"gatehouse/internal/observe/logging"
 	"gatehouse/internal/runtime"
-	"gatehouse/internal/upgrade"
 )
-
-// version is set at build time with -ldflags "-X main.version=v1.2.3".
-var version = "dev"
-
-const usage = `usage: gatehouse <command> [flags]
-
-commands:
-  run       -c FILE   serve (default ./gatehouse.yaml)
-            [-pid-file FILE] [-upgrade-timeout 1m]
-            SIGHUP reloads the config; SIGUSR2 upgrades to the binary on disk
-  upgrade   -pid-file FILE [-wait DURATION]
-            SIGUSR2 to the running process (zero-downtime binary upgrade);
-            with -wait, wait until the new process serves
-  validate  -c FILE   check a config file; prints every error, exit 1 if any
-  demo      [-listen ADDR]  shipped routes with built-in echo upstreams
-  healthcheck -c FILE [-url URL] [-timeout D]
-                      GET the admin listener's /healthz; exit 0 if it answers 200
-  version             print the version
-`
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run is the command line: the subcommands are in commands.go.
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	cmd, args := args[0], args[1:]
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg := fs.String("c", "gatehouse.yaml", "config file")
-	listen := fs.String("listen", "127.0.0.1:6188", "demo: listen address")
-	var up upgradeFlags
-	fs.StringVar(&up.pidFile, "pid-file", "", "run, upgrade: the file naming the serving process's PID")
-	fs.DurationVar(&up.timeout, "upgrade-timeout", upgrade.DefaultTimeout, "run: how long a new process has to become ready on SIGUSR2")
-	wait := fs.Duration("wait", 0, "upgrade: wait this long for the new process to serve")
-	hcURL := fs.String("url", "", "healthcheck: URL to GET instead of the config's admin listener /healthz")
-	hcTimeout := fs.Duration("timeout", 3*time.Second, "healthcheck: give up after this long")
-	switch cmd {
-	case "run", "validate", "demo", "upgrade", "healthcheck":
-		if err := fs.Parse(args); err != nil {
-			return 2
-		}
-	case "version", "-v", "--version":
-		fmt.Fprintln(stdout, "gatehouse", versionString())
-		return 0
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "gatehouse: unknown command %q\n%s", cmd, usage)
-		return 2
-	}
+	return dispatch(args, stdout, stderr)
+}
 
-	switch cmd {
-	case "validate":
-		return validate(*cfg, stdout, stderr)
-	case "demo":
-		return serveDemo(*listen, stdout, stderr)
-	case "upgrade":
-		return upgradeCommand(up.pidFile, *wait, stdout, stderr)
-	case "healthcheck":
-		return healthcheck(*cfg, *hcURL, *hcTimeout, stdout, stderr)
-	}
-	doc, err := config.Load(*cfg)
+// runConfig serves the config file at path (gatehouse run).
+func runConfig(path string, up *upgradeFlags, stdout, stderr io.Writer) int {
+	doc, err := config.Load(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	return serve(doc, *cfg, stdout, stderr, nil, &up)
+	return serve(doc, path, stdout, stderr, nil, up)
 }
 
 func validate(path string, stdout, stderr io.Writer) int {
@@ -221,17 +164,4 @@ func serveDemo(listen string, stdout, stderr io.Writer) int {
 	return serve(doc, "", stdout, stderr, func(addrs []net.Addr, admin net.Addr) {
 		demo.Banner(stdout, addrs[0].String(), admin, doc)
 	}, nil)
-}
-
-func versionString() string {
-	v := version
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v += " (" + s.Value[:12] + ")"
-			}
-		}
-		v += " " + bi.GoVersion
-	}
-	return v
 }

@@ -96,7 +96,17 @@ type Error struct {
 	// Header is added to the error response (e.g. WWW-Authenticate,
 	// Retry-After, Allow).
 	Header http.Header
-	Err    error // the cause, for logs only
+	// Session, on a refusal of a browser's login session, says who is
+	// logged in and how to log out; the error page shows both, so a person
+	// refused can log out and in as someone else. nil otherwise.
+	Session *Session
+	Err     error // the cause, for logs only
+}
+
+// Session is the login session an error page names.
+type Session struct {
+	User       string // the person's name or subject; not escaped
+	LogoutPath string // where the page's logout button posts
 }
 
 // NewError returns an Error of kind k with a client-safe detail and a cause.

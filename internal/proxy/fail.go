@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"gatehouse/internal/auth/oidc"
 	"gatehouse/internal/phase"
 )
 
@@ -35,10 +36,8 @@ func (e *Engine) failToProxy(st *state, w *respWriter, r *http.Request, pe *phas
 	title := http.StatusText(status)
 	var body []byte
 	if strings.Contains(r.Header.Get("Accept"), "text/html") {
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		body = []byte("<!doctype html><meta charset=utf-8><title>" + strconv.Itoa(status) + " " + html.EscapeString(title) +
-			"</title><h1>" + strconv.Itoa(status) + " " + html.EscapeString(title) + "</h1><p>" + html.EscapeString(detail) +
-			"</p><p><small>request id " + html.EscapeString(st.rc.RequestID) + "</small></p>\n")
+		oidc.SetPageHeaders(h)
+		body = errorPage(status, title, detail, st.rc.RequestID, pe.Session)
 	} else {
 		h.Set("Content-Type", "application/problem+json")
 		body, _ = json.Marshal(problem{Type: "about:blank", Title: title, Status: status, Detail: detail, RequestID: st.rc.RequestID})
@@ -62,6 +61,20 @@ func (e *Engine) failToProxy(st *state, w *respWriter, r *http.Request, pe *phas
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
 	}
+}
+
+// errorPage is the small page browsers get. A refused login session's
+// page names who is logged in and offers the logout button, so a person
+// refused can log in as someone else.
+func errorPage(status int, title, detail, requestID string, sess *phase.Session) []byte {
+	var b strings.Builder
+	code := strconv.Itoa(status) + " " + html.EscapeString(title)
+	b.WriteString("<!doctype html><meta charset=utf-8><title>" + code + "</title><h1>" + code + "</h1><p>" + html.EscapeString(detail) + "</p>")
+	if sess != nil {
+		b.WriteString("<p>You are logged in as <strong>" + html.EscapeString(sess.User) + "</strong>.</p>" + oidc.LogoutForm(sess.LogoutPath))
+	}
+	b.WriteString("<p><small>request id " + html.EscapeString(requestID) + "</small></p>\n")
+	return []byte(b.String())
 }
 
 // problem is an RFC 9457 problem details object.

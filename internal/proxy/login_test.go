@@ -14,7 +14,9 @@ import (
 
 	"github.com/coder/websocket"
 
+	"gatehouse/internal/auth/oidc"
 	"gatehouse/internal/devidp"
+	"gatehouse/internal/phase"
 	"gatehouse/internal/testutil"
 )
 
@@ -199,5 +201,71 @@ func TestLogoutClosesWebSocket(t *testing.T) {
 	}
 	if _, _, err := c.Read(ctx); err == nil || ctx.Err() != nil {
 		t.Fatalf("the WebSocket stayed open after logout (err %v, ctx %v)", err, ctx.Err())
+	}
+}
+
+// A logged-in person whom the route's policy refuses gets a 403 page that
+// names who is logged in and offers the logout button (the form the logout
+// page has), so they can log in as someone else; API clients get problem
+// details without it.
+func TestRefusedSessionPageOffersLogout(t *testing.T) {
+	gw, up, _ := loginGate(t)
+	bob := testutil.NewJar()
+	login(t, bob, gw.URL, "/api/y", "bob")
+	r, body := bob.Do(t, "GET", gw.URL+"/admin/x", "Sec-Fetch-Mode", "navigate", "Accept", "text/html,*/*;q=0.8")
+	if r.StatusCode != http.StatusForbidden || r.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Fatalf("bob on /admin: %d %q", r.StatusCode, r.Header.Get("Content-Type"))
+	}
+	for _, want := range []string{
+		"You are logged in as <strong>bob</strong>.",
+		oidc.LogoutForm("/_gatehouse/logout"),
+		`<form method="post" action="/_gatehouse/logout">`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("403 page lacks %q:\n%s", want, body)
+		}
+	}
+	if csp := r.Header.Get("Content-Security-Policy"); csp != oidc.PageCSP || strings.Contains(body, "<script") {
+		t.Errorf("CSP %q with page:\n%s", csp, body)
+	}
+	if r.Header.Get("X-Frame-Options") != "DENY" {
+		t.Errorf("X-Frame-Options %q", r.Header.Get("X-Frame-Options"))
+	}
+	r, body = bob.Do(t, "GET", gw.URL+"/admin/x", "Sec-Fetch-Mode", "cors", "Accept", "application/json")
+	if r.StatusCode != http.StatusForbidden || r.Header.Get("Content-Type") != "application/problem+json" || strings.Contains(body, "<form") {
+		t.Errorf("fetch: %d %q %s", r.StatusCode, r.Header.Get("Content-Type"), body)
+	}
+	// The page's button: a POST from this origin logs bob out.
+	r, _ = bob.Do(t, "POST", gw.URL+"/_gatehouse/logout", "Sec-Fetch-Site", "same-origin", "Origin", gw.URL)
+	if r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout from the 403 page: %d, want 303", r.StatusCode)
+	}
+	if r, _ := bob.Do(t, "GET", gw.URL+"/api/y", "Sec-Fetch-Mode", "cors"); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("after logout: %d, want 401", r.StatusCode)
+	}
+	if up.count() != 0 {
+		t.Fatal("a refused request reached the upstream")
+	}
+}
+
+// An error page with a session escapes the name; one without shows no
+// logout form.
+func TestErrorPageEscapes(t *testing.T) {
+	t.Parallel()
+	page := string(errorPage(403, "Forbidden", "no <b>", "rid<1>", &phase.Session{User: `<script>alert("x")</script>`, LogoutPath: `/out?a="b"`}))
+	for _, want := range []string{
+		"no &lt;b&gt;", "rid&lt;1&gt;",
+		"<strong>&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;</strong>",
+		`action="/out?a=&#34;b&#34;"`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, "<script") {
+		t.Errorf("unescaped:\n%s", page)
+	}
+	if page := string(errorPage(502, "Bad Gateway", "", "r", nil)); strings.Contains(page, "<form") || strings.Contains(page, "logged in") {
+		t.Errorf("no session, yet:\n%s", page)
 	}
 }

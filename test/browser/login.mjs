@@ -81,16 +81,14 @@ try {
   if (shot) await page.screenshot({ path: shot, fullPage: true });
 
   step('log out');
-  // What a "Log out" button in the app does: a form posted to Gatehouse.
+  // The logout path opened like a typed URL shows Gatehouse's logout page
+  // (a GET never logs out); its button posts the form, which its CSP lets
+  // through to the issuer's end_session_endpoint.
+  await page.goto(base + '/_gatehouse/logout');
+  result.logoutPageText = (await page.textContent('body'))?.trim();
   await Promise.all([
     page.waitForURL((u) => u.origin === issuer && u.pathname.startsWith('/session/end'), { timeout: 15000 }),
-    page.evaluate(() => {
-      const f = document.createElement('form');
-      f.method = 'post';
-      f.action = '/_gatehouse/logout';
-      document.body.append(f);
-      f.submit();
-    }),
+    page.click('form[action="/_gatehouse/logout"] button[name=logout]'),
   ]);
   result.logoutPage = page.url();
   result.sessionAfterLogout = !!(await sessionCookie());

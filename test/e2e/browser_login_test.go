@@ -20,8 +20,8 @@ import (
 // /admin) behind Gatehouse in headless Chromium (test/browser/login.mjs):
 // the protected page sends the browser to oidc-provider's sign-in page,
 // alice signs in with its form, and lands back on the app's page, which
-// renders with its scripts and styles; a logout form post ends the session
-// here and at the issuer. A screenshot of the logged-in page goes to
+// renders with its scripts and styles; the button of Gatehouse's logout
+// page (its form post) ends the session here and at the issuer. A screenshot of the logged-in page goes to
 // $GATEHOUSE_ARTIFACTS (default: a temp dir).
 func TestBrowserLogin(t *testing.T) {
 	node := testutil.NeedTool(t, "node", "nodejs")
@@ -88,6 +88,7 @@ routes:
 		}
 		ScriptSeesSession  bool
 		APIStatus          int
+		LogoutPageText     string
 		LogoutPage         string
 		SessionAfterLogout bool
 		AfterLogout        string
@@ -127,6 +128,9 @@ routes:
 	}
 	if got.APIStatus != 200 {
 		t.Errorf("the page's fetch of /admin/api/hello: %d, want 200", got.APIStatus)
+	}
+	if !strings.Contains(got.LogoutPageText, "You are logged in as alice") {
+		t.Errorf("Gatehouse's logout page says %q, want it to name alice", got.LogoutPageText)
 	}
 	if !strings.HasPrefix(got.LogoutPage, as.issuer+"/session/end") {
 		t.Errorf("logout sent the browser to %q, want the issuer's end_session_endpoint", got.LogoutPage)

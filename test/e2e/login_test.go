@@ -430,8 +430,9 @@ func testLogout(t *testing.T, e *loginEnv) {
 	}
 }
 
-// A session cookie that was tampered with is no cookie at all; a logout
-// link on another site (an image, a top-level GET) does nothing.
+// A session cookie that was tampered with is no cookie at all; a GET of
+// the logout path (an image or a link on another site) only shows the
+// logout page.
 func testForgedCookie(t *testing.T, e *loginEnv) {
 	b := newBrowser(t)
 	e.login(t, b, "/admin/h", "alice-forged")
@@ -457,22 +458,28 @@ func testForgedCookie(t *testing.T, e *loginEnv) {
 			t.Errorf("%s: want 401, got %s", name, r)
 		}
 	}
+	// A GET of the logout path, from anywhere (an image or a link on
+	// another site, a link here, the address bar), shows the logout page
+	// and never logs out.
 	for _, h := range []http.Header{
 		{"Sec-Fetch-Site": {"cross-site"}, "Sec-Fetch-Mode": {"no-cors"}, "Sec-Fetch-Dest": {"image"}},
 		{"Sec-Fetch-Site": {"cross-site"}, "Sec-Fetch-Mode": {"navigate"}, "Sec-Fetch-Dest": {"document"}},
 		{"Referer": {"https://evil.example/"}},
+		{"Sec-Fetch-Site": {"same-origin"}, "Sec-Fetch-Mode": {"navigate"}},
+		{"Sec-Fetch-Site": {"none"}, "Sec-Fetch-Mode": {"navigate"}},
 	} {
-		if r := b.do(http.MethodGet, e.gw+"/_gatehouse/logout", h); r.StatusCode != http.StatusForbidden {
-			t.Errorf("cross-site GET logout %v: want 403, got %s", h, r)
+		r := b.do(http.MethodGet, e.gw+"/_gatehouse/logout", h)
+		if r.StatusCode != http.StatusOK || !strings.Contains(string(r.body), `<form method="post" action="/_gatehouse/logout">`) || len(r.Header.Values("Set-Cookie")) > 0 {
+			t.Errorf("GET logout %v: want 200 with the logout page and no cookie change, got %s", h, r)
 		}
 	}
 	if r := b.fetch(e.gw + "/admin/h"); r.StatusCode != http.StatusOK {
-		t.Errorf("the session after refused logouts: %s", r)
+		t.Errorf("the session after GETs of the logout path: %s", r)
 	}
-	// A same-origin GET (a link on a page of this site) logs out.
-	r := b.do(http.MethodGet, e.gw+"/_gatehouse/logout", http.Header{"Sec-Fetch-Site": {"same-origin"}, "Sec-Fetch-Mode": {"navigate"}})
-	if r.StatusCode != http.StatusFound || !strings.HasPrefix(r.Header.Get("Location"), e.as.issuer+"/session/end?") {
-		t.Errorf("same-origin GET logout: want 302 to the issuer's end_session_endpoint, got %s", r)
+	// The page's button posts from this origin and logs out.
+	r := b.do(http.MethodPost, e.gw+"/_gatehouse/logout", http.Header{"Sec-Fetch-Site": {"same-origin"}, "Sec-Fetch-Mode": {"navigate"}})
+	if r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(r.Header.Get("Location"), e.as.issuer+"/session/end?") {
+		t.Errorf("logout button: want 303 to the issuer's end_session_endpoint, got %s", r)
 	}
 	want401(t, b.fetch(e.gw+"/admin/h"))
 }

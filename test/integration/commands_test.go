@@ -95,6 +95,12 @@ func TestDemo(t *testing.T) {
 		}
 	}
 	urls := regexp.MustCompile(`curl -i --path-as-is (\S+)`).FindAllStringSubmatch(strings.Join(banner, "\n"), -1)
+	logoutAt := regexp.MustCompile(`Log out at (http://\S+/_gatehouse/logout)\.`).FindStringSubmatch(strings.Join(banner, "\n"))
+	if logoutAt == nil {
+		t.Fatalf("banner has no logout URL:\n%s", strings.Join(banner, "\n"))
+	}
+	logoutURL := logoutAt[1]
+	const logoutForm = `<form method="post" action="/_gatehouse/logout"><button type="submit" name="logout">Log out</button></form>`
 	if len(urls) < 5 {
 		t.Fatalf("banner has %d URLs:\n%s", len(urls), strings.Join(banner, "\n"))
 	}
@@ -142,7 +148,9 @@ func TestDemo(t *testing.T) {
 			t.Fatalf("%s: login page: %d %.200s", tc.user, resp.StatusCode, page)
 		}
 		// Pressing the user's button: the same URL with login=<user>.
-		resp, err = client.Get(resp.Request.URL.String() + "&login=" + tc.user)
+		req, _ = http.NewRequest("GET", resp.Request.URL.String()+"&login="+tc.user, nil)
+		req.Header.Set("Accept", "text/html")
+		resp, err = client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,6 +161,45 @@ func TestDemo(t *testing.T) {
 		}
 		if tc.want == 200 && !strings.Contains(string(body), `"X-Auth-Subject": [`) {
 			t.Fatalf("%s: upstream saw no identity: %.300s", tc.user, body)
+		}
+		// bob's 403 page says who is logged in and offers logout.
+		if tc.want == 403 && (!strings.Contains(string(body), "logged in as <strong>bob</strong>") || !strings.Contains(string(body), logoutForm)) {
+			t.Fatalf("bob's 403 page:\n%s", body)
+		}
+		// The logout URL the banner prints, opened in a browser (typed
+		// into the address bar): a page with the button, not 403.
+		req, _ = http.NewRequest("GET", logoutURL, nil)
+		req.Header.Set("Sec-Fetch-Site", "none")
+		req.Header.Set("Sec-Fetch-Mode", "navigate")
+		resp, err = client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), "logged in as <strong>"+tc.user+"</strong>") || !strings.Contains(string(body), logoutForm) {
+			t.Fatalf("%s: GET %s: %d\n%s", tc.user, logoutURL, resp.StatusCode, body)
+		}
+		// The button: the form posted from that page.
+		req, _ = http.NewRequest("POST", logoutURL, nil)
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		req.Header.Set("Origin", "http://"+addr)
+		noFollow := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err = noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("%s: logout: %d, want 303", tc.user, resp.StatusCode)
+		}
+		resp, err = noFollow.Get("http://" + addr + "/admin/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("%s: /admin/ after logout: %d, want 401", tc.user, resp.StatusCode)
 		}
 	}
 }
@@ -169,4 +216,97 @@ func TestOversizedHeadersGet431(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Fatalf("status %d, want 431", resp.StatusCode)
 	}
+}
+
+// The command line as a user meets it: help per subcommand on stdout with
+// exit 0, usage errors on stderr with exit 2.
+func TestCommandLineHelp(t *testing.T) {
+	bin := testutil.Binary(t)
+	tests := []struct {
+		args      []string
+		code      int
+		stdout    string // substring of stdout
+		stderr    string // substring of stderr
+		notStdout string
+	}{
+		{args: []string{"help"}, stdout: "\n  run       serve with a config file\n", notStdout: "-listen"},
+		{args: []string{"--help"}, stdout: "\n  validate  check a config file"},
+		{args: []string{"run", "--help"}, stdout: "usage: gatehouse run [-c FILE]\n", notStdout: "-listen"},
+		{args: []string{"help", "run"}, stdout: "usage: gatehouse run [-c FILE]\n", notStdout: "-listen"},
+		{args: []string{"demo", "-h"}, stdout: "  -listen address\n", notStdout: "-c file"},
+		{args: nil, code: 2, stderr: "usage: gatehouse <command>"},
+		{args: []string{"serve"}, code: 2, stderr: `gatehouse: unknown command "serve"`},
+		{args: []string{"help", "serve"}, code: 2, stderr: `unknown command "serve"`},
+		{args: []string{"run", "--config", "x.yaml"}, code: 2, stderr: "gatehouse run: flag provided but not defined: -config"},
+		{args: []string{"validate", "gatehouse.yaml"}, code: 2, stderr: `unexpected argument "gatehouse.yaml"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(append([]string{"gatehouse"}, tt.args...), " "), func(t *testing.T) {
+			var stdout, stderr strings.Builder
+			cmd := exec.Command(bin, tt.args...)
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.code || !strings.Contains(stdout.String(), tt.stdout) || !strings.Contains(stderr.String(), tt.stderr) ||
+				(tt.notStdout != "" && strings.Contains(stdout.String(), tt.notStdout)) {
+				t.Errorf("exit %d (want %d)\nstdout (want %q, not %q):\n%s\nstderr (want %q):\n%s",
+					code, tt.code, tt.stdout, tt.notStdout, &stdout, tt.stderr, &stderr)
+			}
+		})
+	}
+}
+
+// `gatehouse version` prints the -X main.version value when the build sets
+// it (the Makefile), else what the build info says: the main module's
+// version and VCS stamp, as `go version -m` reads them.
+func TestVersionCommand(t *testing.T) {
+	plain := testutil.Binary(t)
+	info, err := exec.Command("go", "version", "-m", plain).Output()
+	if err != nil {
+		t.Fatalf("go version -m: %v", err)
+	}
+	want := "devel"
+	for _, line := range strings.Split(string(info), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[0] == "mod" && f[1] == "gatehouse" && f[2] != "(devel)" {
+			want = f[2]
+		}
+		if len(f) == 2 && strings.HasPrefix(f[1], "vcs.revision=") {
+			want += " (rev " + strings.TrimPrefix(f[1], "vcs.revision=")[:12]
+		}
+	}
+	out, err := exec.Command(plain, "version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "gatehouse "+want+" ") || !strings.HasSuffix(string(out), " go"+goVersion(t, info)+"\n") {
+		t.Errorf("version without ldflags: %v %q, want gatehouse %s … (build info:\n%s)", err, out, want, info)
+	}
+
+	stamped := filepath.Join(t.TempDir(), "gatehouse")
+	build := exec.Command("go", "build", "-ldflags", "-X main.version=v7.8.9-test", "-o", stamped, "./cmd/gatehouse")
+	build.Dir = testutil.RepoRoot(t)
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		out, err := exec.Command(stamped, args...).Output()
+		if err != nil || !strings.HasPrefix(string(out), "gatehouse v7.8.9-test ") {
+			t.Errorf("%v with -X main.version: %v %q", args, err, out)
+		}
+	}
+}
+
+// goVersion is the Go version in `go version -m` output ("1.26.0").
+func goVersion(t *testing.T, info []byte) string {
+	first, _, _ := strings.Cut(string(info), "\n")
+	i := strings.LastIndex(first, " go")
+	if i < 0 {
+		t.Fatalf("no Go version in %q", first)
+	}
+	return first[i+3:]
 }

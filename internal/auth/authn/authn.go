@@ -172,7 +172,10 @@ func (f *Filter) session(rc *phase.RequestCtx, w http.ResponseWriter, r *http.Re
 	}
 	rc.Subject, rc.ClientID = p.Subject, p.ClientID
 	if ok, why := f.Policy.Decide(p); !ok {
-		return phase.Continue, f.deny(rc, "insufficient", why, phase.KindForbidden, "insufficient_scope")
+		pe := f.deny(rc, "insufficient", why, phase.KindForbidden, "insufficient_scope")
+		pe.Detail = "your account does not have access to this resource"
+		pe.Session = &phase.Session{User: a.Record.User(), LogoutPath: f.Sessions.LogoutPath()}
+		return phase.Continue, pe
 	}
 	rc.Auth, rc.AuthReason = "allow", "session"
 	if f.Obs != nil {

@@ -148,7 +148,7 @@ func (h callbackHandler) ServeLocal(rc *phase.RequestCtx, w http.ResponseWriter,
 		return phase.NewError(phase.KindAuthUnavailable, "login is unavailable; try again shortly", err)
 	}
 	idt, _ := tok.Extra("id_token").(string)
-	sub, err := l.verifyIDToken(r.Context(), idt, fs.Nonce)
+	sub, name, err := l.verifyIDToken(r.Context(), idt, fs.Nonce)
 	if err != nil {
 		return l.loginFailed(rc, w, fs.Return, "the ID token did not verify", err)
 	}
@@ -158,7 +158,7 @@ func (h callbackHandler) ServeLocal(rc *phase.RequestCtx, w http.ResponseWriter,
 	}
 	id := randomID(32)
 	now := l.cfg.Now()
-	s := &Record{Subject: sub, IDToken: idt, Created: now, Until: now.Add(l.cfg.MaxLifetime)}
+	s := &Record{Subject: sub, Name: name, IDToken: idt, Created: now, Until: now.Add(l.cfg.MaxLifetime)}
 	s.setToken(tok, now)
 	if err := l.save(r.Context(), storeKey(id), s); err != nil {
 		return phase.NewError(phase.KindAuthUnavailable, "sessions are unavailable; try again shortly", err)
@@ -252,30 +252,30 @@ func (l *Login) openFlow(r *http.Request, state string) (flowState, string, erro
 }
 
 // verifyIDToken checks an ID token (OpenID Connect Core §3.1.3.7) and
-// returns its subject.
-func (l *Login) verifyIDToken(ctx context.Context, idt, nonce string) (string, error) {
+// returns its subject and the person's name for pages (displayName).
+func (l *Login) verifyIDToken(ctx context.Context, idt, nonce string) (sub, name string, err error) {
 	if idt == "" {
-		return "", errors.New("no id_token in the token response")
+		return "", "", errors.New("no id_token in the token response")
 	}
 	claims, err := l.cfg.IDTokens.Verify(ctx, idt)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if n, _ := claims["nonce"].(string); n != nonce {
-		return "", errors.New("id_token nonce does not match")
+		return "", "", errors.New("id_token nonce does not match")
 	}
 	azp, hasAzp := claims["azp"].(string)
 	if hasAzp && azp != l.cfg.ClientID {
-		return "", errors.New("id_token azp is another client")
+		return "", "", errors.New("id_token azp is another client")
 	}
 	if auds, ok := claims["aud"].([]any); ok && len(auds) > 1 && !hasAzp {
-		return "", errors.New("id_token has several audiences and no azp")
+		return "", "", errors.New("id_token has several audiences and no azp")
 	}
-	sub, _ := claims["sub"].(string)
+	sub, _ = claims["sub"].(string)
 	if sub == "" {
-		return "", errors.New("id_token has no sub")
+		return "", "", errors.New("id_token has no sub")
 	}
-	return sub, nil
+	return sub, displayName(claims), nil
 }
 
 // loginFailed answers a failed login with a small page (403) linking to a
@@ -288,8 +288,8 @@ func (l *Login) loginFailed(rc *phase.RequestCtx, w http.ResponseWriter, ret, ms
 	if ret == "" {
 		ret = "/"
 	}
-	noStore(w)
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	SetPageHeaders(w.Header())
+	w.Header().Set("Pragma", "no-cache")
 	w.WriteHeader(http.StatusForbidden)
 	start := l.cfg.LoginPath + "?rd=" + url.QueryEscape(ret)
 	fmt.Fprintf(w, "<!doctype html><meta charset=utf-8><title>Login failed</title><h1>Login failed</h1><p>%s.</p><p><a href=\"%s\">Log in again</a></p>\n",

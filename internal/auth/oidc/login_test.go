@@ -414,11 +414,14 @@ func TestLogout(t *testing.T) {
 	if r, _ := b.Do(t, "POST", logout, "Origin", "https://evil.example"); r.StatusCode != http.StatusForbidden {
 		t.Fatalf("cross-site logout: %d, want 403", r.StatusCode)
 	}
-	if r, _ := b.Do(t, "GET", logout); r.StatusCode != http.StatusForbidden {
+	if r, _ := b.Do(t, "POST", logout); r.StatusCode != http.StatusForbidden {
 		t.Fatalf("logout without origin evidence: %d, want 403", r.StatusCode)
 	}
+	if r, _ := b.Do(t, "GET", logout, "Sec-Fetch-Site", "same-origin"); r.StatusCode != http.StatusOK {
+		t.Fatalf("GET of the logout path: %d, want 200 (the logout page)", r.StatusCode)
+	}
 	if code, _ := b.app(t, 0); code != 200 {
-		t.Fatalf("session after refused logouts: %d", code)
+		t.Fatalf("session after refused logouts and a GET: %d", code)
 	}
 
 	// A stream open under the session is cut at logout.

@@ -14,17 +14,23 @@ import (
 
 type logoutHandler struct{ l *Login }
 
-// ServeLocal ends the browser's session: POST from a page of this origin,
-// or a same-origin GET (anything else is refused as cross-site request
-// forgery). It deletes the session everywhere (streams it opened close),
-// clears the cookie, revokes the refresh token (RFC 7009) and sends the
-// browser to the issuer's end_session_endpoint with id_token_hint and the
-// configured post_logout_redirect_uri (or straight there when the issuer
-// has none).
+// ServeLocal serves logout_path. A GET (or HEAD) shows a page with a
+// logout button (logoutPage) and never logs out. A POST from a page of
+// this origin ends the browser's session; any other POST is refused as
+// cross-site request forgery. Logout deletes the session everywhere
+// (streams it opened close), clears the cookie, revokes the refresh token
+// (RFC 7009) and sends the browser (303) to the issuer's
+// end_session_endpoint with id_token_hint and the configured
+// post_logout_redirect_uri (or straight there when the issuer has none).
 func (h logoutHandler) ServeLocal(rc *phase.RequestCtx, w http.ResponseWriter, r *http.Request) error {
 	l := h.l
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		return &phase.Error{Kind: phase.KindMethod, Header: http.Header{"Allow": {"GET, POST"}}}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		l.logoutPage(w, r)
+		return nil
+	case http.MethodPost:
+	default:
+		return &phase.Error{Kind: phase.KindMethod, Header: http.Header{"Allow": {"GET, HEAD, POST"}}}
 	}
 	if !l.sameOrigin(r) {
 		return phase.NewError(phase.KindForbidden, "logout must be asked for by a page of this site", nil)
@@ -60,11 +66,7 @@ func (h logoutHandler) ServeLocal(rc *phase.RequestCtx, w http.ResponseWriter, r
 	}
 	noStore(w)
 	w.Header().Set("Location", target)
-	if r.Method == http.MethodPost {
-		w.WriteHeader(http.StatusSeeOther)
-	} else {
-		w.WriteHeader(http.StatusFound)
-	}
+	w.WriteHeader(http.StatusSeeOther)
 	return nil
 }
 

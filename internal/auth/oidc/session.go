@@ -19,6 +19,7 @@ import (
 // Record is a session as stored, encrypted, in the session.Store.
 type Record struct {
 	Subject      string    `json:"sub"`
+	Name         string    `json:"name,omitempty"` // for pages: the ID token's preferred_username or name (displayName)
 	AccessToken  string    `json:"at"`
 	RefreshToken string    `json:"rt,omitempty"`
 	IDToken      string    `json:"idt,omitempty"` // for logout's id_token_hint

@@ -208,3 +208,33 @@ func TestAuthCacheDefaults(t *testing.T) {
 		})
 	}
 }
+
+// Issue 14's class: an explicit 0 that meant "do not reuse an answer"
+// silently became the default. For introspection answers it is kept.
+func TestIntrospectionCacheZeroKept(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name             string
+		intro            string
+		wantPos, wantNeg time.Duration
+	}{
+		{name: "unset", intro: "{client_id: g, client_secret: s}", wantPos: time.Minute, wantNeg: 10 * time.Second},
+		{name: "zero", intro: "{client_id: g, client_secret: s, cache_ttl: 0s, negative_ttl: 0s}"},
+		{name: "set", intro: "{client_id: g, client_secret: s, cache_ttl: 5s, negative_ttl: 1s}", wantPos: 5 * time.Second, wantNeg: time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			src := "auth: { issuers: { main: { issuer: https://idp.example, audience: a, introspection: " + tt.intro +
+				" } } }\nroutes: [{name: r, respond: {body: hi}}]\n"
+			doc, err := Parse("t.yaml", []byte(src), ".")
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := doc.Config.Auth.Issuers["main"].Introspection
+			if in.CacheTTL.D() != tt.wantPos || in.NegativeTTL.D() != tt.wantNeg {
+				t.Errorf("cache_ttl %s, negative_ttl %s; want %s, %s", in.CacheTTL.D(), in.NegativeTTL.D(), tt.wantPos, tt.wantNeg)
+			}
+		})
+	}
+}

@@ -130,7 +130,7 @@ func applyDefaults(doc *Document) {
 	if l := c.Auth.Login; l != nil {
 		loginDefaults(c, l)
 	}
-	for _, is := range c.Auth.Issuers {
+	for name, is := range c.Auth.Issuers {
 		if is == nil {
 			continue
 		}
@@ -150,10 +150,13 @@ func applyDefaults(doc *Document) {
 			is.KeyCooldown = Duration(30 * time.Second)
 		}
 		if in := is.Introspection; in != nil {
-			if in.CacheTTL == 0 {
+			// An explicit 0 is kept: no answer is reused (every request
+			// asks the endpoint), as with auth.cache_size: 0.
+			at := join(join("auth.issuers", name), "introspection")
+			if _, set := doc.pos[at+".cache_ttl"]; !set {
 				in.CacheTTL = Duration(time.Minute)
 			}
-			if in.NegativeTTL == 0 {
+			if _, set := doc.pos[at+".negative_ttl"]; !set {
 				in.NegativeTTL = Duration(10 * time.Second)
 			}
 			if in.Timeout == 0 {

@@ -652,9 +652,10 @@ type Introspection struct {
 	// client_secret.
 	ClientSecretFile string `yaml:"client_secret_file" file:"client_secret"`
 	// CacheTTL bounds how long an active answer is reused (never past the
-	// token's exp). Default 60s.
+	// token's exp). Default 60s; 0: never reused.
 	CacheTTL Duration `yaml:"cache_ttl"`
-	// NegativeTTL: how long an inactive answer is reused. Default 10s.
+	// NegativeTTL: how long an inactive answer is reused. Default 10s; 0:
+	// never reused.
 	NegativeTTL Duration `yaml:"negative_ttl"`
 	// Timeout of one introspection request. Default 2s.
 	Timeout Duration `yaml:"timeout"`

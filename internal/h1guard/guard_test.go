@@ -35,21 +35,26 @@ func (c *chunkedConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// pieces splits stream after every split bytes (0: one piece).
+func pieces(stream []byte, split int) [][]byte {
+	var out [][]byte
+	for len(stream) > 0 {
+		n := len(stream)
+		if split > 0 && split < n {
+			n = split
+		}
+		out = append(out, stream[:n])
+		stream = stream[n:]
+	}
+	return out
+}
+
 // readAll reads a guarded connection over the scripted stream, split
 // after every `split` bytes (0: whole), with reads of bufSize bytes.
 func readAll(t *testing.T, stream string, split, bufSize int) (got string, g *Conn, err error) {
 	t.Helper()
-	var pieces [][]byte
-	for s := []byte(stream); len(s) > 0; {
-		n := len(s)
-		if split > 0 && split < n {
-			n = split
-		}
-		pieces = append(pieces, s[:n])
-		s = s[n:]
-	}
 	l := NewListener(nil, testLimits)
-	g = &Conn{Conn: &chunkedConn{pieces: pieces}, l: l}
+	g = &Conn{Conn: &chunkedConn{pieces: pieces([]byte(stream), split)}, l: l}
 	var out bytes.Buffer
 	buf := make([]byte, bufSize)
 	for i := 0; i < 10000; i++ {
@@ -286,18 +291,9 @@ func FuzzFramingMatchesNetHTTP(f *testing.F) {
 }
 
 func deliver(stream []byte, split int, lim Limits) string {
-	var pieces [][]byte
-	for s := stream; len(s) > 0; {
-		n := len(s)
-		if split > 0 && split < n {
-			n = split
-		}
-		pieces = append(pieces, s[:n])
-		s = s[n:]
-	}
 	l := NewListener(nil, lim)
 	l.canned = []byte("<refused>")
-	g := &Conn{Conn: &chunkedConn{pieces: pieces}, l: l}
+	g := &Conn{Conn: &chunkedConn{pieces: pieces(stream, split)}, l: l}
 	var out bytes.Buffer
 	buf := make([]byte, 512)
 	deadline := time.Now().Add(5 * time.Second)

@@ -81,8 +81,14 @@ func rawExchange(t *testing.T, addr, req string) []int {
 	if _, err := io.WriteString(c, req); err != nil {
 		t.Fatal(err)
 	}
+	return readStatuses(t, c, bufio.NewReader(c))
+}
+
+// readStatuses reads responses from br until c ends, and returns their
+// status codes; it fails when c stays open for more than 5 s.
+func readStatuses(t *testing.T, c net.Conn, br *bufio.Reader) []int {
+	t.Helper()
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	br := bufio.NewReader(c)
 	var codes []int
 	for {
 		resp, err := http.ReadResponse(br, nil)
@@ -205,16 +211,7 @@ func TestOneContinuePerRequest(t *testing.T) {
 			t.Fatalf("first answer: %v, %v; want 100", resp, err)
 		}
 		io.WriteString(c, "abc")
-		var codes []int
-		for {
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				break
-			}
-			codes = append(codes, resp.StatusCode)
-			io.Copy(io.Discard, resp.Body)
-		}
-		if fmt.Sprint(codes) != "[200]" {
+		if codes := readStatuses(t, c, br); fmt.Sprint(codes) != "[200]" {
 			t.Fatalf("after the body: %v, want [200] (one 100 only)", codes)
 		}
 	})
@@ -235,21 +232,8 @@ func TestHTTPSClosesAfterFramingItCannotSee(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.SetDeadline(time.Now().Add(5 * time.Second))
 		io.WriteString(c, req)
-		br := bufio.NewReader(c)
-		var codes []int
-		for {
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				if ne, ok := err.(net.Error); ok && ne.Timeout() {
-					t.Fatalf("%s: connection still open after %v", name, codes)
-				}
-				break
-			}
-			codes = append(codes, resp.StatusCode)
-			io.Copy(io.Discard, resp.Body)
-		}
+		codes := readStatuses(t, c, bufio.NewReader(c))
 		c.Close()
 		if len(codes) != 1 {
 			t.Errorf("%s: answers %v, want one, then the connection closed", name, codes)

@@ -67,6 +67,9 @@ type App struct {
 	// tunnels included: net/http's Shutdown stops tracking a connection
 	// once it is hijacked, so shutdown also waits for this to reach 0.
 	handlers atomic.Int64
+	// draining: the listeners were closed for a drain, so an accept
+	// error from a closed listener ends its serve loop without error.
+	draining atomic.Bool
 
 	testHookBeforeListen func() // tests: runs just before the listeners are bound
 
@@ -168,13 +171,14 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 	}
 	a.engine = proxy.New(popts)
 	var lns []net.Listener
+	var lims []*netx.LimitListener
 	var adminLn net.Listener
 	if l := a.doc.Config.Admin.Listen; l != "off" {
 		ln, err := a.opts.Listen("tcp", l)
 		if err != nil {
 			return fmt.Errorf("admin listen %s: %w", l, err)
 		}
-		adminLn = ln
+		adminLn = &onceCloseListener{Listener: ln}
 	}
 	if a.testHookBeforeListen != nil {
 		a.testHookBeforeListen()
@@ -199,6 +203,7 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		if a.metrics != nil {
 			lim.OnRefuse = a.metrics.ConnectionRefused
 		}
+		lims = append(lims, lim)
 		if i >= nPlain {
 			lns = append(lns, lim) // HTTPS: net/http must see the *tls.Conn
 			continue
@@ -221,7 +226,7 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		servers = append(servers, srv)
 		addrs = append(addrs, ln.Addr())
 		g.Go(func() error {
-			if err := serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			if err := serve(ln); !a.stoppedServing(err) {
 				return fmt.Errorf("serve %s: %w", ln.Addr(), err)
 			}
 			return nil
@@ -234,7 +239,7 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		servers = append(servers, adminSrv)
 		adminAddr = adminLn.Addr()
 		g.Go(func() error {
-			if err := adminSrv.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+			if err := adminSrv.Serve(adminLn); !a.stoppedServing(err) {
 				return fmt.Errorf("admin serve %s: %w", adminLn.Addr(), err)
 			}
 			return nil
@@ -252,27 +257,7 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 	}
 	<-gctx.Done()
 	a.up.Store(false)
-
-	grace := s.ShutdownGrace.D()
-	a.events.Info("shutting down", "grace", grace.String())
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	var wg sync.WaitGroup
-	// Event streams end cleanly now and WebSockets are closed (1001),
-	// not cut at the deadline; net/http does not wait for the latter.
-	wg.Go(func() { a.engine.Drain(sctx) })
-	for _, srv := range servers {
-		wg.Go(func() {
-			if err := srv.Shutdown(sctx); err != nil {
-				a.events.Warn("grace period over; closing remaining connections", "err", err.Error())
-				srv.Close()
-			}
-		})
-	}
-	wg.Wait()
-	if n := a.waitHandlers(sctx); n > 0 {
-		a.events.Warn("grace period over; closing the remaining WebSocket and tunnel connections", "open", n)
-	}
+	a.drain(servers, lns, lims, adminLn, s.ShutdownGrace.D())
 	a.registry.Close()
 	err := g.Wait()
 	if ctx.Err() != nil && err == nil {
@@ -359,6 +344,10 @@ func (a *App) counted(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.handlers.Add(1)
 		defer a.handlers.Add(-1)
+		if r.ProtoMajor == 2 {
+			// A drain leaves HTTP/2 connections to Shutdown's GOAWAY.
+			netx.Multiplexed(proxy.Conn(r.Context()))
+		}
 		h.ServeHTTP(w, r)
 	})
 }
@@ -389,6 +378,7 @@ func (a *App) waitHandlers(ctx context.Context) int64 {
 
 // server is what shutdown needs of an http.Server or an h1server.Server.
 type server interface {
+	SetKeepAlivesEnabled(bool)
 	Shutdown(context.Context) error
 	Close() error
 }
@@ -436,6 +426,15 @@ func (a *App) publicServer(s config.Server, useTLS bool) *http.Server {
 		return srv
 	}
 	protos.SetHTTP2(true)
+	// An HTTP/2 connection is marked as such from its start (the
+	// handler marks it too, but an idle one may carry no request): a
+	// drain does not wait for it to close (netx.Multiplexed). net/http
+	// reports a connection idle once per request at most.
+	srv.ConnState = func(c net.Conn, st http.ConnState) {
+		if tc, ok := c.(*tls.Conn); ok && st == http.StateIdle && tc.ConnectionState().NegotiatedProtocol == "h2" {
+			netx.Multiplexed(c)
+		}
+	}
 	min, _ := tlsx.MinVersion(s.TLS.MinVersion) // validated
 	var alpn []string
 	if f := a.holder.Load().TLS; f != nil {

@@ -218,7 +218,9 @@ func (c *conn) serve() {
 		s.writers.Put(c.bw)
 		c.bw = nil
 		c.state.Store(stateIdle)
-		if s.shuttingDown() {
+		// After the store: SetKeepAlivesEnabled(false) either is seen
+		// here or sees this connection idle, and closes it.
+		if !s.doKeepAlives() {
 			return
 		}
 		// Wait for the next request under the idle timeout; its head is

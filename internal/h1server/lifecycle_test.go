@@ -505,3 +505,85 @@ func TestIdleConnectionsKeepNoWriteBuffer(t *testing.T) {
 		}
 	}
 }
+
+// A draining process disables keep-alives once it has stopped accepting:
+// idle connections close at once, a request in flight and a request that
+// arrives later on a connection accepted before (taken here, or handed
+// over to net/http) are served, each with "Connection: close", and their
+// connections then close. Shutdown would have closed the last two
+// unanswered.
+func TestKeepAlivesDisabled(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	fb := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			started <- struct{}{}
+			<-release
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, "done")
+	}), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 5 * time.Second}
+	s := New(fb, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-served; err != http.ErrServerClosed {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second)) // a bound, not a wait
+		return c, bufio.NewReader(c)
+	}
+	wantClosed := func(name string, br *bufio.Reader) {
+		t.Helper()
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Errorf("%s connection: read %v, want EOF", name, err)
+		}
+	}
+
+	idle, idleBR := dial()
+	_, _ = io.WriteString(idle, "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n")
+	if resp, _ := readResponse(t, idleBR, "GET"); resp.Close {
+		t.Fatal("keep-alive response says Connection: close before keep-alives were disabled")
+	}
+	busy, busyBR := dial()
+	_, _ = io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+	<-started
+	later, laterBR := dial()
+	post, postBR := dial()
+
+	s.SetKeepAlivesEnabled(false)
+	wantClosed("idle", idleBR)
+
+	close(release)
+	for _, tc := range []struct {
+		name, req string
+		c         net.Conn
+		br        *bufio.Reader
+	}{
+		{name: "in-flight", c: busy, br: busyBR},
+		{name: "later", req: "GET /fast HTTP/1.1\r\nHost: t\r\n\r\n", c: later, br: laterBR},
+		{name: "handed-over", req: "POST /post HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi", c: post, br: postBR},
+	} {
+		if tc.req != "" {
+			_, _ = io.WriteString(tc.c, tc.req)
+		}
+		resp, body := readResponse(t, tc.br, "GET")
+		if body != "done" || !resp.Close { // Close: the response said "Connection: close"
+			t.Errorf("%s request: %q, close=%v; want its body and Connection: close", tc.name, body, resp.Close)
+		}
+		wantClosed(tc.name, tc.br)
+	}
+}

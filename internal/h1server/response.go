@@ -372,7 +372,7 @@ func (w *response) writeHeader(p []byte, owned bool) {
 		return
 	}
 	w.headerSent = true
-	keepAlivesEnabled := !w.c.srv.shuttingDown()
+	keepAlivesEnabled := w.c.srv.doKeepAlives()
 	isHEAD := w.req.Method == http.MethodHead
 
 	header := w.cwHeader

@@ -72,8 +72,9 @@ type Server struct {
 	rht, idle   time.Duration
 	fast        bool // requests may be taken here; otherwise everything is handed over
 
-	inShutdown atomic.Bool
-	sweeps     atomic.Int64 // sweeps done (tests wait on it)
+	inShutdown  atomic.Bool
+	noKeepAlive atomic.Bool  // SetKeepAlivesEnabled(false)
+	sweeps      atomic.Int64 // sweeps done (tests wait on it)
 
 	mu           sync.Mutex // guards the following fields
 	ln           net.Listener
@@ -102,8 +103,8 @@ const sweepInterval = 100 * time.Millisecond
 // A head is taken only when it fits this server's 4 KiB buffer, which is
 // within what net/http accepts whatever MaxHeaderBytes is. srv settings
 // this server does not implement (ReadTimeout, WriteTimeout, ConnState,
-// TLSConfig) make it hand every connection over; SetKeepAlivesEnabled is
-// not seen. Taken requests cannot be hijacked: they never ask for an
+// TLSConfig) make it hand every connection over; srv's own
+// SetKeepAlivesEnabled is not seen (call this Server's). Taken requests cannot be hijacked: they never ask for an
 // upgrade.
 func New(srv *http.Server, connContext func(context.Context, net.Conn) context.Context) *Server {
 	if connContext == nil {
@@ -262,6 +263,27 @@ func (s *Server) stop() {
 }
 
 func (s *Server) shuttingDown() bool { return s.inShutdown.Load() }
+
+// SetKeepAlivesEnabled is http.Server.SetKeepAlivesEnabled, here and in
+// the http.Server: with false, each response from now on says
+// "Connection: close" and its connection closes after it, and idle
+// connections are closed now. Unlike Shutdown it stops nothing else: a
+// request read afterwards (on a connection accepted before the listener
+// closed) is still served. A draining process calls it once it has
+// stopped accepting.
+func (s *Server) SetKeepAlivesEnabled(v bool) {
+	s.noKeepAlive.Store(!v)
+	s.fb.SetKeepAlivesEnabled(v)
+	if s.fbLater != s.fb {
+		s.fbLater.SetKeepAlivesEnabled(v)
+	}
+	if !v {
+		s.closeIdle()
+	}
+}
+
+// doKeepAlives is net/http's: keep-alives are on and no shutdown began.
+func (s *Server) doKeepAlives() bool { return !s.noKeepAlive.Load() && !s.inShutdown.Load() }
 
 // closeIdle closes the connections waiting for a request (and, as
 // net/http, those that sent nothing for 5 s), and reports whether none

@@ -1,9 +1,14 @@
 // Package netx holds listener-level defences: limits on concurrent
 // connections, in total and per client address. A connection over a limit
 // is closed at accept, before any byte of it is read, and counted.
+//
+// A LimitListener also tells a draining server when the connections it
+// accepted are gone (WaitDrained): every one closed, or marked as
+// multiplexed (HTTP/2, which ends with a GOAWAY rather than a close).
 package netx
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/netip"
@@ -27,8 +32,16 @@ type LimitListener struct {
 	// "per_ip").
 	OnRefuse func(reason string)
 
-	mu    sync.Mutex // guards perIP
+	// pending counts the open connections not marked multiplexed
+	// (WaitDrained waits for 0).
+	pending atomic.Int64
+
+	closeOnce sync.Once
+	closeErr  error
+
+	mu    sync.Mutex // guards the following fields
 	perIP map[netip.Addr]int
+	zero  chan struct{} // closed when pending reaches 0; nil when no one waits
 }
 
 // NewLimitListener wraps l.
@@ -60,7 +73,76 @@ func (l *LimitListener) Accept() (net.Conn, error) {
 			l.mu.Unlock()
 		}
 		l.total.Add(1)
+		l.pending.Add(1)
 		return wrap(c, l, ip), nil
+	}
+}
+
+// Close closes the listener. Only the first call closes it; later ones
+// return what the first returned (a drain closes a listener before the
+// server's Shutdown closes it again, which must not report an error).
+func (l *LimitListener) Close() error {
+	l.closeOnce.Do(func() { l.closeErr = l.Listener.Close() })
+	return l.closeErr
+}
+
+// WaitDrained waits until every connection accepted so far is closed or
+// marked multiplexed (Multiplexed), or ctx ends (then it returns ctx's
+// error). Call it once the listener no longer accepts: otherwise new
+// connections may keep it waiting.
+func (l *LimitListener) WaitDrained(ctx context.Context) error {
+	for {
+		l.mu.Lock()
+		if l.pending.Load() <= 0 {
+			l.mu.Unlock()
+			return nil
+		}
+		if l.zero == nil {
+			l.zero = make(chan struct{})
+		}
+		zero := l.zero
+		l.mu.Unlock()
+		select {
+		case <-zero:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Pending is the number of open connections not marked multiplexed.
+func (l *LimitListener) Pending() int64 { return l.pending.Load() }
+
+// settle takes one connection off pending, and wakes WaitDrained at 0.
+func (l *LimitListener) settle() {
+	if l.pending.Add(-1) > 0 {
+		return
+	}
+	l.mu.Lock()
+	if l.zero != nil {
+		close(l.zero)
+		l.zero = nil
+	}
+	l.mu.Unlock()
+}
+
+// Multiplexed marks c, a connection accepted by a LimitListener (or one
+// wrapping it and offering NetConn, such as a *tls.Conn), as carrying
+// HTTP/2: WaitDrained no longer waits for it, since it does not close
+// when keep-alives are disabled but ends with the GOAWAY of the server's
+// Shutdown. It does nothing for any other connection, or one marked
+// already.
+func Multiplexed(c net.Conn) {
+	for i := 0; c != nil && i < 8; i++ {
+		if lc, ok := c.(interface{ limited() *limitedConn }); ok {
+			lc.limited().markMultiplexed()
+			return
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return
+		}
+		c = u.NetConn()
 	}
 }
 
@@ -104,15 +186,34 @@ func wrap(c net.Conn, l *LimitListener, ip netip.Addr) net.Conn {
 	return &limitedConn{Conn: c, l: l, ip: ip}
 }
 
+// States of a limitedConn, for pending.
+const (
+	connOpen int32 = iota
+	connMultiplexed
+	connClosed
+)
+
 type limitedConn struct {
 	net.Conn
-	l    *LimitListener
-	ip   netip.Addr
-	once sync.Once
+	l     *LimitListener
+	ip    netip.Addr
+	once  sync.Once
+	state atomic.Int32 // connOpen, connMultiplexed or connClosed
+}
+
+func (c *limitedConn) limited() *limitedConn { return c }
+
+func (c *limitedConn) markMultiplexed() {
+	if c.state.CompareAndSwap(connOpen, connMultiplexed) {
+		c.l.settle()
+	}
 }
 
 func (c *limitedConn) Close() error {
 	c.once.Do(func() {
+		if c.state.Swap(connClosed) == connOpen {
+			defer c.l.settle() // after the counts below: a drain may end at 0
+		}
 		c.l.total.Add(-1)
 		if c.l.limits.PerIP > 0 {
 			c.l.mu.Lock()

@@ -2,6 +2,7 @@ package netx
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -218,5 +219,73 @@ func TestLimitedTCPConnReadFrom(t *testing.T) {
 	c.(closeWriter).CloseWrite()
 	if g := <-got; g != want {
 		t.Fatalf("client read %d bytes, want %d", len(g), len(want))
+	}
+}
+
+// netConnWrapper is a connection wrapping another, as a *tls.Conn does.
+type netConnWrapper struct{ net.Conn }
+
+func (w netConnWrapper) NetConn() net.Conn { return w.Conn }
+
+// A draining server waits on WaitDrained for the connections it accepted
+// to close: it returns at once with none open, waits while one is open
+// and not marked multiplexed, and returns when the last one closes or is
+// marked (through a wrapper), or when its context ends.
+func TestWaitDrained(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := NewLimitListener(ln, Limits{Total: 10})
+	ctx := t.Context()
+	if err := lim.WaitDrained(ctx); err != nil {
+		t.Fatalf("WaitDrained with nothing open: %v", err)
+	}
+	var accepted []net.Conn
+	for range 2 {
+		client, err := net.Dial("tcp", lim.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		c, err := lim.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		accepted = append(accepted, c)
+	}
+	if err := lim.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := lim.Close(); err != nil {
+		t.Errorf("second Close: %v, want nil", err)
+	}
+
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := lim.WaitDrained(done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("WaitDrained with 2 open and ctx done: %v, want context.Canceled", err)
+	}
+
+	drained := make(chan error, 1)
+	go func() { drained <- lim.WaitDrained(ctx) }()
+	accepted[0].Close()
+	accepted[0].Close() // counted once
+	Multiplexed(netConnWrapper{accepted[1]})
+	if err := <-drained; err != nil {
+		t.Fatalf("WaitDrained: %v", err)
+	}
+	if n := lim.Pending(); n != 0 {
+		t.Errorf("Pending = %d, want 0", n)
+	}
+	// The multiplexed connection still counts against the limits until
+	// it closes, and closing it does not count it off twice.
+	if n := lim.total.Load(); n != 1 {
+		t.Errorf("open connections = %d, want 1", n)
+	}
+	accepted[1].Close()
+	if n, p := lim.total.Load(), lim.Pending(); n != 0 || p != 0 {
+		t.Errorf("after closing all: open %d, pending %d, want 0 and 0", n, p)
 	}
 }

@@ -67,6 +67,15 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 	return context.WithValue(ctx, connKey{}, &connState{conn: c, port: localPort(c), guard: h1guard.Of(c)})
 }
 
+// Conn returns the connection ctx's request came in on, as ConnContext
+// recorded it; nil when none did.
+func Conn(ctx context.Context) net.Conn {
+	if cs, ok := ctx.Value(connKey{}).(*connState); ok {
+		return cs.conn
+	}
+	return nil
+}
+
 // ConnContextKeepingDeadlines is ConnContext for a server that leaves a
 // connection's write deadline in place between requests
 // (internal/h1server), unlike net/http, which clears it after each one.

@@ -33,7 +33,13 @@ func unitDirectives(src string) map[string][]string {
 	return out
 }
 
-// checkUnit: the hardening the unit promises (docs/operations.md).
+// pidFile is where the unit's Gatehouse writes its PID, in its
+// RuntimeDirectory: systemd follows the main process through it across a
+// zero-downtime upgrade (docs/operations.md, "Under systemd").
+const pidFile = "/run/gatehouse/gatehouse.pid"
+
+// checkUnit: the hardening the unit promises, and the upgrade setup
+// (docs/operations.md).
 func checkUnit(src string) []string {
 	d := unitDirectives(src)
 	var errs []string
@@ -50,7 +56,9 @@ func checkUnit(src string) []string {
 		"Service.ExecReload":             "/bin/kill -HUP $MAINPID",
 		"Service.Restart":                "on-failure",
 		"Service.LimitNOFILE":            "65536",
-		"Service.ExecStart":              imageBinary + " run -c ${CONFIGURATION_DIRECTORY}/gatehouse.yaml",
+		"Service.RuntimeDirectory":       "gatehouse",
+		"Service.PIDFile":                pidFile,
+		"Service.ExecStart":              imageBinary + " run -c ${CONFIGURATION_DIRECTORY}/gatehouse.yaml -pid-file " + pidFile,
 		"Install.WantedBy":               "multi-user.target",
 	}
 	for k, v := range want {
@@ -79,6 +87,9 @@ func TestSystemdUnit(t *testing.T) {
 		{"ProtectSystem=strict", "ProtectSystem=full"},
 		{"DynamicUser=yes\n", ""},
 		{"ExecReload=/bin/kill -HUP $MAINPID", "ExecReload=/bin/kill -USR1 $MAINPID"},
+		{"PIDFile=/run/gatehouse/gatehouse.pid", "PIDFile=/run/gatehouse.pid"},
+		{"gatehouse.yaml -pid-file /run/gatehouse/gatehouse.pid", "gatehouse.yaml"},
+		{"RuntimeDirectory=gatehouse\n", ""},
 	} {
 		if len(checkUnit(strings.Replace(string(src), tc.old, tc.new, 1))) == 0 {
 			t.Errorf("a unit with %q instead of %q passes", tc.new, tc.old)

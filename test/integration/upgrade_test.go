@@ -247,8 +247,10 @@ func buildVersion(t *testing.T, bin, v string) {
 }
 
 // TestUpgradeUnderLoad: SIGUSR2 hands the listeners to the binary now on
-// disk; under steady load no request fails, a WebSocket opened before
-// the upgrade keeps working on the old process while it drains, the new
+// disk; under steady load no request fails (not even one on a connection
+// the old process accepted just before it stopped accepting), a WebSocket
+// opened before the upgrade is closed cleanly by the draining old process
+// (1001, going away: its client reconnects to the new one), the new
 // process (the new binary: its version) answers, and the old one exits
 // once its last connection is done.
 func TestUpgradeUnderLoad(t *testing.T) {
@@ -284,18 +286,19 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	l.finish(t)
 	http.DefaultClient.CloseIdleConnections()
 
-	// The old process drains: its WebSocket still relays.
-	select {
-	case <-g.done:
-		t.Fatalf("the old process exited (%v) with a WebSocket open, before shutdown_grace", g.err)
-	default:
+	// The old process drains: its WebSocket is closed cleanly, with
+	// status 1001 (going away), so that the client reconnects to the new
+	// process.
+	_ = ws.SetDeadline(time.Now().Add(25 * time.Second)) // a bound, not a wait
+	b0, masked, payload, err := wsReadFrame(wsr)
+	if err != nil || masked || !wsClose1001(b0, payload) {
+		t.Fatalf("WebSocket after the upgrade: frame %#x masked=%v % x, %v; want an unmasked close frame, 1001", b0, masked, payload, err)
 	}
-	if _, err := io.WriteString(ws, "ping"); err != nil {
+	if _, err := ws.Write([]byte{0x88, 0x82, 9, 8, 7, 6, 0x03 ^ 9, 0xe9 ^ 8}); err != nil { // close 1001, answered
 		t.Fatal(err)
 	}
-	got := make([]byte, 4)
-	if _, err := io.ReadFull(wsr, got); err != nil || string(got) != "ping" {
-		t.Fatalf("WebSocket after the upgrade: %q, %v", got, err)
+	if after, err := io.ReadAll(wsr); err != nil || len(after) != 0 {
+		t.Errorf("WebSocket read % x, %v after the closing handshake; want EOF", after, err)
 	}
 	ws.Close()
 	select {

@@ -3,10 +3,17 @@ GO ?= go
 BIN ?= bin/gatehouse
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build demo run fmt vet test race integration e2e fuzz-smoke bench bench-compare test-all
+.PHONY: build image-layout demo run fmt vet test race integration e2e fuzz-smoke bench bench-compare test-all
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/gatehouse
+
+# The image's layout without a Docker daemon, as test/deploy builds and
+# checks it (an empty base, not distroless: see docs/operations.md), for
+# skopeo/crane/podman: skopeo copy oci:bin/image-layout:$(VERSION) …
+image-layout:
+	GATEHOUSE_IMAGE_LAYOUT=$(CURDIR)/bin/image-layout GATEHOUSE_IMAGE_VERSION=$(VERSION) \
+		$(GO) test -count=1 -run '^TestImageLayout$$/^shipped$$' ./test/deploy/
 
 demo:
 	$(GO) run ./cmd/gatehouse demo

@@ -47,6 +47,7 @@ go test -run '^$' -fuzz '^FuzzSimpleHeadMatchesReadResponse$' -fuzztime 10s ./in
 go test -run '^$' -fuzz '^FuzzParseHeadMatchesNetHTTP$' -fuzztime 10s ./internal/h1server/
 go test -run '^$' -fuzz '^FuzzServerMatchesNetHTTP$' -fuzztime 10s ./internal/h1server/
 go test -run '^$' -fuzz '^FuzzFramingMatchesNetHTTP$' -fuzztime 10s ./internal/h1guard/
+go test -run '^$' -fuzz '^FuzzWSFramesMatchesWholeParse$' -fuzztime 10s ./internal/proxy/
 for target in FuzzSafeReturn FuzzParseCallback FuzzSessionCookie; do
   go test -run '^$' -fuzz "^${target}\$" -fuzztime 10s ./internal/auth/oidc/
 done

@@ -159,8 +159,13 @@ func StartFile(tb testing.TB, path, addr string) *Proc {
 
 // StartFileEnv is StartFile with env ("NAME=value" entries) added to the
 // environment the process inherits.
+//
+// With GATEHOUSE_TEST_FAST_HTTP1 set, the file is first rewritten in place
+// to set server.fast_http1 unless it does (see ConfigForEnv); a test that
+// rewrites the file to reload should write it through ConfigForEnv too.
 func StartFileEnv(tb testing.TB, path, addr string, env []string) *Proc {
 	tb.Helper()
+	applyEnvToFile(tb, path)
 	p := &Proc{ConfigPath: path, Addr: addr, done: make(chan struct{})}
 	p.Cmd = exec.Command(Binary(tb), "run", "-c", path)
 	if env != nil {

@@ -413,10 +413,12 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 }
 
 // writeAtomic replaces path the way editors do: write a temp file, rename.
+// data is a Gatehouse config, run as the environment asks (see
+// testutil.ConfigForEnv): a reload or an upgrade keeps the server.
 func writeAtomic(t *testing.T, path, data string) {
 	t.Helper()
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+	if err := os.WriteFile(tmp, testutil.ConfigForEnv(t, []byte(data)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
@@ -500,7 +502,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Fatalf("invalid config not reported:\n%s", p.Output())
 	}
 	// SIGHUP reloads too.
-	os.WriteFile(path, []byte(cfg(4)), 0o644)
+	os.WriteFile(path, testutil.ConfigForEnv(t, []byte(cfg(4))), 0o644)
 	p.Signal(syscall.SIGHUP)
 	if !testutil.WaitFor(10*time.Second, func() bool { return seenGen.Load() >= 4 }) {
 		t.Fatal("SIGHUP did not reload")

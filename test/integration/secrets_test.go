@@ -118,6 +118,12 @@ routes:
 			clean = append(clean, kv)
 		}
 	}
+	// The config as written: StartFileEnv may have rewritten path (to run
+	// it on the server GATEHOUSE_TEST_FAST_HTTP1 names), moving its lines.
+	path = filepath.Join(dir, "validate.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(testutil.Binary(t), "validate", "-c", path)
 	cmd.Env = clean
 	out, err := cmd.CombinedOutput()

@@ -29,7 +29,7 @@ BASE_PORT=${BASE_PORT:-18080}  # first port tried; busy ports are skipped
 BODY_BYTES=${BODY_BYTES:-100}  # origin response body size
 HEADERS=${HEADERS:-minimal}    # minimal: only what each variant needs; browser: also a browser's dozen request headers
 DIRECT=${DIRECT:-1}            # 1: also run wrk straight at the origin (ceiling of core $LOAD_CPU)
-LOG_DIR=${LOG_DIR:-}           # where gatehouse-obs writes its access log (default: <tmp>/logs, on disk)
+LOG_DIR=${LOG_DIR:-}           # where gatehouse-obs and gatehouse-full write their access logs (default: <tmp>/logs, on disk)
 # A browser's usual request headers (HEADERS=browser): requests of this
 # shape make Go's header maps tables already, as real traffic does; wrk's
 # minimal request keeps them small maps (up to 8 entries).

@@ -5,12 +5,14 @@
 #
 #   bash bench/profile.sh                       # variant "obs": logging and metrics
 #   VARIANT=auth bash bench/profile.sh          # the cached bearer-token check
+#   VARIANT=full bash bench/profile.sh          # obs + auth + a per-IP limit (bench/run.sh's gatehouse-full)
 #   VARIANT=plain FOCUS='httputil' bash bench/profile.sh
 #   SECONDS_=60 bash bench/profile.sh           # a longer profile
 #
 # Variants: plain (metrics and access log off), obs (metrics on, access log
 # to a file), auth (every request carries a 600-byte RS256 token the route
-# checks, from the cache). FOCUS is a regexp over function names; the
+# checks, from the cache), full (obs and auth together, and a per-client-IP
+# rate limit that never refuses, as bench/run.sh's gatehouse-full). FOCUS is a regexp over function names; the
 # default depends on the variant. The profile is kept (path printed) for
 # `go tool pprof`.
 #
@@ -42,11 +44,11 @@ ORIGIN=$(port) GH=$(port) ADMIN=$(port)
 mkdir -p "$TMP/origin/logs" "$TMP/keys" "$TMP/logs" "$TMP/conf"
 origin_conf "$TMP/origin" "$ORIGIN" "$(printf 'x%.0s' $(seq 100))" >"$TMP/origin/nginx.conf"
 
-access=off auth="" routeauth="" keysroute="" hdr=() focus=""
+access=off auth="" routeauth="" keysroute="" hdr=() focus="" limits="" routelimits=""
 case $VARIANT in
   plain) focus=${FOCUS:-'proxy\.\(\*Engine\)\.(early|routeRequest|requestFilters|finish)$'} ;;
   obs) access="$TMP/logs/access.log"; focus=${FOCUS:-'proxy\.\(\*Engine\)\.logging$|observe/metrics|prometheus'} ;;
-  auth)
+  auth|full)
     go run ./bench/mktoken -dir "$TMP/keys" -issuer "http://127.0.0.1:$GH" >"$TMP/token"
     hdr=(-H "Authorization: Bearer $(cat "$TMP/token")")
     auth="auth:
@@ -56,8 +58,14 @@ case $VARIANT in
     match: { path: /jwks.json }
     static: { root: \"$TMP/keys\" }"
     routeauth="    auth: { roles: { any_of: [admin] } }"
-    focus=${FOCUS:-'authn\.\(\*Filter\)\.FilterRequest$'} ;;
-  *) echo "profile.sh: unknown VARIANT $VARIANT (plain, obs, auth)" >&2; exit 1 ;;
+    focus=${FOCUS:-'authn\.\(\*Filter\)\.FilterRequest$'}
+    if [[ $VARIANT == full ]]; then
+      access="$TMP/logs/access.log"
+      limits=$'rate_limits:\n  per-ip: { key: client_ip, rate: 10000000/s }'
+      routelimits="    rate_limits: [per-ip]"
+      focus=${FOCUS:-'proxy\.\(\*Engine\)\.logging$|observe/metrics|prometheus|authn\.\(\*Filter\)\.FilterRequest$|ratelimit'}
+    fi ;;
+  *) echo "profile.sh: unknown VARIANT $VARIANT (plain, obs, auth, full)" >&2; exit 1 ;;
 esac
 
 cat >"$TMP/conf/gatehouse.yaml" <<EOF
@@ -69,6 +77,7 @@ admin:
 log:
   access: "$access"
 $auth
+$limits
 upstreams:
   origin:
     targets: ["127.0.0.1:$ORIGIN"]
@@ -78,6 +87,7 @@ $keysroute
     match: { path_prefix: / }
     upstream: origin
 $routeauth
+$routelimits
 EOF
 
 CGO_ENABLED=0 go build -o "$TMP/gatehouse" ./cmd/gatehouse

@@ -5,13 +5,14 @@
 #   bash bench/run.sh                      # defaults: 3 rounds x 10 s, 32 conns
 #   ROUNDS=1 DURATION=3s WARMUP=1s bash bench/run.sh   # quick smoke run
 #   PROTO=h2 bash bench/run.sh             # HTTPS (TLS 1.3) + HTTP/2 clients, with h2load
+#   PROTO=both bash bench/run.sh           # h1, then h2, and one table of both as ratios to nginx
 #
 # stdout: a markdown report (paste into docs/performance.md).
 # stderr: progress and diagnostics.
 set -euo pipefail
 
 # ---------------------------------------------------------------- settings --
-PROTO=${PROTO:-h1}             # h1: plain HTTP/1.1 driven by wrk; h2: HTTPS (TLS 1.3) + HTTP/2 driven by h2load
+PROTO=${PROTO:-h1}             # h1: plain HTTP/1.1 driven by wrk; h2: HTTPS (TLS 1.3) + HTTP/2 driven by h2load; both: h1 then h2
 ROUNDS=${ROUNDS:-3}            # interleaved rounds; the report is the median
 DURATION=${DURATION:-10s}      # measured wrk/h2load run per proxy per round
 WARMUP=${WARMUP:-2s}           # unmeasured wrk/h2load run just before each measured one
@@ -19,7 +20,8 @@ CONNS=${CONNS:-32}             # wrk/h2load connections (keep-alive)
 THREADS=${THREADS:-1}          # wrk/h2load threads
 STREAMS=${STREAMS:-10}         # h2 only: concurrent streams per connection (h2load -m)
 TLS13_CIPHERS=${TLS13_CIPHERS:-TLS_AES_128_GCM_SHA256}  # h2 only: the suites h2load offers (one: every proxy uses the same)
-PROXIES=${PROXIES:-"nginx haproxy caddy goplain gatehouse gatehouse-obs gatehouse-auth gatehouse-rl"}
+DEFAULT_PROXIES="nginx haproxy caddy goplain gatehouse gatehouse-obs gatehouse-auth gatehouse-rl gatehouse-full"
+PROXIES=${PROXIES:-$DEFAULT_PROXIES}
 PROXY_CPU=${PROXY_CPU:-0}      # core the proxy is pinned to
 LOAD_CPU=${LOAD_CPU:-1}        # core wrk and the origin are pinned to
 BASE_REV=${BASE_REV:-}         # gatehouse-base: gatehouse built from this git revision, for an A/B
@@ -27,7 +29,7 @@ BASE_PORT=${BASE_PORT:-18080}  # first port tried; busy ports are skipped
 BODY_BYTES=${BODY_BYTES:-100}  # origin response body size
 HEADERS=${HEADERS:-minimal}    # minimal: only what each variant needs; browser: also a browser's dozen request headers
 DIRECT=${DIRECT:-1}            # 1: also run wrk straight at the origin (ceiling of core $LOAD_CPU)
-LOG_DIR=${LOG_DIR:-}           # where gatehouse-obs writes its access log (default: <tmp>/logs, on disk)
+LOG_DIR=${LOG_DIR:-}           # where gatehouse-obs and gatehouse-full write their access logs (default: <tmp>/logs, on disk)
 # A browser's usual request headers (HEADERS=browser): requests of this
 # shape make Go's header maps tables already, as real traffic does; wrk's
 # minimal request keeps them small maps (up to 8 entries).
@@ -37,6 +39,8 @@ BROWSER_HDR=(-H "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*
   -H "Sec-Fetch-Site: same-origin" -H "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36"
   -H "Referer: http://127.0.0.1/admin/")
 KEEP_TMP=${KEEP_TMP:-0}        # 1: keep the temp dir (configs, logs) at exit
+FAIL_ON_STATUS=${FAIL_ON_STATUS:-1}  # 1: stop the run when a measured run got a non-2xx response (wrk: 4xx/5xx; h2load: 3xx/4xx/5xx)
+SUMMARY_OUT=${SUMMARY_OUT:-}   # internal (PROTO=both): write the medians as TSV here
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$REPO_ROOT/bench/origin.sh"
@@ -48,12 +52,17 @@ die() { log "ERROR: $*"; exit 1; }
 case $PROTO in
   h1) LOADGEN=wrk ;;
   h2) LOADGEN=h2load ;;
-  *) die "PROTO must be h1 (plain HTTP/1.1, wrk) or h2 (HTTPS + HTTP/2, h2load), not '$PROTO'" ;;
+  both) LOADGEN="wrk, h2load" ;;
+  *) die "PROTO must be h1 (plain HTTP/1.1, wrk), h2 (HTTPS + HTTP/2, h2load) or both, not '$PROTO'" ;;
 esac
 
 # ------------------------------------------------------------ requirements --
 need_pkgs=()
-if [[ $PROTO == h2 ]]; then load_tools="h2load:nghttp2-client openssl:openssl"; else load_tools="wrk:wrk"; fi
+case $PROTO in
+  h1) load_tools="wrk:wrk" ;;
+  h2) load_tools="h2load:nghttp2-client openssl:openssl" ;;
+  both) load_tools="wrk:wrk h2load:nghttp2-client openssl:openssl" ;;
+esac
 for pair in nginx:nginx-light haproxy:haproxy caddy:caddy $load_tools taskset:util-linux \
             curl:curl ss:iproute2 awk:gawk; do
   cmd=${pair%%:*} pkg=${pair#*:}
@@ -69,6 +78,57 @@ fi
 export PATH="$PATH:/usr/sbin:/sbin"
 ncpu=$(nproc --all)
 ((ncpu >= 2)) || die "needs at least 2 cores (proxy on core $PROXY_CPU, load on core $LOAD_CPU)"
+
+# ------------------------------------------------------------ PROTO=both --
+# One invocation, both protocols: the whole run with PROTO=h1, then with
+# PROTO=h2 (each with its own interleaved rounds, processes and ports), then
+# one table of both as ratios to nginx, followed by the two full reports.
+if [[ $PROTO == both ]]; then
+  BOTH=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-bench-both.XXXXXX")
+  trap 'rm -rf "$BOTH"' EXIT
+  LOADAVG0=$(cut -d' ' -f1-3 /proc/loadavg)
+  for p in h1 h2; do
+    log "PROTO=both: the $p run"
+    PROTO=$p SUMMARY_OUT=$BOTH/$p.tsv bash "${BASH_SOURCE[0]}" >"$BOTH/$p.md" || die "the $p run failed"
+  done
+  LOADAVG1=$(cut -d' ' -f1-3 /proc/loadavg)
+  cmdline="PROTO=both ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS STREAMS=$STREAMS"
+  [[ $HEADERS == browser ]] && cmdline="HEADERS=browser $cmdline"
+  [[ $PROXIES != "$DEFAULT_PROXIES" ]] && cmdline+=" PROXIES=\"$PROXIES\""
+  [[ $DIRECT != 1 ]] && cmdline+=" DIRECT=$DIRECT"
+  cmdline+=" bash bench/run.sh"
+  {
+    echo "### Gatehouse vs nginx, HAProxy, Caddy: HTTP/1.1 and HTTPS + HTTP/2, as ratios to nginx"
+    echo
+    echo "Command: \`$cmdline\`  "
+    echo "Commit: $(cd "$REPO_ROOT" && git describe --always --dirty 2>/dev/null || echo unknown). h1: wrk, $CONNS connections; h2: h2load, $CONNS TLS 1.3 connections × $STREAMS streams. $ROUNDS interleaved rounds per protocol (h1 first, then h2), median shown. The details of each are in the two reports below.  "
+    echo "Load average (1, 5, 15 min) before the run: $LOADAVG0; after: $LOADAVG1. Machine: $(nproc --all) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(date -u +%Y-%m-%d)."
+    echo
+    echo "| protocol | proxy | req/s | req/s vs nginx | CPU µs/request | CPU vs nginx | p99 latency | p99 vs nginx | RSS | RSS vs nginx |"
+    echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"
+    for p in h1 h2; do
+      awk -F'\t' -v proto="$p" '
+        function us(x) { return (x >= 1000) ? sprintf("%.2f ms", x / 1000) : sprintf("%d µs", x) }
+        function ratio(a, b) { return (b > 0) ? sprintf("%.2f×", a / b) : "n/a" }
+        { n++; name[n] = $1; rps[n] = $3; p99[n] = $5; cpu[n] = $6; rss[n] = $9; if ($1 == "nginx") r = n }
+        END {
+          for (i = 1; i <= n; i++) {
+            if (name[i] == "direct") continue
+            printf "| %s | %s | %.0f | %s | %.2f | %s | %s | %s | %.1f MiB | %s |\n", proto, name[i],
+              rps[i], r ? ratio(rps[i], rps[r]) : "n/a", cpu[i], r ? ratio(cpu[i], cpu[r]) : "n/a",
+              us(p99[i]), r ? ratio(p99[i], p99[r]) : "n/a", rss[i] / 1024, r ? ratio(rss[i], rss[r]) : "n/a"
+          }
+        }' "$BOTH/$p.tsv"
+    done
+    echo
+    echo "Ratios: >1× means more req/s, more CPU per request, more latency or more memory than nginx on the same protocol. CPU µs/request: utime+stime of the proxy's whole process tree over the measured run, divided by the requests completed. RSS: VmRSS from /proc/<pid>/status summed over the proxy's process tree (nginx: master + worker), read at the end of each measured run, median over rounds; the peak (VmHWM) is in each report's table."
+    echo
+    cat "$BOTH/h1.md"
+    echo
+    cat "$BOTH/h2.md"
+  }
+  exit 0
+fi
 
 # --------------------------------------------------------- temp dir, trap --
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX")
@@ -145,6 +205,12 @@ cpu_ticks() {   # utime+stime (ticks) summed over a process tree
     sum=$((sum + ${12} + ${13}))
   done
   echo "$sum"
+}
+
+rss_kb() {      # "VmRSS VmHWM" in KiB, each summed over a process tree
+  local p
+  for p in $(descendants "$1"); do cat /proc/"$p"/status 2>/dev/null; done |
+    awk '/^VmRSS:/ {r += $2} /^VmHWM:/ {h += $2} END {printf "%d %d\n", r, h}'
 }
 
 origin_accepts() {  # connections the origin has accepted so far
@@ -233,7 +299,7 @@ wait_port "$ORIGIN_PORT" "$ORIGIN_PID" origin || { cat "$TMP/origin.out" >&2; di
 log "origin nginx pid $ORIGIN_PID on 127.0.0.1:$ORIGIN_PORT (cpus $(affinity_of "$ORIGIN_PID"))"
 
 # --------------------------------------------------------------- proxies --
-declare -A PORT=() PID=() VERSION=() SKIPPED=() HDR=()
+declare -A PORT=() PID=() VERSION=() SKIPPED=() HDR=() ADMIN=()
 
 start_nginx() {
   local port; free_port port; local d="$TMP/nginx"
@@ -394,15 +460,23 @@ gatehouse_pool() { [[ $PROTO == h2 ]] && printf '\n    max_idle_per_target: %s' 
 # enough that it never refuses: the cost of an allowed decision; "-" for
 # none), with FAST=off net/http's HTTP/1.1 server for every request, and
 # GOGC in its environment (empty: Go's default).
+# With GH_AUTH=on in its environment, the route also requires a bearer
+# token (RS256, keys from bench/mktoken served by the proxy itself at
+# /jwks.json, verified once and then served from the auth cache), and the
+# load sends that token on every request. h2: the keys are still fetched
+# over plain HTTP (the plain listener, with redirect_http off so that
+# 127.0.0.1, which the certificate covers, is not sent to HTTPS); requests
+# are measured on HTTPS as for the others.
 start_gatehouse_as() {
   local name=$1 admin=$2 access=$3 limit=${4:-} port plain admin_port limits="" route_limits=""
   local SERVER_FAST=${5:-on} # seen by gatehouse_server
   local gogc=${6:-}          # GOGC for the process (experiments)
   local bin=${GH_BIN:-$TMP/gatehouse}
+  local auth=${GH_AUTH:-off} tls_line="" auth_conf="" keys_route="" route_auth="" d=""
   [[ -n ${GH_BIN:-} ]] || build_gatehouse "$name" || return 1
   free_port port; plain=$port
   [[ $PROTO == h2 ]] && free_port plain
-  if [[ $admin == on ]]; then free_port admin_port; admin="127.0.0.1:$admin_port"; else admin=off; fi
+  if [[ $admin == on ]]; then free_port admin_port; admin="127.0.0.1:$admin_port"; ADMIN[$name]=$admin; else admin=off; fi
   # Logs live apart from the configs, so no proxy's config directory holds
   # a file written 30k times a second.
   [[ $access == file ]] && { mkdir -p "$LOG_DIR"; access="$LOG_DIR/$name-access.log"; }
@@ -411,20 +485,38 @@ start_gatehouse_as() {
     limits=$'rate_limits:\n  per-ip: { key: client_ip, rate: 10000000/s }'
     route_limits="    rate_limits: [per-ip]"
   fi
+  if [[ $auth == on ]]; then
+    d=$TMP/$name-keys; mkdir -p "$d"
+    if ! (cd "$REPO_ROOT" && go run ./bench/mktoken -dir "$d" -issuer "http://127.0.0.1:$plain") >"$d/token" 2>"$TMP/mktoken-$name.log"; then
+      SKIPPED[$name]="bench/mktoken failed"; return 1
+    fi
+    tls_line="redirect_http: false"
+    auth_conf="auth:
+  issuers:
+    bench: { issuer: \"http://127.0.0.1:$plain\", jwks_uri: \"http://127.0.0.1:$plain/jwks.json\", audience: bench }"
+    keys_route="  - name: keys
+    match: { path: /jwks.json }
+    static: { root: \"$d\" }"
+    route_auth="    auth: { roles: { any_of: [admin] } }"
+    HDR[$name]="Authorization: Bearer $(cat "$d/token")"
+  fi
   cat >"$TMP/$name.yaml" <<EOF
 admin:
   listen: "$admin"
-$(gatehouse_server "$port" "$plain")
+$(gatehouse_server "$port" "$plain" "$tls_line")
 log:
   access: "$access"
+$auth_conf
 $limits
 upstreams:
   origin:
     targets: ["127.0.0.1:$ORIGIN_PORT"]$(gatehouse_pool)
 routes:
+$keys_route
   - name: all
     match: { path_prefix: / }
     upstream: origin
+$route_auth
 $route_limits
 EOF
   GOGC=$gogc GOMAXPROCS=1 start_bg "$name" "$PROXY_CPU" "$bin" run -c "$TMP/$name.yaml"
@@ -435,45 +527,7 @@ EOF
 
 # gatehouse-auth: like gatehouse, with every request carrying a bearer
 # token the route verifies (cached after the first): the cost of auth.
-# h2: the keys are still fetched over plain HTTP (the plain listener, with
-# redirect_http off so that 127.0.0.1, which the certificate covers, is not
-# sent to HTTPS); requests are measured on HTTPS as for the others.
-start_gatehouse-auth() {
-  local port plain d
-  build_gatehouse gatehouse-auth || return 1
-  free_port port; plain=$port
-  [[ $PROTO == h2 ]] && free_port plain
-  d=$TMP/gatehouse-auth-keys; mkdir -p "$d"
-  if ! (cd "$REPO_ROOT" && go run ./bench/mktoken -dir "$d" -issuer "http://127.0.0.1:$plain") >"$d/token" 2>"$TMP/mktoken.log"; then
-    SKIPPED[gatehouse-auth]="bench/mktoken failed"; return 1
-  fi
-  cat >"$TMP/gatehouse-auth.yaml" <<EOF
-admin:
-  listen: "off"
-$(gatehouse_server "$port" "$plain" "redirect_http: false")
-log:
-  access: "off"
-auth:
-  issuers:
-    bench: { issuer: "http://127.0.0.1:$plain", jwks_uri: "http://127.0.0.1:$plain/jwks.json", audience: bench }
-upstreams:
-  origin:
-    targets: ["127.0.0.1:$ORIGIN_PORT"]$(gatehouse_pool)
-routes:
-  - name: keys
-    match: { path: /jwks.json }
-    static: { root: "$d" }
-  - name: all
-    match: { path_prefix: / }
-    upstream: origin
-    auth: { roles: { any_of: [admin] } }
-EOF
-  GOMAXPROCS=1 start_bg gatehouse-auth "$PROXY_CPU" "$TMP/gatehouse" run -c "$TMP/gatehouse-auth.yaml"
-  PORT[gatehouse-auth]=$port PID[gatehouse-auth]=$STARTED_PID
-  VERSION[gatehouse-auth]=$(cd "$REPO_ROOT" && git describe --always --dirty 2>/dev/null || echo "uncommitted")
-  HDR[gatehouse-auth]="Authorization: Bearer $(cat "$d/token")"
-  return 0
-}
+start_gatehouse-auth() { GH_AUTH=on start_gatehouse_as gatehouse-auth off off; }
 
 # gatehouse-hdr: plain gatehouse (no auth on the route), with wrk sending
 # the same 600-byte bearer token as gatehouse-auth: the difference to
@@ -495,6 +549,10 @@ start_gatehouse() { start_gatehouse_as gatehouse off off; }
 start_gatehouse-obs() { start_gatehouse_as gatehouse-obs on file; }
 # gatehouse-rl: a per-client-IP rate limit (in memory) on every request.
 start_gatehouse-rl() { start_gatehouse_as gatehouse-rl off off per-ip; }
+# gatehouse-full: the production chain at once: metrics on (admin
+# listener), the access log to a file, a bearer token checked (as
+# gatehouse-auth) and a per-client-IP rate limit (as gatehouse-rl).
+start_gatehouse-full() { GH_AUTH=on start_gatehouse_as gatehouse-full on file per-ip; }
 # gatehouse-nethttp: plain gatehouse with fast_http1: false, net/http's
 # HTTP/1.1 server for every request: the difference to gatehouse is what
 # internal/h1server saves.
@@ -543,7 +601,7 @@ sanity() {      # sanity NAME: 200 and the full body through the proxy (h2: over
 
 ACTIVE=()
 for name in $PROXIES; do
-  case $name in nginx|haproxy|caddy|gatehouse|gatehouse-obs|gatehouse-auth|gatehouse-hdr|gatehouse-rl|gatehouse-nethttp|gatehouse-base|goplain) ;; *) die "unknown proxy '$name'";; esac
+  case $name in nginx|haproxy|caddy|gatehouse|gatehouse-obs|gatehouse-auth|gatehouse-hdr|gatehouse-rl|gatehouse-full|gatehouse-nethttp|gatehouse-base|goplain) ;; *) die "unknown proxy '$name'";; esac
   if ! "start_$name"; then log "SKIP $name: ${SKIPPED[$name]}"; continue; fi
   if ! wait_port "${PORT[$name]}" "${PID[$name]}" "$name"; then
     sed 's/^/[bench]   /' "$TMP/$name.out" | tail -20 >&2
@@ -649,6 +707,7 @@ run_one() {     # run_one NAME ROUND
   fi
   c1=$(cpu_ticks "$pid"); b1=$(core_busy "$PROXY_CPU"); l1=$(core_busy "$LOAD_CPU")
   a1=$(origin_accepts)
+  local rss hwm; read -r rss hwm < <(rss_kb "$pid")
   [[ $PROTO == h2 ]] && out=$(h2load_result "$name" "$out" "$H2LOG" || printf '%s\n' "$out")
   local line; line=$(grep '^RESULT ' <<<"$out" || true)
   [[ -n $line ]] || { printf '%s\n' "$out" >&2; die "$name: $LOADGEN printed no result"; }
@@ -658,7 +717,8 @@ run_one() {     # run_one NAME ROUND
   awk -v n="$name" -v r="$round" -v req="$requests" -v dur="$duration_us" \
       -v p50="$p50_us" -v p99="$p99_us" -v se="$sock_errors" -v st="$status_errors" \
       -v dt="$((c1 - c0))" -v hz="$CLK_TCK" \
-      -v b0="$b0" -v b1="$b1" -v l0="$l0" -v l1="$l1" -v acc="$((a1 - a0 - 1))" 'BEGIN {
+      -v b0="$b0" -v b1="$b1" -v l0="$l0" -v l1="$l1" -v acc="$((a1 - a0 - 1))" \
+      -v rss="$rss" -v hwm="$hwm" 'BEGIN {
         split(b0, B0, " "); split(b1, B1, " "); split(l0, L0, " "); split(l1, L1, " ");
         rps = req / (dur / 1e6);
         cpu_us = dt * 1e6 / hz;
@@ -666,11 +726,14 @@ run_one() {     # run_one NAME ROUND
         pcpu = 100 * cpu_us / dur;
         core0 = (B1[2] > B0[2]) ? 100 * (B1[1] - B0[1]) / (B1[2] - B0[2]) : 0;
         core1 = (L1[2] > L0[2]) ? 100 * (L1[1] - L0[1]) / (L1[2] - L0[2]) : 0;
-        printf "%s\t%d\t%.1f\t%d\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\n",
-          n, r, rps, p50, p99, cpureq, pcpu, core0, core1, se, st, acc
+        printf "%s\t%d\t%.1f\t%d\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%d\t%d\n",
+          n, r, rps, p50, p99, cpureq, pcpu, core0, core1, se, st, acc, rss, hwm
       }' >>"$RESULTS"
-  tail -1 "$RESULTS" | awk -F'\t' '{printf "[bench] round %s %-9s %10.0f req/s  p50 %6d us  p99 %6d us  %6.2f CPU us/req  proxy %5.1f%% cpu  core%s %5.1f%%  core%s %5.1f%%  errors %d/%d  new origin conns %d\n",
-      $2, $1, $3, $4, $5, $6, $7, c0, $8, c1, $9, $10, $11, $12}' c0="$PROXY_CPU" c1="$LOAD_CPU" >&2
+  tail -1 "$RESULTS" | awk -F'\t' '{printf "[bench] round %s %-9s %10.0f req/s  p50 %6d us  p99 %6d us  %6.2f CPU us/req  proxy %5.1f%% cpu  core%s %5.1f%%  core%s %5.1f%%  errors %d/%d  new origin conns %d  RSS %.1f MiB\n",
+      $2, $1, $3, $4, $5, $6, $7, c0, $8, c1, $9, $10, $11, $12, $13 / 1024}' c0="$PROXY_CPU" c1="$LOAD_CPU" >&2
+  if ((FAIL_ON_STATUS)) && ((status_errors > 0)); then
+    die "$name round $round: $status_errors non-2xx responses (a refused, unauthorized or failed request: the figures would not be the proxy's); FAIL_ON_STATUS=0 only flags them"
+  fi
   if [[ $name != direct ]] && tail -1 "$RESULTS" | awk -F'\t' '{exit !($8 - $7 > 10)}'; then
     log "WARNING: $name round $round: >10% of core $PROXY_CPU went to processes other than the proxy"
     NOISY+=("$name/$round")
@@ -687,12 +750,42 @@ for ((round = 1; round <= ROUNDS; round++)); do
   for name in "${ACTIVE[@]}"; do run_one "$name" "$round"; done
 done
 
+# Gatehouse variants with metrics on count every response by status class,
+# and every rate-limit decision: after the rounds, every decision must have
+# been "allowed". Their access log (when on) has each status: none may be
+# other than 2xx, except 499, the requests the load generator abandons when
+# a run ends (h2load leaves up to CONNS x STREAMS in flight); wrk alone
+# counts only 4xx/5xx as errors, so this also catches a 3xx.
+METRICS_NOTES=()
+for name in "${ACTIVE[@]}"; do
+  [[ -n ${ADMIN[$name]:-} ]] || continue
+  counts=$(curl -s "http://${ADMIN[$name]}/metrics" | awk '
+    /^gatehouse_http_requests_total\{/ { if ($0 ~ /code="2xx"/) ok += $NF; else bad += $NF }
+    /^gatehouse_ratelimit_decisions_total\{/ { if ($0 ~ /result="allowed"/) al += $NF; else lim += $NF }
+    END { printf "%.0f %.0f %.0f %.0f\n", ok, bad, al, lim }')
+  read -r m_ok m_bad m_allowed m_limited <<<"$counts"
+  ((m_ok > 0)) || die "$name: its /metrics on ${ADMIN[$name]} counted no 2xx response"
+  note="$name's metrics: $m_ok responses 2xx, $m_bad other"
+  grep -q '^rate_limits:' "$TMP/$name.yaml" && note+="; rate limit: $m_allowed allowed, $m_limited limited"
+  bad=$m_bad
+  alog=$LOG_DIR/$name-access.log
+  if [[ -f $alog ]]; then
+    statuses=$(grep -o '"status":[0-9]*' "$alog" | awk -F: '{c[$2]++} END {for (s in c) printf "%s%s×%d", (n++ ? ", " : ""), s, c[s]}')
+    bad=$(grep -o '"status":[0-9]*' "$alog" | awk -F: '$2 !~ /^2/ && $2 != 499 {b++} END {print b + 0}')
+    note+="; its access log: status $statuses"
+    [[ $statuses == *499* ]] && note+=" (499: requests the load generator abandoned at the end of a run)"
+  fi
+  log "$note"
+  METRICS_NOTES+=("$note.")
+  if ((FAIL_ON_STATUS)) && ((bad > 0 || m_limited > 0)); then die "$name: non-2xx responses or limited requests during the run ($note)"; fi
+done
+
 # ---------------------------------------------------------------- report --
 cmdline="ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS"
 [[ $PROTO == h2 ]] && cmdline="PROTO=h2 $cmdline STREAMS=$STREAMS"
 [[ $HEADERS == browser ]] && cmdline="HEADERS=browser $cmdline"
 [[ $PROTO == h2 && $TLS13_CIPHERS != TLS_AES_128_GCM_SHA256 ]] && cmdline+=" TLS13_CIPHERS=$TLS13_CIPHERS"
-[[ $PROXIES != "nginx haproxy caddy goplain gatehouse gatehouse-obs gatehouse-auth gatehouse-rl" ]] && cmdline+=" PROXIES=\"$PROXIES\""
+[[ $PROXIES != "$DEFAULT_PROXIES" ]] && cmdline+=" PROXIES=\"$PROXIES\""
 cmdline+=" bash bench/run.sh"
 
 # medians per proxy: name rps p50 p99 cpureq pcpu core0 core1 errors
@@ -702,11 +795,17 @@ awk -F'\t' '
     for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
     return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
   }
-  { for (k = 3; k <= 9; k++) v[$1, k] = v[$1, k] " " $k; err[$1] += $10 + $11; if (!($1 in seen)) { seen[$1] = 1; order[++m] = $1 } }
-  END { for (i = 1; i <= m; i++) { n = order[i]; printf "%s", n; for (k = 3; k <= 9; k++) printf "\t%s", median(v[n, k]); printf "\t%d\n", err[n] } }
+  { for (k = 3; k <= 9; k++) v[$1, k] = v[$1, k] " " $k; v[$1, 13] = v[$1, 13] " " $13; if ($14 > hwm[$1]) hwm[$1] = $14
+    err[$1] += $10 + $11; if (!($1 in seen)) { seen[$1] = 1; order[++m] = $1 } }
+  END { for (i = 1; i <= m; i++) { n = order[i]; printf "%s", n; for (k = 3; k <= 9; k++) printf "\t%s", median(v[n, k]); printf "\t%d\t%s\t%d\n", err[n], median(v[n, 13]), hwm[n] } }
 ' "$RESULTS" >"$TMP/medians.tsv"
 
 for name in "${ACTIVE[@]}"; do printf '%s\t%s\n' "$name" "${VERSION[$name]}"; done >"$TMP/versions.tsv"
+# PROTO=both: name version rps p50 p99 cpureq pcpu errors rss hwm (KiB)
+if [[ -n $SUMMARY_OUT ]]; then
+  awk -F'\t' -v OFS='\t' 'FNR == NR { ver[$1] = $2; next } { print $1, ver[$1], $2, $3, $4, $5, $6, $9, $10, $11 }' \
+    "$TMP/versions.tsv" "$TMP/medians.tsv" >"$SUMMARY_OUT"
+fi
 
 {
   if [[ $PROTO == h2 ]]; then
@@ -724,31 +823,34 @@ for name in "${ACTIVE[@]}"; do printf '%s\t%s\n' "$name" "${VERSION[$name]}"; do
   fi
   echo "Machine: $(nproc --all) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), Linux $(uname -r), $(date -u +%Y-%m-%d)."
   echo
-  echo "| proxy | version | req/s | p50 latency | p99 latency | proxy CPU per request | req/s vs nginx | p50 vs nginx | p99 vs nginx | CPU/req vs nginx | proxy core busy |"
-  echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+  echo "| proxy | version | req/s | p50 latency | p99 latency | proxy CPU per request | req/s vs nginx | p50 vs nginx | p99 vs nginx | CPU/req vs nginx | proxy core busy | RSS | RSS vs nginx | peak RSS |"
+  echo "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
   awk -F'\t' '
     function us(x) { return (x >= 1000) ? sprintf("%.2f ms", x / 1000) : sprintf("%d µs", x) }
     function ratio(a, b) { return (b > 0) ? sprintf("%.2f×", a / b) : "n/a" }
     FNR == NR { ver[$1] = $2; next }
+    function mib(k) { return sprintf("%.1f MiB", k / 1024) }
     { n++; name[n] = $1; rps[n] = $2; p50[n] = $3; p99[n] = $4; cpu[n] = $5; pcpu[n] = $6; err[n] = $9
+      rss[n] = $10; hwm[n] = $11
       if ($1 == "nginx") r = n }
     END {
       for (i = 1; i <= n; i++) {
         flag = err[i] > 0 ? sprintf(" (%d errors!)", err[i]) : ""
         if (name[i] == "direct") {
-          printf "| direct to origin | %s | %.0f%s | %s | %s | — | %s | %s | %s | — | — |\n",
+          printf "| direct to origin | %s | %.0f%s | %s | %s | — | %s | %s | %s | — | — | — | — | — |\n",
             ver[name[i]], rps[i], flag, us(p50[i]), us(p99[i]),
             r ? ratio(rps[i], rps[r]) : "n/a", r ? ratio(p50[i], p50[r]) : "n/a", r ? ratio(p99[i], p99[r]) : "n/a"
           continue
         }
-        printf "| %s | %s | %.0f%s | %s | %s | %.2f µs | %s | %s | %s | %s | %.0f%% |\n",
+        printf "| %s | %s | %.0f%s | %s | %s | %.2f µs | %s | %s | %s | %s | %.0f%% | %s | %s | %s |\n",
           name[i], ver[name[i]], rps[i], flag, us(p50[i]), us(p99[i]), cpu[i],
           r ? ratio(rps[i], rps[r]) : "n/a", r ? ratio(p50[i], p50[r]) : "n/a",
-          r ? ratio(p99[i], p99[r]) : "n/a", r ? ratio(cpu[i], cpu[r]) : "n/a", pcpu[i]
+          r ? ratio(p99[i], p99[r]) : "n/a", r ? ratio(cpu[i], cpu[r]) : "n/a", pcpu[i],
+          mib(rss[i]), r ? ratio(rss[i], rss[r]) : "n/a", mib(hwm[i])
       }
     }' "$TMP/versions.tsv" "$TMP/medians.tsv"
   for name in $PROXIES; do
-    [[ -n ${SKIPPED[$name]:-} ]] && echo "| $name | — | skipped: ${SKIPPED[$name]} | | | | | | | | |"
+    [[ -n ${SKIPPED[$name]:-} ]] && echo "| $name | — | skipped: ${SKIPPED[$name]} | | | | | | | | | | | |"
   done
   echo
   if [[ $PROTO == h2 ]]; then
@@ -759,7 +861,8 @@ for name in "${ACTIVE[@]}"; do printf '%s\t%s\n' "$name" "${VERSION[$name]}"; do
     fi
     echo
   fi
-  echo "Ratios: >1× means more req/s, more latency or more CPU than nginx. \"Proxy core busy\" is the proxy's CPU time over wall time: ~100% means the proxy was the bottleneck; lower means $LOADGEN/origin (core $LOAD_CPU) was."
+  echo "Ratios: >1× means more req/s, more latency, more CPU or more memory than nginx. \"Proxy core busy\" is the proxy's CPU time over wall time: ~100% means the proxy was the bottleneck; lower means $LOADGEN/origin (core $LOAD_CPU) was. RSS: VmRSS from /proc/<pid>/status summed over the proxy's process tree (nginx: master + worker), at the end of each measured run, median over rounds; peak RSS: VmHWM (each process's high-water mark since it started, sanity check and warm-ups included) summed the same way, the largest over rounds."
+  ((${#METRICS_NOTES[@]})) && echo "Checked after the rounds: ${METRICS_NOTES[*]}"
   if [[ $PROTO == h2 ]]; then
     [[ $DIRECT == 1 ]] && echo "\"Direct to origin\" is h2load against the origin's own TLS + HTTP/2 listener, no proxy. Core $LOAD_CPU then also does the server side of TLS and HTTP/2, which it does not with a proxy in front, so this is a lower bound of what h2load + origin can serve; a proxy near or above it is limited by the load side."
     echo "Latency is measured at $((CONNS * STREAMS)) requests in flight, so mean latency ≈ $((CONNS * STREAMS)) / req/s."

@@ -333,6 +333,7 @@ func (s *Server) sweep() {
 		s.mu.Lock()
 		for c := range s.conns {
 			c.maybeWatch()
+			c.maybePark()
 		}
 		s.mu.Unlock()
 		s.sweeps.Add(1)

@@ -538,7 +538,7 @@ func TestIdleConnectionsKeepNoReadBuffer(t *testing.T) {
 		func(s *http.Server) { s.IdleTimeout = idle })
 	c := l.dial(t)
 	defer c.Close()
-	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	cbr := bufio.NewReader(c)
 	for _, path := range []string{"/1", "/2", "/3"} {
 		_, _ = io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -560,7 +560,7 @@ func TestIdleConnectionsKeepNoReadBuffer(t *testing.T) {
 	if err != nil || len(rest) != 0 {
 		t.Fatalf("want the connection closed without an answer, got %q, %v", rest, err)
 	}
-	if d := time.Since(start); d > idle+time.Second {
+	if d := time.Since(start); d > idle+5*time.Second { // not never (the client's deadline): slack for a loaded machine
 		t.Fatalf("closed %v after the response: the idle timeout is %v", d, idle)
 	}
 

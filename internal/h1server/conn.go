@@ -64,6 +64,7 @@ type conn struct {
 	// cheaper reqContext; otherwise context.WithCancel.
 	plainCtx  bool
 	handedOff bool
+	noPark    bool // the connection cannot be waited on without a buffer
 	rdlSet    bool // a read deadline may be in force
 	// rdl is the read deadline in force, when known: zero when none or
 	// not known (a watcher changed it). rdlStale: a handler changed it,
@@ -165,7 +166,10 @@ func (c *conn) start() {
 // waits for the next request without a read buffer, then takes one.
 func (c *conn) resume() {
 	if !c.pending {
-		_ = netx.WaitReadable(c.nc) // its error is met again by the read that follows
+		// An error of the wait is met again by the read that follows.
+		if err := netx.WaitReadable(c.nc); errors.Is(err, errors.ErrUnsupported) {
+			c.noPark = true // it would only take the buffer back at once
+		}
 	}
 	br := c.srv.getReader(connReader{c})
 	c.mu.Lock() // c.br is looked at under c.mu while parked (tests)
@@ -362,7 +366,7 @@ func (c *conn) readHead(first bool) ([]byte, int) {
 		}
 		// An idle wait for a later request, with nothing read of it and
 		// the read deadline known, may be parked (see parkIdle).
-		mayPark := !first && n == 0 && (!c.rdlSet || !c.rdl.IsZero())
+		mayPark := !first && n == 0 && !c.noPark && (!c.rdlSet || !c.rdl.IsZero())
 		if mayPark {
 			c.park.Store(parkIdle)
 		}

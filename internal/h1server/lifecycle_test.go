@@ -582,6 +582,43 @@ func TestIdleConnectionsKeepNoReadBuffer(t *testing.T) {
 	}
 }
 
+// TestConnectionsThatCannotWaitAreParkedOnce: a connection that offers
+// no readability wait (net.Pipe) is parked once, finds it cannot wait
+// without a buffer, and then keeps its buffer rather than being parked
+// again at every other sweep.
+func TestConnectionsThatCannotWaitAreParkedOnce(t *testing.T) {
+	t.Parallel()
+	s, l, _ := serveFast(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }, nil)
+	c, server := net.Pipe()
+	defer c.Close()
+	l.ch <- server
+	br := bufio.NewReader(c)
+	get := func() {
+		t.Helper()
+		_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+		if _, body := readResponse(t, br, "GET"); body != "ok" {
+			t.Fatalf("body %q", body)
+		}
+	}
+	sweeps := func(n int64) {
+		t.Helper()
+		from := s.sweeps.Load()
+		if !waitFor(5*time.Second, func() bool { return s.sweeps.Load() >= from+n }) {
+			t.Fatal("no sweeps")
+		}
+	}
+	get()
+	sweeps(4) // the one parking: idle at one sweep, asked at the next
+	cn := onlyConn(t, s, func(*conn) bool { return true })
+	for range 3 {
+		if st := cn.park.Load(); st != parkNone {
+			t.Fatalf("park state %d: want %d (not parked again)", st, parkNone)
+		}
+		sweeps(1)
+	}
+	get()
+}
+
 // A draining process disables keep-alives once it has stopped accepting:
 // idle connections close at once, a request in flight and a request that
 // arrives later on a connection accepted before (taken here, or handed

@@ -52,6 +52,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"gatehouse/internal/netx"
 )
 
 // Limits are the head limits the guard enforces.
@@ -158,6 +160,23 @@ func (c *Conn) Refusal(target string) *Refusal {
 		return nil
 	}
 	return c.refusal.Load()
+}
+
+// WaitReadable waits, without reading, until a Read would find
+// something: it returns at once when the guard has bytes or an error to
+// deliver, and otherwise waits for the connection under it to be
+// readable (netx.WaitReadable), which reads nothing: the guard still
+// sees every byte. Its error is the wait's (a deadline, a close), which
+// the Read that follows meets again, or errors.ErrUnsupported when the
+// connection under it cannot be waited on. Like Read, it belongs to the
+// goroutine reading the connection.
+func (c *Conn) WaitReadable() error {
+	pass := c.tunnel.Load() || c.f.mode == modePass
+	if len(c.out) > 0 || c.refused || c.err != nil || c.rerr != nil ||
+		pass && (len(c.hold) > 0 || c.refusal.Load() != nil) {
+		return nil // Read returns at once
+	}
+	return netx.WaitReadable(c.Conn)
 }
 
 // Tunnel stops the guard: what follows on the connection is not HTTP/1

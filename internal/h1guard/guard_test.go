@@ -7,10 +7,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"gatehouse/internal/testutil"
 )
 
 var testLimits = Limits{MaxLineBytes: 64, MaxHeadBytes: 256}
@@ -431,5 +434,49 @@ func TestCloseDoesNotLingerBeforeTheAnswer(t *testing.T) {
 	g.refused = true
 	if err := g.Close(); err != nil || cc.reads != 0 || cc.closes != 1 {
 		t.Fatalf("Close: %v, %d reads, %d closes; want no lingering read", err, cc.reads, cc.closes)
+	}
+}
+
+// TestWaitReadable: the guard's readability wait reads nothing itself
+// (every byte is still framed by Read), waits past an incomplete head it
+// holds, and returns at once when it has bytes to deliver.
+func TestWaitReadable(t *testing.T) {
+	t.Parallel()
+	client, server := testutil.SocketPair(t)
+	defer client.Close()
+	g := &Conn{Conn: server, l: NewListener(nil, testLimits)}
+	defer g.Close()
+
+	if _, err := io.WriteString(client, "GET / HTTP/1.1\r\nHost: a\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.WaitReadable(); err != nil {
+		t.Fatal(err)
+	}
+	_ = g.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	buf := make([]byte, 256)
+	if n, err := g.Read(buf); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("an incomplete head: read %q, %v; want nothing before the deadline", buf[:n], err)
+	}
+	if err := g.WaitReadable(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("an incomplete head held: got %v, want a wait to the deadline", err)
+	}
+	_ = g.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(client, "\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.WaitReadable(); err != nil {
+		t.Fatal(err)
+	}
+	n, err := g.Read(buf[:20])
+	if err != nil || string(buf[:n]) != "GET / HTTP/1.1\r\nHost" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	if err := g.WaitReadable(); err != nil { // the rest is the guard's to deliver
+		t.Fatal(err)
+	}
+	rest, err := g.Read(buf)
+	if err != nil || string(buf[:rest]) != ": a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n" {
+		t.Fatalf("read %q, %v", buf[:rest], err)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"gatehouse/internal/netx"
 )
 
 // Connection states, as net/http's ConnState: new (nothing read yet),
@@ -26,6 +28,26 @@ const (
 
 // aLongTimeAgo is a deadline in the past: it wakes a blocked read.
 var aLongTimeAgo = time.Unix(1, 0)
+
+// Parking: a connection idle across a whole sweep interval gives back
+// its read buffer and its goroutine's stack, which serving a request has
+// grown (8 KiB and more), and which the runtime shrinks only at a garbage
+// collection, by halves. Its goroutine, waiting for the next request in
+// readHead, marks the wait parkIdle; the sweep marks it parkSeen, and at
+// the next sweep, still idle, parkAsked, and wakes the read with a
+// deadline in the past. The goroutine then puts its read deadline back,
+// returns the buffer to the pool and ends; a new one (resume), on a new
+// 2 KiB stack, waits for the connection to be readable without a buffer
+// (netx.WaitReadable, through the guard, reading nothing) and serves on.
+// A busy connection is never parked: the cost on the request path is
+// two atomic operations per wait.
+const (
+	parkNone int32 = iota
+	parkIdle
+	parkSeen
+	parkAsked
+	parked // the buffer is given back and resume waits (tests)
+)
 
 // conn is one client connection served here. Its fields belong to its
 // own goroutine, except those under mu and state.
@@ -42,6 +64,7 @@ type conn struct {
 	// cheaper reqContext; otherwise context.WithCancel.
 	plainCtx  bool
 	handedOff bool
+	noPark    bool // the connection cannot be waited on without a buffer
 	rdlSet    bool // a read deadline may be in force
 	// rdl is the read deadline in force, when known: zero when none or
 	// not known (a watcher changed it). rdlStale: a handler changed it,
@@ -50,6 +73,9 @@ type conn struct {
 	rdlStale atomic.Bool
 
 	state atomic.Int32
+	// park is where the connection is in being parked by the sweep
+	// (parkNone, parkIdle, parkSeen, parkAsked).
+	park atomic.Int32
 
 	// The watch for the client leaving while a handler runs: started by
 	// the server's sweep (maybeWatch), stopped by endHandler.
@@ -110,13 +136,61 @@ const (
 	headOK = iota
 	headClose
 	headHandoff
+	headPark // parked by the sweep: the goroutine ends, resume goes on
 )
 
-func (c *conn) serve() {
+func (c *conn) serve() { c.serveRequests(true) }
+
+// start prepares a new connection for its first request.
+func (c *conn) start() {
+	s := c.srv
+	s.mu.Lock()
+	ctx := s.baseCtx
+	s.mu.Unlock()
+	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.nc.LocalAddr())
+	if s.connContext != nil {
+		if ctx = s.connContext(ctx, c.nc); ctx == nil {
+			panic("h1server: ConnContext returned nil")
+		}
+	}
+	c.ctx = ctx
+	c.plainCtx = ctx.Done() == nil
+	c.br = s.getReader(connReader{c})
+
+	if s.rht > 0 {
+		c.setReadDeadline(time.Now().Add(s.rht))
+	}
+}
+
+// resume goes on serving a parked connection, on a new goroutine: it
+// waits for the next request without a read buffer, then takes one.
+func (c *conn) resume() {
+	if !c.pending {
+		// An error of the wait is met again by the read that follows.
+		if err := netx.WaitReadable(c.nc); errors.Is(err, errors.ErrUnsupported) {
+			c.noPark = true // it would only take the buffer back at once
+		}
+	}
+	br := c.srv.getReader(connReader{c})
+	c.mu.Lock() // c.br is looked at under c.mu while parked (tests)
+	c.br = br
+	c.park.Store(parkNone)
+	c.mu.Unlock()
+	c.serveRequests(false)
+}
+
+// serveRequests serves the connection's requests until it closes, is
+// handed over or is parked; first is whether it is new.
+func (c *conn) serveRequests(first bool) {
 	s := c.srv
 	var inFlight *response
+	isParked := false
 	defer func() {
-		if err := recover(); err != nil && err != http.ErrAbortHandler {
+		err := recover()
+		if isParked && err == nil {
+			return // resume owns the connection now
+		}
+		if err != nil && err != http.ErrAbortHandler {
 			const size = 64 << 10
 			buf := make([]byte, size)
 			buf = buf[:runtime.Stack(buf, false)]
@@ -147,25 +221,23 @@ func (c *conn) serve() {
 		}
 	}()
 
-	s.mu.Lock()
-	ctx := s.baseCtx
-	s.mu.Unlock()
-	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.nc.LocalAddr())
-	if s.connContext != nil {
-		if ctx = s.connContext(ctx, c.nc); ctx == nil {
-			panic("h1server: ConnContext returned nil")
-		}
+	if first {
+		c.start()
 	}
-	c.ctx = ctx
-	c.plainCtx = ctx.Done() == nil
-	c.br = s.getReader(connReader{c})
-
-	if s.rht > 0 {
-		c.setReadDeadline(time.Now().Add(s.rht))
-	}
-	for first := true; ; first = false {
+	for ; ; first = false {
 		head, res := c.readHead(first)
 		if res == headClose {
+			return
+		}
+		if res == headPark {
+			c.br.Reset(nil)
+			s.readers.Put(c.br)
+			c.mu.Lock()
+			c.br = nil
+			c.park.Store(parked)
+			c.mu.Unlock()
+			isParked = true
+			go c.resume()
 			return
 		}
 		var req http.Request
@@ -292,7 +364,23 @@ func (c *conn) readHead(first bool) ([]byte, int) {
 				hdrSet = true
 			}
 		}
-		if _, err := c.br.Peek(n + 1); err != nil {
+		// An idle wait for a later request, with nothing read of it and
+		// the read deadline known, may be parked (see parkIdle).
+		mayPark := !first && n == 0 && !c.noPark && (!c.rdlSet || !c.rdl.IsZero())
+		if mayPark {
+			c.park.Store(parkIdle)
+		}
+		_, err := c.br.Peek(n + 1)
+		if mayPark && c.park.Swap(parkNone) == parkAsked {
+			c.unpark()
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				if c.br.Buffered() == 0 {
+					return nil, headPark
+				}
+				continue // the sweep's wake-up; a deadline of our own is met again
+			}
+		}
+		if err != nil {
 			if c.br.Buffered() == 0 || !first && c.br.Buffered() < 4 || errors.Is(err, os.ErrDeadlineExceeded) {
 				return nil, headClose
 			}
@@ -481,4 +569,33 @@ func (s *Server) getPre(cw *chunkWriter) *bufio.Writer {
 func (s *Server) putPre(bw *bufio.Writer) {
 	bw.Reset(nil)
 	s.pres.Put(bw)
+}
+
+// maybePark is called by the sweep for each connection (s.mu is held):
+// one waiting for a later request at this sweep and at the last one,
+// with nothing read of it, is asked to park (see parkIdle).
+func (c *conn) maybePark() {
+	switch c.park.Load() {
+	case parkIdle:
+		c.park.CompareAndSwap(parkIdle, parkSeen)
+	case parkSeen:
+		c.mu.Lock()
+		if c.park.CompareAndSwap(parkSeen, parkAsked) {
+			_ = c.nc.SetReadDeadline(aLongTimeAgo)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// unpark puts back the read deadline the sweep replaced when it asked the
+// connection to park. It runs on the connection's goroutine, which knows
+// the deadline (readHead parks only then).
+func (c *conn) unpark() {
+	c.mu.Lock() // the sweep sets its deadline under c.mu: it is done
+	c.mu.Unlock()
+	if c.rdlSet {
+		_ = c.nc.SetReadDeadline(c.rdl)
+	} else {
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
 }

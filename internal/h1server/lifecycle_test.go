@@ -506,6 +506,119 @@ func TestIdleConnectionsKeepNoWriteBuffer(t *testing.T) {
 	}
 }
 
+// onlyConn returns s's one connection once cond holds for it.
+func onlyConn(t *testing.T, s *Server, cond func(*conn) bool) *conn {
+	t.Helper()
+	var found *conn
+	if !waitFor(5*time.Second, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for cn := range s.conns {
+			if cond(cn) {
+				found = cn
+			}
+		}
+		return found != nil
+	}) {
+		t.Fatal("no connection got there")
+	}
+	return found
+}
+
+// TestIdleConnectionsKeepNoReadBuffer: a connection idle across a sweep
+// gives its 4 KiB reader back to the pool, and a new goroutine, on a new
+// small stack, waits for its next request without one (idle memory per
+// keep-alive connection, docs/performance.md); the next request is
+// served as before, and the wait is bounded by the idle timeout and ends
+// with Shutdown.
+func TestIdleConnectionsKeepNoReadBuffer(t *testing.T) {
+	t.Parallel()
+	idle := 1500 * time.Millisecond
+	s, l, _ := serveFast(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok "+r.URL.Path) },
+		func(s *http.Server) { s.IdleTimeout = idle })
+	c := l.dial(t)
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	cbr := bufio.NewReader(c)
+	for _, path := range []string{"/1", "/2", "/3"} {
+		_, _ = io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: t\r\n\r\n")
+		if _, body := readResponse(t, cbr, "GET"); body != "ok "+path {
+			t.Fatalf("body %q", body)
+		}
+		cn := onlyConn(t, s, func(cn *conn) bool { return cn.park.Load() == parked })
+		cn.mu.Lock()
+		br := cn.br
+		cn.mu.Unlock()
+		if br != nil {
+			t.Fatal("an idle connection holds its read buffer")
+		}
+	}
+	// Parked, the connection still closes at the idle timeout (less its
+	// slack), silently, as net/http's.
+	start := time.Now()
+	rest, err := io.ReadAll(cbr)
+	if err != nil || len(rest) != 0 {
+		t.Fatalf("want the connection closed without an answer, got %q, %v", rest, err)
+	}
+	if d := time.Since(start); d > idle+5*time.Second { // not never (the client's deadline): slack for a loaded machine
+		t.Fatalf("closed %v after the response: the idle timeout is %v", d, idle)
+	}
+
+	// Shutdown closes a parked connection at once.
+	c2 := l.dial(t)
+	defer c2.Close()
+	_ = c2.SetReadDeadline(time.Now().Add(20 * time.Second))
+	br2 := bufio.NewReader(c2)
+	_, _ = io.WriteString(c2, "GET /4 HTTP/1.1\r\nHost: t\r\n\r\n")
+	readResponse(t, br2, "GET")
+	onlyConn(t, s, func(cn *conn) bool { return cn.park.Load() == parked })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rest, err := io.ReadAll(br2); err != nil || len(rest) != 0 {
+		t.Fatalf("want the parked connection closed by Shutdown, got %q, %v", rest, err)
+	}
+}
+
+// TestConnectionsThatCannotWaitAreParkedOnce: a connection that offers
+// no readability wait (net.Pipe) is parked once, finds it cannot wait
+// without a buffer, and then keeps its buffer rather than being parked
+// again at every other sweep.
+func TestConnectionsThatCannotWaitAreParkedOnce(t *testing.T) {
+	t.Parallel()
+	s, l, _ := serveFast(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }, nil)
+	c, server := net.Pipe()
+	defer c.Close()
+	l.ch <- server
+	br := bufio.NewReader(c)
+	get := func() {
+		t.Helper()
+		_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+		if _, body := readResponse(t, br, "GET"); body != "ok" {
+			t.Fatalf("body %q", body)
+		}
+	}
+	sweeps := func(n int64) {
+		t.Helper()
+		from := s.sweeps.Load()
+		if !waitFor(5*time.Second, func() bool { return s.sweeps.Load() >= from+n }) {
+			t.Fatal("no sweeps")
+		}
+	}
+	get()
+	sweeps(4) // the one parking: idle at one sweep, asked at the next
+	cn := onlyConn(t, s, func(*conn) bool { return true })
+	for range 3 {
+		if st := cn.park.Load(); st != parkNone {
+			t.Fatalf("park state %d: want %d (not parked again)", st, parkNone)
+		}
+		sweeps(1)
+	}
+	get()
+}
+
 // A draining process disables keep-alives once it has stopped accepting:
 // idle connections close at once, a request in flight and a request that
 // arrives later on a connection accepted before (taken here, or handed

@@ -248,7 +248,8 @@ func replayable(req *http.Request) bool {
 func (c *h1Client) send(pc *h1Conn, req *http.Request, extra []byte, info Informer) (*http.Response, error) {
 	var cw cancelWatch
 	cw.start(req.Context(), pc)
-	resp, err := c.sendHead(pc, req, extra, info)
+	ra := new(respAlloc)
+	resp, err := c.sendHead(pc, req, extra, info, ra)
 	if err != nil {
 		cw.release()
 		return nil, err
@@ -262,7 +263,8 @@ func (c *h1Client) send(pc *h1Conn, req *http.Request, extra []byte, info Inform
 		}
 		return resp, nil
 	}
-	resp.Body = &h1Body{c: c, pc: pc, body: resp.Body, cw: cw, reusable: reusable}
+	ra.body = h1Body{c: c, pc: pc, body: resp.Body, cw: cw, reusable: reusable}
+	resp.Body = &ra.body
 	return resp, nil
 }
 
@@ -307,7 +309,7 @@ func (w *cancelWatch) release() bool {
 	return true
 }
 
-func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte, info Informer) (*http.Response, error) {
+func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte, info Informer, ra *respAlloc) (*http.Response, error) {
 	if err := writeHead(pc.bw, req, extra); err != nil {
 		return nil, err
 	}
@@ -343,7 +345,7 @@ func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte, info In
 			}
 			return nil, err
 		}
-		resp, simple := readSimpleHead(pc.br, req, &pc.cl)
+		resp, simple := readSimpleHead(pc.br, req, &pc.cl, ra)
 		if !simple {
 			var err error
 			if resp, err = http.ReadResponse(pc.br, req); err != nil {
@@ -555,6 +557,7 @@ func (b *h1Body) finish(eof bool) {
 		b.pc.close()
 	}
 	b.pc = nil
+	b.cw = cancelWatch{} // the response may outlive the request (an adopted header keeps it)
 }
 
 // get returns the most recently idle live connection to addr (when reuse

@@ -23,12 +23,22 @@ import (
 // http.ReadResponse would: FuzzSimpleHeadMatchesReadResponse holds it to
 // that, field by field and body byte by byte.
 
+// respAlloc is one allocation for what a response needs besides its
+// header map and its text: the response, the body reader h1Client.send
+// wraps its body in, and the value slices of up to len(vals) fields. It
+// is never reused; everything in it dies with the response.
+type respAlloc struct {
+	resp http.Response
+	body h1Body
+	vals [8]string
+}
+
 // readSimpleHead parses a simple response head from br's buffer. When ok
 // is false nothing was consumed and the caller uses http.ReadResponse.
 // body is where the Content-Length body reader goes (it lives in the
 // caller's allocation); it is returned as resp.Body when the length is
-// not 0.
-func readSimpleHead(br *bufio.Reader, req *http.Request, body *clBody) (resp *http.Response, ok bool) {
+// not 0. The response is ra.resp; ra is not used again after ok.
+func readSimpleHead(br *bufio.Reader, req *http.Request, body *clBody, ra *respAlloc) (resp *http.Response, ok bool) {
 	if req.Method == http.MethodHead || req.Method == http.MethodConnect {
 		return nil, false // no body whatever the fields say
 	}
@@ -72,7 +82,12 @@ func readSimpleHead(br *bufio.Reader, req *http.Request, body *clBody) (resp *ht
 	text := string(head)
 	off := eol + 1
 	h := make(http.Header, n)
-	vals := make([]string, n)
+	var vals []string
+	if n <= len(ra.vals) {
+		vals = ra.vals[:n]
+	} else {
+		vals = make([]string, n)
+	}
 	length := int64(-1)
 	for i := 0; i < n; i++ {
 		le := bytes.IndexByte(fields, '\n')
@@ -126,7 +141,8 @@ func readSimpleHead(br *bufio.Reader, req *http.Request, body *clBody) (resp *ht
 	if _, err := br.Discard(end + 4); err != nil {
 		return nil, false // cannot happen: the bytes are buffered
 	}
-	resp = &http.Response{
+	resp = &ra.resp
+	*resp = http.Response{
 		Status: status, StatusCode: code,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: h, ContentLength: length, Request: req, Body: http.NoBody,

@@ -175,7 +175,8 @@ type RequestFilter interface {
 
 // UpstreamRequestFilter edits the request about to be sent upstream (out is
 // the engine's copy; forwarding headers are already set). It runs once per
-// attempt and must not fail.
+// attempt and must not fail. It must not keep out, its URL or its header
+// map past the call: the engine reuses them for later requests.
 type UpstreamRequestFilter interface {
 	FilterUpstreamRequest(rc *RequestCtx, out *http.Request)
 }

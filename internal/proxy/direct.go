@@ -97,13 +97,52 @@ func skipHeader(k string, named []string) bool {
 	return false
 }
 
+// outbound holds the parts of a direct attempt's outbound request that
+// die with the attempt: its URL, its header map and the forwarding values
+// (setForwarding). They are pooled (Engine.outs): the synchronous client
+// writes the request before SendDirect returns and keeps no reference to
+// it, and nothing else outlives the attempt with one (upstream request
+// filters must not keep out; the response holds out as resp.Request but
+// dies with direct). A request the Transport sends instead (a header edit
+// made it not Direct) keeps its parts: the Transport's goroutines may
+// still hold them. Reuse saves about six allocations per request (the
+// URL, the forwarding values, and a header map of more than eight fields
+// is four).
+type outbound struct {
+	url url.URL
+	h   http.Header
+	fw  [7]string
+}
+
+// maxPooledFields bounds the header maps kept for reuse: clear keeps a
+// map's size, and one huge request should not pin a huge map.
+const maxPooledFields = 64
+
+func (e *Engine) getOutbound() *outbound {
+	if ob, ok := e.outs.Get().(*outbound); ok {
+		return ob
+	}
+	return &outbound{h: make(http.Header, 16)}
+}
+
+// putOutbound clears ob, so it holds no request's values, and keeps it.
+func (e *Engine) putOutbound(ob *outbound) {
+	if len(ob.h) > maxPooledFields {
+		return
+	}
+	clear(ob.h)
+	ob.url, ob.fw = url.URL{}, [7]string{}
+	e.outs.Put(ob)
+}
+
 // directRequest builds the outbound request: in's method, query and
-// header without what must not cross the hop. Value slices are shared
-// with in: edits replace or append to them (an append copies, as textproto
-// caps them), never write in place.
-func directRequest(in *http.Request, ctx context.Context) *http.Request {
+// header without what must not cross the hop, in ob's URL and (empty)
+// header map. Value slices are shared with in: edits replace or append
+// to them (an append copies, as textproto caps them), never write in
+// place.
+func directRequest(in *http.Request, ctx context.Context, ob *outbound) *http.Request {
 	named := connNamed(in.Header["Connection"])
-	h := make(http.Header, len(in.Header)+8) // room for setForwarding's
+	h := ob.h
 	for k, vv := range in.Header {
 		if skipHeader(k, named) {
 			continue
@@ -118,9 +157,10 @@ func directRequest(in *http.Request, ctx context.Context) *http.Request {
 	if httpguts.HeaderValuesContainsToken(in.Header["Te"], "trailers") {
 		h["Te"] = teTrailers
 	}
+	ob.url = url.URL{RawQuery: cleanQuery(in.URL.RawQuery), ForceQuery: in.URL.ForceQuery}
 	out := &http.Request{
 		Method:     in.Method,
-		URL:        &url.URL{RawQuery: cleanQuery(in.URL.RawQuery), ForceQuery: in.URL.ForceQuery},
+		URL:        &ob.url,
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: 1,
@@ -165,11 +205,24 @@ func ishex(c byte) bool {
 // upstreamError and writes nothing; after the header, a failed body
 // aborts the response.
 func (e *Engine) direct(st *state, w *respWriter, in *http.Request, ctx context.Context) {
-	out := directRequest(in, ctx)
+	ob := e.getOutbound()
+	if e.sendDirect(st, w, in, ctx, ob) {
+		e.putOutbound(ob)
+	}
+}
+
+// sendDirect is direct with the outbound parts in ob. It reports whether
+// ob may be reused: the synchronous client sent the request, and
+// nothing refers to ob any more. (A panic leaves ob to the collector.)
+func (e *Engine) sendDirect(st *state, w *respWriter, in *http.Request, ctx context.Context, ob *outbound) (reuse bool) {
+	out := directRequest(in, ctx, ob)
+	st.fw = &ob.fw
 	e.upstreamRequestOf(st, in, out)
+	st.fw = nil
 	var resp *http.Response
 	var err error
 	if st.pool.Direct(out) {
+		reuse = true
 		resp, err = st.pool.SendDirect(out, st.rc.Identity.Wire, st)
 	} else {
 		// A header edit (Expect) made it a request the synchronous
@@ -183,12 +236,12 @@ func (e *Engine) direct(st *state, w *respWriter, in *http.Request, ctx context.
 	}
 	if err != nil {
 		e.attemptFailed(st, err)
-		return
+		return reuse
 	}
 	if err := e.upstreamResponseOf(st, resp); err != nil {
 		resp.Body.Close()
 		e.attemptFailed(st, err)
-		return
+		return reuse
 	}
 	// Decided on the upstream's fields, before response filters edit them.
 	flush := resp.ContentLength == -1 || isEventStream(resp.Header.Get("Content-Type"))
@@ -237,7 +290,7 @@ func (e *Engine) direct(st *state, w *respWriter, in *http.Request, ctx context.
 	if err != nil {
 		resp.Body.Close()
 		if in.Context().Value(http.ServerContextKey) == nil {
-			return // not under a server (unit tests): as ReverseProxy does
+			return reuse // not under a server (unit tests): as ReverseProxy does
 		}
 		panic(http.ErrAbortHandler)
 	}
@@ -247,7 +300,7 @@ func (e *Engine) direct(st *state, w *respWriter, in *http.Request, ctx context.
 	}
 	if len(resp.Trailer) == announced {
 		copyHeader(dst, resp.Trailer)
-		return
+		return reuse
 	}
 	for k, vv := range resp.Trailer {
 		k = http.TrailerPrefix + k
@@ -255,6 +308,7 @@ func (e *Engine) direct(st *state, w *respWriter, in *http.Request, ctx context.
 			dst.Add(k, v)
 		}
 	}
+	return reuse
 }
 
 // Informational passes a 1xx response (103 Early Hints) to the client,

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -450,5 +451,65 @@ func TestWriteDeadlineOnEveryRequestOfAConnection(t *testing.T) {
 	case <-gone:
 	case <-time.After(10 * time.Second):
 		t.Fatal("a client that stopped reading its second response was never timed out (write_timeout 200ms)")
+	}
+}
+
+// The direct attempt's outbound URL, header map and forwarding values are
+// reused from request to request (outbound): nothing of one request may
+// reach another's upstream request, whether they follow each other or run
+// side by side.
+func TestDirectReusedPartsCarryNothingOver(t *testing.T) {
+	t.Parallel()
+	var bad atomic.Int64
+	up := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		tag := strings.TrimPrefix(r.URL.Path, "/flow/")
+		if r.Header.Get("X-Tag") != tag || r.URL.RawQuery != "q="+tag ||
+			(tag == "plain" && r.Header.Get("X-Only-First") != "") {
+			bad.Add(1)
+		}
+		_, _ = io.WriteString(w, tag)
+	})
+	g := newH1Gate(t, fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: flow, match: { path_prefix: /flow }, upstream: app }
+`, hostport(up.Server)))
+	base := "http://" + g.srv.Listener.Addr().String()
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+	defer c.CloseIdleConnections()
+	get := func(tag string, extra http.Header) {
+		req, _ := http.NewRequest("GET", base+"/flow/"+tag+"?q="+tag, nil)
+		for k, vv := range extra {
+			req.Header[k] = vv
+		}
+		req.Header.Set("X-Tag", tag)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != tag {
+			t.Errorf("request %s got %q", tag, b)
+		}
+	}
+	// One after the other: fields of the first must not stay.
+	get("first", http.Header{"X-Only-First": {"1"}, "X-A": {"a"}, "X-B": {"b"}})
+	get("plain", nil)
+	// Side by side.
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 40 {
+				get(fmt.Sprintf("%d-%d", i, j), http.Header{"X-Pad": {strings.Repeat("p", i*j%17)}})
+			}
+		}()
+	}
+	wg.Wait()
+	if n := bad.Load(); n != 0 {
+		t.Fatalf("%d upstream requests carried another request's parts", n)
 	}
 }

@@ -77,6 +77,7 @@ type Engine struct {
 	ridPrefix string
 	ridSeq    atomic.Uint64
 	states    sync.Pool
+	outs      sync.Pool // *outbound, for direct attempts
 
 	// draining is cancelled when shutdown begins (Drain).
 	draining context.Context
@@ -148,6 +149,9 @@ type state struct {
 	bodyErr     atomic.Pointer[errClientBody] // the request body could not be read
 	perTryTimer *time.Timer
 	peerStr     string // rc.Peer formatted, once
+	// fw, while a direct attempt builds its request, is where
+	// setForwarding puts its values (outbound.fw); nil otherwise.
+	fw *[7]string
 
 	// informational responses of the current attempt (respWriter.informational)
 	n1xx        int                     // passed on

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"golang.org/x/net/http/httpguts"
 
@@ -41,9 +42,11 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 		}
 	}
 	if rc.RequestID == "" {
-		rc.RequestID = e.newRequestID()
+		st.ridVals = e.newRequestID()
+		rc.RequestID = st.ridVals[0]
+	} else {
+		st.ridVals = []string{rc.RequestID}
 	}
-	st.ridVals = []string{rc.RequestID}
 	var guard *h1guard.Conn
 	if w.cs != nil {
 		guard = w.cs.guard
@@ -139,20 +142,23 @@ func (e *Engine) framingChecks(st *state, w *respWriter, r *http.Request, guard 
 	if max <= 0 {
 		return true
 	}
-	var closeH http.Header
-	if r.ProtoMajor == 1 {
-		closeH = closeHeader()
+	// Built only for a refusal: it is a map (two allocations).
+	closeH := func() http.Header {
+		if r.ProtoMajor == 1 {
+			return closeHeader()
+		}
+		return nil
 	}
 	if len(r.RequestURI) > max {
 		e.failToProxy(st, w, r, &phase.Error{Kind: phase.KindBadRequest, Status: http.StatusRequestURITooLong,
-			Detail: "request target too long", Header: closeH})
+			Detail: "request target too long", Header: closeH()})
 		return false
 	}
 	for name, vals := range r.Header {
 		for _, v := range vals {
 			if len(name)+2+len(v) > max {
 				e.failToProxy(st, w, r, &phase.Error{Kind: phase.KindBadRequest, Status: http.StatusRequestHeaderFieldsTooLarge,
-					Detail: "request header line too long", Header: closeH})
+					Detail: "request header line too long", Header: closeH()})
 				return false
 			}
 		}
@@ -280,14 +286,27 @@ func validRequestID(id string) bool {
 	return true
 }
 
-// newRequestID returns a process-unique id: a random per-process prefix
-// and a sequence number.
-func (e *Engine) newRequestID() string {
-	var b [32]byte
-	n := copy(b[:], e.ridPrefix)
-	b[n] = '-'
-	out := strconv.AppendUint(b[:n+1], e.ridSeq.Add(1), 36)
-	return string(out)
+// newRequestID returns a process-unique id (a random per-process prefix
+// and a sequence number) as the one-value slice the X-Request-Id headers
+// share (capped: an append copies). The id's bytes and the slice are one
+// allocation (ridBox), not two; the bytes are never written again.
+func (e *Engine) newRequestID() []string {
+	b := new(ridBox)
+	n := copy(b.buf[:], e.ridPrefix)
+	b.buf[n] = '-'
+	out := strconv.AppendUint(b.buf[:n+1], e.ridSeq.Add(1), 36)
+	if &out[0] == &b.buf[0] {
+		b.vals[0] = unsafe.String(&out[0], len(out))
+	} else {
+		b.vals[0] = string(out) // cannot happen: 12 + 1 + 13 bytes at most
+	}
+	return b.vals[:]
+}
+
+// ridBox is a generated request id and its header value slice.
+type ridBox struct {
+	vals [1]string
+	buf  [32]byte
 }
 
 // normalizeHost lowercases the Host header and removes its port and a

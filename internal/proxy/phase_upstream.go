@@ -203,10 +203,17 @@ func setForwarding(st *state, in, out *http.Request) {
 			st.fwPrefix = v + st.fwPrefix
 		}
 	}
-	// One backing array for all the single values: one allocation, not seven.
-	// Each slice is capped (len == cap) so an append copies.
-	v := [...]string{xff, proto, host, port, fwd, st.fwPrefix, st.clientIP()}
-	vals := v[:]
+	// One backing array for all the single values: one allocation, not
+	// seven, or none when the direct attempt's pooled one is free
+	// (st.fw). Each slice is capped (len == cap) so an append copies.
+	var vals []string
+	if fw := st.fw; fw != nil {
+		*fw = [...]string{xff, proto, host, port, fwd, st.fwPrefix, st.clientIP()}
+		vals = fw[:]
+	} else {
+		v := [...]string{xff, proto, host, port, fwd, st.fwPrefix, st.clientIP()}
+		vals = v[:]
+	}
 	h["X-Forwarded-For"] = vals[0:1:1]
 	h["X-Forwarded-Proto"] = vals[1:2:2]
 	h["X-Forwarded-Host"] = vals[2:3:3]

@@ -444,12 +444,26 @@ func TestDirectTakesBodylessPlainRequests(t *testing.T) {
 			r.Header.Set("Expect", "100-continue")
 			return r
 		}(), false},
+		// net/http's HTTP/2 server: a Body on every request, ContentLength
+		// 0 when the stream ended with the header, -1 while it is open
+		// without a Content-Length.
+		{"HTTP/2 stream ended with its header", h2Shaped(0), true},
+		{"HTTP/2 stream open for a body", h2Shaped(-1), false},
+		{"HTTP/2 with a Content-Length", h2Shaped(5), false},
 	}
 	for _, c := range cases {
 		if got := pool.Pool.DirectFor(c.req); got != c.want {
 			t.Errorf("%s: direct %v, want %v", c.name, got, c.want)
 		}
 	}
+}
+
+// h2Shaped is a GET as net/http's HTTP/2 server hands it over.
+func h2Shaped(contentLength int64) *http.Request {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/2.0", 2, 0
+	r.Body, r.ContentLength = io.NopCloser(strings.NewReader("")), contentLength
+	return r
 }
 
 // TestWriteDeadlineRenewedOnLongStreams: the write timeout bounds each

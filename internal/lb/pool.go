@@ -148,9 +148,13 @@ func (p *Pool) Direct(req *http.Request) bool { return p.h1 != nil && p.h1.eligi
 
 // DirectFor reports whether a request proxied from in will be Direct: the
 // pool is plain HTTP and in has no body, no Upgrade and no Expect (which
-// a proxy passes on).
+// a proxy passes on). No body is a nil or http.NoBody Body, or, as
+// httputil.ReverseProxy decides (it sends no body then), a ContentLength
+// of 0: net/http's HTTP/2 server gives every request a Body, even one
+// whose stream ended with its header (ContentLength 0), so without this
+// no HTTP/2 request would go direct.
 func (p *Pool) DirectFor(in *http.Request) bool {
-	return p.h1 != nil && (in.Body == nil || in.Body == http.NoBody) &&
+	return p.h1 != nil && (in.Body == nil || in.Body == http.NoBody || in.ContentLength == 0) &&
 		in.Header["Upgrade"] == nil && in.Header["Expect"] == nil
 }
 

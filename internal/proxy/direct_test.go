@@ -3,11 +3,16 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
+	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -127,33 +132,32 @@ routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
 `, target))
 }
 
-// TestDirectMatchesReverseProxy sends the same requests through the direct
-// attempt and through httputil.ReverseProxy, against an upstream that
-// answers with hop-by-hop fields, trailers, 1xx, streams and broken
-// bodies, and compares what the upstream and the client saw.
-func TestDirectMatchesReverseProxy(t *testing.T) {
-	t.Parallel()
-	scripts := map[string]string{
-		"plain": "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\nConnection: X-Hop\r\nX-Hop: secret\r\n" +
-			"Keep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nUpgrade: h2c\r\nX-App: a\r\nX-App: b\r\n\r\nhello",
-		"chunked-trailer": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/x-test\r\nTrailer: X-Sum\r\n\r\n" +
-			"3\r\nabc\r\n2\r\nde\r\n0\r\nX-Sum: 42\r\n\r\n",
-		"undeclared-trailer": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/x-test\r\n\r\n3\r\nabc\r\n0\r\nX-Late: 7\r\n\r\n",
-		"sse":                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 12\r\n\r\ndata: one\n\n\n",
-		"early-hints": "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" +
-			"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
-		"switch":    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
-		"truncated": "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
-		"chunk-cut": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/x-test\r\n\r\n5\r\nab",
-		"no-answer": "",
-		"garbage":   "NOT HTTP\r\n\r\n",
-		"empty":     "HTTP/1.1 204 No Content\r\nX-App: e\r\n\r\n",
-		"head":      "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nContent-Type: text/html\r\n\r\n",
-		"no-type":   "HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\n<html>hi</html",
-		"retry-me":  "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy",
-	}
-	up := newScriptedUpstream(t, scripts)
-	yaml := fmt.Sprintf(`
+// directScripts are the upstream's answers both comparisons of the
+// direct attempt with ReverseProxy use (/case/<name>).
+var directScripts = map[string]string{
+	"plain": "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\nConnection: X-Hop\r\nX-Hop: secret\r\n" +
+		"Keep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nUpgrade: h2c\r\nX-App: a\r\nX-App: b\r\n\r\nhello",
+	"chunked-trailer": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/x-test\r\nTrailer: X-Sum\r\n\r\n" +
+		"3\r\nabc\r\n2\r\nde\r\n0\r\nX-Sum: 42\r\n\r\n",
+	"undeclared-trailer": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/x-test\r\n\r\n3\r\nabc\r\n0\r\nX-Late: 7\r\n\r\n",
+	"sse":                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 12\r\n\r\ndata: one\n\n\n",
+	"early-hints": "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" +
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+	"switch":    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+	"truncated": "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
+	"chunk-cut": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/x-test\r\n\r\n5\r\nab",
+	"no-answer": "",
+	"garbage":   "NOT HTTP\r\n\r\n",
+	"empty":     "HTTP/1.1 204 No Content\r\nX-App: e\r\n\r\n",
+	"head":      "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nContent-Type: text/html\r\n\r\n",
+	"no-type":   "HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\n<html>hi</html",
+	"retry-me":  "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy",
+}
+
+// directYAML is the config of the comparisons: routes to the scripted
+// upstream at addr, with header edits and a retried route.
+func directYAML(addr string) string {
+	return fmt.Sprintf(`
 upstreams:
   app: { targets: [%[1]q] }
   busy: { targets: [%[1]q], retries: { attempts: 2, on_status: [503] } }
@@ -167,7 +171,17 @@ routes:
     match: { path_prefix: /retry }
     upstream: busy
     rewrite: /case/retry-me
-`, up.Addr)
+`, addr)
+}
+
+// TestDirectMatchesReverseProxy sends the same requests through the direct
+// attempt and through httputil.ReverseProxy, against an upstream that
+// answers with hop-by-hop fields, trailers, 1xx, streams and broken
+// bodies, and compares what the upstream and the client saw.
+func TestDirectMatchesReverseProxy(t *testing.T) {
+	t.Parallel()
+	up := newScriptedUpstream(t, directScripts)
+	yaml := directYAML(up.Addr)
 	viaDirect := newGate(t, yaml)
 	viaH1 := newH1Gate(t, yaml) // the direct attempt under h1server's writer (AdoptHeader)
 	viaRP := newGate(t, yaml)
@@ -246,6 +260,163 @@ routes:
 	}
 }
 
+// h2View is what an HTTP/2 client saw of one exchange.
+type h2View struct {
+	Proto  string
+	Early  []string // 1xx responses: status and header
+	Client clientView
+}
+
+// h2Exchange sends one request to g over TLS + HTTP/2, on a connection
+// of its own (stream IDs and resets do not depend on earlier requests).
+func h2Exchange(t *testing.T, g *gate, method, path, body string, hdr http.Header) h2View {
+	t.Helper()
+	tr := g.srv.Client().Transport.(*http.Transport).Clone()
+	tr.ForceAttemptHTTP2 = true
+	defer tr.CloseIdleConnections()
+	var v h2View
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		v.Early = append(v.Early, fmt.Sprint(code, " ", headerLines(http.Header(h))))
+		return nil
+	}}
+	var rb io.Reader
+	if body != "" {
+		rb = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), method, g.srv.URL+path, rb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "app.test"
+	maps.Copy(req.Header, hdr)
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		if ue, ok := err.(*url.Error); ok {
+			err = ue.Err // without the URL: each gate has its own port
+		}
+		v.Client.Err = "round trip: " + err.Error()
+		return v
+	}
+	defer resp.Body.Close()
+	v.Proto = resp.Proto
+	v.Client.Status, v.Client.Header = resp.Status, resp.Header
+	b, err := io.ReadAll(resp.Body)
+	v.Client.Body = requestIDField.ReplaceAllString(string(b), `"request_id":"-"`)
+	if err != nil {
+		v.Client.Err = "body: " + err.Error()
+	}
+	v.Client.Trailer = resp.Trailer
+	for _, k := range []string{"Date", "X-Request-Id"} {
+		delete(v.Client.Header, k)
+	}
+	return v
+}
+
+// TestDirectMatchesReverseProxyOverHTTP2 is TestDirectMatchesReverseProxy
+// with HTTP/2 clients over TLS: net/http's HTTP/2 server hands the engine
+// a request Body even when the stream ended with its header, and a
+// ResponseWriter of its own (flushes, trailers, 1xx, resets), so the
+// direct attempt is compared with ReverseProxy under it as well; and the
+// body-less requests are checked to take the direct attempt.
+func TestDirectMatchesReverseProxyOverHTTP2(t *testing.T) {
+	t.Parallel()
+	up := newScriptedUpstream(t, directScripts)
+	yaml := directYAML(up.Addr)
+	startTLS := func(noDirect bool) *gate {
+		srv := httptest.NewUnstartedServer(nil)
+		srv.EnableHTTP2 = true
+		g := startGate(t, srv, yaml, false)
+		g.srv.Config.Handler.(*Engine).noDirect = noDirect
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		return g
+	}
+	viaDirect, viaRP := startTLS(false), startTLS(true)
+	// What the engine of viaDirect decided for each request it got.
+	var app *runtime.Route
+	for _, r := range viaDirect.snap.Routes {
+		if r.Name == "app" {
+			app = r
+		}
+	}
+	var mu sync.Mutex
+	var wentDirect []bool
+	engine := viaDirect.srv.Config.Handler
+	viaDirect.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		wentDirect = append(wentDirect, app.Pool.DirectFor(r))
+		mu.Unlock()
+		engine.ServeHTTP(w, r)
+	})
+
+	reqs := []struct {
+		name, method, path, body string
+		hdr                      http.Header
+		direct                   bool
+	}{
+		{"forwarding and edits", "GET", "/case/plain?a=1&b=2", "", http.Header{
+			"Te": {"trailers"}, "X-Forwarded-For": {"6.6.6.6"}, "Forwarded": {"for=6.6.6.6"},
+			"X-Forwarded-Host": {"evil"}, "X-Forwarded-Proto": {"http"}, "X-App-Tag": {"client"}, "X-Edited": {"client"},
+			"Cookie": {"a=1", "b=2"}}, true},
+		{"query that does not parse", "GET", "/case/plain?a=1;b=2&c=%zz&d=4", "", nil, true},
+		{"trailers", "GET", "/case/chunked-trailer", "", http.Header{"Te": {"trailers"}}, true},
+		{"undeclared trailer", "GET", "/case/undeclared-trailer", "", nil, true},
+		{"event stream", "GET", "/case/sse", "", http.Header{"Accept": {"text/event-stream"}}, true},
+		{"103 then 200", "GET", "/case/early-hints", "", nil, true},
+		{"101 without upgrade", "GET", "/case/switch", "", nil, true},
+		{"truncated body", "GET", "/case/truncated", "", nil, true},
+		{"cut chunk", "GET", "/case/chunk-cut", "", nil, true},
+		{"no answer", "GET", "/case/no-answer", "", nil, true},
+		{"not HTTP", "GET", "/case/garbage", "", nil, true},
+		{"204", "DELETE", "/case/empty", "", nil, true},
+		{"HEAD", "HEAD", "/case/head", "", nil, true},
+		{"sniffed type", "GET", "/case/no-type", "", nil, true},
+		{"POST without a body", "POST", "/case/plain", "", nil, true},
+		{"POST with a body", "POST", "/case/plain", "payload", nil, false},
+		{"retried status", "GET", "/retry", "", nil, true},
+	}
+	for _, rq := range reqs {
+		t.Run(rq.name, func(t *testing.T) {
+			mu.Lock()
+			wentDirect = nil
+			mu.Unlock()
+			gotDirect := h2Exchange(t, viaDirect, rq.method, rq.path, rq.body, rq.hdr)
+			upDirect := up.take()
+			gotRP := h2Exchange(t, viaRP, rq.method, rq.path, rq.body, rq.hdr)
+			upRP := up.take()
+			if gotDirect.Proto != "HTTP/2.0" && !strings.HasPrefix(gotDirect.Client.Err, "round trip: ") {
+				t.Fatalf("client spoke %q, want HTTP/2.0 (%+v)", gotDirect.Proto, gotDirect)
+			}
+			if gd, gr := fmt.Sprintf("%+v", gotDirect), fmt.Sprintf("%+v", gotRP); gd != gr {
+				t.Errorf("client saw\n direct: %s\nreverse proxy: %s", gd, gr)
+			}
+			if len(upDirect) != len(upRP) {
+				t.Fatalf("upstream got %d requests direct, %d through ReverseProxy", len(upDirect), len(upRP))
+			}
+			for i := range upDirect {
+				if d, r := upstreamView(upDirect[i]), upstreamView(upRP[i]); d != r {
+					t.Errorf("upstream saw\n direct:\n%s\nreverse proxy:\n%s", d, r)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if rq.path != "/retry" && (len(wentDirect) != 1 || wentDirect[0] != rq.direct) {
+				t.Errorf("went direct: %v, want [%v]", wentDirect, rq.direct)
+			}
+			if rq.name == "forwarding and edits" {
+				h := upDirect[0].Header
+				if h.Get("X-Forwarded-For") != "127.0.0.1" || h.Get("Te") != "trailers" || h.Get("X-Edited") != "yes" ||
+					h.Get("X-Forwarded-Proto") != "https" || h.Get("Cookie") != "a=1; b=2" {
+					t.Errorf("upstream header: %v", h)
+				}
+				if gotDirect.Client.Body != "hello" || gotDirect.Client.Header.Get("X-Resp") != "r" || gotDirect.Client.Header["X-Hop"] != nil {
+					t.Errorf("client saw %+v", gotDirect)
+				}
+			}
+		})
+	}
+}
+
 // TestDirectTakesBodylessPlainRequests pins which attempts go direct, so
 // the comparison above compares what it means to.
 func TestDirectTakesBodylessPlainRequests(t *testing.T) {
@@ -274,12 +445,26 @@ func TestDirectTakesBodylessPlainRequests(t *testing.T) {
 			r.Header.Set("Expect", "100-continue")
 			return r
 		}(), false},
+		// net/http's HTTP/2 server: a Body on every request, ContentLength
+		// 0 when the stream ended with the header, -1 while it is open
+		// without a Content-Length.
+		{"HTTP/2 stream ended with its header", h2Shaped(0), true},
+		{"HTTP/2 stream open for a body", h2Shaped(-1), false},
+		{"HTTP/2 with a Content-Length", h2Shaped(5), false},
 	}
 	for _, c := range cases {
 		if got := pool.Pool.DirectFor(c.req); got != c.want {
 			t.Errorf("%s: direct %v, want %v", c.name, got, c.want)
 		}
 	}
+}
+
+// h2Shaped is a GET as net/http's HTTP/2 server hands it over.
+func h2Shaped(contentLength int64) *http.Request {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/2.0", 2, 0
+	r.Body, r.ContentLength = io.NopCloser(strings.NewReader("")), contentLength
+	return r
 }
 
 // TestWriteDeadlineRenewedOnLongStreams: the write timeout bounds each

@@ -3,7 +3,6 @@ package issuer
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"gatehouse/internal/auth/jwks"
+	"gatehouse/internal/testutil"
 )
 
 // An issuer whose discovery failed (down when Gatehouse started) is
@@ -56,52 +56,18 @@ func TestDiscoveryRetriedSoonAfterAFailure(t *testing.T) {
 // it, so that client disconnecting failed discovery for every request
 // waiting on it. The request that leaves must end only its own wait.
 func TestDiscoveryOutlivesTheRequestThatStartedIt(t *testing.T) {
-	arrived, release := make(chan struct{}, 1), make(chan struct{})
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case arrived <- struct{}{}:
-		default:
-		}
-		select {
-		case <-release:
-			_ = json.NewEncoder(w).Encode(Metadata{Issuer: srv.URL, JWKSURI: srv.URL + "/jwks"})
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	}()
+	var srv *testutil.HeldServer
+	srv = testutil.StartHeldServer(t, func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(Metadata{Issuer: srv.URL, JWKSURI: srv.URL + "/jwks"})
+	})
 	now := time.Unix(1_800_000_000, 0)
 	k := &Keys{Issuer: srv.URL, Client: srv.Client(), Cooldown: 30 * time.Second, Refresh: time.Hour,
 		Now: func() time.Time { return now }}
-
-	first, leave := context.WithCancel(context.Background())
-	firstErr := make(chan error, 1)
-	go func() {
-		_, err := k.Metadata(first)
-		firstErr <- err
-	}()
-	<-arrived
-	second := make(chan error, 1)
-	go func() {
-		md, err := k.Metadata(context.Background())
+	srv.CheckWaiterLeaves(t, func(ctx context.Context) error {
+		md, err := k.Metadata(ctx)
 		if err == nil && md.JWKSURI != srv.URL+"/jwks" {
 			err = fmt.Errorf("metadata %+v", md)
 		}
-		second <- err
-	}()
-	leave()
-	if err := <-firstErr; !errors.Is(err, context.Canceled) {
-		t.Fatalf("the request that left: %v, want context.Canceled", err)
-	}
-	close(release)
-	if err := <-second; err != nil {
-		t.Fatalf("the request that stayed: %v", err)
-	}
+		return err
+	})
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"gatehouse/internal/testutil"
 )
 
 // Issue 14: the key fetch ran under the context of the request that
@@ -26,51 +27,17 @@ func TestFetchOutlivesTheRequestThatStartedIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: priv.Public(), KeyID: "k1", Use: "sig"}}}
-	arrived, release := make(chan struct{}, 1), make(chan struct{})
 	var fetches atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := testutil.StartHeldServer(t, func(w http.ResponseWriter, r *http.Request) {
 		fetches.Add(1)
-		select {
-		case arrived <- struct{}{}:
-		default:
-		}
-		select {
-		case <-release:
-			_ = json.NewEncoder(w).Encode(set)
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	}()
+		_ = json.NewEncoder(w).Encode(set)
+	})
 	now := time.Unix(1_800_000_000, 0)
 	s := New(srv.URL, Options{Client: srv.Client(), Now: func() time.Time { return now }})
-
-	first, leave := context.WithCancel(context.Background())
-	firstErr := make(chan error, 1)
-	go func() {
-		_, err := s.Key(first, "k1")
-		firstErr <- err
-	}()
-	<-arrived
-	secondErr := make(chan error, 1)
-	go func() {
-		_, err := s.Key(context.Background(), "k1")
-		secondErr <- err
-	}()
-	leave()
-	if err := <-firstErr; !errors.Is(err, context.Canceled) {
-		t.Fatalf("the request that left: %v, want context.Canceled", err)
-	}
-	close(release)
-	if err := <-secondErr; err != nil {
-		t.Fatalf("the request that stayed: %v", err)
-	}
+	srv.CheckWaiterLeaves(t, func(ctx context.Context) error {
+		_, err := s.Key(ctx, "k1")
+		return err
+	})
 	if _, err := s.Key(context.Background(), "k1"); err != nil {
 		t.Fatalf("after the fetch: %v", err)
 	}

@@ -570,9 +570,8 @@ routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
 	}
 }
 
-// writeTimeoutGate is a one-route gateway to target with the given
-// write timeout, behind net/http's server as internal/app serves it.
-func writeTimeoutGate(t *testing.T, target string, writeTimeout time.Duration) *httptest.Server {
+// oneRouteHolder holds the snapshot of one route to target.
+func oneRouteHolder(t *testing.T, target string) *runtime.Holder {
 	t.Helper()
 	doc, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
 upstreams: { app: { targets: [%q] } }
@@ -587,7 +586,15 @@ routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
 	}
 	var h runtime.Holder
 	h.Store(snap)
-	srv := httptest.NewUnstartedServer(New(Options{Holder: &h, WriteTimeout: writeTimeout}))
+	return &h
+}
+
+// writeTimeoutGate is a one-route gateway to target with the given
+// write timeout, behind net/http's server as internal/app serves it.
+func writeTimeoutGate(t *testing.T, target string, writeTimeout time.Duration) *httptest.Server {
+	t.Helper()
+	h := oneRouteHolder(t, target)
+	srv := httptest.NewUnstartedServer(New(Options{Holder: h, WriteTimeout: writeTimeout}))
 	srv.Config.ConnContext = ConnContext
 	srv.Start()
 	t.Cleanup(srv.Close)

@@ -12,11 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"gatehouse/internal/compile"
-	"gatehouse/internal/config"
 	"gatehouse/internal/h1server"
 	"gatehouse/internal/lb"
-	"gatehouse/internal/runtime"
 	"gatehouse/internal/testutil"
 )
 
@@ -203,24 +200,12 @@ func writeTimeoutGateOn(t *testing.T, target string, writeTimeout time.Duration,
 	if !h1 {
 		return writeTimeoutGate(t, target, writeTimeout).Listener.Addr().String()
 	}
-	doc, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
-upstreams: { app: { targets: [%q] } }
-routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
-`, target)), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := compile.Compile(doc, runtime.NewRegistry(nil, nil), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var h runtime.Holder
-	h.Store(snap)
+	h := oneRouteHolder(t, target)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := h1server.New(&http.Server{Handler: New(Options{Holder: &h, WriteTimeout: writeTimeout})}, ConnContextKeepingDeadlines)
+	hs := h1server.New(&http.Server{Handler: New(Options{Holder: h, WriteTimeout: writeTimeout})}, ConnContextKeepingDeadlines)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -138,22 +138,7 @@ func exchange(t *testing.T, addr, request string) (*http.Response, string, net.C
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, request); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(c)
-	method, _, _ := strings.Cut(request, " ")
-	resp, err := http.ReadResponse(br, &http.Request{Method: method})
-	if err != nil {
-		t.Fatalf("reading the response: %v", err)
-	}
-	var body []byte
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		body, _ = io.ReadAll(resp.Body)
-	}
-	return resp, string(body), c, br
+	return exchangeOn(t, c, request)
 }
 
 // Headers through which proxies name the client's address or the URL it
@@ -227,15 +212,10 @@ routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
 	return tlsAddr
 }
 
-// tlsExchange is exchange over TLS with cfg (SNI, roots, client
-// certificate), speaking HTTP/1.1.
-func tlsExchange(t *testing.T, addr string, cfg *tls.Config, request string) (*http.Response, string, net.Conn, *bufio.Reader) {
+// exchangeOn writes request on c and reads one response; c stays open
+// for the caller and is closed at the end of the test.
+func exchangeOn(t *testing.T, c net.Conn, request string) (*http.Response, string, net.Conn, *bufio.Reader) {
 	t.Helper()
-	cfg.NextProtos = []string{"http/1.1"}
-	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() { c.Close() })
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(c, request); err != nil {
@@ -252,6 +232,18 @@ func tlsExchange(t *testing.T, addr string, cfg *tls.Config, request string) (*h
 		body, _ = io.ReadAll(resp.Body)
 	}
 	return resp, string(body), c, br
+}
+
+// tlsExchange is exchange over TLS with cfg (SNI, roots, client
+// certificate), speaking HTTP/1.1.
+func tlsExchange(t *testing.T, addr string, cfg *tls.Config, request string) (*http.Response, string, net.Conn, *bufio.Reader) {
+	t.Helper()
+	cfg.NextProtos = []string{"http/1.1"}
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exchangeOn(t, c, request)
 }
 
 const (

@@ -25,6 +25,7 @@ PROXIES=${PROXIES:-$DEFAULT_PROXIES}
 PROXY_CPU=${PROXY_CPU:-0}      # core the proxy is pinned to
 LOAD_CPU=${LOAD_CPU:-1}        # core wrk and the origin are pinned to
 BASE_REV=${BASE_REV:-}         # gatehouse-base: gatehouse built from this git revision, for an A/B
+BASE_BIN=${BASE_BIN:-}         # or gatehouse-base is this prebuilt binary (e.g. built with -overlay)
 BASE_PORT=${BASE_PORT:-18080}  # first port tried; busy ports are skipped
 BODY_BYTES=${BODY_BYTES:-100}  # origin response body size
 HEADERS=${HEADERS:-minimal}    # minimal: only what each variant needs; browser: also a browser's dozen request headers
@@ -425,6 +426,10 @@ build_gatehouse() {  # once per run
 
 build_gatehouse_base() {  # gatehouse-base: the same build from BASE_REV's tree
   [[ -x $TMP/gatehouse-base ]] && return 0
+  if [[ -n $BASE_BIN ]]; then   # a binary built elsewhere (an experiment's build flags)
+    cp "$BASE_BIN" "$TMP/gatehouse-base" || { SKIPPED[gatehouse-base]="cannot copy $BASE_BIN"; return 1; }
+    return 0
+  fi
   if [[ -z $BASE_REV ]]; then SKIPPED[gatehouse-base]="BASE_REV not set"; return 1; fi
   log "building gatehouse-base from $BASE_REV"
   mkdir -p "$TMP/base-src"
@@ -562,7 +567,7 @@ start_gatehouse-nethttp() { start_gatehouse_as gatehouse-nethttp off off - off; 
 start_gatehouse-base() {
   build_gatehouse_base || return 1
   GH_BIN=$TMP/gatehouse-base start_gatehouse_as gatehouse-base off off || return 1
-  VERSION[gatehouse-base]=$(git -C "$REPO_ROOT" rev-parse --short "$BASE_REV")
+  if [[ -n $BASE_BIN ]]; then VERSION[gatehouse-base]=$(basename "$BASE_BIN"); else VERSION[gatehouse-base]=$(git -C "$REPO_ROOT" rev-parse --short "$BASE_REV"); fi
 }
 
 

@@ -3,6 +3,7 @@ package lb
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +19,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// h1Client is a synchronous HTTP/1.1 client for plain-TCP targets, used
+// h1Client is a synchronous HTTP/1.1 client, over plain TCP or TLS, used
 // for the common request that carries no body and asks for no upgrade.
 //
 // Why not http.Transport: the profile in docs/performance.md ("Where the
@@ -29,7 +30,7 @@ import (
 // writes the request head and reads the response head itself; the
 // response body is read by whoever reads it (ReverseProxy's copy loop),
 // and the connection goes back to the idle list when the body ends
-// cleanly. Requests with a body, upgrades, Expect and TLS stay on the
+// cleanly. Requests with a body, upgrades and Expect stay on the
 // Transport, which writes a body while it reads the response.
 //
 // It keeps the Transport's contract where a proxy depends on it:
@@ -47,6 +48,8 @@ import (
 //     ask to close and left no stray bytes behind it.
 type h1Client struct {
 	dial          func(ctx context.Context, network, addr string) (net.Conn, error)
+	tls           *tls.Config // nil: plain TCP
+	scheme        string      // "http", or "https" over TLS
 	maxIdle       int
 	idleTimeout   time.Duration
 	headerTimeout time.Duration
@@ -79,6 +82,11 @@ func newH1Client(dial func(ctx context.Context, network, addr string) (net.Conn,
 		idleTimeout:   s.IdleConnTimeout,
 		headerTimeout: s.ResponseHeaderTimeout,
 		idle:          map[string][]*h1Conn{},
+		tls:           s.TLS,
+		scheme:        "http",
+	}
+	if s.TLS != nil {
+		c.scheme = "https"
 	}
 	if c.maxIdle <= 0 {
 		c.maxIdle = http.DefaultMaxIdleConnsPerHost // the Transport's meaning of 0
@@ -89,10 +97,10 @@ func newH1Client(dial func(ctx context.Context, network, addr string) (net.Conn,
 	return c
 }
 
-// eligible reports whether req can use the synchronous client: plain
-// HTTP, no body, no upgrade, no Expect.
+// eligible reports whether req can use the synchronous client: the
+// pool's scheme, no body, no upgrade, no Expect.
 func (c *h1Client) eligible(req *http.Request) bool {
-	return req.URL.Scheme == "http" && (req.Body == nil || req.Body == http.NoBody) &&
+	return req.URL.Scheme == c.scheme && (req.Body == nil || req.Body == http.NoBody) &&
 		req.Header["Upgrade"] == nil && req.Header["Expect"] == nil
 }
 
@@ -114,9 +122,16 @@ type h1Conn struct {
 	// response at a time uses it.
 	cl clBody
 
-	// writeAndAwait's state (Linux): the socket; set for the flush that
-	// ends a request head; its callback, bound once; what is left to
-	// write, and how the peek and the write went.
+	// tcp is the TCP socket under a TLS connection (nil for plain TCP,
+	// or when it is not a syscall.Conn): where an idle connection's
+	// unread bytes are looked for (tlsIdleUnclean), and the socket as
+	// crypto/tls reads it (nil for plain TCP).
+	tcp   syscall.RawConn
+	probe *probeConn
+
+	// writeAndAwait's state (Linux, plain TCP): the socket; set for the
+	// flush that ends a request head; its callback, bound once; what is
+	// left to write, and how the peek and the write went.
 	raw      syscall.RawConn
 	await    bool
 	sendFn   func(fd uintptr) bool
@@ -319,8 +334,8 @@ func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte, info In
 	if c.headerTimeout > 0 && pc.readDeadline.IsZero() {
 		c.armHeaderDeadline(pc, time.Now()) // a reused connection's was armed by popIdle
 	}
-	if pc.reused && pc.br.Buffered() > 0 {
-		return nil, errIdleUnclean // cannot happen: put takes only empty readers
+	if pc.reused && (pc.br.Buffered() > 0 || pc.tlsIdleUnclean()) {
+		return nil, errIdleUnclean // buffered: cannot happen, put takes only empty readers
 	}
 	// The flush may check the idle connection and wait for the response
 	// (writeAndAwait).
@@ -575,7 +590,95 @@ func (c *h1Client) get(ctx context.Context, addr string, reuse bool) (*h1Conn, e
 	if err != nil {
 		return nil, err
 	}
-	return newH1Conn(nc, addr), nil
+	if c.tls == nil {
+		return newH1Conn(nc, addr), nil
+	}
+	probe := &probeConn{Conn: nc}
+	tc := tls.Client(probe, c.tlsConfig(addr))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	pc := newH1Conn(tc, addr)
+	pc.probe = probe
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			pc.tcp = raw
+		}
+	}
+	return pc, nil
+}
+
+// tlsIdleUnclean reports whether an idle TLS connection about to be
+// reused holds bytes no request asked for, or was ended by the server.
+// Plain connections are checked by writeAndAwait's peek as the request
+// is written; a TLS connection may also hold them decrypted, or as whole
+// records, inside crypto/tls, so first a read that cannot wait (the
+// socket under crypto/tls answers errProbe at once) takes what crypto/tls
+// holds, then the socket is peeked at.
+//
+// Any byte on the socket counts, whatever the record: a session ticket
+// or a key update cannot be told from application data without reading
+// it, and application data read as the next response would go to the
+// wrong client. Session tickets do not trip it: TLS 1.3 servers send
+// them ahead of the first response, and reading that response consumes
+// them (TestTLSUpstreamReusesAfterSessionTickets). A record that arrives
+// while the connection is idle costs a new connection, never a
+// misattributed response.
+func (pc *h1Conn) tlsIdleUnclean() bool {
+	if pc.probe == nil {
+		return false
+	}
+	pc.probe.probing = true
+	n, err := pc.nc.Read(pc.peekBuf[:])
+	pc.probe.probing = false
+	if n > 0 || err != errProbe {
+		return true // application data, a close_notify, an error
+	}
+	return pc.tcp != nil && pc.tcpPending()
+}
+
+// probeConn is the socket under an upstream TLS connection: while
+// probing, its reads fail at once with errProbe instead of reading, so
+// that a read of the TLS connection returns only what crypto/tls holds.
+// probing belongs to the connection's owner, as its reads do.
+type probeConn struct {
+	net.Conn
+	probing bool
+}
+
+func (c *probeConn) Read(p []byte) (int, error) {
+	if c.probing {
+		return 0, errProbe
+	}
+	return c.Conn.Read(p)
+}
+
+// errProbe is what a probing read returns: a temporary net.Error, which
+// crypto/tls passes on without keeping it as the connection's error (as
+// it does a read deadline's), so later reads go on.
+var errProbe error = probeError{}
+
+type probeError struct{}
+
+func (probeError) Error() string   { return "lb: probing an idle TLS connection" }
+func (probeError) Timeout() bool   { return true }
+func (probeError) Temporary() bool { return true }
+
+// tlsConfig is the pool's TLS configuration for a connection to addr:
+// as http.Transport does, the server name checked is the target's host
+// unless the configuration names one.
+func (c *h1Client) tlsConfig(addr string) *tls.Config {
+	if c.tls.ServerName != "" {
+		return c.tls
+	}
+	cfg := c.tls.Clone()
+	host := addr // the Transport's tlsHost: the address without its port
+	if i := strings.LastIndex(host, ":"); i > strings.LastIndex(host, "]") {
+		host = host[:i]
+	}
+	cfg.ServerName = host
+	return cfg
 }
 
 func newH1Conn(nc net.Conn, addr string) *h1Conn {

@@ -84,3 +84,15 @@ func (pc *h1Conn) writeWait(fd uintptr) bool {
 	pc.sendDone = true
 	return false
 }
+
+// tcpPending reports whether the TCP socket under a TLS connection
+// holds unread bytes or its end, without waiting (see tlsIdleUnclean).
+func (pc *h1Conn) tcpPending() bool {
+	pending := false
+	_ = pc.tcp.Control(func(fd uintptr) {
+		_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&pc.peekBuf[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		pending = errno != syscall.EAGAIN && errno != syscall.EWOULDBLOCK // bytes, an end or an error
+	})
+	return pending
+}

@@ -25,7 +25,11 @@ func socketPair(t *testing.T) (a, b net.Conn) {
 func socketPending(t *testing.T, pc *h1Conn) bool {
 	t.Helper()
 	var pending bool
-	err := pc.raw.Control(func(fd uintptr) {
+	raw := pc.raw
+	if raw == nil {
+		raw = pc.tcp // under TLS
+	}
+	err := raw.Control(func(fd uintptr) {
 		var b [1]byte
 		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		pending = err != syscall.EAGAIN

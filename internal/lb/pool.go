@@ -67,11 +67,11 @@ func (p *Pool) Scheme() string {
 type Pool struct {
 	Name string
 	// Transport carries what the synchronous client does not (bodies,
-	// upgrades, TLS); RoundTrip chooses.
+	// upgrades, Expect); RoundTrip chooses.
 	Transport *http.Transport
 	Settings  Settings
 
-	h1 *h1Client // nil for TLS pools
+	h1 *h1Client
 
 	set     atomic.Pointer[targetSet]
 	metrics *metrics.Metrics
@@ -136,19 +136,17 @@ func NewPool(name string, targets []*Target, s Settings, m *metrics.Metrics) *Po
 		ReadBufferSize:     16 << 10,
 		TLSClientConfig:    s.TLS,
 	}
-	if s.TLS == nil {
-		p.h1 = newH1Client(dial, s)
-	}
+	p.h1 = newH1Client(dial, s)
 	return p
 }
 
 // Direct reports whether Send writes req itself (the synchronous client:
-// body-less plain HTTP) rather than through Transport.
+// body-less, plain HTTP or TLS) rather than through Transport.
 func (p *Pool) Direct(req *http.Request) bool { return p.h1 != nil && p.h1.eligible(req) }
 
-// DirectFor reports whether a request proxied from in will be Direct: the
-// pool is plain HTTP and in has no body, no Upgrade and no Expect (which
-// a proxy passes on). No body is a nil or http.NoBody Body, or, as
+// DirectFor reports whether a request proxied from in will be Direct: in
+// has no body, no Upgrade and no Expect (which a proxy passes on), to a
+// plain or a TLS pool alike. No body is a nil or http.NoBody Body, or, as
 // httputil.ReverseProxy decides (it sends no body then), a ContentLength
 // of 0: net/http's HTTP/2 server gives every request a Body, even one
 // whose stream ended with its header (ContentLength 0), so without this

@@ -17,7 +17,7 @@ import (
 
 // The direct attempt: what httputil.ReverseProxy does for one attempt,
 // done in one pass, for the requests the pool's synchronous client writes
-// itself (no body, plain HTTP, no upgrade, no Expect: lb.Pool.DirectFor).
+// itself (no body, no upgrade, no Expect; plain or TLS: lb.Pool.DirectFor).
 // ReverseProxy clones the request and its header map, then deletes
 // hop-by-hop headers one canonicalized name at a time, and copies the
 // response header value by value; for the common request that was a tenth

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"maps"
@@ -13,8 +14,10 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,6 +45,25 @@ func newScriptedUpstream(t *testing.T, scripts map[string]string) *scriptedUpstr
 	u := &scriptedUpstream{scripts: scripts}
 	u.RawServer = testutil.ServeRaw(t, u.serve)
 	return u
+}
+
+// newTLSScriptedUpstream is newScriptedUpstream behind TLS; caPath is
+// the file of the CA that signed its certificate (for 127.0.0.1).
+func newTLSScriptedUpstream(t *testing.T, scripts map[string]string) (u *scriptedUpstream, caPath string) {
+	t.Helper()
+	ca := testutil.NewCA(t)
+	dir := t.TempDir()
+	certPath, keyPath := ca.Issue(t, dir, "upstream", 2, "127.0.0.1")
+	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPath = filepath.Join(dir, "ca.pem")
+	testutil.WriteAtomic(t, caPath, ca.PEM)
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
+	u = &scriptedUpstream{scripts: scripts}
+	u.RawServer = testutil.ServeRaw(t, func(c net.Conn) { u.serve(tls.Server(c, cfg)) })
+	return u, caPath
 }
 
 func (u *scriptedUpstream) serve(c net.Conn) {
@@ -180,12 +202,31 @@ routes:
 // bodies, and compares what the upstream and the client saw.
 func TestDirectMatchesReverseProxy(t *testing.T) {
 	t.Parallel()
-	up := newScriptedUpstream(t, directScripts)
-	yaml := directYAML(up.Addr)
+	t.Run("plain upstream", func(t *testing.T) {
+		t.Parallel()
+		up := newScriptedUpstream(t, directScripts)
+		testDirectMatchesReverseProxy(t, up, directYAML(up.Addr))
+	})
+	// The synchronous client over TLS against http.Transport over TLS.
+	t.Run("TLS upstream", func(t *testing.T) {
+		t.Parallel()
+		up, ca := newTLSScriptedUpstream(t, directScripts)
+		yaml := strings.ReplaceAll(directYAML(up.Addr), "targets: ["+strconv.Quote(up.Addr)+"]",
+			"targets: ["+strconv.Quote(up.Addr)+"], tls: { ca: "+strconv.Quote(ca)+" }")
+		testDirectMatchesReverseProxy(t, up, yaml)
+	})
+}
+
+func testDirectMatchesReverseProxy(t *testing.T, up *scriptedUpstream, yaml string) {
 	viaDirect := newGate(t, yaml)
 	viaH1 := newH1Gate(t, yaml) // the direct attempt under h1server's writer (AdoptHeader)
 	viaRP := newGate(t, yaml)
 	viaRP.srv.Config.Handler.(*Engine).noDirect = true
+	for _, r := range viaDirect.snap.Routes {
+		if req := httptest.NewRequest("GET", r.Pool.Scheme()+"://"+up.Addr+"/", nil); !r.Pool.Direct(req) {
+			t.Fatalf("route %s: a body-less GET does not take the synchronous client", r.Name)
+		}
+	}
 
 	reqs := []struct{ name, path, method, extra string }{
 		{"hop-by-hop both ways", "/case/plain?a=1&b=2", "GET",

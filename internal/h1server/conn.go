@@ -240,8 +240,11 @@ func (c *conn) serveRequests(first bool) {
 			go c.resume()
 			return
 		}
+		// One allocation for what lives as long as the request: the
+		// response, with the request, its context and its parts in it.
+		w := &response{c: c, contentLength: -1}
 		var req http.Request
-		if res == headHandoff || !parseHead(head, &req) {
+		if res == headHandoff || !parseHead(head, &req, &w.parts) {
 			c.handOver(first)
 			return
 		}
@@ -253,7 +256,6 @@ func (c *conn) serveRequests(first bool) {
 			c.bw = s.getWriter(connWriter{c})
 		}
 
-		w := &response{c: c, contentLength: -1}
 		w.cw.res = w
 		var (
 			reqCtx    context.Context
@@ -268,8 +270,10 @@ func (c *conn) serveRequests(first bool) {
 			reqCtx, stdCancel = context.WithCancel(c.ctx)
 		}
 		req.RemoteAddr = c.remoteAddr
-		r := req.WithContext(reqCtx)
-		w.req = r
+		// WithContext is the only way to set a Request's context; its
+		// copy, inlined and dereferenced at once, stays on the stack.
+		w.req = *req.WithContext(reqCtx)
+		r := &w.req
 		w.wantsClose = r.Close || hasToken(hget(r.Header, "Connection"), "close")
 		c.startHandler(rctx, stdCancel)
 		inFlight = w

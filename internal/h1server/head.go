@@ -34,8 +34,10 @@ const maxHeadLines = 64
 // The head is copied into one string, and every key, value, target and
 // host is a substring of it: one allocation instead of one per field.
 // The URL and the header's value slices go into parts, which the caller
-// allocates with the request's response (reqParts).
-func parseHead(head []byte, req *http.Request, parts *reqParts) (ok bool) {
+// allocates with the request's response (reqParts). The header map is h,
+// which must be empty, or a new one when h is nil; h is untouched when ok
+// is false.
+func parseHead(head []byte, req *http.Request, parts *reqParts, h http.Header) (ok bool) {
 	var (
 		methodLen int
 		lines     [maxHeadLines][4]int32 // name start, name end, value start, value end
@@ -139,7 +141,9 @@ func parseHead(head []byte, req *http.Request, parts *reqParts) (ok bool) {
 		return false
 	}
 	// Host is not in the header map (net/http deletes it): it is req.Host.
-	h := make(http.Header, n-1)
+	if h == nil {
+		h = make(http.Header, n-1)
+	}
 	strs := parts.vals[:]
 	if n-1 > len(strs) {
 		strs = make([]string, n-1)

@@ -88,7 +88,7 @@ func checkHead(t *testing.T, head []byte) (taken bool) {
 	t.Helper()
 	var got http.Request
 	var parts reqParts
-	if !parseHead(head, &got, &parts) {
+	if !parseHead(head, &got, &parts, nil) {
 		return false
 	}
 	want, err := readLikeNetHTTP(head)
@@ -185,7 +185,7 @@ func BenchmarkParseHead(b *testing.B) {
 	for b.Loop() {
 		var r http.Request
 		var parts reqParts
-		if !parseHead(head, &r, &parts) {
+		if !parseHead(head, &r, &parts, nil) {
 			b.Fatal("not taken")
 		}
 	}

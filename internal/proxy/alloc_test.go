@@ -23,8 +23,12 @@ import (
 // the whole HTTP/1.1 path as a plain listener serves it: h1server's fast
 // path, the engine and the synchronous upstream client, between a
 // loopback client and a loopback upstream that allocate nothing per
-// request themselves. Issue 16 asks for fewer than 10.
-// TestEngineProxyAllocations pins the engine's and the client's share.
+// request themselves. Issue 16 asks for fewer than 10; this pins 7 (with
+// room for a stray allocation of another goroutine now and then):
+// h1server's response and head text (2; the header map is reused), the
+// request id (1), and the upstream response's text, header map and the
+// rest of it (4). TestEngineProxyAllocations pins the engine's and the
+// client's share.
 func TestWholePathAllocations(t *testing.T) {
 	if raceOn {
 		t.Skip("sync.Pool drops items at random under the race detector")
@@ -65,8 +69,9 @@ routes:
 	goruntime.ReadMemStats(&after)
 	per := float64(after.Mallocs-before.Mallocs) / n
 	t.Logf("%.2f allocations per proxied request", per)
-	if per >= 10 {
-		t.Errorf("a proxied GET allocates %.2f times on the whole path, want fewer than 10", per)
+	const want = 7
+	if per > want+0.5 {
+		t.Errorf("a proxied GET allocates %.2f times on the whole path, want %d", per, want)
 	}
 }
 
@@ -125,6 +130,7 @@ func startFastGate(t *testing.T, yaml string) string {
 		t.Fatal(err)
 	}
 	hs := h1server.New(srv, ConnContextKeepingDeadlines)
+	hs.ReuseRequestHeaders(true) // as internal/app serves plain listeners
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -122,6 +122,7 @@ func newH1Gate(t *testing.T, yaml string) *gate {
 	srv := httptest.NewUnstartedServer(nil)
 	g := startGate(t, srv, yaml, false)
 	hs := h1server.New(srv.Config, ConnContextKeepingDeadlines)
+	hs.ReuseRequestHeaders(true) // as internal/app serves plain listeners
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -680,6 +681,7 @@ routes:
 				defer srv.Close()
 			} else {
 				hs := h1server.New(srv.Config, ConnContextKeepingDeadlines)
+				hs.ReuseRequestHeaders(true) // as internal/app serves plain listeners
 				go func() { _ = hs.Serve(srv.Listener) }()
 				defer hs.Close()
 			}

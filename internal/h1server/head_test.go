@@ -101,8 +101,29 @@ func checkHead(t *testing.T, head []byte) (taken bool) {
 	if got.URL.User != nil || got.URL.Host != "" || got.URL.ForceQuery != want.URL.ForceQuery {
 		t.Fatalf("URL differs: %#v vs %#v", got.URL, want.URL)
 	}
+	// Into a reused map (ReuseRequestHeaders): one another head filled,
+	// then cleared, as conn.keepHeader does.
+	var other http.Request
+	var otherParts reqParts
+	if !parseHead([]byte(reuseHead), &other, &otherParts, nil) {
+		t.Fatal("reuseHead not taken")
+	}
+	clear(other.Header)
+	var again http.Request
+	var againParts reqParts
+	if !parseHead(head, &again, &againParts, other.Header) {
+		t.Fatalf("taken into a new map, not into a reused one:\n%q", head)
+	}
+	if d := cmp.Diff(view(want), view(&again)); d != "" {
+		t.Fatalf("request read into a reused map differs from net/http's (-want +got):\n%s\nhead: %q", d, head)
+	}
 	return true
 }
+
+// reuseHead fills the map checkHead reuses: fields a head under test may
+// also have, and more.
+const reuseHead = "GET /r HTTP/1.1\r\nHost: r\r\nX-A: stale\r\nAccept: stale\r\nAuthorization: stale\r\n" +
+	"Cookie: stale\r\nConnection: close\r\nUser-Agent: stale\r\nX-B: stale\r\nX-C: stale\r\nX-D: stale\r\n\r\n"
 
 func TestParseHeadTakesSimpleRequestsOnly(t *testing.T) {
 	t.Parallel()

@@ -33,29 +33,7 @@ func TestWholePathAllocations(t *testing.T) {
 	if raceOn {
 		t.Skip("sync.Pool drops items at random under the race detector")
 	}
-	up := startCannedUpstream(t, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n"+
-		strings.Repeat("x", 100))
-	addr := startFastGate(t, fmt.Sprintf(`
-upstreams: { app: { targets: [%q] } }
-routes:
-  - { name: flow, match: { path_prefix: /flow }, upstream: app }
-`, up))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	req := []byte("GET /flow/board/7?x=1 HTTP/1.1\r\nHost: gate.example\r\nUser-Agent: test\r\nAccept: */*\r\n\r\n")
-	br := bufio.NewReaderSize(c, 4096)
-	body := make([]byte, 100)
-	do := func() {
-		if _, err := c.Write(req); err != nil {
-			t.Fatal(err)
-		}
-		if err := readCanned(br, body); err != nil {
-			t.Fatal(err)
-		}
-	}
+	do := startWholePath(t)
 	// Warm-up: connections made, pools and buffers filled.
 	for range 200 {
 		do()
@@ -75,7 +53,48 @@ routes:
 	}
 }
 
-// readCanned reads one response to TestWholePathAllocations' request
+// BenchmarkWholePath: TestWholePathAllocations' proxied GET, timed; the
+// client and the upstream, in the same process, are in the time too.
+func BenchmarkWholePath(b *testing.B) {
+	do := startWholePath(b)
+	do()
+	b.ReportAllocs()
+	for b.Loop() {
+		do()
+	}
+}
+
+// startWholePath starts a canned upstream and a gate in front of it, and
+// returns a function that sends one GET on a keep-alive connection to the
+// gate and reads its response, allocating nothing itself.
+func startWholePath(tb testing.TB) (do func()) {
+	tb.Helper()
+	up := startCannedUpstream(tb, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n"+
+		strings.Repeat("x", 100))
+	addr := startFastGate(tb, fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: flow, match: { path_prefix: /flow }, upstream: app }
+`, up))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	req := []byte("GET /flow/board/7?x=1 HTTP/1.1\r\nHost: gate.example\r\nUser-Agent: test\r\nAccept: */*\r\n\r\n")
+	br := bufio.NewReaderSize(c, 4096)
+	body := make([]byte, 100)
+	return func() {
+		if _, err := c.Write(req); err != nil {
+			tb.Fatal(err)
+		}
+		if err := readCanned(br, body); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// readCanned reads one response to startWholePath's request
 // without allocating: a 200 head with "Content-Length: 100", then the
 // body into body.
 func readCanned(br *bufio.Reader, body []byte) error {
@@ -106,7 +125,7 @@ func readCanned(br *bufio.Reader, body []byte) error {
 // listener through h1server in front of an http.Server, as internal/app
 // serves a plain listener (no access log, no metrics), and returns its
 // address.
-func startFastGate(t *testing.T, yaml string) string {
+func startFastGate(t testing.TB, yaml string) string {
 	t.Helper()
 	doc, err := config.Parse("test.yaml", []byte(yaml), t.TempDir())
 	if err != nil {
@@ -146,7 +165,7 @@ func startFastGate(t *testing.T, yaml string) string {
 // startCannedUpstream serves resp to every request head on loopback,
 // allocating nothing per request (requests have no body), and closes its
 // connections at the end of the test. It returns the address.
-func startCannedUpstream(t *testing.T, resp string) string {
+func startCannedUpstream(t testing.TB, resp string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -394,6 +394,9 @@ func (a *App) listenerServer(s config.Server, useTLS bool) (server, func(net.Lis
 	case *s.FastHTTP1:
 		// Simple HTTP/1.1 requests by h1server, the rest by srv.
 		fast := h1server.New(srv, proxy.ConnContextKeepingDeadlines)
+		// The engine keeps no request's header map past the request (see
+		// package proxy): a connection's requests may share one.
+		fast.ReuseRequestHeaders(true)
 		return fast, fast.Serve
 	default:
 		return srv, srv.Serve

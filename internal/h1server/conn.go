@@ -60,6 +60,10 @@ type conn struct {
 	br         *bufio.Reader
 	bw         *bufio.Writer
 	werr       error // the first error writing to the client
+	// hdr is the header map of the connection's last request, cleared,
+	// for its next one (Server.ReuseRequestHeaders); nil when there is
+	// none to reuse.
+	hdr http.Header
 	// plainCtx: ctx is never cancelled, so a request's context is the
 	// cheaper reqContext; otherwise context.WithCancel.
 	plainCtx  bool
@@ -230,6 +234,7 @@ func (c *conn) serveRequests(first bool) {
 			return
 		}
 		if res == headPark {
+			c.hdr = nil // an idle connection keeps as little as it can
 			c.br.Reset(nil)
 			s.readers.Put(c.br)
 			c.mu.Lock()
@@ -240,11 +245,18 @@ func (c *conn) serveRequests(first bool) {
 			go c.resume()
 			return
 		}
+		// One allocation for what lives as long as the request: the
+		// response, with the request, its context and its parts in it.
+		w := &response{c: c, contentLength: -1}
 		var req http.Request
-		if res == headHandoff || !parseHead(head, &req) {
+		if res == headHandoff || !parseHead(head, &req, &w.parts, c.hdr) {
 			c.handOver(first)
 			return
 		}
+		// The map this request's fields are in, whatever the handler does
+		// with Request.Header: the only one that may be reused.
+		ownHeader := req.Header
+		c.hdr = nil
 		_, _ = c.br.Discard(len(head))
 		if s.shuttingDown() {
 			return // as net/http: a request read during shutdown is not served
@@ -253,7 +265,6 @@ func (c *conn) serveRequests(first bool) {
 			c.bw = s.getWriter(connWriter{c})
 		}
 
-		w := &response{c: c, contentLength: -1}
 		w.cw.res = w
 		var (
 			reqCtx    context.Context
@@ -268,8 +279,10 @@ func (c *conn) serveRequests(first bool) {
 			reqCtx, stdCancel = context.WithCancel(c.ctx)
 		}
 		req.RemoteAddr = c.remoteAddr
-		r := req.WithContext(reqCtx)
-		w.req = r
+		// WithContext is the only way to set a Request's context; its
+		// copy, inlined and dereferenced at once, stays on the stack.
+		w.req = *req.WithContext(reqCtx)
+		r := &w.req
 		w.wantsClose = r.Close || hasToken(hget(r.Header, "Connection"), "close")
 		c.startHandler(rctx, stdCancel)
 		inFlight = w
@@ -284,6 +297,7 @@ func (c *conn) serveRequests(first bool) {
 		if c.clientGone || !w.shouldReuseConnection() {
 			return
 		}
+		c.keepHeader(ownHeader)
 		// The writer is empty between responses: an idle connection does
 		// not keep its 4 KiB (the reader must stay, for the next head).
 		c.bw.Reset(nil)
@@ -324,6 +338,20 @@ func (c *conn) serveRequests(first bool) {
 			}
 		}
 	}
+}
+
+// keepHeader clears h, the header map of the request just served, and
+// keeps it for the connection's next request, when the server reuses
+// header maps (see "Reused header maps" in the package doc). It is called
+// only after the handler returned normally and its response is finished,
+// on a connection that goes on here. A map the handler grew past what a
+// taken head may hold is left to the collector: clear keeps a map's size.
+func (c *conn) keepHeader(h http.Header) {
+	if !c.srv.reuseHeader || len(h) > maxHeadLines {
+		return
+	}
+	clear(h)
+	c.hdr = h
 }
 
 // readHead returns the next request head, "\r\n\r\n" included, still in

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -32,7 +33,11 @@ const maxHeadLines = 64
 //
 // The head is copied into one string, and every key, value, target and
 // host is a substring of it: one allocation instead of one per field.
-func parseHead(head []byte, req *http.Request) (ok bool) {
+// The URL and the header's value slices go into parts, which the caller
+// allocates with the request's response (reqParts). The header map is h,
+// which must be empty, or a new one when h is nil; h is untouched when ok
+// is false.
+func parseHead(head []byte, req *http.Request, parts *reqParts, h http.Header) (ok bool) {
 	var (
 		methodLen int
 		lines     [maxHeadLines][4]int32 // name start, name end, value start, value end
@@ -132,13 +137,17 @@ func parseHead(head []byte, req *http.Request) (ok bool) {
 
 	s := string(head)
 	target := s[targetStart:targetEnd]
-	u, err := url.ParseRequestURI(target)
-	if err != nil {
+	if !parseTarget(target, &parts.url) {
 		return false
 	}
 	// Host is not in the header map (net/http deletes it): it is req.Host.
-	h := make(http.Header, n-1)
-	strs := make([]string, n-1)
+	if h == nil {
+		h = make(http.Header, n-1)
+	}
+	strs := parts.vals[:]
+	if n-1 > len(strs) {
+		strs = make([]string, n-1)
+	}
 	var keyBuf [64]byte
 	for i, l := range lines[:n] {
 		if i == hostIdx {
@@ -158,7 +167,7 @@ func parseHead(head []byte, req *http.Request) (ok bool) {
 	host := s[lines[hostIdx][2]:lines[hostIdx][3]]
 	*req = http.Request{
 		Method:     s[:methodLen],
-		URL:        u,
+		URL:        &parts.url,
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: 1,
@@ -170,6 +179,50 @@ func parseHead(head []byte, req *http.Request) (ok bool) {
 	}
 	return true
 }
+
+// reqParts are the parts of a taken request that live exactly as long as
+// it does, held in its response so that they cost no allocation of their
+// own: the URL, and the value slices of up to len(vals) header fields
+// (each field's slice is one element of vals, capped, so an append by a
+// handler copies rather than writes over the next field's).
+type reqParts struct {
+	url  url.URL
+	vals [16]string
+}
+
+// parseTarget sets *u to what url.ParseRequestURI makes of target, an
+// origin-form target of bytes 0x21-0x7e, and reports false when that
+// refuses it. The common target, whose path has nothing to unescape and
+// nothing net/url would escape again, is read here in place: its Path is
+// the path as it is, RawPath empty, RawQuery what follows the first "?",
+// and ForceQuery set for a lone "?" at the end, as net/url's parse does
+// (FuzzParseTargetMatchesNetURL). Anything else goes through
+// url.ParseRequestURI, at the cost of its allocation.
+func parseTarget(target string, u *url.URL) bool {
+	path, query, hasQuery := strings.Cut(target, "?")
+	for i := 0; i < len(path); i++ {
+		if !pathTable[path[i]] {
+			pu, err := url.ParseRequestURI(target)
+			if err != nil {
+				return false
+			}
+			*u = *pu
+			return true
+		}
+	}
+	*u = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+	return true
+}
+
+// pathTable holds the bytes net/url leaves as they are in a path, both
+// ways (unescape and escape with its encodePath mode): no "%" to decode,
+// nothing to encode, so the path is its own Path and needs no RawPath.
+var pathTable = func() (t [256]bool) {
+	for _, c := range "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~$&+,/:;=@" {
+		t[c] = true
+	}
+	return t
+}()
 
 // canonicalKey returns s[start:end] in textproto's canonical form (first
 // letter and every letter after "-" upper case, the rest lower case): the

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"net/textproto"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -85,7 +87,8 @@ func view(r *http.Request) requestView {
 func checkHead(t *testing.T, head []byte) (taken bool) {
 	t.Helper()
 	var got http.Request
-	if !parseHead(head, &got) {
+	var parts reqParts
+	if !parseHead(head, &got, &parts, nil) {
 		return false
 	}
 	want, err := readLikeNetHTTP(head)
@@ -98,8 +101,29 @@ func checkHead(t *testing.T, head []byte) (taken bool) {
 	if got.URL.User != nil || got.URL.Host != "" || got.URL.ForceQuery != want.URL.ForceQuery {
 		t.Fatalf("URL differs: %#v vs %#v", got.URL, want.URL)
 	}
+	// Into a reused map (ReuseRequestHeaders): one another head filled,
+	// then cleared, as conn.keepHeader does.
+	var other http.Request
+	var otherParts reqParts
+	if !parseHead([]byte(reuseHead), &other, &otherParts, nil) {
+		t.Fatal("reuseHead not taken")
+	}
+	clear(other.Header)
+	var again http.Request
+	var againParts reqParts
+	if !parseHead(head, &again, &againParts, other.Header) {
+		t.Fatalf("taken into a new map, not into a reused one:\n%q", head)
+	}
+	if d := cmp.Diff(view(want), view(&again)); d != "" {
+		t.Fatalf("request read into a reused map differs from net/http's (-want +got):\n%s\nhead: %q", d, head)
+	}
 	return true
 }
+
+// reuseHead fills the map checkHead reuses: fields a head under test may
+// also have, and more.
+const reuseHead = "GET /r HTTP/1.1\r\nHost: r\r\nX-A: stale\r\nAccept: stale\r\nAuthorization: stale\r\n" +
+	"Cookie: stale\r\nConnection: close\r\nUser-Agent: stale\r\nX-B: stale\r\nX-C: stale\r\nX-D: stale\r\n\r\n"
 
 func TestParseHeadTakesSimpleRequestsOnly(t *testing.T) {
 	t.Parallel()
@@ -181,8 +205,64 @@ func BenchmarkParseHead(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var r http.Request
-		if !parseHead(head, &r) {
+		var parts reqParts
+		if !parseHead(head, &r, &parts, nil) {
 			b.Fatal("not taken")
 		}
 	}
+}
+
+// checkTarget fails t if parseTarget and url.ParseRequestURI disagree on
+// target: one refuses what the other takes, or the URLs differ in any
+// field.
+func checkTarget(t *testing.T, target string) {
+	t.Helper()
+	var got url.URL
+	ok := parseTarget(target, &got)
+	want, err := url.ParseRequestURI(target)
+	if ok != (err == nil) {
+		t.Fatalf("%q: parseTarget took it: %v; url.ParseRequestURI: %v", target, ok, err)
+	}
+	if ok {
+		if d := cmp.Diff(*want, got); d != "" {
+			t.Fatalf("%q: URL differs from url.ParseRequestURI's (-want +got):\n%s", target, d)
+		}
+	}
+}
+
+func TestParseTargetMatchesNetURL(t *testing.T) {
+	t.Parallel()
+	for _, target := range []string{
+		"/", "/x", "/kline/api/candles?symbol=BTC", "/a?", "/a??", "/a?b?", "/?", "/??",
+		"//x", "///x", "/a;b=c,d:e@f$g&h+i~j_k.l-m", "/a/../b/./c", "/a#f", "/a?b#f",
+		"/a%2Fb", "/%7e", "/%zz", "/a%", "/a|b", "/a{b}", "/a\"b", "/a<b>", "/a^b", "/a`b",
+		"/a[b]", "/a!b", "/a'b", "/a(b)", "/a*b", "/a\\b", "/x?%zz", "/x?a=1&b=%20;c",
+	} {
+		checkTarget(t, target)
+	}
+	// Every byte a taken target may hold, alone in a path and in a query.
+	for c := byte(0x21); c < 0x7f; c++ {
+		checkTarget(t, "/a"+string(c)+"b")
+		checkTarget(t, "/a?"+string(c))
+	}
+}
+
+// FuzzParseTargetMatchesNetURL: parseTarget makes what
+// url.ParseRequestURI makes of every origin-form target parseHead may
+// pass it (bytes 0x21-0x7e, a leading "/").
+func FuzzParseTargetMatchesNetURL(f *testing.F) {
+	for _, s := range []string{"/x", "/a?", "/a??b", "//x?y", "/%7e;p?x#f", "/a|b?c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !strings.HasPrefix(s, "/") {
+			return
+		}
+		for i := 0; i < len(s); i++ {
+			if s[i] <= 0x20 || s[i] >= 0x7f {
+				return
+			}
+		}
+		checkTarget(t, s)
+	})
 }

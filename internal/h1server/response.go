@@ -34,9 +34,10 @@ const bufferBeforeChunkingSize = 2048
 // buffer, without net/http's copy of the header map or its
 // 2048-byte buffer. A proxied response nearly always has that shape.
 type response struct {
-	c   *conn
-	req *http.Request
-	ctx reqContext // the request's context, when the server uses one (conn.plainCtx)
+	c     *conn
+	req   http.Request // the handler's request
+	ctx   reqContext   // the request's context, when the server uses one (conn.plainCtx)
+	parts reqParts     // the request's URL and header value slices
 
 	handlerHeader http.Header // nil until Header or AdoptHeader
 	// cwHeader is net/http's chunkWriter.header: nil, or the header as it

@@ -48,6 +48,22 @@
 // engine relies on it: proxy.ConnContextKeepingDeadlines); the request's
 // context is not a *context.cancelCtx, though it behaves as one for
 // Done, Err, Value, Cause and the contexts derived from it.
+//
+// Reused header maps (ReuseRequestHeaders, off by default; Gatehouse's
+// engine turns it on): the handler contract is then stricter than
+// net/http's. Once ServeHTTP has returned, the handler, and anything it
+// started or handed the request to, must not use the map it got as
+// Request.Header: the server clears it and fills it with the connection's
+// next request. Keeping the Request, its strings and its value slices is
+// still fine (they are the request's own; only the map is reused), and so
+// is replacing Request.Header during the request (the server reuses the
+// map it made, never one the handler put there). The map is reused only
+// after a handler that returned normally, on a connection that serves
+// another request here: never after a panic, on a connection handed to
+// the http.Server, or on a parked one (an idle connection gives it up
+// with its read buffer). TestReusedHeaderMapCarriesNothingOver (here) and
+// TestH1ReusedHeaderMapsReachNoOtherUpstream (internal/proxy) hold it to
+// that.
 package h1server
 
 import (
@@ -75,6 +91,7 @@ type Server struct {
 	connContext func(context.Context, net.Conn) context.Context
 	rht, idle   time.Duration
 	fast        bool // requests may be taken here; otherwise everything is handed over
+	reuseHeader bool // ReuseRequestHeaders(true): a connection's requests share one header map
 
 	inShutdown  atomic.Bool
 	noKeepAlive atomic.Bool  // SetKeepAlivesEnabled(false)
@@ -285,6 +302,15 @@ func (s *Server) SetKeepAlivesEnabled(v bool) {
 		s.closeIdle()
 	}
 }
+
+// ReuseRequestHeaders(true) lets each connection reuse its request
+// header map: once a handler has returned and its response is finished,
+// the map it got as Request.Header is cleared and filled with the
+// connection's next request. That saves two allocations per request on a
+// keep-alive connection, and asks more of the handler than net/http does
+// (see "Reused header maps" in the package doc): it must not use that map
+// after it returns. It must be called before Serve.
+func (s *Server) ReuseRequestHeaders(v bool) { s.reuseHeader = v }
 
 // doKeepAlives is net/http's: keep-alives are on and no shutdown began.
 func (s *Server) doKeepAlives() bool { return !s.noKeepAlive.Load() && !s.inShutdown.Load() }

@@ -82,6 +82,13 @@ func (w lockedBuffer) Write(p []byte) (int, error) {
 
 func newPair(t testing.TB, h http.HandlerFunc, configure func(*http.Server)) *pair {
 	t.Helper()
+	return newPairWith(t, h, configure, nil)
+}
+
+// newPairWith is newPair with configureFast, if not nil, called on this
+// server before it serves.
+func newPairWith(t testing.TB, h http.HandlerFunc, configure func(*http.Server), configureFast func(*Server)) *pair {
+	t.Helper()
 	p := &pair{ref: newPairListener(), fast: newPairListener(), errorLog: &bytes.Buffer{}, errorLogMu: &sync.Mutex{}}
 	quiet := log.New(io.Discard, "", 0)
 	wrapped := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -105,6 +112,9 @@ func newPair(t testing.TB, h http.HandlerFunc, configure func(*http.Server)) *pa
 	p.refSrv = mk(quiet)
 	go func() { _ = p.refSrv.Serve(p.ref) }()
 	p.srv = New(mk(log.New(lockedBuffer{p.errorLogMu, p.errorLog}, "", 0)), nil)
+	if configureFast != nil {
+		configureFast(p.srv)
+	}
 	served := make(chan error, 1)
 	go func() { served <- p.srv.Serve(p.fast) }()
 	t.Cleanup(func() {

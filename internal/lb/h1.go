@@ -478,8 +478,14 @@ func removeZone(host string) string {
 func writeHeadChecked(w *bufio.Writer, req *http.Request, host string, extra []byte) error {
 	w.WriteString(req.Method)
 	w.WriteByte(' ')
-	if req.URL.RawPath == "" && req.URL.RawQuery == "" && !req.URL.ForceQuery && req.URL.Path != "" && req.URL.Path[0] == '/' && !needsEscape(req.URL.Path) {
-		w.WriteString(req.URL.Path) // the usual case: nothing to escape
+	if u := req.URL; u.Opaque == "" && u.RawPath == "" && u.Path != "" && u.Path[0] == '/' && !needsEscape(u.Path) {
+		// The usual case, nothing to escape: RequestURI's bytes, without
+		// its concatenation (an allocation when there is a query).
+		w.WriteString(u.Path)
+		if u.ForceQuery || u.RawQuery != "" {
+			w.WriteByte('?')
+			w.WriteString(u.RawQuery)
+		}
 	} else {
 		w.WriteString(req.URL.RequestURI())
 	}

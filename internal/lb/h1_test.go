@@ -728,6 +728,8 @@ func TestH1WritesWhatTransportWrites(t *testing.T) {
 		{"HEAD", "/ünï", "", "", "h:8080", nil, false},
 		{"GET", "/zone", "", "", "[fe80::1%eth0]:8080", http.Header{"User-Agent": {"  padded/1  "}}, false},
 		{"GET", "/empty-query", "", "", "", nil, true},
+		{"GET", "/plain;p=1", "", "q=a+b&r=%zz;s", "", nil, false},
+		{"GET", "/both", "", "q=1", "", nil, true},
 	} {
 		var got [2]string
 		for i, rt := range []http.RoundTripper{tr, c} {

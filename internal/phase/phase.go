@@ -149,7 +149,8 @@ func (rc *RequestCtx) End() {
 
 // Handler is a response Gatehouse makes itself (runtime.ActionLocal), such
 // as the login callback. It writes a response, or returns an error for the
-// engine to answer (failToProxy), never both.
+// engine to answer (failToProxy), never both. Like a RequestFilter, it
+// must not keep r's header map past the call.
 type Handler interface {
 	ServeLocal(rc *RequestCtx, w http.ResponseWriter, r *http.Request) error
 }
@@ -169,6 +170,10 @@ const (
 // order compile gives: request id → authn → authz → rate limit → header
 // edits. It may inspect and change r (never its body's position), answer
 // (Responded), or fail with an error that the engine turns into a status.
+// It must not keep r's header map (r.Header) past the request, nor start
+// anything that reads it later: on the plain listeners h1server clears
+// that map and fills it with the connection's next request
+// (h1server.Server.ReuseRequestHeaders). Its strings may be kept.
 type RequestFilter interface {
 	FilterRequest(rc *RequestCtx, w http.ResponseWriter, r *http.Request) (Outcome, error)
 }

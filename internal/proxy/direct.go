@@ -98,17 +98,20 @@ func skipHeader(k string, named []string) bool {
 }
 
 // outbound holds the parts of a direct attempt's outbound request that
-// die with the attempt: its URL, its header map and the forwarding values
-// (setForwarding). They are pooled (Engine.outs): the synchronous client
-// writes the request before SendDirect returns and keeps no reference to
-// it, and nothing else outlives the attempt with one (upstream request
-// filters must not keep out; the response holds out as resp.Request but
-// dies with direct). A request the Transport sends instead (a header edit
-// made it not Direct) keeps its parts: the Transport's goroutines may
-// still hold them. Reuse saves about six allocations per request (the
-// URL, the forwarding values, and a header map of more than eight fields
-// is four).
+// die with the attempt: the request itself, its URL, its header map and
+// the forwarding values (setForwarding). They are pooled (Engine.outs):
+// the synchronous client writes the request before SendDirect returns and
+// keeps no reference to it, and nothing else outlives the attempt with
+// one (upstream request filters must not keep out; the response holds out
+// as resp.Request but dies with direct: an adopted response header keeps
+// its memory, not a way to reach it). A request the Transport sends
+// instead (a header edit made it not Direct) keeps its parts: the
+// Transport's goroutines may still hold them. Reuse saves about seven
+// allocations per request: the request (WithContext's copy), the URL,
+// the forwarding values, and a header map of more than eight fields is
+// four.
 type outbound struct {
+	req http.Request
 	url url.URL
 	h   http.Header
 	fw  [7]string
@@ -131,15 +134,15 @@ func (e *Engine) putOutbound(ob *outbound) {
 		return
 	}
 	clear(ob.h)
-	ob.url, ob.fw = url.URL{}, [7]string{}
+	ob.req, ob.url, ob.fw = http.Request{}, url.URL{}, [7]string{}
 	e.outs.Put(ob)
 }
 
-// directRequest builds the outbound request: in's method, query and
-// header without what must not cross the hop, in ob's URL and (empty)
-// header map. Value slices are shared with in: edits replace or append
-// to them (an append copies, as textproto caps them), never write in
-// place.
+// directRequest builds the outbound request, ob's: in's method, query
+// and header without what must not cross the hop, in ob's URL and
+// (empty) header map. Value slices are shared with in: edits replace or
+// append to them (an append copies, as textproto caps them), never write
+// in place.
 func directRequest(in *http.Request, ctx context.Context, ob *outbound) *http.Request {
 	named := connNamed(in.Header["Connection"])
 	h := ob.h
@@ -158,7 +161,7 @@ func directRequest(in *http.Request, ctx context.Context, ob *outbound) *http.Re
 		h["Te"] = teTrailers
 	}
 	ob.url = url.URL{RawQuery: cleanQuery(in.URL.RawQuery), ForceQuery: in.URL.ForceQuery}
-	out := &http.Request{
+	out := http.Request{
 		Method:     in.Method,
 		URL:        &ob.url,
 		Proto:      "HTTP/1.1",
@@ -168,7 +171,10 @@ func directRequest(in *http.Request, ctx context.Context, ob *outbound) *http.Re
 		Host:       in.Host,
 		RemoteAddr: in.RemoteAddr,
 	}
-	return out.WithContext(ctx)
+	// WithContext is the only way to set a Request's context; its copy,
+	// inlined and dereferenced at once, stays on the stack.
+	ob.req = *out.WithContext(ctx)
+	return &ob.req
 }
 
 // cleanQuery re-encodes a query that url.ParseQuery would reject (a

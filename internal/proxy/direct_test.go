@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"gatehouse/internal/compile"
 	"gatehouse/internal/config"
 	"gatehouse/internal/runtime"
@@ -745,4 +747,137 @@ routes:
 	if n := bad.Load(); n != 0 {
 		t.Fatalf("%d upstream requests carried another request's parts", n)
 	}
+}
+
+// reuseCase is the client's own part of request i of connection c in
+// TestH1ReusedHeaderMapsReachNoOtherUpstream: fields that come and go
+// from one request to the next, some of them credentials, some named in
+// Connection (which must not reach the upstream at all).
+func reuseCase(c, i int) (head string, upstreamWants http.Header) {
+	tag := fmt.Sprintf("%d-%d", c, i)
+	want := http.Header{"X-Tag": {tag}}
+	var b strings.Builder
+	fmt.Fprintf(&b, "GET /flow/%d/%d?q=%s HTTP/1.1\r\nHost: gate.example\r\nX-Tag: %s\r\n", c, i, tag, tag)
+	for k := range 6 {
+		if (i*7+c)>>k&1 == 1 {
+			name := fmt.Sprintf("X-F%d", k)
+			fmt.Fprintf(&b, "%s: %s\r\n", strings.ToLower(name), tag)
+			want[name] = []string{tag}
+		}
+	}
+	if i%2 == 0 {
+		fmt.Fprintf(&b, "Authorization: Bearer %s\r\n", tag)
+		want["Authorization"] = []string{"Bearer " + tag}
+	}
+	if i%3 == 0 {
+		fmt.Fprintf(&b, "Cookie: s=%s\r\nCookie: t=%s\r\n", tag, tag)
+		want["Cookie"] = []string{"s=" + tag, "t=" + tag}
+	}
+	if i%4 == 1 {
+		fmt.Fprintf(&b, "Connection: X-Hop\r\nX-Hop: %s\r\n", tag)
+	}
+	b.WriteString("\r\n")
+	return b.String(), want
+}
+
+// reuseCaseKeys are the fields reuseCase may send: what the upstream
+// compares.
+var reuseCaseKeys = []string{"X-Tag", "X-F0", "X-F1", "X-F2", "X-F3", "X-F4", "X-F5", "Authorization", "Cookie", "X-Hop"}
+
+// TestH1ReusedHeaderMapsReachNoOtherUpstream: h1server reuses a
+// connection's request header map (ReuseRequestHeaders, as on the plain
+// listeners). Requests with differing fields, one after the other and
+// pipelined, on keep-alive connections side by side, through the real
+// engine and upstream client: each upstream request carries exactly its
+// own request's fields, none of another's.
+func TestH1ReusedHeaderMapsReachNoOtherUpstream(t *testing.T) {
+	t.Parallel()
+	var bad atomic.Int64
+	var badMu sync.Mutex
+	var firstBad string
+	up := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		var c, i int
+		if _, err := fmt.Sscanf(r.URL.Path, "/flow/%d/%d", &c, &i); err != nil {
+			bad.Add(1)
+			return
+		}
+		_, want := reuseCase(c, i)
+		got := http.Header{}
+		for _, k := range reuseCaseKeys {
+			if vv := r.Header[k]; vv != nil {
+				got[k] = vv
+			}
+		}
+		if d := cmp.Diff(want, got); d != "" || r.URL.RawQuery != "q="+want.Get("X-Tag") {
+			if bad.Add(1) == 1 {
+				badMu.Lock()
+				firstBad = fmt.Sprintf("%s?%s (-want +got):\n%s", r.URL.Path, r.URL.RawQuery, d)
+				badMu.Unlock()
+			}
+		}
+		_, _ = io.WriteString(w, want.Get("X-Tag"))
+	})
+	g := newH1Gate(t, fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: flow, match: { path_prefix: /flow }, upstream: app }
+`, hostport(up.Server)))
+	addr := g.srv.Listener.Addr().String()
+	var wg sync.WaitGroup
+	for c := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := sendReuseCases(addr, c, 60); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := bad.Load(); n != 0 {
+		t.Fatalf("%d upstream requests did not carry exactly their own fields; the first: %s", n, firstBad)
+	}
+	if n := up.count(); n != 4*60 {
+		t.Fatalf("upstream saw %d requests, want %d", n, 4*60)
+	}
+}
+
+// sendReuseCases sends n reuseCase requests of connection c on one
+// connection to addr, every fifth write pipelining three, and checks each
+// response is its own.
+func sendReuseCases(addr string, c, n int) error {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(conn)
+	for i := 0; i < n; {
+		batch := 1
+		if i%5 == 4 {
+			batch = min(3, n-i)
+		}
+		var heads strings.Builder
+		for j := range batch {
+			head, _ := reuseCase(c, i+j)
+			heads.WriteString(head)
+		}
+		if _, err := io.WriteString(conn, heads.String()); err != nil {
+			return err
+		}
+		for j := range batch {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				return err
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if want := fmt.Sprintf("%d-%d", c, i+j); resp.StatusCode != 200 || string(b) != want {
+				return fmt.Errorf("request %s got %d %q", want, resp.StatusCode, b)
+			}
+		}
+		i += batch
+	}
+	return nil
 }

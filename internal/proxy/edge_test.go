@@ -230,6 +230,7 @@ func optionsGate(t *testing.T, yaml string, o Options, fast bool) (string, *sync
 		return srv.Listener.Addr().String(), logs
 	}
 	hs := h1server.New(srv.Config, ConnContextKeepingDeadlines)
+	hs.ReuseRequestHeaders(true) // as internal/app serves plain listeners
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -12,6 +12,14 @@
 //
 // The engine reads one runtime.Snapshot per request, pinned for the whole
 // request, so a reload never changes a request half way.
+//
+// The engine keeps nothing of a request's header map past ServeHTTP: the
+// outbound request shares its value slices, never the map (directRequest;
+// ReverseProxy clones it), and no phase starts anything that outlives the
+// request. h1server relies on that to reuse the map for a connection's
+// next request (h1server.Server.ReuseRequestHeaders, which internal/app
+// turns on); request filters and local handlers are held to the same
+// (phase.RequestFilter).
 package proxy
 
 import (

@@ -206,6 +206,7 @@ func writeTimeoutGateOn(t *testing.T, target string, writeTimeout time.Duration,
 		t.Fatal(err)
 	}
 	hs := h1server.New(&http.Server{Handler: New(Options{Holder: h, WriteTimeout: writeTimeout})}, ConnContextKeepingDeadlines)
+	hs.ReuseRequestHeaders(true) // as internal/app serves plain listeners
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

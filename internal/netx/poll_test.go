@@ -148,7 +148,7 @@ type pendingConn struct {
 	pending bool
 }
 
-func (c *pendingConn) ReadPending() bool  { return c.pending }
+func (c *pendingConn) ReadPending() bool { return c.pending }
 func (c *pendingConn) NetConn() net.Conn { return c.Conn }
 
 // TestPollerWaitRefusals: bytes a wrapper holds are readable already;

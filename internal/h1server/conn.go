@@ -30,15 +30,28 @@ const (
 var aLongTimeAgo = time.Unix(1, 0)
 
 // Parking: a connection idle across a whole sweep interval gives back
-// its read buffer and its goroutine's stack, which serving a request has
-// grown (8 KiB and more), and which the runtime shrinks only at a garbage
-// collection, by halves. Its goroutine, waiting for the next request in
+// its read buffer and its goroutine, whose stack serving a request has
+// grown (8 KiB and more; the runtime shrinks one only at a garbage
+// collection, by halves). Its goroutine, waiting for the next request in
 // readHead, marks the wait parkIdle; the sweep marks it parkSeen, and at
 // the next sweep, still idle, parkAsked, and wakes the read with a
 // deadline in the past. The goroutine then puts its read deadline back,
-// returns the buffer to the pool and ends; a new one (resume), on a new
-// 2 KiB stack, waits for the connection to be readable without a buffer
-// (netx.WaitReadable, through the guard, reading nothing) and serves on.
+// returns the buffer to the pool, registers the connection with the
+// server's poller (netx.Poller: one epoll instance and one goroutine for
+// every parked connection) and ends: a parked connection holds no
+// goroutine and no buffer. When it becomes readable, the poller starts
+// resume on a new goroutine, which takes a buffer and serves on.
+//
+// While parked, no goroutine owns the connection: whoever moves it out of
+// parked (a compare-and-swap to parkNone) owns it, the poller to resume
+// it, or a closer to close and untrack it: the sweep once its idle
+// deadline has passed (the read deadline that would have ended a read,
+// kept in idleUntil), closeIdle (Shutdown, SetKeepAlivesEnabled(false))
+// and Close. A connection the poller cannot wait on (not a socket, or not
+// on Linux) or with a byte already held (the guard's, or a watcher's) is
+// parkedWaiting instead: resume waits for it on a goroutine of its own on
+// a new 2 KiB stack (netx.WaitReadable), owning it as before.
+//
 // A busy connection is never parked: the cost on the request path is
 // two atomic operations per wait.
 const (
@@ -46,7 +59,8 @@ const (
 	parkIdle
 	parkSeen
 	parkAsked
-	parked // the buffer is given back and resume waits (tests)
+	parked        // the buffer is given back, the poller waits; no goroutine
+	parkedWaiting // the buffer is given back, resume waits on its goroutine
 )
 
 // conn is one client connection served here. Its fields belong to its
@@ -74,8 +88,12 @@ type conn struct {
 
 	state atomic.Int32
 	// park is where the connection is in being parked by the sweep
-	// (parkNone, parkIdle, parkSeen, parkAsked).
+	// (parkNone, parkIdle, parkSeen, parkAsked, parked, parkedWaiting).
 	park atomic.Int32
+	// Set when the connection is parked, looked at by closers; under
+	// srv.mu.
+	token     uint64 // its registration with the poller
+	idleUntil int64  // its idle deadline, unix nanoseconds; 0: none
 
 	// The watch for the client leaving while a handler runs: started by
 	// the server's sweep (maybeWatch), stopped by endHandler.
@@ -163,9 +181,10 @@ func (c *conn) start() {
 }
 
 // resume goes on serving a parked connection, on a new goroutine: it
-// waits for the next request without a read buffer, then takes one.
-func (c *conn) resume() {
-	if !c.pending {
+// waits for the next request without a read buffer unless the poller did
+// (wait false), then takes one.
+func (c *conn) resume(wait bool) {
+	if wait && !c.pending {
 		// An error of the wait is met again by the read that follows.
 		if err := netx.WaitReadable(c.nc); errors.Is(err, errors.ErrUnsupported) {
 			c.noPark = true // it would only take the buffer back at once
@@ -179,6 +198,57 @@ func (c *conn) resume() {
 	c.serveRequests(false)
 }
 
+// Readable is the poller's report that the parked connection is
+// readable (netx.Waiter): unless a closer took it first, it is resumed.
+func (c *conn) Readable() {
+	if c.park.CompareAndSwap(parked, parkNone) {
+		go c.resume(false)
+	}
+}
+
+// parkIdle parks the connection, whose read buffer is given back: with
+// the poller, or on a goroutine of its own (see parked). It reports false
+// when the connection is to close instead: closed as idle, or keep-alives
+// are off (Shutdown, SetKeepAlivesEnabled(false)), which closeIdle would
+// close the connection for.
+func (c *conn) parkIdle() bool {
+	s := c.srv
+	if s.beforePark != nil {
+		s.beforePark(c)
+	}
+	s.mu.Lock() // closers look at parked connections under s.mu
+	if c.state.Load() == stateClosed || !s.doKeepAlives() {
+		s.mu.Unlock()
+		return false
+	}
+	c.idleUntil = 0
+	if c.rdlSet { // and then c.rdl is the deadline (readHead parks only then)
+		c.idleUntil = c.rdl.UnixNano()
+	}
+	c.park.Store(parked) // before the poller can report it
+	err := netx.ErrReadable
+	if !c.pending {
+		c.token, err = s.poller.Wait(c.nc, c)
+	}
+	if err != nil {
+		c.park.Store(parkedWaiting)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		go c.resume(true)
+	}
+	return true
+}
+
+// closeParked closes a connection parked with the poller, for a closer
+// that took it (park from parked to parkNone: no goroutine owns it). s.mu
+// is held.
+func (s *Server) closeParked(c *conn) {
+	s.poller.Forget(c.token)
+	c.nc.Close()
+	delete(s.conns, c)
+}
+
 // serveRequests serves the connection's requests until it closes, is
 // handed over or is parked; first is whether it is new.
 func (c *conn) serveRequests(first bool) {
@@ -188,7 +258,7 @@ func (c *conn) serveRequests(first bool) {
 	defer func() {
 		err := recover()
 		if isParked && err == nil {
-			return // resume owns the connection now
+			return // the poller or resume owns the connection now
 		}
 		if err != nil && err != http.ErrAbortHandler {
 			const size = 64 << 10
@@ -234,10 +304,10 @@ func (c *conn) serveRequests(first bool) {
 			s.readers.Put(c.br)
 			c.mu.Lock()
 			c.br = nil
-			c.park.Store(parked)
 			c.mu.Unlock()
-			isParked = true
-			go c.resume()
+			// Parked, the connection is no longer this goroutine's: the
+			// poller's, or resume's.
+			isParked = c.parkIdle()
 			return
 		}
 		var req http.Request

@@ -60,6 +60,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"gatehouse/internal/netx"
 )
 
 // Server serves HTTP/1.1 on one listener, handing connections it does
@@ -88,6 +90,13 @@ type Server struct {
 	conns        map[*conn]struct{}
 	done         chan struct{} // closed by Shutdown or Close: stops the sweep
 	serving      bool
+
+	// poller waits for the parked connections (conn.parkIdle); its
+	// goroutine starts with the first and stops with Shutdown or Close.
+	poller netx.Poller
+	// beforePark, if set (tests), runs on a connection's goroutine as it
+	// parks, its read buffer given back.
+	beforePark func(*conn)
 
 	readers, writers, pres sync.Pool
 }
@@ -223,7 +232,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	wait := time.Millisecond
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	for !s.closeIdle() {
+	drained := s.closeIdle()
+	// closeIdle closed the parked connections, and none parks from now on
+	// (doKeepAlives): the poller has nothing left to wait for.
+	s.poller.Close()
+	for !drained {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -231,6 +244,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			wait = min(2*wait, 500*time.Millisecond)
 			timer.Reset(wait)
 		}
+		drained = s.closeIdle()
 	}
 	return errors.Join(<-fbDone, <-fbDone)
 }
@@ -246,9 +260,14 @@ func (s *Server) Close() error {
 	s.mu.Lock()
 	for c := range s.conns {
 		c.state.Store(stateClosed)
+		if c.park.CompareAndSwap(parked, parkNone) {
+			s.closeParked(c) // no goroutine would untrack it
+			continue
+		}
 		c.nc.Close()
 	}
 	s.mu.Unlock()
+	s.poller.Close() // after the closes: nothing parks once closed (parkIdle)
 	return err
 }
 
@@ -299,7 +318,12 @@ func (s *Server) closeIdle() bool {
 	for c := range s.conns {
 		st := c.state.Load()
 		if st == stateIdle || st == stateNew && c.created < old {
-			if c.state.CompareAndSwap(st, stateClosed) {
+			if !c.state.CompareAndSwap(st, stateClosed) {
+				continue
+			}
+			if c.park.CompareAndSwap(parked, parkNone) {
+				s.closeParked(c)
+			} else {
 				c.nc.Close()
 			}
 		}
@@ -324,9 +348,10 @@ func (s *Server) untrack(c *conn) {
 }
 
 // sweep starts a watcher for the client leaving under each handler that
-// has run across a whole sweepInterval, and parks each connection that
-// has waited for its next request across one (conn.maybePark), until
-// Shutdown or Close.
+// has run across a whole sweepInterval, parks each connection that has
+// waited for its next request across one (conn.maybePark), and closes the
+// parked connections whose idle deadline has passed (within a sweep
+// interval of it), until Shutdown or Close.
 func (s *Server) sweep() {
 	t := time.NewTicker(sweepInterval)
 	defer t.Stop()
@@ -336,8 +361,18 @@ func (s *Server) sweep() {
 			return
 		case <-t.C:
 		}
+		now := time.Now().UnixNano()
 		s.mu.Lock()
 		for c := range s.conns {
+			if c.park.Load() == parked {
+				// The idle timeout, which no read enforces while parked:
+				// closed silently, as net/http's.
+				if c.idleUntil != 0 && now >= c.idleUntil && c.park.CompareAndSwap(parked, parkNone) {
+					c.state.Store(stateClosed)
+					s.closeParked(c)
+				}
+				continue
+			}
 			c.maybeWatch()
 			c.maybePark()
 		}

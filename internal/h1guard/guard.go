@@ -121,17 +121,18 @@ type Conn struct {
 	net.Conn
 	l *Listener
 
-	out     []byte // checked bytes to deliver before anything else
-	hold    []byte // read but unchecked: the start of an incomplete head
-	rerr    error  // a read error to report once out and hold are delivered
-	err     error  // sticky: ErrMalformedBody, or io.EOF after a refusal
-	refused bool   // a refusal is pending: the canned head follows out
-	f       framer
+	out  []byte // checked bytes to deliver before anything else
+	hold []byte // read but unchecked: the start of an incomplete head
+	rerr error  // a read error to report once out and hold are delivered
+	err  error  // sticky: ErrMalformedBody, or io.EOF after a refusal
+	f    framer
 
 	refusal   atomic.Pointer[Refusal]
 	answered  atomic.Bool // the stand-in for the refused head was read
 	tunnel    atomic.Bool
 	malformed atomic.Bool // a body was malformed (Close may run on another goroutine)
+	refused   bool        // a refusal is pending: the canned head follows out
+	// (Fields ordered to keep an idle connection's guard small.)
 }
 
 // Of returns the guard under c, through wrappers that expose their inner

@@ -278,8 +278,8 @@ func FuzzFramingMatchesNetHTTP(f *testing.F) {
 	lim := Limits{MaxLineBytes: 8192, MaxHeadBytes: 32 << 10}
 	f.Fuzz(func(t *testing.T, stream []byte, split uint8) {
 		var starts []int
-		fr := framer{onHead: func(off int) { starts = append(starts, off) }}
-		k, _ := fr.advance(stream, lim)
+		var fr framer
+		k, _ := fr.advanceHeads(stream, lim, func(off int) { starts = append(starts, off) })
 		for _, s := range netHTTPStarts(stream[:k]) {
 			if !slices.Contains(starts, s) {
 				t.Fatalf("net/http reads a request at %d; the guard's heads start at %v (delivered %d of %d)", s, starts, k, len(stream))

@@ -64,56 +64,56 @@ const (
 )
 
 // conn is one client connection served here. Its fields belong to its
-// own goroutine, except those under mu and state.
+// own goroutine, except those under mu and state. It is kept while the
+// connection is idle, so its fields are ordered and sized to fit a
+// 208-byte size class (idle memory per keep-alive connection,
+// docs/performance.md).
 type conn struct {
 	srv        *Server
 	nc         net.Conn
 	remoteAddr string
-	created    int64 // unix seconds
 	ctx        context.Context
 	br         *bufio.Reader
 	bw         *bufio.Writer
 	werr       error // the first error writing to the client
+	created    int64 // unix seconds
+	// rdl is the read deadline in force, when known, in unix
+	// nanoseconds: 0 when none or not known (a watcher changed it).
+	// rdlStale: a handler changed it, perhaps from another goroutine.
+	rdl int64
+	// Set when the connection is parked, looked at by closers; under
+	// srv.mu.
+	token     uint64 // its registration with the poller
+	idleUntil int64  // its idle deadline, unix nanoseconds; 0: none
+
+	state atomic.Int32
+	// park is where the connection is in being parked by the sweep
+	// (parkNone, parkIdle, parkSeen, parkAsked, parked, parkedWaiting).
+	park     atomic.Int32
+	rdlStale atomic.Bool
 	// plainCtx: ctx is never cancelled, so a request's context is the
 	// cheaper reqContext; otherwise context.WithCancel.
 	plainCtx  bool
 	handedOff bool
 	noPark    bool // the connection cannot be waited on without a buffer
 	rdlSet    bool // a read deadline may be in force
-	// rdl is the read deadline in force, when known: zero when none or
-	// not known (a watcher changed it). rdlStale: a handler changed it,
-	// perhaps from another goroutine.
-	rdl      time.Time
-	rdlStale atomic.Bool
-
-	state atomic.Int32
-	// park is where the connection is in being parked by the sweep
-	// (parkNone, parkIdle, parkSeen, parkAsked, parked, parkedWaiting).
-	park atomic.Int32
-	// Set when the connection is parked, looked at by closers; under
-	// srv.mu.
-	token     uint64 // its registration with the poller
-	idleUntil int64  // its idle deadline, unix nanoseconds; 0: none
 
 	// The watch for the client leaving while a handler runs: started by
 	// the server's sweep (maybeWatch), stopped by endHandler.
-	mu         sync.Mutex // guards the following fields
-	inHandler  bool
+	mu         sync.Mutex         // guards the following fields
 	rctx       *reqContext        // the current request's context, when a reqContext
 	stdCancel  context.CancelFunc // or its cancel, when context.WithCancel
-	mayWatch   bool               // nothing of a next request is buffered
-	seq        uint64             // requests started
-	sweptSeq   uint64             // seq at the last sweep
-	watchedSeq uint64             // the request that got a watcher: one per request
+	watchDone  chan struct{}
+	seq        uint64 // requests started
+	sweptSeq   uint64 // seq at the last sweep
+	watchedSeq uint64 // the request that got a watcher: one per request
+	inHandler  bool
+	mayWatch   bool // nothing of a next request is buffered
 	watching   bool
 	aborting   bool
-	watchDone  chan struct{}
 	clientGone bool
 	pending    bool // the watcher read a byte: the next request's first
 	pb         [1]byte
-
-	dateSec int64
-	dateBuf [len(http.TimeFormat)]byte
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -165,7 +165,7 @@ func (c *conn) start() {
 	s.mu.Lock()
 	ctx := s.baseCtx
 	s.mu.Unlock()
-	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.nc.LocalAddr())
+	ctx = &localAddrCtx{Context: ctx, c: c.nc}
 	if s.connContext != nil {
 		if ctx = s.connContext(ctx, c.nc); ctx == nil {
 			panic("h1server: ConnContext returned nil")
@@ -179,6 +179,23 @@ func (c *conn) start() {
 		c.setReadDeadline(time.Now().Add(s.rht))
 	}
 }
+
+// localAddrCtx is context.WithValue(ctx, http.LocalAddrContextKey,
+// c.LocalAddr()) in half the bytes, which an idle connection keeps: the
+// address is the connection's own.
+type localAddrCtx struct {
+	context.Context
+	c net.Conn
+}
+
+func (c *localAddrCtx) Value(key any) any {
+	if key == http.LocalAddrContextKey {
+		return c.c.LocalAddr()
+	}
+	return c.Context.Value(key)
+}
+
+func (c *localAddrCtx) String() string { return "h1server.localAddrCtx" }
 
 // resume goes on serving a parked connection, on a new goroutine: it
 // waits for the next request without a read buffer unless the poller did
@@ -223,7 +240,7 @@ func (c *conn) parkIdle() bool {
 	}
 	c.idleUntil = 0
 	if c.rdlSet { // and then c.rdl is the deadline (readHead parks only then)
-		c.idleUntil = c.rdl.UnixNano()
+		c.idleUntil = c.rdl
 	}
 	c.park.Store(parked) // before the poller can report it
 	err := netx.ErrReadable
@@ -379,13 +396,13 @@ func (c *conn) serveRequests(first bool) {
 		// later deadline, such as a longer ReadHeaderTimeout's, is
 		// replaced).
 		if c.rdlStale.Swap(false) {
-			c.rdl, c.rdlSet = time.Time{}, true
+			c.rdl, c.rdlSet = 0, true
 		}
 		if c.br.Buffered() < 4 {
 			switch {
 			case s.idle > 0:
 				now := time.Now()
-				if left := c.rdl.Sub(now); left < s.idle-min(s.idle/8, time.Second) || left > s.idle {
+				if left := time.Duration(c.rdl - now.UnixNano()); c.rdl == 0 || left < s.idle-min(s.idle/8, time.Second) || left > s.idle {
 					c.setReadDeadline(now.Add(s.idle))
 				}
 			case c.rdlSet:
@@ -436,7 +453,7 @@ func (c *conn) readHead(first bool) ([]byte, int) {
 		}
 		// An idle wait for a later request, with nothing read of it and
 		// the read deadline known, may be parked (see parkIdle).
-		mayPark := !first && n == 0 && !c.noPark && (!c.rdlSet || !c.rdl.IsZero())
+		mayPark := !first && n == 0 && !c.noPark && (!c.rdlSet || c.rdl != 0)
 		if mayPark {
 			c.park.Store(parkIdle)
 		}
@@ -541,7 +558,7 @@ func (c *conn) cancel() {
 // goroutine, and notes it.
 func (c *conn) setReadDeadline(t time.Time) {
 	_ = c.nc.SetReadDeadline(t)
-	c.rdl, c.rdlSet = t, true
+	c.rdl, c.rdlSet = t.UnixNano(), true
 }
 
 // endHandler stops the watcher, if one runs, and waits for it.
@@ -555,7 +572,7 @@ func (c *conn) endHandler() {
 		c.rdlSet = true
 	}
 	if c.watchedSeq == c.seq {
-		c.rdl = time.Time{} // a watcher cleared the deadline, or set aLongTimeAgo
+		c.rdl = 0 // a watcher cleared the deadline, or set aLongTimeAgo
 	}
 	done := c.watchDone
 	c.mu.Unlock()
@@ -602,14 +619,25 @@ func (c *conn) watch() {
 	close(c.watchDone)
 }
 
-// date is the Date value of a response now, formatted once a second.
-func (c *conn) date() []byte {
+// date is the Date value of a response now, formatted once a second
+// for the whole server (not per connection: an idle one keeps nothing of
+// it).
+func (s *Server) date() []byte {
 	now := time.Now()
-	if sec := now.Unix(); sec != c.dateSec {
-		c.dateSec = sec
-		now.UTC().AppendFormat(c.dateBuf[:0], http.TimeFormat)
+	sec := now.Unix()
+	if d := s.dateNow.Load(); d != nil && d.sec == sec {
+		return d.b[:]
 	}
-	return c.dateBuf[:]
+	d := &dateStamp{sec: sec}
+	now.UTC().AppendFormat(d.b[:0], http.TimeFormat)
+	s.dateNow.Store(d)
+	return d.b[:]
+}
+
+// dateStamp is a second's Date value; never written once stored.
+type dateStamp struct {
+	sec int64
+	b   [len(http.TimeFormat)]byte
 }
 
 func (s *Server) getReader(r connReader) *bufio.Reader {
@@ -664,7 +692,7 @@ func (c *conn) unpark() {
 	c.mu.Lock() // the sweep sets its deadline under c.mu: it is done
 	c.mu.Unlock()
 	if c.rdlSet {
-		_ = c.nc.SetReadDeadline(c.rdl)
+		_ = c.nc.SetReadDeadline(time.Unix(0, c.rdl))
 	} else {
 		_ = c.nc.SetReadDeadline(time.Time{})
 	}

@@ -81,6 +81,7 @@ type Server struct {
 	inShutdown  atomic.Bool
 	noKeepAlive atomic.Bool  // SetKeepAlivesEnabled(false)
 	sweeps      atomic.Int64 // sweeps done (tests wait on it)
+	dateNow     atomic.Pointer[dateStamp]
 
 	mu           sync.Mutex // guards the following fields
 	ln           net.Listener

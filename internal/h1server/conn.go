@@ -29,13 +29,14 @@ const (
 // aLongTimeAgo is a deadline in the past: it wakes a blocked read.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// Parking: a connection idle across a whole sweep interval gives back
-// its read buffer and its goroutine, whose stack serving a request has
-// grown (8 KiB and more; the runtime shrinks one only at a garbage
-// collection, by halves). Its goroutine, waiting for the next request in
-// readHead, marks the wait parkIdle; the sweep marks it parkSeen, and at
-// the next sweep, still idle, parkAsked, and wakes the read with a
-// deadline in the past. The goroutine then puts its read deadline back,
+// Parking: a connection idle for parkAfter (10 ms) when a sweep comes,
+// or across a whole sweep interval, gives back its read buffer and its
+// goroutine, whose stack serving a request has grown (8 KiB and more; the
+// runtime shrinks one only at a garbage collection, by halves). Its
+// goroutine, waiting for the next request in readHead, marks the wait
+// parkIdle (waitSince: since when); a sweep that finds it waiting for
+// parkAfter already marks it parkAsked, otherwise parkSeen and parkAsked
+// at the next sweep, and wakes the read with a deadline in the past. The goroutine then puts its read deadline back,
 // returns the buffer to the pool, registers the connection with the
 // server's poller (netx.Poller: one epoll instance and one goroutine for
 // every parked connection) and ends: a parked connection holds no
@@ -85,6 +86,9 @@ type conn struct {
 	// srv.mu.
 	token     uint64 // its registration with the poller
 	idleUntil int64  // its idle deadline, unix nanoseconds; 0: none
+	// waitSince is when the wait for the next request began (unix
+	// nanoseconds), for the sweep (maybePark).
+	waitSince atomic.Int64
 
 	state atomic.Int32
 	// park is where the connection is in being parked by the sweep
@@ -399,9 +403,10 @@ func (c *conn) serveRequests(first bool) {
 			c.rdl, c.rdlSet = 0, true
 		}
 		if c.br.Buffered() < 4 {
+			now := time.Now()
+			c.waitSince.Store(now.UnixNano())
 			switch {
 			case s.idle > 0:
-				now := time.Now()
 				if left := time.Duration(c.rdl - now.UnixNano()); c.rdl == 0 || left < s.idle-min(s.idle/8, time.Second) || left > s.idle {
 					c.setReadDeadline(now.Add(s.idle))
 				}
@@ -669,20 +674,40 @@ func (s *Server) putPre(bw *bufio.Writer) {
 	s.pres.Put(bw)
 }
 
-// maybePark is called by the sweep for each connection (s.mu is held):
-// one waiting for a later request at this sweep and at the last one,
-// with nothing read of it, is asked to park (see parkIdle).
-func (c *conn) maybePark() {
+// parkAfter is how long a connection waits for its next request before
+// the sweep may ask it to park: a connection busier than that is never
+// parked, and one idle longer is parked at the next sweep (at most a
+// sweep interval later; parking it costs some microseconds, once per
+// idle spell). Not longer: the sooner an idle connection gives back its
+// buffer and goroutine stack, the less a burst of new connections holds
+// (and the lower the heap goal it sets).
+const parkAfter = 10 * time.Millisecond
+
+// maybePark is called by the sweep for each connection (s.mu is held),
+// with the time: one that has waited for a later request, with nothing
+// read of it, for parkAfter, or since the last sweep, is asked to park
+// (see parkIdle).
+func (c *conn) maybePark(now int64) {
 	switch c.park.Load() {
 	case parkIdle:
-		c.park.CompareAndSwap(parkIdle, parkSeen)
-	case parkSeen:
-		c.mu.Lock()
-		if c.park.CompareAndSwap(parkSeen, parkAsked) {
-			_ = c.nc.SetReadDeadline(aLongTimeAgo)
+		// waitSince is this wait's, or a later one's (stored first).
+		if now-c.waitSince.Load() < int64(parkAfter) {
+			c.park.CompareAndSwap(parkIdle, parkSeen)
+			return
 		}
-		c.mu.Unlock()
+		c.askPark(parkIdle)
+	case parkSeen:
+		c.askPark(parkSeen)
 	}
+}
+
+// askPark wakes the connection's read, waiting in state from, to park.
+func (c *conn) askPark(from int32) {
+	c.mu.Lock()
+	if c.park.CompareAndSwap(from, parkAsked) {
+		_ = c.nc.SetReadDeadline(aLongTimeAgo)
+	}
+	c.mu.Unlock()
 }
 
 // unpark puts back the read deadline the sweep replaced when it asked the

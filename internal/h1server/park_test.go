@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"gatehouse/internal/h1guard"
 )
@@ -386,4 +387,17 @@ func TestParkedConnectionsRacingClose(t *testing.T) {
 		}
 	}
 	waitUntracked(t, s)
+}
+
+// TestIdleConnectionStructsStaySmall: what an idle (parked) connection
+// keeps of this server fits the size classes its memory budget was
+// measured with (docs/performance.md, "Idle keep-alive connections").
+func TestIdleConnectionStructsStaySmall(t *testing.T) {
+	t.Parallel()
+	if size := unsafe.Sizeof(conn{}); unsafe.Sizeof(uintptr(0)) == 8 && size > 208 {
+		t.Errorf("conn is %d bytes: over the 208-byte size class", size)
+	}
+	if size := unsafe.Sizeof(localAddrCtx{}); unsafe.Sizeof(uintptr(0)) == 8 && size > 32 {
+		t.Errorf("localAddrCtx is %d bytes: over the 32-byte size class", size)
+	}
 }

@@ -375,7 +375,7 @@ func (s *Server) sweep() {
 				continue
 			}
 			c.maybeWatch()
-			c.maybePark()
+			c.maybePark(now)
 		}
 		s.mu.Unlock()
 		s.sweeps.Add(1)

@@ -401,3 +401,48 @@ func TestIdleConnectionStructsStaySmall(t *testing.T) {
 		t.Errorf("localAddrCtx is %d bytes: over the 32-byte size class", size)
 	}
 }
+
+// deadlineConn records the last read deadline set.
+type deadlineConn struct {
+	net.Conn
+	rd time.Time
+}
+
+func (c *deadlineConn) SetReadDeadline(t time.Time) error { c.rd = t; return nil }
+
+// TestSweepAsksIdleConnectionsToPark: a sweep asks a connection that has
+// waited for parkAfter to park at once; one that began waiting less
+// than parkAfter ago is asked at the next sweep; one that is not
+// waiting, never (the sweep's time is injected).
+func TestSweepAsksIdleConnectionsToPark(t *testing.T) {
+	t.Parallel()
+	now := time.Now().UnixNano()
+	for _, tc := range []struct {
+		name      string
+		state     int32
+		waited    time.Duration
+		after     []int32 // the park state after each sweep
+		wakesRead bool
+	}{
+		{"idle long enough", parkIdle, parkAfter, []int32{parkAsked}, true},
+		{"idle for a moment", parkIdle, parkAfter - time.Millisecond, []int32{parkSeen, parkAsked}, true},
+		{"busy", parkNone, time.Hour, []int32{parkNone, parkNone}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			nc := &deadlineConn{}
+			c := &conn{nc: nc}
+			c.park.Store(tc.state)
+			c.waitSince.Store(now - int64(tc.waited))
+			for i, want := range tc.after {
+				c.maybePark(now)
+				if got := c.park.Load(); got != want {
+					t.Fatalf("after sweep %d: park state %d, want %d", i+1, got, want)
+				}
+			}
+			if woke := nc.rd.Equal(aLongTimeAgo); woke != tc.wakesRead {
+				t.Fatalf("read woken: %v, want %v", woke, tc.wakesRead)
+			}
+		})
+	}
+}

@@ -23,9 +23,11 @@
 // the response header map when the head cannot depend on the body, or
 // when a proxy hands over its upstream response's (AdoptHeader). An idle
 // keep-alive connection costs little memory: between requests it holds
-// no write buffer, and once idle across a sweep (100-200 ms) no read
-// buffer either, and its goroutine is a new one on a 2 KiB stack, waiting
-// for readability through the framing guard (parking, in conn.go).
+// no write buffer, and once idle for 10 ms when a sweep comes (every
+// 100 ms) no read buffer and no goroutine either: it is parked with the
+// server's poller (netx.Poller, one epoll instance and one goroutine),
+// which starts a goroutine for it once it is readable (parking, in
+// conn.go).
 //
 // Invariants:
 //   - Nothing is taken that net/http would refuse or read differently
@@ -37,7 +39,12 @@
 //   - Timeouts are the http.Server's: ReadHeaderTimeout bounds a head,
 //     IdleTimeout the wait for the next one (on a busy connection, an
 //     idle deadline set for an earlier wait is kept while it is within an
-//     eighth of IdleTimeout, at most 1s, of a fresh one).
+//     eighth of IdleTimeout, at most 1s, of a fresh one; a parked
+//     connection is closed by the sweep, up to a sweep interval after
+//     its deadline).
+//   - A parked connection is owned by no goroutine: whoever moves it out
+//     of parked (the poller, or a closer) owns it; Shutdown and Close
+//     close the parked ones and stop the poller's goroutine.
 //
 // Where a handler could tell the difference: a taken request cannot be
 // hijacked (it never asks for an upgrade); a client that leaves is

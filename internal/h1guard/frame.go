@@ -46,28 +46,32 @@ const (
 )
 
 // framer follows a stream of requests as net/http's server reads it.
+// Every guarded connection keeps one, idle ones too: its fields are
+// ordered and sized to keep it small (idle memory per keep-alive
+// connection, docs/performance.md).
 type framer struct {
-	mode   mode
 	remain uint64 // modeBody, modeChunkData
 	h      headState
 
 	// modeChunkSize
-	csState  uint8 // 0 hex digits, 1 whitespace after them, 2 extension, 3 CR seen
-	csDigits int
-	csLen    int
-
+	csDigits int32
+	csLen    int32
 	// modeTrailer
-	trState uint8 // 0 line start, 1 in a line, 2 CR in a line, 3 CR at a line start
-	trLen   int
+	trLen int32
 
-	// onHead, if set, is called with the offset in b of each head
-	// passed (tests).
-	onHead func(off int)
+	mode    mode
+	csState uint8 // modeChunkSize: 0 hex digits, 1 whitespace after them, 2 extension, 3 CR seen
+	trState uint8 // modeTrailer: 0 line start, 1 in a line, 2 CR in a line, 3 CR at a line start
 }
 
 // advance follows b, the bytes after those delivered so far, and returns
 // how many of them may be delivered now and why it stopped short.
-func (f *framer) advance(b []byte, lim Limits) (int, result) {
+func (f *framer) advance(b []byte, lim Limits) (int, result) { return f.advanceHeads(b, lim, nil) }
+
+// advanceHeads is advance, calling onHead, if not nil, with the offset in
+// b of each head passed (tests; not a field: every connection keeps a
+// framer).
+func (f *framer) advanceHeads(b []byte, lim Limits, onHead func(off int)) (int, result) {
 	i := 0
 	for i < len(b) {
 		switch f.mode {
@@ -78,8 +82,8 @@ func (f *framer) advance(b []byte, lim Limits) (int, result) {
 			if res.kind != resOK {
 				return i, res
 			}
-			if f.onHead != nil {
-				f.onHead(i)
+			if onHead != nil {
+				onHead(i)
 			}
 			f.startBody()
 			i += end
@@ -265,16 +269,18 @@ func hexVal(c byte) (byte, bool) {
 // from the head's first byte, so a head may move (to the hold buffer)
 // between calls.
 type headState struct {
-	pos    int // bytes scanned: whole lines
-	lines  int
+	pos   int // bytes scanned: whole lines
+	lines int
+	clVal uint64
+	clRaw [20]byte // the first Content-Length value
+	clLen uint8
+	// te and cl count the Transfer-Encoding and Content-Length fields,
+	// up to 2: more than one is all that matters.
+	te, cl uint8
 	http10 bool
 	pri    bool
-	te, cl int
 	teBad  bool
 	clBad  bool
-	clVal  uint64
-	clLen  int
-	clRaw  [20]byte // the first Content-Length value
 }
 
 // scan reads the lines of a head from b (which starts with it), resuming
@@ -367,7 +373,7 @@ func (h *headState) field(line []byte) result {
 		if !asciiEqualFold(name, "transfer-encoding") {
 			return result{}
 		}
-		h.te++
+		h.te = min(h.te+1, 2)
 		if bytes.IndexByte(value, '\t') >= 0 || !asciiEqualFold(trimOWS(value), "chunked") {
 			h.teBad = true
 		}
@@ -375,14 +381,14 @@ func (h *headState) field(line []byte) result {
 		if !asciiEqualFold(name, "content-length") {
 			return result{}
 		}
-		h.cl++
+		h.cl = min(h.cl+1, 2)
 		v := trimOWS(value)
 		n, ok := parseDecimal(v)
 		switch {
 		case !ok:
 			h.clBad = true
 		case h.cl == 1:
-			h.clVal, h.clLen = n, copy(h.clRaw[:], v)
+			h.clVal, h.clLen = n, uint8(copy(h.clRaw[:], v)) // at most 18 digits (parseDecimal)
 		case string(v) != string(h.clRaw[:h.clLen]):
 			h.clBad = true // net/http refuses differing values too
 		}

@@ -121,17 +121,18 @@ type Conn struct {
 	net.Conn
 	l *Listener
 
-	out     []byte // checked bytes to deliver before anything else
-	hold    []byte // read but unchecked: the start of an incomplete head
-	rerr    error  // a read error to report once out and hold are delivered
-	err     error  // sticky: ErrMalformedBody, or io.EOF after a refusal
-	refused bool   // a refusal is pending: the canned head follows out
-	f       framer
+	out  []byte // checked bytes to deliver before anything else
+	hold []byte // read but unchecked: the start of an incomplete head
+	rerr error  // a read error to report once out and hold are delivered
+	err  error  // sticky: ErrMalformedBody, or io.EOF after a refusal
+	f    framer
 
 	refusal   atomic.Pointer[Refusal]
 	answered  atomic.Bool // the stand-in for the refused head was read
 	tunnel    atomic.Bool
 	malformed atomic.Bool // a body was malformed (Close may run on another goroutine)
+	refused   bool        // a refusal is pending: the canned head follows out
+	// (Fields ordered to keep an idle connection's guard small.)
 }
 
 // Of returns the guard under c, through wrappers that expose their inner
@@ -164,19 +165,31 @@ func (c *Conn) Refusal(target string) *Refusal {
 
 // WaitReadable waits, without reading, until a Read would find
 // something: it returns at once when the guard has bytes or an error to
-// deliver, and otherwise waits for the connection under it to be
-// readable (netx.WaitReadable), which reads nothing: the guard still
+// deliver (ReadPending), and otherwise waits for the connection under it
+// to be readable (netx.WaitReadable), which reads nothing: the guard still
 // sees every byte. Its error is the wait's (a deadline, a close), which
 // the Read that follows meets again, or errors.ErrUnsupported when the
 // connection under it cannot be waited on. Like Read, it belongs to the
 // goroutine reading the connection.
 func (c *Conn) WaitReadable() error {
-	pass := c.tunnel.Load() || c.f.mode == modePass
-	if len(c.out) > 0 || c.refused || c.err != nil || c.rerr != nil ||
-		pass && (len(c.hold) > 0 || c.refusal.Load() != nil) {
+	if c.ReadPending() {
 		return nil // Read returns at once
 	}
 	return netx.WaitReadable(c.Conn)
+}
+
+// ReadPending reports whether a Read would return at once without
+// reading the connection under the guard: it has checked bytes, a
+// refusal or an error to deliver, or (passing through) bytes it held. An
+// incomplete head it holds is not pending: Read waits for the rest. A
+// poller waiting for the connection under the guard to be readable
+// (netx.Poller) asks first, since the bytes the guard holds are no
+// readiness of the socket. Like Read, it belongs to the goroutine reading
+// the connection.
+func (c *Conn) ReadPending() bool {
+	pass := c.tunnel.Load() || c.f.mode == modePass
+	return len(c.out) > 0 || c.refused || c.err != nil || c.rerr != nil ||
+		pass && (len(c.hold) > 0 || c.refusal.Load() != nil)
 }
 
 // Tunnel stops the guard: what follows on the connection is not HTTP/1

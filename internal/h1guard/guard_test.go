@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"gatehouse/internal/testutil"
 )
@@ -278,8 +279,8 @@ func FuzzFramingMatchesNetHTTP(f *testing.F) {
 	lim := Limits{MaxLineBytes: 8192, MaxHeadBytes: 32 << 10}
 	f.Fuzz(func(t *testing.T, stream []byte, split uint8) {
 		var starts []int
-		fr := framer{onHead: func(off int) { starts = append(starts, off) }}
-		k, _ := fr.advance(stream, lim)
+		var fr framer
+		k, _ := fr.advanceHeads(stream, lim, func(off int) { starts = append(starts, off) })
 		for _, s := range netHTTPStarts(stream[:k]) {
 			if !slices.Contains(starts, s) {
 				t.Fatalf("net/http reads a request at %d; the guard's heads start at %v (delivered %d of %d)", s, starts, k, len(stream))
@@ -478,5 +479,15 @@ func TestWaitReadable(t *testing.T) {
 	rest, err := g.Read(buf)
 	if err != nil || string(buf[:rest]) != ": a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n" {
 		t.Fatalf("read %q, %v", buf[:rest], err)
+	}
+}
+
+// TestGuardStaysSmall: every guarded connection keeps its guard, idle
+// ones too; it fits the size class its memory budget was measured with
+// (docs/performance.md, "Idle keep-alive connections").
+func TestGuardStaysSmall(t *testing.T) {
+	t.Parallel()
+	if size := unsafe.Sizeof(Conn{}); unsafe.Sizeof(uintptr(0)) == 8 && size > 208 {
+		t.Errorf("Conn is %d bytes: over the 208-byte size class", size)
 	}
 }

@@ -29,16 +29,30 @@ const (
 // aLongTimeAgo is a deadline in the past: it wakes a blocked read.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// Parking: a connection idle across a whole sweep interval gives back
-// its read buffer and its goroutine's stack, which serving a request has
-// grown (8 KiB and more), and which the runtime shrinks only at a garbage
-// collection, by halves. Its goroutine, waiting for the next request in
-// readHead, marks the wait parkIdle; the sweep marks it parkSeen, and at
-// the next sweep, still idle, parkAsked, and wakes the read with a
-// deadline in the past. The goroutine then puts its read deadline back,
-// returns the buffer to the pool and ends; a new one (resume), on a new
-// 2 KiB stack, waits for the connection to be readable without a buffer
-// (netx.WaitReadable, through the guard, reading nothing) and serves on.
+// Parking: a connection idle for parkAfter (10 ms) when a sweep comes,
+// or across a whole sweep interval, gives back its read buffer and its
+// goroutine, whose stack serving a request has grown (8 KiB and more; the
+// runtime shrinks one only at a garbage collection, by halves). Its
+// goroutine, waiting for the next request in readHead, marks the wait
+// parkIdle (waitSince: since when); a sweep that finds it waiting for
+// parkAfter already marks it parkAsked, otherwise parkSeen and parkAsked
+// at the next sweep, and wakes the read with a deadline in the past. The goroutine then puts its read deadline back,
+// returns the buffer to the pool, registers the connection with the
+// server's poller (netx.Poller: one epoll instance and one goroutine for
+// every parked connection) and ends: a parked connection holds no
+// goroutine and no buffer. When it becomes readable, the poller starts
+// resume on a new goroutine, which takes a buffer and serves on.
+//
+// While parked, no goroutine owns the connection: whoever moves it out of
+// parked (a compare-and-swap to parkNone) owns it, the poller to resume
+// it, or a closer to close and untrack it: the sweep once its idle
+// deadline has passed (the read deadline that would have ended a read,
+// kept in idleUntil), closeIdle (Shutdown, SetKeepAlivesEnabled(false))
+// and Close. A connection the poller cannot wait on (not a socket, or not
+// on Linux) or with a byte already held (the guard's, or a watcher's) is
+// parkedWaiting instead: resume waits for it on a goroutine of its own on
+// a new 2 KiB stack (netx.WaitReadable), owning it as before.
+//
 // A busy connection is never parked: the cost on the request path is
 // two atomic operations per wait.
 const (
@@ -46,16 +60,19 @@ const (
 	parkIdle
 	parkSeen
 	parkAsked
-	parked // the buffer is given back and resume waits (tests)
+	parked        // the buffer is given back, the poller waits; no goroutine
+	parkedWaiting // the buffer is given back, resume waits on its goroutine
 )
 
 // conn is one client connection served here. Its fields belong to its
-// own goroutine, except those under mu and state.
+// own goroutine, except those under mu and state. It is kept while the
+// connection is idle, so its fields are ordered and sized to fit a
+// 208-byte size class (idle memory per keep-alive connection,
+// docs/performance.md).
 type conn struct {
 	srv        *Server
 	nc         net.Conn
 	remoteAddr string
-	created    int64 // unix seconds
 	ctx        context.Context
 	br         *bufio.Reader
 	bw         *bufio.Writer
@@ -64,46 +81,52 @@ type conn struct {
 	// for its next one (Server.ReuseRequestHeaders); nil when there is
 	// none to reuse.
 	hdr http.Header
+	// rdl is the read deadline in force, when known, in unix
+	// nanoseconds: 0 when none or not known (a watcher changed it).
+	// rdlStale: a handler changed it, perhaps from another goroutine.
+	rdl int64
+	// Set when the connection is parked, looked at by closers; under
+	// srv.mu.
+	token     uint64 // its registration with the poller
+	idleUntil int64  // its idle deadline, unix nanoseconds; 0: none
+	// waitSince is when the wait for the next request began (unix
+	// nanoseconds), for the sweep (maybePark); for a new connection,
+	// when it was accepted (closeIdle).
+	waitSince atomic.Int64
+
+	state atomic.Int32
+	// park is where the connection is in being parked by the sweep
+	// (parkNone, parkIdle, parkSeen, parkAsked, parked, parkedWaiting).
+	park     atomic.Int32
+	rdlStale atomic.Bool
 	// plainCtx: ctx is never cancelled, so a request's context is the
 	// cheaper reqContext; otherwise context.WithCancel.
 	plainCtx  bool
 	handedOff bool
 	noPark    bool // the connection cannot be waited on without a buffer
 	rdlSet    bool // a read deadline may be in force
-	// rdl is the read deadline in force, when known: zero when none or
-	// not known (a watcher changed it). rdlStale: a handler changed it,
-	// perhaps from another goroutine.
-	rdl      time.Time
-	rdlStale atomic.Bool
-
-	state atomic.Int32
-	// park is where the connection is in being parked by the sweep
-	// (parkNone, parkIdle, parkSeen, parkAsked).
-	park atomic.Int32
 
 	// The watch for the client leaving while a handler runs: started by
 	// the server's sweep (maybeWatch), stopped by endHandler.
-	mu         sync.Mutex // guards the following fields
-	inHandler  bool
+	mu         sync.Mutex         // guards the following fields
 	rctx       *reqContext        // the current request's context, when a reqContext
 	stdCancel  context.CancelFunc // or its cancel, when context.WithCancel
-	mayWatch   bool               // nothing of a next request is buffered
-	seq        uint64             // requests started
-	sweptSeq   uint64             // seq at the last sweep
-	watchedSeq uint64             // the request that got a watcher: one per request
+	watchDone  chan struct{}
+	seq        uint64 // requests started
+	sweptSeq   uint64 // seq at the last sweep
+	watchedSeq uint64 // the request that got a watcher: one per request
+	inHandler  bool
+	mayWatch   bool // nothing of a next request is buffered
 	watching   bool
 	aborting   bool
-	watchDone  chan struct{}
 	clientGone bool
 	pending    bool // the watcher read a byte: the next request's first
 	pb         [1]byte
-
-	dateSec int64
-	dateBuf [len(http.TimeFormat)]byte
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
-	c := &conn{srv: s, nc: nc, created: time.Now().Unix()}
+	c := &conn{srv: s, nc: nc}
+	c.waitSince.Store(time.Now().UnixNano())
 	if ra := nc.RemoteAddr(); ra != nil {
 		c.remoteAddr = ra.String()
 	}
@@ -151,7 +174,7 @@ func (c *conn) start() {
 	s.mu.Lock()
 	ctx := s.baseCtx
 	s.mu.Unlock()
-	ctx = context.WithValue(ctx, http.LocalAddrContextKey, c.nc.LocalAddr())
+	ctx = &localAddrCtx{Context: ctx, c: c.nc}
 	if s.connContext != nil {
 		if ctx = s.connContext(ctx, c.nc); ctx == nil {
 			panic("h1server: ConnContext returned nil")
@@ -166,10 +189,28 @@ func (c *conn) start() {
 	}
 }
 
+// localAddrCtx is context.WithValue(ctx, http.LocalAddrContextKey,
+// c.LocalAddr()) in half the bytes, which an idle connection keeps: the
+// address is the connection's own.
+type localAddrCtx struct {
+	context.Context
+	c net.Conn
+}
+
+func (c *localAddrCtx) Value(key any) any {
+	if key == http.LocalAddrContextKey {
+		return c.c.LocalAddr()
+	}
+	return c.Context.Value(key)
+}
+
+func (c *localAddrCtx) String() string { return "h1server.localAddrCtx" }
+
 // resume goes on serving a parked connection, on a new goroutine: it
-// waits for the next request without a read buffer, then takes one.
-func (c *conn) resume() {
-	if !c.pending {
+// waits for the next request without a read buffer unless the poller did
+// (wait false), then takes one.
+func (c *conn) resume(wait bool) {
+	if wait && !c.pending {
 		// An error of the wait is met again by the read that follows.
 		if err := netx.WaitReadable(c.nc); errors.Is(err, errors.ErrUnsupported) {
 			c.noPark = true // it would only take the buffer back at once
@@ -183,6 +224,57 @@ func (c *conn) resume() {
 	c.serveRequests(false)
 }
 
+// Readable is the poller's report that the parked connection is
+// readable (netx.Waiter): unless a closer took it first, it is resumed.
+func (c *conn) Readable() {
+	if c.park.CompareAndSwap(parked, parkNone) {
+		go c.resume(false)
+	}
+}
+
+// parkIdle parks the connection, whose read buffer is given back: with
+// the poller, or on a goroutine of its own (see parked). It reports false
+// when the connection is to close instead: closed as idle, or keep-alives
+// are off (Shutdown, SetKeepAlivesEnabled(false)), which closeIdle would
+// close the connection for.
+func (c *conn) parkIdle() bool {
+	s := c.srv
+	if s.beforePark != nil {
+		s.beforePark(c)
+	}
+	s.mu.Lock() // closers look at parked connections under s.mu
+	if c.state.Load() == stateClosed || !s.doKeepAlives() {
+		s.mu.Unlock()
+		return false
+	}
+	c.idleUntil = 0
+	if c.rdlSet { // and then c.rdl is the deadline (readHead parks only then)
+		c.idleUntil = c.rdl
+	}
+	c.park.Store(parked) // before the poller can report it
+	err := netx.ErrReadable
+	if !c.pending {
+		c.token, err = s.poller.Wait(c.nc, c)
+	}
+	if err != nil {
+		c.park.Store(parkedWaiting)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		go c.resume(true)
+	}
+	return true
+}
+
+// closeParked closes a connection parked with the poller, for a closer
+// that took it (park from parked to parkNone: no goroutine owns it). s.mu
+// is held.
+func (s *Server) closeParked(c *conn) {
+	s.poller.Forget(c.token)
+	c.nc.Close()
+	delete(s.conns, c)
+}
+
 // serveRequests serves the connection's requests until it closes, is
 // handed over or is parked; first is whether it is new.
 func (c *conn) serveRequests(first bool) {
@@ -192,7 +284,7 @@ func (c *conn) serveRequests(first bool) {
 	defer func() {
 		err := recover()
 		if isParked && err == nil {
-			return // resume owns the connection now
+			return // the poller or resume owns the connection now
 		}
 		if err != nil && err != http.ErrAbortHandler {
 			const size = 64 << 10
@@ -239,10 +331,10 @@ func (c *conn) serveRequests(first bool) {
 			s.readers.Put(c.br)
 			c.mu.Lock()
 			c.br = nil
-			c.park.Store(parked)
 			c.mu.Unlock()
-			isParked = true
-			go c.resume()
+			// Parked, the connection is no longer this goroutine's: the
+			// poller's, or resume's.
+			isParked = c.parkIdle()
 			return
 		}
 		// One allocation for what lives as long as the request: the
@@ -323,13 +415,14 @@ func (c *conn) serveRequests(first bool) {
 		// later deadline, such as a longer ReadHeaderTimeout's, is
 		// replaced).
 		if c.rdlStale.Swap(false) {
-			c.rdl, c.rdlSet = time.Time{}, true
+			c.rdl, c.rdlSet = 0, true
 		}
 		if c.br.Buffered() < 4 {
+			now := time.Now()
+			c.waitSince.Store(now.UnixNano())
 			switch {
 			case s.idle > 0:
-				now := time.Now()
-				if left := c.rdl.Sub(now); left < s.idle-min(s.idle/8, time.Second) || left > s.idle {
+				if left := time.Duration(c.rdl - now.UnixNano()); c.rdl == 0 || left < s.idle-min(s.idle/8, time.Second) || left > s.idle {
 					c.setReadDeadline(now.Add(s.idle))
 				}
 			case c.rdlSet:
@@ -394,7 +487,7 @@ func (c *conn) readHead(first bool) ([]byte, int) {
 		}
 		// An idle wait for a later request, with nothing read of it and
 		// the read deadline known, may be parked (see parkIdle).
-		mayPark := !first && n == 0 && !c.noPark && (!c.rdlSet || !c.rdl.IsZero())
+		mayPark := !first && n == 0 && !c.noPark && (!c.rdlSet || c.rdl != 0)
 		if mayPark {
 			c.park.Store(parkIdle)
 		}
@@ -499,7 +592,7 @@ func (c *conn) cancel() {
 // goroutine, and notes it.
 func (c *conn) setReadDeadline(t time.Time) {
 	_ = c.nc.SetReadDeadline(t)
-	c.rdl, c.rdlSet = t, true
+	c.rdl, c.rdlSet = t.UnixNano(), true
 }
 
 // endHandler stops the watcher, if one runs, and waits for it.
@@ -513,7 +606,7 @@ func (c *conn) endHandler() {
 		c.rdlSet = true
 	}
 	if c.watchedSeq == c.seq {
-		c.rdl = time.Time{} // a watcher cleared the deadline, or set aLongTimeAgo
+		c.rdl = 0 // a watcher cleared the deadline, or set aLongTimeAgo
 	}
 	done := c.watchDone
 	c.mu.Unlock()
@@ -560,14 +653,25 @@ func (c *conn) watch() {
 	close(c.watchDone)
 }
 
-// date is the Date value of a response now, formatted once a second.
-func (c *conn) date() []byte {
+// date is the Date value of a response now, formatted once a second
+// for the whole server (not per connection: an idle one keeps nothing of
+// it).
+func (s *Server) date() []byte {
 	now := time.Now()
-	if sec := now.Unix(); sec != c.dateSec {
-		c.dateSec = sec
-		now.UTC().AppendFormat(c.dateBuf[:0], http.TimeFormat)
+	sec := now.Unix()
+	if d := s.dateNow.Load(); d != nil && d.sec == sec {
+		return d.b[:]
 	}
-	return c.dateBuf[:]
+	d := &dateStamp{sec: sec}
+	now.UTC().AppendFormat(d.b[:0], http.TimeFormat)
+	s.dateNow.Store(d)
+	return d.b[:]
+}
+
+// dateStamp is a second's Date value; never written once stored.
+type dateStamp struct {
+	sec int64
+	b   [len(http.TimeFormat)]byte
 }
 
 func (s *Server) getReader(r connReader) *bufio.Reader {
@@ -599,20 +703,40 @@ func (s *Server) putPre(bw *bufio.Writer) {
 	s.pres.Put(bw)
 }
 
-// maybePark is called by the sweep for each connection (s.mu is held):
-// one waiting for a later request at this sweep and at the last one,
-// with nothing read of it, is asked to park (see parkIdle).
-func (c *conn) maybePark() {
+// parkAfter is how long a connection waits for its next request before
+// the sweep may ask it to park: a connection busier than that is never
+// parked, and one idle longer is parked at the next sweep (at most a
+// sweep interval later; parking it costs some microseconds, once per
+// idle spell). Not longer: the sooner an idle connection gives back its
+// buffer and goroutine stack, the less a burst of new connections holds
+// (and the lower the heap goal it sets).
+const parkAfter = 10 * time.Millisecond
+
+// maybePark is called by the sweep for each connection (s.mu is held),
+// with the time: one that has waited for a later request, with nothing
+// read of it, for parkAfter, or since the last sweep, is asked to park
+// (see parkIdle).
+func (c *conn) maybePark(now int64) {
 	switch c.park.Load() {
 	case parkIdle:
-		c.park.CompareAndSwap(parkIdle, parkSeen)
-	case parkSeen:
-		c.mu.Lock()
-		if c.park.CompareAndSwap(parkSeen, parkAsked) {
-			_ = c.nc.SetReadDeadline(aLongTimeAgo)
+		// waitSince is this wait's, or a later one's (stored first).
+		if now-c.waitSince.Load() < int64(parkAfter) {
+			c.park.CompareAndSwap(parkIdle, parkSeen)
+			return
 		}
-		c.mu.Unlock()
+		c.askPark(parkIdle)
+	case parkSeen:
+		c.askPark(parkSeen)
 	}
+}
+
+// askPark wakes the connection's read, waiting in state from, to park.
+func (c *conn) askPark(from int32) {
+	c.mu.Lock()
+	if c.park.CompareAndSwap(from, parkAsked) {
+		_ = c.nc.SetReadDeadline(aLongTimeAgo)
+	}
+	c.mu.Unlock()
 }
 
 // unpark puts back the read deadline the sweep replaced when it asked the
@@ -622,7 +746,7 @@ func (c *conn) unpark() {
 	c.mu.Lock() // the sweep sets its deadline under c.mu: it is done
 	c.mu.Unlock()
 	if c.rdlSet {
-		_ = c.nc.SetReadDeadline(c.rdl)
+		_ = c.nc.SetReadDeadline(time.Unix(0, c.rdl))
 	} else {
 		_ = c.nc.SetReadDeadline(time.Time{})
 	}

@@ -608,7 +608,7 @@ func TestConnectionsThatCannotWaitAreParkedOnce(t *testing.T) {
 		}
 	}
 	get()
-	sweeps(4) // the one parking: idle at one sweep, asked at the next
+	sweeps(4) // the one parking: asked at the first or second sweep that finds it idle
 	cn := onlyConn(t, s, func(*conn) bool { return true })
 	for range 3 {
 		if st := cn.park.Load(); st != parkNone {

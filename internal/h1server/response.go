@@ -446,7 +446,7 @@ func (w *response) writeHeader(p []byte, owned bool) {
 	}
 
 	if !hhas(header, "Date") {
-		setHeader.date = w.c.date()
+		setHeader.date = w.c.srv.date()
 	}
 
 	if hasCL && hasTE && te != "identity" {

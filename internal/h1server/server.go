@@ -23,9 +23,11 @@
 // the response header map when the head cannot depend on the body, or
 // when a proxy hands over its upstream response's (AdoptHeader). An idle
 // keep-alive connection costs little memory: between requests it holds
-// no write buffer, and once idle across a sweep (100-200 ms) no read
-// buffer either, and its goroutine is a new one on a 2 KiB stack, waiting
-// for readability through the framing guard (parking, in conn.go).
+// no write buffer, and once idle for 10 ms when a sweep comes (every
+// 100 ms) no read buffer and no goroutine either: it is parked with the
+// server's poller (netx.Poller, one epoll instance and one goroutine),
+// which starts a goroutine for it once it is readable (parking, in
+// conn.go).
 //
 // Invariants:
 //   - Nothing is taken that net/http would refuse or read differently
@@ -37,7 +39,12 @@
 //   - Timeouts are the http.Server's: ReadHeaderTimeout bounds a head,
 //     IdleTimeout the wait for the next one (on a busy connection, an
 //     idle deadline set for an earlier wait is kept while it is within an
-//     eighth of IdleTimeout, at most 1s, of a fresh one).
+//     eighth of IdleTimeout, at most 1s, of a fresh one; a parked
+//     connection is closed by the sweep, up to a sweep interval after
+//     its deadline).
+//   - A parked connection is owned by no goroutine: whoever moves it out
+//     of parked (the poller, or a closer) owns it; Shutdown and Close
+//     close the parked ones and stop the poller's goroutine.
 //
 // Where a handler could tell the difference: a taken request cannot be
 // hijacked (it never asks for an upgrade); a client that leaves is
@@ -76,6 +83,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"gatehouse/internal/netx"
 )
 
 // Server serves HTTP/1.1 on one listener, handing connections it does
@@ -96,6 +105,7 @@ type Server struct {
 	inShutdown  atomic.Bool
 	noKeepAlive atomic.Bool  // SetKeepAlivesEnabled(false)
 	sweeps      atomic.Int64 // sweeps done (tests wait on it)
+	dateNow     atomic.Pointer[dateStamp]
 
 	mu           sync.Mutex // guards the following fields
 	ln           net.Listener
@@ -105,6 +115,13 @@ type Server struct {
 	conns        map[*conn]struct{}
 	done         chan struct{} // closed by Shutdown or Close: stops the sweep
 	serving      bool
+
+	// poller waits for the parked connections (conn.parkIdle); its
+	// goroutine starts with the first and stops with Shutdown or Close.
+	poller netx.Poller
+	// beforePark, if set (tests), runs on a connection's goroutine as it
+	// parks, its read buffer given back.
+	beforePark func(*conn)
 
 	readers, writers, pres sync.Pool
 }
@@ -240,7 +257,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	wait := time.Millisecond
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	for !s.closeIdle() {
+	drained := s.closeIdle()
+	// closeIdle closed the parked connections, and none parks from now on
+	// (doKeepAlives): the poller has nothing left to wait for.
+	s.poller.Close()
+	for !drained {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -248,6 +269,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			wait = min(2*wait, 500*time.Millisecond)
 			timer.Reset(wait)
 		}
+		drained = s.closeIdle()
 	}
 	return errors.Join(<-fbDone, <-fbDone)
 }
@@ -263,9 +285,14 @@ func (s *Server) Close() error {
 	s.mu.Lock()
 	for c := range s.conns {
 		c.state.Store(stateClosed)
+		if c.park.CompareAndSwap(parked, parkNone) {
+			s.closeParked(c) // no goroutine would untrack it
+			continue
+		}
 		c.nc.Close()
 	}
 	s.mu.Unlock()
+	s.poller.Close() // after the closes: nothing parks once closed (parkIdle)
 	return err
 }
 
@@ -321,11 +348,16 @@ func (s *Server) doKeepAlives() bool { return !s.noKeepAlive.Load() && !s.inShut
 func (s *Server) closeIdle() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old := time.Now().Unix() - 5
+	old := time.Now().Add(-5 * time.Second).UnixNano()
 	for c := range s.conns {
 		st := c.state.Load()
-		if st == stateIdle || st == stateNew && c.created < old {
-			if c.state.CompareAndSwap(st, stateClosed) {
+		if st == stateIdle || st == stateNew && c.waitSince.Load() < old {
+			if !c.state.CompareAndSwap(st, stateClosed) {
+				continue
+			}
+			if c.park.CompareAndSwap(parked, parkNone) {
+				s.closeParked(c)
+			} else {
 				c.nc.Close()
 			}
 		}
@@ -350,9 +382,10 @@ func (s *Server) untrack(c *conn) {
 }
 
 // sweep starts a watcher for the client leaving under each handler that
-// has run across a whole sweepInterval, and parks each connection that
-// has waited for its next request across one (conn.maybePark), until
-// Shutdown or Close.
+// has run across a whole sweepInterval, parks each connection that has
+// waited for its next request across one (conn.maybePark), and closes the
+// parked connections whose idle deadline has passed (within a sweep
+// interval of it), until Shutdown or Close.
 func (s *Server) sweep() {
 	t := time.NewTicker(sweepInterval)
 	defer t.Stop()
@@ -362,10 +395,20 @@ func (s *Server) sweep() {
 			return
 		case <-t.C:
 		}
+		now := time.Now().UnixNano()
 		s.mu.Lock()
 		for c := range s.conns {
+			if c.park.Load() == parked {
+				// The idle timeout, which no read enforces while parked:
+				// closed silently, as net/http's.
+				if c.idleUntil != 0 && now >= c.idleUntil && c.park.CompareAndSwap(parked, parkNone) {
+					c.state.Store(stateClosed)
+					s.closeParked(c)
+				}
+				continue
+			}
 			c.maybeWatch()
-			c.maybePark()
+			c.maybePark(now)
 		}
 		s.mu.Unlock()
 		s.sweeps.Add(1)

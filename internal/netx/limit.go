@@ -5,6 +5,12 @@
 // A LimitListener also tells a draining server when the connections it
 // accepted are gone (WaitDrained): every one closed, or marked as
 // multiplexed (HTTP/2, which ends with a GOAWAY rather than a close).
+//
+// For idle connections it waits for readability without reading
+// (WaitReadable, on the caller's goroutine) and, on Linux, for many at
+// once on one goroutine (Poller, an epoll instance of its own), looking
+// through its own wrapper and through those that say what they hold
+// (the framing guard's ReadPending).
 package netx
 
 import (

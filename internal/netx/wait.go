@@ -14,25 +14,48 @@ import (
 // errors.ErrUnsupported for a connection it cannot wait on.
 //
 // It looks through the connections it knows hold no bytes of their own
-// (this package's): a connection with a WaitReadable method (the framing
-// guard, which may hold bytes) is asked itself, and any other wrapper
-// is not looked through, since bytes it buffered would not be seen.
+// (this package's), and through those that may and say whether they do
+// (a bufferingConn: the framing guard); any other wrapper is not looked
+// through, since bytes it buffered would not be seen.
 func WaitReadable(c net.Conn) error {
+	rc, pending, err := socketOf(c)
+	if err != nil || pending {
+		return err
+	}
+	return waitRaw(rc)
+}
+
+// bufferingConn is a wrapper that may hold bytes read from the
+// connection under it (the framing guard, h1guard.Conn).
+type bufferingConn interface {
+	// ReadPending reports whether a Read would return at once, without
+	// reading the connection under it (bytes or an error held). Like
+	// Read, it belongs to the goroutine reading the connection.
+	ReadPending() bool
+	// NetConn returns the connection under the wrapper.
+	NetConn() net.Conn
+}
+
+// socketOf returns the socket under c to wait on, or pending when a
+// wrapper above it holds bytes (or an error) for the next Read: there is
+// nothing to wait for then. It returns errors.ErrUnsupported when c is no
+// socket, or a wrapper it cannot look through.
+func socketOf(c net.Conn) (rc syscall.RawConn, pending bool, err error) {
 	for range 8 {
 		switch cc := c.(type) {
-		case interface{ WaitReadable() error }:
-			return cc.WaitReadable()
+		case bufferingConn:
+			if cc.ReadPending() {
+				return nil, true, nil
+			}
+			c = cc.NetConn()
 		case interface{ limited() *limitedConn }:
 			c = cc.limited().Conn
 		case syscall.Conn:
 			rc, err := cc.SyscallConn()
-			if err != nil {
-				return err
-			}
-			return waitRaw(rc)
+			return rc, false, err
 		default:
-			return errors.ErrUnsupported
+			return nil, false, errors.ErrUnsupported
 		}
 	}
-	return errors.ErrUnsupported
+	return nil, false, errors.ErrUnsupported
 }

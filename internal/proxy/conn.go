@@ -61,10 +61,32 @@ func (cs *connState) forwarded(peer, host, proto string) string {
 
 type connKey struct{}
 
+// connCtx is a connection's context: its parent with the connState as
+// the value of connKey, in one allocation rather than a context.WithValue
+// and a connState (an idle keep-alive connection keeps it:
+// docs/performance.md).
+type connCtx struct {
+	context.Context
+	cs connState
+}
+
+func (c *connCtx) Value(key any) any {
+	if key == (connKey{}) {
+		return &c.cs
+	}
+	return c.Context.Value(key)
+}
+
+func (c *connCtx) String() string { return "proxy.connCtx" }
+
+func newConnCtx(ctx context.Context, c net.Conn, kept bool) context.Context {
+	return &connCtx{Context: ctx, cs: connState{conn: c, port: localPort(c), kept: kept, guard: h1guard.Of(c)}}
+}
+
 // ConnContext is http.Server.ConnContext for the servers the engine runs
 // behind: it gives each connection its connState.
 func ConnContext(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, connKey{}, &connState{conn: c, port: localPort(c), guard: h1guard.Of(c)})
+	return newConnCtx(ctx, c, false)
 }
 
 // Conn returns the connection ctx's request came in on, as ConnContext
@@ -80,7 +102,7 @@ func Conn(ctx context.Context) net.Conn {
 // connection's write deadline in place between requests
 // (internal/h1server), unlike net/http, which clears it after each one.
 func ConnContextKeepingDeadlines(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, connKey{}, &connState{conn: c, port: localPort(c), kept: true, guard: h1guard.Of(c)})
+	return newConnCtx(ctx, c, true)
 }
 
 // localPort is the port of c's local address ("" if it has none): the

@@ -20,7 +20,7 @@ CONNS=${CONNS:-32}             # wrk/h2load connections (keep-alive)
 THREADS=${THREADS:-1}          # wrk/h2load threads
 STREAMS=${STREAMS:-10}         # h2 only: concurrent streams per connection (h2load -m)
 TLS13_CIPHERS=${TLS13_CIPHERS:-TLS_AES_128_GCM_SHA256}  # h2 only: the suites h2load offers (one: every proxy uses the same)
-DEFAULT_PROXIES="nginx haproxy caddy goplain gatehouse gatehouse-obs gatehouse-auth gatehouse-rl gatehouse-full"
+DEFAULT_PROXIES="nginx nginx-full haproxy caddy goplain gatehouse gatehouse-obs gatehouse-auth gatehouse-rl gatehouse-full"
 PROXIES=${PROXIES:-$DEFAULT_PROXIES}
 PROXY_CPU=${PROXY_CPU:-0}      # core the proxy is pinned to
 LOAD_CPU=${LOAD_CPU:-1}        # core wrk and the origin are pinned to
@@ -302,8 +302,51 @@ log "origin nginx pid $ORIGIN_PID on 127.0.0.1:$ORIGIN_PORT (cpus $(affinity_of 
 # --------------------------------------------------------------- proxies --
 declare -A PORT=() PID=() VERSION=() SKIPPED=() HDR=() ADMIN=()
 
-start_nginx() {
-  local port; free_port port; local d="$TMP/nginx"
+start_nginx() { start_nginx_as nginx; }
+
+# nginx-full: nginx with what a production nginx front door does that
+# gatehouse-full does too: an access log written to a file (JSON lines,
+# buffered as Gatehouse's is: buffer=64k flush=1s), a per-client-IP
+# limit_req zone set high enough never to refuse, the forwarding headers
+# and a request id set on every upstream request, and the load sending
+# the same 600-byte bearer token (forwarded, not checked: nginx cannot
+# verify a JWT without a module). Beside gatehouse-full, the cost of the
+# chain to nginx itself.
+start_nginx-full() {
+  local d=$TMP/nginx-full-keys
+  mkdir -p "$d" "$LOG_DIR"
+  if ! (cd "$REPO_ROOT" && go run ./bench/mktoken -dir "$d" -issuer "http://127.0.0.1:1") >"$d/token" 2>"$TMP/mktoken-nginx-full.log"; then
+    SKIPPED[nginx-full]="bench/mktoken failed"; return 1
+  fi
+  local http_extra loc_extra
+  http_extra=$(cat <<'CONF'
+
+    log_format gatehouse escape=json '{"time":"$time_iso8601","request_id":"$request_id","client_ip":"$remote_addr","method":"$request_method","path":"$uri","status":$status,"bytes":$body_bytes_sent,"duration_ms":$request_time,"upstream":"$upstream_addr"}';
+    limit_req_zone $binary_remote_addr zone=perip:10m rate=10000000r/s;
+CONF
+)
+  loc_extra=$(cat <<'CONF'
+
+            limit_req zone=perip burst=10000000 nodelay;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Request-Id $request_id;
+CONF
+)
+  # In the location: nginx_head's "access_log off" cancels every
+  # access_log of the http block.
+  loc_extra+=$'\n'"            access_log $LOG_DIR/nginx-full-access.log gatehouse buffer=64k flush=1s;"
+  start_nginx_as nginx-full "$http_extra" "$loc_extra" || return 1
+  HDR[nginx-full]="Authorization: Bearer $(cat "$d/token")"
+}
+
+# start_nginx_as NAME [HTTP-EXTRA] [LOCATION-EXTRA]: nginx as a proxy to
+# the origin, with lines added to its http block and its location.
+start_nginx_as() {
+  local name=$1 http_extra=${2:-} loc_extra=${3:-}
+  local port; free_port port; local d="$TMP/$name"
   # h2: TLS 1.3 + HTTP/2 to clients (nginx 1.22 wants "listen ... ssl http2";
   # the "http2 on" directive only exists from 1.25.1), a pool for every stream.
   local listen="listen 127.0.0.1:$port backlog=4096;" tls="" keepalive=64
@@ -316,7 +359,7 @@ start_nginx() {
     ((POOL > keepalive)) && keepalive=$POOL
   fi
   mkdir -p "$d/logs"
-  { nginx_head "$d"; cat <<EOF
+  { nginx_head "$d"; [[ -n $http_extra ]] && printf '%s\n' "$http_extra"; cat <<EOF
     upstream origin {
         server 127.0.0.1:$ORIGIN_PORT;
         keepalive $keepalive;
@@ -327,15 +370,15 @@ start_nginx() {
         location / {
             proxy_pass http://origin;
             proxy_http_version 1.1;
-            proxy_set_header Connection "";
+            proxy_set_header Connection "";$loc_extra
         }
     }
 }
 EOF
   } >"$d/nginx.conf"
-  start_bg nginx "$PROXY_CPU" nginx -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log"
-  PORT[nginx]=$port PID[nginx]=$STARTED_PID
-  VERSION[nginx]=$(nginx -v 2>&1 | sed 's/.*version: //')
+  start_bg "$name" "$PROXY_CPU" nginx -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log"
+  PORT[$name]=$port PID[$name]=$STARTED_PID
+  VERSION[$name]=$(nginx -v 2>&1 | sed 's/.*version: //')
 }
 
 start_haproxy() {
@@ -606,7 +649,7 @@ sanity() {      # sanity NAME: 200 and the full body through the proxy (h2: over
 
 ACTIVE=()
 for name in $PROXIES; do
-  case $name in nginx|haproxy|caddy|gatehouse|gatehouse-obs|gatehouse-auth|gatehouse-hdr|gatehouse-rl|gatehouse-full|gatehouse-nethttp|gatehouse-base|goplain) ;; *) die "unknown proxy '$name'";; esac
+  case $name in nginx|nginx-full|haproxy|caddy|gatehouse|gatehouse-obs|gatehouse-auth|gatehouse-hdr|gatehouse-rl|gatehouse-full|gatehouse-nethttp|gatehouse-base|goplain) ;; *) die "unknown proxy '$name'";; esac
   if ! "start_$name"; then log "SKIP $name: ${SKIPPED[$name]}"; continue; fi
   if ! wait_port "${PORT[$name]}" "${PID[$name]}" "$name"; then
     sed 's/^/[bench]   /' "$TMP/$name.out" | tail -20 >&2
@@ -784,6 +827,18 @@ for name in "${ACTIVE[@]}"; do
   METRICS_NOTES+=("$note.")
   if ((FAIL_ON_STATUS)) && ((bad > 0 || m_limited > 0)); then die "$name: non-2xx responses or limited requests during the run ($note)"; fi
 done
+
+# nginx-full's access log (flushed at least every second): its statuses,
+# by the same rule.
+nlog=$LOG_DIR/nginx-full-access.log
+if [[ -n ${PID[nginx-full]:-} && -f $nlog ]]; then
+  statuses=$(grep -o '"status":[0-9]*' "$nlog" | awk -F: '{c[$2]++} END {for (s in c) printf "%s%s×%d", (n++ ? ", " : ""), s, c[s]}')
+  bad=$(grep -o '"status":[0-9]*' "$nlog" | awk -F: '$2 !~ /^2/ && $2 != 499 {b++} END {print b + 0}')
+  note="nginx-full's access log: status $statuses"
+  log "$note"
+  METRICS_NOTES+=("$note.")
+  if ((FAIL_ON_STATUS)) && ((bad > 0)); then die "nginx-full: non-2xx responses during the run ($note)"; fi
+fi
 
 # ---------------------------------------------------------------- report --
 cmdline="ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP CONNS=$CONNS THREADS=$THREADS"

@@ -36,15 +36,17 @@ var errTrailerEOF = errors.New("http: unexpected EOF reading trailer")
 // (mu); the connection's reader is read only under mu while the handler
 // runs, and by the connection's goroutine once Close has returned.
 type body struct {
-	c       *conn
-	lr      io.LimitedReader // a Content-Length body: src is &lr
-	src     io.Reader
-	chunked bool
+	c   *conn
+	lr  io.LimitedReader // a Content-Length body: src is &lr
+	src io.Reader
 	// req, for a chunked body, is the request whose Trailer the trailer
 	// goes into (net/http's body.hdr); nil once read, or for a
 	// Content-Length body.
 	req     *http.Request
+	chunked bool
 	closing bool // the client asked to close after this request
+	// (Fields ordered for no padding: the response must fit its size
+	// class, TestResponseFitsItsSizeClass.)
 
 	mu         sync.Mutex // guards the following, and calls to Read and Close
 	sawEOF     bool

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"gatehouse/internal/h1guard"
 )
@@ -260,5 +261,16 @@ func TestWatcherLeavesTheBodyAlone(t *testing.T) {
 	case <-canceled:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the request of a client that left after its body was never canceled")
+	}
+}
+
+// TestResponseFitsItsSizeClass: a request's one allocation (its
+// response, with the request, its context, its parts and its body in it)
+// stays in the 1024-byte size class: 1016 bytes, and the 8-byte header
+// the runtime puts before an object over 512 bytes that holds pointers.
+func TestResponseFitsItsSizeClass(t *testing.T) {
+	t.Parallel()
+	if size := unsafe.Sizeof(response{}); unsafe.Sizeof(uintptr(0)) == 8 && size > 1016 {
+		t.Errorf("response is %d bytes: over the 1024-byte size class with its malloc header", size)
 	}
 }

@@ -320,7 +320,7 @@ func (c *conn) serveRequests(first bool) {
 			if inFlight != nil {
 				// As net/http: what is left of the body is read (up to
 				// maxPostHandlerReadBytes) before the connection closes.
-				_ = inFlight.reqBody.Close()
+				_ = inFlight.reqBody().Close()
 			}
 			if c.bw != nil {
 				_ = c.bw.Flush()
@@ -407,7 +407,6 @@ func (c *conn) serveRequests(first bool) {
 				c.rdl, c.rdlSet = 0, false
 			}
 		}
-		w.reqBody = r.Body
 		isPost := r.Method == http.MethodPost
 		w.wantsClose = r.Close || hasToken(hget(r.Header, "Connection"), "close")
 		c.startHandler(rctx, stdCancel, hasBody)

@@ -43,10 +43,7 @@ type response struct {
 	req   http.Request // the handler's request
 	ctx   reqContext   // the request's context, when the server uses one (conn.plainCtx)
 	parts reqParts     // the request's URL and header value slices
-	body  body         // the request's Body, when it has one
-	// reqBody is the request's Body as the server made it (the handler
-	// may replace Request.Body): net/http's response.reqBody.
-	reqBody io.ReadCloser
+	body  body         // the request's Body, when it has one (body.c set)
 
 	handlerHeader http.Header // nil until Header or AdoptHeader
 	// cwHeader is net/http's chunkWriter.header: nil, or the header as it
@@ -317,7 +314,7 @@ func (w *response) finish() {
 	}
 	w.settleBody()
 	_ = bw.Flush()
-	_ = w.reqBody.Close()
+	_ = w.reqBody().Close()
 }
 
 // shouldReuseConnection is net/http's, after the handler is done (finish).
@@ -334,7 +331,7 @@ func (w *response) shouldReuseConnection() bool {
 	// Stricter than net/http, which would go on after a read error in
 	// closing a body it had not discarded at the head (a full-duplex
 	// handler's): where the next request starts is not known then.
-	if b, ok := w.reqBody.(*body); ok && !b.readToEnd() {
+	if w.body.c != nil && !w.body.readToEnd() {
 		return false
 	}
 	return true
@@ -354,8 +351,17 @@ func (w *response) bodySettled() bool {
 	if w.req.ContentLength == 0 || w.fullDuplex {
 		return true
 	}
-	b, ok := w.reqBody.(*body)
-	return !ok || b.settled()
+	return w.body.c == nil || w.body.settled()
+}
+
+// reqBody is net/http's response.reqBody: the request's Body as the
+// server made it (the handler may replace Request.Body). A method, not a
+// field: the response fits a 1024-byte size class.
+func (w *response) reqBody() io.ReadCloser {
+	if w.body.c != nil {
+		return &w.body
+	}
+	return http.NoBody
 }
 
 // discardBody is what net/http's chunkWriter.writeHeader does with a
@@ -388,7 +394,7 @@ func (w *response) discardBody() (tooBig bool) {
 	if !discard {
 		return tooBig
 	}
-	_, err := io.CopyN(io.Discard, w.reqBody, maxPostHandlerReadBytes+1)
+	_, err := io.CopyN(io.Discard, w.reqBody(), maxPostHandlerReadBytes+1)
 	switch err { //nolint:errorlint // net/http's comparisons, exactly
 	case nil:
 		return true // even more is left
@@ -399,7 +405,7 @@ func (w *response) discardBody() (tooBig bool) {
 			// The head is written early (see response): the body, at its
 			// end, is closed when net/http would have written it.
 			w.deferClose = true
-		} else if w.reqBody.Close() != nil {
+		} else if w.reqBody().Close() != nil {
 			w.closeAfterReply = true
 		}
 	default:
@@ -413,7 +419,7 @@ func (w *response) discardBody() (tooBig bool) {
 func (w *response) settleBody() {
 	if w.deferClose {
 		w.deferClose = false
-		_ = w.reqBody.Close()
+		_ = w.reqBody().Close()
 	}
 }
 

@@ -88,8 +88,9 @@ type Server struct {
 	// MaxBodyBytes caps request bodies for every route that sets no limit of
 	// its own; more is answered 413. 0 means no limit. Default 100MiB.
 	MaxBodyBytes Size `yaml:"max_body_bytes"`
-	// FastHTTP1: serve provably simple HTTP/1.1 requests on the plain
-	// listeners with Gatehouse's own HTTP/1.1 server (internal/h1server),
+	// FastHTTP1: serve provably simple HTTP/1.1 requests (bodies included:
+	// one Content-Length, or chunked) on the plain listeners with
+	// Gatehouse's own HTTP/1.1 server (internal/h1server),
 	// handing every other connection to net/http's. Default true; false
 	// serves everything with net/http.
 	FastHTTP1 *bool `yaml:"fast_http1"`

@@ -116,12 +116,18 @@ type conn struct {
 	sweptSeq   uint64 // seq at the last sweep
 	watchedSeq uint64 // the request that got a watcher: one per request
 	inHandler  bool
-	mayWatch   bool // nothing of a next request is buffered
+	mayWatch   bool // the request body is read, and nothing of a next request is buffered
 	watching   bool
 	aborting   bool
 	clientGone bool
 	pending    bool // the watcher read a byte: the next request's first
 	pb         [1]byte
+
+	// afterPost (the connection's goroutine's, not under mu: here to fit
+	// the size class): the last request was a POST, so leading CR and LF
+	// bytes of the next one are skipped (net/http's tolerance for old
+	// clients).
+	afterPost bool
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -134,7 +140,10 @@ func (s *Server) newConn(nc net.Conn) *conn {
 }
 
 // connReader is what the connection's bufio.Reader reads: the byte a
-// watcher read, if any, then the connection.
+// watcher read, if any, then the connection. A read error cancels the
+// request being served, if any, as net/http's connReader cancels its
+// connection's context: a request body cut by the client, or by a read
+// deadline, ends the request.
 type connReader struct{ c *conn }
 
 func (r connReader) Read(p []byte) (int, error) {
@@ -144,7 +153,14 @@ func (r connReader) Read(p []byte) (int, error) {
 		p[0] = c.pb[0]
 		return 1, nil
 	}
-	return c.nc.Read(p)
+	n, err := c.nc.Read(p)
+	if err != nil {
+		// Perhaps on a goroutine of the handler's, reading the body.
+		c.mu.Lock()
+		c.cancel()
+		c.mu.Unlock()
+	}
+	return n, err
 }
 
 // connWriter notes the first write error and cancels the request.
@@ -301,6 +317,11 @@ func (c *conn) serveRequests(first bool) {
 			c.bw.Reset(connWriter{c})
 		}
 		if !c.handedOff {
+			if inFlight != nil {
+				// As net/http: what is left of the body is read (up to
+				// maxPostHandlerReadBytes) before the connection closes.
+				_ = inFlight.reqBody().Close()
+			}
 			if c.bw != nil {
 				_ = c.bw.Flush()
 			}
@@ -375,8 +396,20 @@ func (c *conn) serveRequests(first bool) {
 		// copy, inlined and dereferenced at once, stays on the stack.
 		w.req = *req.WithContext(reqCtx)
 		r := &w.req
+		hasBody := r.ContentLength != 0
+		if hasBody {
+			w.body.init(c, r)
+			r.Body = &w.body
+			// As net/http without a ReadTimeout: no read deadline for the
+			// body (the head's is lifted).
+			if c.rdlSet {
+				_ = c.nc.SetReadDeadline(time.Time{})
+				c.rdl, c.rdlSet = 0, false
+			}
+		}
+		isPost := r.Method == http.MethodPost
 		w.wantsClose = r.Close || hasToken(hget(r.Header, "Connection"), "close")
-		c.startHandler(rctx, stdCancel)
+		c.startHandler(rctx, stdCancel, hasBody)
 		inFlight = w
 		s.handler.ServeHTTP(w, r)
 		inFlight = nil
@@ -387,8 +420,12 @@ func (c *conn) serveRequests(first bool) {
 		c.mu.Unlock()
 		w.finish()
 		if c.clientGone || !w.shouldReuseConnection() {
+			if w.requestBodyLimitHit || w.closedRequestBodyEarly() {
+				c.closeWriteAndWait()
+			}
 			return
 		}
+		c.afterPost = isPost
 		c.keepHeader(ownHeader)
 		// The writer is empty between responses: an idle connection does
 		// not keep its 4 KiB (the reader must stay, for the next head).
@@ -462,6 +499,21 @@ func (c *conn) readHead(first bool) ([]byte, int) {
 	hdrSet := first
 	for {
 		n := c.br.Buffered()
+		if c.afterPost && !first && n >= 4 {
+			// net/http, after a POST, skips the CR and LF bytes among the
+			// next request's first 4 (RFC 9112 §2.2), and then reads a
+			// head as on a new connection: one cut short is answered.
+			c.afterPost = false
+			b, _ := c.br.Peek(4)
+			if k := leadingCRorLF(b); k > 0 {
+				_, _ = c.br.Discard(k)
+				n -= k
+				if !hdrSet && c.srv.rht > 0 {
+					c.setReadDeadline(time.Now().Add(c.srv.rht))
+				}
+				first, hdrSet = true, true
+			}
+		}
 		// A later request is looked at from its 4th byte on, as net/http's
 		// Peek(4) does: fewer and then EOF end the connection silently.
 		if n > 0 && (first || n >= 4) {
@@ -568,13 +620,62 @@ func (c *conn) handOver(first bool) {
 	l.push(&prefixConn{Conn: c.nc, pre: pre})
 }
 
-func (c *conn) startHandler(rctx *reqContext, stdCancel context.CancelFunc) {
+// startHandler notes the handler starting. With a request body, no
+// watcher may read ahead until the body has been read (bodyDone): it
+// would take the body's bytes (net/http's background read likewise
+// starts at the body's end).
+func (c *conn) startHandler(rctx *reqContext, stdCancel context.CancelFunc, hasBody bool) {
 	c.mu.Lock()
 	c.rctx, c.stdCancel = rctx, stdCancel
 	c.inHandler = true
-	c.mayWatch = c.br.Buffered() == 0
+	c.mayWatch = !hasBody && c.br.Buffered() == 0
 	c.seq++
 	c.mu.Unlock()
+}
+
+// bodyDone is called by the request body once read to its end, on the
+// goroutine reading it: from then on the connection may be watched.
+func (c *conn) bodyDone() {
+	c.mu.Lock()
+	if c.inHandler {
+		c.mayWatch = c.br.Buffered() == 0
+	}
+	c.mu.Unlock()
+}
+
+// rstAvoidanceDelay is net/http's: how long a connection closed with
+// request body bytes left unread stays half-closed, so the client reads
+// the response before the reset the final close may cause.
+const rstAvoidanceDelay = 500 * time.Millisecond
+
+// closeWriteAndWait is net/http's: after a response that left a request
+// body unread, the response is flushed, the connection half-closed, and
+// closed only rstAvoidanceDelay later (or at Shutdown or Close).
+func (c *conn) closeWriteAndWait() {
+	if c.bw != nil {
+		_ = c.bw.Flush()
+	}
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	t := time.NewTimer(rstAvoidanceDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.srv.done:
+	}
+}
+
+// leadingCRorLF is how many bytes b starts with that are CR or LF.
+func leadingCRorLF(b []byte) int {
+	n := 0
+	for _, c := range b {
+		if c != '\r' && c != '\n' {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 // cancel cancels the current request's context (after the handler, it

@@ -21,15 +21,23 @@ const maxHeadLines = 64
 //
 // What is taken is a strict subset of what net/http accepts, and for it
 // req is what net/http's server would have made (FuzzParseHeadMatchesNetHTTP):
-//   - the request line is exactly "GET " or "HEAD ", an origin-form target
-//     (it starts with "/", bytes 0x21-0x7e) that url.ParseRequestURI
-//     accepts, and " HTTP/1.1";
+//   - the request line is a method (a token, not CONNECT or PRI), an
+//     origin-form target (it starts with "/", bytes 0x21-0x7e) that
+//     url.ParseRequestURI accepts, and " HTTP/1.1";
 //   - every line ends in CRLF; no obs-fold, no whitespace before a colon;
 //   - header names are tokens and values valid field values;
 //   - exactly one Host, valid and not empty;
-//   - no Content-Length, Transfer-Encoding, Trailer, Expect, Upgrade
-//     (h2c), or Pragma (which net/http rewrites): the request has no body
-//     and no protocol change.
+//   - the body, if any, is framed by one valid Content-Length (repeated
+//     fields with the same value are one, as net/http makes them) or by
+//     one "Transfer-Encoding: chunked", not both; net/http's
+//     Transfer-Encoding field is dropped from the header, and a chunked
+//     request's Trailer field becomes Request.Trailer (transfer.go
+//     readTransfer, fixLength, fixTrailer);
+//   - no Expect, Upgrade (h2c), or Pragma (which net/http rewrites).
+//
+// The request's ContentLength, TransferEncoding and Trailer are set, and
+// Body is http.NoBody when there is no body; otherwise the caller sets it
+// (ContentLength > 0 or -1, chunked).
 //
 // The head is copied into one string, and every key, value, target and
 // host is a substring of it: one allocation instead of one per field.
@@ -39,17 +47,25 @@ const maxHeadLines = 64
 // is false.
 func parseHead(head []byte, req *http.Request, parts *reqParts, h http.Header) (ok bool) {
 	var (
-		methodLen int
-		lines     [maxHeadLines][4]int32 // name start, name end, value start, value end
-		n         int
-		hostIdx   = -1
+		lines   [maxHeadLines][4]int32 // name start, name end, value start, value end
+		n       int
+		hostIdx = -1
+		clIdx   = -1 // the first Content-Length field's line
+		chunked bool
+		// The Trailer fields' lines; net/http takes them out of a
+		// chunked request's header.
+		trIdx [4]int
+		nTr   int
 	)
-	switch {
-	case bytes.HasPrefix(head, []byte("GET /")):
-		methodLen = 3
-	case bytes.HasPrefix(head, []byte("HEAD /")):
-		methodLen = 4
-	default:
+	methodLen := 0
+	for methodLen < len(head) && isTokenByte(head[methodLen]) {
+		methodLen++
+	}
+	if methodLen == 0 || !bytes.HasPrefix(head[methodLen:], []byte(" /")) {
+		return false
+	}
+	switch string(head[:methodLen]) {
+	case http.MethodConnect, "PRI": // an authority target; HTTP/2's preface
 		return false
 	}
 	i := methodLen + 1
@@ -115,16 +131,38 @@ func parseHead(head []byte, req *http.Request, parts *reqParts, h http.Header) (
 				return false
 			}
 		case 7:
-			if asciiEqualFold(name, "upgrade") || asciiEqualFold(name, "trailer") {
+			if asciiEqualFold(name, "upgrade") {
 				return false
+			}
+			if asciiEqualFold(name, "trailer") {
+				if nTr == len(trIdx) {
+					return false
+				}
+				trIdx[nTr] = n
+				nTr++
 			}
 		case 14:
 			if asciiEqualFold(name, "content-length") {
-				return false
+				if clIdx >= 0 {
+					// net/http keeps one of equal values (fixLength), and
+					// refuses differing ones.
+					l := lines[clIdx]
+					if string(head[l[2]:l[3]]) != string(head[valStart:valEnd]) {
+						return false
+					}
+					continue
+				}
+				clIdx = n
 			}
 		case 17:
 			if asciiEqualFold(name, "transfer-encoding") {
-				return false
+				// Exactly one, exactly "chunked"; net/http drops the
+				// field (parseTransferEncoding).
+				if chunked || string(head[valStart:valEnd]) != "chunked" {
+					return false
+				}
+				chunked = true
+				continue
 			}
 		}
 		lines[n] = [4]int32{int32(nameStart), int32(nameEnd), int32(valStart), int32(valEnd)}
@@ -134,11 +172,39 @@ func parseHead(head []byte, req *http.Request, parts *reqParts, h http.Header) (
 		!httpguts.ValidHostHeader(string(head[lines[hostIdx][2]:lines[hostIdx][3]])) {
 		return false
 	}
+	var contentLength int64
+	switch {
+	case chunked && clIdx >= 0:
+		return false // net/http drops the length; the guard refuses both
+	case chunked:
+		contentLength = -1
+	case clIdx >= 0:
+		// net/http: strconv.ParseUint(v, 10, 63); up to 18 digits here,
+		// as the guard.
+		v := head[lines[clIdx][2]:lines[clIdx][3]]
+		if len(v) == 0 || len(v) > 18 {
+			return false
+		}
+		for _, c := range v {
+			if c < '0' || c > '9' {
+				return false
+			}
+			contentLength = contentLength*10 + int64(c-'0')
+		}
+	}
 
 	s := string(head)
 	target := s[targetStart:targetEnd]
 	if !parseTarget(target, &parts.url) {
 		return false
+	}
+	var trailer http.Header
+	if chunked && nTr > 0 {
+		var bad bool
+		trailer, bad = declaredTrailer(s, lines[:n], trIdx[:nTr])
+		if bad {
+			return false // net/http: 400 bad trailer key
+		}
 	}
 	// Host is not in the header map (net/http deletes it): it is req.Host.
 	if h == nil {
@@ -149,9 +215,17 @@ func parseHead(head []byte, req *http.Request, parts *reqParts, h http.Header) (
 		strs = make([]string, n-1)
 	}
 	var keyBuf [64]byte
+lineLoop:
 	for i, l := range lines[:n] {
 		if i == hostIdx {
 			continue
+		}
+		if chunked {
+			for _, t := range trIdx[:nTr] {
+				if i == t {
+					continue lineLoop // net/http: Request.Trailer
+				}
+			}
 		}
 		key := canonicalKey(s, int(l[0]), int(l[1]), keyBuf[:0])
 		value := s[l[2]:l[3]]
@@ -166,18 +240,48 @@ func parseHead(head []byte, req *http.Request, parts *reqParts, h http.Header) (
 	}
 	host := s[lines[hostIdx][2]:lines[hostIdx][3]]
 	*req = http.Request{
-		Method:     s[:methodLen],
-		URL:        &parts.url,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     h,
-		Body:       http.NoBody,
-		Host:       host,
-		RequestURI: target,
-		Close:      httpguts.HeaderValuesContainsToken(h["Connection"], "close"),
+		Method:        s[:methodLen],
+		URL:           &parts.url,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		ContentLength: contentLength,
+		Host:          host,
+		Trailer:       trailer,
+		RequestURI:    target,
+		Close:         httpguts.HeaderValuesContainsToken(h["Connection"], "close"),
+	}
+	if chunked {
+		parts.te[0] = "chunked"
+		req.TransferEncoding = parts.te[:]
+	}
+	if contentLength == 0 {
+		req.Body = http.NoBody
 	}
 	return true
+}
+
+// declaredTrailer is net/http's fixTrailer for a chunked request: the
+// names its Trailer fields list, each with no value, or nil when they
+// list none; bad when one is a name net/http refuses there.
+func declaredTrailer(s string, lines [][4]int32, idx []int) (trailer http.Header, bad bool) {
+	for _, i := range idx {
+		l := lines[i]
+		foreachHeaderElement(s[l[2]:l[3]], func(key string) {
+			key = http.CanonicalHeaderKey(key)
+			switch key {
+			case "Transfer-Encoding", "Trailer", "Content-Length":
+				bad = true
+				return
+			}
+			if trailer == nil {
+				trailer = make(http.Header)
+			}
+			trailer[key] = nil
+		})
+	}
+	return trailer, bad
 }
 
 // reqParts are the parts of a taken request that live exactly as long as
@@ -188,6 +292,7 @@ func parseHead(head []byte, req *http.Request, parts *reqParts, h http.Header) (
 type reqParts struct {
 	url  url.URL
 	vals [16]string
+	te   [1]string // TransferEncoding, when chunked
 }
 
 // parseTarget sets *u to what url.ParseRequestURI makes of target, an

@@ -3,6 +3,7 @@ package h1server
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net/http"
 	"net/textproto"
 	"slices"
@@ -23,21 +24,26 @@ const bufferBeforeChunkingSize = 2048
 // apart from the Date value (TestResponsesMatchNetHTTP): the same status
 // line, header order, Content-Length computed for a short body that ends
 // with the handler, Content-Type sniffing, chunked encoding, trailers,
-// "Connection: close" and 1xx responses. It is a port of net/http's
-// response and chunkWriter for the requests this server takes (HTTP/1.1,
-// no request body), so the parts about HTTP/1.0 keep-alive, Expect and
-// unread request bodies are left out.
+// "Connection: close", 1xx responses, and what is done with a request
+// body the handler left unread (read and discarded before the head, up to
+// maxPostHandlerReadBytes; more, and the connection closes after the
+// response). It is a port of net/http's response and chunkWriter for the
+// requests this server takes (HTTP/1.1, no Expect), so the parts about
+// HTTP/1.0 keep-alive and 100-continue are left out.
 //
 // One addition: when the head cannot depend on the body (a valid
-// Content-Length and a Content-Type, or a status without a body), it is
-// written at WriteHeader and the body goes straight to the connection's
-// buffer, without net/http's copy of the header map or its
-// 2048-byte buffer. A proxied response nearly always has that shape.
+// Content-Length and a Content-Type, or a status without a body) nor on
+// the request body (none, or read to its end or closed), it is written at
+// WriteHeader and the body goes straight to the connection's buffer,
+// without net/http's copy of the header map or its 2048-byte buffer. A
+// proxied response nearly always has that shape. The request body is then
+// closed when net/http would have written the head (deferClose).
 type response struct {
 	c     *conn
 	req   http.Request // the handler's request
 	ctx   reqContext   // the request's context, when the server uses one (conn.plainCtx)
 	parts reqParts     // the request's URL and header value slices
+	body  body         // the request's Body, when it has one (body.c set)
 
 	handlerHeader http.Header // nil until Header or AdoptHeader
 	// cwHeader is net/http's chunkWriter.header: nil, or the header as it
@@ -52,6 +58,16 @@ type response struct {
 	chunking        bool
 	handlerDone     bool
 	closeAfterReply bool
+	fullDuplex      bool // EnableFullDuplex: the request body is left alone at the head
+	// requestBodyLimitHit: more than maxPostHandlerReadBytes of the
+	// request body were left unread; the connection closes after a
+	// half-close (conn.closeWriteAndWait).
+	requestBodyLimitHit bool
+	// deferClose: the head was written at WriteHeader (direct) with the
+	// request body at its end; it is closed when net/http would have
+	// written the head: once more than its 2048-byte buffer is written, at
+	// a flush, or at the end (settleBody).
+	deferClose bool
 	// wantsClose is net/http's request.wantsClose, read before the
 	// handler runs (it may edit the request's header): Request.Close, or
 	// a "close" token in the first Connection field, split at spaces too.
@@ -60,6 +76,7 @@ type response struct {
 	status        int
 	contentLength int64 // -1 when unknown
 	written       int64
+	buffered      int64 // with deferClose: what net/http's 2048-byte buffer would hold
 
 	pre      *bufio.Writer // net/http's response.w: buffers up to 2048 bytes before the head is final
 	cw       chunkWriter
@@ -140,9 +157,9 @@ func (w *response) WriteHeader(code int) {
 			clInvalid = true
 		}
 	}
-	if !bodyAllowedForStatus(code) ||
+	if (!bodyAllowedForStatus(code) ||
 		w.contentLength != -1 && hget(h, "Transfer-Encoding") == "" &&
-			(hhas(h, "Content-Type") || h.Get("Content-Encoding") != "") {
+			(hhas(h, "Content-Type") || h.Get("Content-Encoding") != "")) && w.bodySettled() {
 		if clInvalid {
 			w.c.srv.logf("http: invalid Content-Length of %q", hget(h, "Content-Length"))
 			h.Del("Content-Length")
@@ -183,6 +200,11 @@ func (w *response) write(lenData int, dataB []byte, dataS string) (int, error) {
 		return 0, http.ErrContentLength
 	}
 	if w.direct {
+		if w.deferClose {
+			if w.buffered += int64(lenData); w.buffered > bufferBeforeChunkingSize {
+				w.settleBody() // net/http's buffer would flush, and write the head, now
+			}
+		}
 		if w.req.Method == http.MethodHead {
 			return lenData, nil
 		}
@@ -246,6 +268,7 @@ func (w *response) FlushError() error {
 	if !w.headerSent {
 		w.writeHeader(nil, w.cwHeader != nil)
 	}
+	w.settleBody()
 	if e2 := w.c.bw.Flush(); err == nil {
 		err = e2
 	}
@@ -262,11 +285,12 @@ func (w *response) SetReadDeadline(t time.Time) error {
 	return w.c.nc.SetReadDeadline(t)
 }
 func (w *response) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteDeadline(t) }
-func (w *response) EnableFullDuplex() error            { return nil }
+func (w *response) EnableFullDuplex() error            { w.fullDuplex = true; return nil }
 
 // finish is net/http's finishRequest: after the handler returns, the head
 // (if still unwritten), the buffered body, the last chunk and trailers go
-// out.
+// out, and then the request body is closed (what is left of it read, up
+// to maxPostHandlerReadBytes).
 func (w *response) finish() {
 	w.handlerDone = true
 	if !w.wroteHeader {
@@ -288,10 +312,12 @@ func (w *response) finish() {
 		}
 		_, _ = bw.WriteString("\r\n")
 	}
+	w.settleBody()
 	_ = bw.Flush()
+	_ = w.reqBody().Close()
 }
 
-// shouldReuseConnection is net/http's, after the handler is done.
+// shouldReuseConnection is net/http's, after the handler is done (finish).
 func (w *response) shouldReuseConnection() bool {
 	if w.closeAfterReply {
 		return false
@@ -299,7 +325,102 @@ func (w *response) shouldReuseConnection() bool {
 	if w.req.Method != http.MethodHead && w.contentLength != -1 && bodyAllowedForStatus(w.status) && w.contentLength != w.written {
 		return false // did not write what it declared: the stream is out of step
 	}
-	return w.c.werr == nil
+	if w.c.werr != nil || w.closedRequestBodyEarly() {
+		return false
+	}
+	// Stricter than net/http, which would go on after a read error in
+	// closing a body it had not discarded at the head (a full-duplex
+	// handler's): where the next request starts is not known then.
+	if w.body.c != nil && !w.body.readToEnd() {
+		return false
+	}
+	return true
+}
+
+// closedRequestBodyEarly is net/http's: the body (still Request.Body)
+// was closed with more than maxPostHandlerReadBytes left.
+func (w *response) closedRequestBodyEarly() bool {
+	b, ok := w.req.Body.(*body)
+	return ok && b.didEarlyClose()
+}
+
+// bodySettled reports whether the request body is where reading what is
+// left of it at the head (discardBody) reads nothing: none, read to its
+// end, or closed; or it is left alone (EnableFullDuplex).
+func (w *response) bodySettled() bool {
+	if w.req.ContentLength == 0 || w.fullDuplex {
+		return true
+	}
+	return w.body.c == nil || w.body.settled()
+}
+
+// reqBody is net/http's response.reqBody: the request's Body as the
+// server made it (the handler may replace Request.Body). A method, not a
+// field: the response fits a 1024-byte size class.
+func (w *response) reqBody() io.ReadCloser {
+	if w.body.c != nil {
+		return &w.body
+	}
+	return http.NoBody
+}
+
+// discardBody is what net/http's chunkWriter.writeHeader does with a
+// request body the handler may have left unread, before the head goes
+// out (Go issue 15527: clients that send a whole request before reading
+// the response): the rest is read and discarded, up to
+// maxPostHandlerReadBytes, and the body closed; it reports tooBig when
+// more is left (the connection then closes after the response). A read
+// error closes the connection too: whatever remains must not be read as
+// a request.
+func (w *response) discardBody() (tooBig bool) {
+	discard := false
+	switch b := w.req.Body.(type) {
+	case *body:
+		b.mu.Lock()
+		switch {
+		case b.closed:
+			if !b.sawEOF {
+				w.closeAfterReply = true // closed after a read error
+			}
+		case b.unreadLocked() >= maxPostHandlerReadBytes:
+			tooBig = true
+		default:
+			discard = true
+		}
+		b.mu.Unlock()
+	default:
+		discard = true
+	}
+	if !discard {
+		return tooBig
+	}
+	_, err := io.CopyN(io.Discard, w.reqBody(), maxPostHandlerReadBytes+1)
+	switch err { //nolint:errorlint // net/http's comparisons, exactly
+	case nil:
+		return true // even more is left
+	case http.ErrBodyReadAfterClose:
+		// Read and closed already.
+	case io.EOF:
+		if w.direct {
+			// The head is written early (see response): the body, at its
+			// end, is closed when net/http would have written it.
+			w.deferClose = true
+		} else if w.reqBody().Close() != nil {
+			w.closeAfterReply = true
+		}
+	default:
+		w.closeAfterReply = true
+	}
+	return false
+}
+
+// settleBody closes the request body if discardBody left that for later
+// (deferClose): it is at its end, so nothing is read.
+func (w *response) settleBody() {
+	if w.deferClose {
+		w.deferClose = false
+		_ = w.reqBody().Close()
+	}
 }
 
 func (w *response) finalTrailers() http.Header {
@@ -429,6 +550,15 @@ func (w *response) writeHeader(p []byte, owned bool) {
 	}
 	if hget(header, "Connection") == "close" || !keepAlivesEnabled {
 		w.closeAfterReply = true
+	}
+
+	if w.req.ContentLength != 0 && !w.closeAfterReply && !w.fullDuplex && w.discardBody() {
+		// net/http's requestTooLarge (the head is written: the handler's
+		// header is left as it is).
+		w.closeAfterReply = true
+		w.requestBodyLimitHit = true
+		delHeader("Connection")
+		setHeader.connection = "close"
 	}
 
 	code := w.status

@@ -3,12 +3,17 @@
 // net/http would, for less CPU per request.
 //
 // Every connection starts here. A request head is read whole and taken
-// when it is provably simple (parseHead: GET or HEAD, HTTP/1.1,
-// origin-form target, one valid Host, no body, no upgrade). The handler
-// then runs with a Request and a ResponseWriter that are what net/http
-// would have given it, and writes what net/http would have written. The
-// first request that is not simple, anything malformed, HTTP/2 with prior
-// knowledge (h2c), a body or an upgrade, hands the connection to the
+// when it is provably simple (parseHead: a token method but CONNECT,
+// HTTP/1.1, origin-form target, one valid Host, no upgrade, no Expect, a
+// body framed by one valid Content-Length or by "Transfer-Encoding:
+// chunked" alone). The handler then runs with a Request and a
+// ResponseWriter that are what net/http would have given it, its Body
+// included (body.go: net/http's body, read the same way, with the same
+// errors), and writes what net/http would have written; what it leaves
+// of the body is read and discarded as net/http does (up to 256 KiB;
+// more, and the connection closes after the response). The first request
+// that is not simple, anything malformed, HTTP/1.0, HTTP/2 with prior
+// knowledge (h2c), 100-continue or an upgrade, hands the connection to the
 // http.Server, with the bytes already read, for the rest of its life: it
 // gives the answers it always gives, and enforces its own limits.
 //
@@ -36,7 +41,12 @@
 //     The same bytes get the same answers from both servers
 //     (FuzzServerMatchesNetHTTP, TestResponsesMatchNetHTTP).
 //   - A handed-over connection is never touched here again.
-//   - Timeouts are the http.Server's: ReadHeaderTimeout bounds a head,
+//   - A connection goes on after a request only where the end of its
+//     body is known (read to its end, or discarded): never where the next
+//     request would be read from inside it.
+//   - Timeouts are the http.Server's: ReadHeaderTimeout bounds a head
+//     (not the body: as net/http without ReadTimeout, there is no read
+//     deadline while the handler runs but the handler's own),
 //     IdleTimeout the wait for the next one (on a busy connection, an
 //     idle deadline set for an earlier wait is kept while it is within an
 //     eighth of IdleTimeout, at most 1s, of a fresh one; a parked
@@ -49,8 +59,18 @@
 // Where a handler could tell the difference: a taken request cannot be
 // hijacked (it never asks for an upgrade); a client that leaves is
 // noticed from the second sweep of a long handler on (100-200 ms; net/http
-// notices at once), and not while a pipelined request is buffered behind
-// the running one (then only its writes fail); and a write deadline a
+// notices at once), once the request body is read (as net/http), and not
+// while a pipelined request is buffered behind the running one (then only
+// its writes fail); a read error of the connection cancels the request
+// (as net/http's), but not the connection's later requests (net/http
+// cancels its connection's context); http.MaxBytesReader given this
+// server's ResponseWriter itself cannot tell it the limit was hit (the
+// interface is net/http's own), so the connection is not closed for it
+// (net/http adds "Connection: close"; the engine wraps its
+// ResponseWriter, so neither server sees its limit, and it asks for the
+// close itself); a handler that enabled full duplex and met a read error
+// in the body gets its connection closed after the response, where
+// net/http would read on after the error; and a write deadline a
 // handler sets stays in force for the connection's next request (the
 // engine relies on it: proxy.ConnContextKeepingDeadlines); the request's
 // context is not a *context.cancelCtx, though it behaves as one for
@@ -142,8 +162,8 @@ const sweepInterval = 100 * time.Millisecond
 // within what net/http accepts whatever MaxHeaderBytes is. srv settings
 // this server does not implement (ReadTimeout, WriteTimeout, ConnState,
 // TLSConfig) make it hand every connection over; srv's own
-// SetKeepAlivesEnabled is not seen (call this Server's). Taken requests cannot be hijacked: they never ask for an
-// upgrade.
+// SetKeepAlivesEnabled is not seen (call this Server's). Taken requests
+// cannot be hijacked: they never ask for an upgrade.
 func New(srv *http.Server, connContext func(context.Context, net.Conn) context.Context) *Server {
 	if connContext == nil {
 		connContext = srv.ConnContext

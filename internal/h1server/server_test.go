@@ -89,6 +89,17 @@ func newPair(t testing.TB, h http.HandlerFunc, configure func(*http.Server)) *pa
 // server before it serves.
 func newPairWith(t testing.TB, h http.HandlerFunc, configure func(*http.Server), configureFast func(*Server)) *pair {
 	t.Helper()
+	return newPairOn(t, h, configure, configureFast, nil)
+}
+
+// newPairOn is newPairWith with both servers serving wrap(listener)
+// when wrap is not nil (h1guard.NewListener).
+func newPairOn(t testing.TB, h http.HandlerFunc, configure func(*http.Server), configureFast func(*Server),
+	wrap func(net.Listener) net.Listener) *pair {
+	t.Helper()
+	if wrap == nil {
+		wrap = func(l net.Listener) net.Listener { return l }
+	}
 	p := &pair{ref: newPairListener(), fast: newPairListener(), errorLog: &bytes.Buffer{}, errorLogMu: &sync.Mutex{}}
 	quiet := log.New(io.Discard, "", 0)
 	wrapped := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -110,13 +121,13 @@ func newPairWith(t testing.TB, h http.HandlerFunc, configure func(*http.Server),
 		return s
 	}
 	p.refSrv = mk(quiet)
-	go func() { _ = p.refSrv.Serve(p.ref) }()
+	go func() { _ = p.refSrv.Serve(wrap(p.ref)) }()
 	p.srv = New(mk(log.New(lockedBuffer{p.errorLogMu, p.errorLog}, "", 0)), nil)
 	if configureFast != nil {
 		configureFast(p.srv)
 	}
 	served := make(chan error, 1)
-	go func() { served <- p.srv.Serve(p.fast) }()
+	go func() { served <- p.srv.Serve(wrap(p.fast)) }()
 	t.Cleanup(func() {
 		p.refSrv.Close()
 		p.srv.Close()
@@ -173,8 +184,11 @@ func dump(w http.ResponseWriter, r *http.Request) {
 	_, hasLocal := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	fmt.Fprintf(&b, "ctx server=%v local=%v\n", hasSrv, hasLocal)
 	if r.Body != nil {
-		body, _ := io.ReadAll(r.Body)
-		fmt.Fprintf(&b, "body=%q\n", body)
+		body, err := io.ReadAll(r.Body)
+		if len(body) > 100 {
+			body = []byte(fmt.Sprintf("%d bytes ending %q", len(body), body[len(body)-10:]))
+		}
+		fmt.Fprintf(&b, "body=%q err=%v trailer=%q\n", body, err, r.Trailer)
 	}
 	w.Header().Set("Content-Type", "text/plain")
 	_, _ = io.WriteString(w, b.String())
@@ -193,8 +207,10 @@ func TestRequestsMatchNetHTTP(t *testing.T) {
 		{"simple", "GET /a?b=c HTTP/1.1\r\nHost: x\r\nUser-Agent: t\r\n\r\n", 1},
 		{"head", "HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n", 1},
 		{"pipelined", "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nhost: y\r\nconnection: close\r\n\r\nGET /3 HTTP/1.1\r\nHost: z\r\n\r\n", 2},
-		{"simple then a body", "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /3 HTTP/1.1\r\nHost: x\r\n\r\n", 1},
-		{"chunked body", "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 0},
+		{"simple then a body", "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /3 HTTP/1.1\r\nHost: x\r\n\r\n", 3},
+		{"chunked body", "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 1},
+		{"body then HTTP/1.0", "PUT /1 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nxPOST /2 HTTP/1.0\r\nContent-Length: 2\r\n\r\nab", 1},
+		{"expect", "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nab", 0},
 		{"HTTP/1.0", "GET / HTTP/1.0\r\n\r\n", 0},
 		{"no host", "GET / HTTP/1.1\r\n\r\n", 0},
 		{"two hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 0},
@@ -240,6 +256,9 @@ func FuzzServerMatchesNetHTTP(f *testing.F) {
 		"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n 2\r\n\r\n",
 		"PRI * HTTP/2.0\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: a\r\n\r\n" + h2Preface,
+		"POST /1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"PUT /1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n5\r\nhello\r\n0\r\nX-T: 1\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;ext\r\nhel\r\n",
 	} {
 		f.Add([]byte(s))
 	}

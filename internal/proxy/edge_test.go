@@ -334,3 +334,71 @@ routes:
 		})
 	}
 }
+
+// TestBodyLimitAnswersAndCloses: a body over the route's max_body_bytes
+// is answered 413 and the connection closed after it, at once, on both
+// HTTP/1.1 servers: a declared length over the limit before any of the
+// body is read, a chunked body once the limit is passed (the engine's
+// http.MaxBytesReader sits on the respWriter, not on the server's
+// ResponseWriter, so neither server sees the limit itself: the engine's
+// "Connection: close" ends the connection). The client keeps sending:
+// nothing waits for the rest.
+func TestBodyLimitAnswersAndCloses(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, nil)
+	cfg := fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: small, match: { path_prefix: /small }, upstream: app, max_body_bytes: 100 }
+`, hostport(up.Server))
+	for _, srv := range []struct {
+		name string
+		gate func(*testing.T, string) *gate
+	}{{"net/http", newGate}, {"h1server", newH1Gate}} {
+		t.Run(srv.name, func(t *testing.T) {
+			t.Parallel()
+			g := srv.gate(t, cfg)
+			addr := g.srv.Listener.Addr().String()
+			for _, b := range []struct{ name, header, part string }{
+				{"declared", "Content-Length: 1000\r\n", strings.Repeat("x", 500)},
+				{"declared over 256KiB", "Content-Length: 10000000\r\n", strings.Repeat("x", 500)},
+				{"chunked", "Transfer-Encoding: chunked\r\n", "1f4\r\n" + strings.Repeat("x", 500) + "\r\n"},
+			} {
+				t.Run(b.name, func(t *testing.T) {
+					status := answerWithoutBody(t, addr, "POST /small HTTP/1.1\r\nHost: x\r\n"+b.header+"\r\n", b.part,
+						5*time.Second, 5*time.Second)
+					if !strings.HasPrefix(status, "413") {
+						t.Errorf("status %q, want 413", status)
+					}
+				})
+			}
+			// Under the limit, the connection goes on (a chunked request
+			// would end it here: these gates have no h1guard, see
+			// framingChecks).
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(c)
+			for i, req := range []string{
+				"POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+				"PUT /small HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+			} {
+				_, _ = io.WriteString(c, req)
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				if resp.StatusCode != 200 || resp.Close {
+					t.Fatalf("request %d: %s, close %v", i, resp.Status, resp.Close)
+				}
+			}
+			if got := up.last(t).Body; got != "hello" {
+				t.Fatalf("upstream got %q", got)
+			}
+		})
+	}
+}

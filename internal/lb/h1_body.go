@@ -273,8 +273,16 @@ func (pc *h1Conn) copyLength(buf []byte) error {
 			pc.wstage.Store(stageFlushing)
 		}
 		if m > 0 {
+			// Each read goes as it comes, as the Transport's (its
+			// writer copies a body that is not in memory straight to
+			// the connection): a body sent slowly arrives as slowly.
 			if _, err := pc.bw.Write(p[:m]); err != nil {
 				return err
+			}
+			if n < cl && rerr == nil {
+				if err := pc.bw.Flush(); err != nil {
+					return err
+				}
 			}
 		}
 		if rerr == io.EOF && n < cl {

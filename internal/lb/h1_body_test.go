@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -333,8 +334,20 @@ func TestH1EarlyResponse(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			var b []byte
+			ended := make(chan struct{})
+			go func() {
+				b, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+				close(ended)
+			}()
+			select {
+			case <-ended:
+			case <-time.After(5 * time.Second):
+				pw.Close()
+				<-ended
+				t.Fatal("the response's end waited for the body's client")
+			}
 			if resp.StatusCode != 413 || string(b) != "big" || err != nil {
 				t.Fatalf("%d %q %v", resp.StatusCode, b, err)
 			}
@@ -493,7 +506,12 @@ func TestH1BodyResendNeedsGetBody(t *testing.T) {
 		io.WriteString(c, ok5)
 		readHead(br) // the next request on this connection: closed unanswered
 	})
-	c := testClient(Settings{})
+	var dials atomic.Int32
+	d := &net.Dialer{Timeout: time.Second}
+	c := newH1Client(func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		return d.DialContext(ctx, network, addr)
+	}, Settings{IdleConnTimeout: 4 * time.Second})
 	defer c.CloseIdleConnections()
 	post := func(getBody bool) error {
 		req, _ := http.NewRequest("PUT", "http://"+u.addr()+"/", &pieces{p: []string{"payload"}})
@@ -521,6 +539,9 @@ func TestH1BodyResendNeedsGetBody(t *testing.T) {
 	}
 	if err := post(false); err == nil {
 		t.Fatal("a body without GetBody was sent twice")
+	}
+	if n := dials.Load(); n != 2 {
+		t.Fatalf("%d connections dialled, want 2: a body without GetBody was tried again", n)
 	}
 	noWriterLeft(t)
 }

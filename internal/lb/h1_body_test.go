@@ -423,7 +423,7 @@ func TestH1UpstreamClosesMidBody(t *testing.T) {
 // Transport's: a slow upload is not a slow upstream; an upstream that
 // does not answer a whole body in time is.
 func TestH1HeaderTimeoutFromTheEndOfTheBody(t *testing.T) {
-	const timeout = 150 * time.Millisecond
+	const timeout = 300 * time.Millisecond
 	u := newRawUpstream(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		for {

@@ -11,8 +11,10 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,7 +22,7 @@ import (
 )
 
 // h1Client is a synchronous HTTP/1.1 client, over plain TCP or TLS, used
-// for the common request that carries no body and asks for no upgrade.
+// for every request that asks for no upgrade and no 100-continue.
 //
 // Why not http.Transport: the profile in docs/performance.md ("Where the
 // time goes") shows the Transport's two goroutines per connection (a write
@@ -30,14 +32,20 @@ import (
 // writes the request head and reads the response head itself; the
 // response body is read by whoever reads it (ReverseProxy's copy loop),
 // and the connection goes back to the idle list when the body ends
-// cleanly. Requests with a body, upgrades and Expect stay on the
-// Transport, which writes a body while it reads the response.
+// cleanly. A request body is written by one goroutine per request (not
+// per connection) while the caller reads the response (h1_body.go).
+// Upgrades and Expect stay on the Transport.
 //
 // It keeps the Transport's contract where a proxy depends on it:
 //   - a request that fails on a reused connection before a single response
 //     byte arrives is sent again once on a new connection, when it is
-//     replayable (GET, HEAD, OPTIONS, TRACE): an app server closing an idle
+//     replayable (GET, HEAD, OPTIONS, TRACE, or an Idempotency-Key, with
+//     no body or one GetBody gives again): an app server closing an idle
 //     keep-alive connection must never turn into a 502;
+//   - a body is framed as the Transport frames it (Content-Length and
+//     exactly that many bytes, or chunked with the request's trailers),
+//     and a body that fails, or does not match its length, closes the
+//     connection before the upstream could see a complete request;
 //   - header names and values are checked (no CR/LF smuggled in), and
 //     the Host header too;
 //   - the response head is bounded (maxResponseHead), and 1xx responses
@@ -53,6 +61,7 @@ type h1Client struct {
 	maxIdle       int
 	idleTimeout   time.Duration
 	headerTimeout time.Duration
+	bufs          sync.Pool // *[]byte, 32 KiB: request body writers' copy buffers
 
 	mu     sync.Mutex           // guards the following fields
 	idle   map[string][]*h1Conn // by address; oldest first, so LIFO reuse
@@ -77,6 +86,7 @@ var ErrTooMany1xx = errors.New("lb: upstream sent too many 1xx responses")
 
 func newH1Client(dial func(ctx context.Context, network, addr string) (net.Conn, error), s Settings) *h1Client {
 	c := &h1Client{
+		bufs:          sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }},
 		dial:          dial,
 		maxIdle:       s.MaxIdlePerTarget,
 		idleTimeout:   s.IdleConnTimeout,
@@ -98,10 +108,17 @@ func newH1Client(dial func(ctx context.Context, network, addr string) (net.Conn,
 }
 
 // eligible reports whether req can use the synchronous client: the
-// pool's scheme, no body, no upgrade, no Expect.
+// pool's scheme, no upgrade, no Expect, and no body or one it frames as
+// the Transport would (bodyLength).
 func (c *h1Client) eligible(req *http.Request) bool {
-	return req.URL.Scheme == c.scheme && (req.Body == nil || req.Body == http.NoBody) &&
-		req.Header["Upgrade"] == nil && req.Header["Expect"] == nil
+	if req.URL.Scheme != c.scheme || req.Header["Upgrade"] != nil || req.Header["Expect"] != nil {
+		return false
+	}
+	if req.Body == nil || req.Body == http.NoBody {
+		return req.ContentLength == 0 || req.Body == http.NoBody // else the Transport's error
+	}
+	_, ok := bodyLength(req)
+	return ok
 }
 
 // h1Conn is one upstream connection. It is owned by one request at a
@@ -141,6 +158,24 @@ type h1Conn struct {
 	peeked   bool
 	pending  bool // the peek found bytes, an end or an error
 	peekBuf  [1]byte
+	peekFn   func(fd uintptr) // peekFD, bound once (idlePending, tcpPending)
+
+	// The request body writer's state (h1_body.go). Its inputs and
+	// wearly/warmed are shared with it; the rest is the caller's.
+	c         *h1Client
+	bodyTaken bool          // a writer was started for this request (and closes its body)
+	writing   bool          // it was started and not yet joined
+	werr      error         // its result, once joined
+	wdone     chan error    // its result; made with the connection's first body
+	wstage    atomic.Int32  // stageReading or stageFlushing
+	writeFn   func()        // writeBody, bound once
+	wbody     io.ReadCloser // the body, until joined
+	wcl       int64
+	wtrailer  http.Header
+	wone      [1]byte    // bodyRest's
+	wmu       sync.Mutex // guards wearly and warmed
+	wearly    bool       // the final response head arrived: the writer arms no deadline
+	warmed    time.Time  // the header timeout's deadline the writer set
 }
 
 // connWriter is what a connection's bufio.Writer writes to: the last
@@ -220,16 +255,25 @@ type Informer interface {
 
 // roundTrip is RoundTrip with a header block written after req.Header,
 // and 1xx responses given to info (nil: to req's httptrace, if any).
+//
+// req.Body, if any, is closed once the round trip no longer needs it, as
+// the Transport does: by the body writer when it ends, or here when the
+// request fails before one started.
 func (c *h1Client) roundTrip(req *http.Request, extra []byte, info Informer) (*http.Response, error) {
 	ctx := req.Context()
+	body := req.Body
+	if body == http.NoBody {
+		body = nil
+	}
 	for attempt := 0; ; attempt++ {
 		// The resend goes on a new connection: another idle one could
 		// have been closed in the same moment.
 		pc, err := c.get(ctx, req.URL.Host, attempt == 0)
 		if err != nil {
+			closeBody(body)
 			return nil, err
 		}
-		resp, err := c.send(pc, req, extra, info)
+		resp, err := c.send(pc, req, body, extra, info)
 		if err == nil {
 			return resp, nil
 		}
@@ -240,7 +284,18 @@ func (c *h1Client) roundTrip(req *http.Request, extra []byte, info Informer) (*h
 		}
 		var re errRetryable
 		if attempt == 0 && errors.As(err, &re) && pc.reused && replayable(req) && ctx.Err() == nil {
+			if body == nil || !pc.bodyTaken {
+				continue // the body, if any, was never read: it goes again as it is
+			}
+			// net/http's rewindBody: the body was read (and closed by its
+			// writer); GetBody gives it again.
+			if body, err = req.GetBody(); err != nil {
+				return nil, err
+			}
 			continue
+		}
+		if !pc.bodyTaken {
+			closeBody(body)
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, fmt.Errorf("%w (%v)", ctxErr, err)
@@ -249,8 +304,19 @@ func (c *h1Client) roundTrip(req *http.Request, extra []byte, info Informer) (*h
 	}
 }
 
-// replayable: net/http's rule for resending after a stale connection.
+func closeBody(body io.ReadCloser) {
+	if body != nil {
+		_ = body.Close()
+	}
+}
+
+// replayable: net/http's rule for resending after a stale connection
+// (Request.isReplayable): an idempotent method, or an Idempotency-Key,
+// and no body, or one that GetBody can give again.
 func replayable(req *http.Request) bool {
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		return false
+	}
 	switch req.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
 		return true
@@ -258,26 +324,42 @@ func replayable(req *http.Request) bool {
 	return req.Header["Idempotency-Key"] != nil || req.Header["X-Idempotency-Key"] != nil
 }
 
-// send writes req on pc and reads the response head. On error the caller
-// closes pc.
-func (c *h1Client) send(pc *h1Conn, req *http.Request, extra []byte, info Informer) (*http.Response, error) {
+// send writes req, with body (nil: none), on pc and reads the response
+// head. On error the caller closes pc; a body writer has ended by then.
+func (c *h1Client) send(pc *h1Conn, req *http.Request, body io.ReadCloser, extra []byte, info Informer) (*http.Response, error) {
 	var cw cancelWatch
 	cw.start(req.Context(), pc)
 	ra := new(respAlloc)
-	resp, err := c.sendHead(pc, req, extra, info, ra)
+	pc.bodyTaken, pc.werr = false, nil
+	var resp *http.Response
+	var err error
+	if body == nil {
+		resp, err = c.sendHead(pc, req, extra, info, ra)
+	} else {
+		resp, err = c.sendWithBody(pc, req, body, extra, info, ra)
+	}
 	if err != nil {
 		cw.release()
+		if pc.bodyTaken {
+			pc.close() // unblocks the body writer's write, if it is in one
+			var be bodyError
+			if errors.As(pc.joinWriter(), &be) {
+				err = be.err // the body's own failure comes first, as in net/http
+			}
+		}
 		return nil, err
 	}
 	reusable := !resp.Close && !req.Close
-	if resp.Body == http.NoBody {
-		if cw.release() && reusable && pc.br.Buffered() == 0 {
+	if resp.Body == http.NoBody && !pc.writing {
+		if cw.release() && reusable && pc.br.Buffered() == 0 && pc.werr == nil {
 			c.put(pc)
 		} else {
 			pc.close()
 		}
 		return resp, nil
 	}
+	// A body writer still at work ends with the response's body
+	// (h1Body.finish), even an empty one.
 	ra.body = h1Body{c: c, pc: pc, body: resp.Body, cw: cw, reusable: reusable}
 	resp.Body = &ra.body
 	return resp, nil
@@ -325,7 +407,7 @@ func (w *cancelWatch) release() bool {
 }
 
 func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte, info Informer, ra *respAlloc) (*http.Response, error) {
-	if err := writeHead(pc.bw, req, extra); err != nil {
+	if err := writeHead(pc.bw, req, extra, noBody, ""); err != nil {
 		return nil, err
 	}
 	// Armed before the flush, which may wait for the response itself. The
@@ -348,6 +430,12 @@ func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte, info In
 		}
 		return nil, staleErr(err)
 	}
+	return c.readResponse(pc, req, info, ra)
+}
+
+// readResponse reads the response head to req: 1xx responses, passed to
+// info or req's httptrace, then the final one.
+func (c *h1Client) readResponse(pc *h1Conn, req *http.Request, info Informer, ra *respAlloc) (*http.Response, error) {
 	var trace *httptrace.ClientTrace
 	if info == nil {
 		trace = httptrace.ContextClientTrace(req.Context())
@@ -373,6 +461,9 @@ func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte, info In
 		}
 		if code >= 200 {
 			pc.lr.n = -1
+			if pc.bodyTaken {
+				pc.finalArrived() // the header timeout, if the writer armed it
+			}
 			// The body may take as long as it takes, unless it is all
 			// in the buffer already and never reads the socket.
 			if !pc.readDeadline.IsZero() && !bodyBuffered(resp, pc.br) {
@@ -418,17 +509,23 @@ func bodyBuffered(resp *http.Response, br *bufio.Reader) bool {
 	return resp.Body == http.NoBody || resp.ContentLength >= 0 && int64(br.Buffered()) >= resp.ContentLength
 }
 
-// writeHead writes the request line and header block of a body-less
-// request, as net/http's Request.write would (minus sorting): Host from
-// req.Host or the URL, User-Agent only when set and not empty,
-// Content-Length: 0 for the methods that carry a body, and no framing or
-// trailer headers from the map. extra, a header block, follows the map.
+// noBody is writeHead's length for a request without a body.
+const noBody = -2
+
+// writeHead writes the request line and header block, as net/http's
+// Request.write would (minus sorting): Host from req.Host or the URL,
+// User-Agent only when set and not empty, no framing or trailer headers
+// from the map, then the framing of the body, whose length is cl: with
+// none (noBody), Content-Length: 0 for the methods that carry a body; a
+// length, Content-Length; -1, Transfer-Encoding: chunked and trailer,
+// the Trailer field's value (empty: none). extra, a header block,
+// follows.
 //
 // Everything is checked before the first byte is written: a head larger
 // than the write buffer is flushed while it is written, so no part of a
 // refused request may be written at all. A write error is then the
 // connection's (staleErr decides whether it may be retried).
-func writeHead(w *bufio.Writer, req *http.Request, extra []byte) error {
+func writeHead(w *bufio.Writer, req *http.Request, extra []byte, cl int64, trailer string) error {
 	host := req.Host
 	if host == "" {
 		host = req.URL.Host
@@ -450,7 +547,7 @@ func writeHead(w *bufio.Writer, req *http.Request, extra []byte) error {
 			}
 		}
 	}
-	if err := writeHeadChecked(w, req, host, extra); err != nil {
+	if err := writeHeadChecked(w, req, host, extra, cl, trailer); err != nil {
 		return staleErr(err)
 	}
 	return nil
@@ -475,7 +572,7 @@ func removeZone(host string) string {
 }
 
 // writeHeadChecked writes a head that writeHead has checked.
-func writeHeadChecked(w *bufio.Writer, req *http.Request, host string, extra []byte) error {
+func writeHeadChecked(w *bufio.Writer, req *http.Request, host string, extra []byte, cl int64, trailer string) error {
 	w.WriteString(req.Method)
 	w.WriteByte(' ')
 	if u := req.URL; u.Opaque == "" && u.RawPath == "" && u.Path != "" && u.Path[0] == '/' && !needsEscape(u.Path) {
@@ -511,8 +608,20 @@ func writeHeadChecked(w *bufio.Writer, req *http.Request, host string, extra []b
 			w.WriteString("\r\n")
 		}
 	}
-	switch req.Method {
-	case http.MethodPost, http.MethodPut, http.MethodPatch:
+	switch {
+	case cl >= 0:
+		var num [20]byte
+		w.WriteString("Content-Length: ")
+		w.Write(strconv.AppendInt(num[:0], cl, 10))
+		w.WriteString("\r\n")
+	case cl == -1:
+		w.WriteString("Transfer-Encoding: chunked\r\n")
+		if trailer != "" {
+			w.WriteString("Trailer: ")
+			w.WriteString(trailer)
+			w.WriteString("\r\n")
+		}
+	case req.Method == http.MethodPost, req.Method == http.MethodPut, req.Method == http.MethodPatch:
 		w.WriteString("Content-Length: 0\r\n")
 	}
 	if req.Close {
@@ -572,7 +681,11 @@ func (b *h1Body) Close() error {
 
 func (b *h1Body) finish(eof bool) {
 	b.done = true
-	if b.cw.release() && eof && b.reusable && b.pc.br.Buffered() == 0 {
+	clean := b.cw.release() && eof && b.reusable && b.pc.br.Buffered() == 0
+	if b.pc.bodyTaken {
+		clean = b.pc.endWriter(clean) // the request's body writer ends here
+	}
+	if clean {
 		b.c.put(b.pc)
 	} else {
 		b.pc.close()

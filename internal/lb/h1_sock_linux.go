@@ -87,12 +87,30 @@ func (pc *h1Conn) writeWait(fd uintptr) bool {
 
 // tcpPending reports whether the TCP socket under a TLS connection
 // holds unread bytes or its end, without waiting (see tlsIdleUnclean).
-func (pc *h1Conn) tcpPending() bool {
-	pending := false
-	_ = pc.tcp.Control(func(fd uintptr) {
-		_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&pc.peekBuf[0])), 1,
-			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-		pending = errno != syscall.EAGAIN && errno != syscall.EWOULDBLOCK // bytes, an end or an error
-	})
-	return pending
+func (pc *h1Conn) tcpPending() bool { return pc.socketPending(pc.tcp) }
+
+// idlePending reports whether a plain connection's socket holds unread
+// bytes or its end, without waiting: writeAndAwait's idle check, for a
+// request whose head is flushed without waiting for the response (one
+// with a body).
+func (pc *h1Conn) idlePending() bool {
+	if pc.raw == nil {
+		return false
+	}
+	return pc.socketPending(pc.raw)
+}
+
+func (pc *h1Conn) socketPending(raw syscall.RawConn) bool {
+	if pc.peekFn == nil {
+		pc.peekFn = pc.peekFD
+	}
+	pc.pending = false
+	_ = raw.Control(pc.peekFn)
+	return pc.pending
+}
+
+func (pc *h1Conn) peekFD(fd uintptr) {
+	_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&pc.peekBuf[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	pc.pending = errno != syscall.EAGAIN && errno != syscall.EWOULDBLOCK // bytes, an end or an error
 }

@@ -12,3 +12,6 @@ func (pc *h1Conn) writeWait(uintptr) bool { return true }
 // tcpPending: not looked at without the Linux peek; a connection the
 // server closed is still caught by the resend on reuse.
 func (pc *h1Conn) tcpPending() bool { return false }
+
+// idlePending: see tcpPending.
+func (pc *h1Conn) idlePending() bool { return false }

@@ -66,8 +66,8 @@ func (p *Pool) Scheme() string {
 // atomically, once per pick.
 type Pool struct {
 	Name string
-	// Transport carries what the synchronous client does not (bodies,
-	// upgrades, Expect); RoundTrip chooses.
+	// Transport carries what the synchronous client does not (upgrades,
+	// Expect, bodies of unknown length on GET-like methods); Send chooses.
 	Transport *http.Transport
 	Settings  Settings
 
@@ -141,24 +141,38 @@ func NewPool(name string, targets []*Target, s Settings, m *metrics.Metrics) *Po
 }
 
 // Direct reports whether Send writes req itself (the synchronous client:
-// body-less, plain HTTP or TLS) rather than through Transport.
+// plain HTTP or TLS, no upgrade, no Expect, and no body or one it frames
+// as the Transport would) rather than through Transport.
 func (p *Pool) Direct(req *http.Request) bool { return p.h1 != nil && p.h1.eligible(req) }
 
 // DirectFor reports whether a request proxied from in will be Direct: in
-// has no body, no Upgrade and no Expect (which a proxy passes on), to a
-// plain or a TLS pool alike. No body is a nil or http.NoBody Body, or, as
-// httputil.ReverseProxy decides (it sends no body then), a ContentLength
-// of 0: net/http's HTTP/2 server gives every request a Body, even one
-// whose stream ended with its header (ContentLength 0), so without this
-// no HTTP/2 request would go direct.
+// has no Upgrade and no Expect (which a proxy passes on), to a plain or a
+// TLS pool alike, and either no body or one whose framing is settled. No
+// body is a nil or http.NoBody Body, or, as httputil.ReverseProxy decides
+// (it sends no body then), a ContentLength of 0: net/http's HTTP/2 server
+// gives every request a Body, even one whose stream ended with its header
+// (ContentLength 0). A body of unknown length (-1: chunked, or an HTTP/2
+// stream without a Content-Length) on a method that usually has none
+// (GET, HEAD, DELETE, OPTIONS, ...) stays on the Transport, which probes
+// such a body for a first byte before choosing its framing.
 func (p *Pool) DirectFor(in *http.Request) bool {
-	return p.h1 != nil && (in.Body == nil || in.Body == http.NoBody || in.ContentLength == 0) &&
-		in.Header["Upgrade"] == nil && in.Header["Expect"] == nil
+	if p.h1 == nil || in.Header["Upgrade"] != nil || in.Header["Expect"] != nil {
+		return false
+	}
+	if in.Body == nil || in.Body == http.NoBody || in.ContentLength == 0 {
+		return true
+	}
+	_, ok := framing(in.Method, in.ContentLength, nil) // what ReverseProxy sends: the length, or chunks
+	return ok
 }
 
 // Send sends req to the target in req.URL.Host. extra is an HTTP/1.1
 // header block (validated by the caller) written after req.Header; it
-// must be nil unless Direct(req).
+// must be nil unless Direct(req). As with http.Transport, req.Body is
+// closed, and on the synchronous client it is read by a goroutine of
+// its own while the response is read (h1_body.go): a body that can abort
+// a waiting Read (AbortRead) has it aborted when the response ends before
+// the body was all sent.
 func (p *Pool) Send(req *http.Request, extra []byte) (*http.Response, error) {
 	if p.Direct(req) {
 		return p.h1.roundTrip(req, extra, nil)

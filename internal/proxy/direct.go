@@ -9,6 +9,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/net/http/httpguts"
 
@@ -17,7 +18,8 @@ import (
 
 // The direct attempt: what httputil.ReverseProxy does for one attempt,
 // done in one pass, for the requests the pool's synchronous client writes
-// itself (no body, no upgrade, no Expect; plain or TLS: lb.Pool.DirectFor).
+// itself (no upgrade, no Expect, no body of unknown length on a GET-like
+// method; plain or TLS: lb.Pool.DirectFor).
 // ReverseProxy clones the request and its header map, then deletes
 // hop-by-hop headers one canonicalized name at a time, and copies the
 // response header value by value; for the common request that was a tenth
@@ -36,7 +38,14 @@ import (
 //   - an event stream or a body of unknown length is flushed write by
 //     write; trailers are announced and passed on;
 //   - a body that fails after the header was sent aborts the response
-//     (http.ErrAbortHandler), so the client sees a cut, not an end.
+//     (http.ErrAbortHandler), so the client sees a cut, not an end;
+//   - a request body goes as ReverseProxy sends it: none when its length
+//     is 0 (golang/go#16036), else its length or chunks, and the trailer
+//     keys it announces, without values (ReverseProxy clones the trailer
+//     before the body is read, so values never reach the upstream: nor
+//     do they here, which keeps fields a client sends past every header
+//     filter from the upstream); the inbound body is never closed by
+//     the client (directBody), as ReverseProxy's noopCloseReader.
 //
 // Everything else takes ReverseProxy (attempt).
 
@@ -111,10 +120,43 @@ func skipHeader(k string, named []string) bool {
 // the forwarding values, and a header map of more than eight fields is
 // four.
 type outbound struct {
-	req http.Request
-	url url.URL
-	h   http.Header
-	fw  [7]string
+	req  http.Request
+	url  url.URL
+	h    http.Header
+	fw   [7]string
+	body directBody
+}
+
+// directBody is a direct attempt's outbound request body: the inbound
+// one, which the attempt does not own. Close only marks it closed (the
+// pool's client closes what it sends; the inbound body is net/http's),
+// after which a Read fails, as ReverseProxy's noopCloseReader makes it;
+// AbortRead ends a Read waiting for the client (idleBody.abort), which
+// the pool's client asks for when the response has ended before the body
+// was all sent (lb: readAborter).
+type directBody struct {
+	in     io.ReadCloser
+	closed atomic.Bool
+}
+
+var errBodyClosed = errors.New("proxy: read of a request body after its round trip")
+
+func (b *directBody) Read(p []byte) (int, error) {
+	if b.closed.Load() {
+		return 0, errBodyClosed
+	}
+	return b.in.Read(p)
+}
+
+func (b *directBody) Close() error {
+	b.closed.Store(true)
+	return nil
+}
+
+func (b *directBody) AbortRead() {
+	if ib, ok := b.in.(*idleBody); ok {
+		ib.abort()
+	}
 }
 
 // maxPooledFields bounds the header maps kept for reuse: clear keeps a
@@ -135,6 +177,8 @@ func (e *Engine) putOutbound(ob *outbound) {
 	}
 	clear(ob.h)
 	ob.req, ob.url, ob.fw = http.Request{}, url.URL{}, [7]string{}
+	ob.body.in = nil
+	ob.body.closed.Store(false)
 	e.outs.Put(ob)
 }
 
@@ -170,6 +214,18 @@ func directRequest(in *http.Request, ctx context.Context, ob *outbound) *http.Re
 		Header:     h,
 		Host:       in.Host,
 		RemoteAddr: in.RemoteAddr,
+	}
+	if in.ContentLength != 0 && in.Body != nil && in.Body != http.NoBody {
+		// What ReverseProxy's clone carries: the length (-1: chunks),
+		// and the trailer's keys, whose values come only with the body.
+		out.ContentLength = in.ContentLength
+		out.Trailer = in.Trailer.Clone()
+		if _, replay := in.Body.(*replayBody); replay {
+			out.Body = in.Body // the engine's own buffer: in memory, never waits
+		} else {
+			ob.body.in = in.Body
+			out.Body = &ob.body
+		}
 	}
 	// WithContext is the only way to set a Request's context; its copy,
 	// inlined and dereferenced at once, stays on the stack.
@@ -239,6 +295,9 @@ func (e *Engine) sendDirect(st *state, w *respWriter, in *http.Request, ctx cont
 			return st.Informational(code, http.Header(h))
 		}}
 		resp, err = st.pool.Send(out.WithContext(httptrace.WithClientTrace(ctx, trace)), nil)
+		// The Transport's write loop may read the body after this
+		// attempt: it will find it closed (ob is not reused).
+		defer ob.body.Close()
 	}
 	if err != nil {
 		e.attemptFailed(st, err)

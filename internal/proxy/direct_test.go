@@ -415,7 +415,7 @@ func TestDirectMatchesReverseProxyOverHTTP2(t *testing.T) {
 		{"HEAD", "HEAD", "/case/head", "", nil, true},
 		{"sniffed type", "GET", "/case/no-type", "", nil, true},
 		{"POST without a body", "POST", "/case/plain", "", nil, true},
-		{"POST with a body", "POST", "/case/plain", "payload", nil, false},
+		{"POST with a body", "POST", "/case/plain", "payload", nil, true},
 		{"retried status", "GET", "/retry", "", nil, true},
 	}
 	for _, rq := range reqs {
@@ -460,9 +460,10 @@ func TestDirectMatchesReverseProxyOverHTTP2(t *testing.T) {
 	}
 }
 
-// TestDirectTakesBodylessPlainRequests pins which attempts go direct, so
-// the comparison above compares what it means to.
-func TestDirectTakesBodylessPlainRequests(t *testing.T) {
+// TestDirectTakesRequestsItCanFrame pins which attempts go direct, so
+// the comparisons above compare what they mean to: all but upgrades,
+// Expect, and bodies of unknown length on GET-like methods.
+func TestDirectTakesRequestsItCanFrame(t *testing.T) {
 	t.Parallel()
 	g := appGate(t, hostport(newRecorder(t, nil).Server))
 	pool := g.snap.Fallback
@@ -477,7 +478,17 @@ func TestDirectTakesBodylessPlainRequests(t *testing.T) {
 		want bool
 	}{
 		{"GET", httptest.NewRequest("GET", "/", nil), true},
-		{"POST with a body", httptest.NewRequest("POST", "/", strings.NewReader("x")), false},
+		{"POST with a body", httptest.NewRequest("POST", "/", strings.NewReader("x")), true},
+		{"POST, chunked", func() *http.Request {
+			r := httptest.NewRequest("POST", "/", strings.NewReader("x"))
+			r.ContentLength, r.TransferEncoding = -1, []string{"chunked"}
+			return r
+		}(), true},
+		{"DELETE, chunked", func() *http.Request {
+			r := httptest.NewRequest("DELETE", "/", strings.NewReader("x"))
+			r.ContentLength, r.TransferEncoding = -1, []string{"chunked"}
+			return r
+		}(), false},
 		{"upgrade", func() *http.Request {
 			r := httptest.NewRequest("GET", "/", nil)
 			r.Header.Set("Upgrade", "websocket")
@@ -493,7 +504,7 @@ func TestDirectTakesBodylessPlainRequests(t *testing.T) {
 		// without a Content-Length.
 		{"HTTP/2 stream ended with its header", h2Shaped(0), true},
 		{"HTTP/2 stream open for a body", h2Shaped(-1), false},
-		{"HTTP/2 with a Content-Length", h2Shaped(5), false},
+		{"HTTP/2 with a Content-Length", h2Shaped(5), true},
 	}
 	for _, c := range cases {
 		if got := pool.Pool.DirectFor(c.req); got != c.want {

@@ -699,6 +699,35 @@ routes:
 			}
 		})
 	}
+	// A 1 KiB POST (net/http serves bodies), through the direct attempt,
+	// and as before it, through ReverseProxy and http.Transport.
+	payload := bytes.Repeat([]byte("p"), 1<<10)
+	for _, path := range []string{"direct", "transport"} {
+		b.Run("post-1KiB/"+path, func(b *testing.B) {
+			e := New(Options{Holder: &h, Access: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+			if path == "transport" {
+				e.noDirect, e.rp.Transport = true, transportOnly{}
+			}
+			srv := httptest.NewUnstartedServer(e)
+			srv.Config.ConnContext = ConnContext
+			srv.Start()
+			defer srv.Close()
+			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			defer c.CloseIdleConnections()
+			url := "http://" + srv.Listener.Addr().String() + "/flow/board/7"
+			var body bytes.Reader
+			b.ReportAllocs()
+			for b.Loop() {
+				body.Reset(payload)
+				resp, err := c.Post(url, "application/octet-stream", &body)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
 }
 
 func BenchmarkEngineServeHTTP(b *testing.B) {

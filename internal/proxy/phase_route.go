@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -128,7 +129,14 @@ type idleBody struct {
 	d     time.Duration // 0: no limit per wait
 	limit time.Time     // zero: none
 	st    *state
+
+	mu      sync.Mutex // guards the following fields; held while a read's deadline is set
+	aborted bool       // abort was called: reads fail
+	ended   bool       // a read returned the end of the body
 }
+
+// errReadAborted is what a read of an aborted body returns.
+var errReadAborted = errors.New("proxy: request body read aborted: the upstream answered first")
 
 // It also marks the body's read errors as the client's: a malformed
 // chunked body is answered 400, not blamed on the upstream.
@@ -141,11 +149,24 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	if routeCut {
 		dl = b.limit
 	}
-	if !dl.IsZero() {
-		_ = b.rc.SetReadDeadline(dl)
+	b.mu.Lock()
+	if b.aborted {
+		b.mu.Unlock()
+		return 0, errReadAborted
 	}
+	if !dl.IsZero() {
+		_ = b.rc.SetReadDeadline(dl) // under mu: abort's deadline comes after it, never before
+	}
+	b.mu.Unlock()
 	n, err := b.ReadCloser.Read(p)
 	if err != nil {
+		b.mu.Lock()
+		aborted := b.aborted
+		b.ended = b.ended || err == io.EOF
+		b.mu.Unlock()
+		if aborted {
+			return n, errReadAborted // not the client's fault
+		}
 		if !dl.IsZero() {
 			_ = b.rc.SetReadDeadline(time.Time{})
 		}
@@ -163,6 +184,26 @@ func (b *idleBody) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// abort ends a read waiting for the client, and fails every later one:
+// the pool's client asks for it when an upstream's response has ended
+// before the body was all sent (an early 413 or 401), so that its body
+// writer ends with the response rather than with the client's next bytes.
+// It does it with a read deadline in the past, as net/http aborts its own
+// pending reads, and only while the body has not ended: then the response
+// said "Connection: close" (respWriter.WriteHeader), and nothing else of
+// the connection will be read. Once the body has ended, net/http's
+// background read watches the connection and must not meet the deadline
+// (it would take it for the client leaving): nothing is done.
+func (b *idleBody) abort() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.aborted || b.ended || b.st.body != nil && b.st.body.done() {
+		return
+	}
+	b.aborted = true
+	_ = b.rc.SetReadDeadline(aLongTimeAgo)
 }
 
 // errClientBody marks a request body that could not be read: malformed

@@ -63,7 +63,7 @@ func (e *Engine) proxy(st *state, w *respWriter, r *http.Request) {
 		}
 		st.tried.Add(t)
 		if body != nil {
-			r.Body = io.NopCloser(bytes.NewReader(body))
+			r.Body = &replayBody{bytes.NewReader(body)}
 		}
 		if !e.attempt(st, w, r, t) {
 			return // a response (or an abort) went to the client
@@ -82,6 +82,14 @@ func (e *Engine) proxy(st *state, w *respWriter, r *http.Request) {
 		}
 	}
 }
+
+// replayBody is a request body the engine kept (retries.buffer_body),
+// given to each attempt afresh. Close does nothing: the bytes are the
+// engine's. It says its length (bytes.Reader's Len), which tells the
+// pool's client it is in memory and never waits.
+type replayBody struct{ *bytes.Reader }
+
+func (replayBody) Close() error { return nil }
 
 // attempt makes one round trip to t. It returns true when the attempt
 // failed before anything was written to the client (st.attemptErr says

@@ -3,6 +3,8 @@ package h1guard
 import (
 	"bytes"
 	"net/http"
+
+	"gatehouse/internal/httpsyntax"
 )
 
 // mode is where in the request stream the framer is.
@@ -370,15 +372,15 @@ func (h *headState) field(line []byte) result {
 	}
 	switch len(name) {
 	case len("transfer-encoding"):
-		if !asciiEqualFold(name, "transfer-encoding") {
+		if !httpsyntax.ASCIIEqualFold(name, "transfer-encoding") {
 			return result{}
 		}
 		h.te = min(h.te+1, 2)
-		if bytes.IndexByte(value, '\t') >= 0 || !asciiEqualFold(trimOWS(value), "chunked") {
+		if bytes.IndexByte(value, '\t') >= 0 || !httpsyntax.ASCIIEqualFold(trimOWS(value), "chunked") {
 			h.teBad = true
 		}
 	case len("content-length"):
-		if !asciiEqualFold(name, "content-length") {
+		if !httpsyntax.ASCIIEqualFold(name, "content-length") {
 			return result{}
 		}
 		h.cl = min(h.cl+1, 2)
@@ -436,22 +438,4 @@ func trimOWS(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
-}
-
-// asciiEqualFold reports whether b equals lower, a lower-case ASCII name,
-// ignoring case.
-func asciiEqualFold(b []byte, lower string) bool {
-	if len(b) != len(lower) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
 }

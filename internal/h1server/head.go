@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"gatehouse/internal/httpsyntax"
 )
 
 // maxHeadLines is how many header lines a request head may have to be
@@ -104,12 +106,14 @@ func parseHead(head []byte, req *http.Request, parts *reqParts, h http.Header) (
 			i++
 		}
 		valStart := i
-		for i < len(head) && head[i] != '\r' {
-			if c := head[i]; c < 0x20 && c != '\t' || c == 0x7f {
-				return false
-			}
-			i++
+		// The value runs to the first CR; no control byte but HTAB
+		// before it (a token or a cookie is most of a head: the search
+		// and the check go a word at a time).
+		end := bytes.IndexByte(head[i:], '\r')
+		if end < 0 || !httpsyntax.ValidFieldValueBytes(head[i:i+end]) {
+			return false
 		}
+		i += end
 		if i+1 >= len(head) || head[i+1] != '\n' {
 			return false
 		}
@@ -120,21 +124,21 @@ func parseHead(head []byte, req *http.Request, parts *reqParts, h http.Header) (
 		i += 2
 		switch name := head[nameStart:nameEnd]; len(name) {
 		case 4:
-			if asciiEqualFold(name, "host") {
+			if httpsyntax.ASCIIEqualFold(name, "host") {
 				if hostIdx >= 0 {
 					return false // net/http: 400 too many Host headers
 				}
 				hostIdx = n
 			}
 		case 6:
-			if asciiEqualFold(name, "expect") || asciiEqualFold(name, "pragma") {
+			if httpsyntax.ASCIIEqualFold(name, "expect") || httpsyntax.ASCIIEqualFold(name, "pragma") {
 				return false
 			}
 		case 7:
-			if asciiEqualFold(name, "upgrade") {
+			if httpsyntax.ASCIIEqualFold(name, "upgrade") {
 				return false
 			}
-			if asciiEqualFold(name, "trailer") {
+			if httpsyntax.ASCIIEqualFold(name, "trailer") {
 				if nTr == len(trIdx) {
 					return false
 				}
@@ -142,7 +146,7 @@ func parseHead(head []byte, req *http.Request, parts *reqParts, h http.Header) (
 				nTr++
 			}
 		case 14:
-			if asciiEqualFold(name, "content-length") {
+			if httpsyntax.ASCIIEqualFold(name, "content-length") {
 				if clIdx >= 0 {
 					// net/http keeps one of equal values (fixLength), and
 					// refuses differing ones.
@@ -155,7 +159,7 @@ func parseHead(head []byte, req *http.Request, parts *reqParts, h http.Header) (
 				clIdx = n
 			}
 		case 17:
-			if asciiEqualFold(name, "transfer-encoding") {
+			if httpsyntax.ASCIIEqualFold(name, "transfer-encoding") {
 				// Exactly one, exactly "chunked"; net/http drops the
 				// field (parseTransferEncoding).
 				if chunked || string(head[valStart:valEnd]) != "chunked" {
@@ -401,21 +405,3 @@ var tokenTable = func() (t [256]bool) {
 	}
 	return t
 }()
-
-// asciiEqualFold reports whether b equals lower, a lower-case ASCII name,
-// ignoring case.
-func asciiEqualFold(b []byte, lower string) bool {
-	if len(b) != len(lower) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
-}

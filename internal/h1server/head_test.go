@@ -225,15 +225,26 @@ func FuzzParseHeadMatchesNetHTTP(f *testing.F) {
 	})
 }
 
+// BenchmarkParseHead: a short head, and one with a 600-byte bearer token
+// (bench/run.sh's gatehouse-full sends one; a browser's cookies are as
+// long).
 func BenchmarkParseHead(b *testing.B) {
-	head := []byte("GET /kline/api/candles?symbol=BTC HTTP/1.1\r\nHost: 127.0.0.1:6188\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
-	b.ReportAllocs()
-	for b.Loop() {
-		var r http.Request
-		var parts reqParts
-		if !parseHead(head, &r, &parts, nil) {
-			b.Fatal("not taken")
-		}
+	const short = "GET /kline/api/candles?symbol=BTC HTTP/1.1\r\nHost: 127.0.0.1:6188\r\nUser-Agent: bench\r\nAccept: */*\r\n"
+	for _, h := range []struct{ name, head string }{
+		{"short", short + "\r\n"},
+		{"token", short + "Authorization: Bearer " + strings.Repeat("eyJhbGciOiJSUzI1NiJ9", 30) + "\r\n\r\n"},
+	} {
+		b.Run(h.name, func(b *testing.B) {
+			head := []byte(h.head)
+			b.ReportAllocs()
+			for b.Loop() {
+				var r http.Request
+				var parts reqParts
+				if !parseHead(head, &r, &parts, nil) {
+					b.Fatal("not taken")
+				}
+			}
+		})
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"gatehouse/internal/httpsyntax"
 )
 
 // bufferBeforeChunkingSize is net/http's: a handler's first output is
@@ -748,7 +750,7 @@ func hasToken(v, token string) bool {
 		if end := sp + len(token); end != len(v) && !isTokenBoundary(v[end]) {
 			continue
 		}
-		if asciiEqualFold([]byte(v[sp:sp+len(token)]), token) {
+		if httpsyntax.ASCIIEqualFold([]byte(v[sp:sp+len(token)]), token) {
 			return true
 		}
 	}

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"gatehouse/internal/httpsyntax"
 )
 
 // h1Client is a synchronous HTTP/1.1 client, over plain TCP or TLS, used
@@ -542,7 +544,7 @@ func writeHead(w *bufio.Writer, req *http.Request, extra []byte, cl int64, trail
 			return fmt.Errorf("invalid header field name %q", k)
 		}
 		for _, v := range vv {
-			if !httpguts.ValidHeaderFieldValue(v) {
+			if !httpsyntax.ValidFieldValue(v) {
 				return fmt.Errorf("invalid header field value for %q", k)
 			}
 		}

@@ -268,9 +268,7 @@ func TestH1BrokenBodyNeverCompletesTheRequest(t *testing.T) {
 			if tc.cl == 5 && strings.HasSuffix(ex.raw, "hello") {
 				t.Fatalf("the upstream got all the declared bytes of a longer body: %q", ex.raw)
 			}
-			c.mu.Lock()
-			idle := len(c.idle[u.addr()])
-			c.mu.Unlock()
+			idle := idleConns(c, u.addr())
 			if idle != 0 {
 				t.Fatal("the connection went back to the idle list")
 			}
@@ -358,9 +356,7 @@ func TestH1EarlyResponse(t *testing.T) {
 			}
 			noWriterLeft(t)
 			<-heads
-			c.mu.Lock()
-			idle := len(c.idle[u.addr()])
-			c.mu.Unlock()
+			idle := idleConns(c, u.addr())
 			if idle != 0 {
 				t.Fatal("a connection whose body was not all sent went back to the idle list")
 			}

@@ -84,6 +84,13 @@ func get(t *testing.T, c *h1Client, addr, path string) (*http.Response, string, 
 
 const ok5 = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
 
+// idleConns is how many idle connections c holds to addr.
+func idleConns(c *h1Client, addr string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.idle[addr])
+}
+
 func TestH1ReusesConnection(t *testing.T) {
 	t.Parallel()
 	u := newRawUpstream(t, answerEach(ok5))
@@ -174,9 +181,7 @@ func TestH1ResendDialsNewConnection(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c.mu.Lock()
-	idle := len(c.idle[u.addr()])
-	c.mu.Unlock()
+	idle := idleConns(c, u.addr())
 	if idle != 2 {
 		t.Fatalf("%d idle connections, want 2", idle)
 	}
@@ -516,9 +521,7 @@ func testH1CancelWhileReadingBody(t *testing.T, newCtx func() (context.Context, 
 		t.Fatal("reading the body did not end after cancellation")
 	}
 	resp.Body.Close()
-	c.mu.Lock()
-	idle := len(c.idle[u.addr()])
-	c.mu.Unlock()
+	idle := idleConns(c, u.addr())
 	if idle != 0 {
 		t.Fatal("a cancelled connection went back to the idle list")
 	}

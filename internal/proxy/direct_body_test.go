@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -69,6 +70,9 @@ func (u *bodyUpstream) serve(c net.Conn) {
 		_, _ = fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Got: %d\r\n\r\n%s", len(b), len(b), b)
 	}
 }
+
+// bodyBytes is the body in a bodyUpstream record.
+var bodyBytes = regexp.MustCompile(`body: "[^"]*", `)
 
 func (u *bodyUpstream) record(s string) {
 	u.mu.Lock()
@@ -219,10 +223,27 @@ routes: [ { name: app, match: { path_prefix: /body }, upstream: app } ]
 					t.Fatalf("%d body writers still run", bodyWritersRunning())
 				}
 			}
-			if gd, gr := fmt.Sprintf("%+v", got[0]), fmt.Sprintf("%+v", got[1]); gd != gr {
+			switch gd, gr := fmt.Sprintf("%+v", got[0]), fmt.Sprintf("%+v", got[1]); {
+			case tc.path == "/body/early-close" && strings.HasPrefix(got[1].Status, "502"):
+				// The Transport answers with whichever it meets first, the
+				// 413 or the failed write of the body (golang/go#11745):
+				// the direct attempt always reads the answer.
+				if !strings.HasPrefix(got[0].Status, "413") {
+					t.Errorf("direct: %s, want the upstream's 413", gd)
+				}
+			case gd != gr:
 				t.Errorf("client saw\n direct: %s\nreverse proxy: %s", gd, gr)
 			}
-			if d, r := strings.Join(ups[0], "\n---\n"), strings.Join(ups[1], "\n---\n"); d != r {
+			d, r := strings.Join(ups[0], "\n---\n"), strings.Join(ups[1], "\n---\n")
+			if tc.early {
+				// How much of the body reaches the upstream before either
+				// path closes the connection after the early answer is a
+				// matter of timing (socket buffers, the writer's grace):
+				// the rest of the record must match, and the request must
+				// be incomplete (below).
+				d, r = bodyBytes.ReplaceAllString(d, "body: (partial), "), bodyBytes.ReplaceAllString(r, "body: (partial), ")
+			}
+			if d != r {
 				t.Errorf("upstream saw\n direct:\n%s\nreverse proxy:\n%s", d, r)
 			}
 			if len(ups[0]) != 1 {

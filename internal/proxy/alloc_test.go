@@ -15,7 +15,6 @@ import (
 
 	"gatehouse/internal/compile"
 	"gatehouse/internal/config"
-	"gatehouse/internal/h1server"
 	"gatehouse/internal/runtime"
 )
 
@@ -148,17 +147,7 @@ func startFastGate(t testing.TB, yaml string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := h1server.New(srv, ConnContextKeepingDeadlines)
-	hs.ReuseRequestHeaders(true) // as internal/app serves plain listeners
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = hs.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		_ = hs.Close()
-		<-done
-	})
+	serveH1(t, srv, ln)
 	return ln.Addr().String()
 }
 

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"gatehouse/internal/h1server"
 	"gatehouse/internal/runtime"
 	"gatehouse/internal/testutil"
 	"gatehouse/internal/testutil/fakeidp"
@@ -229,17 +228,7 @@ func optionsGate(t *testing.T, yaml string, o Options, fast bool) (string, *sync
 		t.Cleanup(srv.Close)
 		return srv.Listener.Addr().String(), logs
 	}
-	hs := h1server.New(srv.Config, ConnContextKeepingDeadlines)
-	hs.ReuseRequestHeaders(true) // as internal/app serves plain listeners
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = hs.Serve(srv.Listener)
-	}()
-	t.Cleanup(func() {
-		_ = hs.Close()
-		<-done
-	})
+	serveH1(t, srv.Config, srv.Listener)
 	return srv.Listener.Addr().String(), logs
 }
 

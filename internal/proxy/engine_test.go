@@ -121,18 +121,25 @@ func newH1Gate(t *testing.T, yaml string) *gate {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	g := startGate(t, srv, yaml, false)
-	hs := h1server.New(srv.Config, ConnContextKeepingDeadlines)
-	hs.ReuseRequestHeaders(true) // as internal/app serves plain listeners
+	serveH1(t, srv.Config, srv.Listener)
+	return g
+}
+
+// serveH1 serves srv's handler on ln with h1server, as internal/app
+// serves plain listeners (header maps reused), until the test ends.
+func serveH1(tb testing.TB, srv *http.Server, ln net.Listener) {
+	tb.Helper()
+	hs := h1server.New(srv, ConnContextKeepingDeadlines)
+	hs.ReuseRequestHeaders(true)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = hs.Serve(srv.Listener)
+		_ = hs.Serve(ln)
 	}()
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		_ = hs.Close()
 		<-done
 	})
-	return g
 }
 
 // startGate is newGate on srv, an unstarted server: tests whose config
@@ -680,10 +687,7 @@ routes:
 				srv.Start()
 				defer srv.Close()
 			} else {
-				hs := h1server.New(srv.Config, ConnContextKeepingDeadlines)
-				hs.ReuseRequestHeaders(true) // as internal/app serves plain listeners
-				go func() { _ = hs.Serve(srv.Listener) }()
-				defer hs.Close()
+				serveH1(b, srv.Config, srv.Listener)
 			}
 			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 			defer c.CloseIdleConnections()

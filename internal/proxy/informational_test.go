@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"gatehouse/internal/h1server"
 	"gatehouse/internal/lb"
 	"gatehouse/internal/testutil"
 )
@@ -205,16 +204,6 @@ func writeTimeoutGateOn(t *testing.T, target string, writeTimeout time.Duration,
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := h1server.New(&http.Server{Handler: New(Options{Holder: h, WriteTimeout: writeTimeout})}, ConnContextKeepingDeadlines)
-	hs.ReuseRequestHeaders(true) // as internal/app serves plain listeners
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = hs.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		_ = hs.Close()
-		<-done
-	})
+	serveH1(t, &http.Server{Handler: New(Options{Holder: h, WriteTimeout: writeTimeout})}, ln)
 	return ln.Addr().String()
 }

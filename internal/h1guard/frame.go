@@ -168,7 +168,7 @@ func (f *framer) chunkSizeByte(c byte) bool {
 	}
 	switch f.csState {
 	case 0:
-		if v, ok := hexVal(c); ok {
+		if v, ok := httpsyntax.HexVal(c); ok {
 			f.csDigits++
 			if f.csDigits > 16 {
 				return false
@@ -253,18 +253,6 @@ func (f *framer) trailerByte(c byte) bool {
 		f.mode = modeHead
 	}
 	return true
-}
-
-func hexVal(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
 
 // headState is what the framer knows of the head being read. Offsets are

@@ -1,6 +1,6 @@
 // Package httpsyntax holds the byte-level checks of HTTP/1.1 syntax that
 // more than one of Gatehouse's parsers and writers make on the request
-// path (internal/h1guard, internal/h1server, internal/lb), each exactly
+// path (internal/h1guard, internal/h1server, internal/lb, internal/route), each exactly
 // the rule net/http applies, and fast on long input.
 //
 // Why: a request's header values are its largest part (a bearer token
@@ -79,4 +79,17 @@ func ASCIIEqualFold(b []byte, lower string) bool {
 		}
 	}
 	return true
+}
+
+// HexVal is the value of the hexadecimal digit c, and whether c is one.
+func HexVal(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }

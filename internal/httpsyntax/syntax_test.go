@@ -1,6 +1,7 @@
 package httpsyntax
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -111,4 +112,15 @@ func BenchmarkValidFieldValue(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestHexVal(t *testing.T) {
+	t.Parallel()
+	for c := range 256 {
+		v, ok := HexVal(byte(c))
+		want, err := strconv.ParseUint(string(rune(c)), 16, 8)
+		if ok != (err == nil) || ok && uint64(v) != want {
+			t.Errorf("HexVal(%q) = %d, %v; strconv: %d, %v", rune(c), v, ok, want, err)
+		}
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"unicode/utf8"
+
+	"gatehouse/internal/httpsyntax"
 )
 
 // Path normalization policy (docs/config.md, "Paths"). Gatehouse decides
@@ -42,18 +44,6 @@ var (
 )
 
 const upperhex = "0123456789ABCDEF"
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
-}
 
 func unreserved(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
@@ -124,8 +114,8 @@ func NormalizePath(p string) (string, error) {
 				if i+2 >= len(raw) {
 					return "", ErrBadEscape
 				}
-				hi, ok1 := unhex(raw[i+1])
-				lo, ok2 := unhex(raw[i+2])
+				hi, ok1 := httpsyntax.HexVal(raw[i+1])
+				lo, ok2 := httpsyntax.HexVal(raw[i+2])
 				if !ok1 || !ok2 {
 					return "", ErrBadEscape
 				}

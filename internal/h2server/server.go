@@ -1,13 +1,43 @@
 // Package h2server is Gatehouse's HTTP/2 server (RFC 9113) for
 // connections that negotiated "h2" by ALPN.
+//
+// It keeps net/http's HTTP/2 server as its contract (what a handler sees,
+// what a client receives, the same protocol errors, the same limits on
+// rapid reset, CONTINUATION and control-frame floods), and differs in
+// how it writes: net/http hands every frame to a serve loop and flushes
+// each on a goroutine of its own, so a response goes out as two TLS
+// records and two write(2) calls. Here a handler encodes its frames into
+// the connection's write buffer itself, under the connection's lock, and
+// whichever goroutine finds no write in progress writes everything
+// buffered: a response is one record, and responses finishing together
+// share one (group commit).
+//
+// Goroutines: one per connection reads and processes frames
+// (ServeConn's), one per stream runs its handler, and a short-lived one
+// writes control frames (SETTINGS and PING acknowledgements, resets)
+// when no handler is writing, so that the reader never blocks on a
+// client that does not read.
+//
+// Frames are read and header blocks decoded by golang.org/x/net/http2's
+// Framer (frame validation, HPACK, CONTINUATION assembly within
+// MAX_HEADER_LIST_SIZE); frames are written by this package.
 package h2server
 
 import (
+	"bufio"
+	"context"
 	"crypto/tls"
+	"errors"
+	"io"
 	"log"
 	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // Config sizes and times a Server. Zero values take the defaults named.
@@ -15,26 +45,84 @@ type Config struct {
 	// MaxConcurrentStreams: SETTINGS_MAX_CONCURRENT_STREAMS. Default 250.
 	MaxConcurrentStreams uint32
 	// MaxHeaderBytes bounds a request's decoded header list, as
-	// net/http's Server.MaxHeaderBytes does. Default 1 MiB.
+	// net/http's Server.MaxHeaderBytes does (a larger one is answered
+	// 431). Default 1 MiB.
 	MaxHeaderBytes int
-	// IdleTimeout closes a connection with no stream open this long.
+	// IdleTimeout closes a connection with no stream open this long
+	// (GOAWAY first). 0 means none.
 	IdleTimeout time.Duration
 	// ReadHeaderTimeout bounds the wait for the client preface. Default 10 s.
 	ReadHeaderTimeout time.Duration
-	// WriteTimeout bounds each write to the socket; 0 means none.
+	// WriteTimeout bounds each write to the socket: a client that stops
+	// reading loses its connection after it. 0 means none.
 	WriteTimeout time.Duration
-	// ErrorLog receives handler panics and protocol events.
+	// ErrorLog receives handler panics and protocol events; nil: the
+	// log package's standard logger.
 	ErrorLog *log.Logger
 }
 
-// Server serves HTTP/2 connections.
-type Server struct{ cfg Config }
+const (
+	prefaceStr = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+	// initialWindow is the protocol's initial flow-control window.
+	initialWindow = 65535
+	// recvWindow is what a client may send ahead on a stream and on the
+	// connection (net/http's defaults for both: 1 MiB).
+	recvWindow = 1 << 20
+	// maxReadFrame is the SETTINGS_MAX_FRAME_SIZE announced (net/http's).
+	maxReadFrame = 1 << 20
+	// inflowMinRefresh: window is returned in steps of at least this.
+	inflowMinRefresh = 4 << 10
+	// maxWriteFrame caps the DATA and header-block frames written
+	// (the protocol's initial SETTINGS_MAX_FRAME_SIZE).
+	maxWriteFrame = 16384
+	// maxWriteBuf: once this much is buffered for the socket, writers
+	// wait for the write in progress.
+	maxWriteBuf = 64 << 10
+	// maxQueuedControl: a client that makes the server queue more
+	// control frames than this without reading them is disconnected
+	// (net/http's maxQueuedControlFrames).
+	maxQueuedControl = 10000
+	// goAwayLinger: after GOAWAY, how long the connection stays open for
+	// the client to read it once no stream remains (net/http's
+	// goAwayTimeout).
+	goAwayLinger = time.Second
+)
 
-// New returns a Server.
-func New(cfg Config) *Server { return &Server{cfg: cfg} }
+var (
+	errClientDisconnected = errors.New("client disconnected")
+	errStreamClosed       = errors.New("http2: stream closed")
+	errHandlerComplete    = errors.New("http2: request body closed due to handler exiting")
+	errClosedBody         = errors.New("body closed by handler")
+)
+
+// Server serves HTTP/2 connections.
+type Server struct {
+	cfg Config
+
+	date atomic.Pointer[dateEntry] // the Date field of this second
+
+	mu       sync.Mutex // guards the following fields
+	conns    map[*conn]struct{}
+	shutdown bool
+}
+
+// New returns a Server for cfg.
+func New(cfg Config) *Server {
+	if cfg.MaxConcurrentStreams == 0 {
+		cfg.MaxConcurrentStreams = 250
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = http.DefaultMaxHeaderBytes
+	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = 10 * time.Second
+	}
+	return &Server{cfg: cfg, conns: make(map[*conn]struct{})}
+}
 
 // Configure makes s serve hs's connections that negotiate h2
-// (TLSNextProto) and sends them GOAWAY when hs shuts down.
+// (TLSNextProto) and sends them GOAWAY when hs shuts down. hs's
+// TLSConfig must offer "h2" by ALPN.
 func (s *Server) Configure(hs *http.Server) {
 	if hs.TLSNextProto == nil {
 		hs.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
@@ -43,11 +131,590 @@ func (s *Server) Configure(hs *http.Server) {
 	hs.RegisterOnShutdown(s.Shutdown)
 }
 
-// ServeConn serves HTTP/2 on c until the connection ends. h serves the
-// requests; their contexts derive from h's BaseContext() when it has one
-// (net/http's TLSNextProto handler does).
-func (s *Server) ServeConn(c net.Conn, h http.Handler) { c.Close() }
+// Shutdown sends every connection GOAWAY (NO_ERROR, the last stream it
+// has taken); each closes once its streams are done. Connections that
+// arrive afterwards get the same at once. It returns at once; net/http's
+// Server.Shutdown waits for the connections to end.
+func (s *Server) Shutdown() {
+	s.mu.Lock()
+	s.shutdown = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.mu.Lock()
+		c.goAwayLocked(http2.ErrCodeNo)
+		c.mu.Unlock()
+	}
+}
 
-// Shutdown sends every connection GOAWAY; each closes once its streams
-// are done. It returns at once.
-func (s *Server) Shutdown() {}
+func (s *Server) logf(format string, args ...any) {
+	if s.cfg.ErrorLog != nil {
+		s.cfg.ErrorLog.Printf(format, args...)
+		return
+	}
+	log.Printf(format, args...)
+}
+
+// maxHeaderListSize is the SETTINGS_MAX_HEADER_LIST_SIZE announced, as
+// net/http computes it: MaxHeaderBytes plus 32 bytes of per-field
+// overhead for ten typical fields.
+func (s *Server) maxHeaderListSize() uint32 {
+	return uint32(s.cfg.MaxHeaderBytes + 10*32)
+}
+
+// ServeConn serves HTTP/2 on c until the connection ends. c has not
+// yet sent its preface. h serves the requests; their contexts derive
+// from h's BaseContext() when it has one (net/http's TLSNextProto
+// handler does: it carries ConnContext's values).
+func (s *Server) ServeConn(c net.Conn, h http.Handler) {
+	base := context.Background()
+	if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
+		base = bc.BaseContext()
+	}
+	sc := newConn(s, c, h, base)
+
+	s.mu.Lock()
+	s.conns[sc] = struct{}{}
+	shutdown := s.shutdown
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, sc)
+		s.mu.Unlock()
+	}()
+
+	sc.serve(shutdown)
+}
+
+// newConn prepares a connection's state; serve runs it.
+func newConn(s *Server, nc net.Conn, h http.Handler, base context.Context) *conn {
+	c := &conn{
+		srv:               s,
+		nc:                nc,
+		h:                 h,
+		baseCtx:           base,
+		remoteAddr:        nc.RemoteAddr().String(),
+		streams:           make(map[uint32]*stream),
+		sendWindow:        initialWindow,
+		initialSendWindow: initialWindow,
+		peerMaxFrame:      maxWriteFrame,
+		inflow:            inflow{avail: recvWindow},
+	}
+	if tc, ok := nc.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		c.tlsState = &st
+	}
+	c.cond.L = &c.mu
+	c.enc = hpack.NewEncoder(&c.hbuf)
+	c.br = bufio.NewReaderSize(nc, 16<<10)
+	c.fr = http2.NewFramer(io.Discard, c.br)
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.fr.MaxHeaderListSize = s.maxHeaderListSize()
+	c.fr.ReadMetaHeaders.SetMaxStringLength(int(s.maxHeaderListSize()))
+	c.fr.SetMaxReadFrameSize(maxReadFrame)
+	return c
+}
+
+// conn is one HTTP/2 connection.
+type conn struct {
+	srv        *Server
+	nc         net.Conn
+	h          http.Handler
+	baseCtx    context.Context
+	remoteAddr string
+	tlsState   *tls.ConnectionState // nil over cleartext
+
+	// Owned by the reading goroutine (serve).
+	br            *bufio.Reader
+	fr            *http2.Framer
+	sawSettings   bool
+	canonCache    map[string]string
+	idleTimer     *time.Timer
+	shutdownTimer *time.Timer // guarded by mu
+
+	mu   sync.Mutex // guards the following fields
+	cond sync.Cond  // on mu: broadcast when windows grow, a write ends, a stream closes, the connection ends
+
+	streams     map[uint32]*stream // open and half-closed streams
+	maxClientID uint32             // highest stream id the client has used
+	handlers    int                // handlers running
+	pending     []*stream          // streams waiting for a handler slot (rapid reset)
+
+	sendWindow        int32 // what the client lets us send on the connection
+	initialSendWindow int32 // the client's SETTINGS_INITIAL_WINDOW_SIZE
+	peerMaxFrame      int32 // the largest frame written
+	inflow            inflow
+
+	unackedSettings int
+	goAway          bool // GOAWAY queued: no new streams past maxClientID
+	goAwayCode      http2.ErrCode
+	closed          bool  // the connection is torn down
+	werr            error // the socket write that failed
+
+	enc        *hpack.Encoder
+	hbuf       bytesBuffer
+	lowerCache map[string]string
+	wbuf       []byte // frames waiting to be written
+	spare      []byte // the buffer the last write used
+	writing    bool   // a goroutine is writing; it writes what is appended meanwhile
+	kicked     bool   // a control-frame writer has been started
+	ctrlQueued int    // control frames appended since the last write began
+}
+
+// serve reads and processes frames until the connection ends.
+func (c *conn) serve(shutdown bool) {
+	defer c.teardown()
+
+	// Announce our settings and open the connection window to
+	// recvWindow, as net/http does, before the preface is read.
+	c.mu.Lock()
+	c.appendSettings()
+	c.appendWindowUpdate(0, recvWindow-initialWindow)
+	c.unackedSettings++
+	if shutdown {
+		c.goAwayLocked(http2.ErrCodeNo)
+	}
+	c.kickLocked()
+	c.mu.Unlock()
+
+	if !c.readPreface() {
+		return
+	}
+	if d := c.srv.cfg.IdleTimeout; d > 0 {
+		c.idleTimer = time.AfterFunc(d, c.onIdle)
+		defer c.idleTimer.Stop()
+	}
+
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			if errors.Is(err, http2.ErrFrameTooLarge) {
+				c.fail(http2.ConnectionError(http2.ErrCodeFrameSize))
+				return
+			}
+			var se http2.StreamError
+			if errors.As(err, &se) {
+				// A header block the Framer decoded but found malformed:
+				// the connection's HPACK state is intact.
+				c.mu.Lock()
+				if se.StreamID > c.maxClientID && se.StreamID%2 == 1 {
+					c.maxClientID = se.StreamID
+				}
+				c.resetLocked(se.StreamID, se.Code)
+				c.mu.Unlock()
+				continue
+			}
+			var ce http2.ConnectionError
+			if errors.As(err, &ce) {
+				c.fail(ce)
+			}
+			return // the client went away, or its bytes are not HTTP/2
+		}
+		if err := c.processFrame(f); err != nil {
+			var se http2.StreamError
+			if errors.As(err, &se) {
+				c.mu.Lock()
+				c.resetLocked(se.StreamID, se.Code)
+				c.mu.Unlock()
+				continue
+			}
+			var ce http2.ConnectionError
+			if errors.As(err, &ce) {
+				if id := f.Header().StreamID; id%2 == 1 {
+					c.mu.Lock()
+					c.maxClientID = max(c.maxClientID, id)
+					c.mu.Unlock()
+				}
+				c.fail(ce)
+			}
+			return
+		}
+	}
+}
+
+// readPreface reads the client preface within ReadHeaderTimeout.
+func (c *conn) readPreface() bool {
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.ReadHeaderTimeout))
+	var buf [len(prefaceStr)]byte
+	if _, err := io.ReadFull(c.br, buf[:]); err != nil || string(buf[:]) != prefaceStr {
+		return false
+	}
+	_ = c.nc.SetReadDeadline(time.Time{})
+	return true
+}
+
+// fail ends the connection on a connection error: GOAWAY with its code,
+// written within goAwayLinger, then the socket closes.
+func (c *conn) fail(ce http2.ConnectionError) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.goAwayLocked(http2.ErrCode(ce))
+	deadline := time.Now().Add(goAwayLinger)
+	for !c.closed && (c.writing || len(c.wbuf) > 0) {
+		if !c.writing {
+			_ = c.nc.SetWriteDeadline(deadline)
+			c.flushLocked()
+			continue
+		}
+		if !c.waitLocked(&c.cond, deadline) {
+			return
+		}
+	}
+}
+
+// teardown ends the connection: the socket closes, every stream's
+// context is canceled and its body fails; running handlers see their
+// writes fail.
+func (c *conn) teardown() {
+	c.mu.Lock()
+	c.closeLocked(errClientDisconnected)
+	c.mu.Unlock()
+}
+
+func (c *conn) closeLocked(err error) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	_ = c.nc.Close()
+	for _, st := range c.streams {
+		c.closeStreamLocked(st, err)
+	}
+	c.pending = nil
+	if c.shutdownTimer != nil {
+		c.shutdownTimer.Stop()
+	}
+	c.cond.Broadcast()
+}
+
+// onIdle runs when IdleTimeout passes with no stream open.
+func (c *conn) onIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.streams) == 0 && c.handlers == 0 {
+		c.goAwayLocked(http2.ErrCodeNo)
+	}
+}
+
+// goAwayLocked queues GOAWAY once (a later error code replaces
+// NO_ERROR, as in net/http; the frame is written once). After an error
+// the connection closes once GOAWAY is out; after NO_ERROR, once no
+// stream remains.
+func (c *conn) goAwayLocked(code http2.ErrCode) {
+	if c.closed {
+		return
+	}
+	if c.goAway {
+		if c.goAwayCode == http2.ErrCodeNo {
+			c.goAwayCode = code
+		}
+		c.maybeFinishLocked()
+		return
+	}
+	c.goAway = true
+	c.goAwayCode = code
+	c.appendGoAway(c.maxClientID, code)
+	c.kickLocked()
+	c.maybeFinishLocked()
+}
+
+// maybeFinishLocked starts the linger before closing once GOAWAY has
+// been queued and (for NO_ERROR) no stream or handler remains.
+func (c *conn) maybeFinishLocked() {
+	if !c.goAway || c.shutdownTimer != nil || c.closed {
+		return
+	}
+	if c.goAwayCode == http2.ErrCodeNo && (len(c.streams) > 0 || c.handlers > 0) {
+		return
+	}
+	c.shutdownTimer = time.AfterFunc(goAwayLinger, func() {
+		c.mu.Lock()
+		c.closeLocked(errClientDisconnected)
+		c.mu.Unlock()
+	})
+}
+
+// processFrame handles one frame from the client. It returns an
+// http2.StreamError or http2.ConnectionError for protocol errors, or
+// another error to drop the connection.
+func (c *conn) processFrame(f http2.Frame) error {
+	if !c.sawSettings {
+		if _, ok := f.(*http2.SettingsFrame); !ok {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		c.sawSettings = true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return errClientDisconnected
+	}
+	// After GOAWAY, frames of streams the client opened past the last
+	// one we took, and after an error all frames, are dropped; their
+	// DATA still counts against, and is returned to, the connection
+	// window (RFC 9113 §6.8).
+	if c.goAway && (c.goAwayCode != http2.ErrCodeNo || f.Header().StreamID > c.maxClientID) {
+		if df, ok := f.(*http2.DataFrame); ok {
+			if !c.inflow.take(df.Length) {
+				return http2.ConnectionError(http2.ErrCodeFlowControl)
+			}
+			c.returnConnWindowLocked(int(df.Length))
+		}
+		return nil
+	}
+
+	switch f := f.(type) {
+	case *http2.SettingsFrame:
+		return c.processSettings(f)
+	case *http2.MetaHeadersFrame:
+		return c.processHeaders(f)
+	case *http2.WindowUpdateFrame:
+		return c.processWindowUpdate(f)
+	case *http2.PingFrame:
+		if f.IsAck() {
+			return nil
+		}
+		if f.StreamID != 0 {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		c.appendPing(f.Data)
+		return c.queuedControlLocked()
+	case *http2.DataFrame:
+		return c.processData(f)
+	case *http2.RSTStreamFrame:
+		st, idle := c.stateLocked(f.StreamID)
+		if idle {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		if st != nil {
+			c.closeStreamLocked(st, http2.StreamError{StreamID: f.StreamID, Code: f.ErrCode})
+		}
+		return nil
+	case *http2.PriorityFrame:
+		if f.StreamID == f.StreamDep {
+			return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeProtocol}
+		}
+		return nil
+	case *http2.GoAwayFrame:
+		c.goAwayLocked(http2.ErrCodeNo)
+		return nil
+	case *http2.PushPromiseFrame:
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	default:
+		return nil // unknown frame types and PRIORITY_UPDATE are ignored
+	}
+}
+
+// stateLocked is the stream with id, or nil; idle reports an id the
+// client has not used yet (or an even one, which it cannot use).
+func (c *conn) stateLocked(id uint32) (st *stream, idle bool) {
+	if st := c.streams[id]; st != nil {
+		return st, false
+	}
+	return nil, id%2 == 0 || id > c.maxClientID
+}
+
+// queuedControlLocked counts a control frame queued by the reader and
+// starts a write for it; a client that keeps the server queueing them
+// without reading loses the connection.
+func (c *conn) queuedControlLocked() error {
+	c.ctrlQueued++
+	if c.ctrlQueued > maxQueuedControl {
+		return errors.New("http2: too many control frames queued")
+	}
+	c.kickLocked()
+	return nil
+}
+
+func (c *conn) processSettings(f *http2.SettingsFrame) error {
+	if f.IsAck() {
+		c.unackedSettings--
+		if c.unackedSettings < 0 {
+			return http2.ConnectionError(http2.ErrCodeProtocol)
+		}
+		return nil
+	}
+	if f.NumSettings() > 100 || f.HasDuplicates() {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	err := f.ForeachSetting(func(s http2.Setting) error {
+		if err := s.Valid(); err != nil {
+			return err
+		}
+		switch s.ID {
+		case http2.SettingHeaderTableSize:
+			c.enc.SetMaxDynamicTableSize(s.Val)
+		case http2.SettingInitialWindowSize:
+			growth := int32(s.Val) - c.initialSendWindow
+			c.initialSendWindow = int32(s.Val)
+			for _, st := range c.streams {
+				if !addWindow(&st.sendWindow, growth) {
+					return http2.ConnectionError(http2.ErrCodeFlowControl)
+				}
+			}
+			c.cond.Broadcast()
+		case http2.SettingMaxFrameSize:
+			c.peerMaxFrame = int32(min(s.Val, maxWriteFrame))
+		case http2.SettingNoRFC7540Priorities:
+			if s.Val > 1 {
+				return http2.ConnectionError(http2.ErrCodeProtocol)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c.appendSettingsAck()
+	return c.queuedControlLocked()
+}
+
+func (c *conn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
+	if f.StreamID == 0 {
+		if !addWindow(&c.sendWindow, int32(f.Increment)) {
+			return http2.ConnectionError(http2.ErrCodeFlowControl)
+		}
+		c.cond.Broadcast()
+		return nil
+	}
+	st, idle := c.stateLocked(f.StreamID)
+	if idle {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	if st == nil {
+		return nil // a closed stream: allowed (RFC 9113 §6.9)
+	}
+	if !addWindow(&st.sendWindow, int32(f.Increment)) {
+		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeFlowControl}
+	}
+	c.cond.Broadcast()
+	return nil
+}
+
+// addWindow adds n to a send window, reporting false past 2^31-1.
+func addWindow(w *int32, n int32) bool {
+	sum := int64(*w) + int64(n)
+	if sum > 1<<31-1 {
+		return false
+	}
+	*w = int32(sum)
+	return true
+}
+
+// inflow is a receive window: what the client may still send (avail)
+// and what has been consumed but not yet returned to it (unsent).
+type inflow struct {
+	avail  int32
+	unsent int32
+}
+
+// take charges n received bytes, reporting false past the window.
+func (f *inflow) take(n uint32) bool {
+	if n > uint32(f.avail) {
+		return false
+	}
+	f.avail -= int32(n)
+	return true
+}
+
+// add returns n consumed bytes to the window; it reports how much to
+// announce now in a WINDOW_UPDATE (0: wait for more, so that updates
+// come in steps of inflowMinRefresh, as net/http's do).
+func (f *inflow) add(n int) int32 {
+	f.unsent += int32(n)
+	if f.unsent < inflowMinRefresh && f.unsent < f.avail {
+		return 0
+	}
+	sent := f.unsent
+	f.avail += sent
+	f.unsent = 0
+	return sent
+}
+
+// returnConnWindowLocked returns n bytes of the connection window for
+// data no handler will read.
+func (c *conn) returnConnWindowLocked(n int) {
+	if n <= 0 {
+		return
+	}
+	if inc := c.inflow.add(n); inc > 0 {
+		c.appendWindowUpdate(0, uint32(inc))
+		c.kickLocked()
+	}
+}
+
+func (c *conn) processData(f *http2.DataFrame) error {
+	id := f.StreamID
+	st, idle := c.stateLocked(id)
+	if id == 0 || idle {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	if st == nil || st.remoteClosed || st.gotTrailers || st.resetSent {
+		// Not open for data: still charge the connection window, and
+		// return it, since no handler will read this.
+		if !c.inflow.take(f.Length) {
+			return http2.ConnectionError(http2.ErrCodeFlowControl)
+		}
+		c.returnConnWindowLocked(int(f.Length))
+		if st != nil && st.resetSent {
+			return nil
+		}
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
+	}
+	data := f.Data()
+	if st.declLen != -1 && st.gotBytes+int64(len(data)) > st.declLen {
+		if !c.inflow.take(f.Length) {
+			return http2.ConnectionError(http2.ErrCodeFlowControl)
+		}
+		c.returnConnWindowLocked(int(f.Length))
+		st.failBodyLocked(errors.New("sender tried to send more than declared Content-Length"))
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	}
+	if f.Length > 0 {
+		if f.Length > uint32(c.inflow.avail) {
+			return http2.ConnectionError(http2.ErrCodeFlowControl)
+		}
+		if f.Length > uint32(st.inflow.avail) {
+			return http2.StreamError{StreamID: id, Code: http2.ErrCodeFlowControl}
+		}
+		c.inflow.take(f.Length)
+		st.inflow.take(f.Length)
+		st.gotBytes += int64(len(data))
+		if st.bodyErr == nil {
+			st.body = append(st.body, data...)
+			st.cond.Broadcast()
+		} else {
+			// The handler closed the body: nobody reads this.
+			c.returnConnWindowLocked(len(data))
+		}
+		// Padding is never read: return it now.
+		if pad := int(f.Length) - len(data); pad > 0 {
+			c.returnConnWindowLocked(pad)
+			if inc := st.inflow.add(pad); inc > 0 {
+				c.appendWindowUpdate(id, uint32(inc))
+				c.kickLocked()
+			}
+		}
+	}
+	if f.StreamEnded() {
+		c.endRequestBodyLocked(st)
+	}
+	return nil
+}
+
+// endRequestBodyLocked ends a request's body at END_STREAM: EOF, or an
+// error when the declared Content-Length was not reached.
+func (c *conn) endRequestBodyLocked(st *stream) {
+	if st.declLen != -1 && st.declLen != st.gotBytes {
+		st.failBodyLocked(errors.New("request declared a Content-Length it did not send"))
+	} else {
+		st.failBodyLocked(io.EOF)
+	}
+	st.remoteClosed = true
+	if st.localClosed {
+		c.closeStreamLocked(st, errHandlerComplete)
+	}
+}

@@ -1,0 +1,112 @@
+package h2server
+
+import (
+	"bytes"
+	"crypto/tls"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+)
+
+// newTestServer serves h over TLS with h2server as its HTTP/2 server.
+func newTestServer(t *testing.T, cfg Config, h http.Handler) (string, *http.Client) {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(h)
+	ts.EnableHTTP2 = true
+	New(cfg).Configure(ts.Config)
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	return ts.URL, &http.Client{Transport: tr}
+}
+
+func TestRoundTrips(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
+	url, client := newTestServer(t, Config{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/small":
+			io.WriteString(w, "hello "+r.Proto)
+		case "/echo":
+			b, err := io.ReadAll(r.Body)
+			if err != nil {
+				t.Errorf("read body: %v", err)
+			}
+			w.Header().Set("X-Len", strconv.Itoa(len(b)))
+			w.Write(b)
+		case "/big":
+			w.Write(big)
+		case "/trailers":
+			w.Header().Set("Trailer", "X-T")
+			io.WriteString(w, "body")
+			w.Header().Set("X-T", "tv")
+		}
+	}))
+	get := func(t *testing.T, method, path string, body []byte) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, url+path, bytes.NewReader(body))
+		if body == nil {
+			req.Body = nil
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.ProtoMajor != 2 {
+			t.Fatalf("proto %s", res.Proto)
+		}
+		return res, b
+	}
+	t.Run("small", func(t *testing.T) {
+		res, b := get(t, "GET", "/small", nil)
+		if string(b) != "hello HTTP/2.0" || res.ContentLength != 14 || res.Header.Get("Content-Type") == "" || res.Header.Get("Date") == "" {
+			t.Fatalf("%q %d %v", b, res.ContentLength, res.Header)
+		}
+	})
+	t.Run("echo", func(t *testing.T) {
+		res, b := get(t, "POST", "/echo", big)
+		if !bytes.Equal(b, big) || res.Header.Get("X-Len") != strconv.Itoa(len(big)) {
+			t.Fatalf("echo: %d bytes, X-Len %s", len(b), res.Header.Get("X-Len"))
+		}
+	})
+	t.Run("big", func(t *testing.T) {
+		_, b := get(t, "GET", "/big", nil)
+		if !bytes.Equal(b, big) {
+			t.Fatalf("big: %d bytes", len(b))
+		}
+	})
+	t.Run("trailers", func(t *testing.T) {
+		res, b := get(t, "GET", "/trailers", nil)
+		if string(b) != "body" || res.Trailer.Get("X-T") != "tv" {
+			t.Fatalf("%q %v", b, res.Trailer)
+		}
+	})
+	t.Run("parallel", func(t *testing.T) {
+		done := make(chan struct{})
+		for range 50 {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				res, err := client.Get(url + "/big")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if !bytes.Equal(b, big) {
+					t.Errorf("got %d bytes", len(b))
+				}
+			}()
+		}
+		for range 50 {
+			<-done
+		}
+	})
+}

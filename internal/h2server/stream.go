@@ -1,0 +1,561 @@
+package h2server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+)
+
+// stream is one request and its response. Its fields are guarded by
+// its connection's mu unless noted.
+type stream struct {
+	c      *conn
+	id     uint32
+	cond   sync.Cond // on c.mu: broadcast when body data arrives or the stream ends
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	remoteClosed bool // END_STREAM received (or reset)
+	localClosed  bool // END_STREAM sent (or reset)
+	closed       bool // out of c.streams
+	resetSent    bool
+	gotTrailers  bool
+	closeErr     error // why the stream closed, for writes after it
+
+	sendWindow int32
+	inflow     inflow
+
+	// The request body.
+	declLen   int64  // declared Content-Length, or -1
+	gotBytes  int64  // DATA bytes received
+	body      []byte // received, not yet read
+	bodyOff   int
+	bodyErr   error       // io.EOF or the error reads return once body is drained
+	trailer   http.Header // the client's trailers, received
+	reqTrail  http.Header // the request's Trailer map (declared names)
+	readDL    time.Time   // handler's read deadline
+	writeDL   time.Time   // handler's write deadline
+	handlerFn http.HandlerFunc
+
+	req *http.Request
+	rw  *responseWriter
+}
+
+// processHeaders handles a HEADERS frame (with its CONTINUATIONs): a
+// new request, or a request's trailers.
+func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
+	id := f.StreamID
+	if id%2 != 1 {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	if st := c.streams[id]; st != nil {
+		if st.resetSent {
+			return nil
+		}
+		if st.remoteClosed {
+			return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
+		}
+		return c.processTrailers(st, f)
+	}
+	if id <= c.maxClientID {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	c.maxClientID = id
+	if c.idleTimer != nil {
+		c.idleTimer.Stop()
+	}
+	if uint32(len(c.streams))+1 > c.srv.cfg.MaxConcurrentStreams {
+		if c.unackedSettings == 0 {
+			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+		}
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeRefusedStream}
+	}
+	if f.HasPriority() && f.Priority.StreamDep == id {
+		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	}
+
+	st := &stream{
+		c:          c,
+		id:         id,
+		sendWindow: c.initialSendWindow,
+		inflow:     inflow{avail: recvWindow},
+	}
+	st.cond.L = &c.mu
+	st.ctx, st.cancel = context.WithCancel(c.baseCtx)
+	req, fn, err := c.newRequest(st, f)
+	if err != nil {
+		st.cancel()
+		return err
+	}
+	st.req = req
+	st.handlerFn = fn
+	st.rw = newResponseWriter(st)
+	if f.StreamEnded() {
+		st.remoteClosed = true
+		st.bodyErr = io.EOF
+	}
+	c.streams[id] = st
+	return c.scheduleHandlerLocked(st)
+}
+
+// newRequest builds the request of a new stream as net/http's HTTP/2
+// server does. Malformed requests are stream errors; a header list over
+// the limit is answered 431, connection-specific fields 400.
+func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request, http.HandlerFunc, error) {
+	protoErr := http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeProtocol}
+	method := f.PseudoValue("method")
+	scheme := f.PseudoValue("scheme")
+	authority := f.PseudoValue("authority")
+	path := f.PseudoValue("path")
+	if f.PseudoValue("protocol") != "" {
+		return nil, nil, protoErr // extended CONNECT is not offered
+	}
+	isConnect := method == http.MethodConnect
+	if isConnect {
+		if path != "" || scheme != "" || authority == "" {
+			return nil, nil, protoErr
+		}
+	} else if method == "" || path == "" || (scheme != "https" && scheme != "http") {
+		return nil, nil, protoErr
+	}
+
+	header := make(http.Header, len(f.Fields))
+	for _, hf := range f.RegularFields() {
+		k := c.canonical(hf.Name)
+		header[k] = append(header[k], hf.Value)
+	}
+
+	needsContinue := httpguts.HeaderValuesContainsToken(header["Expect"], "100-continue")
+	if needsContinue {
+		delete(header, "Expect")
+	}
+	if cookies := header["Cookie"]; len(cookies) > 1 {
+		header["Cookie"] = []string{strings.Join(cookies, "; ")}
+	}
+	var trailer http.Header
+	for _, v := range header["Trailer"] {
+		for _, key := range strings.Split(v, ",") {
+			key = textproto.CanonicalMIMEHeaderKey(textproto.TrimString(key))
+			switch key {
+			case "Transfer-Encoding", "Trailer", "Content-Length":
+			default:
+				if trailer == nil {
+					trailer = make(http.Header)
+				}
+				trailer[key] = nil
+			}
+		}
+	}
+	delete(header, "Trailer")
+
+	if host := header["Host"]; len(host) == 1 {
+		// The Host field may be sent, but must match :authority.
+		if authority == "" {
+			authority = host[0]
+		} else if host[0] != authority {
+			return nil, nil, protoErr
+		}
+		delete(header, "Host")
+	} else if len(host) > 1 {
+		return nil, nil, protoErr
+	}
+	if strings.IndexByte(authority, '@') != -1 && (scheme == "http" || scheme == "https") {
+		return nil, nil, protoErr // userinfo (RFC 9113 §8.3.1)
+	}
+	if authority != "" && !httpguts.ValidHostHeader(authority) {
+		return nil, nil, protoErr
+	}
+
+	var u *url.URL
+	var requestURI string
+	if isConnect {
+		u = &url.URL{Host: authority}
+		requestURI = authority
+	} else {
+		if path[0] != '/' && path != "*" {
+			return nil, nil, protoErr
+		}
+		var err error
+		if u, err = url.ParseRequestURI(path); err != nil {
+			return nil, nil, protoErr
+		}
+		requestURI = path
+	}
+
+	var tlsState = c.tlsState
+	if scheme != "https" {
+		tlsState = nil
+	}
+	body := &requestBody{st: st, needsContinue: needsContinue}
+	req := &http.Request{
+		Method:     method,
+		URL:        u,
+		RemoteAddr: c.remoteAddr,
+		Header:     header,
+		RequestURI: requestURI,
+		Proto:      "HTTP/2.0",
+		ProtoMajor: 2,
+		TLS:        tlsState,
+		Host:       authority,
+		Body:       body,
+		Trailer:    trailer,
+	}
+	req = req.WithContext(st.ctx)
+	st.reqTrail = trailer
+	st.declLen = 0
+	if !f.StreamEnded() {
+		if vv, ok := header["Content-Length"]; ok {
+			if cl, err := strconv.ParseUint(vv[0], 10, 63); err == nil {
+				req.ContentLength = int64(cl)
+			}
+		} else {
+			req.ContentLength = -1
+		}
+		st.declLen = req.ContentLength
+	}
+
+	fn := c.h.ServeHTTP
+	if f.Truncated {
+		fn = headerListTooLong
+	} else if err := checkRequestHeaders(header); err != nil {
+		fn = func(w http.ResponseWriter, _ *http.Request) { http.Error(w, err.Error(), http.StatusBadRequest) }
+	}
+	return req, fn, nil
+}
+
+// connHeaders are the connection-specific fields HTTP/2 forbids
+// (RFC 9113 §8.2.2).
+var connHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade"}
+
+func checkRequestHeaders(h http.Header) error {
+	for _, k := range connHeaders {
+		if _, ok := h[k]; ok {
+			return fmt.Errorf("request header %q is not valid in HTTP/2", k)
+		}
+	}
+	te := h["Te"]
+	if len(te) > 0 && (len(te) > 1 || (te[0] != "trailers" && te[0] != "")) {
+		return errors.New(`request header "TE" may only be "trailers" in HTTP/2`)
+	}
+	return nil
+}
+
+func headerListTooLong(w http.ResponseWriter, _ *http.Request) {
+	w.WriteHeader(http.StatusRequestHeaderFieldsTooLarge)
+	_, _ = io.WriteString(w, "<h1>HTTP Error 431</h1><p>Request Header Field(s) Too Large</p>")
+}
+
+// processTrailers takes the HEADERS frame that ends a request body.
+func (c *conn) processTrailers(st *stream, f *http2.MetaHeadersFrame) error {
+	if st.gotTrailers {
+		return http2.ConnectionError(http2.ErrCodeProtocol)
+	}
+	st.gotTrailers = true
+	if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
+		return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
+	}
+	if st.reqTrail != nil {
+		for _, hf := range f.RegularFields() {
+			k := c.canonical(hf.Name)
+			if !httpguts.ValidTrailerHeader(k) {
+				return http2.StreamError{StreamID: st.id, Code: http2.ErrCodeProtocol}
+			}
+			if st.trailer == nil {
+				st.trailer = make(http.Header)
+			}
+			st.trailer[k] = append(st.trailer[k], hf.Value)
+		}
+	}
+	c.endRequestBodyLocked(st)
+	return nil
+}
+
+// scheduleHandlerLocked runs st's handler, or queues it while
+// MaxConcurrentStreams handlers run (streams the client reset still hold
+// their handler's slot until it returns). A client that piles up more
+// than four times that is resetting streams to get past the limit, and
+// loses the connection (net/http's rule against rapid reset).
+func (c *conn) scheduleHandlerLocked(st *stream) error {
+	limit := int(c.srv.cfg.MaxConcurrentStreams)
+	if c.handlers < limit {
+		c.handlers++
+		go c.runHandler(st)
+		return nil
+	}
+	if len(c.pending) > 4*limit {
+		return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
+	}
+	c.pending = append(c.pending, st)
+	return nil
+}
+
+// runHandler runs on the stream's own goroutine.
+func (c *conn) runHandler(st *stream) {
+	rw := st.rw
+	didPanic := true
+	defer func() {
+		st.cancel()
+		if didPanic {
+			e := recover()
+			c.mu.Lock()
+			c.resetLocked(st.id, http2.ErrCodeInternal)
+			c.mu.Unlock()
+			if e != nil && e != http.ErrAbortHandler {
+				const size = 64 << 10
+				buf := make([]byte, size)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.srv.logf("http2: panic serving %v: %v\n%s", c.remoteAddr, e, buf)
+			}
+		} else {
+			rw.handlerDone()
+		}
+		c.handlerFinished(st)
+	}()
+	st.handlerFn(rw, st.req)
+	didPanic = false
+}
+
+// handlerFinished frees the handler's slot and ends the stream's
+// response side.
+func (c *conn) handlerFinished(st *stream) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.handlers--
+	if !st.closed {
+		// The response is complete (or was reset); a request body still
+		// coming is refused without error (RFC 9113 §8.1).
+		st.localClosed = true
+		if !st.remoteClosed && !st.resetSent {
+			c.resetLocked(st.id, http2.ErrCodeNo)
+		} else {
+			c.closeStreamLocked(st, errHandlerComplete)
+		}
+	}
+	for len(c.pending) > 0 && c.handlers < int(c.srv.cfg.MaxConcurrentStreams) {
+		next := c.pending[0]
+		c.pending[0] = nil
+		c.pending = c.pending[1:]
+		if next.closed {
+			continue // reset before its handler started
+		}
+		c.handlers++
+		go c.runHandler(next)
+	}
+	if len(c.pending) == 0 {
+		c.pending = nil
+	}
+	c.idleCheckLocked()
+	c.maybeFinishLocked()
+}
+
+// idleCheckLocked restarts the idle timer when nothing is in progress.
+func (c *conn) idleCheckLocked() {
+	if len(c.streams) == 0 && c.handlers == 0 && c.idleTimer != nil && !c.closed {
+		c.idleTimer.Reset(c.srv.cfg.IdleTimeout)
+	}
+}
+
+// resetLocked sends RST_STREAM for id and closes the stream if open.
+func (c *conn) resetLocked(id uint32, code http2.ErrCode) {
+	if c.closed {
+		return
+	}
+	st := c.streams[id]
+	if st != nil {
+		if st.resetSent {
+			return
+		}
+		st.resetSent = true
+	}
+	c.appendRSTStream(id, code)
+	c.ctrlQueued++
+	c.kickLocked()
+	if st != nil {
+		c.closeStreamLocked(st, http2.StreamError{StreamID: id, Code: code})
+	}
+}
+
+// closeStreamLocked takes st out of the connection: its context ends,
+// its body fails with err (unless already complete), blocked reads and
+// writes return, and the unread body's bytes go back to the
+// connection window.
+func (c *conn) closeStreamLocked(st *stream, err error) {
+	if st.closed {
+		return
+	}
+	st.closed = true
+	st.remoteClosed, st.localClosed = true, true
+	delete(c.streams, st.id)
+	if unread := len(st.body) - st.bodyOff; unread > 0 {
+		c.returnConnWindowLocked(unread)
+	}
+	st.body, st.bodyOff = nil, 0
+	if st.bodyErr == nil {
+		st.bodyErr = err
+	}
+	var se http2.StreamError
+	if errors.As(err, &se) {
+		if se.Cause != nil {
+			err = se.Cause
+		} else {
+			err = errStreamClosed
+		}
+	}
+	st.closeErr = err
+	st.cancel()
+	st.cond.Broadcast()
+	c.cond.Broadcast()
+	c.idleCheckLocked()
+	c.maybeFinishLocked()
+}
+
+// failBodyLocked ends the request body with err (io.EOF: complete).
+func (st *stream) failBodyLocked(err error) {
+	if st.bodyErr == nil {
+		st.bodyErr = err
+	}
+	st.cond.Broadcast()
+}
+
+// requestBody is a request's Body.
+type requestBody struct {
+	st            *stream
+	needsContinue bool
+	sawEOF        bool
+	closed        bool
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	st := b.st
+	c := st.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b.needsContinue {
+		b.needsContinue = false
+		if !st.closed && !st.localClosed {
+			c.appendHeaders(st, &resHeaders{status: 100})
+			c.flushLocked()
+		}
+	}
+	if b.closed {
+		return 0, errClosedBody
+	}
+	if b.sawEOF {
+		return 0, io.EOF
+	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		if n := len(st.body) - st.bodyOff; n > 0 {
+			n = copy(p, st.body[st.bodyOff:])
+			st.bodyOff += n
+			if st.bodyOff == len(st.body) {
+				st.body, st.bodyOff = st.body[:0], 0
+			}
+			c.consumedLocked(st, n)
+			return n, nil
+		}
+		if st.bodyErr != nil {
+			if st.bodyErr == io.EOF {
+				b.sawEOF = true
+				for k, vv := range st.trailer {
+					if _, ok := st.reqTrail[k]; ok {
+						st.reqTrail[k] = vv
+					}
+				}
+			}
+			return 0, st.bodyErr
+		}
+		if len(p) == 0 {
+			return 0, nil
+		}
+		if !st.readDL.IsZero() {
+			d := time.Until(st.readDL)
+			if d <= 0 {
+				return 0, fmt.Errorf("%w", os.ErrDeadlineExceeded)
+			}
+			if timer == nil {
+				timer = time.AfterFunc(d, func() {
+					c.mu.Lock()
+					st.cond.Broadcast()
+					c.mu.Unlock()
+				})
+			}
+		}
+		st.cond.Wait()
+	}
+}
+
+// consumedLocked returns n bytes a handler read to both windows.
+func (c *conn) consumedLocked(st *stream, n int) {
+	if inc := c.inflow.add(n); inc > 0 {
+		c.appendWindowUpdate(0, uint32(inc))
+	}
+	if !st.remoteClosed && !st.closed {
+		if inc := st.inflow.add(n); inc > 0 {
+			c.appendWindowUpdate(st.id, uint32(inc))
+		}
+	}
+	if len(c.wbuf) > 0 {
+		c.flushLocked()
+	}
+}
+
+// Close discards the rest of the body: its buffered bytes go back to
+// the connection window, as will any that still arrive.
+func (b *requestBody) Close() error {
+	st := b.st
+	c := st.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	if unread := len(st.body) - st.bodyOff; unread > 0 {
+		c.returnConnWindowLocked(unread)
+	}
+	st.body, st.bodyOff = nil, 0
+	if st.bodyErr == nil {
+		st.bodyErr = errClosedBody
+	}
+	st.cond.Broadcast()
+	return nil
+}
+
+// canonical is the canonical form of a lower-case field name from the
+// wire, without allocating for common ones (a small cache per
+// connection, as net/http keeps).
+func (c *conn) canonical(v string) string {
+	if cv, ok := commonCanonical[v]; ok {
+		return cv
+	}
+	if cv, ok := c.canonCache[v]; ok {
+		return cv
+	}
+	cv := http.CanonicalHeaderKey(v)
+	if c.canonCache == nil {
+		c.canonCache = make(map[string]string)
+	}
+	if len(c.canonCache) < 64 {
+		c.canonCache[v] = cv
+	}
+	return cv
+}

@@ -1,0 +1,419 @@
+package h2server
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"net/http"
+
+	"gatehouse/internal/httpsyntax"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+)
+
+// Frames are appended to c.wbuf under c.mu, in the order they must reach
+// the client (HPACK state is encoded in that order too), and written by
+// flushLocked.
+
+func (c *conn) appendFrameHeader(length int, typ http2.FrameType, flags http2.Flags, id uint32) {
+	c.wbuf = append(c.wbuf, byte(length>>16), byte(length>>8), byte(length), byte(typ), byte(flags),
+		byte(id>>24)&0x7f, byte(id>>16), byte(id>>8), byte(id))
+}
+
+func (c *conn) appendSettings() {
+	settings := []http2.Setting{
+		{ID: http2.SettingMaxFrameSize, Val: maxReadFrame},
+		{ID: http2.SettingMaxConcurrentStreams, Val: c.srv.cfg.MaxConcurrentStreams},
+		{ID: http2.SettingMaxHeaderListSize, Val: c.srv.maxHeaderListSize()},
+		{ID: http2.SettingInitialWindowSize, Val: recvWindow},
+	}
+	c.appendFrameHeader(6*len(settings), http2.FrameSettings, 0, 0)
+	for _, s := range settings {
+		c.wbuf = binary.BigEndian.AppendUint16(c.wbuf, uint16(s.ID))
+		c.wbuf = binary.BigEndian.AppendUint32(c.wbuf, s.Val)
+	}
+}
+
+func (c *conn) appendSettingsAck() {
+	c.appendFrameHeader(0, http2.FrameSettings, http2.FlagSettingsAck, 0)
+}
+
+func (c *conn) appendPing(data [8]byte) {
+	c.appendFrameHeader(8, http2.FramePing, http2.FlagPingAck, 0)
+	c.wbuf = append(c.wbuf, data[:]...)
+}
+
+func (c *conn) appendWindowUpdate(id, inc uint32) {
+	c.appendFrameHeader(4, http2.FrameWindowUpdate, 0, id)
+	c.wbuf = binary.BigEndian.AppendUint32(c.wbuf, inc&0x7fffffff)
+}
+
+func (c *conn) appendRSTStream(id uint32, code http2.ErrCode) {
+	c.appendFrameHeader(4, http2.FrameRSTStream, 0, id)
+	c.wbuf = binary.BigEndian.AppendUint32(c.wbuf, uint32(code))
+}
+
+func (c *conn) appendGoAway(last uint32, code http2.ErrCode) {
+	c.appendFrameHeader(8, http2.FrameGoAway, 0, 0)
+	c.wbuf = binary.BigEndian.AppendUint32(c.wbuf, last&0x7fffffff)
+	c.wbuf = binary.BigEndian.AppendUint32(c.wbuf, uint32(code))
+}
+
+// appendData appends one DATA frame.
+func (c *conn) appendData(id uint32, p []byte, end bool) {
+	var flags http2.Flags
+	if end {
+		flags = http2.FlagDataEndStream
+	}
+	c.appendFrameHeader(len(p), http2.FrameData, flags, id)
+	c.wbuf = append(c.wbuf, p...)
+}
+
+// resHeaders is a response header block: final (status ≥ 200),
+// informational (1xx) or trailers (status 0: only keys, from h).
+type resHeaders struct {
+	status           int
+	h                http.Header
+	keys             []string // trailers: the names to send
+	ctype, clen, dat string
+	endStream        bool
+}
+
+// appendHeaders encodes rh and appends it as HEADERS and CONTINUATION
+// frames.
+func (c *conn) appendHeaders(st *stream, rh *resHeaders) {
+	c.hbuf.Reset()
+	if rh.status != 0 {
+		c.encode(":status", statusCode(rh.status))
+	}
+	if rh.keys != nil {
+		for _, k := range rh.keys {
+			c.encodeField(k, rh.h[k])
+		}
+	} else {
+		for k, vv := range rh.h {
+			c.encodeField(k, vv)
+		}
+	}
+	if rh.ctype != "" {
+		c.encode("content-type", rh.ctype)
+	}
+	if rh.clen != "" {
+		c.encode("content-length", rh.clen)
+	}
+	if rh.dat != "" {
+		c.encode("date", rh.dat)
+	}
+	block := c.hbuf.b
+	first := true
+	for first || len(block) > 0 {
+		n := min(len(block), int(c.peerMaxFrame))
+		frag := block[:n]
+		block = block[n:]
+		var flags http2.Flags
+		if len(block) == 0 {
+			flags |= http2.FlagHeadersEndHeaders
+		}
+		if first {
+			if rh.endStream {
+				flags |= http2.FlagHeadersEndStream
+			}
+			c.appendFrameHeader(n, http2.FrameHeaders, flags, st.id)
+			first = false
+		} else {
+			c.appendFrameHeader(n, http2.FrameContinuation, flags, st.id)
+		}
+		c.wbuf = append(c.wbuf, frag...)
+	}
+	if rh.endStream {
+		st.localClosed = true
+	}
+}
+
+// encodeField encodes one response field under its lower-case name,
+// as net/http does: names that are not ASCII tokens and values that are
+// not valid field values are dropped. Connection-specific fields, which
+// HTTP/2 forbids (RFC 9113 §8.2.2), are dropped too ("te: trailers"
+// aside), where net/http drops only Connection and Transfer-Encoding.
+func (c *conn) encodeField(k string, vv []string) {
+	lk, ok := c.lower(k)
+	if !ok || !validWireName(lk) {
+		return
+	}
+	switch lk {
+	case "connection", "keep-alive", "proxy-connection", "upgrade":
+		return
+	}
+	isTE := lk == "transfer-encoding" || lk == "te"
+	for _, v := range vv {
+		if !httpsyntax.ValidFieldValue(v) || (isTE && v != "trailers") {
+			continue
+		}
+		c.encode(lk, v)
+	}
+}
+
+func (c *conn) encode(k, v string) {
+	// hpack.Encoder writes to c.hbuf, which cannot fail.
+	_ = c.enc.WriteField(hpackField(k, v))
+}
+
+// validWireName: a lower-case token, as HTTP/2 requires of names.
+func validWireName(v string) bool {
+	if v == "" {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		b := v[i]
+		if !httpguts.IsTokenRune(rune(b)) || ('A' <= b && b <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// lower is the lower-case form of a field name, cached per connection
+// (c.mu held); ok is false for a name that is not ASCII.
+func (c *conn) lower(k string) (string, bool) {
+	if lk, ok := commonLower[k]; ok {
+		return lk, true
+	}
+	if lk, ok := c.lowerCache[k]; ok {
+		return lk, true
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] >= 0x80 {
+			return "", false
+		}
+	}
+	lk := strings.ToLower(k)
+	if c.lowerCache == nil {
+		c.lowerCache = make(map[string]string)
+	}
+	if len(c.lowerCache) < 64 {
+		c.lowerCache[k] = lk
+	}
+	return lk, true
+}
+
+func statusCode(code int) string {
+	switch code {
+	case 200:
+		return "200"
+	case 204:
+		return "204"
+	case 304:
+		return "304"
+	case 404:
+		return "404"
+	}
+	return strconv.Itoa(code)
+}
+
+// kickLocked makes sure what is buffered gets written without the caller
+// writing it: the reader must never block on a client that does not read
+// (which may itself be blocked writing to us), so control frames are
+// written by a goroutine of their own when no write is in progress.
+func (c *conn) kickLocked() {
+	if c.writing || c.kicked || c.closed || len(c.wbuf) == 0 {
+		return
+	}
+	c.kicked = true
+	go func() {
+		c.mu.Lock()
+		c.kicked = false
+		c.flushLocked()
+		c.mu.Unlock()
+	}()
+}
+
+// flushLocked writes what is buffered, and what is appended while it
+// writes, unless another goroutine is writing already (which then
+// writes it). c.mu is released during each write.
+func (c *conn) flushLocked() {
+	for !c.writing && len(c.wbuf) > 0 && !c.closed {
+		c.writing = true
+		buf := c.wbuf
+		c.wbuf = c.spare[:0]
+		c.ctrlQueued = 0
+		c.mu.Unlock()
+		if d := c.srv.cfg.WriteTimeout; d > 0 {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(d))
+		}
+		_, err := c.nc.Write(buf)
+		c.mu.Lock()
+		c.writing = false
+		if cap(buf) <= 4*maxWriteBuf {
+			c.spare = buf[:0]
+		} else {
+			c.spare = nil
+		}
+		c.cond.Broadcast()
+		if err != nil {
+			c.werr = err
+			c.closeLocked(errClientDisconnected)
+		}
+	}
+}
+
+// waitLocked waits on cond until it is broadcast or deadline passes; it
+// reports false when the deadline has passed.
+func (c *conn) waitLocked(cond interface{ Wait() }, deadline time.Time) bool {
+	if deadline.IsZero() {
+		cond.Wait()
+		return true
+	}
+	d := time.Until(deadline)
+	if d <= 0 {
+		return false
+	}
+	t := time.AfterFunc(d, func() {
+		c.mu.Lock()
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	})
+	cond.Wait()
+	t.Stop()
+	return true
+}
+
+// writeErrLocked is why st can send nothing more, or nil.
+func (st *stream) writeErrLocked() error {
+	switch {
+	case st.c.closed:
+		return errClientDisconnected
+	case st.closed || st.resetSent:
+		if st.closeErr != nil {
+			return st.closeErr
+		}
+		return errStreamClosed
+	case st.localClosed:
+		return errStreamClosed
+	}
+	return nil
+}
+
+// writeHeaders appends a header block for st and writes it.
+func (c *conn) writeHeaders(st *stream, rh *resHeaders, flush bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := st.writeErrLocked(); err != nil {
+		return err
+	}
+	if err := c.roomLocked(st); err != nil {
+		return err
+	}
+	c.appendHeaders(st, rh)
+	if flush {
+		c.flushLocked()
+	}
+	return nil
+}
+
+// roomLocked waits while the write buffer is full, for the write in
+// progress, or writes it when none is.
+func (c *conn) roomLocked(st *stream) error {
+	for len(c.wbuf) >= maxWriteBuf {
+		if err := st.writeErrLocked(); err != nil {
+			return err
+		}
+		if !c.writing {
+			c.flushLocked()
+			continue
+		}
+		if !c.waitLocked(&c.cond, st.writeDL) {
+			return c.writeTimeoutLocked(st)
+		}
+	}
+	return st.writeErrLocked()
+}
+
+func (c *conn) writeTimeoutLocked(st *stream) error {
+	c.resetLocked(st.id, http2.ErrCodeInternal)
+	return fmt.Errorf("%w", os.ErrDeadlineExceeded)
+}
+
+// writeData sends p on st as DATA frames within the flow-control
+// windows, waiting for WINDOW_UPDATEs when they are spent, and ends the
+// stream when end is set. With flush, what it appended is written
+// before it returns (or by the write already in progress).
+func (c *conn) writeData(st *stream, p []byte, end bool, flush bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		if err := st.writeErrLocked(); err != nil {
+			return err
+		}
+		if len(p) == 0 {
+			if end {
+				if err := c.roomLocked(st); err != nil {
+					return err
+				}
+				c.appendData(st.id, nil, true)
+				st.localClosed = true
+			}
+			break
+		}
+		allowed := min(st.sendWindow, c.sendWindow, c.peerMaxFrame)
+		if allowed <= 0 {
+			// Let the client see what is buffered before waiting on it.
+			c.flushLocked()
+			if !c.waitLocked(&c.cond, st.writeDL) {
+				return c.writeTimeoutLocked(st)
+			}
+			continue
+		}
+		if err := c.roomLocked(st); err != nil {
+			return err
+		}
+		allowed = min(st.sendWindow, c.sendWindow, c.peerMaxFrame)
+		if allowed <= 0 {
+			continue
+		}
+		n := min(len(p), int(allowed))
+		last := end && n == len(p)
+		c.appendData(st.id, p[:n], last)
+		st.sendWindow -= int32(n)
+		c.sendWindow -= int32(n)
+		p = p[n:]
+		if last {
+			st.localClosed = true
+			break
+		}
+	}
+	if flush {
+		c.flushLocked()
+	}
+	return nil
+}
+
+// bytesBuffer is the io.Writer the HPACK encoder writes to.
+type bytesBuffer struct{ b []byte }
+
+func (w *bytesBuffer) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+func (w *bytesBuffer) Reset() { w.b = w.b[:0] }
+
+// httpDate is the Date field's value, formatted once a second.
+func (s *Server) httpDate() string {
+	now := time.Now().Unix()
+	if d := s.date.Load(); d != nil && d.sec == now {
+		return d.s
+	}
+	d := &dateEntry{sec: now, s: time.Unix(now, 0).UTC().Format(http.TimeFormat)}
+	s.date.Store(d)
+	return d.s
+}
+
+type dateEntry struct {
+	sec int64
+	s   string
+}

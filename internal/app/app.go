@@ -24,6 +24,7 @@ import (
 	"gatehouse/internal/config"
 	"gatehouse/internal/h1guard"
 	"gatehouse/internal/h1server"
+	"gatehouse/internal/h2server"
 	"gatehouse/internal/netx"
 	"gatehouse/internal/observe/logging"
 	"gatehouse/internal/observe/metrics"
@@ -384,7 +385,8 @@ type server interface {
 }
 
 // listenerServer is the server of a public listener and how it serves:
-// HTTPS by net/http; plain by h1server in front of net/http
+// HTTPS by net/http, HTTP/2 on it by h2server (server.fast_http2) or
+// net/http; plain by h1server in front of net/http
 // (server.fast_http1), or by net/http alone.
 func (a *App) listenerServer(s config.Server, useTLS bool) (server, func(net.Listener) error) {
 	srv := a.publicServer(s, useTLS)
@@ -451,6 +453,25 @@ func (a *App) publicServer(s config.Server, useTLS bool) *http.Server {
 		return f.GetCertificate(hello)
 	}, alpn...)
 	srv.TLSConfig = base.Clone()
+	if *s.FastHTTP2 {
+		// HTTP/2 by h2server: net/http hands it the connections that
+		// negotiate h2 and its Shutdown sends them GOAWAY.
+		h2 := h2server.New(h2server.Config{
+			MaxConcurrentStreams: uint32(s.HTTP2MaxConcurrentStreams),
+			MaxHeaderBytes:       int(s.MaxHeaderBytes),
+			IdleTimeout:          s.IdleTimeout.D(),
+			ReadHeaderTimeout:    s.ReadHeaderTimeout.D(),
+			WriteTimeout:         s.WriteTimeout.D(),
+			ErrorLog:             srv.ErrorLog,
+		})
+		srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){
+			"h2": func(_ *http.Server, c *tls.Conn, h http.Handler) {
+				netx.Multiplexed(c) // a drain leaves it to Shutdown's GOAWAY
+				h2.ServeConn(c, h)
+			},
+		}
+		srv.RegisterOnShutdown(h2.Shutdown)
+	}
 	// Mutual TLS is per host, and may change with a reload: the live
 	// snapshot decides for each handshake.
 	srv.TLSConfig.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {

@@ -72,6 +72,10 @@ func applyDefaults(doc *Document) {
 		on := true
 		s.FastHTTP1 = &on
 	}
+	if s.FastHTTP2 == nil {
+		on := true
+		s.FastHTTP2 = &on
+	}
 	if t := s.TLS; t != nil {
 		tlsDefaults(doc, t)
 	}

@@ -94,6 +94,10 @@ type Server struct {
 	// handing every other connection to net/http's. Default true; false
 	// serves everything with net/http.
 	FastHTTP1 *bool `yaml:"fast_http1"`
+	// FastHTTP2: serve HTTP/2 on the HTTPS listeners with Gatehouse's own
+	// HTTP/2 server (internal/h2server), which writes a response's frames
+	// together; false: net/http's. Default true.
+	FastHTTP2 *bool `yaml:"fast_http2"`
 	// ShutdownGrace: how long in-flight requests may run after SIGTERM. Default 30s.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
 	// SecurityHeaders are added to every response that lacks them. A route's

@@ -77,6 +77,10 @@ func (rw *responseWriter) WriteHeader(code int) {
 	if rw.handlerDone_ {
 		panic("WriteHeader called after Handler finished")
 	}
+	rw.writeHeader(code)
+}
+
+func (rw *responseWriter) writeHeader(code int) {
 	if code < 100 || code > 999 {
 		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
 	}
@@ -208,7 +212,7 @@ func (rw *responseWriter) writeChunk(p []byte) (int, error) {
 	st := rw.st
 	c := st.c
 	if !rw.wroteHeader {
-		rw.WriteHeader(http.StatusOK)
+		rw.writeHeader(http.StatusOK)
 	}
 	if rw.handlerDone_ {
 		rw.promoteUndeclaredTrailers()

@@ -45,7 +45,7 @@ type streamT struct {
 	Trailers  hdrs
 	EndStream bool
 	RST       string // the first RST_STREAM's code from the server
-	body      []byte
+	body      []byte // Body in full (not compared)
 }
 
 // hdrs is a decoded header block, without "date".
@@ -608,7 +608,7 @@ func (c *client) snapshot() transcript {
 	for id, st := range c.tr.Streams {
 		cp := *st
 		cp.Body = summarize(st.body)
-		cp.body = nil
+		cp.body = bytes.Clone(st.body)
 		tr.Streams[id] = &cp
 	}
 	if c.scriptErr != nil {

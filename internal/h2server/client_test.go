@@ -55,7 +55,7 @@ type hdrs map[string][]string
 type client struct {
 	conn *tls.Conn
 
-	wmu sync.Mutex // guards the write side: fr's writes, bw, enc, encBuf
+	wmu sync.Mutex // guards the write side: fr's writes, bw, enc, buf
 	bw  *bufio.Writer
 	fr  *http2.Framer
 	enc *hpack.Encoder

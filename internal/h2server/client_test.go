@@ -45,7 +45,7 @@ type streamT struct {
 	Trailers  hdrs
 	EndStream bool
 	RST       string // the first RST_STREAM's code from the server
-	body      []byte
+	body      []byte // Body in full (not compared)
 }
 
 // hdrs is a decoded header block, without "date".
@@ -55,7 +55,7 @@ type hdrs map[string][]string
 type client struct {
 	conn *tls.Conn
 
-	wmu sync.Mutex // guards the write side: fr's writes, bw, enc, encBuf
+	wmu sync.Mutex // guards the write side: fr's writes, bw, enc, buf
 	bw  *bufio.Writer
 	fr  *http2.Framer
 	enc *hpack.Encoder
@@ -388,6 +388,72 @@ func (c *client) headers(id uint32, endStream bool, hf []hpack.HeaderField) erro
 	})
 }
 
+// headerFrames sends a header block on stream id as one HEADERS frame
+// per group of fields, the first HEADERS and the rest CONTINUATION, each
+// group encoded as never-indexed literals (the dynamic table is left
+// alone). endHeaders false leaves the block unfinished.
+func (c *client) headerFrames(id uint32, endStream, endHeaders bool, groups ...[]hpack.HeaderField) error {
+	c.mu.Lock()
+	if _, ok := c.streamWin[id]; !ok {
+		c.streamWin[id] = c.sendInitial
+	}
+	c.mu.Unlock()
+	return c.write(func() error {
+		for i, g := range groups {
+			frag := literal(g)
+			end := endHeaders && i == len(groups)-1
+			var err error
+			if i == 0 {
+				err = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: frag, EndStream: endStream, EndHeaders: end})
+			} else {
+				err = c.fr.WriteContinuation(id, end, frag)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// literal HPACK-encodes hf as never-indexed literals, which need no
+// encoder state.
+func literal(hf []hpack.HeaderField) []byte {
+	var b bytes.Buffer
+	enc := hpack.NewEncoder(&b)
+	for _, f := range hf {
+		f.Sensitive = true
+		enc.WriteField(f)
+	}
+	return b.Bytes()
+}
+
+// fill sends n bytes of DATA on stream id without END_STREAM, in 16 KiB
+// frames, whatever the flow-control windows say.
+func (c *client) fill(id uint32, n int) error {
+	p := pattern(16384)
+	for n > 0 {
+		k := min(n, len(p))
+		if err := c.data(id, false, p[:k]); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
+}
+
+// windows returns what the server's flow control lets the client send on
+// the connection and on stream id.
+func (c *client) windows(id uint32) (conn, stream int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st, ok := c.streamWin[id]
+	if !ok {
+		st = c.sendInitial
+	}
+	return c.connWin, st
+}
+
 // data sends one DATA frame, flow control or not (the windows are
 // charged all the same).
 func (c *client) data(id uint32, endStream bool, p []byte) error {
@@ -542,7 +608,7 @@ func (c *client) snapshot() transcript {
 	for id, st := range c.tr.Streams {
 		cp := *st
 		cp.Body = summarize(st.body)
-		cp.body = nil
+		cp.body = bytes.Clone(st.body)
 		tr.Streams[id] = &cp
 	}
 	if c.scriptErr != nil {

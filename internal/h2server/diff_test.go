@@ -38,7 +38,7 @@ func TestDiffRequests(t *testing.T) {
 	runExchanges(t, false, []exchange{
 		{name: "GET", script: get("/a")},
 		{name: "GET with query", script: get("/a/b?c=d&e=%20f&g")},
-		{name: "GET asterisk-free OPTIONS", script: send(req("OPTIONS", "/"))},
+		{name: "OPTIONS /", script: send(req("OPTIONS", "/"))},
 		{name: "HEAD", script: send(req("HEAD", "/h"))},
 		{name: "HEAD, handler writes a body", script: send(req("HEAD", "/h")),
 			handler: func(e *env, w http.ResponseWriter, r *http.Request) { w.Write(pattern(100)) }},
@@ -84,11 +84,31 @@ func TestDiffRequests(t *testing.T) {
 		{name: "two cookie fields", script: send(req("GET", "/", "cookie", "a=1", "cookie", "b=2", "cookie", "c=3"))},
 		{name: "repeated regular field", script: send(req("GET", "/", "x-a", "1", "x-a", "2", "accept", "text/html"))},
 		{name: "host instead of :authority", script: send(fields(":method", "GET", ":scheme", "https", ":path", "/", "host", "example.org"))},
-		{name: ":authority and host", script: send(req("GET", "/", "host", "example.org"))},
+		{name: ":authority and the same host", script: send(req("GET", "/", "host", authority))},
+		// RFC 9113 §8.3.1: a host that differs from :authority makes the
+		// request malformed. Two names for the target is host confusion
+		// (routed by one, authorized or forwarded by the other); newer
+		// x/net/http2 rejects it (authority_host_mismatch), as HTTP/1
+		// net/http rejects two Host fields.
+		{name: ":authority and another host", script: send(req("GET", "/", "host", "example.org")),
+			netHTTPWrong: "it serves it, r.Host from :authority and Header Host the other name",
+			want:         refusedBeforeHandler, normalize: func(tr *transcript) { *tr = transcript{} }},
+		{name: "two host fields", script: send(fields(":method", "GET", ":scheme", "https", ":path", "/", "host", "example.org", "host", authority)),
+			netHTTPWrong: "it serves it, r.Host the first",
+			want:         refusedBeforeHandler, normalize: func(tr *transcript) { *tr = transcript{} }},
+		{name: ":authority not a valid host", script: send(fields(":method", "GET", ":scheme", "https", ":authority", "example.com/../x y", ":path", "/")),
+			netHTTPWrong: "it serves it, r.Host \"example.com/../x y\" (HTTP/1 net/http answers 400 to such a Host)",
+			want:         refusedBeforeHandler, normalize: func(tr *transcript) { *tr = transcript{} }},
 		{name: "no :authority nor host", script: send(fields(":method", "GET", ":scheme", "https", ":path", "/"))},
 		{name: ":authority with userinfo", script: send(fields(":method", "GET", ":scheme", "https", ":authority", "u@example.com", ":path", "/"))},
 		{name: "te: trailers", script: send(req("GET", "/", "te", "trailers"))},
-		{name: "absolute :path", script: send(req("GET", "https://example.com/x"))},
+		// RFC 9113 §8.3.1: :path is the origin-form (or "*"); an
+		// absolute-form :path gives the handler an r.URL whose host is
+		// not r.Host. Newer x/net/http2 rejects it (bad_path).
+		{name: "absolute :path", script: send(req("GET", "https://other.example/x")),
+			netHTTPWrong: "it serves it, r.URL.Host other.example and r.Host example.com",
+			want:         refusedBeforeHandler, normalize: func(tr *transcript) { *tr = transcript{} }},
+		{name: "OPTIONS *", script: send(req("OPTIONS", "*"))},
 		{name: ":scheme http", script: send(fields(":method", "GET", ":scheme", "http", ":authority", authority, ":path", "/"))},
 		{name: "extended CONNECT", script: func(c *client, e *env) {
 			c.headers(1, false, fields(":method", "CONNECT", ":protocol", "websocket", ":scheme", "https",
@@ -343,6 +363,7 @@ func TestDiffMalformed(t *testing.T) {
 		bad("missing :method", fields(":scheme", "https", ":authority", authority, ":path", "/")),
 		bad("missing :path", fields(":method", "GET", ":scheme", "https", ":authority", authority)),
 		bad("missing :scheme", fields(":method", "GET", ":authority", authority, ":path", "/")),
+		bad(":path without a leading slash", req("GET", "x/y")),
 		bad("empty :path", fields(":method", "GET", ":scheme", "https", ":authority", authority, ":path", "")),
 		bad("bad :scheme", fields(":method", "GET", ":scheme", "ftp", ":authority", authority, ":path", "/")),
 		bad("duplicate :path", req("GET", "/", ":path", "/again")),

@@ -360,16 +360,3 @@ func heapAlloc() uint64 {
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
 }
-
-// checkNoLeak fails t unless the process's goroutines come back down to
-// base (counted after the server started, before the test's connections)
-// within a deadline. Not for parallel tests.
-func checkNoLeak(t *testing.T, base int) {
-	t.Helper()
-	if testutil.WaitFor(5*time.Second, func() bool { return runtime.NumGoroutine() <= base }) {
-		return
-	}
-	buf := make([]byte, 1<<20)
-	n := runtime.Stack(buf, true)
-	t.Errorf("goroutines: %d before, %d after\n%s", base, runtime.NumGoroutine(), buf[:n])
-}

@@ -2,7 +2,6 @@ package h2server
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -40,6 +39,7 @@ type responseWriter struct {
 	sentHeader   bool
 	handlerDone_ bool
 	sentCL       int64 // Content-Length sent, 0 if none
+	declCL       int64 // Content-Length declared at WriteHeader, -1 if none
 	wroteBytes   int64
 	trailers     []string
 }
@@ -103,8 +103,14 @@ func (rw *responseWriter) writeHeader(code int) {
 	}
 	rw.wroteHeader = true
 	rw.status = code
+	rw.declCL = -1
 	if len(rw.handlerHdr) > 0 {
 		rw.snapHdr = rw.handlerHdr.Clone()
+		if v := rw.snapHdr["Content-Length"]; len(v) > 0 {
+			if cl, err := strconv.ParseUint(v[0], 10, 63); err == nil {
+				rw.declCL = int64(cl)
+			}
+		}
 	}
 }
 
@@ -132,10 +138,15 @@ func (rw *responseWriter) beforeWrite(n int) error {
 	if !bodyAllowedForStatus(rw.status) {
 		return http.ErrBodyNotAllowed
 	}
-	rw.wroteBytes += int64(n)
-	if rw.sentCL != 0 && rw.wroteBytes > rw.sentCL {
-		return errors.New("http2: handler wrote more than declared Content-Length")
+	// Never more than the declared Content-Length: DATA beyond it is a
+	// malformed response (RFC 9113 §8.1.1), and a client that turns it
+	// into HTTP/1.1 would take the excess for the next response. As
+	// net/http's HTTP/1 server refuses such a write; its HTTP/2 server
+	// checks only once the header has gone out.
+	if rw.declCL >= 0 && rw.wroteBytes+int64(n) > rw.declCL {
+		return http.ErrContentLength
 	}
+	rw.wroteBytes += int64(n)
 	return nil
 }
 
@@ -283,6 +294,21 @@ func (rw *responseWriter) writeChunk(p []byte) (int, error) {
 			c.mu.Unlock()
 		}
 		return 0, nil
+	}
+	if rw.handlerDone_ && rw.declCL >= 0 && rw.wroteBytes < rw.declCL && bodyAllowedForStatus(rw.status) {
+		// Fewer bytes than declared: the response cannot end well. What
+		// was written goes out, then RST_STREAM, as net/http's HTTP/1
+		// server closes the connection.
+		if len(p) > 0 {
+			if err := c.writeData(st, p, false, false); err != nil {
+				return 0, err
+			}
+		}
+		c.mu.Lock()
+		c.resetLocked(st.id, http2.ErrCodeInternal)
+		c.flushLocked()
+		c.mu.Unlock()
+		return len(p), nil
 	}
 	hasTrailers := rw.hasNonemptyTrailers()
 	endStream := rw.handlerDone_ && !hasTrailers

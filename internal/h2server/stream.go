@@ -215,17 +215,33 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request,
 	}
 	req = req.WithContext(st.ctx)
 	st.reqTrail = trailer
-	st.declLen = 0
-	if !f.StreamEnded() {
-		if vv, ok := header["Content-Length"]; ok {
-			if cl, err := strconv.ParseUint(vv[0], 10, 63); err == nil {
-				req.ContentLength = int64(cl)
-			}
-		} else {
-			req.ContentLength = -1
+	// Content-Length must be one number, and the body's length
+	// (RFC 9113 §8.1.1): a handler (a proxy) shown another is what
+	// request smuggling is made of. net/http takes the first value and
+	// serves a body-less request that declares one.
+	st.declLen = -1
+	if vv, ok := header["Content-Length"]; ok {
+		cl, err := strconv.ParseUint(vv[0], 10, 63)
+		if err != nil {
+			return nil, nil, protoErr
 		}
-		st.declLen = req.ContentLength
+		for _, v := range vv[1:] {
+			if v != vv[0] {
+				return nil, nil, protoErr
+			}
+		}
+		if len(vv) > 1 {
+			header["Content-Length"] = vv[:1]
+		}
+		st.declLen = int64(cl)
 	}
+	if f.StreamEnded() {
+		if st.declLen > 0 {
+			return nil, nil, protoErr
+		}
+		st.declLen = 0
+	}
+	req.ContentLength = st.declLen
 
 	fn := c.h.ServeHTTP
 	if f.Truncated {
@@ -399,10 +415,12 @@ func (c *conn) closeStreamLocked(st *stream, err error) {
 	st.closed = true
 	st.remoteClosed, st.localClosed = true, true
 	delete(c.streams, st.id)
+	// What was received stays readable (then the error), as from
+	// net/http's pipe; its connection window is returned now, and
+	// reads of it return none (consumedLocked).
 	if unread := len(st.body) - st.bodyOff; unread > 0 {
 		c.returnConnWindowLocked(unread)
 	}
-	st.body, st.bodyOff = nil, 0
 	if st.bodyErr == nil {
 		st.bodyErr = err
 	}
@@ -505,6 +523,9 @@ func (b *requestBody) Read(p []byte) (int, error) {
 
 // consumedLocked returns n bytes a handler read to both windows.
 func (c *conn) consumedLocked(st *stream, n int) {
+	if st.closed {
+		return // returned when the stream closed
+	}
 	if inc := c.inflow.add(n); inc > 0 {
 		c.appendWindowUpdate(0, uint32(inc))
 	}
@@ -529,7 +550,7 @@ func (b *requestBody) Close() error {
 		return nil
 	}
 	b.closed = true
-	if unread := len(st.body) - st.bodyOff; unread > 0 {
+	if unread := len(st.body) - st.bodyOff; unread > 0 && !st.closed {
 		c.returnConnWindowLocked(unread)
 	}
 	st.body, st.bodyOff = nil, 0

@@ -83,8 +83,13 @@ func TestDiffRequests(t *testing.T) {
 		}},
 		{name: "two cookie fields", script: send(req("GET", "/", "cookie", "a=1", "cookie", "b=2", "cookie", "c=3"))},
 		{name: "repeated regular field", script: send(req("GET", "/", "x-a", "1", "x-a", "2", "accept", "text/html"))},
-		{name: "host instead of :authority", script: send(fields(":method", "GET", ":scheme", "https", ":path", "/", "host", "example.org"))},
-		{name: ":authority and the same host", script: send(req("GET", "/", "host", authority))},
+		// The host field is the authority, not a header the handler
+		// sees: HTTP/1 net/http removes Host from r.Header, and so does
+		// x/net's newer HTTP/2 server; Go 1.26's copy keeps it.
+		{name: "host instead of :authority", script: send(fields(":method", "GET", ":scheme", "https", ":path", "/", "host", "example.org")),
+			netHTTPWrong: "Host stays in r.Header", want: hostNotInHeader, normalize: dropHostHeader},
+		{name: ":authority and the same host", script: send(req("GET", "/", "host", authority)),
+			netHTTPWrong: "Host stays in r.Header", want: hostNotInHeader, normalize: dropHostHeader},
 		// RFC 9113 §8.3.1: a host that differs from :authority makes the
 		// request malformed. Two names for the target is host confusion
 		// (routed by one, authorized or forwarded by the other); newer
@@ -157,7 +162,22 @@ func TestDiffResponses(t *testing.T) {
 		{name: "Content-Length set, short write", script: get("/"), handler: func(e *env, w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Length", "10")
 			io.WriteString(w, "hello")
-		}},
+		},
+			// A response shorter than its content-length is malformed
+			// (RFC 9113 §8.1.1): ending it cleanly passes a truncated body
+			// off as whole. net/http/1 closes the connection instead.
+			netHTTPWrong: "it ends the stream cleanly after 5 of 10 declared bytes",
+			want: func(tr transcript) error {
+				if st := tr.Streams[1]; st == nil || st.RST == "" || st.EndStream {
+					return fmt.Errorf("want RST_STREAM and no END_STREAM after the 5 bytes; got %v", tr)
+				}
+				return nil
+			},
+			normalize: func(tr *transcript) {
+				if st := tr.Streams[1]; st != nil {
+					st.EndStream, st.RST = false, ""
+				}
+			}},
 		{name: "Content-Length set, long write", script: get("/"), handler: func(e *env, w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Length", "3")
 			_, err := io.WriteString(w, "hello")
@@ -334,6 +354,24 @@ func wantRefused(t *testing.T, tr transcript) {
 
 // refusedBeforeHandler requires stream 1 refused with PROTOCOL_ERROR (by
 // RST_STREAM or GOAWAY) and the handler never called.
+func hostNotInHeader(tr transcript) error {
+	for _, v := range tr.Saw {
+		if _, ok := v.Header["Host"]; ok {
+			return fmt.Errorf("the handler saw Host in its Header: %+v", v.Header)
+		}
+	}
+	return nil
+}
+
+func dropHostHeader(tr *transcript) {
+	for i := range tr.Saw {
+		delete(tr.Saw[i].Header, "Host")
+		if len(tr.Saw[i].Header) == 0 {
+			tr.Saw[i].Header = nil
+		}
+	}
+}
+
 func refusedBeforeHandler(tr transcript) error {
 	st := tr.Streams[1]
 	if (st == nil || st.RST != "PROTOCOL_ERROR") && tr.GoAway != "PROTOCOL_ERROR" || len(tr.Saw) != 0 {
@@ -392,7 +430,8 @@ func TestDiffMalformed(t *testing.T) {
 		{name: "Content-Length not a number", script: func(c *client, e *env) {
 			c.headers(1, false, req("POST", "/", "content-length", "five"))
 			c.data(1, true, []byte("hello"))
-		}},
+		}, netHTTPWrong: "it serves the request with ContentLength 0 and Content-Length five in its Header",
+			want: refusedBeforeHandler, normalize: func(tr *transcript) { *tr = transcript{} }},
 		// RFC 9113 §8.1.1 (content-length must equal the DATA's length)
 		// and RFC 9110 §8.6 (differing values are unrecoverable): a
 		// handler (a proxy) shown a Content-Length header that is not the

@@ -229,6 +229,9 @@ func (rw *responseWriter) writeChunk(p []byte) (int, error) {
 		rw.promoteUndeclaredTrailers()
 	}
 	isHead := st.req.Method == http.MethodHead
+	// short: the handler is done with fewer bytes than it declared.
+	short := rw.handlerDone_ && !isHead && bodyAllowedForStatus(rw.status) &&
+		rw.declCL >= 0 && rw.wroteBytes < rw.declCL
 	flushed := false
 	if !rw.sentHeader {
 		rw.sentHeader = true
@@ -271,7 +274,7 @@ func (rw *responseWriter) writeChunk(p []byte) (int, error) {
 				c.mu.Unlock()
 			}
 		}
-		endStream := (rw.handlerDone_ && len(rw.trailers) == 0 && len(p) == 0) || isHead
+		endStream := (rw.handlerDone_ && len(rw.trailers) == 0 && len(p) == 0 && !short) || isHead
 		more := !endStream && !isHead && (len(p) > 0 || rw.handlerDone_)
 		if err := c.writeHeaders(st, &resHeaders{
 			status: rw.status, h: rw.snapHdr, endStream: endStream,
@@ -295,7 +298,7 @@ func (rw *responseWriter) writeChunk(p []byte) (int, error) {
 		}
 		return 0, nil
 	}
-	if rw.handlerDone_ && rw.declCL >= 0 && rw.wroteBytes < rw.declCL && bodyAllowedForStatus(rw.status) {
+	if short {
 		// Fewer bytes than declared: the response cannot end well. What
 		// was written goes out, then RST_STREAM, as net/http's HTTP/1
 		// server closes the connection.

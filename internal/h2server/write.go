@@ -138,18 +138,19 @@ func (c *conn) appendHeaders(st *stream, rh *resHeaders) {
 // encodeField encodes one response field under its lower-case name,
 // as net/http does: names that are not ASCII tokens and values that are
 // not valid field values are dropped. Connection-specific fields, which
-// HTTP/2 forbids (RFC 9113 §8.2.2), are dropped too ("te: trailers"
-// aside), where net/http drops only Connection and Transfer-Encoding.
+// HTTP/2 forbids (RFC 9113 §8.2.2; TE only has a meaning in requests),
+// are dropped too, where net/http drops only Connection and
+// Transfer-Encoding.
 func (c *conn) encodeField(k string, vv []string) {
 	lk, ok := c.lower(k)
 	if !ok || !validWireName(lk) {
 		return
 	}
 	switch lk {
-	case "connection", "keep-alive", "proxy-connection", "upgrade":
+	case "connection", "keep-alive", "proxy-connection", "upgrade", "te":
 		return
 	}
-	isTE := lk == "transfer-encoding" || lk == "te"
+	isTE := lk == "transfer-encoding"
 	for _, v := range vv {
 		if !httpsyntax.ValidFieldValue(v) || (isTE && v != "trailers") {
 			continue

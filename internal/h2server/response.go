@@ -187,6 +187,7 @@ func (rw *responseWriter) SetWriteDeadline(t time.Time) error {
 	rw.st.writeDL = t
 	if !t.IsZero() && !t.After(time.Now()) {
 		c.resetLocked(rw.st.id, http2.ErrCodeInternal)
+		c.kickLocked()
 	}
 	c.cond.Broadcast()
 	return nil

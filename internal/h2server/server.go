@@ -304,6 +304,7 @@ func (c *conn) serve(shutdown bool) {
 					c.maxClientID = se.StreamID
 				}
 				c.resetLocked(se.StreamID, se.Code)
+				c.kickLocked()
 				c.mu.Unlock()
 				continue
 			}
@@ -318,6 +319,7 @@ func (c *conn) serve(shutdown bool) {
 			if errors.As(err, &se) {
 				c.mu.Lock()
 				c.resetLocked(se.StreamID, se.Code)
+				c.kickLocked()
 				c.mu.Unlock()
 				continue
 			}

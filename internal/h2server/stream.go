@@ -328,6 +328,7 @@ func (c *conn) runHandler(st *stream) {
 			e := recover()
 			c.mu.Lock()
 			c.resetLocked(st.id, http2.ErrCodeInternal)
+			c.flushLocked()
 			c.mu.Unlock()
 			if e != nil && e != http.ErrAbortHandler {
 				const size = 64 << 10
@@ -356,6 +357,7 @@ func (c *conn) handlerFinished(st *stream) {
 		st.localClosed = true
 		if !st.remoteClosed && !st.resetSent {
 			c.resetLocked(st.id, http2.ErrCodeNo)
+			c.flushLocked()
 		} else {
 			c.closeStreamLocked(st, errHandlerComplete)
 		}
@@ -384,7 +386,8 @@ func (c *conn) idleCheckLocked() {
 	}
 }
 
-// resetLocked sends RST_STREAM for id and closes the stream if open.
+// resetLocked queues RST_STREAM for id and closes the stream if open.
+// The caller writes it (flushLocked) or has it written (kickLocked).
 func (c *conn) resetLocked(id uint32, code http2.ErrCode) {
 	if c.closed {
 		return
@@ -398,7 +401,6 @@ func (c *conn) resetLocked(id uint32, code http2.ErrCode) {
 	}
 	c.appendRSTStream(id, code)
 	c.ctrlQueued++
-	c.kickLocked()
 	if st != nil {
 		c.closeStreamLocked(st, http2.StreamError{StreamID: id, Code: code})
 	}

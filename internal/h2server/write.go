@@ -131,7 +131,18 @@ func (c *conn) appendHeaders(st *stream, rh *resHeaders) {
 		c.wbuf = append(c.wbuf, frag...)
 	}
 	if rh.endStream {
-		st.localClosed = true
+		c.localEndLocked(st)
+	}
+}
+
+// localEndLocked follows a frame with END_STREAM. A request body still
+// coming is refused without error, in the same write (RFC 9113 §8.1:
+// the response is complete; net/http does the same after the frame is
+// written).
+func (c *conn) localEndLocked(st *stream) {
+	st.localClosed = true
+	if !st.remoteClosed && !st.resetSent {
+		c.resetLocked(st.id, http2.ErrCodeNo)
 	}
 }
 
@@ -336,6 +347,7 @@ func (c *conn) roomLocked(st *stream) error {
 
 func (c *conn) writeTimeoutLocked(st *stream) error {
 	c.resetLocked(st.id, http2.ErrCodeInternal)
+	c.kickLocked()
 	return fmt.Errorf("%w", os.ErrDeadlineExceeded)
 }
 
@@ -356,7 +368,7 @@ func (c *conn) writeData(st *stream, p []byte, end bool, flush bool) error {
 					return err
 				}
 				c.appendData(st.id, nil, true)
-				st.localClosed = true
+				c.localEndLocked(st)
 			}
 			break
 		}
@@ -383,7 +395,7 @@ func (c *conn) writeData(st *stream, p []byte, end bool, flush bool) error {
 		c.sendWindow -= int32(n)
 		p = p[n:]
 		if last {
-			st.localClosed = true
+			c.localEndLocked(st)
 			break
 		}
 	}

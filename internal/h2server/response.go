@@ -46,11 +46,6 @@ type responseWriter struct {
 
 var bufWriterPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, handlerChunk) }}
 
-func newResponseWriter(st *stream) *responseWriter {
-	rw := &responseWriter{st: st}
-	return rw
-}
-
 type chunkWriter struct{ rw *responseWriter }
 
 func (cw chunkWriter) Write(p []byte) (int, error) { return cw.rw.writeChunk(p) }

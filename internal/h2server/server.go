@@ -93,6 +93,8 @@ var (
 	errStreamClosed       = errors.New("http2: stream closed")
 	errHandlerComplete    = errors.New("http2: request body closed due to handler exiting")
 	errClosedBody         = errors.New("body closed by handler")
+	// errResetNo: the stream was reset with NO_ERROR after its response.
+	errResetNo error = http2.StreamError{Code: http2.ErrCodeNo}
 )
 
 // Server serves HTTP/2 connections.

@@ -51,7 +51,10 @@ type stream struct {
 	handlerFn http.HandlerFunc
 
 	req *http.Request
-	rw  *responseWriter
+	// The response writer and the request body live in the stream: one
+	// allocation for the three.
+	rw      responseWriter
+	reqBody requestBody
 }
 
 // processHeaders handles a HEADERS frame (with its CONTINUATIONs): a
@@ -102,7 +105,7 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	}
 	st.req = req
 	st.handlerFn = fn
-	st.rw = newResponseWriter(st)
+	st.rw.st = st
 	if f.StreamEnded() {
 		st.remoteClosed = true
 		st.bodyErr = io.EOF
@@ -199,7 +202,8 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request,
 	if scheme != "https" {
 		tlsState = nil
 	}
-	body := &requestBody{st: st, needsContinue: needsContinue}
+	body := &st.reqBody
+	*body = requestBody{st: st, needsContinue: needsContinue}
 	req := &http.Request{
 		Method:     method,
 		URL:        u,
@@ -320,7 +324,7 @@ func (c *conn) scheduleHandlerLocked(st *stream) error {
 
 // runHandler runs on the stream's own goroutine.
 func (c *conn) runHandler(st *stream) {
-	rw := st.rw
+	rw := &st.rw
 	didPanic := true
 	defer func() {
 		st.cancel()
@@ -402,7 +406,11 @@ func (c *conn) resetLocked(id uint32, code http2.ErrCode) {
 	c.appendRSTStream(id, code)
 	c.ctrlQueued++
 	if st != nil {
-		c.closeStreamLocked(st, http2.StreamError{StreamID: id, Code: code})
+		var err error = errResetNo // the usual case, without an allocation
+		if code != http2.ErrCodeNo {
+			err = http2.StreamError{StreamID: id, Code: code}
+		}
+		c.closeStreamLocked(st, err)
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 
 	"gatehouse/internal/compile"
 	"gatehouse/internal/config"
+	"gatehouse/internal/h2server"
 	"gatehouse/internal/runtime"
 	"gatehouse/internal/testutil"
 )
@@ -365,16 +366,23 @@ func TestDirectMatchesReverseProxyOverHTTP2(t *testing.T) {
 	t.Parallel()
 	up := newScriptedUpstream(t, directScripts)
 	yaml := directYAML(up.Addr)
-	startTLS := func(noDirect bool) *gate {
+	startTLS := func(noDirect, ownH2 bool) *gate {
 		srv := httptest.NewUnstartedServer(nil)
 		srv.EnableHTTP2 = true
 		g := startGate(t, srv, yaml, false)
 		g.srv.Config.Handler.(*Engine).noDirect = noDirect
+		if ownH2 {
+			h2server.New(h2server.Config{}).Configure(srv.Config)
+		}
 		srv.StartTLS()
 		t.Cleanup(srv.Close)
 		return g
 	}
-	viaDirect, viaRP := startTLS(false), startTLS(true)
+	viaDirect, viaRP := startTLS(false, false), startTLS(true, false)
+	// viaOwn is viaDirect on Gatehouse's own HTTP/2 server (h2server,
+	// server.fast_http2): the client and the upstream must see what they
+	// see through net/http's.
+	viaOwn := startTLS(false, true)
 	// What the engine of viaDirect decided for each request it got.
 	var app *runtime.Route
 	for _, r := range viaDirect.snap.Routes {
@@ -427,6 +435,19 @@ func TestDirectMatchesReverseProxyOverHTTP2(t *testing.T) {
 			upDirect := up.take()
 			gotRP := h2Exchange(t, viaRP, rq.method, rq.path, rq.body, rq.hdr)
 			upRP := up.take()
+			gotOwn := h2Exchange(t, viaOwn, rq.method, rq.path, rq.body, rq.hdr)
+			upOwn := up.take()
+			if gd, go_ := fmt.Sprintf("%+v", gotDirect), fmt.Sprintf("%+v", gotOwn); gd != go_ {
+				t.Errorf("client saw\n net/http's HTTP/2 server: %s\n h2server: %s", gd, go_)
+			}
+			if len(upOwn) != len(upDirect) {
+				t.Fatalf("upstream got %d requests through h2server, %d through net/http's", len(upOwn), len(upDirect))
+			}
+			for i := range upOwn {
+				if d, o := upstreamView(upDirect[i]), upstreamView(upOwn[i]); d != o {
+					t.Errorf("upstream saw\n net/http's HTTP/2 server:\n%s\nh2server:\n%s", d, o)
+				}
+			}
 			if gotDirect.Proto != "HTTP/2.0" && !strings.HasPrefix(gotDirect.Client.Err, "round trip: ") {
 				t.Fatalf("client spoke %q, want HTTP/2.0 (%+v)", gotDirect.Proto, gotDirect)
 			}

@@ -36,7 +36,7 @@ race:
 integration:
 	npm ci --prefix test/browser --no-audit --no-fund
 	$(GO) test -tags integration -count=1 ./test/integration/
-	GATEHOUSE_TEST_FAST_HTTP1=false $(GO) test -tags integration -count=1 ./test/integration/
+	GATEHOUSE_TEST_FAST_SERVERS=false $(GO) test -tags integration -count=1 ./test/integration/
 	npm ci --prefix test/turbo --no-audit --no-fund
 	TURBO_TELEMETRY_DISABLED=1 $(GO) test -tags integration -count=1 ./test/turbo/
 

@@ -487,7 +487,7 @@ build_gatehouse_base() {  # gatehouse-base: the same build from BASE_REV's tree
 # plain HTTP on PORT. h2: HTTPS on PORT (server.tls, the test certificate;
 # TLS 1.3 and ALPN h2/http/1.1 are Gatehouse's defaults), plain HTTP on PLAIN.
 # With SERVER_FAST=off (start_gatehouse_as's fifth argument) it also sets
-# fast_http1: false.
+# fast_http1 and fast_http2: false.
 gatehouse_server() {
   if [[ $PROTO == h2 ]]; then
     printf 'server:\n  listen: ["127.0.0.1:%s"]\n  tls:\n    listen: ["127.0.0.1:%s"]\n    certificates:\n      - { cert: "%s", key: "%s" }\n' "$2" "$1" "$CERT" "$KEY"
@@ -495,7 +495,7 @@ gatehouse_server() {
   else
     printf 'server:\n  listen: ["127.0.0.1:%s"]\n' "$1"
   fi
-  [[ ${SERVER_FAST:-on} == off ]] && printf '  fast_http1: false\n'
+  [[ ${SERVER_FAST:-on} == off ]] && printf '  fast_http1: false\n  fast_http2: false\n'
   return 0
 }
 # gatehouse_pool: h2 sizes the upstream's idle pool (default 256) for every stream.
@@ -601,9 +601,9 @@ start_gatehouse-rl() { start_gatehouse_as gatehouse-rl off off per-ip; }
 # listener), the access log to a file, a bearer token checked (as
 # gatehouse-auth) and a per-client-IP rate limit (as gatehouse-rl).
 start_gatehouse-full() { GH_AUTH=on start_gatehouse_as gatehouse-full on file per-ip; }
-# gatehouse-nethttp: plain gatehouse with fast_http1: false, net/http's
-# HTTP/1.1 server for every request: the difference to gatehouse is what
-# internal/h1server saves.
+# gatehouse-nethttp: plain gatehouse with fast_http1 and fast_http2:
+# false, net/http's servers for every request: the difference to gatehouse
+# is what internal/h1server (h1) or internal/h2server (h2) saves.
 start_gatehouse-nethttp() { start_gatehouse_as gatehouse-nethttp off off - off; }
 # gatehouse-base: plain gatehouse built from BASE_REV, beside the working
 # tree's: an A/B of two commits in one run.

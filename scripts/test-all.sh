@@ -10,9 +10,10 @@
 # GATEHOUSE_REQUIRE_TOOLS=1 (as in CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The first integration leg runs the tests' configs as written (h1server,
-# the default); the second sets GATEHOUSE_TEST_FAST_HTTP1 itself.
-unset GATEHOUSE_TEST_FAST_HTTP1
+# The first integration leg runs the tests' configs as written (h1server
+# and h2server, the defaults); the second sets GATEHOUSE_TEST_FAST_SERVERS
+# itself.
+unset GATEHOUSE_TEST_FAST_SERVERS
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -29,11 +30,11 @@ if [ ! -d test/browser/node_modules ] || [ test/browser/package-lock.json -nt te
 fi
 go test -tags integration -count=1 -timeout 10m ./test/integration/
 
-step "integration tests again, plain HTTP/1.1 served by net/http alone (server.fast_http1: false)"
-# net/http's behaviour is the contract h1server keeps (issue 16): every
-# config the tests start gets fast_http1: false unless it sets the key
-# itself (testutil.ConfigForEnv).
-GATEHOUSE_TEST_FAST_HTTP1=false go test -tags integration -count=1 -timeout 10m ./test/integration/
+step "integration tests again, served by net/http alone (server.fast_http1 and fast_http2: false)"
+# net/http's behaviour is the contract h1server and h2server keep (issue
+# 16): every config the tests start gets fast_http1: false and
+# fast_http2: false unless it sets the key itself (testutil.ConfigForEnv).
+GATEHOUSE_TEST_FAST_SERVERS=false go test -tags integration -count=1 -timeout 10m ./test/integration/
 
 step "end-to-end: a Next.js 15 app and an OAuth 2.1 server (oidc-provider) with gatehouse"
 for app in test/e2e/nextapp test/e2e/oidc; do

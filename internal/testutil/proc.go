@@ -160,7 +160,7 @@ func StartFile(tb testing.TB, path, addr string) *Proc {
 // StartFileEnv is StartFile with env ("NAME=value" entries) added to the
 // environment the process inherits.
 //
-// With GATEHOUSE_TEST_FAST_HTTP1 set, the file is first rewritten in place
+// With GATEHOUSE_TEST_FAST_SERVERS set, the file is first rewritten in place
 // to set server.fast_http1 unless it does (see ConfigForEnv); a test that
 // rewrites the file to reload should write it through ConfigForEnv too.
 func StartFileEnv(tb testing.TB, path, addr string, env []string) *Proc {

@@ -119,7 +119,7 @@ routes:
 		}
 	}
 	// The config as written: StartFileEnv may have rewritten path (to run
-	// it on the server GATEHOUSE_TEST_FAST_HTTP1 names), moving its lines.
+	// it on the server GATEHOUSE_TEST_FAST_SERVERS names), moving its lines.
 	path = filepath.Join(dir, "validate.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

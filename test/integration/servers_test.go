@@ -14,12 +14,12 @@ import (
 )
 
 // The suite runs twice in CI (scripts/test-all.sh): as written, and with
-// GATEHOUSE_TEST_FAST_HTTP1=false, on net/http alone. A config that does
-// not set server.fast_http1 runs on the variable's server; one that sets
-// it keeps its own. The running config (admin /config, defaults applied)
-// says which server a process uses.
-func TestHTTP1ServerFromEnvironment(t *testing.T) {
-	fast, set, err := testutil.FastHTTP1FromEnv()
+// GATEHOUSE_TEST_FAST_SERVERS=false, on net/http alone. A config that
+// does not set server.fast_http1 (or fast_http2) runs on the variable's
+// server; one that sets it keeps its own. The running config (admin
+// /config, defaults applied) says which servers a process uses.
+func TestServersFromEnvironment(t *testing.T) {
+	fast, set, err := testutil.FastServersFromEnv()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,8 +32,8 @@ func TestHTTP1ServerFromEnvironment(t *testing.T) {
 		want      bool
 	}{
 		{"unset follows the environment", "", want},
-		{"set true keeps true", ", fast_http1: true", true},
-		{"set false keeps false", ", fast_http1: false", false},
+		{"set true keeps true", ", fast_http1: true, fast_http2: true", true},
+		{"set false keeps false", ", fast_http1: false, fast_http2: false", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			addr, admin := testutil.FreePort(t), testutil.FreePort(t)
@@ -49,8 +49,10 @@ routes:
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if line := fmt.Sprintf("fast_http1: %v\n", tt.want); !strings.Contains(string(body), line) {
-				t.Errorf("/config lacks %q (%s=%q):\n%s", line, testutil.EnvFastHTTP1, os.Getenv(testutil.EnvFastHTTP1), body)
+			for _, key := range []string{"fast_http1", "fast_http2"} {
+				if line := fmt.Sprintf("%s: %v\n", key, tt.want); !strings.Contains(string(body), line) {
+					t.Errorf("/config lacks %q (%s=%q):\n%s", line, testutil.EnvFastServers, os.Getenv(testutil.EnvFastServers), body)
+				}
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -250,6 +251,19 @@ func (c *conn) kickLocked() {
 func (c *conn) flushLocked() {
 	for !c.writing && len(c.wbuf) > 0 && !c.closed {
 		c.writing = true
+		if c.handlers > 1 {
+			// Other streams' handlers may be runnable now (their upstream
+			// answers arrived in the same poll): let them append their
+			// frames first, to write them all at once.
+			c.mu.Unlock()
+			runtime.Gosched()
+			c.mu.Lock()
+			if c.closed {
+				c.writing = false
+				c.cond.Broadcast()
+				return
+			}
+		}
 		buf := c.wbuf
 		c.wbuf = c.spare[:0]
 		c.ctrlQueued = 0

@@ -77,9 +77,6 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
 	c.maxClientID = id
-	if c.idleTimer != nil {
-		c.idleTimer.Stop()
-	}
 	if uint32(len(c.streams))+1 > c.srv.cfg.MaxConcurrentStreams {
 		if c.unackedSettings == 0 {
 			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
@@ -109,6 +106,13 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	if f.StreamEnded() {
 		st.remoteClosed = true
 		st.bodyErr = io.EOF
+	}
+	// The idle timer stops only now that a stream exists: a HEADERS
+	// refused above makes none, so nothing would re-arm it
+	// (idleCheckLocked runs when a stream closes), and one malformed
+	// request per connection would defeat IdleTimeout.
+	if c.idleTimer != nil {
+		c.idleTimer.Stop()
 	}
 	c.streams[id] = st
 	return c.scheduleHandlerLocked(st)

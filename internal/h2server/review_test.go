@@ -4,6 +4,8 @@ package h2server_test
 // exchange against both servers, like the attack and differential tests.
 
 import (
+	"io"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -27,6 +29,26 @@ func TestIdleTimeoutAfterMalformedHeaders(t *testing.T) {
 			if tr.GoAway != "NO_ERROR" || !tr.Closed {
 				t.Errorf("want GOAWAY NO_ERROR after IdleTimeout and the connection closed, got %v", tr)
 			}
+		}},
+	})
+}
+
+// TestContinueAfterFinalHeaders: a request with "Expect: 100-continue"
+// whose handler sends its final header before it reads the body. The
+// first Read must not send "100 Continue" any more (net/http drops it,
+// golang.org/issue/14030): a 1xx after the final header is a second
+// header block without END_STREAM, a malformed response.
+func TestContinueAfterFinalHeaders(t *testing.T) {
+	runExchanges(t, false, []exchange{
+		{name: "header flushed, then the body read", noRead: true, script: func(c *client, e *env) {
+			c.headers(1, false, req("POST", "/", "expect", "100-continue"))
+			c.waitHeaders(1)
+			c.body(1, []byte("hello"), true)
+		}, handler: func(e *env, w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			b, _ := io.ReadAll(r.Body)
+			w.Write(b)
 		}},
 	})
 }

@@ -33,6 +33,7 @@ type stream struct {
 	closed       bool // out of c.streams
 	resetSent    bool
 	gotTrailers  bool
+	sentFinal    bool  // the final (non-1xx) response header is appended
 	closeErr     error // why the stream closed, for writes after it
 
 	sendWindow int32
@@ -477,7 +478,10 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	defer c.mu.Unlock()
 	if b.needsContinue {
 		b.needsContinue = false
-		if !st.closed && !st.localClosed {
+		// Not after the final header (net/http's golang.org/issue/14030):
+		// a 1xx then would be a second header block without END_STREAM,
+		// a malformed response.
+		if !st.closed && !st.localClosed && !st.sentFinal {
 			c.appendHeaders(st, &resHeaders{status: 100})
 			c.flushLocked()
 		}

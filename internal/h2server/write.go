@@ -109,6 +109,9 @@ func (c *conn) appendHeaders(st *stream, rh *resHeaders) {
 	if rh.dat != "" {
 		c.encode("date", rh.dat)
 	}
+	if rh.status >= 200 {
+		st.sentFinal = true
+	}
 	block := c.hbuf.b
 	first := true
 	for first || len(block) > 0 {

@@ -6,6 +6,7 @@ package h2server_test
 import (
 	"io"
 	"net/http"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -51,4 +52,85 @@ func TestContinueAfterFinalHeaders(t *testing.T) {
 			w.Write(b)
 		}},
 	})
+}
+
+// TestRequestBodyMemoryBounded: a client uploads a long body to a
+// handler that reads it in pieces, and keeps its flow-control windows
+// full, so that the handler never finds the buffer empty. What the
+// server buffers must stay bounded by the windows it announced (1 MiB),
+// not grow with the upload: h2server appended each DATA frame to one
+// slice and only rewound it when a read emptied it, so the bytes already
+// read stayed in front and were copied along at every growth, and the
+// slice held the whole body (a 1 GiB upload through a proxy: 1 GiB).
+func TestRequestBodyMemoryBounded(t *testing.T) {
+	const (
+		half   = 512 << 10
+		rounds = 40 // 21 MiB in all
+		bound  = 8 << 20
+	)
+	for _, kind := range servers {
+		t.Run(kind, func(t *testing.T) {
+			e := newEnv()
+			read, sent := make(chan struct{}), make(chan struct{})
+			grew := make(chan int64, 1)
+			var heap0 uint64
+			srv := startServer(t, kind, defaultLimits, e.handler(func(e *env, w http.ResponseWriter, r *http.Request) {
+				buf := make([]byte, half)
+				var peak int64
+				for range rounds {
+					if _, err := io.ReadFull(r.Body, buf); err != nil {
+						t.Errorf("read: %v", err)
+						break
+					}
+					// Half of what the client sent is still unread here.
+					if g := int64(heapAlloc()) - int64(heap0); g > peak {
+						peak = g
+					}
+					select {
+					case read <- struct{}{}:
+					case <-r.Context().Done():
+						return
+					}
+					select {
+					case <-sent:
+					case <-r.Context().Done():
+						return
+					}
+				}
+				grew <- peak
+				io.Copy(io.Discard, r.Body)
+			}, true))
+			base := runtime.NumGoroutine()
+			c := mustDial(t, srv, false)
+			c.waitSettings()
+			heap0 = heapAlloc()
+			p := pattern(half)
+			c.headers(1, false, req("POST", "/upload"))
+			// Fill the windows (1 MiB each, on both servers), then keep
+			// them full: each time the handler has read half, send half.
+			c.body(1, p, false)
+			c.body(1, p, false)
+			for range rounds {
+				select {
+				case <-read:
+				case <-time.After(waitTimeout):
+					t.Fatalf("the handler did not read: %v", c.snapshot())
+				}
+				if err := c.body(1, p, false); err != nil {
+					t.Fatal(err)
+				}
+				c.barrier() // the server has it before the handler reads on
+				sent <- struct{}{}
+			}
+			c.data(1, true, nil)
+			peak := <-grew
+			c.waitStream(1)
+			t.Logf("%s: %d MiB uploaded; heap grew by at most %d KiB", kind, (rounds+2)*half>>20, peak>>10)
+			if peak > bound {
+				t.Errorf("heap grew by %d MiB while the handler read a %d MiB body with 1 MiB windows",
+					peak>>20, (rounds+2)*half>>20)
+			}
+			afterAttack(t, srv, c, base)
+		})
+	}
 }

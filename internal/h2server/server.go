@@ -688,6 +688,14 @@ func (c *conn) processData(f *http2.DataFrame) error {
 		st.inflow.take(f.Length)
 		st.gotBytes += int64(len(data))
 		if st.bodyErr == nil {
+			// Bytes already read go before the slice grows: else they
+			// are copied along and kept, and a body that is read while
+			// more keeps arriving (never emptying the buffer) is held
+			// whole, whatever the windows (1 MiB) bound.
+			if st.bodyOff > 0 && len(st.body)+len(data) > cap(st.body) {
+				n := copy(st.body, st.body[st.bodyOff:])
+				st.body, st.bodyOff = st.body[:n], 0
+			}
 			st.body = append(st.body, data...)
 			st.cond.Broadcast()
 		} else {

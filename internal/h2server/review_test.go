@@ -134,3 +134,68 @@ func TestRequestBodyMemoryBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestReadBodiesNotRetained: a client sends, stream after stream, a
+// 1 MiB body that the server buffers whole before its handler reads it;
+// each handler reads its body and then waits (a proxy waiting for a slow
+// upstream's answer, say). The buffers read must not stay allocated per
+// stream: h2server rewound a stream's emptied buffer and kept it until
+// the stream ended, 1 MiB for each such stream, 250 MiB per connection
+// at the default MaxConcurrentStreams.
+func TestReadBodiesNotRetained(t *testing.T) {
+	const (
+		streams = 40
+		size    = 1 << 20
+		bound   = 16 << 20
+	)
+	for _, kind := range servers {
+		t.Run(kind, func(t *testing.T) {
+			e := newEnv()
+			readNow, done := make(chan struct{}), make(chan struct{})
+			srv := startServer(t, kind, defaultLimits, e.handler(func(e *env, w http.ResponseWriter, r *http.Request) {
+				select {
+				case <-readNow:
+				case <-r.Context().Done():
+					return
+				}
+				n, _ := io.Copy(io.Discard, r.Body)
+				if n != size {
+					t.Errorf("read %d bytes, want %d", n, size)
+				}
+				done <- struct{}{}
+				blockUntilRelease(e, w, r)
+			}, true))
+			base := runtime.NumGoroutine()
+			c := mustDial(t, srv, false)
+			c.waitSettings()
+			heap0 := heapAlloc()
+			p := pattern(size)
+			for i := range streams {
+				id := uint32(2*i + 1)
+				c.headers(id, false, req("POST", "/"))
+				if err := c.body(id, p, true); err != nil {
+					t.Fatal(err)
+				}
+				c.barrier() // all of it is buffered before the handler reads
+				select {
+				case readNow <- struct{}{}:
+				case <-time.After(waitTimeout):
+					t.Fatalf("handler %d did not start", i)
+				}
+				select {
+				case <-done:
+				case <-time.After(waitTimeout):
+					t.Fatalf("handler %d did not read its body", i)
+				}
+			}
+			grew := int64(heapAlloc()) - int64(heap0)
+			t.Logf("%s: %d handlers have read %d MiB each; heap +%d KiB", kind, streams, size>>20, grew>>10)
+			if grew > bound {
+				t.Errorf("heap grew by %d MiB with %d bodies read and their handlers waiting", grew>>20, streams)
+			}
+			e.releaseAll()
+			c.waitAll()
+			afterAttack(t, srv, c, base)
+		})
+	}
+}

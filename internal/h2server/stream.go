@@ -463,6 +463,10 @@ func (st *stream) failBodyLocked(err error) {
 	st.cond.Broadcast()
 }
 
+// maxRetainedBody is the largest request-body buffer a stream keeps
+// once a read has emptied it (one DATA frame of the usual size).
+const maxRetainedBody = 16 << 10
+
 // requestBody is a request's Body.
 type requestBody struct {
 	st            *stream
@@ -504,6 +508,12 @@ func (b *requestBody) Read(p []byte) (int, error) {
 			st.bodyOff += n
 			if st.bodyOff == len(st.body) {
 				st.body, st.bodyOff = st.body[:0], 0
+				// A large buffer is not kept for a stream whose handler
+				// may wait long after reading (up to a window, 1 MiB,
+				// per stream otherwise).
+				if cap(st.body) > maxRetainedBody {
+					st.body = nil
+				}
 			}
 			c.consumedLocked(st, n)
 			return n, nil

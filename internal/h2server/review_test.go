@@ -5,10 +5,16 @@ package h2server_test
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
+
+	"gatehouse/internal/testutil"
 )
 
 // TestIdleTimeoutAfterMalformedHeaders: a client opens a connection and
@@ -196,6 +202,160 @@ func TestReadBodiesNotRetained(t *testing.T) {
 			e.releaseAll()
 			c.waitAll()
 			afterAttack(t, srv, c, base)
+		})
+	}
+}
+
+// gate wraps the server's side of a raw connection: while shut, the
+// server's writes to the socket block (a client that does not read,
+// made exact); it counts the server's reads, so that a test knows when
+// the server has taken in what was sent (a read has returned, and it is
+// reading again).
+type gate struct {
+	mu      sync.Mutex
+	cond    sync.Cond
+	shut    bool
+	blocked int // writes waiting at the gate
+	reads   int // reads returned
+	reading bool
+}
+
+func newGate() *gate {
+	g := &gate{}
+	g.cond.L = &g.mu
+	return g
+}
+
+func (g *gate) wrap(c net.Conn) net.Conn { return &gatedConn{Conn: c, g: g} }
+
+func (g *gate) set(shut bool) {
+	g.mu.Lock()
+	g.shut = shut
+	g.cond.Broadcast()
+	g.mu.Unlock()
+}
+
+// state returns the gate's counters.
+func (g *gate) state() (blocked, reads int, reading bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.blocked, g.reads, g.reading
+}
+
+type gatedConn struct {
+	net.Conn
+	g *gate
+}
+
+func (c *gatedConn) Write(p []byte) (int, error) {
+	g := c.g
+	g.mu.Lock()
+	for g.shut {
+		g.blocked++
+		g.cond.Wait()
+		g.blocked--
+	}
+	g.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+func (c *gatedConn) Read(p []byte) (int, error) {
+	g := c.g
+	g.mu.Lock()
+	g.reading = true
+	g.mu.Unlock()
+	n, err := c.Conn.Read(p)
+	g.mu.Lock()
+	g.reading = false
+	g.reads++
+	g.mu.Unlock()
+	return n, err
+}
+
+func (c *gatedConn) Close() error {
+	c.g.set(false) // a write blocked at the gate returns (and fails)
+	return c.Conn.Close()
+}
+
+// readFrames reads frames on a client made with noRead until stop says
+// so, or the deadline.
+func readFrames(c *client, stop func(f http2.Frame) bool) error {
+	c.conn.SetReadDeadline(time.Now().Add(waitTimeout))
+	defer c.conn.SetReadDeadline(time.Time{})
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			return err
+		}
+		if stop(f) {
+			return nil
+		}
+	}
+}
+
+// TestWindowUpdateDuringWrite: the client's WINDOW_UPDATE arrives while
+// the handler, its stream window spent, is writing what it buffered to
+// the socket (the client is slow to read). h2server's writeData flushed
+// (releasing the lock for the write) and then waited for a window update
+// without looking at the window again: the update had come during the
+// write, its wakeup was lost, and the response hung until some other
+// frame happened to wake the handler (a quiet client: forever).
+func TestWindowUpdateDuringWrite(t *testing.T) {
+	for _, kind := range servers {
+		t.Run(kind, func(t *testing.T) {
+			e := newEnv()
+			g := newGate()
+			body := pattern(3000)
+			s, err := newServerWrapped(kind, defaultLimits, e.handler(func(e *env, w http.ResponseWriter, r *http.Request) {
+				w.Write(body)
+			}, false), g.wrap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(s.close)
+			base := runtime.NumGoroutine()
+			// A 1000-byte stream window; this client reads by hand and
+			// grants no credit but the one below.
+			c := mustDial(t, s, true, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1000})
+			c.write(c.fr.WriteSettingsAck)
+			if err := readFrames(c, func(f http2.Frame) bool {
+				sf, ok := f.(*http2.SettingsFrame)
+				return ok && sf.IsAck()
+			}); err != nil {
+				t.Fatalf("no SETTINGS ACK: %v", err)
+			}
+			g.set(true)
+			c.headers(1, true, req("GET", "/"))
+			// The response's first write waits at the gate: the stream
+			// window (1000 bytes) is spent by then.
+			if !testutil.WaitFor(waitTimeout, func() bool { b, _, _ := g.state(); return b > 0 }) {
+				t.Fatal("the server did not write the response")
+			}
+			_, r0, _ := g.state()
+			c.windowUpdate(1, 2000)
+			if !testutil.WaitFor(waitTimeout, func() bool { _, r, reading := g.state(); return r > r0 && reading }) {
+				t.Fatal("the server did not read the WINDOW_UPDATE")
+			}
+			g.set(false)
+			got, end := 0, false
+			err = readFrames(c, func(f http2.Frame) bool {
+				switch f := f.(type) {
+				case *http2.DataFrame:
+					if f.StreamID == 1 {
+						got += len(f.Data())
+						end = f.StreamEnded()
+						return end
+					}
+				case *http2.RSTStreamFrame:
+					return f.StreamID == 1
+				}
+				return false
+			})
+			t.Logf("%s: %d of %d bytes, END_STREAM %v (%v)", kind, got, len(body), end, err)
+			if got != len(body) || !end {
+				t.Errorf("got %d of the %d bytes the windows allow, END_STREAM %v; read: %v", got, len(body), end, err)
+			}
+			afterAttack(t, s, c, base)
 		})
 	}
 }

@@ -378,7 +378,14 @@ func (c *conn) writeData(st *stream, p []byte, end bool, flush bool) error {
 		allowed := min(st.sendWindow, c.sendWindow, c.peerMaxFrame)
 		if allowed <= 0 {
 			// Let the client see what is buffered before waiting on it.
-			c.flushLocked()
+			// flushLocked releases c.mu while it writes: a WINDOW_UPDATE
+			// taken meanwhile broadcast to no one, so look at the windows
+			// again before waiting (else that wakeup is lost, and a quiet
+			// client's response hangs).
+			if !c.writing && len(c.wbuf) > 0 {
+				c.flushLocked()
+				continue
+			}
 			if !c.waitLocked(&c.cond, st.writeDL) {
 				return c.writeTimeoutLocked(st)
 			}

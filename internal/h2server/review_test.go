@@ -4,6 +4,7 @@ package h2server_test
 // exchange against both servers, like the attack and differential tests.
 
 import (
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -356,6 +357,47 @@ func TestWindowUpdateDuringWrite(t *testing.T) {
 				t.Errorf("got %d of the %d bytes the windows allow, END_STREAM %v; read: %v", got, len(body), end, err)
 			}
 			afterAttack(t, s, c, base)
+		})
+	}
+}
+
+// TestResetFloodNotRead: a client that never reads sends frames that
+// each make the server queue a RST_STREAM (here PRIORITY frames that
+// make a stream depend on itself, a stream error; DATA on a closed
+// stream or malformed requests do the same). net/http counts those
+// resets with its other control frames and disconnects a client that
+// lets more than 10000 pile up; h2server did not count them, and
+// buffered 13 bytes for every 14 the client sent, without bound.
+func TestResetFloodNotRead(t *testing.T) {
+	for _, kind := range servers {
+		t.Run(kind, func(t *testing.T) {
+			srv := startServer(t, kind, defaultLimits, newEnv().handler(nil, false))
+			base, heap0 := runtime.NumGoroutine(), heapAlloc()
+			c := mustDial(t, srv, true) // never reads
+			const max = 1 << 20
+			sent := 0
+			var err error
+			for sent < max && err == nil {
+				err = c.write(func() error {
+					for range 4096 {
+						if err := c.fr.WritePriority(1, http2.PriorityParam{StreamDep: 1}); err != nil {
+							return err
+						}
+						sent++
+					}
+					return nil
+				})
+			}
+			grew := int64(heapAlloc()) - int64(heap0)
+			// What the server wrote before it stopped, then the end.
+			c.conn.SetReadDeadline(time.Now().Add(waitTimeout))
+			n, rerr := io.Copy(io.Discard, c.conn)
+			t.Logf("%s: %d PRIORITY frames (write: %v); heap +%d KiB; then read %d KiB and %v", kind, sent, err, grew>>10, n>>10, rerr)
+			var ne net.Error
+			if errors.As(rerr, &ne) && ne.Timeout() {
+				t.Errorf("the server still holds the connection after %d resets it could not write", sent)
+			}
+			afterAttack(t, srv, c, base)
 		})
 	}
 }

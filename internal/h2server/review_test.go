@@ -401,3 +401,23 @@ func TestResetFloodNotRead(t *testing.T) {
 		})
 	}
 }
+
+// TestNoResetAfterClientReset: a stream the client has reset gets no
+// RST_STREAM back when its handler then panics (RFC 9113 §5.4.2: an
+// endpoint must not answer RST_STREAM with RST_STREAM, lest two
+// endpoints loop). net/http drops its panic reset for a closed stream;
+// h2server queued one for the stream id anyway.
+func TestNoResetAfterClientReset(t *testing.T) {
+	runExchanges(t, false, []exchange{
+		{name: "panic", noRead: true, script: func(c *client, e *env) {
+			c.headers(1, false, req("POST", "/"))
+			e.waitStarted(1)
+			c.rst(1, http2.ErrCodeCancel)
+			e.waitLog("done")
+		}, handler: func(e *env, w http.ResponseWriter, r *http.Request) {
+			<-r.Context().Done()
+			e.log.Write([]byte("done"))
+			panic(http.ErrAbortHandler)
+		}},
+	})
+}

@@ -336,8 +336,13 @@ func (c *conn) runHandler(st *stream) {
 		if didPanic {
 			e := recover()
 			c.mu.Lock()
-			c.resetLocked(st.id, http2.ErrCodeInternal)
-			c.flushLocked()
+			// Not for a stream already closed (the client reset it, say):
+			// resetLocked would queue a RST_STREAM for its id all the
+			// same, an answer to the client's (RFC 9113 §5.4.2).
+			if !st.closed {
+				c.resetLocked(st.id, http2.ErrCodeInternal)
+				c.flushLocked()
+			}
 			c.mu.Unlock()
 			if e != nil && e != http.ErrAbortHandler {
 				const size = 64 << 10

@@ -421,3 +421,29 @@ func TestNoResetAfterClientReset(t *testing.T) {
 		}},
 	})
 }
+
+// TestStreamClosedAtEndStream: once both sides have sent END_STREAM the
+// stream is closed (RFC 9113 §5.1), even if its handler still runs (a
+// HEAD response ends at its header). A HEADERS frame that reuses its ID
+// is then a connection error, as net/http answers it; h2server kept the
+// stream until the handler returned and answered with a stream error,
+// and so did it in the short gap after any response's last frame (which
+// made the "stream ID reused" attack script flaky).
+func TestStreamClosedAtEndStream(t *testing.T) {
+	runExchanges(t, true, []exchange{
+		{name: "HEAD answered, handler running, ID reused", script: func(c *client, e *env) {
+			c.headers(1, true, req("HEAD", "/"))
+			c.waitStream(1)
+			c.headers(1, true, req("GET", "/again"))
+			c.waitGoAway()
+			e.releaseAll()
+		}, handler: func(e *env, w http.ResponseWriter, r *http.Request) {
+			w.(http.Flusher).Flush()
+			<-e.release
+		}, check: func(t *testing.T, tr transcript) {
+			if tr.GoAway != "PROTOCOL_ERROR" {
+				t.Errorf("want GOAWAY PROTOCOL_ERROR, got %v", tr)
+			}
+		}},
+	})
+}

@@ -142,10 +142,17 @@ func (c *conn) appendHeaders(st *stream, rh *resHeaders) {
 // coming is refused without error, in the same write (RFC 9113 §8.1:
 // the response is complete; net/http does the same after the frame is
 // written).
+//
+// With the request ended too, the stream is closed now (RFC 9113 §5.1),
+// not when the handler returns: a frame the client sends on it in
+// between (its ID reused) is then what it is on any closed stream, and
+// the handler's context ends, as in net/http.
 func (c *conn) localEndLocked(st *stream) {
 	st.localClosed = true
 	if !st.remoteClosed && !st.resetSent {
 		c.resetLocked(st.id, http2.ErrCodeNo)
+	} else {
+		c.closeStreamLocked(st, errHandlerComplete)
 	}
 }
 

@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -446,4 +448,73 @@ func TestStreamClosedAtEndStream(t *testing.T) {
 			}
 		}},
 	})
+}
+
+// blockedInBodyRead reports whether some goroutine waits in a request
+// body's Read (either server's).
+func blockedInBodyRead() bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "sync.(*Cond).Wait") &&
+			(strings.Contains(g, "h2server.(*requestBody).Read") || strings.Contains(g, "http.(*http2pipe).Read")) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestReadDeadlineMovedDuringRead: a handler's body Read waits, with a
+// read deadline a minute away, for a client that sends nothing; another
+// goroutine moves the deadline to 100 ms from now (what a proxy does to
+// give up on a slow upload). The Read must fail then. h2server armed one
+// timer per Read for the deadline it started with and never re-armed it:
+// a nearer deadline was met only when the old one came, a later one (the
+// old timer having fired) never.
+func TestReadDeadlineMovedDuringRead(t *testing.T) {
+	for _, kind := range servers {
+		t.Run(kind, func(t *testing.T) {
+			e := newEnv()
+			type result struct {
+				err  error
+				took time.Duration
+			}
+			res := make(chan result, 1)
+			srv := startServer(t, kind, defaultLimits, e.handler(func(e *env, w http.ResponseWriter, r *http.Request) {
+				rc := http.NewResponseController(w)
+				rc.SetReadDeadline(time.Now().Add(time.Minute))
+				moved := make(chan struct{})
+				go func() {
+					defer close(moved)
+					if testutil.WaitFor(waitTimeout, blockedInBodyRead) {
+						rc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+					}
+				}()
+				start := time.Now()
+				_, err := r.Body.Read(make([]byte, 10))
+				took := time.Since(start)
+				<-moved
+				res <- result{err, took}
+			}, true))
+			base := runtime.NumGoroutine()
+			c := mustDial(t, srv, false)
+			c.headers(1, false, req("POST", "/"))
+			got := false
+			select {
+			case r := <-res:
+				got = true
+				t.Logf("%s: Read returned after %v: %v", kind, r.took, r.err)
+				if !errors.Is(r.err, os.ErrDeadlineExceeded) || r.took > 2*time.Second {
+					t.Errorf("Read returned %v after %v; want the deadline, 100 ms after it was moved", r.err, r.took)
+				}
+			case <-time.After(3 * time.Second):
+				t.Errorf("Read still waiting 3 s after its deadline was moved to 100 ms")
+			}
+			c.close() // ends a Read still waiting
+			if !got {
+				<-res
+			}
+			afterAttack(t, srv, c, base)
+		})
+	}
 }

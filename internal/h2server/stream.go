@@ -501,7 +501,10 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	if b.sawEOF {
 		return 0, io.EOF
 	}
-	var timer *time.Timer
+	var (
+		timer   *time.Timer
+		timerDL time.Time // the deadline timer was armed for
+	)
 	defer func() {
 		if timer != nil {
 			timer.Stop()
@@ -542,7 +545,14 @@ func (b *requestBody) Read(p []byte) (int, error) {
 			if d <= 0 {
 				return 0, fmt.Errorf("%w", os.ErrDeadlineExceeded)
 			}
-			if timer == nil {
+			// Re-armed when SetReadDeadline (from another goroutine)
+			// moved the deadline during the wait: else a nearer one is
+			// met only at the old one, and a later one never.
+			if timer == nil || !timerDL.Equal(st.readDL) {
+				if timer != nil {
+					timer.Stop()
+				}
+				timerDL = st.readDL
 				timer = time.AfterFunc(d, func() {
 					c.mu.Lock()
 					st.cond.Broadcast()

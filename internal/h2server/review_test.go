@@ -518,3 +518,74 @@ func TestReadDeadlineMovedDuringRead(t *testing.T) {
 		})
 	}
 }
+
+// TestQueuedStreamBodiesFreed: every handler slot is held by a handler
+// that does not watch its context (its client reset its stream; it
+// waits on something else, an upstream with no deadline, say), so new
+// streams queue for a slot. The client fills each queued stream's window
+// with a body and resets the stream: its connection window comes back,
+// and it moves on to the next. The bodies of streams reset before their
+// handler started can never be read, and must not be kept: both servers
+// kept them until the queue drained, a window (1 MiB) per queued stream,
+// 4 x MaxConcurrentStreams of them (1000 MiB per connection at the
+// default 250). net/http's server does the same; the nethttp subtest
+// only logs it.
+func TestQueuedStreamBodiesFreed(t *testing.T) {
+	const (
+		slots  = 10
+		queued = 40 // 4 x slots: as many as both servers queue
+		size   = 1 << 20
+		bound  = 16 << 20
+	)
+	for _, kind := range servers {
+		t.Run(kind, func(t *testing.T) {
+			lim := defaultLimits
+			lim.MaxConcurrentStreams = slots
+			e := newEnv()
+			srv := startServer(t, kind, lim, e.handler(func(e *env, w http.ResponseWriter, r *http.Request) {
+				<-e.release // deaf to its context
+			}, true))
+			base := runtime.NumGoroutine()
+			c := mustDial(t, srv, false)
+			c.waitSettings()
+			heap0 := heapAlloc()
+			id := uint32(1)
+			for range slots {
+				c.headers(id, true, req("GET", "/"))
+				id += 2
+			}
+			if !e.waitStarted(slots) {
+				t.Fatal("the handlers did not start")
+			}
+			for i := uint32(1); i < id; i += 2 {
+				c.rst(i, http2.ErrCodeCancel)
+			}
+			p := pattern(size)
+			for range queued {
+				c.headers(id, false, req("POST", "/"))
+				if err := c.body(id, p, false); err != nil {
+					t.Fatal(err)
+				}
+				c.barrier()
+				c.rst(id, http2.ErrCodeCancel)
+				id += 2
+			}
+			c.barrier()
+			grew := int64(heapAlloc()) - int64(heap0)
+			tr := c.snapshot()
+			t.Logf("%s: %d streams queued, filled and reset; heap +%d KiB; %d handlers started; %v", kind, queued, grew>>10, e.started.Load(), tr)
+			if tr.GoAway != "" || tr.Closed {
+				t.Errorf("the connection ended: %v", tr)
+			}
+			if grew > bound {
+				if kind == "nethttp" {
+					t.Logf("known net/http defect: heap grew by %d MiB", grew>>20)
+				} else {
+					t.Errorf("heap grew by %d MiB for %d streams reset before their handler started", grew>>20, queued)
+				}
+			}
+			e.releaseAll()
+			afterAttack(t, srv, c, base)
+		})
+	}
+}

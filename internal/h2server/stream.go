@@ -34,6 +34,7 @@ type stream struct {
 	resetSent    bool
 	gotTrailers  bool
 	sentFinal    bool  // the final (non-1xx) response header is appended
+	queued       bool  // in c.pending: its handler has not started
 	closeErr     error // why the stream closed, for writes after it
 
 	sendWindow int32
@@ -323,6 +324,7 @@ func (c *conn) scheduleHandlerLocked(st *stream) error {
 	if len(c.pending) > 4*limit {
 		return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 	}
+	st.queued = true
 	c.pending = append(c.pending, st)
 	return nil
 }
@@ -380,6 +382,7 @@ func (c *conn) handlerFinished(st *stream) {
 		next := c.pending[0]
 		c.pending[0] = nil
 		c.pending = c.pending[1:]
+		next.queued = false
 		if next.closed {
 			continue // reset before its handler started
 		}
@@ -440,6 +443,13 @@ func (c *conn) closeStreamLocked(st *stream, err error) {
 	// reads of it return none (consumedLocked).
 	if unread := len(st.body) - st.bodyOff; unread > 0 {
 		c.returnConnWindowLocked(unread)
+	}
+	if st.queued {
+		// Its handler will never run (handlerFinished skips it), and
+		// the stream stays in c.pending until a handler slot frees:
+		// its body is not kept that long (a window per queued stream,
+		// 4 x MaxConcurrentStreams of them).
+		st.body, st.bodyOff = nil, 0
 	}
 	if st.bodyErr == nil {
 		st.bodyErr = err

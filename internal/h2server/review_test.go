@@ -589,3 +589,76 @@ func TestQueuedStreamBodiesFreed(t *testing.T) {
 		})
 	}
 }
+
+// TestWriterBlockedOnWindow: a handler's Write waits for flow-control
+// window the client never grants (SETTINGS_INITIAL_WINDOW_SIZE 0); then
+// the client resets the stream, closes the connection, or sends GOAWAY
+// and closes. The Write must fail and the handler end, each time; and a
+// window raised from 0 mid-response lets the response complete.
+func TestWriterBlockedOnWindow(t *testing.T) {
+	cases := []struct {
+		name     string
+		then     func(c *client)
+		complete bool
+	}{
+		{"client RST_STREAM", func(c *client) { c.rst(1, http2.ErrCodeCancel) }, false},
+		{"client closes", func(c *client) { c.conn.Close() }, false},
+		{"client GOAWAY then closes", func(c *client) {
+			c.write(func() error { return c.fr.WriteGoAway(1, http2.ErrCodeNo, nil) })
+			c.barrier()
+			c.conn.Close()
+		}, false},
+		{"window raised from 0", func(c *client) {
+			c.write(func() error {
+				return c.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 65535})
+			})
+			c.waitStream(1)
+		}, true},
+	}
+	for _, kind := range servers {
+		t.Run(kind, func(t *testing.T) {
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					e := newEnv()
+					writing, wrote := make(chan struct{}), make(chan error, 1)
+					srv := startServer(t, kind, defaultLimits, e.handler(func(e *env, w http.ResponseWriter, r *http.Request) {
+						w.WriteHeader(200)
+						w.(http.Flusher).Flush()
+						close(writing)
+						_, err := w.Write(pattern(200 << 10))
+						if err == nil {
+							err = http.NewResponseController(w).Flush()
+						}
+						wrote <- err
+					}, true))
+					base := runtime.NumGoroutine()
+					c := mustDial(t, srv, false, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+					c.waitSettings()
+					c.headers(1, true, req("GET", "/"))
+					select {
+					case <-writing:
+					case <-time.After(waitTimeout):
+						t.Fatal("the handler did not start")
+					}
+					c.barrier()
+					tc.then(c)
+					select {
+					case err := <-wrote:
+						if (err == nil) != tc.complete {
+							t.Errorf("the handler's Write returned %v", err)
+						}
+					case <-time.After(waitTimeout):
+						t.Fatal("the handler's Write is still waiting")
+					}
+					if tc.complete {
+						tr := c.snapshot()
+						if st := tr.Streams[1]; st == nil || len(st.body) != 200<<10 || !st.EndStream {
+							t.Errorf("the response did not complete: %v", tr)
+						}
+					}
+					afterAttack(t, srv, c, base)
+				})
+			}
+		})
+	}
+}

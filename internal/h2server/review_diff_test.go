@@ -19,7 +19,7 @@ func TestReviewDiff(t *testing.T) {
 		w.Header().Set("X-Err", errClass(err))
 		w.Write(b)
 	}
-	runExchanges(t, true, []exchange{
+	runExchanges(t, false, []exchange{
 		{name: "client GOAWAY, then a new stream", script: func(c *client, e *env) {
 			c.headers(1, true, req("GET", "/one"))
 			c.waitStream(1)

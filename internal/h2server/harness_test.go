@@ -121,9 +121,33 @@ func startServer(t testing.TB, kind string, lim limits, h http.Handler) *testSer
 }
 
 func newServer(kind string, lim limits, h http.Handler) (*testServer, error) {
+	return newServerWrapped(kind, lim, h, nil)
+}
+
+// wrapListener hands the server its connections through wrap (below
+// TLS).
+type wrapListener struct {
+	net.Listener
+	wrap func(net.Conn) net.Conn
+}
+
+func (l wrapListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return l.wrap(c), nil
+}
+
+// newServerWrapped is newServer with the server's side of each raw
+// connection wrapped (nil: as is).
+func newServerWrapped(kind string, lim limits, h http.Handler, wrap func(net.Conn) net.Conn) (*testServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
+	}
+	if wrap != nil {
+		ln = wrapListener{ln, wrap}
 	}
 	s := &testServer{kind: kind, addr: ln.Addr().String(), log: &syncBuffer{}, served: make(chan struct{}),
 		conns: map[net.Conn]http.ConnState{}}

@@ -305,9 +305,11 @@ func (c *conn) serve(shutdown bool) {
 				if se.StreamID > c.maxClientID && se.StreamID%2 == 1 {
 					c.maxClientID = se.StreamID
 				}
-				c.resetLocked(se.StreamID, se.Code)
-				c.kickLocked()
+				ok := c.resetFromReaderLocked(se)
 				c.mu.Unlock()
+				if !ok {
+					return
+				}
 				continue
 			}
 			var ce http2.ConnectionError
@@ -320,9 +322,11 @@ func (c *conn) serve(shutdown bool) {
 			var se http2.StreamError
 			if errors.As(err, &se) {
 				c.mu.Lock()
-				c.resetLocked(se.StreamID, se.Code)
-				c.kickLocked()
+				ok := c.resetFromReaderLocked(se)
 				c.mu.Unlock()
+				if !ok {
+					return
+				}
 				continue
 			}
 			var ce http2.ConnectionError
@@ -337,6 +341,21 @@ func (c *conn) serve(shutdown bool) {
 			return
 		}
 	}
+}
+
+// resetFromReaderLocked queues RST_STREAM for a stream error in what the
+// client sent and has it written. Those resets count as control frames
+// (resetLocked counts them): it reports false when the client has made
+// the server queue more than maxQueuedControl without reading them, and
+// the connection ends, as net/http's does; else a client that never
+// reads could make the server buffer resets without bound.
+func (c *conn) resetFromReaderLocked(se http2.StreamError) bool {
+	c.resetLocked(se.StreamID, se.Code)
+	if c.ctrlQueued > maxQueuedControl {
+		return false
+	}
+	c.kickLocked()
+	return true
 }
 
 // readPreface reads the client preface within ReadHeaderTimeout.
@@ -688,6 +707,14 @@ func (c *conn) processData(f *http2.DataFrame) error {
 		st.inflow.take(f.Length)
 		st.gotBytes += int64(len(data))
 		if st.bodyErr == nil {
+			// Bytes already read go before the slice grows: else they
+			// are copied along and kept, and a body that is read while
+			// more keeps arriving (never emptying the buffer) is held
+			// whole, whatever the windows (1 MiB) bound.
+			if st.bodyOff > 0 && len(st.body)+len(data) > cap(st.body) {
+				n := copy(st.body, st.body[st.bodyOff:])
+				st.body, st.bodyOff = st.body[:n], 0
+			}
 			st.body = append(st.body, data...)
 			st.cond.Broadcast()
 		} else {

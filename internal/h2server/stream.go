@@ -33,6 +33,8 @@ type stream struct {
 	closed       bool // out of c.streams
 	resetSent    bool
 	gotTrailers  bool
+	sentFinal    bool  // the final (non-1xx) response header is appended
+	queued       bool  // in c.pending: its handler has not started
 	closeErr     error // why the stream closed, for writes after it
 
 	sendWindow int32
@@ -77,9 +79,6 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
 	c.maxClientID = id
-	if c.idleTimer != nil {
-		c.idleTimer.Stop()
-	}
 	if uint32(len(c.streams))+1 > c.srv.cfg.MaxConcurrentStreams {
 		if c.unackedSettings == 0 {
 			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
@@ -109,6 +108,13 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	if f.StreamEnded() {
 		st.remoteClosed = true
 		st.bodyErr = io.EOF
+	}
+	// The idle timer stops only now that a stream exists: a HEADERS
+	// refused above makes none, so nothing would re-arm it
+	// (idleCheckLocked runs when a stream closes), and one malformed
+	// request per connection would defeat IdleTimeout.
+	if c.idleTimer != nil {
+		c.idleTimer.Stop()
 	}
 	c.streams[id] = st
 	return c.scheduleHandlerLocked(st)
@@ -318,6 +324,7 @@ func (c *conn) scheduleHandlerLocked(st *stream) error {
 	if len(c.pending) > 4*limit {
 		return http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
 	}
+	st.queued = true
 	c.pending = append(c.pending, st)
 	return nil
 }
@@ -331,8 +338,13 @@ func (c *conn) runHandler(st *stream) {
 		if didPanic {
 			e := recover()
 			c.mu.Lock()
-			c.resetLocked(st.id, http2.ErrCodeInternal)
-			c.flushLocked()
+			// Not for a stream already closed (the client reset it, say):
+			// resetLocked would queue a RST_STREAM for its id all the
+			// same, an answer to the client's (RFC 9113 §5.4.2).
+			if !st.closed {
+				c.resetLocked(st.id, http2.ErrCodeInternal)
+				c.flushLocked()
+			}
 			c.mu.Unlock()
 			if e != nil && e != http.ErrAbortHandler {
 				const size = 64 << 10
@@ -370,6 +382,7 @@ func (c *conn) handlerFinished(st *stream) {
 		next := c.pending[0]
 		c.pending[0] = nil
 		c.pending = c.pending[1:]
+		next.queued = false
 		if next.closed {
 			continue // reset before its handler started
 		}
@@ -431,6 +444,13 @@ func (c *conn) closeStreamLocked(st *stream, err error) {
 	if unread := len(st.body) - st.bodyOff; unread > 0 {
 		c.returnConnWindowLocked(unread)
 	}
+	if st.queued {
+		// Its handler will never run (handlerFinished skips it), and
+		// the stream stays in c.pending until a handler slot frees:
+		// its body is not kept that long (a window per queued stream,
+		// 4 x MaxConcurrentStreams of them).
+		st.body, st.bodyOff = nil, 0
+	}
 	if st.bodyErr == nil {
 		st.bodyErr = err
 	}
@@ -458,6 +478,10 @@ func (st *stream) failBodyLocked(err error) {
 	st.cond.Broadcast()
 }
 
+// maxRetainedBody is the largest request-body buffer a stream keeps
+// once a read has emptied it (one DATA frame of the usual size).
+const maxRetainedBody = 16 << 10
+
 // requestBody is a request's Body.
 type requestBody struct {
 	st            *stream
@@ -473,7 +497,10 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	defer c.mu.Unlock()
 	if b.needsContinue {
 		b.needsContinue = false
-		if !st.closed && !st.localClosed {
+		// Not after the final header (net/http's golang.org/issue/14030):
+		// a 1xx then would be a second header block without END_STREAM,
+		// a malformed response.
+		if !st.closed && !st.localClosed && !st.sentFinal {
 			c.appendHeaders(st, &resHeaders{status: 100})
 			c.flushLocked()
 		}
@@ -484,7 +511,10 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	if b.sawEOF {
 		return 0, io.EOF
 	}
-	var timer *time.Timer
+	var (
+		timer   *time.Timer
+		timerDL time.Time // the deadline timer was armed for
+	)
 	defer func() {
 		if timer != nil {
 			timer.Stop()
@@ -496,6 +526,12 @@ func (b *requestBody) Read(p []byte) (int, error) {
 			st.bodyOff += n
 			if st.bodyOff == len(st.body) {
 				st.body, st.bodyOff = st.body[:0], 0
+				// A large buffer is not kept for a stream whose handler
+				// may wait long after reading (up to a window, 1 MiB,
+				// per stream otherwise).
+				if cap(st.body) > maxRetainedBody {
+					st.body = nil
+				}
 			}
 			c.consumedLocked(st, n)
 			return n, nil
@@ -519,7 +555,14 @@ func (b *requestBody) Read(p []byte) (int, error) {
 			if d <= 0 {
 				return 0, fmt.Errorf("%w", os.ErrDeadlineExceeded)
 			}
-			if timer == nil {
+			// Re-armed when SetReadDeadline (from another goroutine)
+			// moved the deadline during the wait: else a nearer one is
+			// met only at the old one, and a later one never.
+			if timer == nil || !timerDL.Equal(st.readDL) {
+				if timer != nil {
+					timer.Stop()
+				}
+				timerDL = st.readDL
 				timer = time.AfterFunc(d, func() {
 					c.mu.Lock()
 					st.cond.Broadcast()

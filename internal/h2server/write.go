@@ -110,6 +110,9 @@ func (c *conn) appendHeaders(st *stream, rh *resHeaders) {
 	if rh.dat != "" {
 		c.encode("date", rh.dat)
 	}
+	if rh.status >= 200 {
+		st.sentFinal = true
+	}
 	block := c.hbuf.b
 	first := true
 	for first || len(block) > 0 {
@@ -140,10 +143,17 @@ func (c *conn) appendHeaders(st *stream, rh *resHeaders) {
 // coming is refused without error, in the same write (RFC 9113 §8.1:
 // the response is complete; net/http does the same after the frame is
 // written).
+//
+// With the request ended too, the stream is closed now (RFC 9113 §5.1),
+// not when the handler returns: a frame the client sends on it in
+// between (its ID reused) is then what it is on any closed stream, and
+// the handler's context ends, as in net/http.
 func (c *conn) localEndLocked(st *stream) {
 	st.localClosed = true
 	if !st.remoteClosed && !st.resetSent {
 		c.resetLocked(st.id, http2.ErrCodeNo)
+	} else {
+		c.closeStreamLocked(st, errHandlerComplete)
 	}
 }
 
@@ -389,7 +399,14 @@ func (c *conn) writeData(st *stream, p []byte, end bool, flush bool) error {
 		allowed := min(st.sendWindow, c.sendWindow, c.peerMaxFrame)
 		if allowed <= 0 {
 			// Let the client see what is buffered before waiting on it.
-			c.flushLocked()
+			// flushLocked releases c.mu while it writes: a WINDOW_UPDATE
+			// taken meanwhile broadcast to no one, so look at the windows
+			// again before waiting (else that wakeup is lost, and a quiet
+			// client's response hangs).
+			if !c.writing && len(c.wbuf) > 0 {
+				c.flushLocked()
+				continue
+			}
 			if !c.waitLocked(&c.cond, st.writeDL) {
 				return c.writeTimeoutLocked(st)
 			}

@@ -5,6 +5,7 @@ package h2server_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -661,4 +662,39 @@ func TestWriterBlockedOnWindow(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTrailersAfterEarlyAnswer: a handler answers without reading the
+// body (an early 413 or 401), so the server ends the stream with
+// RST_STREAM(NO_ERROR) while the client is still sending; the client's
+// trailers (and DATA) cross that reset. RFC 9113 §5.1 asks that they be
+// ignored; net/http takes the trailers for HEADERS on a long-closed
+// stream and ends the connection with GOAWAY PROTOCOL_ERROR, other
+// streams and all.
+func TestTrailersAfterEarlyAnswer(t *testing.T) {
+	runExchanges(t, false, []exchange{
+		{name: "trailers and DATA after the reset", noRead: true, script: func(c *client, e *env) {
+			c.headers(1, false, req("POST", "/early", "trailer", "x-t"))
+			c.data(1, false, []byte("part"))
+			c.waitStream(1)
+			c.data(1, false, []byte("more"))
+			c.headers(1, true, fields("x-t", "v"))
+			c.headers(3, true, req("GET", "/next"))
+			c.waitStream(3)
+		}, handler: func(e *env, w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/early" {
+				w.WriteHeader(http.StatusRequestEntityTooLarge)
+				return
+			}
+			io.WriteString(w, "next")
+		},
+			netHTTPWrong: "it answers the trailers with GOAWAY PROTOCOL_ERROR and never serves stream 3",
+			want: func(tr transcript) error {
+				if tr.GoAway != "" || tr.status(3) != "200" {
+					return fmt.Errorf("want stream 3 served and no GOAWAY; got %v", tr)
+				}
+				return nil
+			},
+			noDiff: "net/http ends the connection"},
+	})
 }

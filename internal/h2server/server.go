@@ -250,6 +250,9 @@ type conn struct {
 	peerMaxFrame      int32 // the largest frame written
 	inflow            inflow
 
+	resets    [recentResets]uint32 // streams reset while open at the client (rememberReset)
+	resetNext int
+
 	unackedSettings int
 	goAway          bool // GOAWAY queued: no new streams past maxClientID
 	goAwayCode      http2.ErrCode
@@ -682,8 +685,8 @@ func (c *conn) processData(f *http2.DataFrame) error {
 			return http2.ConnectionError(http2.ErrCodeFlowControl)
 		}
 		c.returnConnWindowLocked(int(f.Length))
-		if st != nil && st.resetSent {
-			return nil
+		if st != nil && st.resetSent || st == nil && c.resetRecently(id) {
+			return nil // sent before the client saw our reset
 		}
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
 	}

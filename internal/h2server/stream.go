@@ -76,6 +76,9 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		return c.processTrailers(st, f)
 	}
 	if id <= c.maxClientID {
+		if c.resetRecently(id) {
+			return nil // the client's trailers, sent before it saw our reset
+		}
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
 	c.maxClientID = id
@@ -415,6 +418,9 @@ func (c *conn) resetLocked(id uint32, code http2.ErrCode) {
 			return
 		}
 		st.resetSent = true
+		if !st.remoteClosed {
+			c.rememberReset(id)
+		}
 	}
 	c.appendRSTStream(id, code)
 	c.ctrlQueued++
@@ -425,6 +431,31 @@ func (c *conn) resetLocked(id uint32, code http2.ErrCode) {
 		}
 		c.closeStreamLocked(st, err)
 	}
+}
+
+// recentResets is how many streams reset while the client may still
+// be sending on them are remembered.
+const recentResets = 32
+
+// rememberReset notes that the server reset stream id while the client
+// may still be sending on it: what it sends before it sees the reset
+// (trailers, DATA) is then ignored, as RFC 9113 §5.1 asks ("closed"),
+// not taken for frames on a stream long closed, which end the
+// connection. net/http's server forgets a stream once reset, and kills
+// the connection, other streams and all, when a client's trailers cross
+// an early answer's reset.
+func (c *conn) rememberReset(id uint32) {
+	c.resets[c.resetNext%recentResets] = id
+	c.resetNext++
+}
+
+func (c *conn) resetRecently(id uint32) bool {
+	for _, r := range c.resets {
+		if r == id && id != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // closeStreamLocked takes st out of the connection: its context ends,

@@ -469,7 +469,7 @@ func nghttpRun(t *testing.T, nghttp string, args ...string) (map[string]*nghttpS
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, nghttp, append([]string{"-v", "-y", "-t", "10s"}, args...)...)
+	cmd := exec.CommandContext(ctx, nghttp, append([]string{"-v", "-y", "-t", "5s"}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	outb, err := cmd.Output()
@@ -574,15 +574,21 @@ func h2Nghttp(t *testing.T, g *h2ClientsGate) {
 	dir := t.TempDir()
 
 	// One 2 MiB response alone on its connection, with nghttp's default
-	// windows (64 KiB): the server runs out of window some thirty times
-	// and must go on each time a WINDOW_UPDATE comes.
-	streams, _ := nghttpRun(t, nghttp, "-n", g.base+"/big")
-	if len(streams) != 1 {
-		t.Errorf("nghttp /big alone: %d streams, want 1", len(streams))
-	}
-	for key, s := range streams {
-		if s.status != "200" || s.data != h2BigSize {
-			t.Errorf("nghttp %s alone: status %q, %d bytes of DATA; want 200, %d", key, s.status, s.data, h2BigSize)
+	// windows (64 KiB), then with 1 KiB windows: the server runs out of
+	// window some thirty, then two thousand times, and must go on each
+	// time a WINDOW_UPDATE comes. Three connections of each in turn
+	// (30 to 150 ms each), as a lost WINDOW_UPDATE is a race.
+	for _, windows := range [][]string{nil, {"-w", "10", "-W", "10"}} {
+		for try := 1; try <= 3 && !t.Failed(); try++ {
+			streams, _ := nghttpRun(t, nghttp, append(append([]string{"-n"}, windows...), g.base+"/big")...)
+			if len(streams) != 1 {
+				t.Errorf("nghttp %v /big alone (connection %d): %d streams, want 1", windows, try, len(streams))
+			}
+			for key, s := range streams {
+				if s.status != "200" || s.data != h2BigSize {
+					t.Errorf("nghttp %v %s alone (connection %d): status %q, %d bytes of DATA; want 200, %d", windows, key, try, s.status, s.data, h2BigSize)
+				}
+			}
 		}
 	}
 

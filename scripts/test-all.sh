@@ -5,9 +5,9 @@
 # status page in headless Chromium; twice, the second time with plain
 # HTTP/1.1 served by net/http instead of h1server), the Next.js end-to-end
 # test and a short run of every fuzz target. Needs Go and Node.js; the
-# Prometheus and Chromium tests skip when those Debian packages are missing
-# (the turbo test when `npm ci --prefix test/turbo` could not run), unless
-# GATEHOUSE_REQUIRE_TOOLS=1 (as in CI).
+# Prometheus, Chromium, nghttp and curl tests skip when those Debian
+# packages are missing (the turbo test when `npm ci --prefix test/turbo`
+# could not run), unless GATEHOUSE_REQUIRE_TOOLS=1 (as in CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The first integration leg runs the tests' configs as written (h1server

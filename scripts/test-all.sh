@@ -2,8 +2,8 @@
 # The whole test suite, as CI runs it (.ci/run calls exactly this):
 # vet, unit tests with the race detector, the integration tests (real
 # binary and upstream processes on loopback, a real Prometheus server, the
-# status page in headless Chromium; twice, the second time with plain
-# HTTP/1.1 served by net/http instead of h1server), the Next.js end-to-end
+# status page in headless Chromium; twice, the second time with
+# net/http's HTTP/1.1 and HTTP/2 servers instead of h1server and h2server), the Next.js end-to-end
 # test and a short run of every fuzz target. Needs Go and Node.js; the
 # Prometheus, Chromium, nghttp and curl tests skip when those Debian
 # packages are missing (the turbo test when `npm ci --prefix test/turbo`

@@ -295,55 +295,50 @@ func (c *conn) serve(shutdown bool) {
 
 	for {
 		f, err := c.fr.ReadFrame()
-		if err != nil {
+		if err == nil {
+			if err = c.processFrame(f); err == nil {
+				continue
+			}
+		} else {
+			f = nil
 			if errors.Is(err, http2.ErrFrameTooLarge) {
-				c.fail(http2.ConnectionError(http2.ErrCodeFrameSize))
-				return
+				err = http2.ConnectionError(http2.ErrCodeFrameSize)
 			}
-			var se http2.StreamError
-			if errors.As(err, &se) {
-				// A header block the Framer decoded but found malformed:
-				// the connection's HPACK state is intact.
-				c.mu.Lock()
-				if se.StreamID > c.maxClientID && se.StreamID%2 == 1 {
-					c.maxClientID = se.StreamID
-				}
-				ok := c.resetFromReaderLocked(se)
-				c.mu.Unlock()
-				if !ok {
-					return
-				}
-				continue
-			}
-			var ce http2.ConnectionError
-			if errors.As(err, &ce) {
-				c.fail(ce)
-			}
-			return // the client went away, or its bytes are not HTTP/2
 		}
-		if err := c.processFrame(f); err != nil {
-			var se http2.StreamError
-			if errors.As(err, &se) {
-				c.mu.Lock()
-				ok := c.resetFromReaderLocked(se)
-				c.mu.Unlock()
-				if !ok {
-					return
-				}
-				continue
-			}
-			var ce http2.ConnectionError
-			if errors.As(err, &ce) {
-				if id := f.Header().StreamID; id%2 == 1 {
-					c.mu.Lock()
-					c.maxClientID = max(c.maxClientID, id)
-					c.mu.Unlock()
-				}
-				c.fail(ce)
-			}
+		if !c.protocolError(f, err) {
 			return
 		}
 	}
+}
+
+// protocolError answers err, from reading a frame (f nil) or from
+// processing f: a stream error resets that stream and the connection goes
+// on; a connection error ends it with GOAWAY; anything else (the client
+// went away, or its bytes are not HTTP/2) ends it at once. It reports
+// whether to read on.
+func (c *conn) protocolError(f http2.Frame, err error) bool {
+	var se http2.StreamError
+	if errors.As(err, &se) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if f == nil && se.StreamID%2 == 1 {
+			// A header block the Framer decoded but found malformed:
+			// the stream was opened (the HPACK state is intact).
+			c.maxClientID = max(c.maxClientID, se.StreamID)
+		}
+		return c.resetFromReaderLocked(se)
+	}
+	var ce http2.ConnectionError
+	if errors.As(err, &ce) {
+		if f != nil && f.Header().StreamID%2 == 1 {
+			// GOAWAY names the stream the error came with.
+			c.mu.Lock()
+			c.maxClientID = max(c.maxClientID, f.Header().StreamID)
+			c.mu.Unlock()
+		}
+		c.fail(ce)
+	}
+	return false
 }
 
 // resetFromReaderLocked queues RST_STREAM for a stream error in what the

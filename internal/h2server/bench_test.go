@@ -2,6 +2,7 @@ package h2server
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"io"
 	"net"
@@ -24,12 +25,12 @@ type rawClient struct {
 }
 
 func newRawClient(tb testing.TB, c net.Conn) *rawClient {
-	var hb hpackBuf
+	var hb bytes.Buffer
 	enc := hpack.NewEncoder(&hb)
 	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", "/bench"}, {"user-agent", "bench"}} {
 		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 	}
-	rc := &rawClient{c: c, br: bufio.NewReader(c), block: hb.b, next: 1}
+	rc := &rawClient{c: c, br: bufio.NewReader(c), block: hb.Bytes(), next: 1}
 	fr := http2.NewFramer(c, nil)
 	if _, err := io.WriteString(c, prefaceStr); err != nil {
 		tb.Fatal(err)
@@ -43,10 +44,6 @@ func newRawClient(tb testing.TB, c net.Conn) *rawClient {
 	}
 	return rc
 }
-
-type hpackBuf struct{ b []byte }
-
-func (h *hpackBuf) Write(p []byte) (int, error) { h.b = append(h.b, p...); return len(p), nil }
 
 // get sends one request and reads frames until its stream ends.
 func (rc *rawClient) get(tb testing.TB) {

@@ -12,7 +12,6 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // handlerChunk is the response buffer per stream: body bytes collect
@@ -38,7 +37,6 @@ type responseWriter struct {
 	wroteHeader  bool
 	sentHeader   bool
 	handlerDone_ bool
-	sentCL       int64 // Content-Length sent, 0 if none
 	declCL       int64 // Content-Length declared at WriteHeader, -1 if none
 	wroteBytes   int64
 	trailers     []string
@@ -234,9 +232,7 @@ func (rw *responseWriter) writeChunk(p []byte) (int, error) {
 		var ctype, clen string
 		if clen = rw.snapHdr.Get("Content-Length"); clen != "" {
 			rw.snapHdr.Del("Content-Length")
-			if cl, err := strconv.ParseUint(clen, 10, 63); err == nil {
-				rw.sentCL = int64(cl)
-			} else {
+			if _, err := strconv.ParseUint(clen, 10, 63); err != nil {
 				clen = ""
 			}
 		}
@@ -358,5 +354,3 @@ func (rw *responseWriter) hasNonemptyTrailers() bool {
 	}
 	return false
 }
-
-func hpackField(k, v string) hpack.HeaderField { return hpack.HeaderField{Name: k, Value: v} }

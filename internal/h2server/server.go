@@ -25,6 +25,7 @@ package h2server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -256,11 +257,10 @@ type conn struct {
 	unackedSettings int
 	goAway          bool // GOAWAY queued: no new streams past maxClientID
 	goAwayCode      http2.ErrCode
-	closed          bool  // the connection is torn down
-	werr            error // the socket write that failed
+	closed          bool // the connection is torn down
 
 	enc        *hpack.Encoder
-	hbuf       bytesBuffer
+	hbuf       bytes.Buffer // the header block being encoded
 	lowerCache map[string]string
 	wbuf       []byte // frames waiting to be written
 	spare      []byte // the buffer the last write used

@@ -1,5 +1,7 @@
 package h2server
 
+import "strings"
+
 // commonFields are field names common enough to convert between their
 // wire (lower-case) and canonical forms without allocating.
 var commonFields = []string{
@@ -25,19 +27,9 @@ var commonCanonical, commonLower = func() (map[string]string, map[string]string)
 	canon := make(map[string]string, len(commonFields))
 	lower := make(map[string]string, len(commonFields))
 	for _, k := range commonFields {
-		lk := toLowerASCII(k)
+		lk := strings.ToLower(k)
 		canon[lk] = k
 		lower[k] = lk
 	}
 	return canon, lower
 }()
-
-func toLowerASCII(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + ('a' - 'A')
-		}
-	}
-	return string(b)
-}

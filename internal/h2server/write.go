@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // Frames are appended to c.wbuf under c.mu, in the order they must reach
@@ -113,7 +114,7 @@ func (c *conn) appendHeaders(st *stream, rh *resHeaders) {
 	if rh.status >= 200 {
 		st.sentFinal = true
 	}
-	block := c.hbuf.b
+	block := c.hbuf.Bytes()
 	first := true
 	for first || len(block) > 0 {
 		n := min(len(block), int(c.peerMaxFrame))
@@ -183,7 +184,7 @@ func (c *conn) encodeField(k string, vv []string) {
 
 func (c *conn) encode(k, v string) {
 	// hpack.Encoder writes to c.hbuf, which cannot fail.
-	_ = c.enc.WriteField(hpackField(k, v))
+	_ = c.enc.WriteField(hpack.HeaderField{Name: k, Value: v})
 }
 
 // validWireName: a lower-case token, as HTTP/2 requires of names.
@@ -291,7 +292,6 @@ func (c *conn) flushLocked() {
 		}
 		c.cond.Broadcast()
 		if err != nil {
-			c.werr = err
 			c.closeLocked(errClientDisconnected)
 		}
 	}
@@ -435,16 +435,6 @@ func (c *conn) writeData(st *stream, p []byte, end bool, flush bool) error {
 	}
 	return nil
 }
-
-// bytesBuffer is the io.Writer the HPACK encoder writes to.
-type bytesBuffer struct{ b []byte }
-
-func (w *bytesBuffer) Write(p []byte) (int, error) {
-	w.b = append(w.b, p...)
-	return len(p), nil
-}
-
-func (w *bytesBuffer) Reset() { w.b = w.b[:0] }
 
 // httpDate is the Date field's value, formatted once a second.
 func (s *Server) httpDate() string {

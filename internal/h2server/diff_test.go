@@ -420,6 +420,12 @@ func TestDiffMalformed(t *testing.T) {
 		bad("header value with LF", req("GET", "/", "x-a", "a\nb")),
 		bad("header value with NUL", req("GET", "/", "x-a", "a\x00b")),
 		bad("pseudo header after regular", fields(":method", "GET", ":scheme", "https", "x-a", "1", ":authority", authority, ":path", "/")),
+		bad("pseudo header after regular, the request complete before it", req("GET", "/", "x-a", "1", ":path", "/other")),
+		// The size of what follows an invalid field is no longer
+		// counted: any CONTINUATION after one ends the connection.
+		{name: "CONTINUATION after an invalid field", check: wantRefused, script: func(c *client, e *env) {
+			c.headerFrames(1, true, true, req("GET", "/", "x-a", "a\nb"), fields("x-b", "2"))
+		}},
 		bad("unknown pseudo header", req("GET", "/", ":foo", "bar")),
 		bad(":status in a request", req("GET", "/", ":status", "200")),
 		bad(":protocol on GET", req("GET", "/", ":protocol", "websocket")),

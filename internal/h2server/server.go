@@ -214,9 +214,8 @@ func newConn(s *Server, nc net.Conn, h http.Handler, base context.Context) *conn
 	c.enc = hpack.NewEncoder(&c.hbuf)
 	c.br = bufio.NewReaderSize(nc, 16<<10)
 	c.fr = http2.NewFramer(io.Discard, c.br)
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	c.fr.MaxHeaderListSize = s.maxHeaderListSize()
-	c.fr.ReadMetaHeaders.SetMaxStringLength(int(s.maxHeaderListSize()))
+	c.hdec = hpack.NewDecoder(4096, c.emitField)
+	c.hdec.SetMaxStringLength(int(s.maxHeaderListSize()))
 	c.fr.SetMaxReadFrameSize(maxReadFrame)
 	return c
 }
@@ -233,6 +232,8 @@ type conn struct {
 	// Owned by the reading goroutine (serve).
 	br            *bufio.Reader
 	fr            *http2.Framer
+	hdec          *hpack.Decoder // header blocks (headers.go)
+	block         blockState
 	sawSettings   bool
 	canonCache    map[string]string
 	idleTimer     *time.Timer
@@ -294,18 +295,17 @@ func (c *conn) serve(shutdown bool) {
 	}
 
 	for {
-		f, err := c.fr.ReadFrame()
+		f, err := c.readFrame() // on an error, f is nil
 		if err == nil {
-			if err = c.processFrame(f); err == nil {
-				continue
-			}
-		} else {
-			f = nil
-			if errors.Is(err, http2.ErrFrameTooLarge) {
-				err = http2.ConnectionError(http2.ErrCodeFrameSize)
-			}
+			err = c.processFrame(f)
+		} else if errors.Is(err, http2.ErrFrameTooLarge) {
+			err = http2.ConnectionError(http2.ErrCodeFrameSize)
 		}
-		if !c.protocolError(f, err) {
+		readOn := err == nil || c.protocolError(f, err)
+		if f == &c.block.meta {
+			c.releaseHeaderBlock()
+		}
+		if !readOn {
 			return
 		}
 	}

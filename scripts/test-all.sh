@@ -62,6 +62,7 @@ go test -run '^$' -fuzz '^FuzzServerMatchesNetHTTP$' -fuzztime 10s ./internal/h1
 go test -run '^$' -fuzz '^FuzzFramingMatchesNetHTTP$' -fuzztime 10s ./internal/h1guard/
 go test -run '^$' -fuzz '^FuzzWSFramesMatchesWholeParse$' -fuzztime 10s ./internal/proxy/
 go test -run '^$' -fuzz '^FuzzServeConn$' -fuzztime 10s ./internal/h2server/
+go test -run '^$' -fuzz '^FuzzRepeatedLiterals$' -fuzztime 10s ./internal/h2server/
 for target in FuzzSafeReturn FuzzParseCallback FuzzSessionCookie; do
   go test -run '^$' -fuzz "^${target}\$" -fuzztime 10s ./internal/auth/oidc/
 done

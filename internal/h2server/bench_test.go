@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 
 	"golang.org/x/net/http2"
@@ -24,11 +25,14 @@ type rawClient struct {
 	hdr   [9]byte
 }
 
-func newRawClient(tb testing.TB, c net.Conn) *rawClient {
+func newRawClient(tb testing.TB, c net.Conn, extra ...hpack.HeaderField) *rawClient {
 	var hb bytes.Buffer
 	enc := hpack.NewEncoder(&hb)
 	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "example.com"}, {":path", "/bench"}, {"user-agent", "bench"}} {
 		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	for _, f := range extra {
+		enc.WriteField(f)
 	}
 	rc := &rawClient{c: c, br: bufio.NewReader(c), block: hb.Bytes(), next: 1}
 	fr := http2.NewFramer(c, nil)
@@ -83,7 +87,15 @@ var body100 = []byte("0123456789012345678901234567890123456789012345678901234567
 
 // BenchmarkServeGET: one GET at a time on one connection (loopback
 // TCP, no TLS), a handler that sets a header and writes 100 bytes.
-func BenchmarkServeGET(b *testing.B) {
+func BenchmarkServeGET(b *testing.B) { benchmarkServeGET(b) }
+
+// BenchmarkServeGETWithToken: every request carries a 600-byte bearer
+// token, never indexed, as nghttp2 and browsers send credentials.
+func BenchmarkServeGETWithToken(b *testing.B) {
+	benchmarkServeGET(b, hpack.HeaderField{Name: "authorization", Value: "Bearer " + strings.Repeat("eyJhbGciOiJSUzI1NiJ9", 30), Sensitive: true})
+}
+
+func benchmarkServeGET(b *testing.B, extra ...hpack.HeaderField) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -105,7 +117,7 @@ func BenchmarkServeGET(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	rc := newRawClient(b, c)
+	rc := newRawClient(b, c, extra...)
 	rc.get(b)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -128,6 +128,16 @@ func TestDiffRequests(t *testing.T) {
 			c.headers(1, true, req("GET", "/one"))
 			c.headers(3, true, req("GET", "/two"))
 		}},
+		// Credentials sent never indexed, as nghttp2 and browsers do:
+		// the server decodes a repeated one from its cache (headers.go).
+		{name: "a token repeated, changed, repeated", script: func(c *client, e *env) {
+			a, c2 := "Bearer "+strings.Repeat("a", 600), "Bearer "+strings.Repeat("c", 600)
+			for i, tok := range []string{a, a, c2, a} {
+				id := uint32(2*i + 1)
+				c.headers(id, true, append(req("GET", "/"), hpack.HeaderField{Name: "authorization", Value: tok, Sensitive: true}))
+				c.waitStream(id)
+			}
+		}},
 	})
 }
 

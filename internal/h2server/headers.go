@@ -40,6 +40,10 @@ type blockState struct {
 	remain     uint32 // what is left of the header-list limit
 	sawRegular bool
 	invalid    error // a field was malformed: the block is refused once read
+
+	spans   [maxLiteralSpans]span // the block's cacheable literals (writeWholeBlock)
+	recent  [literalCacheSize]cachedLiteral
+	nextOut int // the entry of recent replaced next
 }
 
 // maxRetainedFields bounds the field slice kept between blocks.
@@ -75,13 +79,18 @@ func (c *conn) readHeaderBlock(hf *http2.HeadersFrame) (http2.Frame, error) {
 
 	var frag []byte = hf.HeaderBlockFragment()
 	ended := hf.HeadersEnded()
+	whole := ended // one frame: the literal cache may be used
 	for {
 		// Refuse to decode fragments far past the limit, and anything
 		// after an invalid field, whose size is no longer counted.
 		if int64(len(frag)) > 2*int64(b.remain) || b.invalid != nil {
 			return nil, http2.ConnectionError(http2.ErrCodeProtocol)
 		}
-		if _, err := c.hdec.Write(frag); err != nil {
+		write := c.hdec.Write
+		if whole {
+			write = c.writeWholeBlock
+		}
+		if _, err := write(frag); err != nil {
 			return nil, http2.ConnectionError(http2.ErrCodeCompression)
 		}
 		if ended {
@@ -172,4 +181,166 @@ func checkPseudos(pf []hpack.HeaderField) error {
 		return errMixedPseudo
 	}
 	return nil
+}
+
+// Repeated literals.
+//
+// A client sends its credentials as literals that are never indexed
+// (RFC 7541 §7.1.3): nghttp2 and browsers do so for authorization, so
+// a bearer token is Huffman-decoded whole on every request of the
+// connection (two thirds of the HPACK decoding of gatehouse-full over
+// HTTP/2, docs/performance.md). A literal whose name is a static-table
+// index or a literal, and that is not indexed, depends on its bytes
+// alone, not on the dynamic table: the same bytes decode to the same
+// field. writeWholeBlock keeps the last few such literals of each
+// connection with the fields they decoded to and hands the decoder only
+// what lies around a literal seen before. Only whole blocks (a HEADERS
+// frame with END_HEADERS) without a dynamic table size update are
+// split; anything else, and anything the scan cannot parse, goes to the
+// decoder whole, which then answers malformed input as it always does.
+// A block the scan parses is parsed alike by the decoder, so the pieces
+// it is handed end where its fields do.
+
+const (
+	literalCacheSize = 4
+	maxLiteralSpans  = 8
+	minCachedLiteral = 64      // shorter literals decode faster than they are looked up
+	maxCachedLiteral = 4 << 10 // the most a connection keeps: 4 × (4 KiB + the field, at most 6.4 KiB)
+)
+
+// span is a literal's bytes in the block: frag[start:end].
+type span struct{ start, end int }
+
+type cachedLiteral struct {
+	raw []byte
+	hf  hpack.HeaderField
+}
+
+// writeWholeBlock writes a whole header block to the decoder, emitting
+// the literals it has seen before on this connection itself.
+func (c *conn) writeWholeBlock(frag []byte) (int, error) {
+	b := &c.block
+	spans, ok := scanLiterals(frag, &b.spans)
+	if !ok || len(spans) == 0 {
+		return c.hdec.Write(frag)
+	}
+	pos := 0
+	for _, sp := range spans {
+		raw := frag[sp.start:sp.end]
+		if _, err := c.hdec.Write(frag[pos:sp.start]); err != nil {
+			return 0, err
+		}
+		pos = sp.end
+		if e := b.lookup(raw); e != nil {
+			if c.hdec.EmitEnabled() {
+				c.emitField(e.hf)
+			}
+			continue
+		}
+		n := len(b.fields)
+		if _, err := c.hdec.Write(raw); err != nil {
+			return 0, err
+		}
+		if len(b.fields) == n+1 {
+			b.remember(raw, b.fields[n])
+		}
+	}
+	if _, err := c.hdec.Write(frag[pos:]); err != nil {
+		return 0, err
+	}
+	return len(frag), nil
+}
+
+func (b *blockState) lookup(raw []byte) *cachedLiteral {
+	for i := range b.recent {
+		if e := &b.recent[i]; len(e.raw) == len(raw) && string(e.raw) == string(raw) {
+			return e
+		}
+	}
+	return nil
+}
+
+func (b *blockState) remember(raw []byte, hf hpack.HeaderField) {
+	e := &b.recent[b.nextOut]
+	b.nextOut = (b.nextOut + 1) % len(b.recent)
+	e.raw = append(e.raw[:0], raw...)
+	e.hf = hf
+}
+
+// scanLiterals finds, in a whole header block, the literals
+// writeWholeBlock may take from its cache: not indexed, named by a
+// static-table index or a literal, minCachedLiteral to maxCachedLiteral
+// bytes long. ok is false for a block with a dynamic table size update
+// or one the scan cannot parse to its end.
+func scanLiterals(p []byte, buf *[maxLiteralSpans]span) (spans []span, ok bool) {
+	spans = buf[:0]
+	for i := 0; i < len(p); {
+		start, b := i, p[i]
+		var idx uint64
+		switch {
+		case b&0x80 != 0: // indexed field
+			if _, i, ok = scanInt(p, i, 7); !ok {
+				return nil, false
+			}
+			continue
+		case b&0xc0 == 0x40: // literal, incremental indexing
+			idx, i, ok = scanInt(p, i, 6)
+		case b&0xe0 == 0x20: // dynamic table size update
+			return nil, false
+		default: // literal not indexed (0000) or never indexed (0001)
+			idx, i, ok = scanInt(p, i, 4)
+		}
+		if ok && idx == 0 {
+			i, ok = scanString(p, i)
+		}
+		if ok {
+			i, ok = scanString(p, i)
+		}
+		if !ok {
+			return nil, false
+		}
+		if b&0xc0 != 0x40 && idx <= staticTableLen && i-start >= minCachedLiteral && i-start <= maxCachedLiteral && len(spans) < maxLiteralSpans {
+			spans = append(spans, span{start, i})
+		}
+	}
+	return spans, true
+}
+
+// staticTableLen is the number of entries in HPACK's static table
+// (RFC 7541 Appendix A); higher indexes name dynamic-table entries.
+const staticTableLen = 61
+
+// scanInt reads an HPACK integer with an n-bit prefix at p[i]
+// (RFC 7541 §5.1); ok is false past the block's end or past 2^32.
+func scanInt(p []byte, i int, n uint) (v uint64, next int, ok bool) {
+	mask := uint64(1)<<n - 1
+	v = uint64(p[i]) & mask
+	i++
+	if v < mask {
+		return v, i, true
+	}
+	for m := uint(0); i < len(p); {
+		b := p[i]
+		i++
+		v += uint64(b&0x7f) << m
+		if b&0x80 == 0 {
+			return v, i, v <= 1<<32
+		}
+		if m += 7; m >= 63 { // where hpack.Decoder gives up
+			return 0, 0, false
+		}
+	}
+	return 0, 0, false
+}
+
+// scanString skips an HPACK string literal at p[i] (RFC 7541 §5.2).
+func scanString(p []byte, i int) (next int, ok bool) {
+	if i >= len(p) {
+		return 0, false
+	}
+	n, i, ok := scanInt(p, i, 7)
+	if !ok || uint64(len(p)-i) < n {
+		return 0, false
+	}
+	return i + int(n), true
 }

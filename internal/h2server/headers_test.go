@@ -3,9 +3,15 @@ package h2server
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
 
@@ -174,4 +180,67 @@ func FuzzRepeatedLiterals(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Set-Cookie (a secret) and X-Request-Id (new on every response) are
+// sent never indexed; other fields go to the dynamic table, so that a
+// repeated one is sent as an index.
+func TestResponseFieldsKeptOutOfTheTable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var n atomic.Int64
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		New(Config{}).ServeConn(c, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Request-Id", fmt.Sprintf("req-%d", n.Add(1)))
+			w.Header().Set("Set-Cookie", "s=secret")
+			w.Header().Set("X-Stable", "same on every response")
+		}))
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fr := http2.NewFramer(c, c)
+	io.WriteString(c, http2.ClientPreface)
+	fr.WriteSettings()
+	block := encodeBlocks([]string{":method", "GET", ":scheme", "https", ":authority", "a.example", ":path", "/"})[0]
+	var sensitive map[string]bool
+	dec := hpack.NewDecoder(4096, func(hf hpack.HeaderField) { sensitive[hf.Name] = hf.Sensitive })
+	var sizes []int
+	for id := uint32(1); id <= 3; id += 2 {
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndStream: true, EndHeaders: true})
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hf, ok := f.(*http2.HeadersFrame); ok && hf.StreamID == id {
+				sensitive = map[string]bool{}
+				if _, err := dec.Write(hf.HeaderBlockFragment()); err != nil {
+					t.Fatal(err)
+				}
+				sizes = append(sizes, len(hf.HeaderBlockFragment()))
+				break
+			}
+		}
+		want := map[string]bool{":status": false, "x-request-id": true, "set-cookie": true, "x-stable": false, "content-length": false, "date": false}
+		for name, s := range want {
+			if got, ok := sensitive[name]; !ok || got != s {
+				t.Errorf("stream %d: %s never indexed %v (sent: %v), want %v", id, name, got, ok, s)
+			}
+		}
+	}
+	// The second block names x-stable by index: 21 bytes of value less.
+	if sizes[1] > sizes[0]-len("same on every response") {
+		t.Errorf("header blocks of %d then %d bytes: x-stable was not indexed", sizes[0], sizes[1])
+	}
 }

@@ -91,7 +91,7 @@ type resHeaders struct {
 func (c *conn) appendHeaders(st *stream, rh *resHeaders) {
 	c.hbuf.Reset()
 	if rh.status != 0 {
-		c.encode(":status", statusCode(rh.status))
+		c.encode(":status", statusCode(rh.status), false)
 	}
 	if rh.keys != nil {
 		for _, k := range rh.keys {
@@ -103,13 +103,13 @@ func (c *conn) appendHeaders(st *stream, rh *resHeaders) {
 		}
 	}
 	if rh.ctype != "" {
-		c.encode("content-type", rh.ctype)
+		c.encode("content-type", rh.ctype, false)
 	}
 	if rh.clen != "" {
-		c.encode("content-length", rh.clen)
+		c.encode("content-length", rh.clen, false)
 	}
 	if rh.dat != "" {
-		c.encode("date", rh.dat)
+		c.encode("date", rh.dat, false)
 	}
 	if rh.status >= 200 {
 		st.sentFinal = true
@@ -174,17 +174,27 @@ func (c *conn) encodeField(k string, vv []string) {
 		return
 	}
 	isTE := lk == "transfer-encoding"
+	// Fields kept out of the dynamic table (sent "never indexed", RFC
+	// 7541 §6.2.3): Set-Cookie, a secret an attacker who shares the
+	// connection's table could recover by the size of what it sends
+	// (§7.1); and X-Request-Id, which Gatehouse sets to a new value on
+	// every response: indexed, each response added an entry no later
+	// one could use and pushed out one that could (the table's adds and
+	// evictions were 2.4 % of the proxy's CPU over HTTP/2).
+	noIndex := lk == "set-cookie" || lk == "x-request-id"
 	for _, v := range vv {
 		if !httpsyntax.ValidFieldValue(v) || (isTE && v != "trailers") {
 			continue
 		}
-		c.encode(lk, v)
+		c.encode(lk, v, noIndex)
 	}
 }
 
-func (c *conn) encode(k, v string) {
+// encode appends a field to the header block being encoded; a field
+// not to index is sent never indexed.
+func (c *conn) encode(k, v string, noIndex bool) {
 	// hpack.Encoder writes to c.hbuf, which cannot fail.
-	_ = c.enc.WriteField(hpack.HeaderField{Name: k, Value: v})
+	_ = c.enc.WriteField(hpack.HeaderField{Name: k, Value: v, Sensitive: noIndex})
 }
 
 // validWireName: a lower-case token, as HTTP/2 requires of names.

@@ -218,6 +218,9 @@ origin_accepts() {  # connections the origin has accepted so far
   curl -s "http://127.0.0.1:$STATUS_PORT/" | awk 'NR == 3 {print $1}'
 }
 
+ipis() {   # rescheduling + function-call interrupts one core has taken (/proc/interrupts RES, CAL)
+  awk -v col="$(($1 + 2))" '$1=="RES:" || $1=="CAL:" {n+=$col} END {print n+0}' /proc/interrupts 2>/dev/null || echo 0
+}
 core_busy() {   # "busy total" jiffies of one core from /proc/stat
   awk -v c="cpu$1" '$1==c {t=0; for(i=2;i<=NF;i++) t+=$i; idle=$5+$6; print t-idle, t}' /proc/stat
 }
@@ -748,12 +751,14 @@ run_one() {     # run_one NAME ROUND
   kill -0 "$pid" 2>/dev/null || die "$name died during warm-up"
   a0=$(origin_accepts)
   c0=$(cpu_ticks "$pid"); b0=$(core_busy "$PROXY_CPU"); l0=$(core_busy "$LOAD_CPU")
+  local i0p i0l i1p i1l; i0p=$(ipis "$PROXY_CPU"); i0l=$(ipis "$LOAD_CPU")
   if [[ $PROTO == h2 ]]; then
     out=$("${H2LOAD[@]}" "${hdr[@]}" -D "$DURATION" --log-file="$H2LOG" "$url" 2>&1) || true
   else
     out=$("${WRK[@]}" "${hdr[@]}" -d"$DURATION" -s "$TMP/report.lua" "$url" 2>&1) || true
   fi
   c1=$(cpu_ticks "$pid"); b1=$(core_busy "$PROXY_CPU"); l1=$(core_busy "$LOAD_CPU")
+  i1p=$(ipis "$PROXY_CPU"); i1l=$(ipis "$LOAD_CPU")
   a1=$(origin_accepts)
   local rss hwm; read -r rss hwm < <(rss_kb "$pid")
   [[ $PROTO == h2 ]] && out=$(h2load_result "$name" "$out" "$H2LOG" || printf '%s\n' "$out")
@@ -777,8 +782,9 @@ run_one() {     # run_one NAME ROUND
         printf "%s\t%d\t%.1f\t%d\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%d\t%d\n",
           n, r, rps, p50, p99, cpureq, pcpu, core0, core1, se, st, acc, rss, hwm
       }' >>"$RESULTS"
-  tail -1 "$RESULTS" | awk -F'\t' '{printf "[bench] round %s %-9s %10.0f req/s  p50 %6d us  p99 %6d us  %6.2f CPU us/req  proxy %5.1f%% cpu  core%s %5.1f%%  core%s %5.1f%%  errors %d/%d  new origin conns %d  RSS %.1f MiB\n",
-      $2, $1, $3, $4, $5, $6, $7, c0, $8, c1, $9, $10, $11, $12, $13 / 1024}' c0="$PROXY_CPU" c1="$LOAD_CPU" >&2
+  tail -1 "$RESULTS" | awk -F'\t' '{printf "[bench] round %s %-9s %10.0f req/s  p50 %6d us  p99 %6d us  %6.2f CPU us/req  proxy %5.1f%% cpu  core%s %5.1f%%  core%s %5.1f%%  errors %d/%d  new origin conns %d  RSS %.1f MiB  IPIs/req core%s %.2f core%s %.2f\n",
+      $2, $1, $3, $4, $5, $6, $7, c0, $8, c1, $9, $10, $11, $12, $13 / 1024, c0, ($3 > 0 ? ip / ($3 * dur) : 0), c1, ($3 > 0 ? il / ($3 * dur) : 0)}' \
+      c0="$PROXY_CPU" c1="$LOAD_CPU" ip="$((i1p - i0p))" il="$((i1l - i0l))" dur="$(awk -v d="$duration_us" 'BEGIN {print d / 1e6}')" >&2
   if ((FAIL_ON_STATUS)) && ((status_errors > 0)); then
     die "$name round $round: $status_errors non-2xx responses (a refused, unauthorized or failed request: the figures would not be the proxy's); FAIL_ON_STATUS=0 only flags them"
   fi

@@ -144,10 +144,21 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request,
 		return nil, nil, protoErr
 	}
 
-	header := make(http.Header, len(f.Fields))
-	for _, hf := range f.RegularFields() {
+	regular := f.RegularFields()
+	header := make(http.Header, len(regular))
+	// One array holds every field's first value, as textproto's reader
+	// does: a slice each would be an allocation per field. Capped at
+	// one, a slice that gets a second value is copied by append, never
+	// written into its neighbour.
+	vals := make([]string, len(regular))
+	for i, hf := range regular {
 		k := c.canonical(hf.Name)
-		header[k] = append(header[k], hf.Value)
+		if vv, ok := header[k]; ok {
+			header[k] = append(vv, hf.Value)
+			continue
+		}
+		vals[i] = hf.Value
+		header[k] = vals[i : i+1 : i+1]
 	}
 
 	needsContinue := httpguts.HeaderValuesContainsToken(header["Expect"], "100-continue")
@@ -508,8 +519,9 @@ func (c *conn) closeStreamLocked(st *stream, err error) {
 	if st.bodyErr == nil {
 		st.bodyErr = err
 	}
-	var se http2.StreamError
-	if errors.As(err, &se) {
+	// Never wrapped (the callers pass a StreamError as it is); a type
+	// assertion, where errors.As would move se to the heap.
+	if se, ok := err.(http2.StreamError); ok {
 		if se.Cause != nil {
 			err = se.Cause
 		} else {

@@ -33,6 +33,7 @@ type responseWriter struct {
 	bw           *bufio.Writer // over chunkWriter{rw}
 	handlerHdr   http.Header
 	snapHdr      http.Header
+	maps         [2]*headerMap // what handlerHdr and snapHdr came from, returned at release
 	status       int
 	wroteHeader  bool
 	sentHeader   bool
@@ -43,6 +44,66 @@ type responseWriter struct {
 }
 
 var bufWriterPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, handlerChunk) }}
+
+// headerMap is a response header map kept between responses, with the
+// array that holds the values of a copy (the snapshot at WriteHeader).
+// A response's two maps were three allocations and two rounds of map
+// growth each time (a proxied response has more than the eight fields a
+// small map holds). They go back to headerPool once the handler has
+// returned and its response is written: a handler may not use its
+// ResponseWriter, nor so its header map, after it returns (net/http's
+// contract; h1server keeps a connection's map on the same terms).
+type headerMap struct {
+	h    http.Header
+	vals []string
+}
+
+// maxPooledFields: a map that held more than this is let go rather than
+// kept at its size.
+const maxPooledFields = 32
+
+var headerPool = sync.Pool{New: func() any { return &headerMap{h: make(http.Header, 16)} }}
+
+// copyOf makes m a deep copy of src, as http.Header.Clone does (nil
+// values stay nil), in m's own map and array.
+func (m *headerMap) copyOf(src http.Header) http.Header {
+	n := 0
+	for _, vv := range src {
+		n += len(vv)
+	}
+	if cap(m.vals) < n {
+		m.vals = make([]string, n)
+	}
+	vals := m.vals[:n]
+	for k, vv := range src {
+		if vv == nil {
+			m.h[k] = nil
+			continue
+		}
+		c := copy(vals, vv)
+		m.h[k] = vals[:c:c]
+		vals = vals[c:]
+	}
+	return m.h
+}
+
+// release returns the response's header maps to headerPool; the
+// handler has returned and nothing of the response is left to write.
+func (rw *responseWriter) release() {
+	for i, m := range rw.maps {
+		if m == nil {
+			continue
+		}
+		rw.maps[i] = nil
+		if len(m.h) > maxPooledFields || cap(m.vals) > 4*maxPooledFields {
+			continue
+		}
+		clear(m.h)
+		clear(m.vals)
+		headerPool.Put(m)
+	}
+	rw.handlerHdr, rw.snapHdr = nil, nil
+}
 
 type chunkWriter struct{ rw *responseWriter }
 
@@ -61,7 +122,8 @@ func (rw *responseWriter) Header() http.Header {
 		panic("Header called after Handler finished")
 	}
 	if rw.handlerHdr == nil {
-		rw.handlerHdr = make(http.Header)
+		rw.maps[0] = headerPool.Get().(*headerMap)
+		rw.handlerHdr = rw.maps[0].h
 	}
 	return rw.handlerHdr
 }
@@ -98,7 +160,8 @@ func (rw *responseWriter) writeHeader(code int) {
 	rw.status = code
 	rw.declCL = -1
 	if len(rw.handlerHdr) > 0 {
-		rw.snapHdr = rw.handlerHdr.Clone()
+		rw.maps[1] = headerPool.Get().(*headerMap)
+		rw.snapHdr = rw.maps[1].copyOf(rw.handlerHdr)
 		if v := rw.snapHdr["Content-Length"]; len(v) > 0 {
 			if cl, err := strconv.ParseUint(v[0], 10, 63); err == nil {
 				rw.declCL = int64(cl)

@@ -110,3 +110,44 @@ func TestRoundTrips(t *testing.T) {
 		}
 	})
 }
+
+// Header maps are reused between responses (headerPool): nothing of one
+// response may show in the next, header or trailer.
+func TestReusedHeaderMapsCarryNothingOver(t *testing.T) {
+	url, client := newTestServer(t, Config{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		h := w.Header()
+		h.Set("X-N", strconv.Itoa(n))
+		if n%2 == 1 {
+			h.Set("X-Odd", "1")
+			h.Set("Trailer", "X-Odd-Trailer")
+		}
+		w.WriteHeader(http.StatusOK)
+		h.Set("X-After-WriteHeader", "not sent") // the snapshot was taken
+		io.WriteString(w, "body")
+		if n%2 == 1 {
+			h.Set("X-Odd-Trailer", "t")
+		}
+	}))
+	for n := range 40 {
+		resp, err := client.Get(url + "/?n=" + strconv.Itoa(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		odd := n%2 == 1
+		if got := resp.Header.Get("X-N"); got != strconv.Itoa(n) {
+			t.Errorf("response %d: X-N %q", n, got)
+		}
+		if _, ok := resp.Header["X-Odd"]; ok != odd {
+			t.Errorf("response %d: X-Odd present %v", n, ok)
+		}
+		if _, ok := resp.Header["X-After-Writeheader"]; ok {
+			t.Errorf("response %d: a field set after WriteHeader was sent", n)
+		}
+		if got := resp.Trailer.Get("X-Odd-Trailer"); (got == "t") != odd {
+			t.Errorf("response %d: trailer %q", n, got)
+		}
+	}
+}

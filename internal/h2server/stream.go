@@ -370,6 +370,7 @@ func (c *conn) runHandler(st *stream) {
 		} else {
 			rw.handlerDone()
 		}
+		rw.release()
 		c.handlerFinished(st)
 	}()
 	st.handlerFn(rw, st.req)

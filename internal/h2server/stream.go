@@ -27,6 +27,7 @@ type stream struct {
 	cond   sync.Cond // on c.mu: broadcast when body data arrives or the stream ends
 	ctx    context.Context
 	cancel context.CancelFunc
+	reqv   http.Request // the request (st.req points here)
 
 	remoteClosed bool // END_STREAM received (or reset)
 	localClosed  bool // END_STREAM sent (or reset)
@@ -224,7 +225,10 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request,
 	}
 	body := &st.reqBody
 	*body = requestBody{st: st, needsContinue: needsContinue}
-	req := &http.Request{
+	// The request lives in the stream: WithContext's copy, inlined and
+	// dereferenced at once, stays on the stack, and the request and its
+	// copy cost no allocation of their own.
+	st.reqv = *(&http.Request{
 		Method:     method,
 		URL:        u,
 		RemoteAddr: c.remoteAddr,
@@ -236,8 +240,8 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request,
 		Host:       authority,
 		Body:       body,
 		Trailer:    trailer,
-	}
-	req = req.WithContext(st.ctx)
+	}).WithContext(st.ctx)
+	req := &st.reqv
 	st.reqTrail = trailer
 	// Content-Length must be one number, and the body's length
 	// (RFC 9113 §8.1.1): a handler (a proxy) shown another is what

@@ -147,8 +147,10 @@ func (c *conn) emitField(hf hpack.HeaderField) {
 	b.fields = append(b.fields, hf)
 }
 
-// releaseHeaderBlock drops the strings of the block just processed, so
-// that an idle connection does not hold its last request's fields.
+// releaseHeaderBlock drops the strings of the block just read, taken or
+// refused, so that an idle connection does not hold its last request's
+// fields. (The literal cache below keeps its four on purpose, for the
+// connection's life.)
 func (c *conn) releaseHeaderBlock() {
 	b := &c.block
 	clear(b.fields)
@@ -199,7 +201,10 @@ func checkPseudos(pf []hpack.HeaderField) error {
 // split; anything else, and anything the scan cannot parse, goes to the
 // decoder whole, which then answers malformed input as it always does.
 // A block the scan parses is parsed alike by the decoder, so the pieces
-// it is handed end where its fields do.
+// it is handed end where its fields do. The cache holds what the client
+// sent on this connection (its credentials, mostly) as long as the
+// connection lives, as the connection's HPACK table holds what it
+// indexed: at most 4 × maxCachedLiteral raw bytes and their fields.
 
 const (
 	literalCacheSize = 4

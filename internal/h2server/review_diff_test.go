@@ -67,21 +67,25 @@ func TestReviewDiff(t *testing.T) {
 		{name: "trailers without END_STREAM", handler: echo, script: func(c *client, e *env) {
 			c.headers(1, false, req("POST", "/", "trailer", "x-t"))
 			c.data(1, false, []byte("a"))
+			e.waitStarted(1) // the malformed trailers reset the stream: let the handler be in it first
 			c.headerFrames(1, false, true, fields("x-t", "v"))
 		}},
 		{name: "trailers with a pseudo-header", handler: echo, script: func(c *client, e *env) {
 			c.headers(1, false, req("POST", "/", "trailer", "x-t"))
 			c.data(1, false, []byte("a"))
+			e.waitStarted(1) // the malformed trailers reset the stream: let the handler be in it first
 			c.headerFrames(1, true, true, fields(":path", "/x", "x-t", "v"))
 		}},
 		{name: "trailers over MaxHeaderBytes", handler: echo, script: func(c *client, e *env) {
 			c.headers(1, false, req("POST", "/", "trailer", "x-fill-0000"))
 			c.data(1, false, []byte("a"))
+			e.waitStarted(1) // the malformed trailers reset the stream: let the handler be in it first
 			c.headerFrames(1, true, true, fillFields(0, 14), fillFields(14, 6))
 		}},
 		{name: "trailers with a connection field", handler: echo, script: func(c *client, e *env) {
 			c.headers(1, false, req("POST", "/", "trailer", "connection, x-t"))
 			c.data(1, false, []byte("a"))
+			e.waitStarted(1)
 			c.headers(1, true, fields("connection", "close", "x-t", "v"))
 		}},
 		{name: ":path with a space", script: send(req("GET", "/a b"))},

@@ -302,7 +302,7 @@ func (c *conn) serve(shutdown bool) {
 			err = http2.ConnectionError(http2.ErrCodeFrameSize)
 		}
 		readOn := err == nil || c.protocolError(f, err)
-		if f == &c.block.meta {
+		if c.block.meta.HeadersFrame != nil { // a header block was read, whole or not
 			c.releaseHeaderBlock()
 		}
 		if !readOn {

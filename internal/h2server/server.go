@@ -273,6 +273,7 @@ type conn struct {
 // serve reads and processes frames until the connection ends.
 func (c *conn) serve(shutdown bool) {
 	defer c.teardown()
+	defer c.watchBase()()
 
 	// Announce our settings and open the connection window to
 	// recvWindow, as net/http does, before the preface is read.

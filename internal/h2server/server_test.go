@@ -2,12 +2,18 @@ package h2server
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // newTestServer serves h over TLS with h2server as its HTTP/2 server.
@@ -149,5 +155,152 @@ func TestReusedHeaderMapsCarryNothingOver(t *testing.T) {
 		if got := resp.Trailer.Get("X-Odd-Trailer"); (got == "t") != odd {
 			t.Errorf("response %d: trailer %q", n, got)
 		}
+	}
+}
+
+// testCloser reports its Close on closed.
+type testCloser struct {
+	name   string
+	closed chan string
+}
+
+func (c *testCloser) Close() error { c.closed <- c.name; return nil }
+
+// A stream's context closes what is registered with CloseOnCancel when
+// the stream is reset, as context.AfterFunc would, and not once released.
+func TestStreamContextCloseOnCancel(t *testing.T) {
+	type coc interface {
+		CloseOnCancel(io.Closer) bool
+		ReleaseClose(io.Closer) bool
+	}
+	closed := make(chan string, 4)
+	registered := make(chan struct{}, 4)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		x, ok := r.Context().(coc)
+		if !ok {
+			t.Errorf("request context %T has no CloseOnCancel", r.Context())
+			return
+		}
+		name := r.URL.Path
+		cl := &testCloser{name, closed}
+		if !x.CloseOnCancel(cl) {
+			t.Errorf("%s: CloseOnCancel refused", name)
+		}
+		if x.CloseOnCancel(cl) {
+			t.Errorf("%s: a second closer was taken", name)
+		}
+		registered <- struct{}{}
+		switch name {
+		case "/released":
+			if !x.ReleaseClose(cl) {
+				t.Errorf("%s: ReleaseClose reported it closed", name)
+			}
+		case "/reset":
+			<-r.Context().Done()
+			if x.ReleaseClose(cl) {
+				t.Errorf("%s: ReleaseClose after cancellation reported it registered", name)
+			}
+		}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		New(Config{}).ServeConn(c, h)
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { c.Close(); <-served }()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fr := http2.NewFramer(c, c)
+	io.WriteString(c, http2.ClientPreface)
+	fr.WriteSettings()
+	blocks := encodeBlocks(
+		[]string{":method", "GET", ":scheme", "https", ":authority", "a.example", ":path", "/released"},
+		[]string{":method", "GET", ":scheme", "https", ":authority", "a.example", ":path", "/reset"},
+	)
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: blocks[0], EndStream: true, EndHeaders: true})
+	<-registered
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: blocks[1], EndStream: true, EndHeaders: true})
+	<-registered
+	fr.WriteRSTStream(3, http2.ErrCodeCancel)
+	if got := <-closed; got != "/reset" {
+		t.Errorf("closed %q, want /reset", got)
+	}
+	select {
+	case got := <-closed:
+		t.Errorf("closed %q too", got)
+	case <-time.After(50 * time.Millisecond): // nothing more should come; a short look
+	}
+}
+
+// baseHandler is a handler with a BaseContext, as net/http's TLSNextProto
+// hands ServeConn.
+type baseHandler struct {
+	http.Handler
+	base context.Context
+}
+
+func (h baseHandler) BaseContext() context.Context { return h.base }
+
+// A connection's base context cancelled while a handler runs cancels the
+// stream's context and closes what it registered.
+func TestStreamContextFollowsTheBase(t *testing.T) {
+	base, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	closed := make(chan string, 1)
+	registered := make(chan struct{})
+	done := make(chan error, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Context().(interface{ CloseOnCancel(io.Closer) bool }).CloseOnCancel(&testCloser{"base", closed})
+		close(registered)
+		<-r.Context().Done()
+		// Closed by the cancellation itself, not when the handler returns
+		// (an upstream read it blocks in would never let it return).
+		select {
+		case <-closed:
+			done <- r.Context().Err()
+		case <-time.After(5 * time.Second):
+			done <- errors.New("the closer was not closed while the handler ran")
+		}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		New(Config{}).ServeConn(c, baseHandler{h, base})
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { c.Close(); <-served }()
+	fr := http2.NewFramer(c, c)
+	io.WriteString(c, http2.ClientPreface)
+	fr.WriteSettings()
+	block := encodeBlocks([]string{":method", "GET", ":scheme", "https", ":authority", "a.example", ":path", "/"})[0]
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block, EndStream: true, EndHeaders: true})
+	<-registered
+	cancelBase()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("the stream's context ended with %v", err)
 	}
 }

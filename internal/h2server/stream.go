@@ -25,8 +25,12 @@ type stream struct {
 	c      *conn
 	id     uint32
 	cond   sync.Cond // on c.mu: broadcast when body data arrives or the stream ends
-	ctx    context.Context
-	cancel context.CancelFunc
+	ctx    context.Context // &sctx
+	sctx   streamCtx
+	cancel context.CancelFunc // st.cancelLocked cancels, and closes closer
+
+	cancelled bool      // guarded by c.mu: ctx is cancelled
+	closer    io.Closer // guarded by c.mu: CloseOnCancel's
 	reqv   http.Request // the request (st.req points here)
 
 	remoteClosed bool // END_STREAM received (or reset)
@@ -100,7 +104,9 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		inflow:     inflow{avail: recvWindow},
 	}
 	st.cond.L = &c.mu
-	st.ctx, st.cancel = context.WithCancel(c.baseCtx)
+	st.sctx.st = st
+	st.sctx.Context, st.cancel = context.WithCancel(c.baseCtx)
+	st.ctx = &st.sctx
 	req, fn, err := c.newRequest(st, f)
 	if err != nil {
 		st.cancel()
@@ -353,7 +359,9 @@ func (c *conn) runHandler(st *stream) {
 	rw := &st.rw
 	didPanic := true
 	defer func() {
-		st.cancel()
+		c.mu.Lock()
+		st.cancelLocked()
+		c.mu.Unlock()
 		if didPanic {
 			e := recover()
 			c.mu.Lock()
@@ -534,7 +542,7 @@ func (c *conn) closeStreamLocked(st *stream, err error) {
 		}
 	}
 	st.closeErr = err
-	st.cancel()
+	st.cancelLocked()
 	st.cond.Broadcast()
 	c.cond.Broadcast()
 	c.idleCheckLocked()

@@ -135,12 +135,24 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 // the limit is answered 431, connection-specific fields 400.
 func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request, http.HandlerFunc, error) {
 	protoErr := http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeProtocol}
-	method := f.PseudoValue("method")
-	scheme := f.PseudoValue("scheme")
-	authority := f.PseudoValue("authority")
-	path := f.PseudoValue("path")
-	if f.PseudoValue("protocol") != "" {
-		return nil, nil, protoErr // extended CONNECT is not offered
+	// One pass over the pseudo-fields (readHeaderBlock refused repeated
+	// ones), where PseudoValue scans them once per name.
+	var method, scheme, authority, path string
+	for _, hf := range f.PseudoFields() {
+		switch hf.Name {
+		case ":method":
+			method = hf.Value
+		case ":scheme":
+			scheme = hf.Value
+		case ":authority":
+			authority = hf.Value
+		case ":path":
+			path = hf.Value
+		case ":protocol":
+			if hf.Value != "" {
+				return nil, nil, protoErr // extended CONNECT is not offered
+			}
+		}
 	}
 	isConnect := method == http.MethodConnect
 	if isConnect {

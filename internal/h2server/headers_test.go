@@ -3,13 +3,10 @@ package h2server
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -186,32 +183,12 @@ func FuzzRepeatedLiterals(f *testing.F) {
 // sent never indexed; other fields go to the dynamic table, so that a
 // repeated one is sent as an index.
 func TestResponseFieldsKeptOutOfTheTable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	var n atomic.Int64
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		New(Config{}).ServeConn(c, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("X-Request-Id", fmt.Sprintf("req-%d", n.Add(1)))
-			w.Header().Set("Set-Cookie", "s=secret")
-			w.Header().Set("X-Stable", "same on every response")
-		}))
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	fr := http2.NewFramer(c, c)
-	io.WriteString(c, http2.ClientPreface)
-	fr.WriteSettings()
+	fr := rawFramer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-Id", fmt.Sprintf("req-%d", n.Add(1)))
+		w.Header().Set("Set-Cookie", "s=secret")
+		w.Header().Set("X-Stable", "same on every response")
+	}))
 	block := encodeBlocks([]string{":method", "GET", ":scheme", "https", ":authority", "a.example", ":path", "/"})[0]
 	var sensitive map[string]bool
 	dec := hpack.NewDecoder(4096, func(hf hpack.HeaderField) { sensitive[hf.Name] = hf.Sensitive })

@@ -158,6 +158,37 @@ func TestReusedHeaderMapsCarryNothingOver(t *testing.T) {
 	}
 }
 
+// rawFramer serves one TCP connection with h2server and h, and returns
+// a Framer on the client's end, preface and SETTINGS sent. The
+// connection is closed, and ServeConn waited for, at the test's end.
+func rawFramer(t *testing.T, h http.Handler) *http2.Framer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		c, err := ln.Accept()
+		ln.Close()
+		if err != nil {
+			return
+		}
+		New(Config{}).ServeConn(c, h)
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); <-served })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fr := http2.NewFramer(c, c)
+	io.WriteString(c, http2.ClientPreface)
+	fr.WriteSettings()
+	return fr
+}
+
 // testCloser reports its Close on closed.
 type testCloser struct {
 	name   string
@@ -202,29 +233,7 @@ func TestStreamContextCloseOnCancel(t *testing.T) {
 			}
 		}
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		New(Config{}).ServeConn(c, h)
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { c.Close(); <-served }()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	fr := http2.NewFramer(c, c)
-	io.WriteString(c, http2.ClientPreface)
-	fr.WriteSettings()
+	fr := rawFramer(t, h)
 	blocks := encodeBlocks(
 		[]string{":method", "GET", ":scheme", "https", ":authority", "a.example", ":path", "/released"},
 		[]string{":method", "GET", ":scheme", "https", ":authority", "a.example", ":path", "/reset"},
@@ -274,28 +283,7 @@ func TestStreamContextFollowsTheBase(t *testing.T) {
 			done <- errors.New("the closer was not closed while the handler ran")
 		}
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		New(Config{}).ServeConn(c, baseHandler{h, base})
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { c.Close(); <-served }()
-	fr := http2.NewFramer(c, c)
-	io.WriteString(c, http2.ClientPreface)
-	fr.WriteSettings()
+	fr := rawFramer(t, baseHandler{h, base})
 	block := encodeBlocks([]string{":method", "GET", ":scheme", "https", ":authority", "a.example", ":path", "/"})[0]
 	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block, EndStream: true, EndHeaders: true})
 	<-registered

@@ -24,14 +24,14 @@ import (
 type stream struct {
 	c      *conn
 	id     uint32
-	cond   sync.Cond // on c.mu: broadcast when body data arrives or the stream ends
+	cond   sync.Cond       // on c.mu: broadcast when body data arrives or the stream ends
 	ctx    context.Context // &sctx
 	sctx   streamCtx
 	cancel context.CancelFunc // st.cancelLocked cancels, and closes closer
+	reqv   http.Request       // the request (st.req points here)
 
 	cancelled bool      // guarded by c.mu: ctx is cancelled
 	closer    io.Closer // guarded by c.mu: CloseOnCancel's
-	reqv   http.Request // the request (st.req points here)
 
 	remoteClosed bool // END_STREAM received (or reset)
 	localClosed  bool // END_STREAM sent (or reset)

@@ -18,9 +18,12 @@
 // when no handler is writing, so that the reader never blocks on a
 // client that does not read.
 //
-// Frames are read and header blocks decoded by golang.org/x/net/http2's
-// Framer (frame validation, HPACK, CONTINUATION assembly within
-// MAX_HEADER_LIST_SIZE); frames are written by this package.
+// Frames are read by golang.org/x/net/http2's Framer (frame validation,
+// the order of CONTINUATION frames) and header blocks decoded by its
+// hpack.Decoder, into the connection's own MetaHeadersFrame by the rules
+// of the Framer's (headers.go: the same limits and refusals, fewer
+// allocations, and long literals a client repeats taken from a small
+// cache); frames are written by this package.
 package h2server
 
 import (

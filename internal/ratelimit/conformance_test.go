@@ -282,3 +282,51 @@ func BenchmarkFilter(b *testing.B) {
 		})
 	}
 }
+
+// plainObs counts decisions by RateLimit; countingObs hands out counters
+// (DecisionCounters) besides.
+type plainObs struct {
+	degradedLog
+	byCall []string
+}
+
+func (o *plainObs) RateLimit(_, result string) { o.byCall = append(o.byCall, result) }
+
+type countingObs struct {
+	plainObs
+	byCounter map[string]int
+}
+
+func (o *countingObs) DecisionCounters(string) (allowed, limited, soft func()) {
+	inc := func(r string) func() { return func() { o.byCounter[r]++ } }
+	return inc("allowed"), inc("limited"), inc("soft_limited")
+}
+
+// An Observer that offers DecisionCounters is counted through them, each
+// decision under its own result; one that does not, through RateLimit.
+func TestDecisionCounters(t *testing.T) {
+	for _, soft := range []bool{false, true} {
+		obs := &countingObs{byCounter: map[string]int{}}
+		f := &Filter{Policy: "p", Parts: ParseKey("client_ip"), Limit: Limit{Rate: 1, Burst: 2}, Soft: soft,
+			Store: NewMemory(100), Obs: obs, Seed: maphash.MakeSeed(), Now: func() time.Time { return time.Unix(1000, 0) }}
+		f.Prepare()
+		req := httptest.NewRequest("GET", "/", nil)
+		for range 3 {
+			f.FilterRequest(&phase.RequestCtx{ClientIP: netip.MustParseAddr("192.0.2.7")}, nil, req)
+		}
+		over := "limited"
+		if soft {
+			over = "soft_limited"
+		}
+		if want := map[string]int{"allowed": 2, over: 1}; fmt.Sprint(obs.byCounter) != fmt.Sprint(want) || obs.byCall != nil {
+			t.Errorf("soft %v: counters %v, calls %v; want counters %v", soft, obs.byCounter, obs.byCall, want)
+		}
+	}
+	obs := &plainObs{}
+	f := &Filter{Policy: "p", Parts: ParseKey("client_ip"), Limit: Limit{Rate: 1, Burst: 1}, Store: NewMemory(100), Obs: obs, Seed: maphash.MakeSeed()}
+	f.Prepare()
+	f.FilterRequest(&phase.RequestCtx{}, nil, httptest.NewRequest("GET", "/", nil))
+	if fmt.Sprint(obs.byCall) != "[allowed]" {
+		t.Errorf("without counters: calls %v", obs.byCall)
+	}
+}

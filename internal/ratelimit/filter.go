@@ -51,6 +51,14 @@ type Observer interface {
 	Degraded(policy string, on bool)
 }
 
+// DecisionCounters is what an Observer may offer besides RateLimit: the
+// policy's three decision counters, taken once by Prepare, so that a
+// decision costs no label lookup (Prometheus's WithLabelValues hashes
+// both labels and looks the series up on every call).
+type DecisionCounters interface {
+	DecisionCounters(policy string) (allowed, limited, softLimited func())
+}
+
 // Filter applies one policy to a route's requests. A limited request gets
 // 429 with Retry-After and the IETF RateLimit-Policy and RateLimit
 // headers, before any upstream, key fetch or introspection call.
@@ -78,6 +86,8 @@ type Filter struct {
 	LocalGate   Gate
 
 	policyHeader []string // RateLimit-Policy value, precomputed
+	// The decision counters, when Obs offers them (DecisionCounters).
+	incAllowed, incLimited, incSoft func()
 	needText     bool
 	degraded     atomic.Bool
 }
@@ -91,6 +101,9 @@ func (f *Filter) Prepare() {
 	}
 	if f.Events == nil {
 		f.Events = slog.New(slog.DiscardHandler)
+	}
+	if dc, ok := f.Obs.(DecisionCounters); ok {
+		f.incAllowed, f.incLimited, f.incSoft = dc.DecisionCounters(f.Policy)
 	}
 	if f.Limit.Rate > 0 {
 		window := max(1, int(math.Round(float64(f.Limit.Burst)/f.Limit.Rate)))
@@ -317,7 +330,15 @@ func (f *Filter) storeOK() {
 }
 
 func (f *Filter) observe(result string) {
-	if f.Obs != nil {
+	switch {
+	case f.Obs == nil:
+	case f.incAllowed == nil:
 		f.Obs.RateLimit(f.Policy, result)
+	case result == "allowed":
+		f.incAllowed()
+	case result == "limited":
+		f.incLimited()
+	default: // "soft_limited"
+		f.incSoft()
 	}
 }

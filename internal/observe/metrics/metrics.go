@@ -455,6 +455,16 @@ func (o RateLimitObserver) RateLimit(policy, result string) {
 	o.decisions.WithLabelValues(policy, result).Inc()
 }
 
+// DecisionCounters returns a policy's decision counters, for its filter
+// to keep (ratelimit.DecisionCounters): the series RateLimit counts,
+// without a label lookup per decision. The three series exist, at 0,
+// from then on.
+func (o RateLimitObserver) DecisionCounters(policy string) (allowed, limited, softLimited func()) {
+	return o.decisions.WithLabelValues(policy, "allowed").Inc,
+		o.decisions.WithLabelValues(policy, "limited").Inc,
+		o.decisions.WithLabelValues(policy, "soft_limited").Inc
+}
+
 // RateLimits returns the rate-limit observer (made on first use).
 func (m *Metrics) RateLimits() RateLimitObserver {
 	m.rlOnce.Do(func() {

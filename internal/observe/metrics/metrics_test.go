@@ -134,3 +134,41 @@ func TestTargetUpOnlyOnEvidence(t *testing.T) {
 		t.Fatalf("%d target_state series, want %d", n, 4*len(TargetStates))
 	}
 }
+
+// A policy's decision counters count the series RateLimit counts.
+func TestDecisionCountersAreRateLimitsSeries(t *testing.T) {
+	m := New("test")
+	o := m.RateLimits()
+	allowed, limited, soft := o.DecisionCounters("per-ip")
+	allowed()
+	allowed()
+	limited()
+	soft()
+	o.RateLimit("per-ip", "allowed")
+	got := map[string]float64{}
+	fams, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != "gatehouse_ratelimit_decisions_total" {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			var lv []string
+			for _, l := range s.GetLabel() {
+				lv = append(lv, l.GetValue())
+			}
+			got[strings.Join(lv, ",")] = s.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{"per-ip,allowed": 3, "per-ip,limited": 1, "per-ip,soft_limited": 1}
+	if len(got) != len(want) {
+		t.Fatalf("series %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], v, got)
+		}
+	}
+}

@@ -88,8 +88,8 @@ type Filter struct {
 	policyHeader []string // RateLimit-Policy value, precomputed
 	// The decision counters, when Obs offers them (DecisionCounters).
 	incAllowed, incLimited, incSoft func()
-	needText     bool
-	degraded     atomic.Bool
+	needText                        bool
+	degraded                        atomic.Bool
 }
 
 // Prepare precomputes header values; call once after setting the fields.

@@ -86,10 +86,11 @@ type Filter struct {
 	LocalGate   Gate
 
 	policyHeader []string // RateLimit-Policy value, precomputed
+	needText     bool
+	degraded     atomic.Bool
+
 	// The decision counters, when Obs offers them (DecisionCounters).
 	incAllowed, incLimited, incSoft func()
-	needText                        bool
-	degraded                        atomic.Bool
 }
 
 // Prepare precomputes header values; call once after setting the fields.

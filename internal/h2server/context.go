@@ -29,7 +29,7 @@ func (x *streamCtx) CloseOnCancel(cl io.Closer) bool {
 	st := x.st
 	st.c.mu.Lock()
 	defer st.c.mu.Unlock()
-	if st.cancelled || st.closer != nil || x.Err() != nil {
+	if st.closer != nil || x.Err() != nil { // Err: cancelLocked, under c.mu, cancels first
 		return false
 	}
 	st.closer = cl
@@ -55,7 +55,6 @@ func (x *streamCtx) String() string { return "h2server.streamCtx" }
 // registered with CloseOnCancel (a socket's Close, which does not
 // block). c.mu is held.
 func (st *stream) cancelLocked() {
-	st.cancelled = true
 	st.cancel()
 	if cl := st.closer; cl != nil {
 		st.closer = nil

@@ -77,7 +77,7 @@ func (c *conn) readHeaderBlock(hf *http2.HeadersFrame) (http2.Frame, error) {
 	b.invalid = nil
 	c.hdec.SetEmitEnabled(true)
 
-	var frag []byte = hf.HeaderBlockFragment()
+	frag := hf.HeaderBlockFragment()
 	ended := hf.HeadersEnded()
 	whole := ended // one frame: the literal cache may be used
 	for {
@@ -258,7 +258,7 @@ func (c *conn) writeWholeBlock(frag []byte) (int, error) {
 
 func (b *blockState) lookup(raw []byte) *cachedLiteral {
 	for i := range b.recent {
-		if e := &b.recent[i]; len(e.raw) == len(raw) && string(e.raw) == string(raw) {
+		if e := &b.recent[i]; string(e.raw) == string(raw) {
 			return e
 		}
 	}

@@ -24,14 +24,11 @@ import (
 type stream struct {
 	c      *conn
 	id     uint32
-	cond   sync.Cond       // on c.mu: broadcast when body data arrives or the stream ends
-	ctx    context.Context // &sctx
-	sctx   streamCtx
-	cancel context.CancelFunc // st.cancelLocked cancels, and closes closer
+	cond   sync.Cond          // on c.mu: broadcast when body data arrives or the stream ends
+	ctx    streamCtx          // the request's context
+	cancel context.CancelFunc // ctx's; st.cancelLocked cancels, and closes closer
 	reqv   http.Request       // the request (st.req points here)
-
-	cancelled bool      // guarded by c.mu: ctx is cancelled
-	closer    io.Closer // guarded by c.mu: CloseOnCancel's
+	closer io.Closer          // guarded by c.mu: ctx's CloseOnCancel
 
 	remoteClosed bool // END_STREAM received (or reset)
 	localClosed  bool // END_STREAM sent (or reset)
@@ -104,9 +101,8 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		inflow:     inflow{avail: recvWindow},
 	}
 	st.cond.L = &c.mu
-	st.sctx.st = st
-	st.sctx.Context, st.cancel = context.WithCancel(c.baseCtx)
-	st.ctx = &st.sctx
+	st.ctx.st = st
+	st.ctx.Context, st.cancel = context.WithCancel(c.baseCtx)
 	req, fn, err := c.newRequest(st, f)
 	if err != nil {
 		st.cancel()
@@ -258,7 +254,7 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request,
 		Host:       authority,
 		Body:       body,
 		Trailer:    trailer,
-	}).WithContext(st.ctx)
+	}).WithContext(&st.ctx)
 	req := &st.reqv
 	st.reqTrail = trailer
 	// Content-Length must be one number, and the body's length

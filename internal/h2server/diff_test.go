@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -216,6 +217,71 @@ func TestDiffResponses(t *testing.T) {
 				}
 				tr.Wrote = nil
 			}},
+		// The header as WriteHeader found it (headerList), and the fields
+		// the server itself reads from it.
+		{name: "Content-Length nil", script: get("/"), handler: func(e *env, w http.ResponseWriter, r *http.Request) {
+			w.Header()["Content-Length"] = nil
+			io.WriteString(w, "hello")
+		}},
+		{name: "Content-Length empty", script: get("/"), handler: func(e *env, w http.ResponseWriter, r *http.Request) {
+			w.Header()["Content-Length"] = []string{""}
+			io.WriteString(w, "hello")
+		}},
+		{name: "Content-Length not a number", script: get("/"), handler: func(e *env, w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "5x")
+			io.WriteString(w, "hello")
+		}},
+		{name: "Date nil", script: get("/"), handler: func(e *env, w http.ResponseWriter, r *http.Request) {
+			w.Header()["Date"] = nil
+			io.WriteString(w, "ok")
+		}},
+		{name: "Date set", script: get("/"), handler: header("Date", "Mon, 02 Jan 2006 15:04:05 GMT")},
+		{name: "Content-Encoding without a type", script: get("/"), handler: func(e *env, w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Encoding", "gzip")
+			io.WriteString(w, "<html>")
+		}},
+		{name: "header changed after WriteHeader", script: get("/"), handler: func(e *env, w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-A", "before")
+			w.Header().Add("X-M", "1")
+			w.Header().Set("Content-Type", "text/x-before")
+			w.WriteHeader(http.StatusAccepted)
+			w.Header().Set("X-A", "after")
+			w.Header()["X-M"][0] = "changed in place"
+			w.Header().Add("X-M", "2")
+			w.Header().Set("X-B", "after")
+			w.Header().Del("Content-Type")
+			w.Header().Set("Connection", "close")
+			io.WriteString(w, "<html>")
+		}},
+		// A proxy handing over its upstream's header map (AdoptHeader, as
+		// h1server's); net/http's writer has no such method and the
+		// fields go through Header.
+		{name: "adopted header", script: get("/"), handler: func(e *env, w http.ResponseWriter, r *http.Request) {
+			h := http.Header{"Content-Type": {"text/plain"}, "Content-Length": {"5"}, "X-Up": {"1", "2"}}
+			if a, ok := w.(interface{ AdoptHeader(http.Header) bool }); !ok || !a.AdoptHeader(h) {
+				for k, vv := range h {
+					w.Header()[k] = vv
+				}
+				h = w.Header()
+			}
+			h.Set("X-Request-Id", "abc") // a response filter's edit
+			w.WriteHeader(200)
+			io.WriteString(w, "hello")
+			h.Set("X-After", "not sent")
+		}},
+		{name: "adopt after Header", script: get("/"), handler: func(e *env, w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Early", "kept")
+			if a, ok := w.(interface{ AdoptHeader(http.Header) bool }); ok && a.AdoptHeader(http.Header{"X-Adopted": {"1"}}) {
+				e.note("adopted a map after Header")
+			}
+			io.WriteString(w, "ok")
+		}},
+		{name: "many fields", script: get("/"), handler: func(e *env, w http.ResponseWriter, r *http.Request) {
+			for i := range 40 {
+				w.Header().Add(fmt.Sprintf("X-F%d", i%20), strconv.Itoa(i))
+			}
+			io.WriteString(w, "ok")
+		}},
 		{name: "204", script: get("/"), handler: func(e *env, w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusNoContent)
 			io.WriteString(w, "body not allowed")

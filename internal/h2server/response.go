@@ -32,8 +32,8 @@ type responseWriter struct {
 	st           *stream
 	bw           *bufio.Writer // over chunkWriter{rw}
 	handlerHdr   http.Header
-	snapHdr      http.Header
-	maps         [2]*headerMap // what handlerHdr and snapHdr came from, returned at release
+	mapHdr       *headerMap  // what handlerHdr came from (nil: adopted), returned at release
+	snap         *headerList // the header as WriteHeader found it, returned at release
 	status       int
 	wroteHeader  bool
 	sentHeader   bool
@@ -45,65 +45,125 @@ type responseWriter struct {
 
 var bufWriterPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, handlerChunk) }}
 
-// headerMap is a response header map kept between responses, with the
-// array that holds the values of a copy (the snapshot at WriteHeader).
-// A response's two maps were three allocations and two rounds of map
-// growth each time (a proxied response has more than the eight fields a
-// small map holds). They go back to headerPool once the handler has
-// returned and its response is written: a handler may not use its
-// ResponseWriter, nor so its header map, after it returns (net/http's
-// contract; h1server keeps a connection's map on the same terms).
-type headerMap struct {
-	h    http.Header
-	vals []string
+// headerMap is a handler's response header map, kept between
+// responses: a proxied response has more than the eight fields a small
+// map holds, and growing one was three allocations each time. headerList
+// is the snapshot taken of it at WriteHeader. Both go back to their pools
+// once the handler has returned and its response is written: a handler
+// may not use its ResponseWriter, nor so its header map, after it
+// returns (net/http's contract; h1server keeps a connection's map on the
+// same terms).
+type headerMap struct{ h http.Header }
+
+// headerList is a final response's header as it was at WriteHeader
+// (net/http copies the map there: what a handler changes afterwards does
+// not reach the client, trailers aside). It is a list, not a map: it is
+// only walked once, to encode it, and the few fields the server itself
+// looks at are found while it is taken. Copying into a map hashed every
+// field again (2 % of the proxy's CPU over HTTP/2, with the walk).
+type headerList struct {
+	fields []listField
+	vals   []string // what fields' values are copied into
+	// The index in fields of each field the server reads, -1 if absent.
+	cl, ctype, cenc, date, trailer, connection int
 }
 
-// maxPooledFields: a map that held more than this is let go rather than
-// kept at its size.
+// listField is one name and its values; a field the server has taken
+// out (Content-Length, Connection) has k "".
+type listField struct {
+	k  string
+	vv []string
+}
+
+// maxPooledFields: a map or list that held more than this is let go
+// rather than kept at its size.
 const maxPooledFields = 32
 
-var headerPool = sync.Pool{New: func() any { return &headerMap{h: make(http.Header, 16)} }}
+var (
+	headerPool = sync.Pool{New: func() any { return &headerMap{h: make(http.Header, 16)} }}
+	listPool   = sync.Pool{New: func() any { return &headerList{fields: make([]listField, 0, 16)} }}
+)
 
-// copyOf makes m a deep copy of src, as http.Header.Clone does (nil
-// values stay nil), in m's own map and array.
-func (m *headerMap) copyOf(src http.Header) http.Header {
+// take makes l a copy of src, values included (as http.Header.Clone: nil
+// values stay nil, so that a field set to nil, Date's way of asking for
+// none, is still there).
+func (l *headerList) take(src http.Header) {
 	n := 0
 	for _, vv := range src {
 		n += len(vv)
 	}
-	if cap(m.vals) < n {
-		m.vals = make([]string, n)
+	if cap(l.vals) < n {
+		l.vals = make([]string, n)
 	}
-	vals := m.vals[:n]
+	vals := l.vals[:n]
+	l.fields = l.fields[:0]
+	l.cl, l.ctype, l.cenc, l.date, l.trailer, l.connection = -1, -1, -1, -1, -1, -1
 	for k, vv := range src {
+		switch k {
+		case "Content-Length":
+			l.cl = len(l.fields)
+		case "Content-Type":
+			l.ctype = len(l.fields)
+		case "Content-Encoding":
+			l.cenc = len(l.fields)
+		case "Date":
+			l.date = len(l.fields)
+		case "Trailer":
+			l.trailer = len(l.fields)
+		case "Connection":
+			l.connection = len(l.fields)
+		}
 		if vv == nil {
-			m.h[k] = nil
+			l.fields = append(l.fields, listField{k: k})
 			continue
 		}
 		c := copy(vals, vv)
-		m.h[k] = vals[:c:c]
+		l.fields = append(l.fields, listField{k: k, vv: vals[:c:c]})
 		vals = vals[c:]
 	}
-	return m.h
 }
 
-// release returns the response's header maps to headerPool; the
-// handler has returned and nothing of the response is left to write.
-func (rw *responseWriter) release() {
-	for i, m := range rw.maps {
-		if m == nil {
-			continue
-		}
-		rw.maps[i] = nil
-		if len(m.h) > maxPooledFields || cap(m.vals) > 4*maxPooledFields {
-			continue
-		}
-		clear(m.h)
-		clear(m.vals)
-		headerPool.Put(m)
+// first is the first value of the field at index i, "" if none.
+func (l *headerList) first(i int) string {
+	if i < 0 || len(l.fields[i].vv) == 0 {
+		return ""
 	}
-	rw.handlerHdr, rw.snapHdr = nil, nil
+	return l.fields[i].vv[0]
 }
+
+// drop takes the field at index i out of what is sent.
+func (l *headerList) drop(i int) {
+	if i >= 0 {
+		l.fields[i] = listField{}
+	}
+}
+
+// release returns the response's header map and snapshot to their
+// pools; the handler has returned and nothing of the response is left
+// to write.
+func (rw *responseWriter) release() {
+	if m := rw.mapHdr; m != nil {
+		rw.mapHdr = nil
+		if len(m.h) <= maxPooledFields {
+			clear(m.h)
+			headerPool.Put(m)
+		}
+	}
+	if l := rw.snap; l != nil {
+		rw.snap = nil
+		if len(l.fields) <= maxPooledFields && cap(l.vals) <= 4*maxPooledFields {
+			clear(l.fields[:cap(l.fields)])
+			l.fields = l.fields[:0]
+			clear(l.vals)
+			listPool.Put(l)
+		}
+	}
+	rw.handlerHdr = nil
+}
+
+// noFields is the snapshot of an empty header: nothing to send, no
+// field found (never written to: drop(-1) does nothing).
+var noFields = headerList{cl: -1, ctype: -1, cenc: -1, date: -1, trailer: -1, connection: -1}
 
 type chunkWriter struct{ rw *responseWriter }
 
@@ -122,10 +182,23 @@ func (rw *responseWriter) Header() http.Header {
 		panic("Header called after Handler finished")
 	}
 	if rw.handlerHdr == nil {
-		rw.maps[0] = headerPool.Get().(*headerMap)
-		rw.handlerHdr = rw.maps[0].h
+		rw.mapHdr = headerPool.Get().(*headerMap)
+		rw.handlerHdr = rw.mapHdr.h
 	}
 	return rw.handlerHdr
+}
+
+// AdoptHeader makes h the response's header map, as if the handler had
+// filled the map Header returns, without a copy: for a proxy whose
+// upstream response header is a map it owns (h1server's response has
+// the same method). It reports false, changing nothing, once Header has
+// been called or the header written.
+func (rw *responseWriter) AdoptHeader(h http.Header) bool {
+	if rw.handlerHdr != nil || rw.wroteHeader || rw.handlerDone_ || h == nil {
+		return false
+	}
+	rw.handlerHdr = h
+	return true
 }
 
 func (rw *responseWriter) WriteHeader(code int) {
@@ -160,10 +233,10 @@ func (rw *responseWriter) writeHeader(code int) {
 	rw.status = code
 	rw.declCL = -1
 	if len(rw.handlerHdr) > 0 {
-		rw.maps[1] = headerPool.Get().(*headerMap)
-		rw.snapHdr = rw.maps[1].copyOf(rw.handlerHdr)
-		if v := rw.snapHdr["Content-Length"]; len(v) > 0 {
-			if cl, err := strconv.ParseUint(v[0], 10, 63); err == nil {
+		rw.snap = listPool.Get().(*headerList)
+		rw.snap.take(rw.handlerHdr)
+		if v := rw.snap.first(rw.snap.cl); v != "" {
+			if cl, err := strconv.ParseUint(v, 10, 63); err == nil {
 				rw.declCL = int64(cl)
 			}
 		}
@@ -292,37 +365,46 @@ func (rw *responseWriter) writeChunk(p []byte) (int, error) {
 	flushed := false
 	if !rw.sentHeader {
 		rw.sentHeader = true
+		snap := rw.snap
+		if snap == nil {
+			snap = &noFields
+		}
+		// As net/http: a Content-Length with a value is sent as the
+		// server checked it, or not at all; one present without a value
+		// (set to nil) asks for none to be added.
 		var ctype, clen string
-		if clen = rw.snapHdr.Get("Content-Length"); clen != "" {
-			rw.snapHdr.Del("Content-Length")
+		hasCL := snap.cl >= 0
+		if clen = snap.first(snap.cl); clen != "" {
+			snap.drop(snap.cl)
+			hasCL = false
 			if _, err := strconv.ParseUint(clen, 10, 63); err != nil {
 				clen = ""
 			}
 		}
-		_, hasCL := rw.snapHdr["Content-Length"]
 		if !hasCL && clen == "" && rw.handlerDone_ && bodyAllowedForStatus(rw.status) && (len(p) > 0 || !isHead) {
 			clen = strconv.Itoa(len(p))
 		}
-		_, hasCT := rw.snapHdr["Content-Type"]
-		if rw.snapHdr.Get("Content-Encoding") == "" && !hasCT && bodyAllowedForStatus(rw.status) && len(p) > 0 {
+		if snap.first(snap.cenc) == "" && snap.ctype < 0 && bodyAllowedForStatus(rw.status) && len(p) > 0 {
 			ctype = http.DetectContentType(p)
 		}
 		var date string
-		if _, ok := rw.snapHdr["Date"]; !ok {
+		if snap.date < 0 {
 			date = c.srv.httpDate()
 		}
-		for _, v := range rw.snapHdr["Trailer"] {
-			for _, k := range strings.Split(v, ",") {
-				if k = strings.TrimSpace(k); k != "" {
-					rw.declareTrailer(k)
+		if snap.trailer >= 0 {
+			for _, v := range snap.fields[snap.trailer].vv {
+				for _, k := range strings.Split(v, ",") {
+					if k = strings.TrimSpace(k); k != "" {
+						rw.declareTrailer(k)
+					}
 				}
 			}
 		}
 		// "Connection: close" asks, as in HTTP/1, for the connection
 		// to end: GOAWAY, then close once idle.
-		if _, ok := rw.snapHdr["Connection"]; ok {
-			v := rw.snapHdr.Get("Connection")
-			delete(rw.snapHdr, "Connection")
+		if snap.connection >= 0 {
+			v := snap.first(snap.connection)
+			snap.drop(snap.connection)
 			if v == "close" {
 				c.mu.Lock()
 				c.goAwayLocked(http2.ErrCodeNo)
@@ -332,7 +414,7 @@ func (rw *responseWriter) writeChunk(p []byte) (int, error) {
 		endStream := (rw.handlerDone_ && len(rw.trailers) == 0 && len(p) == 0 && !short) || isHead
 		more := !endStream && !isHead && (len(p) > 0 || rw.handlerDone_)
 		if err := c.writeHeaders(st, &resHeaders{
-			status: rw.status, h: rw.snapHdr, endStream: endStream,
+			status: rw.status, list: snap.fields, endStream: endStream,
 			ctype: ctype, clen: clen, dat: date,
 		}, !more); err != nil {
 			return 0, err

@@ -292,3 +292,38 @@ func TestStreamContextFollowsTheBase(t *testing.T) {
 		t.Errorf("the stream's context ended with %v", err)
 	}
 }
+
+// An adopted header map is the handler's (a proxy's upstream response),
+// not the pool's: the server must not clear it or hand it to another
+// response when the stream ends.
+func TestAdoptedHeaderIsNotPooled(t *testing.T) {
+	adopted := make(chan http.Header, 20)
+	url, client := newTestServer(t, Config{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := http.Header{"X-Up": {r.URL.Query().Get("n")}, "Content-Type": {"text/plain"}}
+		if !w.(interface{ AdoptHeader(http.Header) bool }).AdoptHeader(h) {
+			t.Error("AdoptHeader refused a fresh response's header")
+		}
+		w.Header().Set("X-Filter", "1") // the same map
+		io.WriteString(w, "ok")
+		adopted <- h
+	}))
+	for n := range 20 {
+		resp, err := client.Get(url + "/?n=" + strconv.Itoa(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if got := resp.Header.Get("X-Up") + resp.Header.Get("X-Filter"); got != strconv.Itoa(n)+"1" {
+			t.Errorf("response %d: X-Up and X-Filter %q", n, got)
+		}
+	}
+	// Each stream is over by now (released after its handler returned,
+	// before the next request's answer came back).
+	for n := range 20 {
+		h := <-adopted
+		if got := h.Get("X-Up"); got != strconv.Itoa(n) || len(h) != 3 {
+			t.Errorf("response %d: the adopted map changed after the response: %v", n, h)
+		}
+	}
+}

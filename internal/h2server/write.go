@@ -80,8 +80,9 @@ func (c *conn) appendData(id uint32, p []byte, end bool) {
 // informational (1xx) or trailers (status 0: only keys, from h).
 type resHeaders struct {
 	status           int
-	h                http.Header
-	keys             []string // trailers: the names to send
+	list             []listField // a final response's fields
+	h                http.Header // an informational response's, or the trailers'
+	keys             []string    // trailers: the names to send
 	ctype, clen, dat string
 	endStream        bool
 }
@@ -93,11 +94,18 @@ func (c *conn) appendHeaders(st *stream, rh *resHeaders) {
 	if rh.status != 0 {
 		c.encode(":status", statusCode(rh.status), false)
 	}
-	if rh.keys != nil {
+	switch {
+	case rh.list != nil:
+		for _, f := range rh.list {
+			if f.k != "" {
+				c.encodeField(f.k, f.vv)
+			}
+		}
+	case rh.keys != nil:
 		for _, k := range rh.keys {
 			c.encodeField(k, rh.h[k])
 		}
-	} else {
+	default:
 		for k, vv := range rh.h {
 			c.encodeField(k, vv)
 		}

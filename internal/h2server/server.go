@@ -249,6 +249,7 @@ type conn struct {
 	maxClientID uint32             // highest stream id the client has used
 	handlers    int                // handlers running
 	pending     []*stream          // streams waiting for a handler slot (rapid reset)
+	idleWorkers []chan *stream     // handler goroutines waiting for the next stream (startHandlerLocked)
 
 	sendWindow        int32 // what the client lets us send on the connection
 	initialSendWindow int32 // the client's SETTINGS_INITIAL_WINDOW_SIZE
@@ -409,6 +410,7 @@ func (c *conn) closeLocked(err error) {
 		c.closeStreamLocked(st, err)
 	}
 	c.pending = nil
+	c.releaseWorkersLocked()
 	if c.shutdownTimer != nil {
 		c.shutdownTimer.Stop()
 	}

@@ -349,8 +349,7 @@ func (c *conn) processTrailers(st *stream, f *http2.MetaHeadersFrame) error {
 func (c *conn) scheduleHandlerLocked(st *stream) error {
 	limit := int(c.srv.cfg.MaxConcurrentStreams)
 	if c.handlers < limit {
-		c.handlers++
-		go c.runHandler(st)
+		c.startHandlerLocked(st)
 		return nil
 	}
 	if len(c.pending) > 4*limit {
@@ -361,9 +360,68 @@ func (c *conn) scheduleHandlerLocked(st *stream) error {
 	return nil
 }
 
-// runHandler runs on the stream's own goroutine.
-func (c *conn) runHandler(st *stream) {
+// maxIdleWorkers bounds the handler goroutines a connection keeps
+// waiting for its next stream.
+const maxIdleWorkers = 16
+
+// startHandlerLocked counts st's handler as running and runs it on one of
+// the connection's idle handler goroutines, or on a new one.
+//
+// A goroutine whose handler has returned waits for the connection's next
+// stream, as long as the connection has others in progress: starting a
+// goroutine per stream, growing its stack (growStack) and ending it was
+// 5 % of the proxy's CPU over HTTP/2, and a stream under load finds one
+// waiting. Once nothing is in progress (a connection between a browser's
+// page loads, or an idle one) or the connection ends, they all end: an
+// idle connection holds none.
+func (c *conn) startHandlerLocked(st *stream) {
+	c.handlers++
+	if n := len(c.idleWorkers); n > 0 {
+		w := c.idleWorkers[n-1]
+		c.idleWorkers[n-1] = nil
+		c.idleWorkers = c.idleWorkers[:n-1]
+		w <- st // buffered, and empty while the goroutine is in the list
+		return
+	}
+	go c.handlerLoop(st)
+}
+
+// handlerLoop runs st's handler, then each stream startHandlerLocked
+// hands it, until it is let go (releaseWorkersLocked) or not kept.
+func (c *conn) handlerLoop(st *stream) {
 	growStack(0)
+	var next chan *stream
+	for {
+		c.runHandler(st)
+		c.mu.Lock()
+		if c.closed || len(c.idleWorkers) >= maxIdleWorkers || len(c.streams) == 0 && c.handlers == 0 {
+			c.mu.Unlock()
+			return
+		}
+		if next == nil {
+			next = make(chan *stream, 1)
+		}
+		c.idleWorkers = append(c.idleWorkers, next)
+		c.mu.Unlock()
+		if st = <-next; st == nil {
+			return
+		}
+	}
+}
+
+// releaseWorkersLocked ends the idle handler goroutines: the connection
+// has nothing in progress, or has ended.
+func (c *conn) releaseWorkersLocked() {
+	for i, w := range c.idleWorkers {
+		w <- nil
+		c.idleWorkers[i] = nil
+	}
+	c.idleWorkers = c.idleWorkers[:0]
+}
+
+// runHandler runs st's handler on the calling goroutine (handlerLoop's),
+// and ends the stream's response side once it returns or panics.
+func (c *conn) runHandler(st *stream) {
 	rw := &st.rw
 	didPanic := true
 	defer func() {
@@ -406,7 +464,7 @@ const handlerStack = 16 << 10
 // while it is two frames deep. Left to itself, a handler's stack grows
 // where it first runs out, a dozen frames into the proxy, and that copy
 // walks and adjusts every frame (runtime.copystack: 7 % of the proxy's
-// CPU over HTTP/2, one growth per stream, since every stream has a
+// CPU over HTTP/2, one growth per stream when every stream had a
 // goroutine of its own). Here the copy is of two frames. The frame is
 // sized so that it no longer fits in a stack of half handlerStack; i
 // is an index the compiler cannot see through, so the array is kept.
@@ -444,8 +502,7 @@ func (c *conn) handlerFinished(st *stream) {
 		if next.closed {
 			continue // reset before its handler started
 		}
-		c.handlers++
-		go c.runHandler(next)
+		c.startHandlerLocked(next)
 	}
 	if len(c.pending) == 0 {
 		c.pending = nil
@@ -456,8 +513,11 @@ func (c *conn) handlerFinished(st *stream) {
 
 // idleCheckLocked restarts the idle timer when nothing is in progress.
 func (c *conn) idleCheckLocked() {
-	if len(c.streams) == 0 && c.handlers == 0 && c.idleTimer != nil && !c.closed {
-		c.idleTimer.Reset(c.srv.cfg.IdleTimeout)
+	if len(c.streams) == 0 && c.handlers == 0 {
+		c.releaseWorkersLocked()
+		if c.idleTimer != nil && !c.closed {
+			c.idleTimer.Reset(c.srv.cfg.IdleTimeout)
+		}
 	}
 }
 

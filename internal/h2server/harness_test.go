@@ -49,6 +49,7 @@ type limits struct {
 	IdleTimeout          time.Duration
 	ReadHeaderTimeout    time.Duration
 	WriteTimeout         time.Duration
+	HandlerLinger        time.Duration // Gatehouse's only
 }
 
 var defaultLimits = limits{
@@ -56,6 +57,9 @@ var defaultLimits = limits{
 	MaxHeaderBytes:       16 << 10,
 	IdleTimeout:          30 * time.Second,
 	ReadHeaderTimeout:    5 * time.Second,
+	// Handler goroutines end soon after a connection has nothing in
+	// progress, so that the goroutine counts of the attack tests settle.
+	HandlerLinger: 10 * time.Millisecond,
 }
 
 // The deadlines every wait uses, so that a server that does not answer
@@ -178,6 +182,7 @@ func newServerWrapped(kind string, lim limits, h http.Handler, wrap func(net.Con
 			IdleTimeout:          lim.IdleTimeout,
 			ReadHeaderTimeout:    lim.ReadHeaderTimeout,
 			WriteTimeout:         lim.WriteTimeout,
+			HandlerLinger:        lim.HandlerLinger,
 			ErrorLog:             logger,
 		}).Configure(hs)
 	default:

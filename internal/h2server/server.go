@@ -60,6 +60,11 @@ type Config struct {
 	// WriteTimeout bounds each write to the socket: a client that stops
 	// reading loses its connection after it. 0 means none.
 	WriteTimeout time.Duration
+	// HandlerLinger is how long a connection with nothing in progress
+	// keeps the goroutines that ran its handlers, for its next streams
+	// (startHandlerLocked). Default 1 s; negative: none is kept once the
+	// connection has nothing in progress.
+	HandlerLinger time.Duration
 	// ErrorLog receives handler panics and protocol events; nil: the
 	// log package's standard logger.
 	ErrorLog *log.Logger
@@ -122,6 +127,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.ReadHeaderTimeout <= 0 {
 		cfg.ReadHeaderTimeout = 10 * time.Second
+	}
+	if cfg.HandlerLinger == 0 {
+		cfg.HandlerLinger = time.Second
 	}
 	return &Server{cfg: cfg, conns: make(map[*conn]struct{})}
 }
@@ -250,6 +258,7 @@ type conn struct {
 	handlers    int                // handlers running
 	pending     []*stream          // streams waiting for a handler slot (rapid reset)
 	idleWorkers []chan *stream     // handler goroutines waiting for the next stream (startHandlerLocked)
+	workerTimer *time.Timer        // ends idleWorkers once the connection has had nothing in progress for HandlerLinger
 
 	sendWindow        int32 // what the client lets us send on the connection
 	initialSendWindow int32 // the client's SETTINGS_INITIAL_WINDOW_SIZE
@@ -411,6 +420,9 @@ func (c *conn) closeLocked(err error) {
 	}
 	c.pending = nil
 	c.releaseWorkersLocked()
+	if c.workerTimer != nil {
+		c.workerTimer.Stop()
+	}
 	if c.shutdownTimer != nil {
 		c.shutdownTimer.Stop()
 	}

@@ -368,12 +368,12 @@ const maxIdleWorkers = 16
 // the connection's idle handler goroutines, or on a new one.
 //
 // A goroutine whose handler has returned waits for the connection's next
-// stream, as long as the connection has others in progress: starting a
-// goroutine per stream, growing its stack (growStack) and ending it was
-// 5 % of the proxy's CPU over HTTP/2, and a stream under load finds one
-// waiting. Once nothing is in progress (a connection between a browser's
-// page loads, or an idle one) or the connection ends, they all end: an
-// idle connection holds none.
+// stream: starting a goroutine per stream, growing its stack (growStack)
+// and ending it was 5 % of the proxy's CPU over HTTP/2. A connection
+// under load has nothing in progress for moments at a time (it answered
+// every stream the client had sent, the next ones are on their way), so
+// the goroutines are let go only once it has had nothing in progress for
+// Config.HandlerLinger, or ends: an idle connection holds none.
 func (c *conn) startHandlerLocked(st *stream) {
 	c.handlers++
 	if n := len(c.idleWorkers); n > 0 {
@@ -394,7 +394,7 @@ func (c *conn) handlerLoop(st *stream) {
 	for {
 		c.runHandler(st)
 		c.mu.Lock()
-		if c.closed || len(c.idleWorkers) >= maxIdleWorkers || len(c.streams) == 0 && c.handlers == 0 {
+		if c.closed || len(c.idleWorkers) >= maxIdleWorkers {
 			c.mu.Unlock()
 			return
 		}
@@ -402,6 +402,9 @@ func (c *conn) handlerLoop(st *stream) {
 			next = make(chan *stream, 1)
 		}
 		c.idleWorkers = append(c.idleWorkers, next)
+		if len(c.streams) == 0 && c.handlers == 0 {
+			c.lingerWorkersLocked()
+		}
 		c.mu.Unlock()
 		if st = <-next; st == nil {
 			return
@@ -409,8 +412,33 @@ func (c *conn) handlerLoop(st *stream) {
 	}
 }
 
-// releaseWorkersLocked ends the idle handler goroutines: the connection
-// has nothing in progress, or has ended.
+// lingerWorkersLocked: the connection has nothing in progress; its idle
+// handler goroutines end unless a stream comes within HandlerLinger.
+func (c *conn) lingerWorkersLocked() {
+	d := c.srv.cfg.HandlerLinger
+	if d < 0 || c.closed {
+		c.releaseWorkersLocked()
+		return
+	}
+	if c.workerTimer == nil {
+		c.workerTimer = time.AfterFunc(d, c.workersLingered)
+		return
+	}
+	c.workerTimer.Reset(d)
+}
+
+// workersLingered ends the idle handler goroutines of a connection that
+// still has nothing in progress (one busy again re-arms the timer when
+// it next has nothing).
+func (c *conn) workersLingered() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.streams) == 0 && c.handlers == 0 {
+		c.releaseWorkersLocked()
+	}
+}
+
+// releaseWorkersLocked ends the idle handler goroutines.
 func (c *conn) releaseWorkersLocked() {
 	for i, w := range c.idleWorkers {
 		w <- nil
@@ -513,11 +541,8 @@ func (c *conn) handlerFinished(st *stream) {
 
 // idleCheckLocked restarts the idle timer when nothing is in progress.
 func (c *conn) idleCheckLocked() {
-	if len(c.streams) == 0 && c.handlers == 0 {
-		c.releaseWorkersLocked()
-		if c.idleTimer != nil && !c.closed {
-			c.idleTimer.Reset(c.srv.cfg.IdleTimeout)
-		}
+	if len(c.streams) == 0 && c.handlers == 0 && c.idleTimer != nil && !c.closed {
+		c.idleTimer.Reset(c.srv.cfg.IdleTimeout)
 	}
 }
 

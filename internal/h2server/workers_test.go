@@ -2,6 +2,7 @@ package h2server_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"runtime"
@@ -61,56 +62,71 @@ func holdHandler(hold chan struct{}, mu *sync.Mutex, ids map[string]int) http.Ha
 	})
 }
 
-// A connection with a stream in progress keeps the goroutine of a
-// handler that returned for its next stream, even one whose handler
-// panicked; once nothing is in progress it keeps none.
+// A handler's goroutine runs the connection's next streams, even after
+// a handler that panicked, both while another stream is in progress and
+// across moments with nothing in progress; a connection that has had
+// nothing in progress for HandlerLinger keeps none.
 func TestHandlerGoroutinesAreReused(t *testing.T) {
-	hold := make(chan struct{})
-	var mu sync.Mutex
-	ids := map[string]int{}
-	s := startServer(t, "gatehouse", defaultLimits, holdHandler(hold, &mu, ids))
-	c, err := dial(s, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
-	c.headers(1, true, req("GET", "/hold"))
-	if !c.waitHeaders(1) {
-		t.Fatal(c.scriptError())
-	}
-	id := uint32(3)
-	for i := range 12 {
-		path := "/n"
-		if i == 5 {
-			path = "/panic"
-		}
-		c.headers(id, true, req("GET", path))
-		if !c.waitStream(id) {
-			t.Fatal(c.scriptError())
-		}
-		// The handler's goroutine waits for the next stream before the
-		// next is sent: else a new one may be started, correctly.
-		if !testutil.WaitFor(5*time.Second, func() bool { return handlerGoroutines("chan receive") == 1 }) {
-			t.Fatalf("after stream %d: %d handler goroutines waiting, want 1", id, handlerGoroutines("chan receive"))
-		}
-		id += 2
-	}
-	if tr := c.snapshot(); tr.status(13) != "" && tr.status(13) != "500" {
-		t.Errorf("the panicking stream: status %q", tr.status(13))
-	}
-	mu.Lock()
-	if len(ids) != 1 {
-		t.Errorf("11 streams ran on %d goroutines (%v), want 1: none reused", len(ids), ids)
-	}
-	mu.Unlock()
-
-	// Nothing in progress, the connection still open: no goroutine kept.
-	close(hold)
-	if !c.waitStream(1) {
-		t.Fatal(c.scriptError())
-	}
-	if !testutil.WaitFor(5*time.Second, func() bool { return handlerGoroutines("") == 0 }) {
-		t.Errorf("an idle connection keeps %d handler goroutines", handlerGoroutines(""))
+	for _, held := range []bool{true, false} {
+		t.Run(fmt.Sprintf("held=%v", held), func(t *testing.T) {
+			hold := make(chan struct{})
+			var mu sync.Mutex
+			ids := map[string]int{}
+			lim := defaultLimits
+			lim.HandlerLinger = time.Hour // let go below by the connection's end
+			if held {
+				lim.HandlerLinger = 50 * time.Millisecond // but stream 1 is in progress
+			}
+			s := startServer(t, "gatehouse", lim, holdHandler(hold, &mu, ids))
+			c, err := dial(s, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.close()
+			want := 1 // goroutines waiting after each stream
+			if held {
+				c.headers(1, true, req("GET", "/hold"))
+				if !c.waitHeaders(1) {
+					t.Fatal(c.scriptError())
+				}
+			}
+			id := uint32(3)
+			for i := range 12 {
+				path := "/n"
+				if i == 5 {
+					path = "/panic"
+				}
+				c.headers(id, true, req("GET", path))
+				if !c.waitStream(id) {
+					t.Fatal(c.scriptError())
+				}
+				// The goroutine waits for the next stream before the next
+				// is sent: else a new one may be started, correctly.
+				if !testutil.WaitFor(5*time.Second, func() bool { return handlerGoroutines("chan receive") == want }) {
+					t.Fatalf("after stream %d: %d handler goroutines waiting, want %d", id, handlerGoroutines("chan receive"), want)
+				}
+				id += 2
+			}
+			if st := c.snapshot().status(13); st != "" && st != "500" {
+				t.Errorf("the panicking stream: status %q", st)
+			}
+			mu.Lock()
+			if len(ids) != 1 {
+				t.Errorf("11 streams ran on %d goroutines (%v), want 1: none reused", len(ids), ids)
+			}
+			mu.Unlock()
+			if held {
+				// Nothing in progress, the connection still open: the
+				// goroutines end after HandlerLinger.
+				close(hold)
+				if !c.waitStream(1) {
+					t.Fatal(c.scriptError())
+				}
+				if !testutil.WaitFor(5*time.Second, func() bool { return handlerGoroutines("") == 0 }) {
+					t.Errorf("a connection idle for longer than HandlerLinger keeps %d handler goroutines", handlerGoroutines(""))
+				}
+			}
+		})
 	}
 }
 
@@ -118,7 +134,9 @@ func TestHandlerGoroutinesAreReused(t *testing.T) {
 func TestIdleHandlerGoroutinesEndWithTheConnection(t *testing.T) {
 	hold := make(chan struct{}) // never closed: the stream ends with the connection
 	var mu sync.Mutex
-	s := startServer(t, "gatehouse", defaultLimits, holdHandler(hold, &mu, map[string]int{}))
+	lim := defaultLimits
+	lim.HandlerLinger = time.Hour
+	s := startServer(t, "gatehouse", lim, holdHandler(hold, &mu, map[string]int{}))
 	c, err := dial(s, false)
 	if err != nil {
 		t.Fatal(err)

@@ -255,6 +255,13 @@ type Informer interface {
 	Informational(code int, header http.Header) error
 }
 
+// A FieldReserver is an Informer that adds fields to the response header
+// it is given (a proxy's own: a request id, security headers): the
+// header map of a response read whole is made with room for that many.
+type FieldReserver interface {
+	ReserveFields() int
+}
+
 // roundTrip is RoundTrip with a header block written after req.Header,
 // and 1xx responses given to info (nil: to req's httptrace, if any).
 //
@@ -442,6 +449,10 @@ func (c *h1Client) readResponse(pc *h1Conn, req *http.Request, info Informer, ra
 	if info == nil {
 		trace = httptrace.ContextClientTrace(req.Context())
 	}
+	reserve := 0
+	if r, ok := info.(FieldReserver); ok {
+		reserve = r.ReserveFields()
+	}
 	for n1xx := 0; ; {
 		pc.lr.n = maxResponseHead // each head has the whole bound, as in net/http
 		if _, err := pc.br.Peek(1); err != nil {
@@ -450,7 +461,7 @@ func (c *h1Client) readResponse(pc *h1Conn, req *http.Request, info Informer, ra
 			}
 			return nil, err
 		}
-		resp, simple := readSimpleHead(pc.br, req, &pc.cl, ra)
+		resp, simple := readSimpleHead(pc.br, req, &pc.cl, ra, reserve)
 		if !simple {
 			var err error
 			if resp, err = http.ReadResponse(pc.br, req); err != nil {

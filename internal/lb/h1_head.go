@@ -37,8 +37,9 @@ type respAlloc struct {
 // is false nothing was consumed and the caller uses http.ReadResponse.
 // body is where the Content-Length body reader goes (it lives in the
 // caller's allocation); it is returned as resp.Body when the length is
-// not 0. The response is ra.resp; ra is not used again after ok.
-func readSimpleHead(br *bufio.Reader, req *http.Request, body *clBody, ra *respAlloc) (resp *http.Response, ok bool) {
+// not 0. The response is ra.resp; ra is not used again after ok. The
+// header map has room for reserve fields more (FieldReserver).
+func readSimpleHead(br *bufio.Reader, req *http.Request, body *clBody, ra *respAlloc, reserve int) (resp *http.Response, ok bool) {
 	if req.Method == http.MethodHead || req.Method == http.MethodConnect {
 		return nil, false // no body whatever the fields say
 	}
@@ -81,13 +82,24 @@ func readSimpleHead(br *bufio.Reader, req *http.Request, body *clBody, ra *respA
 	n := bytes.Count(fields, []byte("\n"))
 	text := string(head)
 	off := eol + 1
-	h := make(http.Header, n)
 	var vals []string
 	if n <= len(ra.vals) {
 		vals = ra.vals[:n]
 	} else {
 		vals = make([]string, n)
 	}
+	// The map is made once the fields are known, sized for them less the
+	// hop-by-hop ones a proxy removes, plus the reserve it will add: a map
+	// that outgrows its size hint is copied into a larger one (2 % of the
+	// proxy's CPU over HTTPS, where the response gains HSTS).
+	var keyBuf [16]string
+	var keys []string
+	if n <= len(keyBuf) {
+		keys = keyBuf[:n]
+	} else {
+		keys = make([]string, n)
+	}
+	hops := 0
 	length := int64(-1)
 	for i := 0; i < n; i++ {
 		le := bytes.IndexByte(fields, '\n')
@@ -123,10 +135,15 @@ func readSimpleHead(br *bufio.Reader, req *http.Request, body *clBody, ra *respA
 			}
 		case "Transfer-Encoding", "Trailer", "Pragma":
 			return nil, false
+		case "Connection", "Keep-Alive", "Proxy-Connection":
+			hops++
 		}
-		vals[i] = value
+		keys[i], vals[i] = key, value
+	}
+	h := make(http.Header, n-hops+reserve)
+	for i, key := range keys {
 		if prior, dup := h[key]; dup {
-			h[key] = append(prior, value)
+			h[key] = append(prior, vals[i])
 		} else {
 			h[key] = vals[i : i+1 : i+1]
 		}

@@ -192,3 +192,10 @@ type UpstreamRequestFilter interface {
 type ResponseFilter interface {
 	FilterResponse(rc *RequestCtx, status int, h http.Header)
 }
+
+// A FieldAdder is a ResponseFilter that says how many fields it adds to a
+// response header at most, so that the header can be made with room for
+// them (one that does not say counts as one).
+type FieldAdder interface {
+	FieldsAdded() int
+}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"gatehouse/internal/lb"
+	"gatehouse/internal/phase"
 )
 
 // The direct attempt: what httputil.ReverseProxy does for one attempt,
@@ -374,6 +375,25 @@ func (e *Engine) sendDirect(st *state, w *respWriter, in *http.Request, ctx cont
 		}
 	}
 	return reuse
+}
+
+// ReserveFields implements lb.FieldReserver: the fields
+// respWriter.WriteHeader may add to the upstream's response header.
+func (st *state) ReserveFields() int {
+	n := 1 // X-Request-Id
+	if t := st.snap.TLS; st.rc.TLS && t != nil && t.HSTS != nil {
+		n++
+	}
+	if r := st.route; r != nil {
+		for _, f := range r.ResponseFilters {
+			if a, ok := f.(phase.FieldAdder); ok {
+				n += a.FieldsAdded()
+			} else {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // Informational passes a 1xx response (103 Early Hints) to the client,

@@ -77,6 +77,9 @@ type ResponseEdits struct{ *Edits }
 // FilterResponse implements phase.ResponseFilter.
 func (f ResponseEdits) FilterResponse(_ *phase.RequestCtx, _ int, h http.Header) { f.Apply(h) }
 
+// FieldsAdded implements phase.FieldAdder.
+func (f ResponseEdits) FieldsAdded() int { return len(f.set) + len(f.add) }
+
 // Security sets default security headers on responses that lack them. An
 // app that sends its own value (say, X-Frame-Options for a page meant to be
 // framed) keeps it; a route turns a default off in config.
@@ -103,6 +106,9 @@ func NewSecurity(defaults, overrides map[string]string) *Security {
 }
 
 // FilterResponse implements phase.ResponseFilter.
+// FieldsAdded implements phase.FieldAdder.
+func (s *Security) FieldsAdded() int { return len(s.set) }
+
 func (s *Security) FilterResponse(_ *phase.RequestCtx, _ int, h http.Header) {
 	for _, p := range s.set {
 		if _, ok := h[p.name]; !ok {

@@ -120,6 +120,8 @@ func (c *conn) processSettings(f *http2.SettingsFrame) error {
 		switch s.ID {
 		case http2.SettingHeaderTableSize:
 			c.enc.SetMaxDynamicTableSize(s.Val)
+			c.tableResized = true
+			c.known.clear()
 		case http2.SettingInitialWindowSize:
 			growth := int32(s.Val) - c.initialSendWindow
 			c.initialSendWindow = int32(s.Val)

@@ -3,11 +3,15 @@ package h2server
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -219,5 +223,93 @@ func TestResponseFieldsKeptOutOfTheTable(t *testing.T) {
 	// The second block names x-stable by index: 21 bytes of value less.
 	if sizes[1] > sizes[0]-len("same on every response") {
 		t.Errorf("header blocks of %d then %d bytes: x-stable was not indexed", sizes[0], sizes[1])
+	}
+}
+
+// knownFieldsHeader is the response header for seed: fields drawn from
+// a few names and values, so that many repeat from one response to the
+// next; some have two values, some are long enough to evict entries
+// from the encoder's table, some are sent never indexed.
+func knownFieldsHeader(seed uint64) http.Header {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	names := []string{"X-A", "X-B", "X-C", "Server", "Cache-Control", "Vary", "Set-Cookie", "X-Request-Id", "x-lower"}
+	h := http.Header{"Content-Type": {"text/plain"}}
+	for range 1 + rng.IntN(8) {
+		k := names[rng.IntN(len(names))]
+		var v string
+		switch r := rng.IntN(10); {
+		case r < 7:
+			v = fmt.Sprintf("value-%d", rng.IntN(3))
+		case r < 9:
+			v = strings.Repeat(string(rune('a'+rng.IntN(26))), 200+rng.IntN(400))
+		default:
+			v = fmt.Sprintf("fresh-%d", seed)
+		}
+		h[k] = append(h[k], v)
+	}
+	return h
+}
+
+// A field the connection sends from what it knows (encodeKnown) decodes,
+// in the client's decoder with its dynamic table, to what the handler
+// set: across entries added and evicted, fields of two values, never
+// indexed ones, and the table resized by the client (to 0 and back).
+func TestKnownFieldsDecodeAsSent(t *testing.T) {
+	fr := rawFramer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seed, _ := strconv.ParseUint(strings.TrimPrefix(r.URL.Path, "/"), 10, 64)
+		for k, vv := range knownFieldsHeader(seed) {
+			w.Header()[k] = vv
+		}
+		io.WriteString(w, "ok")
+	}))
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	sizes := []uint32{4096, 200, 0, 1024, 4096, 64}
+	// The same header for the last responses before a resize and the
+	// first ones after it: sent from what the connection knows, unless
+	// the resize made it forget.
+	seedFor := func(i int) uint64 {
+		if i%100 < 5 || i%100 >= 95 {
+			return 10000 + uint64((i+5)/100)
+		}
+		return uint64(i)
+	}
+	var reqBuf bytes.Buffer
+	reqEnc := hpack.NewEncoder(&reqBuf)
+	for i := range 600 {
+		if i%100 == 0 {
+			if err := fr.WriteSettings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: sizes[i/100]}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		id := uint32(2*i + 1)
+		reqBuf.Reset()
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "a.example"}, {":path", "/" + strconv.FormatUint(seedFor(i), 10)}} {
+			reqEnc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: reqBuf.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+		var got http.Header
+		for got == nil {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("response %d: %v", i, err)
+			}
+			if mh, ok := f.(*http2.MetaHeadersFrame); ok && mh.StreamID == id {
+				got = http.Header{}
+				for _, hf := range mh.RegularFields() {
+					if hf.Name != "date" && hf.Name != "content-length" {
+						got[hf.Name] = append(got[hf.Name], hf.Value)
+					}
+				}
+			}
+		}
+		want := http.Header{}
+		for k, vv := range knownFieldsHeader(seedFor(i)) {
+			want[strings.ToLower(k)] = vv
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("response %d (table size %d): (-want +got)\n%s", i, sizes[i/100], diff)
+		}
 	}
 }

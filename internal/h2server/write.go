@@ -98,7 +98,7 @@ func (c *conn) appendHeaders(st *stream, rh *resHeaders) {
 	case rh.list != nil:
 		for _, f := range rh.list {
 			if f.k != "" {
-				c.encodeField(f.k, f.vv)
+				c.encodeKnown(f.k, f.vv)
 			}
 		}
 	case rh.keys != nil:
@@ -111,13 +111,13 @@ func (c *conn) appendHeaders(st *stream, rh *resHeaders) {
 		}
 	}
 	if rh.ctype != "" {
-		c.encode("content-type", rh.ctype, false)
+		c.encodeKnown("content-type", []string{rh.ctype})
 	}
 	if rh.clen != "" {
-		c.encode("content-length", rh.clen, false)
+		c.encodeKnown("content-length", []string{rh.clen})
 	}
 	if rh.dat != "" {
-		c.encode("date", rh.dat, false)
+		c.encodeKnown("date", []string{rh.dat})
 	}
 	if rh.status >= 200 {
 		st.sentFinal = true
@@ -199,10 +199,99 @@ func (c *conn) encodeField(k string, vv []string) {
 }
 
 // encode appends a field to the header block being encoded; a field
-// not to index is sent never indexed.
+// not to index is sent never indexed. A field the encoder adds to its
+// dynamic table moves every entry's index: the known fields are
+// forgotten (encodeKnown).
 func (c *conn) encode(k, v string, noIndex bool) {
+	start := c.hbuf.Len()
 	// hpack.Encoder writes to c.hbuf, which cannot fail.
 	_ = c.enc.WriteField(hpack.HeaderField{Name: k, Value: v, Sensitive: noIndex})
+	if c.tableResized {
+		// The encoder began with the table size update (RFC 7541
+		// §6.3), and may have evicted entries.
+		c.tableResized = false
+		c.known.clear()
+		return
+	}
+	if b := c.hbuf.Bytes()[start:]; len(b) > 0 && b[0]&0xc0 == 0x40 {
+		c.known.clear() // a literal with incremental indexing (§6.2.1)
+	}
+}
+
+// encodeKnown is encodeField for a final response's fields, the header
+// block's first field (":status") encoded before them: a field of one
+// value the encoder last sent as an index into its tables (§6.1) is
+// sent as those bytes again, with no lookup in the encoder's tables nor
+// check of the field. A response through a proxy repeats most of its
+// fields (its type, its length, the upstream's server, the security
+// headers) on every response, and the encoder hashed each one twice to
+// find it (3 % of the proxy's CPU over HTTP/2, with the name's lower
+// case). The bytes stay right until the encoder adds an entry or the
+// table is resized (encode forgets them then).
+func (c *conn) encodeKnown(k string, vv []string) {
+	if len(vv) != 1 {
+		c.encodeField(k, vv)
+		return
+	}
+	if b := c.known.lookup(k, vv[0]); b != nil {
+		c.hbuf.Write(b)
+		return
+	}
+	start := c.hbuf.Len()
+	c.encodeField(k, vv)
+	if b := c.hbuf.Bytes()[start:]; len(b) > 0 && len(b) <= maxKnownBytes && b[0]&0x80 != 0 {
+		c.known.add(k, vv[0], b)
+	}
+}
+
+// knownFields remembers how the encoder sent recent fields as an index
+// (encodeKnown): the field's name as the handler's header map had it,
+// its value, and the representation's bytes. It is guarded by c.mu, as
+// the encoder is.
+type knownFields struct {
+	e    [16]knownField
+	n    int // entries in use
+	next int // the entry replaced next once all are in use
+}
+
+// maxKnownBytes: an indexed field of an index up to 16510 (7-bit
+// prefix and two bytes more, RFC 7541 §5.1); a table of 4096 bytes
+// holds at most 128 entries.
+const maxKnownBytes = 3
+
+type knownField struct {
+	k, v string
+	b    [maxKnownBytes]byte
+	nb   uint8
+}
+
+func (kf *knownFields) lookup(k, v string) []byte {
+	for i := 0; i < kf.n; i++ {
+		if e := &kf.e[i]; e.k == k && e.v == v {
+			return e.b[:e.nb]
+		}
+	}
+	return nil
+}
+
+// add remembers a field; the strings are copied, so that the entry does
+// not keep the response they came from (an upstream's whole head).
+func (kf *knownFields) add(k, v string, b []byte) {
+	i := kf.n
+	if i < len(kf.e) {
+		kf.n++
+	} else {
+		i = kf.next
+		kf.next = (kf.next + 1) % len(kf.e)
+	}
+	e := &kf.e[i]
+	e.k, e.v = strings.Clone(k), strings.Clone(v)
+	e.nb = uint8(copy(e.b[:], b))
+}
+
+func (kf *knownFields) clear() {
+	clear(kf.e[:kf.n])
+	kf.n, kf.next = 0, 0
 }
 
 // validWireName: a lower-case token, as HTTP/2 requires of names.

@@ -13,7 +13,9 @@
 // share one (group commit).
 //
 // Goroutines: one per connection reads and processes frames
-// (ServeConn's), one per stream runs its handler, and a short-lived one
+// (ServeConn's), one per running handler runs it and then waits for the
+// connection's next stream (until the connection has had nothing in
+// progress for Config.HandlerLinger, or ends), and a short-lived one
 // writes control frames (SETTINGS and PING acknowledgements, resets)
 // when no handler is writing, so that the reader never blocks on a
 // client that does not read.

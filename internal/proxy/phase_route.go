@@ -46,7 +46,7 @@ func (e *Engine) routeRequest(st *state, w *respWriter, r *http.Request) (*http.
 		st.span.SetAttributes(attribute.String("http.route", rt.Name))
 	}
 
-	if limit := rt.MaxBodyBytes; limit > 0 && r.Body != nil && r.Body != http.NoBody {
+	if limit := rt.MaxBodyBytes; limit > 0 && r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		if r.ContentLength > limit {
 			e.failToProxy(st, w, r, phase.NewError(phase.KindBodyTooLarge, "request body too large", nil))
 			return r, false

@@ -34,7 +34,11 @@ func (e *Engine) proxy(st *state, w *respWriter, r *http.Request) {
 	pol := st.retry
 	st.clientCtx = r.Context()
 	var body []byte
-	replayable := r.Body == nil || r.Body == http.NoBody
+	// A request that declares no content has none to replay: the HTTP/2
+	// servers give one that ended with its HEADERS frame an empty body of
+	// length 0, not NoBody (net/http's does too), and reading it into a
+	// buffer cost four allocations per request.
+	replayable := r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0
 	if !replayable && pol.Attempts > 1 && r.ContentLength >= 0 && r.ContentLength <= pol.BufferBody {
 		b, err := io.ReadAll(r.Body)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"gatehouse/internal/h1guard"
@@ -45,6 +46,51 @@ type connState struct {
 	peerStr string
 	fwdKey  [3]string // peer, host, proto of fwd
 	fwd     string
+
+	// memo is the same for the connection's HTTP/2 requests, which run
+	// concurrently: a value never changed once stored, replaced whole.
+	memo atomic.Pointer[connMemo]
+}
+
+// connMemo is what an HTTP/2 connection's requests formatted last:
+// formatting the peer and the Forwarded element was two allocations per
+// HTTP/2 request.
+type connMemo struct {
+	peer    netip.Addr
+	peerStr string
+	fwdKey  [3]string
+	fwd     string
+}
+
+// sharedPeer returns peer formatted, from the connection's memo when it
+// holds it. Safe for concurrent use.
+func (cs *connState) sharedPeer(peer netip.Addr) string {
+	m := cs.memo.Load()
+	if m != nil && m.peerStr != "" && m.peer == peer {
+		return m.peerStr
+	}
+	n := &connMemo{peer: peer, peerStr: peer.String()}
+	if m != nil {
+		n.fwdKey, n.fwd = m.fwdKey, m.fwd
+	}
+	cs.memo.Store(n)
+	return n.peerStr
+}
+
+// sharedForwarded is forwarded for concurrent requests (sharedPeer's
+// memo).
+func (cs *connState) sharedForwarded(peer, host, proto string) string {
+	k := [3]string{peer, host, proto}
+	m := cs.memo.Load()
+	if m != nil && m.fwd != "" && m.fwdKey == k {
+		return m.fwd
+	}
+	n := &connMemo{fwdKey: k, fwd: forwardedElem(peer, host, proto)}
+	if m != nil {
+		n.peer, n.peerStr = m.peer, m.peerStr
+	}
+	cs.memo.Store(n)
+	return n.fwd
 }
 
 // forwarded returns forwardedElem(peer, host, proto), formatted once per
@@ -118,9 +164,9 @@ func localPort(c net.Conn) string {
 // connection's state recorded it; without one (a server that does not
 // use ConnContext), the scheme's default port.
 func (st *state) listenerPort(in *http.Request) string {
-	cs := st.w.cs // HTTP/1.x; HTTP/2 requests look it up
+	cs := st.w.cs // HTTP/1.x
 	if cs == nil {
-		cs, _ = in.Context().Value(connKey{}).(*connState)
+		cs = st.h2cs
 	}
 	if cs != nil && cs.port != "" {
 		return cs.port

@@ -157,6 +157,9 @@ type state struct {
 	bodyErr     atomic.Pointer[errClientBody] // the request body could not be read
 	perTryTimer *time.Timer
 	peerStr     string // rc.Peer formatted, once
+	// h2cs is the connection's state for a request over HTTP/2, shared
+	// with the connection's other requests (w.cs is HTTP/1.x's own).
+	h2cs *connState
 	// fw, while a direct attempt builds its request, is where
 	// setForwarding puts its values (outbound.fw); nil otherwise.
 	fw *[7]string
@@ -207,6 +210,8 @@ func (e *Engine) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			st.body = &watchedBody{ReadCloser: r.Body, left: r.ContentLength}
 			r.Body = st.body
 		}
+	} else {
+		st.h2cs, _ = r.Context().Value(connKey{}).(*connState)
 	}
 	if e.inFlight != nil {
 		e.inFlight.Inc()
@@ -296,6 +301,8 @@ func (st *state) peer() string {
 				cs.peer, cs.peerStr = st.rc.Peer, st.rc.Peer.String()
 			}
 			st.peerStr = cs.peerStr
+		} else if cs := st.h2cs; cs != nil {
+			st.peerStr = cs.sharedPeer(st.rc.Peer)
 		} else {
 			st.peerStr = st.rc.Peer.String()
 		}

@@ -180,7 +180,12 @@ func setForwarding(st *state, in, out *http.Request) {
 	host := in.Host
 	port := st.listenerPort(in)
 	xff := peer
-	fwd := st.w.cs.forwarded(peer, host, proto)
+	var fwd string
+	if cs := st.h2cs; cs != nil {
+		fwd = cs.sharedForwarded(peer, host, proto)
+	} else {
+		fwd = st.w.cs.forwarded(peer, host, proto)
+	}
 	if rc.PeerTrusted {
 		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
 			xff = strings.Join(prior, ", ") + ", " + peer

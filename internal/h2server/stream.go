@@ -52,7 +52,7 @@ type stream struct {
 	reqTrail  http.Header // the request's Trailer map (declared names)
 	readDL    time.Time   // handler's read deadline
 	writeDL   time.Time   // handler's write deadline
-	handlerFn http.HandlerFunc
+	handlerFn http.HandlerFunc // nil: the connection's handler
 
 	req *http.Request
 	// The response writer and the request body live in the stream: one
@@ -128,7 +128,8 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 
 // newRequest builds the request of a new stream as net/http's HTTP/2
 // server does. Malformed requests are stream errors; a header list over
-// the limit is answered 431, connection-specific fields 400.
+// the limit is answered 431, connection-specific fields 400: the
+// handler returned is nil unless it is one of those answers.
 func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request, http.HandlerFunc, error) {
 	protoErr := http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeProtocol}
 	// One pass over the pseudo-fields (readHeaderBlock refused repeated
@@ -285,7 +286,9 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request,
 	}
 	req.ContentLength = st.declLen
 
-	fn := c.h.ServeHTTP
+	// nil: the connection's handler. The method value c.h.ServeHTTP would
+	// be a closure allocated per request.
+	var fn http.HandlerFunc
 	if f.Truncated {
 		fn = headerListTooLong
 	} else if err := checkRequestHeaders(header); err != nil {
@@ -479,7 +482,11 @@ func (c *conn) runHandler(st *stream) {
 		rw.release()
 		c.handlerFinished(st)
 	}()
-	st.handlerFn(rw, st.req)
+	if st.handlerFn != nil {
+		st.handlerFn(rw, st.req)
+	} else {
+		c.h.ServeHTTP(rw, st.req)
+	}
 	didPanic = false
 }
 

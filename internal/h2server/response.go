@@ -317,8 +317,16 @@ func (rw *responseWriter) SetWriteDeadline(t time.Time) error {
 	if !t.IsZero() && !t.After(time.Now()) {
 		c.resetLocked(rw.st.id, http2.ErrCodeInternal)
 		c.kickLocked()
+		c.cond.Broadcast()
+		return nil
 	}
-	c.cond.Broadcast()
+	// Set from another goroutine while the handler waits: it waits again
+	// until the new deadline. Otherwise no one waits for it, and waking
+	// every waiter of the connection was for nothing (a proxy sets it on
+	// every response).
+	if rw.st.writeWaiting {
+		c.cond.Broadcast()
+	}
 	return nil
 }
 

@@ -43,16 +43,19 @@ type stream struct {
 	inflow     inflow
 
 	// The request body.
-	declLen   int64  // declared Content-Length, or -1
-	gotBytes  int64  // DATA bytes received
-	body      []byte // received, not yet read
-	bodyOff   int
-	bodyErr   error       // io.EOF or the error reads return once body is drained
-	trailer   http.Header // the client's trailers, received
-	reqTrail  http.Header // the request's Trailer map (declared names)
-	readDL    time.Time   // handler's read deadline
-	writeDL   time.Time   // handler's write deadline
-	handlerFn http.HandlerFunc // nil: the connection's handler
+	declLen  int64  // declared Content-Length, or -1
+	gotBytes int64  // DATA bytes received
+	body     []byte // received, not yet read
+	bodyOff  int
+	bodyErr  error       // io.EOF or the error reads return once body is drained
+	trailer  http.Header // the client's trailers, received
+	reqTrail http.Header // the request's Trailer map (declared names)
+	readDL   time.Time   // handler's read deadline
+	writeDL  time.Time   // handler's write deadline
+	// writeWaiting: the handler waits to write (waitWriteLocked), and
+	// a new write deadline must wake it.
+	writeWaiting bool
+	handlerFn    http.HandlerFunc // nil: the connection's handler
 
 	req *http.Request
 	// The response writer and the request body live in the stream: one
@@ -548,8 +551,16 @@ func (c *conn) handlerFinished(st *stream) {
 
 // idleCheckLocked restarts the idle timer when nothing is in progress.
 func (c *conn) idleCheckLocked() {
-	if len(c.streams) == 0 && c.handlers == 0 && c.idleTimer != nil && !c.closed {
-		c.idleTimer.Reset(c.srv.cfg.IdleTimeout)
+	if len(c.streams) == 0 && c.handlers == 0 && !c.closed {
+		// Armed here too, not only by a goroutine going idle: the last
+		// handler's may not (the list is full, or it called
+		// runtime.Goexit).
+		if len(c.idleWorkers) > 0 {
+			c.lingerWorkersLocked()
+		}
+		if c.idleTimer != nil {
+			c.idleTimer.Reset(c.srv.cfg.IdleTimeout)
+		}
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gatehouse/internal/testutil"
+
+	"golang.org/x/net/http2"
 )
 
 // handlerGoroutines counts the goroutines running or waiting in
@@ -152,5 +154,99 @@ func TestIdleHandlerGoroutinesEndWithTheConnection(t *testing.T) {
 	c.close()
 	if !testutil.WaitFor(5*time.Second, func() bool { return handlerGoroutines("") == 0 }) {
 		t.Errorf("%d handler goroutines outlive their connection", handlerGoroutines(""))
+	}
+}
+
+// A write deadline set from another goroutine while the handler waits
+// for flow-control window (the client gave none) ends the wait: the
+// stream is reset and the write fails, as under net/http. The server
+// wakes a waiting handler for a new deadline, and only then.
+func TestWriteDeadlineSetWhileTheHandlerWaits(t *testing.T) {
+	for _, kind := range servers {
+		t.Run(kind, func(t *testing.T) {
+			waiting := make(chan struct{})
+			result := make(chan error, 1)
+			s := startServer(t, kind, defaultLimits, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				rc := http.NewResponseController(w)
+				go func() {
+					<-waiting
+					rc.SetWriteDeadline(time.Now().Add(20 * time.Millisecond))
+				}()
+				w.Write([]byte("x"))
+				close(waiting) // the flush below waits for window that never comes
+				result <- rc.Flush()
+			}))
+			c, err := dial(s, false, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.close()
+			c.headers(1, true, req("GET", "/"))
+			select {
+			case err := <-result:
+				if err == nil {
+					t.Error("the flush succeeded without window")
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the handler still waits past its write deadline")
+			}
+			if !c.waitStream(1) {
+				t.Fatal(c.scriptError())
+			}
+			if st := c.snapshot().Streams[1]; st == nil || st.RST != "INTERNAL_ERROR" {
+				t.Errorf("stream 1: %+v, want RST_STREAM INTERNAL_ERROR", st)
+			}
+		})
+	}
+}
+
+// The idle goroutines go after HandlerLinger even when the last handler's
+// goroutine does not join them (the list is full): a regression found in
+// review, where they stayed until the connection ended.
+func TestIdleHandlerGoroutinesGoWhenTheListIsFull(t *testing.T) {
+	holds := make([]chan struct{}, 17)
+	for i := range holds {
+		holds[i] = make(chan struct{})
+	}
+	lim := defaultLimits
+	lim.HandlerLinger = 20 * time.Millisecond
+	lim.IdleTimeout = time.Hour
+	s := startServer(t, "gatehouse", lim, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var i int
+		fmt.Sscanf(r.URL.Path, "/h%d", &i)
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		select {
+		case <-holds[i]:
+		case <-r.Context().Done():
+		}
+	}))
+	c, err := dial(s, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	for i := range 17 {
+		id := uint32(2*i + 1)
+		c.headers(id, true, req("GET", fmt.Sprintf("/h%d", i)))
+		if !c.waitHeaders(id) {
+			t.Fatal(c.scriptError())
+		}
+	}
+	for i := range 16 { // 16 return while the 17th is in progress
+		close(holds[i])
+		if !c.waitStream(uint32(2*i + 1)) {
+			t.Fatal(c.scriptError())
+		}
+	}
+	if !testutil.WaitFor(5*time.Second, func() bool { return handlerGoroutines("chan receive") == 16 }) {
+		t.Fatalf("%d handler goroutines waiting, want 16", handlerGoroutines("chan receive"))
+	}
+	close(holds[16]) // its goroutine finds the list full, and ends
+	if !c.waitStream(33) {
+		t.Fatal(c.scriptError())
+	}
+	if !testutil.WaitFor(5*time.Second, func() bool { return handlerGoroutines("") == 0 }) {
+		t.Errorf("a connection idle for longer than HandlerLinger keeps %d handler goroutines", handlerGoroutines(""))
 	}
 }

@@ -469,11 +469,20 @@ func (c *conn) roomLocked(st *stream) error {
 			c.flushLocked()
 			continue
 		}
-		if !c.waitLocked(&c.cond, st.writeDL) {
+		if !c.waitWriteLocked(st) {
 			return c.writeTimeoutLocked(st)
 		}
 	}
 	return st.writeErrLocked()
+}
+
+// waitWriteLocked is waitLocked for st's handler, waiting to write until
+// st's write deadline.
+func (c *conn) waitWriteLocked(st *stream) bool {
+	st.writeWaiting = true
+	ok := c.waitLocked(&c.cond, st.writeDL)
+	st.writeWaiting = false
+	return ok
 }
 
 func (c *conn) writeTimeoutLocked(st *stream) error {
@@ -514,7 +523,7 @@ func (c *conn) writeData(st *stream, p []byte, end bool, flush bool) error {
 				c.flushLocked()
 				continue
 			}
-			if !c.waitLocked(&c.cond, st.writeDL) {
+			if !c.waitWriteLocked(st) {
 				return c.writeTimeoutLocked(st)
 			}
 			continue

@@ -34,6 +34,9 @@ type respWriter struct {
 	// deadline is the route timeout's end, if any: no write deadline
 	// goes past it (limitTo).
 	deadline time.Time
+	// renewAt: without a connState, the request's write deadline needs
+	// no renewal before this (renewDeadline).
+	renewAt time.Time
 
 	// cs is the HTTP/1.x connection's state, nil on HTTP/2 (where each
 	// stream has its own deadline) and under servers without ConnContext.
@@ -57,9 +60,16 @@ func (w *respWriter) renewDeadline() {
 		_ = cs.conn.SetWriteDeadline(d)
 		return
 	}
+	// HTTP/2 (and servers without a connState): the request's own
+	// deadline, renewed as a connection's is, within renewSlack; the
+	// header and the first write of a response renew it once, not twice.
+	if now.Before(w.renewAt) {
+		return
+	}
 	d := now.Add(w.writeTimeout)
+	w.renewAt = now.Add(renewSlack(w.writeTimeout))
 	if !w.deadline.IsZero() && w.deadline.Before(d) {
-		d = w.deadline
+		d, w.renewAt = w.deadline, w.deadline
 	}
 	_ = http.NewResponseController(w.ResponseWriter).SetWriteDeadline(d)
 }
@@ -71,6 +81,7 @@ func (w *respWriter) renewDeadline() {
 // it (Engine.ServeHTTP).
 func (w *respWriter) limitTo(dl time.Time) {
 	w.deadline = dl
+	w.renewAt = time.Time{}
 	if cs := w.cs; cs != nil {
 		cs.renewAt = time.Time{} // the next write renews, capped at dl
 		cs.routeDeadline = true
@@ -88,6 +99,7 @@ func (w *respWriter) reset(rw http.ResponseWriter, st *state) {
 // out before its response began (504): write_timeout alone bounds it.
 func (w *respWriter) liftDeadline() {
 	w.deadline = time.Time{}
+	w.renewAt = time.Time{}
 	if cs := w.cs; cs != nil {
 		cs.renewAt = time.Time{}
 		if w.writeTimeout <= 0 {

@@ -105,10 +105,10 @@ func NewSecurity(defaults, overrides map[string]string) *Security {
 	return &Security{set: sorted(merged)}
 }
 
-// FilterResponse implements phase.ResponseFilter.
 // FieldsAdded implements phase.FieldAdder.
 func (s *Security) FieldsAdded() int { return len(s.set) }
 
+// FilterResponse implements phase.ResponseFilter.
 func (s *Security) FilterResponse(_ *phase.RequestCtx, _ int, h http.Header) {
 	for _, p := range s.set {
 		if _, ok := h[p.name]; !ok {

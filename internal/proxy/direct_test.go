@@ -572,6 +572,44 @@ func TestWriteDeadlineRenewedOnLongStreams(t *testing.T) {
 	}
 }
 
+// TestWriteDeadlineRenewedOnLongStreamsOverHTTP2 is the same over HTTP/2,
+// on net/http's server and on h2server: each stream's own deadline is
+// renewed as its writes go, within renewSlack of the write timeout.
+func TestWriteDeadlineRenewedOnLongStreamsOverHTTP2(t *testing.T) {
+	t.Parallel()
+	const chunks = 12
+	up := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for i := range chunks {
+			<-tick.C
+			fmt.Fprintf(w, "chunk %d\n", i)
+			w.(http.Flusher).Flush()
+		}
+	})
+	for _, own := range []bool{false, true} {
+		srv := httptest.NewUnstartedServer(New(Options{Holder: oneRouteHolder(t, hostport(up.Server)), WriteTimeout: 250 * time.Millisecond}))
+		srv.Config.ConnContext = ConnContext
+		srv.EnableHTTP2 = true
+		if own {
+			h2server.New(h2server.Config{}).Configure(srv.Config)
+		}
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		for range 2 {
+			resp, err := srv.Client().Get(srv.URL + "/stream")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.ProtoMajor != 2 || err != nil || strings.Count(string(b), "chunk") != chunks {
+				t.Fatalf("h2server %v: stream of %d chunks over %v with a 250ms write timeout: %s, got %q, %v", own, chunks, chunks*50*time.Millisecond, resp.Proto, b, err)
+			}
+		}
+	}
+}
+
 // TestForwardingPerRequestOnOneConnection: the forwarding values kept per
 // connection follow each request's own Host.
 func TestForwardingPerRequestOnOneConnection(t *testing.T) {

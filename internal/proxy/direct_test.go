@@ -542,6 +542,19 @@ func h2Shaped(contentLength int64) *http.Request {
 	return r
 }
 
+// tickingStream answers with n lines, one every 50ms, each flushed.
+func tickingStream(n int) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for i := range n {
+			<-tick.C
+			fmt.Fprintf(w, "chunk %d\n", i)
+			w.(http.Flusher).Flush()
+		}
+	}
+}
+
 // TestWriteDeadlineRenewedOnLongStreams: the write timeout bounds each
 // write, not the response. A stream that lasts longer than it, with
 // writes well within it, reaches the client whole, on a connection whose
@@ -549,15 +562,7 @@ func h2Shaped(contentLength int64) *http.Request {
 func TestWriteDeadlineRenewedOnLongStreams(t *testing.T) {
 	t.Parallel()
 	const chunks = 12
-	up := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for i := range chunks {
-			<-tick.C
-			fmt.Fprintf(w, "chunk %d\n", i)
-			w.(http.Flusher).Flush()
-		}
-	})
+	up := newRecorder(t, tickingStream(chunks))
 	srv := writeTimeoutGate(t, hostport(up.Server), 250*time.Millisecond)
 	for range 2 { // the second request reuses the connection and its state
 		resp, err := srv.Client().Get(srv.URL + "/stream")
@@ -578,15 +583,7 @@ func TestWriteDeadlineRenewedOnLongStreams(t *testing.T) {
 func TestWriteDeadlineRenewedOnLongStreamsOverHTTP2(t *testing.T) {
 	t.Parallel()
 	const chunks = 12
-	up := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for i := range chunks {
-			<-tick.C
-			fmt.Fprintf(w, "chunk %d\n", i)
-			w.(http.Flusher).Flush()
-		}
-	})
+	up := newRecorder(t, tickingStream(chunks))
 	for _, own := range []bool{false, true} {
 		srv := httptest.NewUnstartedServer(New(Options{Holder: oneRouteHolder(t, hostport(up.Server)), WriteTimeout: 250 * time.Millisecond}))
 		srv.Config.ConnContext = ConnContext

@@ -119,8 +119,7 @@ func (c *conn) processSettings(f *http2.SettingsFrame) error {
 		}
 		switch s.ID {
 		case http2.SettingHeaderTableSize:
-			c.enc.SetMaxDynamicTableSize(s.Val)
-			c.tableResized = true
+			c.enc.SetMaxDynamicTableSize(s.Val) // may evict entries
 			c.known.clear()
 		case http2.SettingInitialWindowSize:
 			growth := int32(s.Val) - c.initialSendWindow

@@ -275,18 +275,15 @@ type conn struct {
 	goAwayCode      http2.ErrCode
 	closed          bool // the connection is torn down
 
-	enc   *hpack.Encoder
-	known knownFields // fields enc last sent as an index (encodeKnown)
-	// tableResized: enc has a table size update to begin its next
-	// field with.
-	tableResized bool
-	hbuf         bytes.Buffer // the header block being encoded
-	lowerCache   map[string]string
-	wbuf         []byte // frames waiting to be written
-	spare        []byte // the buffer the last write used
-	writing      bool   // a goroutine is writing; it writes what is appended meanwhile
-	kicked       bool   // a control-frame writer has been started
-	ctrlQueued   int    // control frames appended since the last write began
+	enc        *hpack.Encoder
+	known      knownFields  // fields enc last sent as an index (encodeKnown)
+	hbuf       bytes.Buffer // the header block being encoded
+	lowerCache map[string]string
+	wbuf       []byte // frames waiting to be written
+	spare      []byte // the buffer the last write used
+	writing    bool   // a goroutine is writing; it writes what is appended meanwhile
+	kicked     bool   // a control-frame writer has been started
+	ctrlQueued int    // control frames appended since the last write began
 }
 
 // serve reads and processes frames until the connection ends.

@@ -206,13 +206,10 @@ func (c *conn) encode(k, v string, noIndex bool) {
 	start := c.hbuf.Len()
 	// hpack.Encoder writes to c.hbuf, which cannot fail.
 	_ = c.enc.WriteField(hpack.HeaderField{Name: k, Value: v, Sensitive: noIndex})
-	if c.tableResized {
-		// The encoder began with the table size update (RFC 7541
-		// §6.3), and may have evicted entries.
-		c.tableResized = false
-		c.known.clear()
-		return
-	}
+	// After a resize the field begins with the table size update (RFC
+	// 7541 §6.3), not its own representation; nothing is known then
+	// (processSettings forgot it all, and this is the encoder's first
+	// field since), so what it adds changes no known index.
 	if b := c.hbuf.Bytes()[start:]; len(b) > 0 && b[0]&0xc0 == 0x40 {
 		c.known.clear() // a literal with incremental indexing (§6.2.1)
 	}
@@ -227,7 +224,7 @@ func (c *conn) encode(k, v string, noIndex bool) {
 // headers) on every response, and the encoder hashed each one twice to
 // find it (3 % of the proxy's CPU over HTTP/2, with the name's lower
 // case). The bytes stay right until the encoder adds an entry or the
-// table is resized (encode forgets them then).
+// table is resized (encode and processSettings forget them then).
 func (c *conn) encodeKnown(k string, vv []string) {
 	if len(vv) != 1 {
 		c.encodeField(k, vv)

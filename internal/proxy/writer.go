@@ -47,29 +47,26 @@ func (w *respWriter) renewDeadline() {
 	if w.writeTimeout <= 0 {
 		return
 	}
-	now := time.Now()
+	// HTTP/1.x renews its connection's deadline (connState); HTTP/2, and
+	// servers without a connState, the request's own, on the same terms:
+	// once within renewSlack, so that a response's header and first write
+	// set it once.
+	renewAt := &w.renewAt
 	if cs := w.cs; cs != nil {
-		if now.Before(cs.renewAt) {
-			return
-		}
-		d := now.Add(w.writeTimeout)
-		cs.renewAt = now.Add(renewSlack(w.writeTimeout))
-		if !w.deadline.IsZero() && w.deadline.Before(d) {
-			d, cs.renewAt = w.deadline, w.deadline
-		}
-		_ = cs.conn.SetWriteDeadline(d)
-		return
+		renewAt = &cs.renewAt
 	}
-	// HTTP/2 (and servers without a connState): the request's own
-	// deadline, renewed as a connection's is, within renewSlack; the
-	// header and the first write of a response renew it once, not twice.
-	if now.Before(w.renewAt) {
+	now := time.Now()
+	if now.Before(*renewAt) {
 		return
 	}
 	d := now.Add(w.writeTimeout)
-	w.renewAt = now.Add(renewSlack(w.writeTimeout))
+	*renewAt = now.Add(renewSlack(w.writeTimeout))
 	if !w.deadline.IsZero() && w.deadline.Before(d) {
-		d, w.renewAt = w.deadline, w.deadline
+		d, *renewAt = w.deadline, w.deadline
+	}
+	if cs := w.cs; cs != nil {
+		_ = cs.conn.SetWriteDeadline(d)
+		return
 	}
 	_ = http.NewResponseController(w.ResponseWriter).SetWriteDeadline(d)
 }

@@ -314,7 +314,7 @@ func (rw *responseWriter) SetWriteDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	rw.st.writeDL = t
-	if !t.IsZero() && !t.After(time.Now()) {
+	if !t.IsZero() && time.Until(t) <= 0 { // Until: one monotonic read, for a t from time.Now
 		c.resetLocked(rw.st.id, http2.ErrCodeInternal)
 		c.kickLocked()
 		c.cond.Broadcast()

@@ -64,6 +64,9 @@ type h1Client struct {
 	idleTimeout   time.Duration
 	headerTimeout time.Duration
 	bufs          sync.Pool // *[]byte, 32 KiB: request body writers' copy buffers
+	// base is a reading of the clock when the client was made; now reads
+	// the time from it.
+	base time.Time
 
 	mu     sync.Mutex           // guards the following fields
 	idle   map[string][]*h1Conn // by address; oldest first, so LIFO reuse
@@ -96,6 +99,7 @@ func newH1Client(dial func(ctx context.Context, network, addr string) (net.Conn,
 		idle:          map[string][]*h1Conn{},
 		tls:           s.TLS,
 		scheme:        "http",
+		base:          time.Now(),
 	}
 	if s.TLS != nil {
 		c.scheme = "https"
@@ -423,7 +427,7 @@ func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte, info In
 	// timeout then runs from just before the request's last write, not
 	// just after it: the same, unless that write blocks on a full socket.
 	if c.headerTimeout > 0 && pc.readDeadline.IsZero() {
-		c.armHeaderDeadline(pc, time.Now()) // a reused connection's was armed by popIdle
+		c.armHeaderDeadline(pc, c.now()) // a reused connection's was armed by popIdle
 	}
 	if pc.reused && (pc.br.Buffered() > 0 || pc.tlsIdleUnclean()) {
 		return nil, errIdleUnclean // buffered: cannot happen, put takes only empty readers
@@ -509,6 +513,12 @@ func (c *h1Client) readResponse(pc *h1Conn, req *http.Request, info Informer, ra
 // deadline the previous response left on it (see sendHead) is kept while
 // it is within an eighth of the timeout (at most 1s) of a fresh one: on a
 // busy connection, no timer update per request.
+// now is the time now as base plus the monotonic time since: one clock
+// read where time.Now makes two. It stamps idle connections and arms
+// read deadlines, which compare monotonic readings; its wall reading
+// may differ from time.Now's by adjustments of the wall clock since base.
+func (c *h1Client) now() time.Time { return c.base.Add(time.Since(c.base)) }
+
 func (c *h1Client) armHeaderDeadline(pc *h1Conn, now time.Time) {
 	if pc.readDeadline.Sub(now) < c.headerTimeout-min(c.headerTimeout/8, time.Second) {
 		pc.readDeadline = now.Add(c.headerTimeout)
@@ -829,7 +839,7 @@ func newH1Conn(nc net.Conn, addr string) *h1Conn {
 // popIdle takes the most recently idle connection to addr that has not
 // outlived idleTimeout; nil when there is none.
 func (c *h1Client) popIdle(addr string) *h1Conn {
-	now := time.Now()
+	now := c.now()
 	var stale []*h1Conn
 	c.mu.Lock()
 	list := c.idle[addr]
@@ -863,7 +873,7 @@ func (c *h1Client) popIdle(addr string) *h1Conn {
 // put makes pc idle, or closes it when the list for its address is full.
 func (c *h1Client) put(pc *h1Conn) {
 	c.mu.Lock()
-	pc.idleSince = time.Now() // under the lock, so each list stays in time order
+	pc.idleSince = c.now() // under the lock, so each list stays in time order
 	list := c.idle[pc.addr]
 	if c.closed || len(list) >= c.maxIdle {
 		c.mu.Unlock()
@@ -881,7 +891,7 @@ func (c *h1Client) put(pc *h1Conn) {
 // that gets no more requests does not keep sockets open, and re-arms
 // itself while any connection is idle.
 func (c *h1Client) sweepIdle() {
-	now := time.Now()
+	now := c.now()
 	var stale []*h1Conn
 	next := time.Duration(-1)
 	c.mu.Lock()

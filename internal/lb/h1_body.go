@@ -237,7 +237,7 @@ func (pc *h1Conn) writeBody() {
 	case c.headerTimeout > 0:
 		pc.wmu.Lock()
 		if !pc.wearly {
-			pc.warmed = time.Now().Add(c.headerTimeout)
+			pc.warmed = c.now().Add(c.headerTimeout)
 			pc.nc.SetReadDeadline(pc.warmed)
 		}
 		pc.wmu.Unlock()

@@ -72,7 +72,10 @@ type Engine struct {
 	access slog.Handler // nil: access log off
 	events *slog.Logger
 	now    func() time.Time
-	rp     *httputil.ReverseProxy
+	// realClock: now is time.Now, so elapsed times are read from the
+	// monotonic clock alone (since, nowAfter).
+	realClock bool
+	rp        *httputil.ReverseProxy
 	// noDirect sends every attempt through rp (tests compare the paths).
 	noDirect bool
 	// inFlight is nil when metrics are off.
@@ -107,7 +110,7 @@ func New(o Options) *Engine {
 		e.events = slog.New(slog.DiscardHandler)
 	}
 	if e.now == nil {
-		e.now = time.Now
+		e.now, e.realClock = time.Now, true
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
@@ -136,6 +139,10 @@ type state struct {
 	route   *runtime.Route
 	w       respWriter
 	ridVals []string
+	// realStart is the real clock's reading at the request's start
+	// (rc.Start, unless the engine's clock is injected): the I/O
+	// deadlines are counted from it (realNow).
+	realStart time.Time
 
 	// upstream phase
 	pool     *lb.Pool
@@ -183,11 +190,43 @@ func stateOf(ctx context.Context) *state {
 	return st
 }
 
+// since is the time elapsed from t, a reading of the engine's clock.
+// With the real clock it is time.Since, one read of the monotonic clock
+// where time.Now makes two (wall and monotonic): a request's dozen clock
+// reads were 2.8 % of the HTTP/1.1 profile.
+func (e *Engine) since(t time.Time) time.Duration {
+	if e.realClock {
+		return time.Since(t)
+	}
+	return e.now().Sub(t)
+}
+
+// nowAfter is the engine's clock now, read as t plus since(t) (one
+// monotonic read with the real clock; t must be a reading of it).
+func (e *Engine) nowAfter(t time.Time) time.Time {
+	if e.realClock {
+		return t.Add(time.Since(t))
+	}
+	return e.now()
+}
+
+// realNow is the real time now, for I/O deadlines: the request's start
+// plus the monotonic time since (one clock read; the wall reading it
+// carries may differ from time.Now's by an adjustment of the wall clock
+// during the request, which deadlines, on the monotonic clock, ignore).
+func (st *state) realNow() time.Time {
+	return st.realStart.Add(time.Since(st.realStart))
+}
+
 // ServeHTTP runs the phases. Every exit path goes through logging once.
 func (e *Engine) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	st := e.states.Get().(*state)
 	*st = state{}
 	st.rc.Start = e.now()
+	st.realStart = st.rc.Start
+	if !e.realClock {
+		st.realStart = time.Now()
+	}
 	st.snap = e.holder.Load()
 	st.route = st.snap.Fallback // until a route matches: security headers on early errors
 	st.w.reset(rw, st)

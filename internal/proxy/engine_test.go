@@ -624,6 +624,31 @@ routes: [{ name: app, match: { path_prefix: /app }, upstream: app }]
 	}
 }
 
+// The access line's times are read from the clock (the engine's own,
+// here the real one): the wait for the upstream's headers is above zero,
+// within the request's duration, and that within what the client
+// measured around the request.
+func TestAccessLogTimesTheRequest(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, nil)
+	g := newGate(t, fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes: [{ name: app, match: { path_prefix: /app }, upstream: app }]
+`, hostport(up.Server)))
+	begin := time.Now()
+	g.get(t, "/app/a")
+	took := float64(time.Since(begin)) / float64(time.Millisecond)
+	lines := g.logs.lines()
+	if len(lines) != 1 {
+		t.Fatalf("%d access lines for 1 request", len(lines))
+	}
+	dur, _ := lines[0]["duration_ms"].(float64)
+	upst, _ := lines[0]["upstream_ms"].(float64)
+	if !(0 < upst && upst <= dur && dur <= took) {
+		t.Errorf("upstream_ms %v, duration_ms %v, client's %v ms: want 0 < upstream <= duration <= client's", upst, dur, took)
+	}
+}
+
 func TestStreamingFlushesEachChunk(t *testing.T) {
 	t.Parallel()
 	next := make(chan struct{})

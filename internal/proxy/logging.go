@@ -24,7 +24,7 @@ func (e *Engine) logging(st *state, r *http.Request) {
 	if rc.Status == 0 {
 		rc.Status = http.StatusOK // the handler returned without writing
 	}
-	dur := e.now().Sub(rc.Start)
+	dur := e.since(rc.Start)
 	if obs := st.route.Obs; obs != nil {
 		obs.Observe(r.Method, rc.Status, dur.Seconds())
 	}

@@ -56,7 +56,7 @@ func (e *Engine) routeRequest(st *state, w *respWriter, r *http.Request) (*http.
 	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
 	var dl time.Time // the route timeout's end
 	if rt.Timeout > 0 {
-		dl = time.Now().Add(rt.Timeout)
+		dl = st.realNow().Add(rt.Timeout)
 		// The timeout bounds the client's side too: a body sent slowly is
 		// cut at dl, not at body_read_timeout, and so is a response read
 		// slowly, whatever write_timeout says.

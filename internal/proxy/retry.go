@@ -78,7 +78,7 @@ func (e *Engine) proxy(st *state, w *respWriter, r *http.Request) {
 		pe := st.attemptErr
 		retry := st.rc.Attempts < pol.Attempts && replayable && pe.Retryable &&
 			(pe.Kind == phase.KindUpstreamConnect || idempotent) &&
-			(pol.Deadline == 0 || e.now().Sub(first) < pol.Deadline) &&
+			(pol.Deadline == 0 || e.since(first) < pol.Deadline) &&
 			st.clientCtx.Err() == nil
 		if !retry {
 			e.failToProxy(st, w, r, pe)
@@ -133,7 +133,7 @@ func (e *Engine) attempt(st *state, w *respWriter, r *http.Request, t *lb.Target
 		e.startClientSpan(st, r)
 		defer e.endClientSpan(st)
 	}
-	st.rtStart = e.now()
+	st.rtStart = e.nowAfter(st.rc.Start)
 	if direct {
 		e.direct(st, w, r, ctx)
 	} else {
@@ -169,7 +169,7 @@ func (e *Engine) upstreamResponseOf(st *state, resp *http.Response) error {
 	if resp.StatusCode == http.StatusOK && isEventStream(resp.Header.Get("Content-Type")) {
 		resp.Body = e.drainable(resp.Body)
 	}
-	st.rc.UpstreamRT = e.now().Sub(st.rtStart)
+	st.rc.UpstreamRT = e.since(st.rtStart)
 	t := st.target
 	t.ObserveLatency(st.rc.UpstreamRT)
 	if obs := t.Obs; obs != nil {
@@ -234,7 +234,7 @@ func (e *Engine) attemptFailed(st *state, err error) {
 		err = lb.ErrTooMany1xx // not the cancellation that stopped the Transport
 	}
 	if st.rc.UpstreamRT == 0 {
-		st.rc.UpstreamRT = e.now().Sub(st.rtStart)
+		st.rc.UpstreamRT = e.since(st.rtStart)
 	}
 	var rs *retryStatus
 	var pe *phase.Error

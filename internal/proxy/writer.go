@@ -55,7 +55,7 @@ func (w *respWriter) renewDeadline() {
 	if cs := w.cs; cs != nil {
 		renewAt = &cs.renewAt
 	}
-	now := time.Now()
+	now := w.st.realNow()
 	if now.Before(*renewAt) {
 		return
 	}
@@ -165,7 +165,7 @@ func (w *respWriter) WriteHeader(code int) {
 	}
 	w.wroteHeader = true
 	w.status = code
-	if !w.deadline.IsZero() && !time.Now().Before(w.deadline) {
+	if !w.deadline.IsZero() && time.Until(w.deadline) <= 0 {
 		w.liftDeadline() // the route timed out: this is its answer
 	}
 	w.renewDeadline() // net/http may write the headers after the handler returns

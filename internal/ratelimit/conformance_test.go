@@ -330,3 +330,24 @@ func TestDecisionCounters(t *testing.T) {
 		t.Errorf("without counters: calls %v", obs.byCall)
 	}
 }
+
+// Without an injected clock, a request is counted at its start
+// (RequestCtx.Start, read by the engine): two requests a minute apart by
+// their starts both pass a limit of one a minute, and a third at the
+// second's start is refused, however close together they run.
+func TestRequestCountedAtItsStart(t *testing.T) {
+	f := &Filter{Policy: "p", Parts: ParseKey("client_ip"), Limit: Limit{Rate: 1.0 / 60, Burst: 1},
+		Store: NewMemory(100), Seed: maphash.MakeSeed()}
+	f.Prepare()
+	ip := netip.MustParseAddr("192.0.2.7")
+	start := time.Unix(1_000_000, 0)
+	for i, tc := range []struct {
+		start time.Time
+		ok    bool
+	}{{start, true}, {start.Add(time.Minute), true}, {start.Add(time.Minute), false}} {
+		_, err := f.FilterRequest(&phase.RequestCtx{ClientIP: ip, Start: tc.start}, nil, httptest.NewRequest("GET", "/", nil))
+		if (err == nil) != tc.ok {
+			t.Errorf("request %d at %v: err %v, want allowed %v", i, tc.start, err, tc.ok)
+		}
+	}
+}

@@ -96,7 +96,7 @@ func (f *Filter) FilterRequest(rc *phase.RequestCtx, w http.ResponseWriter, r *h
 		}
 		return phase.Continue, f.deny(rc, "no_token", "no bearer token", phase.KindUnauthorized, "")
 	}
-	p, reason, err := f.verify(r.Context(), token)
+	p, reason, err := f.verify(r.Context(), token, f.nowAt(rc))
 	if err != nil {
 		kind := phase.KindUnauthorized
 		switch {
@@ -162,7 +162,7 @@ func (f *Filter) session(rc *phase.RequestCtx, w http.ResponseWriter, r *http.Re
 		}
 		return phase.Continue, pe
 	}
-	p, reason, err := f.verify(r.Context(), a.Record.AccessToken)
+	p, reason, err := f.verify(r.Context(), a.Record.AccessToken, f.now())
 	if err != nil {
 		kind := phase.KindUnauthorized
 		if reason == "keys_unavailable" || reason == "introspection_unavailable" {
@@ -236,8 +236,7 @@ func (f *Filter) deny(rc *phase.RequestCtx, reason, detail string, kind phase.Ki
 
 // verify returns the principal of a token, from the cache or by
 // verification, or a reason (from a fixed set, for metrics) and an error.
-func (f *Filter) verify(ctx context.Context, token string) (*rbac.Principal, string, error) {
-	now := f.now()
+func (f *Filter) verify(ctx context.Context, token string, now time.Time) (*rbac.Principal, string, error) {
 	if p, ok := f.Cache.Get(token, now); ok {
 		if f.Obs != nil {
 			f.Obs.CacheHit()
@@ -346,6 +345,17 @@ func (f *Filter) pickIssuer(token string) *Issuer {
 		}
 	}
 	return nil
+}
+
+// nowAt is the filter's clock for a bearer token's request: the injected
+// clock, or the request's start, which the engine read microseconds
+// before (a clock read less per request). A session's request reads the
+// clock afresh (now): loading the session may have refreshed its token.
+func (f *Filter) nowAt(rc *phase.RequestCtx) time.Time {
+	if f.Now == nil && !rc.Start.IsZero() {
+		return rc.Start
+	}
+	return f.now()
 }
 
 func (f *Filter) now() time.Time {

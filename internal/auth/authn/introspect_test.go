@@ -81,3 +81,32 @@ type decisions struct {
 
 func (d *decisions) Decision(route, result, reason string) { d.reason = reason }
 func (d *decisions) CacheHit()                             { d.hits++ }
+
+// Without an injected clock, a bearer token's cache entry is read and
+// written at the request's start (RequestCtx.Start): an inactive answer
+// remembered for NegativeTTL serves a request that starts within it, and
+// not one that starts after it.
+func TestTokenCacheReadAtTheRequestsStart(t *testing.T) {
+	t.Parallel()
+	const jweShaped = "eyJhbGciOiJSU0EtT0FFUCJ9.a2V5.aXY.Y2lwaGVy.dGFn"
+	idp := fakeidp.New(t)
+	obs := &decisions{}
+	f := &Filter{Route: "api", Mode: "required", AcceptBearer: true, Cache: NewCache(100, time.Minute), Obs: obs,
+		Issuers: []*Issuer{{Name: "main", URL: idp.Issuer, NegativeTTL: 10 * time.Second, PositiveTTL: time.Minute,
+			Introspector: &introspect.Client{Issuer: idp.Issuer, ClientID: fakeidp.IntrospectClient,
+				ClientSecret: fakeidp.IntrospectSecret, HTTP: idp.Client(), Timeout: 5 * time.Second}}}}
+	start := time.Unix(1_000_000, 0)
+	for i, tc := range []struct {
+		after time.Duration
+		hits  int
+	}{{0, 0}, {5 * time.Second, 1}, {20 * time.Second, 1}} {
+		r := httptest.NewRequest(http.MethodGet, "http://gw.test/api", nil)
+		r.Header.Set("Authorization", "Bearer "+jweShaped)
+		if _, err := f.FilterRequest(&phase.RequestCtx{Start: start.Add(tc.after)}, httptest.NewRecorder(), r); err == nil {
+			t.Fatalf("request %d: an inactive token passed", i)
+		}
+		if obs.hits != tc.hits || obs.reason != "inactive" {
+			t.Errorf("request %d, %v after the first: cache hits %d, reason %q; want %d, inactive", i, tc.after, obs.hits, obs.reason, tc.hits)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package h2server
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -24,11 +23,10 @@ import (
 type stream struct {
 	c      *conn
 	id     uint32
-	cond   sync.Cond          // on c.mu: broadcast when body data arrives or the stream ends
-	ctx    streamCtx          // the request's context
-	cancel context.CancelFunc // ctx's; st.cancelLocked cancels, and closes closer
-	reqv   http.Request       // the request (st.req points here)
-	closer io.Closer          // guarded by c.mu: ctx's CloseOnCancel
+	cond   sync.Cond    // on c.mu: broadcast when body data arrives or the stream ends
+	ctx    streamCtx    // the request's context; st.cancelLocked cancels it, and closes closer
+	reqv   http.Request // the request (st.req points here)
+	closer io.Closer    // guarded by c.mu: ctx's CloseOnCancel
 
 	remoteClosed bool // END_STREAM received (or reset)
 	localClosed  bool // END_STREAM sent (or reset)
@@ -104,12 +102,10 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		inflow:     inflow{avail: recvWindow},
 	}
 	st.cond.L = &c.mu
-	st.ctx.st = st
-	st.ctx.Context, st.cancel = context.WithCancel(c.baseCtx)
+	st.ctx.Context, st.ctx.st = c.baseCtx, st
 	req, fn, err := c.newRequest(st, f)
 	if err != nil {
-		st.cancel()
-		return err
+		return err // nothing saw the context: no cancellation to make
 	}
 	st.req = req
 	st.handlerFn = fn

@@ -1,0 +1,224 @@
+package h2server
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type ctxKey struct{}
+
+// newCtxStream returns a stream with its context set up as processHeaders
+// sets it, under a connection whose base context is base.
+func newCtxStream(base context.Context) *stream {
+	c := &conn{baseCtx: base}
+	st := &stream{c: c}
+	st.ctx.Context, st.ctx.st = c.baseCtx, st
+	return st
+}
+
+// newCancellableBase is a connection base as net/http gives one: a value
+// under a cancellable context.
+func newCancellableBase(t *testing.T) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), ctxKey{}, "conn"))
+	t.Cleanup(cancel)
+	return ctx, cancel
+}
+
+func cancelStream(st *stream) {
+	st.c.mu.Lock()
+	defer st.c.mu.Unlock()
+	st.cancelLocked()
+}
+
+func isDone(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func waitDone(t *testing.T, what string, ch <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: not done 5s after its parent was cancelled", what)
+	}
+}
+
+// TestStreamContextIsAContext: what a handler and the context package see,
+// before and after the stream's cancellation, whether Done was asked for
+// before or after: net/http's stream context (a context.WithCancel of the
+// connection's base) in every answer, context.Cause included.
+func TestStreamContextIsAContext(t *testing.T) {
+	t.Parallel()
+	for _, doneFirst := range []bool{true, false} {
+		base, _ := newCancellableBase(t)
+		st := newCtxStream(base)
+		x := &st.ctx
+		var early <-chan struct{}
+		if doneFirst {
+			early = x.Done()
+			if isDone(early) {
+				t.Fatal("done before cancel")
+			}
+		}
+		if x.Err() != nil || x.Value(ctxKey{}) != "conn" || context.Cause(x) != nil {
+			t.Fatalf("before cancel: err %v, value %v, cause %v", x.Err(), x.Value(ctxKey{}), context.Cause(x))
+		}
+		if _, ok := x.Deadline(); ok {
+			t.Fatal("a deadline where the connection has none")
+		}
+		cancelStream(st)
+		cancelStream(st) // a second cancel changes nothing
+		if !errors.Is(x.Err(), context.Canceled) || context.Cause(x) != context.Canceled {
+			t.Fatalf("doneFirst=%v, after cancel: err %v, cause %v", doneFirst, x.Err(), context.Cause(x))
+		}
+		if !isDone(x.Done()) || doneFirst && !isDone(early) {
+			t.Fatalf("doneFirst=%v: Done not closed after cancel", doneFirst)
+		}
+		if x.Value(ctxKey{}) != "conn" || base.Err() != nil {
+			t.Fatalf("after cancel: value %v, base %v", x.Value(ctxKey{}), base.Err())
+		}
+	}
+}
+
+// TestStreamContextDeadline: the base's deadline shows through.
+func TestStreamContextDeadline(t *testing.T) {
+	t.Parallel()
+	at := time.Now().Add(time.Hour)
+	base, cancel := context.WithDeadline(context.Background(), at)
+	defer cancel()
+	if d, ok := newCtxStream(base).ctx.Deadline(); !ok || !d.Equal(at) {
+		t.Fatalf("deadline %v %v, want %v", d, ok, at)
+	}
+}
+
+// TestStreamContextChildren: contexts derived from a stream's context, and
+// context.AfterFunc, follow its cancellation as they follow
+// context.WithCancel's.
+func TestStreamContextChildren(t *testing.T) {
+	t.Parallel()
+	base, _ := newCancellableBase(t)
+	st := newCtxStream(base)
+	x := &st.ctx
+	child, cancelChild := context.WithCancel(context.WithValue(x, ctxKey{}, "request"))
+	defer cancelChild()
+	timed, cancelTimed := context.WithTimeout(x, time.Hour)
+	defer cancelTimed()
+	ran := make(chan struct{})
+	context.AfterFunc(x, func() { close(ran) })
+	own, cancelOwn := context.WithCancel(x)
+	cancelOwn()
+	if x.Err() != nil || own.Err() == nil {
+		t.Fatal("cancelling a child reached the parent")
+	}
+
+	cancelStream(st)
+	waitDone(t, "WithCancel child", child.Done())
+	waitDone(t, "WithTimeout child", timed.Done())
+	waitDone(t, "AfterFunc", ran)
+	if !errors.Is(child.Err(), context.Canceled) || child.Value(ctxKey{}) != "request" {
+		t.Fatalf("child: %v, value %v", child.Err(), child.Value(ctxKey{}))
+	}
+	late := make(chan struct{})
+	context.AfterFunc(x, func() { close(late) })
+	waitDone(t, "AfterFunc registered after cancel", late)
+}
+
+// TestStreamContextFollowsItsBase: a base cancelled while the stream is
+// open reaches the stream's context and what derives from it (net/http
+// cancels the base only after ServeConn, watchBase covers the rest), Done
+// asked for or not.
+func TestStreamContextFollowsItsBase(t *testing.T) {
+	t.Parallel()
+	for _, doneFirst := range []bool{true, false} {
+		base, cancelBase := newCancellableBase(t)
+		st := newCtxStream(base)
+		x := &st.ctx
+		var child context.Context
+		if doneFirst {
+			var cancel context.CancelFunc
+			child, cancel = context.WithCancel(x)
+			defer cancel()
+		}
+		cancelBase()
+		if !errors.Is(x.Err(), context.Canceled) {
+			t.Fatalf("doneFirst=%v: err %v after the base's cancellation", doneFirst, x.Err())
+		}
+		waitDone(t, "the stream's context", x.Done())
+		if doneFirst {
+			waitDone(t, "a child", child.Done())
+		}
+	}
+}
+
+// TestStreamContextCostsNothingUnasked: a stream whose context is only
+// read, given a closer and cancelled, as the proxy's synchronous client
+// uses it, allocates nothing for it.
+func TestStreamContextCostsNothingUnasked(t *testing.T) {
+	base, _ := newCancellableBase(t)
+	st := newCtxStream(base)
+	cl := &countingCloser{}
+	allocs := testing.AllocsPerRun(100, func() {
+		st.ctx.cancelled.Store(false)
+		x := &st.ctx
+		if x.Err() != nil || x.Value(ctxKey{}) != "conn" || !x.CloseOnCancel(cl) {
+			t.Fatal("a live context refused")
+		}
+		cancelStream(st)
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per stream context, want 0", allocs)
+	}
+	if cl.n.Load() == 0 {
+		t.Fatal("cancellation did not close the registered closer")
+	}
+}
+
+type countingCloser struct{ n atomic.Int32 }
+
+func (c *countingCloser) Close() error { c.n.Add(1); return nil }
+
+// TestStreamContextRace: cancellation against registrations, releases,
+// Done and derived contexts from other goroutines (run with -race).
+// Every closer ends either released or closed, never both, never
+// neither; every Done channel closes.
+func TestStreamContextRace(t *testing.T) {
+	t.Parallel()
+	for range 200 {
+		base, _ := newCancellableBase(t)
+		st := newCtxStream(base)
+		x := &st.ctx
+		cl := &countingCloser{}
+		var released atomic.Bool
+		var wg sync.WaitGroup
+		wg.Add(4)
+		go func() {
+			defer wg.Done()
+			if x.CloseOnCancel(cl) {
+				released.Store(x.ReleaseClose(cl))
+			} else {
+				released.Store(true) // never registered: never closed
+			}
+		}()
+		go func() { defer wg.Done(); <-x.Done() }()
+		go func() {
+			defer wg.Done()
+			child, cancel := context.WithCancel(x)
+			defer cancel()
+			<-child.Done()
+		}()
+		go func() { defer wg.Done(); cancelStream(st) }()
+		wg.Wait()
+		if closed := cl.n.Load() == 1; closed == released.Load() {
+			t.Fatalf("closed %v, released %v: want exactly one", closed, released.Load())
+		}
+	}
+}

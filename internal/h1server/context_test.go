@@ -12,30 +12,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"gatehouse/internal/testutil"
 )
 
 type ctxKey struct{}
 
 func newReqContext() *reqContext {
 	return &reqContext{Context: context.WithValue(context.Background(), ctxKey{}, "conn")}
-}
-
-func isDone(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
-func waitDone(t *testing.T, what string, ch <-chan struct{}) {
-	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("%s: not done 5s after its parent was cancelled", what)
-	}
 }
 
 // TestReqContextIsAContext: what a handler and the context package see,
@@ -48,7 +32,7 @@ func TestReqContextIsAContext(t *testing.T) {
 		var early <-chan struct{}
 		if doneFirst {
 			early = c.Done()
-			if isDone(early) {
+			if testutil.IsDone(early) {
 				t.Fatal("done before cancel")
 			}
 		}
@@ -63,7 +47,7 @@ func TestReqContextIsAContext(t *testing.T) {
 		if !errors.Is(c.Err(), context.Canceled) || context.Cause(c) != context.Canceled {
 			t.Fatalf("after cancel: err %v, cause %v", c.Err(), context.Cause(c))
 		}
-		if !isDone(c.Done()) || doneFirst && !isDone(early) {
+		if !testutil.IsDone(c.Done()) || doneFirst && !testutil.IsDone(early) {
 			t.Fatal("Done not closed after cancel")
 		}
 	}
@@ -94,9 +78,9 @@ func TestReqContextChildren(t *testing.T) {
 	}
 
 	c.cancel()
-	waitDone(t, "WithCancel child", child.Done())
-	waitDone(t, "WithTimeout child", timed.Done())
-	waitDone(t, "AfterFunc", ran)
+	testutil.WaitDone(t, "WithCancel child", child.Done())
+	testutil.WaitDone(t, "WithTimeout child", timed.Done())
+	testutil.WaitDone(t, "AfterFunc", ran)
 	if !errors.Is(child.Err(), context.Canceled) || !errors.Is(timed.Err(), context.Canceled) {
 		t.Fatalf("children: %v, %v", child.Err(), timed.Err())
 	}
@@ -107,7 +91,7 @@ func TestReqContextChildren(t *testing.T) {
 	if stop := context.AfterFunc(c, func() { close(late) }); stop() {
 		t.Fatal("stop after cancel reported true")
 	}
-	waitDone(t, "AfterFunc registered after cancel", late)
+	testutil.WaitDone(t, "AfterFunc registered after cancel", late)
 }
 
 // TestReqContextDescendantsNeedNoGoroutine: contexts derived from a
@@ -132,23 +116,19 @@ func TestReqContextDescendantsNeedNoGoroutine(t *testing.T) {
 	}
 	c.cancel()
 	for _, child := range children {
-		waitDone(t, "a descendant", child.Done())
+		testutil.WaitDone(t, "a descendant", child.Done())
 	}
 	if children[0].Value(ctxKey{}) != "request" {
 		t.Fatal("a descendant lost its value")
 	}
 }
 
-type countingCloser struct{ n atomic.Int32 }
-
-func (c *countingCloser) Close() error { c.n.Add(1); return nil }
-
 // TestReqContextCloseOnCancel: the closer is closed by cancel, before it
 // returns, exactly once; a released one is not; one slot at a time.
 func TestReqContextCloseOnCancel(t *testing.T) {
 	t.Parallel()
 	c := newReqContext()
-	a, b := &countingCloser{}, &countingCloser{}
+	a, b := &testutil.CountingCloser{}, &testutil.CountingCloser{}
 	if !c.CloseOnCancel(a) {
 		t.Fatal("the slot refused its first closer")
 	}
@@ -162,17 +142,17 @@ func TestReqContextCloseOnCancel(t *testing.T) {
 		t.Fatal("the slot refused a closer after a release")
 	}
 	c.cancel()
-	if a.n.Load() != 0 || b.n.Load() != 1 {
-		t.Fatalf("closed: released %d times, registered %d times; want 0 and 1", a.n.Load(), b.n.Load())
+	if a.N.Load() != 0 || b.N.Load() != 1 {
+		t.Fatalf("closed: released %d times, registered %d times; want 0 and 1", a.N.Load(), b.N.Load())
 	}
 	if c.ReleaseClose(b) {
 		t.Fatal("release after cancellation closed it reported it open")
 	}
-	if c.CloseOnCancel(a) || a.n.Load() != 0 {
+	if c.CloseOnCancel(a) || a.N.Load() != 0 {
 		t.Fatal("a done context took a closer")
 	}
 	c.cancel()
-	if b.n.Load() != 1 {
+	if b.N.Load() != 1 {
 		t.Fatal("closed twice")
 	}
 }
@@ -184,7 +164,7 @@ func TestReqContextRace(t *testing.T) {
 	t.Parallel()
 	for range 200 {
 		c := newReqContext()
-		cl := &countingCloser{}
+		cl := &testutil.CountingCloser{}
 		var released atomic.Bool
 		var wg sync.WaitGroup
 		wg.Add(3)
@@ -199,7 +179,7 @@ func TestReqContextRace(t *testing.T) {
 		go func() { defer wg.Done(); <-c.Done() }()
 		go func() { defer wg.Done(); c.cancel() }()
 		wg.Wait()
-		if closed := cl.n.Load() == 1; closed == released.Load() {
+		if closed := cl.N.Load() == 1; closed == released.Load() {
 			t.Fatalf("closed %v, released %v: want exactly one", closed, released.Load())
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"gatehouse/internal/testutil"
 )
 
 type ctxKey struct{}
@@ -34,24 +36,6 @@ func cancelStream(st *stream) {
 	st.cancelLocked()
 }
 
-func isDone(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
-func waitDone(t *testing.T, what string, ch <-chan struct{}) {
-	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("%s: not done 5s after its parent was cancelled", what)
-	}
-}
-
 // TestStreamContextIsAContext: what a handler and the context package see,
 // before and after the stream's cancellation, whether Done was asked for
 // before or after: net/http's stream context (a context.WithCancel of the
@@ -65,7 +49,7 @@ func TestStreamContextIsAContext(t *testing.T) {
 		var early <-chan struct{}
 		if doneFirst {
 			early = x.Done()
-			if isDone(early) {
+			if testutil.IsDone(early) {
 				t.Fatal("done before cancel")
 			}
 		}
@@ -80,7 +64,7 @@ func TestStreamContextIsAContext(t *testing.T) {
 		if !errors.Is(x.Err(), context.Canceled) || context.Cause(x) != context.Canceled {
 			t.Fatalf("doneFirst=%v, after cancel: err %v, cause %v", doneFirst, x.Err(), context.Cause(x))
 		}
-		if !isDone(x.Done()) || doneFirst && !isDone(early) {
+		if !testutil.IsDone(x.Done()) || doneFirst && !testutil.IsDone(early) {
 			t.Fatalf("doneFirst=%v: Done not closed after cancel", doneFirst)
 		}
 		if x.Value(ctxKey{}) != "conn" || base.Err() != nil {
@@ -121,15 +105,15 @@ func TestStreamContextChildren(t *testing.T) {
 	}
 
 	cancelStream(st)
-	waitDone(t, "WithCancel child", child.Done())
-	waitDone(t, "WithTimeout child", timed.Done())
-	waitDone(t, "AfterFunc", ran)
+	testutil.WaitDone(t, "WithCancel child", child.Done())
+	testutil.WaitDone(t, "WithTimeout child", timed.Done())
+	testutil.WaitDone(t, "AfterFunc", ran)
 	if !errors.Is(child.Err(), context.Canceled) || child.Value(ctxKey{}) != "request" {
 		t.Fatalf("child: %v, value %v", child.Err(), child.Value(ctxKey{}))
 	}
 	late := make(chan struct{})
 	context.AfterFunc(x, func() { close(late) })
-	waitDone(t, "AfterFunc registered after cancel", late)
+	testutil.WaitDone(t, "AfterFunc registered after cancel", late)
 }
 
 // TestStreamContextFollowsItsBase: a base cancelled while the stream is
@@ -152,9 +136,9 @@ func TestStreamContextFollowsItsBase(t *testing.T) {
 		if !errors.Is(x.Err(), context.Canceled) {
 			t.Fatalf("doneFirst=%v: err %v after the base's cancellation", doneFirst, x.Err())
 		}
-		waitDone(t, "the stream's context", x.Done())
+		testutil.WaitDone(t, "the stream's context", x.Done())
 		if doneFirst {
-			waitDone(t, "a child", child.Done())
+			testutil.WaitDone(t, "a child", child.Done())
 		}
 	}
 }
@@ -165,7 +149,7 @@ func TestStreamContextFollowsItsBase(t *testing.T) {
 func TestStreamContextCostsNothingUnasked(t *testing.T) {
 	base, _ := newCancellableBase(t)
 	st := newCtxStream(base)
-	cl := &countingCloser{}
+	cl := &testutil.CountingCloser{}
 	allocs := testing.AllocsPerRun(100, func() {
 		st.ctx.cancelled.Store(false)
 		x := &st.ctx
@@ -177,14 +161,10 @@ func TestStreamContextCostsNothingUnasked(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("%v allocations per stream context, want 0", allocs)
 	}
-	if cl.n.Load() == 0 {
+	if cl.N.Load() == 0 {
 		t.Fatal("cancellation did not close the registered closer")
 	}
 }
-
-type countingCloser struct{ n atomic.Int32 }
-
-func (c *countingCloser) Close() error { c.n.Add(1); return nil }
 
 // TestStreamContextRace: cancellation against registrations, releases,
 // Done and derived contexts from other goroutines (run with -race).
@@ -196,7 +176,7 @@ func TestStreamContextRace(t *testing.T) {
 		base, _ := newCancellableBase(t)
 		st := newCtxStream(base)
 		x := &st.ctx
-		cl := &countingCloser{}
+		cl := &testutil.CountingCloser{}
 		var released atomic.Bool
 		var wg sync.WaitGroup
 		wg.Add(4)
@@ -217,7 +197,7 @@ func TestStreamContextRace(t *testing.T) {
 		}()
 		go func() { defer wg.Done(); cancelStream(st) }()
 		wg.Wait()
-		if closed := cl.n.Load() == 1; closed == released.Load() {
+		if closed := cl.N.Load() == 1; closed == released.Load() {
 			t.Fatalf("closed %v, released %v: want exactly one", closed, released.Load())
 		}
 	}

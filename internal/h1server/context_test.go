@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -157,32 +156,14 @@ func TestReqContextCloseOnCancel(t *testing.T) {
 	}
 }
 
-// TestReqContextRace: cancel against registrations, releases and Done
-// from other goroutines (run with -race). Every closer ends either
-// released or closed, never both, never neither.
+// TestReqContextRace: cancel against a registration and its release,
+// Done and a derived context, from other goroutines (run with -race).
 func TestReqContextRace(t *testing.T) {
 	t.Parallel()
-	for range 200 {
+	testutil.RaceCloseOnCancel(t, 200, func() (testutil.CancelCloser, func()) {
 		c := newReqContext()
-		cl := &testutil.CountingCloser{}
-		var released atomic.Bool
-		var wg sync.WaitGroup
-		wg.Add(3)
-		go func() {
-			defer wg.Done()
-			if c.CloseOnCancel(cl) {
-				released.Store(c.ReleaseClose(cl))
-			} else {
-				released.Store(true) // never registered: never closed
-			}
-		}()
-		go func() { defer wg.Done(); <-c.Done() }()
-		go func() { defer wg.Done(); c.cancel() }()
-		wg.Wait()
-		if closed := cl.N.Load() == 1; closed == released.Load() {
-			t.Fatalf("closed %v, released %v: want exactly one", closed, released.Load())
-		}
-	}
+		return c, c.cancel
+	})
 }
 
 // TestRequestsGetAReqContext: under a connection context that cannot be

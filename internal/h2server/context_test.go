@@ -3,8 +3,6 @@ package h2server
 import (
 	"context"
 	"errors"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -166,39 +164,14 @@ func TestStreamContextCostsNothingUnasked(t *testing.T) {
 	}
 }
 
-// TestStreamContextRace: cancellation against registrations, releases,
-// Done and derived contexts from other goroutines (run with -race).
-// Every closer ends either released or closed, never both, never
-// neither; every Done channel closes.
+// TestStreamContextRace: the stream's cancellation against a
+// registration and its release, Done and a derived context, from other
+// goroutines (run with -race).
 func TestStreamContextRace(t *testing.T) {
 	t.Parallel()
-	for range 200 {
+	testutil.RaceCloseOnCancel(t, 200, func() (testutil.CancelCloser, func()) {
 		base, _ := newCancellableBase(t)
 		st := newCtxStream(base)
-		x := &st.ctx
-		cl := &testutil.CountingCloser{}
-		var released atomic.Bool
-		var wg sync.WaitGroup
-		wg.Add(4)
-		go func() {
-			defer wg.Done()
-			if x.CloseOnCancel(cl) {
-				released.Store(x.ReleaseClose(cl))
-			} else {
-				released.Store(true) // never registered: never closed
-			}
-		}()
-		go func() { defer wg.Done(); <-x.Done() }()
-		go func() {
-			defer wg.Done()
-			child, cancel := context.WithCancel(x)
-			defer cancel()
-			<-child.Done()
-		}()
-		go func() { defer wg.Done(); cancelStream(st) }()
-		wg.Wait()
-		if closed := cl.N.Load() == 1; closed == released.Load() {
-			t.Fatalf("closed %v, released %v: want exactly one", closed, released.Load())
-		}
-	}
+		return &st.ctx, func() { cancelStream(st) }
+	})
 }

@@ -419,6 +419,7 @@ func (c *conn) serveRequests(first bool) {
 		c.rctx, c.stdCancel = nil, nil // an idle connection keeps nothing of the request
 		c.mu.Unlock()
 		w.finish()
+		w.releaseHeader()
 		if c.clientGone || !w.shouldReuseConnection() {
 			if w.requestBodyLimitHit || w.closedRequestBodyEarly() {
 				c.closeWriteAndWait()

@@ -53,7 +53,10 @@ type response struct {
 	// map afterwards; only trailers are read from it at the end).
 	cwHeader http.Header
 
-	calledHeader    bool // the handler called Header before WriteHeader
+	calledHeader bool // the handler called Header before WriteHeader
+	// pooledHeader: handlerHeader came from the server's pool (Header),
+	// and goes back to it once the response is finished (releaseHeader).
+	pooledHeader    bool
 	wroteHeader     bool // WriteHeader called (logically written)
 	headerSent      bool // the head is in the connection's buffer
 	direct          bool // the head was written at WriteHeader; body writes skip pre
@@ -103,7 +106,7 @@ var (
 
 func (w *response) Header() http.Header {
 	if w.handlerHeader == nil {
-		w.handlerHeader = make(http.Header)
+		w.handlerHeader, w.pooledHeader = w.c.srv.getHeader(), true
 	}
 	if w.cwHeader == nil && w.wroteHeader && !w.headerSent {
 		// Between logically writing the head and physically writing it:
@@ -125,6 +128,38 @@ func (w *response) AdoptHeader(h http.Header) bool {
 	w.handlerHeader = h
 	w.calledHeader = true
 	return true
+}
+
+// EmptyHeader returns the response's header map, the one Header returns,
+// for a proxy to read its upstream response's fields into, when nothing
+// is in it yet and the head is unwritten: a pooled map, so that handing a
+// response over costs no map at all (AdoptHeader's counterpart for a
+// response the proxy parses itself). It returns nil otherwise. The proxy
+// must empty the map again if it does not use it for its response.
+func (w *response) EmptyHeader() http.Header {
+	if w.wroteHeader || w.handlerDone {
+		return nil
+	}
+	if h := w.Header(); len(h) == 0 {
+		return h
+	}
+	return nil
+}
+
+// releaseHeader gives the response's header map back to the server's
+// pool, once the handler has returned normally and the response is
+// written: the handler may no longer use its ResponseWriter, the map
+// included (net/http's contract). A map grown past maxPooledFields, or
+// one the handler handed over (AdoptHeader), is left to the collector.
+func (w *response) releaseHeader() {
+	h := w.handlerHeader
+	w.handlerHeader = nil
+	if !w.pooledHeader || len(h) > maxPooledFields {
+		return
+	}
+	w.pooledHeader = false
+	clear(h)
+	w.c.srv.headers.Put(h)
 }
 
 func (w *response) WriteHeader(code int) {

@@ -42,6 +42,23 @@ var scripts = map[string]http.HandlerFunc{
 		_, _ = w.Write([]byte("hello"))
 		h.Set("X-After", "ignored")
 	},
+	// A proxy reading its upstream's fields straight into the
+	// response's own map (EmptyHeader); under net/http, through Header.
+	"lent": func(w http.ResponseWriter, r *http.Request) {
+		var h http.Header
+		if l, ok := w.(interface{ EmptyHeader() http.Header }); ok {
+			h = l.EmptyHeader()
+		} else {
+			h = w.Header()
+		}
+		h["Content-Type"] = []string{"text/plain"}
+		h["Content-Length"] = []string{"5"}
+		h["X-Up"] = []string{"1", "2"}
+		h.Set("X-Request-Id", "abc")
+		w.WriteHeader(200)
+		_, _ = w.Write([]byte("hello"))
+		h.Set("X-After", "ignored")
+	},
 	// Too late to adopt once Header was called: the map the handler
 	// already holds stays the response's.
 	"adopt-refused": func(w http.ResponseWriter, r *http.Request) {

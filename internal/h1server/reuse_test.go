@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -134,4 +136,121 @@ func serveHeads(t *testing.T, reuse bool, heads []string) (seen []seenRequest, r
 	mu.Lock()
 	defer mu.Unlock()
 	return seen, replaced
+}
+
+// TestPooledResponseHeaderCarriesNothingOver: response header maps go
+// back to the server's pool once their response is written (Header,
+// releaseHeader), so that a proxy's response costs no map (EmptyHeader).
+// Nothing of one response, header or trailer, may show in a later one,
+// on the same connection or another, whatever the handler did with its
+// map: fields set after WriteHeader, trailers, a map grown past
+// maxPooledFields, one handed over (AdoptHeader), a panic.
+func TestPooledResponseHeaderCarriesNothingOver(t *testing.T) {
+	t.Parallel()
+	h := func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		if n%5 == 4 {
+			// The proxy's use: fields read straight into the lent map.
+			lent := w.(interface{ EmptyHeader() http.Header }).EmptyHeader()
+			if lent == nil || len(lent) != 0 {
+				panic(fmt.Sprintf("EmptyHeader gave %v for a fresh response", lent))
+			}
+			lent.Set("X-Lent", strconv.Itoa(n))
+			if w.(interface{ EmptyHeader() http.Header }).EmptyHeader() != nil {
+				panic("EmptyHeader lent a map that has fields")
+			}
+		}
+		if n%5 == 3 {
+			w.(interface{ AdoptHeader(http.Header) bool }).AdoptHeader(http.Header{"X-Adopted": {"1"}})
+		}
+		hdr := w.Header()
+		hdr.Set("X-N", strconv.Itoa(n))
+		switch n % 5 {
+		case 1:
+			hdr.Set("Trailer", "X-Odd-Trailer")
+		case 2:
+			for i := range maxPooledFields + 1 {
+				hdr.Set(fmt.Sprintf("X-Many-%d", i), "1")
+			}
+		}
+		if r.URL.Path == "/panic" {
+			hdr.Set("X-Panicked", "1")
+			panic(http.ErrAbortHandler)
+		}
+		w.WriteHeader(http.StatusOK)
+		hdr.Set("X-After-Writeheader", "not sent")
+		_, _ = io.WriteString(w, "body")
+		if n%5 == 1 {
+			hdr.Set("X-Odd-Trailer", "t")
+		}
+		if w.(interface{ EmptyHeader() http.Header }).EmptyHeader() != nil {
+			panic("EmptyHeader lent a map after WriteHeader")
+		}
+	}
+	l := newPairListener()
+	srv := New(&http.Server{Handler: http.HandlerFunc(h), ReadHeaderTimeout: 5 * time.Second}, nil)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	defer func() {
+		srv.Close()
+		<-served
+	}()
+	get := func(br *bufio.Reader, c net.Conn, path string) (*http.Response, error) {
+		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+			return nil, err
+		}
+		resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+		if err != nil {
+			return nil, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp, nil
+	}
+	for conn := range 3 {
+		c := l.dial(t)
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		for i := range 20 {
+			n := conn*20 + i
+			resp, err := get(br, c, "/?n="+strconv.Itoa(n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := http.Header{"X-N": {strconv.Itoa(n)}, "Content-Length": {"4"}}
+			switch n % 5 {
+			case 1:
+				want = http.Header{"X-N": {strconv.Itoa(n)}, "Transfer-Encoding": nil} // Trailer goes to resp.Trailer
+			case 2:
+				for i := range maxPooledFields + 1 {
+					want.Set(fmt.Sprintf("X-Many-%d", i), "1")
+				}
+			case 3:
+				want.Set("X-Adopted", "1")
+			case 4:
+				want.Set("X-Lent", strconv.Itoa(n))
+			}
+			got := resp.Header.Clone()
+			delete(got, "Date")
+			delete(got, "Content-Type")
+			if _, chunked := want["Transfer-Encoding"]; chunked {
+				delete(want, "Transfer-Encoding")
+				want.Del("Content-Length")
+			}
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("response %d: header (-want +got):\n%s", n, d)
+			}
+			if wantT := map[bool]string{true: "t", false: ""}[n%5 == 1]; resp.Trailer.Get("X-Odd-Trailer") != wantT {
+				t.Errorf("response %d: trailer %v", n, resp.Trailer)
+			}
+		}
+		if conn == 1 {
+			// A panicking handler's map is not pooled: the connection
+			// ends, and the next one's responses carry nothing of it.
+			if _, err := get(br, c, "/panic?n=0"); err == nil {
+				t.Error("a response came from a handler that panicked")
+			}
+		}
+		c.Close()
+	}
 }

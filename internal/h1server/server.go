@@ -144,6 +144,21 @@ type Server struct {
 	beforePark func(*conn)
 
 	readers, writers, pres sync.Pool
+	// headers holds response header maps (http.Header) between responses
+	// (response.Header, releaseHeader).
+	headers sync.Pool
+}
+
+// maxPooledFields: a response header map that held more fields than this
+// is not kept for another response (clear keeps a map's size).
+const maxPooledFields = 32
+
+// getHeader returns an empty response header map, a pooled one if any.
+func (s *Server) getHeader() http.Header {
+	if h, ok := s.headers.Get().(http.Header); ok {
+		return h
+	}
+	return make(http.Header)
 }
 
 // sweepInterval is how often handlers are checked for running long: one

@@ -201,6 +201,23 @@ func (rw *responseWriter) AdoptHeader(h http.Header) bool {
 	return true
 }
 
+// EmptyHeader returns the response's header map, the one Header returns,
+// for a proxy to read its upstream response's fields into, when nothing
+// is in it yet and the header is unwritten: a pooled map, so that handing
+// a response over costs no map at all (AdoptHeader's counterpart for a
+// response the proxy parses itself; h1server's response has the same
+// method). It returns nil otherwise. The proxy must empty the map again
+// if it does not use it for its response.
+func (rw *responseWriter) EmptyHeader() http.Header {
+	if rw.wroteHeader || rw.handlerDone_ {
+		return nil
+	}
+	if h := rw.Header(); len(h) == 0 {
+		return h
+	}
+	return nil
+}
+
 func (rw *responseWriter) WriteHeader(code int) {
 	if rw.handlerDone_ {
 		panic("WriteHeader called after Handler finished")

@@ -122,6 +122,20 @@ func TestRoundTrips(t *testing.T) {
 func TestReusedHeaderMapsCarryNothingOver(t *testing.T) {
 	url, client := newTestServer(t, Config{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		lender := w.(interface{ EmptyHeader() http.Header })
+		if n%3 == 2 {
+			// A proxy's use: its upstream's fields read straight into
+			// the response's own map, which must be empty.
+			lent := lender.EmptyHeader()
+			if lent == nil || len(lent) != 0 {
+				t.Errorf("response %d: EmptyHeader gave %v", n, lent)
+				lent = w.Header()
+			}
+			lent.Set("X-Lent", "1")
+			if lender.EmptyHeader() != nil {
+				t.Errorf("response %d: EmptyHeader lent a map with fields in it", n)
+			}
+		}
 		h := w.Header()
 		h.Set("X-N", strconv.Itoa(n))
 		if n%2 == 1 {
@@ -129,6 +143,9 @@ func TestReusedHeaderMapsCarryNothingOver(t *testing.T) {
 			h.Set("Trailer", "X-Odd-Trailer")
 		}
 		w.WriteHeader(http.StatusOK)
+		if lender.EmptyHeader() != nil {
+			t.Errorf("response %d: EmptyHeader lent a map after WriteHeader", n)
+		}
 		h.Set("X-After-WriteHeader", "not sent") // the snapshot was taken
 		io.WriteString(w, "body")
 		if n%2 == 1 {
@@ -148,6 +165,9 @@ func TestReusedHeaderMapsCarryNothingOver(t *testing.T) {
 		}
 		if _, ok := resp.Header["X-Odd"]; ok != odd {
 			t.Errorf("response %d: X-Odd present %v", n, ok)
+		}
+		if _, ok := resp.Header["X-Lent"]; ok != (n%3 == 2) {
+			t.Errorf("response %d: X-Lent present %v", n, ok)
 		}
 		if _, ok := resp.Header["X-After-Writeheader"]; ok {
 			t.Errorf("response %d: a field set after WriteHeader was sent", n)

@@ -266,6 +266,18 @@ type FieldReserver interface {
 	ReserveFields() int
 }
 
+// A HeaderSupplier is an Informer that supplies the map a final
+// response read whole is read into: a proxy's client response writer's
+// own, pooled with room for a proxied response's fields, so that handing
+// the response to the client costs no map. ResponseHeader returns an
+// empty map, or nil when it has none to give (lb then makes one, with
+// FieldReserver's room). It is asked at most once per response, and only
+// for one the round trip returns, as its Header. A caller that fails the
+// attempt after all must empty the map again.
+type HeaderSupplier interface {
+	ResponseHeader() http.Header
+}
+
 // roundTrip is RoundTrip with a header block written after req.Header,
 // and 1xx responses given to info (nil: to req's httptrace, if any).
 //
@@ -457,6 +469,7 @@ func (c *h1Client) readResponse(pc *h1Conn, req *http.Request, info Informer, ra
 	if r, ok := info.(FieldReserver); ok {
 		reserve = r.ReserveFields()
 	}
+	sup, _ := info.(HeaderSupplier)
 	for n1xx := 0; ; {
 		pc.lr.n = maxResponseHead // each head has the whole bound, as in net/http
 		if _, err := pc.br.Peek(1); err != nil {
@@ -465,7 +478,7 @@ func (c *h1Client) readResponse(pc *h1Conn, req *http.Request, info Informer, ra
 			}
 			return nil, err
 		}
-		resp, simple := readSimpleHead(pc.br, req, &pc.cl, ra, reserve)
+		resp, simple := readSimpleHead(pc.br, req, &pc.cl, ra, reserve, sup)
 		if !simple {
 			var err error
 			if resp, err = http.ReadResponse(pc.br, req); err != nil {

@@ -38,8 +38,10 @@ type respAlloc struct {
 // body is where the Content-Length body reader goes (it lives in the
 // caller's allocation); it is returned as resp.Body when the length is
 // not 0. The response is ra.resp; ra is not used again after ok. The
-// header map has room for reserve fields more (FieldReserver).
-func readSimpleHead(br *bufio.Reader, req *http.Request, body *clBody, ra *respAlloc, reserve int) (resp *http.Response, ok bool) {
+// header map is sup's (HeaderSupplier), asked for only once the response
+// is known to be simple; if sup is nil or gives none, it is made with
+// room for reserve fields more (FieldReserver).
+func readSimpleHead(br *bufio.Reader, req *http.Request, body *clBody, ra *respAlloc, reserve int, sup HeaderSupplier) (resp *http.Response, ok bool) {
 	if req.Method == http.MethodHead || req.Method == http.MethodConnect {
 		return nil, false // no body whatever the fields say
 	}
@@ -135,12 +137,34 @@ func readSimpleHead(br *bufio.Reader, req *http.Request, body *clBody, ra *respA
 			}
 		case "Transfer-Encoding", "Trailer", "Pragma":
 			return nil, false
-		case "Connection", "Keep-Alive", "Proxy-Connection":
+		case "Connection":
+			// "Connection: keep-alive" (nginx, Node.js) stays, as
+			// http.ReadResponse leaves it; "close" is left to
+			// http.ReadResponse, which also removes the field.
+			if httpguts.HeaderValuesContainsToken([]string{value}, "close") {
+				return nil, false
+			}
+			hops++
+		case "Keep-Alive", "Proxy-Connection":
 			hops++
 		}
 		keys[i], vals[i] = key, value
 	}
-	h := make(http.Header, n-hops+reserve)
+	if length < 0 {
+		return nil, false
+	}
+	// Consumed before the map is filled: a supplied map is filled only
+	// for a response that is returned.
+	if _, err := br.Discard(end + 4); err != nil {
+		return nil, false // cannot happen: the bytes are buffered
+	}
+	var h http.Header
+	if sup != nil {
+		h = sup.ResponseHeader()
+	}
+	if h == nil {
+		h = make(http.Header, n-hops+reserve)
+	}
 	for i, key := range keys {
 		if prior, dup := h[key]; dup {
 			h[key] = append(prior, vals[i])
@@ -148,16 +172,7 @@ func readSimpleHead(br *bufio.Reader, req *http.Request, body *clBody, ra *respA
 			h[key] = vals[i : i+1 : i+1]
 		}
 	}
-	// "Connection: keep-alive" (nginx, Node.js) stays, as http.ReadResponse
-	// leaves it; "close" is left to http.ReadResponse, which also removes
-	// the field.
-	if length < 0 || httpguts.HeaderValuesContainsToken(h["Connection"], "close") {
-		return nil, false
-	}
 	status := text[len(proto) : eol-1]
-	if _, err := br.Discard(end + 4); err != nil {
-		return nil, false // cannot happen: the bytes are buffered
-	}
 	resp = &ra.resp
 	*resp = http.Response{
 		Status: status, StatusCode: code,

@@ -17,7 +17,7 @@ func simpleHead(raw, method string) (*http.Response, bool, *bufio.Reader) {
 	_, _ = br.Peek(1)
 	req := &http.Request{Method: method}
 	var cl clBody
-	resp, ok := readSimpleHead(br, req, &cl, new(respAlloc), 4)
+	resp, ok := readSimpleHead(br, req, &cl, new(respAlloc), 4, nil)
 	return resp, ok, br
 }
 

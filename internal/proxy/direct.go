@@ -92,6 +92,11 @@ func isHopHeader(name string) bool {
 // own instead of having it copied field by field (h1server's response).
 type headerAdopter interface{ AdoptHeader(http.Header) bool }
 
+// headerLender is a ResponseWriter that lends its own header map, while
+// it is empty, for an upstream response to be read into (h1server's and
+// h2server's EmptyHeader): no map is made, adopted or copied then.
+type headerLender interface{ EmptyHeader() http.Header }
+
 // skipHeader reports whether k must not cross the hop.
 func skipHeader(k string, named []string) bool {
 	for _, h := range hopHeaders {
@@ -301,11 +306,13 @@ func (e *Engine) sendDirect(st *state, w *respWriter, in *http.Request, ctx cont
 		defer ob.body.Close()
 	}
 	if err != nil {
+		st.takeBack()
 		e.attemptFailed(st, err)
 		return reuse
 	}
 	if err := e.upstreamResponseOf(st, resp); err != nil {
 		resp.Body.Close()
+		st.takeBack() // a retry, or an error response, starts from an empty map
 		e.attemptFailed(st, err)
 		return reuse
 	}
@@ -320,7 +327,10 @@ func (e *Engine) sendDirect(st *state, w *respWriter, in *http.Request, ctx cont
 		}
 	}
 	var dst http.Header
-	if a, ok := w.ResponseWriter.(headerAdopter); ok && a.AdoptHeader(resp.Header) {
+	if st.lent {
+		st.lent = false
+		dst = resp.Header // the writer's own already
+	} else if a, ok := w.ResponseWriter.(headerAdopter); ok && a.AdoptHeader(resp.Header) {
 		dst = resp.Header
 	} else {
 		dst = w.Header()
@@ -375,6 +385,29 @@ func (e *Engine) sendDirect(st *state, w *respWriter, in *http.Request, ctx cont
 		}
 	}
 	return reuse
+}
+
+// ResponseHeader implements lb.HeaderSupplier: the client writer's own
+// header map while it is empty, for the upstream's response to be read
+// straight into (st.lent until the attempt ends).
+func (st *state) ResponseHeader() http.Header {
+	l, ok := st.w.ResponseWriter.(headerLender)
+	if !ok {
+		return nil
+	}
+	h := l.EmptyHeader()
+	st.lent = h != nil
+	return h
+}
+
+// takeBack empties the client writer's header map if the failed
+// attempt's response was read into it: none of that response's fields
+// may reach the client with a retry's response or an error.
+func (st *state) takeBack() {
+	if st.lent {
+		st.lent = false
+		clear(st.w.ResponseWriter.Header())
+	}
 }
 
 // ReserveFields implements lb.FieldReserver: the fields

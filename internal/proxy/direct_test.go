@@ -176,7 +176,7 @@ var directScripts = map[string]string{
 	"empty":     "HTTP/1.1 204 No Content\r\nX-App: e\r\n\r\n",
 	"head":      "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nContent-Type: text/html\r\n\r\n",
 	"no-type":   "HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\n<html>hi</html",
-	"retry-me":  "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy",
+	"retry-me":  "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nX-Attempt: busy\r\n\r\nbusy",
 }
 
 // directYAML is the config of the comparisons: routes to the scripted

@@ -175,6 +175,10 @@ type state struct {
 	n1xx        int                     // passed on
 	over1xx     bool                    // the upstream sent more than lb.Max1xx
 	stopAttempt context.CancelCauseFunc // cancels a ReverseProxy attempt (too1xx)
+	// lent: the current direct attempt's response was read into the
+	// client writer's own header map (ResponseHeader); it is emptied
+	// again if the attempt fails (takeBack).
+	lent bool
 
 	// tracing, when on
 	span    trace.Span      // server span

@@ -959,6 +959,65 @@ routes:
 	}
 }
 
+// lendingWriter is discardWriter that lends its header map, while it is
+// empty, for the upstream's response to be read into (EmptyHeader), as
+// h1server and h2server do.
+type lendingWriter struct{ discardWriter }
+
+func (l *lendingWriter) EmptyHeader() http.Header {
+	if len(l.h) != 0 {
+		return nil
+	}
+	return l.h
+}
+
+// A writer that lends its header map gets the upstream's fields read
+// straight into it: no map is made for the response, and the proxy's own
+// fields and a route's edits land in the same map.
+func TestLentResponseHeaderCostsNoMap(t *testing.T) {
+	if raceOn {
+		t.Skip("sync.Pool drops items at random under the race detector")
+	}
+	doc, err := config.Parse("b.yaml", []byte(`
+upstreams: { app: { targets: ["127.0.0.1:9"] } }
+routes:
+  - name: flow
+    match: { path_prefix: /flow }
+    upstream: app
+    response_headers: { set: { Cache-Control: no-store } }
+`), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, _ := compile.Compile(doc, runtime.NewRegistry(nil, nil), 1)
+	inMemoryUpstreamsAnswering(snap, []byte("HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Mon, 07 Dec 2026 05:00:00 GMT\r\n"+
+		"Content-Type: text/plain\r\nContent-Length: 100\r\nConnection: keep-alive\r\nETag: \"abc\"\r\n"+
+		"Last-Modified: Mon, 07 Dec 2026 04:00:00 GMT\r\n\r\n"+strings.Repeat("x", 100)))
+	var h runtime.Holder
+	h.Store(snap)
+	e := New(Options{Holder: &h})
+	req := httptest.NewRequest("GET", "http://gate.example/flow/board/7", nil)
+	req = req.WithContext(ConnContextKeepingDeadlines(req.Context(), &cannedConn{}))
+	w := lendingWriter{discardWriter{h: make(http.Header, 16)}}
+	serve := func() {
+		clear(w.h)
+		w.status, w.n = 0, 0
+		e.ServeHTTP(&w, req)
+	}
+	serve()
+	if w.status != http.StatusOK || w.n != 100 || len(w.h) != 11 || w.h.Get("Cache-Control") != "no-store" ||
+		w.h.Get("Etag") != `"abc"` || w.h["Connection"] != nil {
+		t.Fatalf("got %d with %d bytes and header %v, not the upstream's 200 with the proxy's fields", w.status, w.n, w.h)
+	}
+	// TestAdoptedResponseHeaderHasRoomForTheProxysFields' 7 less the
+	// header map (4): the request id and its header value (1), the
+	// upstream response's text (1) and the rest of it (1).
+	const want = 3
+	if got := testing.AllocsPerRun(200, serve); got > want {
+		t.Errorf("a proxied GET whose writer lends its header map allocates %v times, want at most %d", got, want)
+	}
+}
+
 // TestEngineProxyAllocations pins the allocations of a plain proxied GET
 // through the engine and the synchronous upstream client (in-memory
 // upstream, as BenchmarkEngineServeHTTP/bare), so they cannot silently

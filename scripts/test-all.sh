@@ -56,7 +56,7 @@ go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 10s ./internal/config/
 go test -run '^$' -fuzz '^FuzzH1NextResponseIsItsOwn$' -fuzztime 10s ./internal/lb/
 go test -run '^$' -fuzz '^FuzzSimpleHeadMatchesReadResponse$' -fuzztime 10s ./internal/lb/
 go test -run '^$' -fuzz '^FuzzParseHeadMatchesNetHTTP$' -fuzztime 10s ./internal/h1server/
-go test -run '^$' -fuzz '^FuzzParseTargetMatchesNetURL$' -fuzztime 10s ./internal/h1server/
+go test -run '^$' -fuzz '^FuzzParseTargetMatchesNetURL$' -fuzztime 10s ./internal/httpsyntax/
 go test -run '^$' -fuzz '^FuzzValidFieldValue$' -fuzztime 10s ./internal/httpsyntax/
 go test -run '^$' -fuzz '^FuzzServerMatchesNetHTTP$' -fuzztime 10s ./internal/h1server/
 go test -run '^$' -fuzz '^FuzzFramingMatchesNetHTTP$' -fuzztime 10s ./internal/h1guard/

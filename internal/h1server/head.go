@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"golang.org/x/net/http/httpguts"
 
@@ -199,7 +198,7 @@ func parseHead(head []byte, req *http.Request, parts *reqParts, h http.Header) (
 
 	s := string(head)
 	target := s[targetStart:targetEnd]
-	if !parseTarget(target, &parts.url) {
+	if !httpsyntax.ParseTarget(target, &parts.url) {
 		return false
 	}
 	var trailer http.Header
@@ -298,40 +297,6 @@ type reqParts struct {
 	vals [16]string
 	te   [1]string // TransferEncoding, when chunked
 }
-
-// parseTarget sets *u to what url.ParseRequestURI makes of target, an
-// origin-form target of bytes 0x21-0x7e, and reports false when that
-// refuses it. The common target, whose path has nothing to unescape and
-// nothing net/url would escape again, is read here in place: its Path is
-// the path as it is, RawPath empty, RawQuery what follows the first "?",
-// and ForceQuery set for a lone "?" at the end, as net/url's parse does
-// (FuzzParseTargetMatchesNetURL). Anything else goes through
-// url.ParseRequestURI, at the cost of its allocation.
-func parseTarget(target string, u *url.URL) bool {
-	path, query, hasQuery := strings.Cut(target, "?")
-	for i := 0; i < len(path); i++ {
-		if !pathTable[path[i]] {
-			pu, err := url.ParseRequestURI(target)
-			if err != nil {
-				return false
-			}
-			*u = *pu
-			return true
-		}
-	}
-	*u = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
-	return true
-}
-
-// pathTable holds the bytes net/url leaves as they are in a path, both
-// ways (unescape and escape with its encodePath mode): no "%" to decode,
-// nothing to encode, so the path is its own Path and needs no RawPath.
-var pathTable = func() (t [256]bool) {
-	for _, c := range "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~$&+,/:;=@" {
-		t[c] = true
-	}
-	return t
-}()
 
 // canonicalKey returns s[start:end] in textproto's canonical form (first
 // letter and every letter after "-" upper case, the rest lower case): the

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"net/textproto"
-	"net/url"
 	"strings"
 	"testing"
 
@@ -246,59 +245,4 @@ func BenchmarkParseHead(b *testing.B) {
 			}
 		})
 	}
-}
-
-// checkTarget fails t if parseTarget and url.ParseRequestURI disagree on
-// target: one refuses what the other takes, or the URLs differ in any
-// field.
-func checkTarget(t *testing.T, target string) {
-	t.Helper()
-	var got url.URL
-	ok := parseTarget(target, &got)
-	want, err := url.ParseRequestURI(target)
-	if ok != (err == nil) {
-		t.Fatalf("%q: parseTarget took it: %v; url.ParseRequestURI: %v", target, ok, err)
-	}
-	if ok {
-		if d := cmp.Diff(*want, got); d != "" {
-			t.Fatalf("%q: URL differs from url.ParseRequestURI's (-want +got):\n%s", target, d)
-		}
-	}
-}
-
-func TestParseTargetMatchesNetURL(t *testing.T) {
-	t.Parallel()
-	for _, target := range []string{
-		"/", "/x", "/kline/api/candles?symbol=BTC", "/a?", "/a??", "/a?b?", "/?", "/??",
-		"//x", "///x", "/a;b=c,d:e@f$g&h+i~j_k.l-m", "/a/../b/./c", "/a#f", "/a?b#f",
-		"/a%2Fb", "/%7e", "/%zz", "/a%", "/a|b", "/a{b}", "/a\"b", "/a<b>", "/a^b", "/a`b",
-		"/a[b]", "/a!b", "/a'b", "/a(b)", "/a*b", "/a\\b", "/x?%zz", "/x?a=1&b=%20;c",
-	} {
-		checkTarget(t, target)
-	}
-	// Every byte a taken target may hold, alone in a path and in a query.
-	for c := byte(0x21); c < 0x7f; c++ {
-		checkTarget(t, "/a"+string(c)+"b")
-		checkTarget(t, "/a?"+string(c))
-	}
-}
-
-// FuzzParseTargetMatchesNetURL: parseTarget makes what
-// url.ParseRequestURI makes of every origin-form target parseHead may
-// pass it (bytes 0x21-0x7e, a leading "/").
-func FuzzParseTargetMatchesNetURL(f *testing.F) {
-	for _, s := range []string{"/x", "/a?", "/a??b", "//x?y", "/%7e;p?x#f", "/a|b?c"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		if !strings.HasPrefix(s, "/") {
-			return
-		}
-		for i := 0; i < len(s); i++ {
-			if s[i] <= 0x20 || s[i] >= 0x7f {
-				return
-			}
-		}
-		checkTarget(t, s)
-	})
 }

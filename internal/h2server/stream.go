@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
+
+	"gatehouse/internal/httpsyntax"
 )
 
 // stream is one request and its response. Its fields are guarded by
@@ -26,6 +28,7 @@ type stream struct {
 	cond   sync.Cond    // on c.mu: broadcast when body data arrives or the stream ends
 	ctx    streamCtx    // the request's context; st.cancelLocked cancels it, and closes closer
 	reqv   http.Request // the request (st.req points here)
+	url    url.URL      // the request's URL (reqv.URL points here)
 	closer io.Closer    // guarded by c.mu: ctx's CloseOnCancel
 
 	remoteClosed bool // END_STREAM received (or reset)
@@ -226,10 +229,12 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request,
 		if path[0] != '/' && path != "*" {
 			return nil, nil, protoErr
 		}
-		var err error
-		if u, err = url.ParseRequestURI(path); err != nil {
+		// What url.ParseRequestURI makes of it, in the stream's own
+		// URL: no allocation for the common path.
+		if !httpsyntax.ParseTarget(path, &st.url) {
 			return nil, nil, protoErr
 		}
+		u = &st.url
 		requestURI = path
 	}
 

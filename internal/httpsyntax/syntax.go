@@ -1,7 +1,8 @@
 // Package httpsyntax holds the byte-level checks of HTTP/1.1 syntax that
 // more than one of Gatehouse's parsers and writers make on the request
-// path (internal/h1guard, internal/h1server, internal/lb, internal/route), each exactly
-// the rule net/http applies, and fast on long input.
+// path (internal/h1guard, internal/h1server, internal/h2server,
+// internal/lb, internal/route), each exactly the rule net/http (or
+// net/url) applies, and fast on long input or without its allocation.
 //
 // Why: a request's header values are its largest part (a bearer token
 // of 600 bytes, a browser's kilobyte of cookies), and each is checked

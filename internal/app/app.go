@@ -463,6 +463,9 @@ func (a *App) publicServer(s config.Server, useTLS bool) *http.Server {
 			ReadHeaderTimeout:    s.ReadHeaderTimeout.D(),
 			WriteTimeout:         s.WriteTimeout.D(),
 			ErrorLog:             srv.ErrorLog,
+			// The engine keeps no request's header map past the
+			// request (see package proxy): the server may reuse it.
+			ReuseRequestHeaders: true,
 		})
 		srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){
 			"h2": func(_ *http.Server, c *tls.Conn, h http.Handler) {

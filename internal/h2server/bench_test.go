@@ -101,7 +101,7 @@ func benchmarkServeGET(b *testing.B, extra ...hpack.HeaderField) {
 		b.Fatal(err)
 	}
 	defer ln.Close()
-	srv := New(Config{})
+	srv := New(Config{ReuseRequestHeaders: true}) // as internal/app configures it
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {

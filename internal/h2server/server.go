@@ -70,6 +70,16 @@ type Config struct {
 	// ErrorLog receives handler panics and protocol events; nil: the
 	// log package's standard logger.
 	ErrorLog *log.Logger
+	// ReuseRequestHeaders: a request's header map goes back to the
+	// server once its handler has returned normally, for another
+	// request's fields. The handler contract is then h1server's with
+	// Server.ReuseRequestHeaders: once ServeHTTP has returned, the
+	// handler, and anything it started or handed the request to, must
+	// not use the map it got as Request.Header (the request, its strings
+	// and value slices may be kept; a map the handler put in
+	// Request.Header is never taken). Off by default, as net/http's
+	// contract is looser; Gatehouse's engine keeps to the stricter one.
+	ReuseRequestHeaders bool
 }
 
 const (
@@ -114,9 +124,28 @@ type Server struct {
 
 	date atomic.Pointer[dateEntry] // the Date field of this second
 
+	// reqHeaders holds request header maps between requests
+	// (Config.ReuseRequestHeaders; takeHeader, stream.keepHeader).
+	reqHeaders sync.Pool
+
 	mu       sync.Mutex // guards the following fields
 	conns    map[*conn]struct{}
 	shutdown bool
+}
+
+// maxReusedFields: a request header map that held more fields than this
+// is not kept for another request (clear keeps a map's size).
+const maxReusedFields = 64
+
+// takeHeader returns an empty map for a request of n fields: a kept one
+// when the server reuses them.
+func (s *Server) takeHeader(n int) http.Header {
+	if s.cfg.ReuseRequestHeaders {
+		if h, ok := s.reqHeaders.Get().(http.Header); ok {
+			return h
+		}
+	}
+	return make(http.Header, n)
 }
 
 // New returns a Server for cfg.

@@ -5,13 +5,19 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"golang.org/x/net/http2"
 )
@@ -345,5 +351,89 @@ func TestAdoptedHeaderIsNotPooled(t *testing.T) {
 		if got := h.Get("X-Up"); got != strconv.Itoa(n) || len(h) != 3 {
 			t.Errorf("response %d: the adopted map changed after the response: %v", n, h)
 		}
+	}
+}
+
+// With ReuseRequestHeaders, a request's header map goes back to the
+// server after its handler returns normally, for another request's
+// fields: every request must see exactly its own fields, nothing of the
+// one before, whatever that handler did (added fields, replaced
+// Request.Header with a map of its own, or panicked), on one connection
+// and across streams running together. Without it, no map is reused.
+func TestReusedRequestHeadersCarryNothingOver(t *testing.T) {
+	for _, reuse := range []bool{true, false} {
+		t.Run(fmt.Sprintf("reuse=%v", reuse), func(t *testing.T) {
+			var mu sync.Mutex
+			var replaced []http.Header
+			maps := map[uintptr]int{} // map identity -> requests that got it
+			url, client := newTestServer(t, Config{ReuseRequestHeaders: reuse}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n := r.URL.Query().Get("n")
+				mu.Lock()
+				maps[reflect.ValueOf(r.Header).Pointer()]++
+				for _, m := range replaced {
+					if reflect.ValueOf(m).Pointer() == reflect.ValueOf(r.Header).Pointer() {
+						t.Errorf("request %s got a map a handler put in Request.Header", n)
+					}
+				}
+				mu.Unlock()
+				// What the client sent, and nothing else.
+				want := http.Header{"X-N": {n}, "Accept-Encoding": {"gzip"}, "User-Agent": {"Go-http-client/2.0"}}
+				if i, _ := strconv.Atoi(n); i%2 == 0 {
+					want["X-Even"] = []string{"1", "2"}
+				}
+				if d := cmp.Diff(want, r.Header); d != "" {
+					t.Errorf("request %s saw a header that is not its own (-want +got):\n%s", n, d)
+				}
+				r.Header["X-Added-By-Handler"] = []string{n}
+				switch {
+				case strings.HasSuffix(r.URL.Path, "/replace"):
+					r.Header = http.Header{"X-Handler-Owned": {n}}
+					mu.Lock()
+					replaced = append(replaced, r.Header)
+					mu.Unlock()
+				case strings.HasSuffix(r.URL.Path, "/panic"):
+					panic(http.ErrAbortHandler)
+				}
+				io.WriteString(w, "ok")
+			}))
+			get := func(i int, path string) {
+				req, _ := http.NewRequest("GET", url+path+"?n="+strconv.Itoa(i), nil)
+				req.Header.Set("X-N", strconv.Itoa(i))
+				if i%2 == 0 {
+					req.Header["X-Even"] = []string{"1", "2"}
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					if path == "/panic" {
+						return
+					}
+					t.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			paths := []string{"/", "/replace", "/", "/panic"}
+			for i := range 40 {
+				get(i, paths[i%len(paths)])
+			}
+			var wg sync.WaitGroup
+			for i := range 40 {
+				wg.Go(func() { get(100+i, paths[i%len(paths)]) })
+			}
+			wg.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+			most := 0
+			for _, n := range maps {
+				most = max(most, n)
+			}
+			if !reuse && most > 1 {
+				t.Errorf("a header map served %d requests without ReuseRequestHeaders", most)
+			}
+			if reuse && most < 2 && !raceOn {
+				t.Errorf("no header map was reused in 80 requests (maps: %d)", len(maps))
+			}
+		})
 	}
 }

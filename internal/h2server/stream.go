@@ -30,6 +30,10 @@ type stream struct {
 	reqv   http.Request // the request (st.req points here)
 	url    url.URL      // the request's URL (reqv.URL points here)
 	closer io.Closer    // guarded by c.mu: ctx's CloseOnCancel
+	// header is the map the request's fields went into, whatever the
+	// handler does with Request.Header: the only one given back for
+	// reuse (keepHeader).
+	header http.Header
 
 	remoteClosed bool // END_STREAM received (or reset)
 	localClosed  bool // END_STREAM sent (or reset)
@@ -163,7 +167,8 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request,
 	}
 
 	regular := f.RegularFields()
-	header := make(http.Header, len(regular))
+	header := c.srv.takeHeader(len(regular))
+	st.header = header
 	// One array holds every field's first value, as textproto's reader
 	// does: a slice each would be an allocation per field. Capped at
 	// one, a slice that gets a second value is copied by append, never
@@ -482,6 +487,7 @@ func (c *conn) runHandler(st *stream) {
 			}
 		} else {
 			rw.handlerDone()
+			st.keepHeader()
 		}
 		rw.release()
 		c.handlerFinished(st)
@@ -492,6 +498,19 @@ func (c *conn) runHandler(st *stream) {
 		c.h.ServeHTTP(rw, st.req)
 	}
 	didPanic = false
+}
+
+// keepHeader gives the request's header map back to the server, after
+// a handler that returned normally, when it reuses them
+// (Config.ReuseRequestHeaders).
+func (st *stream) keepHeader() {
+	h := st.header
+	st.header = nil
+	if !st.c.srv.cfg.ReuseRequestHeaders || h == nil || len(h) > maxReusedFields {
+		return
+	}
+	clear(h)
+	st.c.srv.reqHeaders.Put(h)
 }
 
 // handlerStack is the stack a handler goroutine is given before the

@@ -372,7 +372,9 @@ func TestDirectMatchesReverseProxyOverHTTP2(t *testing.T) {
 		g := startGate(t, srv, yaml, false)
 		g.srv.Config.Handler.(*Engine).noDirect = noDirect
 		if ownH2 {
-			h2server.New(h2server.Config{}).Configure(srv.Config)
+			// As internal/app configures it: the engine keeps no
+			// request's header map past the request.
+			h2server.New(h2server.Config{ReuseRequestHeaders: true}).Configure(srv.Config)
 		}
 		srv.StartTLS()
 		t.Cleanup(srv.Close)
@@ -899,6 +901,87 @@ routes:
 				t.Error(err)
 			}
 		}()
+	}
+	wg.Wait()
+	if n := bad.Load(); n != 0 {
+		t.Fatalf("%d upstream requests did not carry exactly their own fields; the first: %s", n, firstBad)
+	}
+	if n := up.count(); n != 4*60 {
+		t.Fatalf("upstream saw %d requests, want %d", n, 4*60)
+	}
+}
+
+// TestH2ReusedHeaderMapsReachNoOtherUpstream is
+// TestH1ReusedHeaderMapsReachNoOtherUpstream over HTTP/2: h2server gives
+// a request's header map back after its handler (ReuseRequestHeaders,
+// as internal/app configures it), and streams run side by side on one
+// connection. Each upstream request carries exactly its own request's
+// fields, none of another's.
+func TestH2ReusedHeaderMapsReachNoOtherUpstream(t *testing.T) {
+	t.Parallel()
+	h2Case := func(c, i int) http.Header {
+		_, want := reuseCase(c, i)
+		if cookies := want["Cookie"]; cookies != nil {
+			want["Cookie"] = []string{strings.Join(cookies, "; ")} // as HTTP/2 servers join them
+		}
+		return want
+	}
+	var bad atomic.Int64
+	var badMu sync.Mutex
+	var firstBad string
+	up := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		var c, i int
+		if _, err := fmt.Sscanf(r.URL.Path, "/flow/%d/%d", &c, &i); err != nil {
+			bad.Add(1)
+			return
+		}
+		want := h2Case(c, i)
+		got := http.Header{}
+		for _, k := range reuseCaseKeys {
+			if vv := r.Header[k]; vv != nil {
+				got[k] = vv
+			}
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			if bad.Add(1) == 1 {
+				badMu.Lock()
+				firstBad = fmt.Sprintf("%s (-want +got):\n%s", r.URL.Path, d)
+				badMu.Unlock()
+			}
+		}
+		_, _ = io.WriteString(w, want.Get("X-Tag"))
+	})
+	srv := httptest.NewUnstartedServer(nil)
+	srv.EnableHTTP2 = true
+	startGate(t, srv, fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: flow, match: { path_prefix: /flow }, upstream: app }
+`, hostport(up.Server)), false)
+	h2server.New(h2server.Config{ReuseRequestHeaders: true}).Configure(srv.Config)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	client := srv.Client()
+	var wg sync.WaitGroup
+	for c := range 4 {
+		wg.Go(func() {
+			for i := range 60 {
+				req, _ := http.NewRequest("GET", fmt.Sprintf("%s/flow/%d/%d", srv.URL, c, i), nil)
+				for k, vv := range h2Case(c, i) {
+					req.Header[k] = vv
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.ProtoMajor != 2 || string(b) != fmt.Sprintf("%d-%d", c, i) {
+					t.Errorf("request %d-%d: %s %q", c, i, resp.Proto, b)
+				}
+			}
+		})
 	}
 	wg.Wait()
 	if n := bad.Load(); n != 0 {

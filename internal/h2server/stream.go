@@ -34,6 +34,9 @@ type stream struct {
 	// handler does with Request.Header: the only one given back for
 	// reuse (keepHeader).
 	header http.Header
+	// vals holds the first values of up to len(vals) of the request's
+	// fields: the header's value slices, in the stream's allocation.
+	vals [8]string
 
 	remoteClosed bool // END_STREAM received (or reset)
 	localClosed  bool // END_STREAM sent (or reset)
@@ -173,7 +176,12 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request,
 	// does: a slice each would be an allocation per field. Capped at
 	// one, a slice that gets a second value is copied by append, never
 	// written into its neighbour.
-	vals := make([]string, len(regular))
+	var vals []string
+	if len(regular) <= len(st.vals) {
+		vals = st.vals[:len(regular)]
+	} else {
+		vals = make([]string, len(regular))
+	}
 	for i, hf := range regular {
 		k := c.canonical(hf.Name)
 		if vv, ok := header[k]; ok {

@@ -27,7 +27,7 @@ func compileTLS(c *config.Config, reg *runtime.Registry, snap *runtime.Snapshot)
 	for _, h := range t.PlainHosts {
 		f.Plain = append(f.Plain, strings.ToLower(h))
 	}
-	if *t.HSTS.Enabled && t.HSTS.MaxAge > 0 {
+	if *t.HSTS.Enabled { // max_age 0 too: it tells browsers to forget the host's HSTS
 		v := "max-age=" + strconv.FormatInt(int64(t.HSTS.MaxAge.D().Seconds()), 10)
 		if t.HSTS.IncludeSubdomains {
 			v += "; includeSubDomains"

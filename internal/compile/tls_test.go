@@ -19,6 +19,9 @@ func TestCompileTLSFront(t *testing.T) {
 	}{
 		{"defaults", "", "max-age=31536000", "", true},
 		{"all HSTS options", "hsts: { max_age: 17520h, include_subdomains: true, preload: true }", "max-age=63072000; includeSubDomains; preload", "", true},
+		// RFC 6797 §6.1.1: max-age=0 withdraws HSTS; it is not the default.
+		{"HSTS withdrawn", "hsts: { max_age: 0 }", "max-age=0", "", true},
+		{"HSTS withdrawn, subdomains too", "hsts: { max_age: 0s, include_subdomains: true }", "max-age=0; includeSubDomains", "", true},
 		{"HSTS off, no redirect, other port", `hsts: { enabled: false }, redirect_http: false, listen: ["127.0.0.1:8443"]`, "", "8443", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

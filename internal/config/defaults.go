@@ -428,7 +428,9 @@ func tlsDefaults(doc *Document, t *TLS) {
 		on := true
 		t.HSTS.Enabled = &on
 	}
-	if t.HSTS.MaxAge == 0 {
+	// An explicit 0 is kept: "max-age=0" is how a site withdraws HSTS
+	// (RFC 6797 §6.1.1), not a request for the default.
+	if _, set := doc.pos["server.tls.hsts.max_age"]; !set {
 		t.HSTS.MaxAge = Duration(365 * 24 * time.Hour)
 	}
 	abs := func(p *string) {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -236,5 +237,96 @@ func TestIntrospectionCacheZeroKept(t *testing.T) {
 				t.Errorf("cache_ttl %s, negative_ttl %s; want %s, %s", in.CacheTTL.D(), in.NegativeTTL.D(), tt.wantPos, tt.wantNeg)
 			}
 		})
+	}
+}
+
+// zeroMeans lists the numeric keys where an explicit 0 has a meaning of
+// its own, kept as written. Every other numeric key is tagged `zero`:
+// its absence means its default, and an explicit 0 is refused.
+var zeroMeans = map[string]string{
+	"HSTS.max_age":                  "withdraw HSTS (RFC 6797 §6.1.1)",
+	"Server.max_connections":        "no cap",
+	"Server.max_connections_per_ip": "no cap",
+	"Server.max_body_bytes":         "no limit",
+	"Tracing.sample_ratio":          "sample nothing",
+	"Issuer.leeway":                 "no leeway",
+	"Introspection.cache_ttl":       "never reuse an answer",
+	"Introspection.negative_ttl":    "never reuse an answer",
+	"Auth.cache_size":               "no cache",
+	"Auth.cache_ttl":                "refused by Validate",
+	"RateLimit.concurrency":         "no concurrency limit",
+	"Passive.consecutive_failures":  "no passive ejection",
+	"Passive.max_ejection_percent":  "never eject",
+	"Health.min_healthy_share":      "always ready",
+	"Retries.per_try_timeout":       "only response_header_timeout",
+	"Retries.deadline":              "none beyond the route's timeout",
+	"Retries.buffer_body":           "no body is buffered for a retry",
+	"Discovery.port":                "refused by Validate for A records",
+	"Upstream.slow_start":           "at once",
+	"Route.timeout":                 "no overall limit",
+	"Route.max_body_bytes":          "no limit",
+}
+
+// Issue 14's class, the whole of it: a numeric key whose absence means
+// a default must not take an explicit 0 for that default. Every numeric
+// key is either tagged `zero` (an explicit 0 refused, zeros.golden) or
+// listed in zeroMeans with what its 0 means; a new key fails here until
+// someone decides which.
+func TestEveryNumericKeyDecidesWhatZeroMeans(t *testing.T) {
+	t.Parallel()
+	seen := map[reflect.Type]bool{}
+	var walk func(tp reflect.Type)
+	walk = func(tp reflect.Type) {
+		for tp.Kind() == reflect.Pointer || tp.Kind() == reflect.Slice || tp.Kind() == reflect.Map {
+			tp = tp.Elem()
+		}
+		if tp.Kind() != reflect.Struct || seen[tp] {
+			return
+		}
+		seen[tp] = true
+		for i := range tp.NumField() {
+			f := tp.Field(i)
+			key := f.Tag.Get("yaml")
+			if key == "" {
+				continue
+			}
+			base := f.Type
+			for base.Kind() == reflect.Pointer {
+				base = base.Elem()
+			}
+			switch base.Kind() {
+			case reflect.Int, reflect.Int32, reflect.Int64, reflect.Uint32, reflect.Float64:
+				name := tp.Name() + "." + key
+				_, tagged := f.Tag.Lookup("zero")
+				_, listed := zeroMeans[name]
+				switch {
+				case tagged && listed:
+					t.Errorf("%s: tagged zero and listed in zeroMeans; which is it?", name)
+				case !tagged && !listed:
+					t.Errorf("%s: an explicit 0 neither refused (tag zero) nor given a meaning (zeroMeans)", name)
+				}
+			}
+			walk(f.Type)
+		}
+	}
+	walk(reflect.TypeOf(Config{}))
+}
+
+// An issuer's explicit leeway of 0 is no leeway, not the default 30s.
+func TestIssuerLeewayZeroKept(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		leeway string
+		want   time.Duration
+	}{{"", 30 * time.Second}, {", leeway: 0s", 0}, {", leeway: 5s", 5 * time.Second}} {
+		src := "auth: { issuers: { main: { issuer: https://idp.example, audience: a" + tt.leeway +
+			" } } }\nroutes: [{name: r, respond: {body: hi}}]\n"
+		doc, err := Parse("t.yaml", []byte(src), ".")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := doc.Config.Auth.Issuers["main"].Leeway.D(); got != tt.want {
+			t.Errorf("leeway %q: got %s, want %s", tt.leeway, got, tt.want)
+		}
 	}
 }

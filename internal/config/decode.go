@@ -334,8 +334,18 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			d.fail(k, fp, "%s", msg)
 			continue
 		}
+		before := len(d.errs)
 		d.decode(val, v.Field(idx), fp)
 		nodes[key] = val
+		if hint, ok := t.Field(idx).Tag.Lookup("zero"); ok && len(d.errs) == before && !isNull(val) && v.Field(idx).IsZero() {
+			// A key whose absence means its default: an explicit 0 would
+			// be taken for the default without a word, which is not what
+			// "0" says (no timeout, no retries, no pool).
+			if hint == "" {
+				hint = "leave the key out for its default"
+			}
+			d.fail(val, fp, "must be more than 0 (%s)", hint)
+		}
 	}
 	d.readFiles(v, path, nodes)
 }

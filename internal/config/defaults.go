@@ -138,7 +138,9 @@ func applyDefaults(doc *Document) {
 		if is == nil {
 			continue
 		}
-		if is.Leeway == 0 {
+		// An explicit 0 is kept: no leeway at all, a stricter check the
+		// operator asked for, not a request for the default.
+		if _, set := doc.pos[join(join("auth.issuers", name), "leeway")]; !set {
 			is.Leeway = Duration(30 * time.Second)
 		}
 		if is.RolesClaim == "" {

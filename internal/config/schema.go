@@ -53,16 +53,16 @@ type Server struct {
 	// removed.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// ReadHeaderTimeout bounds reading a request's headers (slowloris). Default 10s.
-	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout" zero:""`
 	// IdleTimeout closes idle client keep-alive connections. Default 120s.
-	IdleTimeout Duration `yaml:"idle_timeout"`
+	IdleTimeout Duration `yaml:"idle_timeout" zero:""`
 	// BodyReadTimeout: the longest wait for the next piece of a request
 	// body (slow POST). Default 30s.
-	BodyReadTimeout Duration `yaml:"body_read_timeout"`
+	BodyReadTimeout Duration `yaml:"body_read_timeout" zero:""`
 	// WriteTimeout: the longest a single write to the client may take
 	// (a client that stops reading). Streams may idle longer between
 	// writes. Default 60s.
-	WriteTimeout Duration `yaml:"write_timeout"`
+	WriteTimeout Duration `yaml:"write_timeout" zero:""`
 	// MaxConnections caps concurrent client connections; more are closed
 	// at accept. Default 10000; 0 means no cap.
 	MaxConnections *int `yaml:"max_connections"`
@@ -72,19 +72,19 @@ type Server struct {
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 	// MaxHeaderBytes caps request line plus headers; more is answered 431.
 	// Default 32KiB (nginx's 4 buffers of 8k).
-	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+	MaxHeaderBytes Size `yaml:"max_header_bytes" zero:""`
 	// MaxHeaderLineBytes caps the request line (more: 414) and each header
 	// line (more: 431), line ending excluded. Default 8KiB, as nginx's
 	// large_client_header_buffers.
-	MaxHeaderLineBytes Size `yaml:"max_header_line_bytes"`
+	MaxHeaderLineBytes Size `yaml:"max_header_line_bytes" zero:""`
 	// MaxHeaderCount caps the number of request header fields; more are
 	// answered 431. Default 100.
-	MaxHeaderCount int `yaml:"max_header_count"`
+	MaxHeaderCount int `yaml:"max_header_count" zero:""`
 	// HTTP2MaxConcurrentStreams caps the requests one HTTP/2 connection may
 	// have in progress; requests beyond it wait, and a client that keeps
 	// opening and resetting streams (rapid reset) is disconnected.
 	// Default 250.
-	HTTP2MaxConcurrentStreams int `yaml:"http2_max_concurrent_streams"`
+	HTTP2MaxConcurrentStreams int `yaml:"http2_max_concurrent_streams" zero:""`
 	// MaxBodyBytes caps request bodies for every route that sets no limit of
 	// its own; more is answered 413. 0 means no limit. Default 100MiB.
 	MaxBodyBytes Size `yaml:"max_body_bytes"`
@@ -99,7 +99,7 @@ type Server struct {
 	// together; false: net/http's. Default true.
 	FastHTTP2 *bool `yaml:"fast_http2"`
 	// ShutdownGrace: how long in-flight requests may run after SIGTERM. Default 30s.
-	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	ShutdownGrace Duration `yaml:"shutdown_grace" zero:""`
 	// SecurityHeaders are added to every response that lacks them. A route's
 	// security_headers override these per header; an empty value removes one.
 	// Default X-Content-Type-Options: nosniff, Referrer-Policy:
@@ -161,16 +161,16 @@ type Upstream struct {
 	// traffic that grows linearly over this window. 0 (default): at once.
 	SlowStart Duration `yaml:"slow_start"`
 	// ConnectTimeout bounds dialing a target. Default 5s.
-	ConnectTimeout Duration `yaml:"connect_timeout"`
+	ConnectTimeout Duration `yaml:"connect_timeout" zero:""`
 	// ResponseHeaderTimeout bounds the wait for response headers once the
 	// request is sent; exceeding it is answered 504. Default 60s.
-	ResponseHeaderTimeout Duration `yaml:"response_header_timeout"`
+	ResponseHeaderTimeout Duration `yaml:"response_header_timeout" zero:""`
 	// IdleConnTimeout closes pooled idle connections. Default 4s, below
 	// Node.js's 5s keep-alive timeout, so Gatehouse never reuses a
 	// connection the app is about to close.
-	IdleConnTimeout Duration `yaml:"idle_conn_timeout"`
+	IdleConnTimeout Duration `yaml:"idle_conn_timeout" zero:""`
 	// MaxIdlePerTarget: pooled idle connections kept per target. Default 256.
-	MaxIdlePerTarget int `yaml:"max_idle_per_target"`
+	MaxIdlePerTarget int `yaml:"max_idle_per_target" zero:""`
 	// Host sent upstream: "preserve" (the client's validated Host, default),
 	// "target" (the target's host:port), or a literal host name.
 	Host string `yaml:"host"`
@@ -184,7 +184,7 @@ type Target struct {
 	// Address: "host:port". A target written as a plain string sets this.
 	Address string `yaml:"address" scalar:"true"`
 	// Weight for weighted balancers and slow start. Default 1.
-	Weight int `yaml:"weight"`
+	Weight int `yaml:"weight" zero:""`
 	// Backup targets take traffic only when no primary target is available.
 	Backup bool `yaml:"backup"`
 }
@@ -199,7 +199,7 @@ type Discovery struct {
 	// Port of the targets, for type A. Required there.
 	Port int `yaml:"port"`
 	// Interval between lookups. Default 30s.
-	Interval Duration `yaml:"interval"`
+	Interval Duration `yaml:"interval" zero:""`
 	// Resolver: a DNS server "host:port" to ask instead of the system's.
 	Resolver string `yaml:"resolver"`
 }
@@ -223,13 +223,13 @@ type ActiveHealth struct {
 	Type string `yaml:"type"`
 	// Interval between checks of one target; each wait is jittered by up
 	// to ±10 %. Default 5s.
-	Interval Duration `yaml:"interval"`
+	Interval Duration `yaml:"interval" zero:""`
 	// Timeout of one check. Default 2s.
-	Timeout Duration `yaml:"timeout"`
+	Timeout Duration `yaml:"timeout" zero:""`
 	// Rise: consecutive passes that mark a target up. Default 2.
-	Rise int `yaml:"rise"`
+	Rise int `yaml:"rise" zero:""`
 	// Fall: consecutive failures that mark a target down. Default 3.
-	Fall int `yaml:"fall"`
+	Fall int `yaml:"fall" zero:""`
 	// HTTP checks: method (default GET), path (default /), Host header
 	// (default the target address), accepted statuses (default
 	// ["200-399"]) and a body substring (default none).
@@ -247,7 +247,7 @@ type Passive struct {
 	ConsecutiveFailures *int `yaml:"consecutive_failures"`
 	// EjectionTime is the first ejection's length; each further ejection
 	// doubles it, up to 10 times. Default 30s.
-	EjectionTime Duration `yaml:"ejection_time"`
+	EjectionTime Duration `yaml:"ejection_time" zero:""`
 	// MaxEjectionPercent caps the share of targets ejected at once, so a
 	// bad deploy cannot empty a pool by itself. Default 50.
 	MaxEjectionPercent *int `yaml:"max_ejection_percent"`
@@ -257,7 +257,7 @@ type Passive struct {
 type Retries struct {
 	// Attempts is the most attempts per request, the first included.
 	// Default 3 (two retries); 1 turns retries off.
-	Attempts int `yaml:"attempts"`
+	Attempts int `yaml:"attempts" zero:"attempts counts the first try: 1 means no retries"`
 	// PerTryTimeout bounds each attempt until response headers arrive;
 	// exceeding it is a retryable timeout. Default 0 (only
 	// response_header_timeout applies).
@@ -366,10 +366,10 @@ type ACME struct {
 	Challenges []string `yaml:"challenges"`
 	// RenewalWindowRatio: renew when this share of a certificate's
 	// lifetime is left. Default 1/3.
-	RenewalWindowRatio float64 `yaml:"renewal_window_ratio"`
+	RenewalWindowRatio float64 `yaml:"renewal_window_ratio" zero:""`
 	// RenewCheckInterval: how often certificates are checked for renewal.
 	// Default 10m.
-	RenewCheckInterval Duration `yaml:"renew_check_interval"`
+	RenewCheckInterval Duration `yaml:"renew_check_interval" zero:""`
 }
 
 // Route is one entry of the route table: a match and exactly one action.
@@ -440,13 +440,13 @@ type RateLimit struct {
 	Concurrency int `yaml:"concurrency"`
 	// Burst: requests allowed at once. Default: one second's worth, at
 	// least 1.
-	Burst int `yaml:"burst"`
+	Burst int `yaml:"burst" zero:""`
 	// IPv6Prefix groups IPv6 clients by this prefix length. Default 64.
-	IPv6Prefix int `yaml:"ipv6_prefix"`
+	IPv6Prefix int `yaml:"ipv6_prefix" zero:""`
 	// Mode: enforce (default) or soft (log and count, never refuse).
 	Mode string `yaml:"mode"`
 	// MaxKeys bounds the keys held in memory. Default 100000.
-	MaxKeys int `yaml:"max_keys"`
+	MaxKeys int `yaml:"max_keys" zero:""`
 	// Store: memory (this instance, default) or redis (shared by every
 	// instance using the same Redis).
 	Store string `yaml:"store"`
@@ -468,7 +468,7 @@ type Redis struct {
 	// PasswordFile: a file holding the password, instead of password.
 	PasswordFile string `yaml:"password_file" file:"password"`
 	// Timeout bounds each call; a slower Redis counts as down. Default 100ms.
-	Timeout Duration `yaml:"timeout"`
+	Timeout Duration `yaml:"timeout" zero:""`
 	// ClusterNodes: seed nodes (host:port) of a Redis Cluster; the URL
 	// then gives only the credentials and TLS.
 	ClusterNodes []string `yaml:"cluster_nodes"`
@@ -523,7 +523,7 @@ type IdentityAssertion struct {
 	// Audience: the JWT's aud. Default none.
 	Audience string `yaml:"audience"`
 	// TTL: the JWT's lifetime; one is signed per token per TTL/2. Default 60s.
-	TTL Duration `yaml:"ttl"`
+	TTL Duration `yaml:"ttl" zero:""`
 	// KeyFile: a PEM private key, EC P-256 (ES256) or Ed25519 (EdDSA),
 	// shared by instances that must publish the same JWKS. Default: a key
 	// made at startup (each process its own; it changes on restart).
@@ -590,20 +590,20 @@ type Login struct {
 	PostLogoutRedirectURL string `yaml:"post_logout_redirect_url"`
 	// RefreshMargin: refresh the access token this long before it expires
 	// (never more than half its lifetime). Default 60s.
-	RefreshMargin Duration `yaml:"refresh_margin"`
+	RefreshMargin Duration `yaml:"refresh_margin" zero:""`
 	// MaxLifetime bounds a session from login, whatever refreshes happen.
 	// Default 24h.
-	MaxLifetime Duration `yaml:"max_lifetime"`
+	MaxLifetime Duration `yaml:"max_lifetime" zero:""`
 	// FlowTimeout: how long a started login may take. Default 10m.
-	FlowTimeout Duration `yaml:"flow_timeout"`
+	FlowTimeout Duration `yaml:"flow_timeout" zero:""`
 	// Store: memory (default; this instance's sessions) or redis (shared
 	// by every instance on the top-level redis).
 	Store string `yaml:"store"`
 	// MaxSessions bounds the memory store. Default 100000.
-	MaxSessions int `yaml:"max_sessions"`
+	MaxSessions int `yaml:"max_sessions" zero:""`
 	// Timeout of one request to the issuer's token, revocation or
 	// metadata endpoint. Default 5s.
-	Timeout Duration `yaml:"timeout"`
+	Timeout Duration `yaml:"timeout" zero:""`
 }
 
 // IdentityHeaders are header names; empty turns one off.
@@ -629,7 +629,7 @@ type Issuer struct {
 	Algorithms []string `yaml:"algorithms"`
 	// Type required in the token header (RFC 9068: at+jwt). Default none.
 	Type string `yaml:"type"`
-	// Leeway for exp, nbf and iat. Default 30s.
+	// Leeway for exp, nbf and iat. Default 30s; 0: none.
 	Leeway Duration `yaml:"leeway"`
 	// RolesClaim is the dotted path of the roles claim. Default "roles".
 	RolesClaim string `yaml:"roles_claim"`
@@ -637,10 +637,10 @@ type Issuer struct {
 	// array. Default "scope".
 	ScopeClaim string `yaml:"scope_claim"`
 	// RefreshInterval refreshes the keys in the background. Default 10m.
-	RefreshInterval Duration `yaml:"refresh_interval"`
+	RefreshInterval Duration `yaml:"refresh_interval" zero:""`
 	// KeyCooldown: least time between key fetches caused by unknown kids.
 	// Default 30s.
-	KeyCooldown Duration `yaml:"key_cooldown"`
+	KeyCooldown Duration `yaml:"key_cooldown" zero:""`
 	// Introspection verifies opaque (non-JWT) tokens with the issuer
 	// (RFC 7662). Off unless set.
 	Introspection *Introspection `yaml:"introspection"`
@@ -663,7 +663,7 @@ type Introspection struct {
 	// never reused.
 	NegativeTTL Duration `yaml:"negative_ttl"`
 	// Timeout of one introspection request. Default 2s.
-	Timeout Duration `yaml:"timeout"`
+	Timeout Duration `yaml:"timeout" zero:""`
 }
 
 // RouteAuth is a route's policy.
@@ -753,13 +753,13 @@ type Redirect struct {
 	// To: the target URL. "{uri}" is replaced by the request's path and query.
 	To string `yaml:"to"`
 	// Status: 301, 302, 303, 307 or 308. Default 308.
-	Status int `yaml:"status"`
+	Status int `yaml:"status" zero:""`
 }
 
 // Respond answers directly.
 type Respond struct {
 	// Status code. Default 200.
-	Status int `yaml:"status"`
+	Status int `yaml:"status" zero:""`
 	// Body text.
 	Body string `yaml:"body"`
 	// ContentType of the body. Default "text/plain; charset=utf-8".

@@ -91,6 +91,12 @@
 // with its read buffer). TestReusedHeaderMapCarriesNothingOver (here) and
 // TestH1ReusedHeaderMapsReachNoOtherUpstream (internal/proxy) hold it to
 // that.
+//
+// Response header maps are reused whatever the option: net/http's
+// contract already forbids using a ResponseWriter, its header map
+// included, once ServeHTTP has returned. A map goes back to the server's
+// pool after a handler that returned normally, once its response is
+// written (TestPooledResponseHeaderCarriesNothingOver).
 package h1server
 
 import (

@@ -853,6 +853,57 @@ func reuseCase(c, i int) (head string, upstreamWants http.Header) {
 // compares.
 var reuseCaseKeys = []string{"X-Tag", "X-F0", "X-F1", "X-F2", "X-F3", "X-F4", "X-F5", "Authorization", "Cookie", "X-Hop"}
 
+// reuseChecker is an upstream that checks that each request of
+// reuseCase (c, i) carries exactly want(c, i) of reuseCaseKeys and the
+// query q=<tag>, and answers with the tag.
+type reuseChecker struct {
+	up       *recorder
+	bad      atomic.Int64
+	mu       sync.Mutex
+	firstBad string
+}
+
+func newReuseChecker(t *testing.T, want func(c, i int) http.Header) *reuseChecker {
+	rc := &reuseChecker{}
+	rc.up = newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		var c, i int
+		if _, err := fmt.Sscanf(r.URL.Path, "/flow/%d/%d", &c, &i); err != nil {
+			rc.bad.Add(1)
+			return
+		}
+		want := want(c, i)
+		got := http.Header{}
+		for _, k := range reuseCaseKeys {
+			if vv := r.Header[k]; vv != nil {
+				got[k] = vv
+			}
+		}
+		if d := cmp.Diff(want, got); d != "" || r.URL.RawQuery != "q="+want.Get("X-Tag") {
+			if rc.bad.Add(1) == 1 {
+				rc.mu.Lock()
+				rc.firstBad = fmt.Sprintf("%s?%s (-want +got):\n%s", r.URL.Path, r.URL.RawQuery, d)
+				rc.mu.Unlock()
+			}
+		}
+		_, _ = io.WriteString(w, want.Get("X-Tag"))
+	})
+	return rc
+}
+
+// verify fails t unless the upstream saw n requests, each with exactly
+// its own fields.
+func (rc *reuseChecker) verify(t *testing.T, n int) {
+	t.Helper()
+	if b := rc.bad.Load(); b != 0 {
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		t.Fatalf("%d upstream requests did not carry exactly their own fields; the first: %s", b, rc.firstBad)
+	}
+	if got := rc.up.count(); got != n {
+		t.Fatalf("upstream saw %d requests, want %d", got, n)
+	}
+}
+
 // TestH1ReusedHeaderMapsReachNoOtherUpstream: h1server reuses a
 // connection's request header map (ReuseRequestHeaders, as on the plain
 // listeners). Requests with differing fields, one after the other and
@@ -861,54 +912,26 @@ var reuseCaseKeys = []string{"X-Tag", "X-F0", "X-F1", "X-F2", "X-F3", "X-F4", "X
 // own request's fields, none of another's.
 func TestH1ReusedHeaderMapsReachNoOtherUpstream(t *testing.T) {
 	t.Parallel()
-	var bad atomic.Int64
-	var badMu sync.Mutex
-	var firstBad string
-	up := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
-		var c, i int
-		if _, err := fmt.Sscanf(r.URL.Path, "/flow/%d/%d", &c, &i); err != nil {
-			bad.Add(1)
-			return
-		}
+	rc := newReuseChecker(t, func(c, i int) http.Header {
 		_, want := reuseCase(c, i)
-		got := http.Header{}
-		for _, k := range reuseCaseKeys {
-			if vv := r.Header[k]; vv != nil {
-				got[k] = vv
-			}
-		}
-		if d := cmp.Diff(want, got); d != "" || r.URL.RawQuery != "q="+want.Get("X-Tag") {
-			if bad.Add(1) == 1 {
-				badMu.Lock()
-				firstBad = fmt.Sprintf("%s?%s (-want +got):\n%s", r.URL.Path, r.URL.RawQuery, d)
-				badMu.Unlock()
-			}
-		}
-		_, _ = io.WriteString(w, want.Get("X-Tag"))
+		return want
 	})
 	g := newH1Gate(t, fmt.Sprintf(`
 upstreams: { app: { targets: [%q] } }
 routes:
   - { name: flow, match: { path_prefix: /flow }, upstream: app }
-`, hostport(up.Server)))
+`, hostport(rc.up.Server)))
 	addr := g.srv.Listener.Addr().String()
 	var wg sync.WaitGroup
 	for c := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if err := sendReuseCases(addr, c, 60); err != nil {
 				t.Error(err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	if n := bad.Load(); n != 0 {
-		t.Fatalf("%d upstream requests did not carry exactly their own fields; the first: %s", n, firstBad)
-	}
-	if n := up.count(); n != 4*60 {
-		t.Fatalf("upstream saw %d requests, want %d", n, 4*60)
-	}
+	rc.verify(t, 4*60)
 }
 
 // TestH2ReusedHeaderMapsReachNoOtherUpstream is
@@ -926,38 +949,14 @@ func TestH2ReusedHeaderMapsReachNoOtherUpstream(t *testing.T) {
 		}
 		return want
 	}
-	var bad atomic.Int64
-	var badMu sync.Mutex
-	var firstBad string
-	up := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
-		var c, i int
-		if _, err := fmt.Sscanf(r.URL.Path, "/flow/%d/%d", &c, &i); err != nil {
-			bad.Add(1)
-			return
-		}
-		want := h2Case(c, i)
-		got := http.Header{}
-		for _, k := range reuseCaseKeys {
-			if vv := r.Header[k]; vv != nil {
-				got[k] = vv
-			}
-		}
-		if d := cmp.Diff(want, got); d != "" {
-			if bad.Add(1) == 1 {
-				badMu.Lock()
-				firstBad = fmt.Sprintf("%s (-want +got):\n%s", r.URL.Path, d)
-				badMu.Unlock()
-			}
-		}
-		_, _ = io.WriteString(w, want.Get("X-Tag"))
-	})
+	rc := newReuseChecker(t, h2Case)
 	srv := httptest.NewUnstartedServer(nil)
 	srv.EnableHTTP2 = true
 	startGate(t, srv, fmt.Sprintf(`
 upstreams: { app: { targets: [%q] } }
 routes:
   - { name: flow, match: { path_prefix: /flow }, upstream: app }
-`, hostport(up.Server)), false)
+`, hostport(rc.up.Server)), false)
 	h2server.New(h2server.Config{ReuseRequestHeaders: true}).Configure(srv.Config)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
@@ -966,7 +965,8 @@ routes:
 	for c := range 4 {
 		wg.Go(func() {
 			for i := range 60 {
-				req, _ := http.NewRequest("GET", fmt.Sprintf("%s/flow/%d/%d", srv.URL, c, i), nil)
+				tag := fmt.Sprintf("%d-%d", c, i)
+				req, _ := http.NewRequest("GET", fmt.Sprintf("%s/flow/%d/%d?q=%s", srv.URL, c, i, tag), nil)
 				for k, vv := range h2Case(c, i) {
 					req.Header[k] = vv
 				}
@@ -977,19 +977,14 @@ routes:
 				}
 				b, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
-				if resp.ProtoMajor != 2 || string(b) != fmt.Sprintf("%d-%d", c, i) {
-					t.Errorf("request %d-%d: %s %q", c, i, resp.Proto, b)
+				if resp.ProtoMajor != 2 || string(b) != tag {
+					t.Errorf("request %s: %s %q", tag, resp.Proto, b)
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if n := bad.Load(); n != 0 {
-		t.Fatalf("%d upstream requests did not carry exactly their own fields; the first: %s", n, firstBad)
-	}
-	if n := up.count(); n != 4*60 {
-		t.Fatalf("upstream saw %d requests, want %d", n, 4*60)
-	}
+	rc.verify(t, 4*60)
 }
 
 // sendReuseCases sends n reuseCase requests of connection c on one

@@ -910,12 +910,29 @@ type adoptingWriter struct{ discardWriter }
 
 func (a *adoptingWriter) AdoptHeader(h http.Header) bool { a.h = h; return true }
 
-// A response header a writer adopts gets the proxy's own fields (request
-// id, security headers, a route's edits) in place. Made with room for
-// them, it is allocated once; made for the upstream's fields alone, a
-// map that passes eight entries was copied into a larger one on every
-// response (2 % of the CPU over HTTPS, where HSTS is one more).
-func TestAdoptedResponseHeaderHasRoomForTheProxysFields(t *testing.T) {
+// lendingWriter is discardWriter that lends its header map, while it is
+// empty, for the upstream's response to be read into (EmptyHeader), as
+// h1server and h2server do.
+type lendingWriter struct{ discardWriter }
+
+func (l *lendingWriter) EmptyHeader() http.Header {
+	if len(l.h) != 0 {
+		return nil
+	}
+	return l.h
+}
+
+// A response header handed to the writer gets the proxy's own fields
+// (request id, security headers, a route's edits) in place, with no map
+// made for them:
+//   - adopted (AdoptHeader): the map the client made is the writer's. Made
+//     with room for the proxy's fields, it is allocated once; made for the
+//     upstream's fields alone, a map that passes eight entries was copied
+//     into a larger one on every response (2 % of the CPU over HTTPS,
+//     where HSTS is one more).
+//   - lent (EmptyHeader): the upstream's fields are read straight into the
+//     writer's own map, and no map is made at all.
+func TestHandedOverResponseHeaderCostsNoMapMore(t *testing.T) {
 	if raceOn {
 		t.Skip("sync.Pool drops items at random under the race detector")
 	}
@@ -941,80 +958,36 @@ routes:
 	e := New(Options{Holder: &h})
 	req := httptest.NewRequest("GET", "http://gate.example/flow/board/7", nil)
 	req = req.WithContext(ConnContextKeepingDeadlines(req.Context(), &cannedConn{}))
-	w := adoptingWriter{discardWriter{h: http.Header{}}}
-	serve := func() {
-		w.h = nil
-		w.status, w.n = 0, 0
-		e.ServeHTTP(&w, req)
-	}
-	serve()
-	if w.status != http.StatusOK || w.n != 100 || len(w.h) != 11 || w.h.Get("Cache-Control") != "no-store" {
-		t.Fatalf("got %d with %d bytes and header %v, not the upstream's 200 with the proxy's fields", w.status, w.n, w.h)
-	}
-	// As TestEngineProxyAllocations, with the header map made at its
-	// size at once: a table of groups, not a small map grown into one.
-	const want = 7
-	if got := testing.AllocsPerRun(200, serve); got > want {
-		t.Errorf("a proxied GET whose header the writer adopts allocates %v times, want at most %d", got, want)
-	}
-}
 
-// lendingWriter is discardWriter that lends its header map, while it is
-// empty, for the upstream's response to be read into (EmptyHeader), as
-// h1server and h2server do.
-type lendingWriter struct{ discardWriter }
-
-func (l *lendingWriter) EmptyHeader() http.Header {
-	if len(l.h) != 0 {
-		return nil
-	}
-	return l.h
-}
-
-// A writer that lends its header map gets the upstream's fields read
-// straight into it: no map is made for the response, and the proxy's own
-// fields and a route's edits land in the same map.
-func TestLentResponseHeaderCostsNoMap(t *testing.T) {
-	if raceOn {
-		t.Skip("sync.Pool drops items at random under the race detector")
-	}
-	doc, err := config.Parse("b.yaml", []byte(`
-upstreams: { app: { targets: ["127.0.0.1:9"] } }
-routes:
-  - name: flow
-    match: { path_prefix: /flow }
-    upstream: app
-    response_headers: { set: { Cache-Control: no-store } }
-`), ".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, _ := compile.Compile(doc, runtime.NewRegistry(nil, nil), 1)
-	inMemoryUpstreamsAnswering(snap, []byte("HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Mon, 07 Dec 2026 05:00:00 GMT\r\n"+
-		"Content-Type: text/plain\r\nContent-Length: 100\r\nConnection: keep-alive\r\nETag: \"abc\"\r\n"+
-		"Last-Modified: Mon, 07 Dec 2026 04:00:00 GMT\r\n\r\n"+strings.Repeat("x", 100)))
-	var h runtime.Holder
-	h.Store(snap)
-	e := New(Options{Holder: &h})
-	req := httptest.NewRequest("GET", "http://gate.example/flow/board/7", nil)
-	req = req.WithContext(ConnContextKeepingDeadlines(req.Context(), &cannedConn{}))
-	w := lendingWriter{discardWriter{h: make(http.Header, 16)}}
-	serve := func() {
-		clear(w.h)
-		w.status, w.n = 0, 0
-		e.ServeHTTP(&w, req)
-	}
-	serve()
-	if w.status != http.StatusOK || w.n != 100 || len(w.h) != 11 || w.h.Get("Cache-Control") != "no-store" ||
-		w.h.Get("Etag") != `"abc"` || w.h["Connection"] != nil {
-		t.Fatalf("got %d with %d bytes and header %v, not the upstream's 200 with the proxy's fields", w.status, w.n, w.h)
-	}
-	// TestAdoptedResponseHeaderHasRoomForTheProxysFields' 7 less the
-	// header map (4): the request id and its header value (1), the
-	// upstream response's text (1) and the rest of it (1).
-	const want = 3
-	if got := testing.AllocsPerRun(200, serve); got > want {
-		t.Errorf("a proxied GET whose writer lends its header map allocates %v times, want at most %d", got, want)
+	adopting := &adoptingWriter{}
+	lending := &lendingWriter{discardWriter{h: make(http.Header, 16)}}
+	for _, tc := range []struct {
+		name  string
+		w     http.ResponseWriter
+		d     *discardWriter
+		reset func()
+		// The request id and its header value (1), the upstream
+		// response's text (1) and the rest of it (1), and the map.
+		want float64
+	}{
+		{"adopted", adopting, &adopting.discardWriter, func() { adopting.h = nil }, 7},
+		{"lent", lending, &lending.discardWriter, func() { clear(lending.h) }, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			serve := func() {
+				tc.reset()
+				tc.d.status, tc.d.n = 0, 0
+				e.ServeHTTP(tc.w, req)
+			}
+			serve()
+			if h := tc.d.h; tc.d.status != http.StatusOK || tc.d.n != 100 || len(h) != 11 || h.Get("Cache-Control") != "no-store" ||
+				h.Get("Etag") != `"abc"` || h["Connection"] != nil {
+				t.Fatalf("got %d with %d bytes and header %v, not the upstream's 200 with the proxy's fields", tc.d.status, tc.d.n, h)
+			}
+			if got := testing.AllocsPerRun(200, serve); got > tc.want {
+				t.Errorf("a proxied GET allocates %v times, want at most %v", got, tc.want)
+			}
+		})
 	}
 }
 

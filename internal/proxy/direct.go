@@ -56,9 +56,16 @@ var hopHeaders = [...]string{
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
 }
 
-// clientForwarding are the inbound forwarding headers ReverseProxy drops
-// before Rewrite; setForwarding writes Gatehouse's own.
-var clientForwarding = [...]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
+// isClientForwarding reports whether k is one of the inbound forwarding
+// headers ReverseProxy drops before Rewrite; setForwarding writes
+// Gatehouse's own.
+func isClientForwarding(k string) bool {
+	switch k {
+	case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+		return true
+	}
+	return false
+}
 
 var teTrailers = []string{"trailers"}
 
@@ -196,14 +203,16 @@ func (e *Engine) putOutbound(ob *outbound) {
 func directRequest(in *http.Request, ctx context.Context, ob *outbound) *http.Request {
 	named := connNamed(in.Header["Connection"])
 	h := ob.h
+	// The client's forwarding fields are left out as the fields are
+	// copied, not deleted afterwards: four deletes of keys that are
+	// nearly always absent cost more than the comparisons. (setForwarding
+	// writes all four over them today; leaving them out here keeps a
+	// client's value from an upstream even if it someday writes fewer.)
 	for k, vv := range in.Header {
-		if skipHeader(k, named) {
+		if skipHeader(k, named) || isClientForwarding(k) {
 			continue
 		}
 		h[k] = vv
-	}
-	for _, k := range clientForwarding {
-		delete(h, k)
 	}
 	// Issue golang/go#21096: tell upstreams that care (gRPC) that
 	// trailers are supported.

@@ -171,9 +171,9 @@ const (
 // edits. It may inspect and change r (never its body's position), answer
 // (Responded), or fail with an error that the engine turns into a status.
 // It must not keep r's header map (r.Header) past the request, nor start
-// anything that reads it later: on the plain listeners h1server clears
-// that map and fills it with the connection's next request
-// (h1server.Server.ReuseRequestHeaders). Its strings may be kept.
+// anything that reads it later: h1server (plain listeners) and h2server
+// (HTTP/2 over TLS) clear that map and fill it with another request
+// (their ReuseRequestHeaders). Its strings may be kept.
 type RequestFilter interface {
 	FilterRequest(rc *RequestCtx, w http.ResponseWriter, r *http.Request) (Outcome, error)
 }

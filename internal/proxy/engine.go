@@ -16,9 +16,10 @@
 // The engine keeps nothing of a request's header map past ServeHTTP: the
 // outbound request shares its value slices, never the map (directRequest;
 // ReverseProxy clones it), and no phase starts anything that outlives the
-// request. h1server relies on that to reuse the map for a connection's
-// next request (h1server.Server.ReuseRequestHeaders, which internal/app
-// turns on); request filters and local handlers are held to the same
+// request. h1server and h2server rely on that to reuse the map for
+// another request (h1server.Server.ReuseRequestHeaders and
+// h2server.Config.ReuseRequestHeaders, which internal/app turns on);
+// request filters and local handlers are held to the same
 // (phase.RequestFilter).
 package proxy
 

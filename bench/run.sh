@@ -630,6 +630,18 @@ start_goplain() {  # reference: plain httputil.ReverseProxy (bench/goplain)
   return 0
 }
 
+start_gofloor() {  # floor: the least a Go proxy does per request (bench/gofloor), h1 only
+  if [[ $PROTO == h2 ]]; then SKIPPED[gofloor]="HTTP/1.1 only"; return 1; fi
+  local port; free_port port
+  if ! (cd "$REPO_ROOT" && CGO_ENABLED=0 go build -o "$TMP/gofloor" ./bench/gofloor) >"$TMP/gofloor-build.log" 2>&1; then
+    SKIPPED[gofloor]="go build ./bench/gofloor failed"; return 1
+  fi
+  GOMAXPROCS=1 start_bg gofloor "$PROXY_CPU" "$TMP/gofloor" -listen "127.0.0.1:$port" -upstream "127.0.0.1:$ORIGIN_PORT"
+  PORT[gofloor]=$port PID[gofloor]=$STARTED_PID
+  VERSION[gofloor]="Go $(go env GOVERSION) netpoller, no parsing"
+  return 0
+}
+
 sanity() {      # sanity NAME: 200 and the full body through the proxy (h2: over TLS 1.3 and HTTP/2)
   local name=$1 got want="200 $BODY_BYTES"
   local hdr=()
@@ -652,7 +664,7 @@ sanity() {      # sanity NAME: 200 and the full body through the proxy (h2: over
 
 ACTIVE=()
 for name in $PROXIES; do
-  case $name in nginx|nginx-full|haproxy|caddy|gatehouse|gatehouse-obs|gatehouse-auth|gatehouse-hdr|gatehouse-rl|gatehouse-full|gatehouse-nethttp|gatehouse-base|goplain) ;; *) die "unknown proxy '$name'";; esac
+  case $name in nginx|nginx-full|haproxy|caddy|gatehouse|gatehouse-obs|gatehouse-auth|gatehouse-hdr|gatehouse-rl|gatehouse-full|gatehouse-nethttp|gatehouse-base|goplain|gofloor) ;; *) die "unknown proxy '$name'";; esac
   if ! "start_$name"; then log "SKIP $name: ${SKIPPED[$name]}"; continue; fi
   if ! wait_port "${PORT[$name]}" "${PID[$name]}" "$name"; then
     sed 's/^/[bench]   /' "$TMP/$name.out" | tail -20 >&2

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/split.sh — where a proxy's CPU per request goes, user space against
 # kernel, and how many system calls it makes: Gatehouse (plain: no log,
-# no metrics) and nginx, each in front of the same nginx origin, under the
+# no metrics), nginx and bench/gofloor (the least a Go proxy can do per
+# request), each in front of the same nginx origin, under the
 # same wrk load as bench/run.sh's h1 run (proxy pinned to core 0, wrk and
 # the origin to core 1).
 #
@@ -32,7 +33,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ORIGIN=$(port) GH=$(port) NG=$(port)
+ORIGIN=$(port) GH=$(port) NG=$(port) FL=$(port)
 
 mkdir -p "$TMP/origin/logs" "$TMP/nginx/logs"
 origin_conf "$TMP/origin" "$ORIGIN" "$(printf 'x%.0s' $(seq 100))" >"$TMP/origin/nginx.conf"
@@ -66,7 +67,11 @@ PIDS+=($NGMASTER)
 GOMAXPROCS=1 taskset -c 0 "$BIN" run -c "$TMP/gatehouse.yaml" >"$TMP/gatehouse.log" 2>&1 &
 GHPID=$!
 PIDS+=($GHPID)
-for p in $GH $NG; do
+CGO_ENABLED=0 go build -o "$TMP/gofloor" ./bench/gofloor
+GOMAXPROCS=1 taskset -c 0 "$TMP/gofloor" -listen "127.0.0.1:$FL" -upstream "127.0.0.1:$ORIGIN" >"$TMP/gofloor.log" 2>&1 &
+FLPID=$!
+PIDS+=($FLPID)
+for p in $GH $NG $FL; do
   for _ in $(seq 100); do
     [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p/check" || true) == 200 ]] && break
     sleep 0.1
@@ -89,7 +94,7 @@ measure() {
 echo "| round | proxy | requests | user µs/req | sys µs/req | total |"
 echo "|--:|---|--:|--:|--:|--:|"
 for r in $(seq "$ROUNDS"); do
-  for p in "gatehouse $GH $GHPID" "nginx $NG $NGPID"; do
+  for p in "gatehouse $GH $GHPID" "nginx $NG $NGPID" "gofloor $FL $FLPID"; do
     # shellcheck disable=SC2086
     measure $p | awk -v r="$r" '{printf "| %s | %s | %s | %.2f | %.2f | %.2f |\n", r, $1, $2, $3, $4, $3+$4}'
   done
@@ -98,7 +103,7 @@ done
 if [[ $STRACE == 1 ]]; then
   echo
   echo "System calls per request (strace -c, a 4 s wrk run each):"
-  for p in "gatehouse $GH $GHPID" "nginx $NG $NGPID"; do
+  for p in "gatehouse $GH $GHPID" "nginx $NG $NGPID" "gofloor $FL $FLPID"; do
     set -- $p
     strace -c -f -p "$3" -o "$TMP/$1.strace" 2>/dev/null &
     ST=$!

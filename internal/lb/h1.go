@@ -323,7 +323,10 @@ func (c *h1Client) roundTrip(req *http.Request, extra []byte, info Informer) (*h
 			closeBody(body)
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("%w (%v)", ctxErr, err)
+			// Both wrapped: the server may have cancelled the context
+			// because the body failed (a stall, the route timeout), and
+			// the caller tells those apart from a client that left.
+			return nil, fmt.Errorf("%w (%w)", ctxErr, err)
 		}
 		return nil, err
 	}

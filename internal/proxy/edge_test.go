@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -232,6 +233,48 @@ func optionsGate(t *testing.T, yaml string, o Options, fast bool) (string, *sync
 	return srv.Listener.Addr().String(), logs
 }
 
+// TestStalledBodyIsAnsweredNotAcknowledged: a request body that stalls
+// past body_read_timeout is answered 408, and one still arriving at the
+// route timeout 504, with Connection: close, on both HTTP/1.1 servers,
+// whether the body is buffered for retries or streamed to the upstream
+// (chunked, or longer than retries.buffer_body). Regression: a streamed
+// body's stall reached the engine as "context canceled", was taken for
+// a client that had left, and the server's own empty 200 went out: the
+// client was told its POST had succeeded.
+func TestStalledBodyIsAnsweredNotAcknowledged(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, nil)
+	cfg := fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: app, match: { path_prefix: / }, upstream: app }
+  - { name: timed, match: { path_prefix: /timed }, upstream: app, timeout: 300ms }
+`, hostport(up.Server))
+	bodies := []struct{ name, head, part string }{
+		{"buffered", "Content-Length: 1000\r\n", "0123456789"},
+		{"streamed, length", "Content-Length: 100000\r\n", "0123456789"},
+		{"streamed, chunked", "Transfer-Encoding: chunked\r\n", "a\r\n0123456789\r\n"},
+	}
+	for _, fast := range []bool{false, true} {
+		t.Run(fmt.Sprint("fast_http1=", fast), func(t *testing.T) {
+			t.Parallel()
+			// The route's timeout comes before the body's on /timed.
+			addr, logs := optionsGate(t, cfg, Options{BodyReadTimeout: 800 * time.Millisecond, WriteTimeout: time.Minute}, fast)
+			for _, b := range bodies {
+				for _, c := range []struct{ path, want string }{{"/stall", "408"}, {"/timed", "504"}} {
+					t.Run(b.name+" "+c.path, func(t *testing.T) {
+						head := "POST " + c.path + " HTTP/1.1\r\nHost: x\r\n" + b.head + "\r\n"
+						status := answerWithoutBody(t, addr, head, b.part, 10*time.Second, 5*time.Second)
+						if !strings.HasPrefix(status, c.want) {
+							t.Errorf("a %s body stalled on %s: %q, want %s\n%s", b.name, c.path, status, c.want, logs.lines())
+						}
+					})
+				}
+			}
+		})
+	}
+}
+
 // TestRouteTimeoutBoundsTheClient: a route's timeout bounds the whole
 // exchange, the client's side included (issue 14): a body sent slowly is
 // cut at the route timeout, not at body_read_timeout, and a response read
@@ -406,5 +449,38 @@ routes:
 				t.Fatalf("upstream got the PUT under the limit as %+v", put)
 			}
 		})
+	}
+}
+
+// TestClientGoneGetsNoResponse: a request the engine takes for one whose
+// client has left (its context cancelled before an answer) ends with
+// http.ErrAbortHandler and nothing written, so the server closes the
+// connection rather than completing the response with its own empty 200:
+// were the judgement wrong and the client still there, it must not read
+// a success. The access line says 499.
+func TestClientGoneGetsNoResponse(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, nil)
+	g := newGate(t, fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
+`, hostport(up.Server)))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequest("POST", "http://gw.example/x", strings.NewReader("body")).WithContext(ctx)
+	w := httptest.NewRecorder()
+	p := func() (p any) {
+		defer func() { p = recover() }()
+		g.srv.Config.Handler.ServeHTTP(w, req)
+		return nil
+	}()
+	if p != http.ErrAbortHandler { //nolint:errorlint // the panic value itself, as net/http compares it
+		t.Fatalf("handler ended with %v, want a panic with http.ErrAbortHandler", p)
+	}
+	if w.Body.Len() != 0 || len(w.Header()) != 0 {
+		t.Fatalf("a response was begun for a client taken as gone: %v %q", w.Header(), w.Body)
+	}
+	if lines := g.logs.lines(); len(lines) != 1 || lines[0]["status"] != float64(499) {
+		t.Fatalf("access log: %v, want one line with status 499", lines)
 	}
 }

@@ -306,6 +306,11 @@ func (e *Engine) finish(st *state, r *http.Request) {
 		e.inFlight.Dec()
 	}
 	abort := p == http.ErrAbortHandler //nolint:errorlint // see above
+	// A request taken for one whose client left gets no answer at all:
+	// returning without a response would make the server write its own
+	// empty 200, which a client still there (a misjudged cancellation)
+	// would take for success.
+	abort = abort || st.rc.Err != nil && st.rc.Err.Kind == phase.KindClientGone && !st.w.wroteHeader && !st.w.hijacked
 	*st = state{}
 	e.states.Put(st)
 	if abort {

@@ -2,6 +2,7 @@ package lb
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -201,6 +202,9 @@ func (w connWriter) Write(p []byte) (int, error) {
 type headLimit struct {
 	nc net.Conn
 	n  int64
+	// rec, while recording, gets a copy of every byte read (readFull).
+	rec       []byte
+	recording bool
 }
 
 var errHeadTooLarge = errors.New("upstream response head too large")
@@ -217,6 +221,9 @@ func (l *headLimit) Read(p []byte) (int, error) {
 	}
 	n, err := l.nc.Read(p)
 	l.n -= int64(n)
+	if l.recording {
+		l.rec = append(l.rec, p[:n]...)
+	}
 	return n, err
 }
 
@@ -484,7 +491,7 @@ func (c *h1Client) readResponse(pc *h1Conn, req *http.Request, info Informer, ra
 		resp, simple := readSimpleHead(pc.br, req, &pc.cl, ra, reserve, sup)
 		if !simple {
 			var err error
-			if resp, err = http.ReadResponse(pc.br, req); err != nil {
+			if resp, err = pc.readFull(req); err != nil {
 				return nil, err
 			}
 		}
@@ -523,6 +530,48 @@ func (c *h1Client) readResponse(pc *h1Conn, req *http.Request, info Informer, ra
 			}
 		}
 	}
+}
+
+// readFull is http.ReadResponse, but for one field: a Connection field
+// that says "close", which ReadResponse deletes whole (net/http's
+// shouldClose), is put back, so that the fields it names are taken out as
+// hop-by-hop (RFC 9110 §7.6.1) and never reach the client. An upstream
+// saying "Connection: close, X-Internal" means X-Internal for the proxy
+// alone. The head's bytes are recorded as they are read: those already
+// buffered, then what ReadResponse reads.
+func (pc *h1Conn) readFull(req *http.Request) (*http.Response, error) {
+	buffered, _ := pc.br.Peek(pc.br.Buffered())
+	pc.lr.rec = append(pc.lr.rec[:0], buffered...)
+	pc.lr.recording = true
+	resp, err := http.ReadResponse(pc.br, req)
+	pc.lr.recording = false
+	rec := pc.lr.rec
+	if cap(rec) > 64<<10 {
+		pc.lr.rec = nil // no large head kept for the connection's life
+	}
+	if err != nil {
+		return nil, err
+	}
+	if resp.Close && resp.ProtoAtLeast(1, 1) && resp.Header["Connection"] == nil {
+		if vv := connectionField(rec); vv != nil {
+			resp.Header["Connection"] = vv
+		}
+	}
+	return resp, nil
+}
+
+// connectionField is the Connection field of the response head at the
+// start of raw, read as http.ReadResponse reads it (textproto), or nil.
+func connectionField(raw []byte) []string {
+	tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(raw)))
+	if _, err := tp.ReadLine(); err != nil {
+		return nil
+	}
+	h, err := tp.ReadMIMEHeader()
+	if err != nil {
+		return nil
+	}
+	return h["Connection"]
 }
 
 // armHeaderDeadline gives pc the response header timeout's deadline. A

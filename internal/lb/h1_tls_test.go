@@ -296,3 +296,42 @@ func BenchmarkRoundTripTLS(b *testing.B) {
 		})
 	}
 }
+
+// TestTLSTransportPathKeepsHopByHopNamesBesideClose: a request the
+// Transport sends (Expect: 100-continue) to a TLS upstream verifies the
+// upstream's certificate with the pool's configuration (the Transport's
+// connections are handshaken by the pool, to record their plaintext), and
+// a Connection field that says "close" beside a name comes back whole,
+// 1xx heads before it or not, where http.ReadResponse deleted it.
+func TestTLSTransportPathKeepsHopByHopNamesBesideClose(t *testing.T) {
+	t.Parallel()
+	for _, resp := range []string{
+		"HTTP/1.1 200 OK\r\nConnection: close, X-Internal\r\nX-Internal: 1\r\nContent-Length: 2\r\n\r\nok",
+		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nConnection: X-Internal\r\nConnection: close\r\nX-Internal: 1\r\nContent-Length: 2\r\n\r\nok",
+	} {
+		u := newTLSUpstream(t, tls.VersionTLS13, func(c *tls.Conn, _ *heldConn) {
+			if _, ok := readHead(bufio.NewReader(c)); ok {
+				io.WriteString(c, resp)
+			}
+		})
+		p := NewPool("app", []*Target{{Addr: u.addr()}}, Settings{TLS: u.client}, nil)
+		req, _ := http.NewRequest("POST", "https://"+u.addr()+"/", strings.NewReader("body"))
+		req.Header.Set("Expect", "100-continue")
+		if p.Direct(req) {
+			t.Fatal("a request with Expect went to the synchronous client")
+		}
+		got, err := p.Send(req, nil)
+		if err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+		b, _ := io.ReadAll(got.Body)
+		got.Body.Close()
+		if string(b) != "ok" || !got.Close {
+			t.Fatalf("%s %q close=%v", got.Status, b, got.Close)
+		}
+		if c := strings.Join(got.Header["Connection"], ", "); !strings.Contains(c, "X-Internal") {
+			t.Errorf("Connection: %q, want it to name X-Internal (upstream sent %q)", c, resp)
+		}
+		p.Close()
+	}
+}

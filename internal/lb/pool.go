@@ -119,9 +119,13 @@ func NewPool(name string, targets []*Target, s Settings, m *metrics.Metrics) *Po
 			return c, err
 		}
 	}
+	p.h1 = newH1Client(dial, s)
+	// Connections that record response heads (transport_head.go).
+	plain, withTLS := recordingDialers(dial, p.h1, s.TLS != nil)
 	p.Transport = &http.Transport{
-		Proxy:       nil, // never an environment proxy
-		DialContext: dial,
+		Proxy:          nil, // never an environment proxy
+		DialContext:    plain,
+		DialTLSContext: withTLS,
 		// Pingora's lesson: net/http's default of 2 idle connections per
 		// host makes most requests under load open a new connection.
 		MaxIdleConns:          0,
@@ -134,9 +138,8 @@ func NewPool(name string, targets []*Target, s Settings, m *metrics.Metrics) *Po
 		DisableCompression: true,
 		WriteBufferSize:    16 << 10,
 		ReadBufferSize:     16 << 10,
-		TLSClientConfig:    s.TLS,
+		TLSClientConfig:    s.TLS, // DialTLSContext's handshake uses it (h1Client.tlsConfig)
 	}
-	p.h1 = newH1Client(dial, s)
 	return p
 }
 
@@ -180,7 +183,7 @@ func (p *Pool) Send(req *http.Request, extra []byte) (*http.Response, error) {
 	if extra != nil {
 		return nil, errors.New("lb: extra header block on a Transport request")
 	}
-	return p.Transport.RoundTrip(req)
+	return p.transportRoundTrip(req)
 }
 
 // SendDirect is Send for a request that is Direct, with its informational

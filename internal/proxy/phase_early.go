@@ -92,6 +92,15 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "invalid method", nil))
 		return false
 	}
+	if r.ProtoMajor >= 2 && (r.Host == "" || !strings.HasPrefix(r.RequestURI, "/")) {
+		// RFC 9113 §8.3.1: an http or https request has an authority
+		// (:authority or Host) and a :path in origin form. h2server
+		// resets such streams itself; net/http's HTTP/2 server (h2c, and
+		// fast_http2: false) passes both through, an absolute :path as
+		// a URL whose host nothing checks.
+		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "malformed HTTP/2 request: no authority, or a :path not in origin form", nil))
+		return false
+	}
 	host, ok := normalizeHost(r.Host)
 	if !ok {
 		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "invalid Host header", nil))

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/net/http/httpguts"
+
 	"gatehouse/internal/lb"
 	"gatehouse/internal/phase"
 	"gatehouse/internal/runtime"
@@ -221,7 +223,11 @@ func setForwarding(st *state, in, out *http.Request) {
 	}
 	h["X-Forwarded-For"] = vals[0:1:1]
 	h["X-Forwarded-Proto"] = vals[1:2:2]
-	h["X-Forwarded-Host"] = vals[2:3:3]
+	if host != "" {
+		h["X-Forwarded-Host"] = vals[2:3:3]
+	} else {
+		delete(h, "X-Forwarded-Host") // no Host to name (HTTP/1.0)
+	}
 	h["X-Forwarded-Port"] = vals[3:4:4]
 	h["Forwarded"] = vals[4:5:5]
 	h["X-Real-Ip"] = vals[6:7:7]
@@ -239,11 +245,26 @@ func forwardedElem(peer, host, proto string) string {
 	if strings.IndexByte(peer, ':') >= 0 {
 		forv = `"[` + peer + `]"`
 	}
+	if host == "" {
+		// An HTTP/1.0 request without Host: a parameter's value is a
+		// token or a quoted string, never empty (RFC 7239 §4).
+		return "for=" + forv + ";proto=" + proto
+	}
 	hostv := host
-	if strings.ContainsAny(host, ":[]") {
-		hostv = strconv.Quote(host)
+	if !isToken(host) {
+		hostv = strconv.Quote(host) // a port's colon, an IPv6 literal, a sub-delim
 	}
 	return "for=" + forv + ";host=" + hostv + ";proto=" + proto
+}
+
+// isToken reports whether s is an RFC 9110 §5.6.2 token.
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !httpguts.IsTokenRune(rune(s[i])) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // bodyFault returns the error for an attempt that failed because the

@@ -1,3 +1,6 @@
+// What crosses each hop: the fields an upstream keeps for itself, the
+// authority and target of an HTTP/2 request, and Forwarded without a Host.
+
 package proxy
 
 import (
@@ -6,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -107,5 +111,70 @@ routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
 				})
 			}
 		})
+	}
+}
+
+// TestMalformedHTTP2RequestsRefused: an HTTP/2 request without an
+// authority (neither :authority nor Host), or with a :path not in origin
+// form, is malformed (RFC 9113 §8.3.1) and never reaches an upstream.
+// h2server resets such streams; net/http's HTTP/2 server (h2c, and
+// fast_http2: false) hands them to the engine, an absolute :path as a
+// URL with a host of its own.
+func TestMalformedHTTP2RequestsRefused(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, nil)
+	g := newGate(t, fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
+`, hostport(up.Server)))
+	for _, c := range []struct{ name, host, target string }{
+		{"no authority", "", "/x"},
+		{"absolute :path", "gw.example", "http://evil.example/x"},
+	} {
+		req := httptest.NewRequest("GET", "http://gw.example/x", nil)
+		req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/2.0", 2, 0
+		req.Host, req.RequestURI = c.host, c.target
+		w := httptest.NewRecorder()
+		g.srv.Config.Handler.ServeHTTP(w, req)
+		if w.Code != http.StatusBadRequest {
+			t.Errorf("%s: status %d, want 400", c.name, w.Code)
+		}
+	}
+	if n := up.count(); n != 0 {
+		t.Fatalf("%d malformed HTTP/2 requests reached the upstream", n)
+	}
+}
+
+// TestForwardedWithoutHost: an HTTP/1.0 request may come without Host.
+// The upstream then gets no X-Forwarded-Host and a Forwarded element
+// without host= (an empty value is not RFC 7239 syntax), on both
+// HTTP/1.1 servers.
+func TestForwardedWithoutHost(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, nil)
+	cfg := fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
+`, hostport(up.Server))
+	for _, fast := range []bool{false, true} {
+		addr, logs := optionsGate(t, cfg, Options{}, fast)
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.WriteString(c, "GET /x HTTP/1.0\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("fast_http1=%v: %v %v\n%v", fast, resp, err, logs.lines())
+		}
+		got := up.last(t)
+		if v, ok := got.Header["X-Forwarded-Host"]; ok {
+			t.Errorf("fast_http1=%v: X-Forwarded-Host: %q sent for a request without Host", fast, v)
+		}
+		if f := got.Header.Get("Forwarded"); f != "for=127.0.0.1;proto=http" {
+			t.Errorf("fast_http1=%v: Forwarded: %q, want for=127.0.0.1;proto=http", fast, f)
+		}
 	}
 }

@@ -154,6 +154,11 @@ func (e *Engine) upstreamRequestOf(st *state, in, out *http.Request) {
 func setPath(u *url.URL, escaped string) {
 	if strings.IndexByte(escaped, '%') < 0 {
 		u.Path, u.RawPath = escaped, ""
+		if strings.ContainsAny(escaped, "!'()*") {
+			// Sub-delimiters url.URL would percent-encode: "f(1).png" is
+			// not "f%281%29.png" to every server (RFC 3986 §2.2, §6.2.2.2).
+			u.RawPath = escaped
+		}
 		return
 	}
 	p, err := url.PathUnescape(escaped)

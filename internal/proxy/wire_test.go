@@ -178,3 +178,49 @@ routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
 		}
 	}
 }
+
+// TestSubDelimsReachTheUpstreamRaw: the sub-delimiters url.URL would
+// percent-encode in a path (! ' ( ) *) reach the upstream as the client
+// sent them, on both HTTP/1.1 servers, on the synchronous client and on
+// the Transport (a request with Expect takes it): an encoded reserved
+// character is a different URI (RFC 3986 §2.2), "f(1).png" not
+// "f%281%29.png". Escapes the client sent stay escapes.
+func TestSubDelimsReachTheUpstreamRaw(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, nil)
+	cfg := fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: app, match: { path_prefix: / }, upstream: app }
+  - { name: java, match: { path_prefix: /java }, upstream: app, allow_path_params: true }
+`, hostport(up.Server))
+	for _, fast := range []bool{false, true} {
+		addr, logs := optionsGate(t, cfg, Options{}, fast)
+		for _, target := range []string{"/a!$&'()*+,=:@b", "/f(1).png", "/java;a=b*c/x", "/x%28y)"} {
+			for _, expect := range []string{"", "Expect: 100-continue\r\nContent-Length: 1\r\n"} {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				method, body := "GET", ""
+				if expect != "" {
+					method, body = "POST", "x"
+				}
+				_, _ = io.WriteString(c, method+" "+target+" HTTP/1.1\r\nHost: x\r\n"+expect+"\r\n"+body)
+				br := bufio.NewReader(c)
+				resp, err := http.ReadResponse(br, nil)
+				for err == nil && resp.StatusCode < 200 { // 100 Continue
+					resp, err = http.ReadResponse(br, nil)
+				}
+				c.Close()
+				if err != nil || resp.StatusCode != 200 {
+					t.Fatalf("fast_http1=%v %s %s: %v %v\n%v", fast, method, target, resp, err, logs.lines())
+				}
+				if got := up.last(t).URI; got != target {
+					t.Errorf("fast_http1=%v %s %s: the upstream got %s", fast, method, target, got)
+				}
+			}
+		}
+	}
+}

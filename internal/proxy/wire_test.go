@@ -46,6 +46,39 @@ func cannedUpstream(t *testing.T, resps map[string]string) string {
 	return ln.Addr().String()
 }
 
+// exchange writes raw on a new connection to addr and reads the
+// responses to it: the informational ones, then the final one with its
+// body read. It fails the test unless the final one is a 200 with body
+// want.
+func exchange(t *testing.T, addr, raw, want string, logs *syncBuffer) (heads []http.Header) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	for {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%q: reading the response: %v\n%v", raw, err, logs.lines())
+		}
+		heads = append(heads, resp.Header)
+		if resp.StatusCode < 200 {
+			continue
+		}
+		b, err := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(b) != want || err != nil {
+			t.Fatalf("%q: %s %q %v, want 200 %q\n%v", raw, resp.Status, b, err, want, logs.lines())
+		}
+		return heads
+	}
+}
+
 // TestHopByHopNamedBesideCloseStayUpstream: the fields an upstream's
 // Connection field names are the proxy's alone (RFC 9110 §7.6.1), also
 // when the same field, or another Connection line, says "close".
@@ -81,32 +114,10 @@ routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
 			addr, logs := optionsGate(t, cfg, Options{}, fast)
 			for _, r := range requests {
 				t.Run(r.name, func(t *testing.T) {
-					c, err := net.Dial("tcp", addr)
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer c.Close()
-					_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-					if _, err := io.WriteString(c, r.req); err != nil {
-						t.Fatal(err)
-					}
-					br := bufio.NewReader(c)
-					for {
-						resp, err := http.ReadResponse(br, nil)
-						if err != nil {
-							t.Fatalf("reading the response: %v\n%v", err, logs.lines())
+					for _, h := range exchange(t, addr, r.req, "ok", logs) {
+						if v := h["X-Internal"]; v != nil {
+							t.Errorf("a field the upstream's Connection named reached the client: X-Internal: %q", v)
 						}
-						if v := resp.Header["X-Internal"]; v != nil {
-							t.Errorf("%s: a field the upstream's Connection named reached the client: X-Internal: %q", resp.Status, v)
-						}
-						if resp.StatusCode < 200 {
-							continue
-						}
-						b, err := io.ReadAll(resp.Body)
-						if resp.StatusCode != 200 || string(b) != "ok" || err != nil {
-							t.Fatalf("%s %q %v, want 200 \"ok\"\n%v", resp.Status, b, err, logs.lines())
-						}
-						break
 					}
 				})
 			}
@@ -158,17 +169,7 @@ routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
 `, hostport(up.Server))
 	for _, fast := range []bool{false, true} {
 		addr, logs := optionsGate(t, cfg, Options{}, fast)
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		_, _ = io.WriteString(c, "GET /x HTTP/1.0\r\n\r\n")
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		c.Close()
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("fast_http1=%v: %v %v\n%v", fast, resp, err, logs.lines())
-		}
+		exchange(t, addr, "GET /x HTTP/1.0\r\n\r\n", "ok", logs)
 		got := up.last(t)
 		if v, ok := got.Header["X-Forwarded-Host"]; ok {
 			t.Errorf("fast_http1=%v: X-Forwarded-Host: %q sent for a request without Host", fast, v)
@@ -198,25 +199,11 @@ routes:
 		addr, logs := optionsGate(t, cfg, Options{}, fast)
 		for _, target := range []string{"/a!$&'()*+,=:@b", "/f(1).png", "/java;a=b*c/x", "/x%28y)"} {
 			for _, expect := range []string{"", "Expect: 100-continue\r\nContent-Length: 1\r\n"} {
-				c, err := net.Dial("tcp", addr)
-				if err != nil {
-					t.Fatal(err)
-				}
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 				method, body := "GET", ""
 				if expect != "" {
 					method, body = "POST", "x"
 				}
-				_, _ = io.WriteString(c, method+" "+target+" HTTP/1.1\r\nHost: x\r\n"+expect+"\r\n"+body)
-				br := bufio.NewReader(c)
-				resp, err := http.ReadResponse(br, nil)
-				for err == nil && resp.StatusCode < 200 { // 100 Continue
-					resp, err = http.ReadResponse(br, nil)
-				}
-				c.Close()
-				if err != nil || resp.StatusCode != 200 {
-					t.Fatalf("fast_http1=%v %s %s: %v %v\n%v", fast, method, target, resp, err, logs.lines())
-				}
+				exchange(t, addr, method+" "+target+" HTTP/1.1\r\nHost: x\r\n"+expect+"\r\n"+body, "ok", logs)
 				if got := up.last(t).URI; got != target {
 					t.Errorf("fast_http1=%v %s %s: the upstream got %s", fast, method, target, got)
 				}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"sync"
+	"sync/atomic"
 )
 
 // http.ReadResponse, under http.Transport as under the synchronous
@@ -23,10 +24,13 @@ import (
 // then nothing until the next start (the body is not copied).
 type headRecorder struct {
 	net.Conn
+	// on: recording, start was called and the final head is not whole
+	// yet. Read looks at it without mu: a body's reads take no lock.
+	on   atomic.Bool
 	mu   sync.Mutex // guards the following fields
-	on   bool       // recording: start was called and the final head is not whole yet
 	rec  []byte     // the heads read since start
 	scan int        // where the next head begins in rec
+	seen int        // rec[scan:seen] has no blank line
 }
 
 // start begins recording the heads of the response to a request about
@@ -36,15 +40,16 @@ func (c *headRecorder) start() {
 	if cap(c.rec) > 64<<10 {
 		c.rec = nil // no large head kept for the connection's life
 	}
-	c.rec, c.scan, c.on = c.rec[:0], 0, true
+	c.rec, c.scan, c.seen = c.rec[:0], 0, 0
+	c.on.Store(true)
 	c.mu.Unlock()
 }
 
 func (c *headRecorder) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 {
+	if n > 0 && c.on.Load() {
 		c.mu.Lock()
-		if c.on {
+		if c.on.Load() {
 			c.rec = append(c.rec, p[:n]...)
 			c.findFinal()
 		}
@@ -56,28 +61,33 @@ func (c *headRecorder) Read(p []byte) (int, error) {
 // findFinal stops recording once rec holds a final (not 1xx) head
 // whole, or more than any head may be. c.mu is held.
 func (c *headRecorder) findFinal() {
-	for c.on {
+	for {
 		head := c.rec[c.scan:]
-		end := headEnd(head)
+		end := headEnd(head, max(c.seen-c.scan-2, 0)) // a blank line may straddle two reads
 		if end < 0 {
+			c.seen = len(c.rec)
 			if len(c.rec) > maxResponseHead {
-				c.on = false
+				c.on.Store(false)
 			}
 			return
 		}
 		// "HTTP/1.1 1xx": informational, another head follows (101 ends it).
 		if len(head) > 12 && head[9] == '1' && !bytes.HasPrefix(head[9:], []byte("101")) {
 			c.scan += end
+			c.seen = c.scan
 			continue
 		}
-		c.on = false
+		c.on.Store(false)
+		return
 	}
 }
 
 // headEnd is the length of the head at the start of b, through its
-// blank line (CRLF CRLF, or bare LFs as textproto takes them), or -1.
-func headEnd(b []byte) int {
-	for i := 0; i < len(b); i++ {
+// blank line (CRLF CRLF, or bare LFs as textproto takes them), or -1;
+// the search for the line feed that begins the blank line starts at
+// from.
+func headEnd(b []byte, from int) int {
+	for i := from; i < len(b); i++ {
 		if b[i] != '\n' {
 			continue
 		}
@@ -96,7 +106,7 @@ func headEnd(b []byte) int {
 func (c *headRecorder) finalConnection() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.on || c.scan >= len(c.rec) {
+	if c.on.Load() || c.scan >= len(c.rec) {
 		return nil
 	}
 	return connectionField(c.rec[c.scan:])

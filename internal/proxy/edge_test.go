@@ -42,6 +42,9 @@ routes:
 		wantURI      string // what the upstream saw; default target
 	}{
 		{name: "plain", target: "/admin/x", want: 200},
+		{name: "absolute form", target: "http://x/admin/x", want: 200, wantURI: "/admin/x"},
+		{name: "absolute form with userinfo", target: "http://user:pw@x/admin/x", want: 400},
+		{name: "absolute form with an empty host", target: "http:///admin/x", want: 400},
 		{name: "fragment", target: "/admin#x", want: 400},
 		{name: "fragment in query", target: "/admin?a=1#x", want: 400},
 		{name: "encoded hash passes", target: "/a%23b", want: 200},

@@ -101,6 +101,13 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "malformed HTTP/2 request: no authority, or a :path not in origin form", nil))
 		return false
 	}
+	if u := r.URL; u.Scheme != "" && (u.Host == "" || u.User != nil) {
+		// An absolute-form target with an empty host is invalid (RFC 9110
+		// §4.2.1), and one with userinfo is refused (§4.2.4): what would
+		// route it is not what it names.
+		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "absolute request target without a host, or with userinfo", nil))
+		return false
+	}
 	host, ok := normalizeHost(r.Host)
 	if !ok {
 		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "invalid Host header", nil))

@@ -366,10 +366,15 @@ func TestReusedRequestHeadersCarryNothingOver(t *testing.T) {
 			var mu sync.Mutex
 			var replaced []http.Header
 			maps := map[uintptr]int{} // map identity -> requests that got it
+			// Every map seen is kept alive: a map collected after its
+			// request could be followed by a new one at the same address,
+			// which would pass for a reused map.
+			var alive []http.Header
 			url, client := newTestServer(t, Config{ReuseRequestHeaders: reuse}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				n := r.URL.Query().Get("n")
 				mu.Lock()
 				maps[reflect.ValueOf(r.Header).Pointer()]++
+				alive = append(alive, r.Header)
 				for _, m := range replaced {
 					if reflect.ValueOf(m).Pointer() == reflect.ValueOf(r.Header).Pointer() {
 						t.Errorf("request %s got a map a handler put in Request.Header", n)

@@ -381,6 +381,7 @@ func (e *Engine) sendDirect(st *state, w *respWriter, in *http.Request, ctx cont
 	}
 	resp.Body.Close()
 	if len(resp.Trailer) > 0 {
+		dropBadTrailers(resp.Trailer)
 		_ = w.FlushError() // the trailer may only be known now
 	}
 	if len(resp.Trailer) == announced {

@@ -60,7 +60,32 @@ func (e *Engine) serveStatic(st *state, w *respWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
+	if rg := r.Header["Range"]; len(rg) > 0 {
+		r.Header["Range"] = []string{zeroSuffixUnsatisfiable(rg[0], fi.Size())}
+	}
 	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+}
+
+// zeroSuffixUnsatisfiable rewrites each suffix range of length zero
+// ("bytes=-0") in a Range value as one that starts at the end of the
+// content. A zero-length suffix is unsatisfiable (RFC 9110 §14.1.2), but
+// http.ServeContent answers it 206 with "Content-Range: bytes
+// 1000-999/1000", which is invalid (§14.4); rewritten, it gets what
+// every other unsatisfiable range gets: ignored beside satisfiable ones,
+// 416 alone.
+func zeroSuffixUnsatisfiable(v string, size int64) string {
+	spec, ok := strings.CutPrefix(v, "bytes=")
+	if !ok || !strings.Contains(spec, "-0") {
+		return v
+	}
+	parts := strings.Split(spec, ",")
+	for i, ra := range parts {
+		t := strings.TrimSpace(ra)
+		if len(t) > 1 && t[0] == '-' && strings.Trim(t[1:], "0") == "" {
+			parts[i] = strconv.FormatInt(size, 10) + "-"
+		}
+	}
+	return "bytes=" + strings.Join(parts, ",")
 }
 
 func openFile(root, name string) (*os.File, os.FileInfo, error) {

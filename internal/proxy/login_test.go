@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/google/go-cmp/cmp"
 
 	"gatehouse/internal/auth/oidc"
 	"gatehouse/internal/devidp"
@@ -34,6 +35,13 @@ func loginGate(t *testing.T) (*httptest.Server, *recorder, *devidp.IdP) {
 			_ = c.Write(r.Context(), websocket.MessageText, []byte("hello"))
 			_, _, _ = c.Read(r.Context()) // until the connection goes
 			return
+		}
+		if r.URL.Path == "/public/cookies" {
+			// An app trying to set Gatehouse's login cookies, beside its own.
+			for _, c := range []string{"gatehouse_session=planted; Path=/; HttpOnly", "app=1; Path=/",
+				"__Host-gatehouse_session=planted; Path=/; Secure", " gatehouse_session_flow_x=planted", "gatehouse_sessions=app-own"} {
+				w.Header().Add("Set-Cookie", c)
+			}
 		}
 		if r.URL.Path != "/admin/events" {
 			_, _ = io.WriteString(w, "ok")
@@ -273,5 +281,25 @@ func TestErrorPageEscapes(t *testing.T) {
 	}
 	if page := string(errorPage(502, "Bad Gateway", "", "r", nil)); strings.Contains(page, "<form") || strings.Contains(page, "logged in") {
 		t.Errorf("no session, yet:\n%s", page)
+	}
+}
+
+// TestUpstreamCannotSetLoginCookies: the login cookies are Gatehouse's
+// alone in responses too. An app's Set-Cookie for the session cookie, its
+// __Host- form or a flow cookie is dropped, so no app can plant a session
+// of its choosing in a browser for every other app (fixation, login CSRF)
+// or end one; its own cookies pass, a name that only begins like the
+// login cookie's included.
+func TestUpstreamCannotSetLoginCookies(t *testing.T) {
+	t.Parallel()
+	gw, _, _ := loginGate(t)
+	resp, err := gw.Client().Get(gw.URL + "/public/cookies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	want := []string{"app=1; Path=/", "gatehouse_sessions=app-own"}
+	if d := cmp.Diff(want, resp.Header["Set-Cookie"]); d != "" {
+		t.Fatalf("Set-Cookie reaching the browser (-want +got):\n%s", d)
 	}
 }

@@ -402,6 +402,33 @@ func stripCookies(h http.Header, base string) {
 	h["Cookie"] = out
 }
 
+// dropOwnSetCookies removes from an upstream's response the Set-Cookie
+// fields that would set one of the login cookies (named base, base_*, and
+// their __Host- forms; oidc.IsOwnCookie).
+func dropOwnSetCookies(h http.Header, base string) {
+	vals := h["Set-Cookie"]
+	var kept []string
+	for i, v := range vals {
+		name, _, _ := strings.Cut(v, "=")
+		if !oidc.IsOwnCookie(base, strings.TrimSpace(name)) {
+			if kept != nil {
+				kept = append(kept, v)
+			}
+			continue
+		}
+		if kept == nil {
+			kept = append(make([]string, 0, len(vals)), vals[:i]...)
+		}
+	}
+	switch {
+	case kept == nil: // none was a login cookie: nothing allocated
+	case len(kept) == 0:
+		delete(h, "Set-Cookie")
+	default:
+		h["Set-Cookie"] = kept
+	}
+}
+
 // clientCert enforces mutual TLS at the HTTP layer, where the Host is
 // known. The handshake verified the certificate (if any) by the settings
 // of the name the connection was made for (SNI); a request whose Host has

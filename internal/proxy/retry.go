@@ -148,7 +148,43 @@ func (e *Engine) attempt(st *state, w *respWriter, r *http.Request, t *lb.Target
 // discarded. Response filters run later, in respWriter.WriteHeader, so
 // local responses get them too.
 func (e *Engine) upstreamResponse(resp *http.Response) error {
-	return e.upstreamResponseOf(stateOf(resp.Request.Context()), resp)
+	if err := e.upstreamResponseOf(stateOf(resp.Request.Context()), resp); err != nil {
+		return err
+	}
+	if resp.ContentLength == -1 && resp.StatusCode != http.StatusSwitchingProtocols {
+		// Trailers come only with chunks; ReverseProxy copies them once
+		// the body is closed, and they are checked then.
+		resp.Body = &trailerCheckedBody{ReadCloser: resp.Body, resp: resp}
+	}
+	return nil
+}
+
+// trailerCheckedBody is a ReverseProxy response's body whose Close drops
+// the trailer fields no sender may send (dropBadTrailers) before
+// ReverseProxy passes the trailer on.
+type trailerCheckedBody struct {
+	io.ReadCloser
+	resp *http.Response
+}
+
+func (b *trailerCheckedBody) Close() error {
+	err := b.ReadCloser.Close()
+	dropBadTrailers(b.resp.Trailer)
+	return err
+}
+
+// dropBadTrailers deletes the trailer fields RFC 9110 §6.5.1 forbids a
+// sender (framing, routing, authentication, content metadata: the ones
+// httpguts.ValidTrailerHeader refuses). An upstream's undeclared
+// trailers reach the client writer under http.TrailerPrefix, which both
+// HTTP/1.1 servers write unchecked; h2server checks them itself, and the
+// declared ones were checked when the response head arrived.
+func dropBadTrailers(t http.Header) {
+	for k := range t {
+		if !httpguts.ValidTrailerHeader(k) {
+			delete(t, k)
+		}
+	}
 }
 
 func (e *Engine) upstreamResponseOf(st *state, resp *http.Response) error {
@@ -180,6 +216,11 @@ func (e *Engine) upstreamResponseOf(st *state, resp *http.Response) error {
 		st.pool.Report(t, lb.Failure)
 	default:
 		st.pool.Report(t, lb.Success)
+	}
+	if base := st.snap.StripCookie; base != "" {
+		// The login cookies are Gatehouse's alone, both ways: no app may
+		// plant or end a session for the others (fixation, login CSRF).
+		dropOwnSetCookies(resp.Header, base)
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		if err := checkSwitch(resp); err != nil {

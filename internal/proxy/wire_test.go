@@ -10,8 +10,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // cannedUpstream answers every request on a connection with the raw
@@ -208,6 +213,118 @@ routes:
 					t.Errorf("fast_http1=%v %s %s: the upstream got %s", fast, method, target, got)
 				}
 			}
+		}
+	}
+}
+
+// TestForbiddenTrailersStayUpstream: trailer fields no sender may send
+// (RFC 9110 §6.5.1: framing, routing, authentication, content metadata)
+// never reach the client, declared or not, on both HTTP/1.1 servers, on
+// the synchronous client and on ReverseProxy (a request with Expect takes
+// it). Regression: an upstream's undeclared trailers went out under
+// http.TrailerPrefix, which both servers write unchecked, Host,
+// Authorization, Content-Length and Transfer-Encoding among them. The
+// fields a trailer may carry still pass.
+func TestForbiddenTrailersStayUpstream(t *testing.T) {
+	t.Parallel()
+	up := cannedUpstream(t, map[string]string{
+		"/t": "HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n2\r\nok\r\n0\r\n" +
+			"X-T: t\r\nHost: evil.example\r\nAuthorization: Bearer x\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n" +
+			"Content-Type: text/evil\r\nX-Undeclared: u\r\n\r\n",
+	})
+	cfg := fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
+`, up)
+	for _, fast := range []bool{false, true} {
+		addr, logs := optionsGate(t, cfg, Options{}, fast)
+		for _, req := range []string{
+			"GET /t HTTP/1.1\r\nHost: x\r\n\r\n",
+			"POST /t HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx",
+		} {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			_, _ = io.WriteString(c, req)
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			for err == nil && resp.StatusCode < 200 {
+				resp, err = http.ReadResponse(br, nil)
+			}
+			if err != nil {
+				t.Fatalf("fast_http1=%v: %v\n%v", fast, err, logs.lines())
+			}
+			b, err := io.ReadAll(resp.Body)
+			c.Close()
+			if string(b) != "ok" || err != nil {
+				t.Fatalf("fast_http1=%v: body %q, %v", fast, b, err)
+			}
+			want := http.Header{"X-T": {"t"}, "X-Undeclared": {"u"}}
+			if d := cmp.Diff(want, resp.Trailer); d != "" {
+				t.Errorf("fast_http1=%v %q: trailer (-want +got):\n%s", fast, strings.Fields(req)[0], d)
+			}
+		}
+	}
+}
+
+// TestNoContentHasNoLength: an upstream's 204 reaches the client without
+// its Content-Length (RFC 9110 §8.6), which HTTP/2 clients (nghttp2,
+// curl) refuse as a protocol error; the HTTP/1.1 servers dropped it, and
+// h2server sent it.
+func TestNoContentHasNoLength(t *testing.T) {
+	t.Parallel()
+	up := cannedUpstream(t, map[string]string{"/": "HTTP/1.1 204 No Content\r\nConnection: close\r\nContent-Length: 50\r\n\r\n"})
+	g := newGate(t, fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
+`, up))
+	w := httptest.NewRecorder()
+	g.srv.Config.Handler.ServeHTTP(w, httptest.NewRequest("GET", "http://gw.example/", nil))
+	if w.Code != http.StatusNoContent {
+		t.Fatalf("status %d, want 204", w.Code)
+	}
+	if v, ok := w.Result().Header["Content-Length"]; ok {
+		t.Fatalf("a 204 went to the client with Content-Length: %q", v)
+	}
+}
+
+// TestStaticZeroSuffixRange: "bytes=-0" asks for the last zero bytes,
+// which no content has (RFC 9110 §14.1.2): alone it is 416 with
+// "Content-Range: bytes */size"; beside a satisfiable range it is
+// ignored. Regression: http.ServeContent answered it 206 with "bytes
+// 10-9/10", an invalid Content-Range (§14.4).
+func TestStaticZeroSuffixRange(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "a.txt"), []byte("0123456789"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := newGate(t, fmt.Sprintf(`
+routes: [{ name: site, match: { path_prefix: / }, static: { root: %q } }]
+`, root))
+	for _, c := range []struct {
+		rng, wantRange, wantBody string
+		want                     int
+	}{
+		{"bytes=-0", "bytes */10", "", 416},
+		{"bytes=-000", "bytes */10", "", 416},
+		{"bytes=-0,2-3", "bytes 2-3/10", "23", 206},
+		{"bytes= -0 , -2", "bytes 8-9/10", "89", 206},
+		{"bytes=-2", "bytes 8-9/10", "89", 206},
+		{"bytes=-10", "bytes 0-9/10", "0123456789", 206},
+	} {
+		req := httptest.NewRequest("GET", "http://gw.example/a.txt", nil)
+		req.Header.Set("Range", c.rng)
+		w := httptest.NewRecorder()
+		g.srv.Config.Handler.ServeHTTP(w, req)
+		got := w.Result()
+		if got.StatusCode != c.want || got.Header.Get("Content-Range") != c.wantRange {
+			t.Errorf("Range: %s: %d %q, want %d %q", c.rng, got.StatusCode, got.Header.Get("Content-Range"), c.want, c.wantRange)
+		}
+		if c.want == 206 && w.Body.String() != c.wantBody {
+			t.Errorf("Range: %s: body %q, want %q", c.rng, w.Body, c.wantBody)
 		}
 	}
 }

@@ -180,6 +180,12 @@ func (w *respWriter) WriteHeader(code int) {
 	if b := st.body; b != nil && !b.done() {
 		h["Connection"] = connClose
 	}
+	if code == http.StatusNoContent {
+		// A 204 has no content, and says no length (RFC 9110 §8.6):
+		// HTTP/2 clients refuse one that does. The HTTP/1.1 servers drop
+		// an upstream's; h2server would send it.
+		delete(h, "Content-Length")
+	}
 	// HSTS on HTTPS responses only (RFC 6797 §7.2); an upstream's own wins.
 	if t := st.snap.TLS; st.rc.TLS && t != nil && t.HSTS != nil {
 		if _, set := h["Strict-Transport-Security"]; !set {

@@ -72,7 +72,7 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 	fields := 0
 	for name, vals := range r.Header {
 		fields += len(vals)
-		if dropInbound(name, vals, rc.PeerTrusted) {
+		if dropInbound(name, vals, rc.PeerTrusted, r.Method) {
 			delete(r.Header, name)
 		}
 	}
@@ -212,8 +212,10 @@ func closeHeader() http.Header { return http.Header{"Connection": closeValue} }
 //     turned the connection into a raw tunnel past routing and auth. A
 //     server may ignore Upgrade (RFC 9110 §7.8): the request goes on as
 //     plain HTTP/1.1, as it would to a server without h2c. WebSocket is
-//     relayed on every proxied route (routes have no setting for it).
-func dropInbound(name string, vals []string, trusted bool) bool {
+//     relayed on every proxied route (routes have no setting for it),
+//     on GET only (RFC 6455 §4.1): on another method its upgrade is
+//     ignored too.
+func dropInbound(name string, vals []string, trusted bool, method string) bool {
 	switch name {
 	case "X-Real-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "X-Client-Ip", "X-Original-Url", "X-Rewrite-Url",
 		"X-Forwarded-Uri", "X-Forwarded-Port", "X-Envoy-Original-Path",
@@ -225,7 +227,7 @@ func dropInbound(name string, vals []string, trusted bool) bool {
 	case "Http2-Settings":
 		return true
 	case "Upgrade":
-		return !isWebSocket(vals)
+		return !isWebSocket(vals) || method != http.MethodGet
 	}
 	return strings.IndexByte(name, '_') >= 0 || strings.HasPrefix(name, "X-Auth-Request-")
 }

@@ -85,7 +85,7 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 		e.startServerSpan(st, r)
 	}
 
-	if !validMethod(r.Method) {
+	if !isToken(r.Method) {
 		// HTTP/1 servers refuse these; Go's HTTP/2 server only refuses
 		// control characters, so ":method: GET /admin" arrives here and
 		// would be written into an upstream request line.
@@ -238,13 +238,14 @@ func isWebSocket(upgrade []string) bool {
 	return len(upgrade) == 1 && strings.EqualFold(upgrade[0], "websocket")
 }
 
-// validMethod: a method is an RFC 9110 token (§9.1, §5.6.2).
-func validMethod(m string) bool {
-	if m == "" {
+// isToken reports whether s is an RFC 9110 token (§5.6.2): what a method
+// is (§9.1), and what a Forwarded parameter may be without quotes.
+func isToken(s string) bool {
+	if s == "" {
 		return false
 	}
-	for i := 0; i < len(m); i++ {
-		if !httpguts.IsTokenRune(rune(m[i])) {
+	for i := 0; i < len(s); i++ {
+		if !httpguts.IsTokenRune(rune(s[i])) {
 			return false
 		}
 	}

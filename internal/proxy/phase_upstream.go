@@ -12,8 +12,6 @@ import (
 	"strings"
 	"syscall"
 
-	"golang.org/x/net/http/httpguts"
-
 	"gatehouse/internal/lb"
 	"gatehouse/internal/phase"
 	"gatehouse/internal/runtime"
@@ -260,16 +258,6 @@ func forwardedElem(peer, host, proto string) string {
 		hostv = strconv.Quote(host) // a port's colon, an IPv6 literal, a sub-delim
 	}
 	return "for=" + forv + ";host=" + hostv + ";proto=" + proto
-}
-
-// isToken reports whether s is an RFC 9110 §5.6.2 token.
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if !httpguts.IsTokenRune(rune(s[i])) {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // bodyFault returns the error for an attempt that failed because the

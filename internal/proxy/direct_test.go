@@ -683,12 +683,18 @@ routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
 }
 
 // oneRouteHolder holds the snapshot of one route to target.
+// oneRoute is a config with one route, every path, to one upstream
+// target (host:port).
+func oneRoute(target string) string {
+	return fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
+`, target)
+}
+
 func oneRouteHolder(t *testing.T, target string) *runtime.Holder {
 	t.Helper()
-	doc, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
-upstreams: { app: { targets: [%q] } }
-routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
-`, target)), t.TempDir())
+	doc, err := config.Parse("test.yaml", []byte(oneRoute(target)), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

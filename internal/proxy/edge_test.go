@@ -464,10 +464,7 @@ routes:
 func TestClientGoneGetsNoResponse(t *testing.T) {
 	t.Parallel()
 	up := newRecorder(t, nil)
-	g := newGate(t, fmt.Sprintf(`
-upstreams: { app: { targets: [%q] } }
-routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
-`, hostport(up.Server)))
+	g := newGate(t, oneRoute(hostport(up.Server)))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	req := httptest.NewRequest("POST", "http://gw.example/x", strings.NewReader("body")).WithContext(ctx)

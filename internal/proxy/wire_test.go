@@ -100,10 +100,7 @@ func TestHopByHopNamedBesideCloseStayUpstream(t *testing.T) {
 		"/lines":   "HTTP/1.1 200 OK\r\nConnection: X-Internal\r\nConnection: close\r\nX-Internal: secret\r\nContent-Length: 2\r\n\r\nok",
 		"/1xx":     "HTTP/1.1 103 Early Hints\r\nConnection: close, X-Internal\r\nX-Internal: secret\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nConnection: close, X-Internal\r\nX-Internal: secret\r\nContent-Length: 2\r\n\r\nok",
 	})
-	cfg := fmt.Sprintf(`
-upstreams: { app: { targets: [%q] } }
-routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
-`, up)
+	cfg := oneRoute(up)
 	requests := []struct{ name, req string }{
 		{"length", "GET /length HTTP/1.1\r\nHost: x\r\n\r\n"},
 		{"chunked", "GET /chunked HTTP/1.1\r\nHost: x\r\n\r\n"},
@@ -139,10 +136,7 @@ routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
 func TestMalformedHTTP2RequestsRefused(t *testing.T) {
 	t.Parallel()
 	up := newRecorder(t, nil)
-	g := newGate(t, fmt.Sprintf(`
-upstreams: { app: { targets: [%q] } }
-routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
-`, hostport(up.Server)))
+	g := newGate(t, oneRoute(hostport(up.Server)))
 	for _, c := range []struct{ name, host, target string }{
 		{"no authority", "", "/x"},
 		{"absolute :path", "gw.example", "http://evil.example/x"},
@@ -168,10 +162,7 @@ routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
 func TestForwardedWithoutHost(t *testing.T) {
 	t.Parallel()
 	up := newRecorder(t, nil)
-	cfg := fmt.Sprintf(`
-upstreams: { app: { targets: [%q] } }
-routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
-`, hostport(up.Server))
+	cfg := oneRoute(hostport(up.Server))
 	for _, fast := range []bool{false, true} {
 		addr, logs := optionsGate(t, cfg, Options{}, fast)
 		exchange(t, addr, "GET /x HTTP/1.0\r\n\r\n", "ok", logs)
@@ -232,10 +223,7 @@ func TestForbiddenTrailersStayUpstream(t *testing.T) {
 			"X-T: t\r\nHost: evil.example\r\nAuthorization: Bearer x\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n" +
 			"Content-Type: text/evil\r\nX-Undeclared: u\r\n\r\n",
 	})
-	cfg := fmt.Sprintf(`
-upstreams: { app: { targets: [%q] } }
-routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
-`, up)
+	cfg := oneRoute(up)
 	for _, fast := range []bool{false, true} {
 		addr, logs := optionsGate(t, cfg, Options{}, fast)
 		for _, req := range []string{
@@ -276,10 +264,7 @@ routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
 func TestNoContentHasNoLength(t *testing.T) {
 	t.Parallel()
 	up := cannedUpstream(t, map[string]string{"/": "HTTP/1.1 204 No Content\r\nConnection: close\r\nContent-Length: 50\r\n\r\n"})
-	g := newGate(t, fmt.Sprintf(`
-upstreams: { app: { targets: [%q] } }
-routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
-`, up))
+	g := newGate(t, oneRoute(up))
 	w := httptest.NewRecorder()
 	g.srv.Config.Handler.ServeHTTP(w, httptest.NewRequest("GET", "http://gw.example/", nil))
 	if w.Code != http.StatusNoContent {
@@ -337,10 +322,7 @@ routes: [{ name: site, match: { path_prefix: / }, static: { root: %q } }]
 func TestWebSocketUpgradeOnGetOnly(t *testing.T) {
 	t.Parallel()
 	up := newRecorder(t, nil)
-	cfg := fmt.Sprintf(`
-upstreams: { app: { targets: [%q] } }
-routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
-`, hostport(up.Server))
+	cfg := oneRoute(hostport(up.Server))
 	for _, fast := range []bool{false, true} {
 		addr, logs := optionsGate(t, cfg, Options{}, fast)
 		exchange(t, addr, "POST /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+

@@ -252,6 +252,14 @@ func TestControlFrameFlood(t *testing.T) {
 	}
 }
 
+// TestWriteTimeout: a client that stops reading, with its windows wide
+// open, holds a handler's writes no longer than WriteTimeout (and a
+// little): the write fails and the connection is closed. h2server is
+// held to it. net/http's server is not: its stream timer resets the
+// stream with a frame that must itself be written, and with the socket
+// full it never is, so whether its handler is freed depends on whether
+// the timer fires before the socket fills (a loaded machine decides);
+// its outcome is logged, not asserted.
 func TestWriteTimeout(t *testing.T) {
 	for _, kind := range servers {
 		t.Run(kind, func(t *testing.T) {
@@ -289,6 +297,14 @@ func TestWriteTimeout(t *testing.T) {
 					t.Errorf("the handler's writes ended after %v, WriteTimeout is %v", d, lim.WriteTimeout)
 				}
 			case <-time.After(lim.WriteTimeout + waitTimeout):
+				if kind == "nethttp" {
+					t.Logf("nethttp: the handler is still writing %v after it began (see above)", lim.WriteTimeout+waitTimeout)
+					c.conn.Close() // frees it
+					if !testutil.WaitFor(waitTimeout, func() bool { return e.inflight.Load() == 0 }) {
+						t.Fatal("the handler has not returned after the client closed")
+					}
+					return
+				}
 				t.Fatalf("the handler is still writing %v after it began", lim.WriteTimeout+waitTimeout)
 			}
 			if !testutil.WaitFor(waitTimeout, func() bool { return e.inflight.Load() == 0 }) {

@@ -202,7 +202,8 @@ func (w connWriter) Write(p []byte) (int, error) {
 type headLimit struct {
 	nc net.Conn
 	n  int64
-	// rec, while recording, gets a copy of every byte read (readFull).
+	// rec, while recording, gets a copy of every byte read (readFull,
+	// which lends it a buffer from headBufs).
 	rec       []byte
 	recording bool
 }
@@ -540,24 +541,34 @@ func (c *h1Client) readResponse(pc *h1Conn, req *http.Request, info Informer, ra
 // alone. The head's bytes are recorded as they are read: those already
 // buffered, then what ReadResponse reads.
 func (pc *h1Conn) readFull(req *http.Request) (*http.Response, error) {
+	bp := headBufs.Get().(*[]byte)
 	buffered, _ := pc.br.Peek(pc.br.Buffered())
-	pc.lr.rec = append(pc.lr.rec[:0], buffered...)
+	pc.lr.rec = append((*bp)[:0], buffered...)
 	pc.lr.recording = true
 	resp, err := http.ReadResponse(pc.br, req)
 	pc.lr.recording = false
 	rec := pc.lr.rec
-	if cap(rec) > 64<<10 {
-		pc.lr.rec = nil // no large head kept for the connection's life
-	}
-	if err != nil {
-		return nil, err
-	}
-	if resp.Close && resp.ProtoAtLeast(1, 1) && resp.Header["Connection"] == nil {
+	pc.lr.rec = nil
+	if err == nil && resp.Close && resp.ProtoAtLeast(1, 1) && resp.Header["Connection"] == nil {
 		if vv := connectionField(rec); vv != nil {
 			resp.Header["Connection"] = vv
 		}
 	}
-	return resp, nil
+	putHeadBuf(bp, rec)
+	return resp, err
+}
+
+// headBufs holds the buffers response heads are recorded in (readFull,
+// headRecorder): a connection keeps none while it idles.
+var headBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+// putHeadBuf returns rec, recorded in *bp's buffer, to headBufs, unless
+// it grew past what is worth keeping.
+func putHeadBuf(bp *[]byte, rec []byte) {
+	if cap(rec) <= 64<<10 {
+		*bp = rec[:0]
+		headBufs.Put(bp)
+	}
 }
 
 // connectionField is the Connection field of the response head at the

@@ -28,7 +28,8 @@ type headRecorder struct {
 	// yet. Read looks at it without mu: a body's reads take no lock.
 	on   atomic.Bool
 	mu   sync.Mutex // guards the following fields
-	rec  []byte     // the heads read since start
+	buf  *[]byte    // from headBufs, between start and release
+	rec  []byte     // the heads read since start, in *buf's array
 	scan int        // where the next head begins in rec
 	seen int        // rec[scan:seen] has no blank line
 }
@@ -37,11 +38,23 @@ type headRecorder struct {
 // to be written on the connection.
 func (c *headRecorder) start() {
 	c.mu.Lock()
-	if cap(c.rec) > 64<<10 {
-		c.rec = nil // no large head kept for the connection's life
+	if c.buf == nil {
+		c.buf = headBufs.Get().(*[]byte)
 	}
-	c.rec, c.scan, c.seen = c.rec[:0], 0, 0
+	c.rec, c.scan, c.seen = (*c.buf)[:0], 0, 0
 	c.on.Store(true)
+	c.mu.Unlock()
+}
+
+// release stops recording and gives the buffer back: an idle connection
+// keeps none.
+func (c *headRecorder) release() {
+	c.mu.Lock()
+	c.on.Store(false)
+	if c.buf != nil {
+		putHeadBuf(c.buf, c.rec)
+		c.buf, c.rec = nil, nil
+	}
 	c.mu.Unlock()
 }
 
@@ -155,13 +168,14 @@ func (p *Pool) transportRoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}}
 	resp, err := p.Transport.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
-	if err != nil {
-		return nil, err
+	if rc == nil {
+		return resp, err
 	}
-	if rc != nil && resp.Close && resp.ProtoAtLeast(1, 1) && resp.Header["Connection"] == nil {
+	if err == nil && resp.Close && resp.ProtoAtLeast(1, 1) && resp.Header["Connection"] == nil {
 		if vv := rc.finalConnection(); vv != nil {
 			resp.Header["Connection"] = vv
 		}
 	}
-	return resp, nil
+	rc.release()
+	return resp, err
 }

@@ -11,9 +11,12 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,7 +51,10 @@ type Options struct {
 	Source  Source
 	Metrics *metrics.Metrics
 	Pprof   bool
-	Version string
+	// AllowedHosts are the hosts a request's Host may name, port aside
+	// (admin.allowed_hosts); "*" or none allows any. Others get 403.
+	AllowedHosts []string
+	Version      string
 	// PID is reported on the status page: after a zero-downtime upgrade
 	// it tells which process answers.
 	PID int
@@ -123,7 +129,40 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("X-Frame-Options", "DENY")
+	if !s.hostAllowed(r.Host) {
+		http.Error(w, "admin: this listener does not answer to that host name (admin.allowed_hosts)", http.StatusForbidden)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// hostAllowed reports whether a request's Host is one the admin listener
+// answers to. A browser always names the host it resolved: a page whose
+// own name resolves to the listener (DNS rebinding) names that, and is
+// refused. A request with no Host (HTTP/1.0) comes from no browser.
+func (s *Server) hostAllowed(hostport string) bool {
+	allowed := s.o.AllowedHosts
+	if len(allowed) == 0 || hostport == "" {
+		return true
+	}
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	} else if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1] // an IPv6 literal without a port
+	}
+	ip, ipErr := netip.ParseAddr(host)
+	for _, a := range allowed {
+		if a == "*" || strings.EqualFold(a, host) {
+			return true
+		}
+		if ipErr == nil {
+			if aip, err := netip.ParseAddr(a); err == nil && aip == ip {
+				return true // the same address written another way
+			}
+		}
+	}
+	return false
 }
 
 // Run samples request totals for the status page until ctx ends.

@@ -83,3 +83,48 @@ func TestStatusReportsPID(t *testing.T) {
 		t.Fatalf("pid %d, want 4242", got.PID)
 	}
 }
+
+// TestHostNamesOutsideAllowedHostsAreRefused: a page whose own name
+// resolves to the admin listener (DNS rebinding) names that host in
+// every request the browser sends; the listener answers it 403 before
+// any handler runs. The port is not compared (a forwarded port keeps
+// the name), nor is case.
+func TestHostNamesOutsideAllowedHostsAreRefused(t *testing.T) {
+	t.Parallel()
+	loopback := []string{"localhost", "127.0.0.1", "::1"}
+	for _, tc := range []struct {
+		allowed []string
+		host    string
+		want    int
+	}{
+		{loopback, "localhost:9901", 200},
+		{loopback, "LocalHost:1234", 200},
+		{loopback, "127.0.0.1:9901", 200},
+		{loopback, "127.0.0.1", 200},
+		{loopback, "[::1]:9901", 200},
+		{loopback, "[::1]", 200},
+		{loopback, "[0:0:0:0:0:0:0:1]:9901", 200},
+		{loopback, "", 200}, // HTTP/1.0 without Host: no browser sends that
+		{loopback, "rebind.example:9901", 403},
+		{loopback, "rebind.example", 403},
+		{loopback, "127.0.0.1.rebind.example:9901", 403},
+		{loopback, "localhost.rebind.example", 403},
+		{loopback, "127.0.0.2:9901", 403},
+		{loopback, "[::2]:9901", 403},
+		{[]string{"gatehouse-admin"}, "gatehouse-admin:9901", 200},
+		{[]string{"gatehouse-admin"}, "localhost:9901", 403},
+		{[]string{"*"}, "rebind.example:9901", 200},
+		{nil, "rebind.example:9901", 200},
+	} {
+		s := New(Options{Source: snapSource{&runtime.Snapshot{}}, AllowedHosts: tc.allowed})
+		for _, path := range []string{"/healthz", "/config"} {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest("GET", path, nil)
+			req.Host = tc.host
+			s.ServeHTTP(rec, req)
+			if got := rec.Code; (got == 403) != (tc.want == 403) {
+				t.Errorf("allowed %q, Host %q, GET %s: %d, want %d", tc.allowed, tc.host, path, got, tc.want)
+			}
+		}
+	}
+}

@@ -116,7 +116,7 @@ func New(doc *config.Document, o Options) (*App, error) {
 			return out
 		})
 	}
-	a.admin = admin.New(admin.Options{Source: a, Metrics: a.metrics, Pprof: doc.Config.Admin.Pprof, Version: o.Version, PID: os.Getpid()})
+	a.admin = admin.New(admin.Options{Source: a, Metrics: a.metrics, Pprof: doc.Config.Admin.Pprof, AllowedHosts: doc.Config.Admin.AllowedHosts, Version: o.Version, PID: os.Getpid()})
 	return a, nil
 }
 
@@ -322,7 +322,7 @@ func (a *App) warnRestartOnly(old, cur *config.Config) {
 		old.Server.MaxHeaderLineBytes != cur.Server.MaxHeaderLineBytes ||
 		old.Server.HTTP2MaxConcurrentStreams != cur.Server.HTTP2MaxConcurrentStreams ||
 		tlsListeners(old) != tlsListeners(cur) ||
-		old.Log != cur.Log || old.Admin != cur.Admin || !reflect.DeepEqual(old.Tracing, cur.Tracing) {
+		old.Log != cur.Log || !reflect.DeepEqual(old.Admin, cur.Admin) || !reflect.DeepEqual(old.Tracing, cur.Tracing) {
 		a.events.Warn("server.listen, server.tls.listen and min_version, the server timeouts, max_header_bytes, max_header_line_bytes, http2_max_concurrent_streams, log, admin and tracing settings change only on restart")
 	}
 }

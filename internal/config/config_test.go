@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -327,6 +328,37 @@ func TestIssuerLeewayZeroKept(t *testing.T) {
 		}
 		if got := doc.Config.Auth.Issuers["main"].Leeway.D(); got != tt.want {
 			t.Errorf("leeway %q: got %s, want %s", tt.leeway, got, tt.want)
+		}
+	}
+}
+
+// TestAdminAllowedHostsDefault: an admin listener on loopback answers
+// only to loopback names unless told otherwise; one listening beyond
+// loopback is reached by names only the operator knows, so any.
+func TestAdminAllowedHostsDefault(t *testing.T) {
+	t.Parallel()
+	loopback := []string{"localhost", "127.0.0.1", "::1"}
+	for _, tc := range []struct {
+		admin string
+		want  []string
+	}{
+		{"", loopback},
+		{"admin: {listen: \"127.0.0.1:9000\"}", loopback},
+		{"admin: {listen: \"127.0.0.5:9000\"}", append(loopback, "127.0.0.5")},
+		{"admin: {listen: \"[::1]:9000\"}", loopback},
+		{"admin: {listen: \"localhost:9000\"}", loopback},
+		{"admin: {listen: \"0.0.0.0:9000\"}", nil},
+		{"admin: {listen: \":9000\"}", nil},
+		{"admin: {listen: \"10.1.2.3:9000\"}", nil},
+		{"admin: {listen: \"127.0.0.1:9000\", allowed_hosts: [gatehouse-admin]}", []string{"gatehouse-admin"}},
+		{"admin: {listen: \":9000\", allowed_hosts: [\"*\"]}", []string{"*"}},
+	} {
+		doc, err := Parse("t.yaml", []byte(tc.admin+"\nroutes: [{name: r, respond: {body: hi}}]\n"), ".")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := doc.Config.Admin.AllowedHosts; !slices.Equal(got, tc.want) {
+			t.Errorf("%s: allowed_hosts %q, want %q", tc.admin, got, tc.want)
 		}
 	}
 }

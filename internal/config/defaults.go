@@ -2,8 +2,10 @@ package config
 
 import (
 	"math"
+	"net"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -211,6 +213,9 @@ func applyDefaults(doc *Document) {
 	}
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = DefaultAdminListen
+	}
+	if len(c.Admin.AllowedHosts) == 0 {
+		c.Admin.AllowedHosts = defaultAdminHosts(c.Admin.Listen)
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
@@ -475,4 +480,21 @@ func tlsDefaults(doc *Document, t *TLS) {
 			a.RenewCheckInterval = Duration(10 * time.Minute)
 		}
 	}
+}
+
+// defaultAdminHosts is admin.allowed_hosts when unset: the loopback names
+// when the admin listener is on loopback (nothing else can reach it, and
+// a browser's DNS-rebinding request names another host); nil (any)
+// otherwise, where scrapers and apps reach it by names only the operator
+// knows.
+func defaultAdminHosts(listen string) []string {
+	h, _, err := net.SplitHostPort(listen)
+	if err != nil || !isLoopbackHost(h) {
+		return nil
+	}
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	if !slices.Contains(hosts, h) {
+		hosts = append(hosts, h)
+	}
+	return hosts
 }

@@ -114,6 +114,13 @@ type Admin struct {
 	Listen string `yaml:"listen"`
 	// Pprof serves Go's /debug/pprof profiles. Default false.
 	Pprof bool `yaml:"pprof"`
+	// AllowedHosts are the host names and IP addresses a request's Host
+	// may name (its port is not compared); "*" allows any. Another host
+	// gets 403, so a web page in a browser on the same machine cannot
+	// read the admin listener through a name of its own that resolves to
+	// it (DNS rebinding). Default: when listen is a loopback address,
+	// localhost, 127.0.0.1, ::1 and listen's own host; otherwise any.
+	AllowedHosts []string `yaml:"allowed_hosts"`
 }
 
 // Tracing configures OpenTelemetry tracing over OTLP/HTTP (Jaeger, Tempo

@@ -51,6 +51,11 @@ func validate(doc *Document) []FieldError {
 			v.add("admin.listen", "must differ from every server.listen address: admin paths are never served on public listeners")
 		}
 	}
+	for i, h := range c.Admin.AllowedHosts {
+		if _, err := netip.ParseAddr(h); err != nil && h != "*" && !dnsNameRe.MatchString(h) {
+			v.add(fmt.Sprintf("admin.allowed_hosts[%d]", i), `expected a host name or IP address without a port (such as localhost, ::1 or gatehouse-admin), or "*", got %q`, h)
+		}
+	}
 	if t := c.Tracing; t.Endpoint != "" {
 		if u, err := url.Parse(t.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			v.add("tracing.endpoint", "expected an http(s) URL such as http://127.0.0.1:4318, got %q", t.Endpoint)

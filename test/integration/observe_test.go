@@ -3,12 +3,15 @@
 package integration
 
 import (
+	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -208,6 +211,57 @@ func TestAdminEndpoints(t *testing.T) {
 	if code, _ := fetch(t, "GET", admin2+"/debug/pprof/"); code != 200 {
 		t.Errorf("pprof enabled: %d", code)
 	}
+}
+
+// A web page that makes its own name resolve to 127.0.0.1 (DNS
+// rebinding) and then fetches the admin listener from the operator's
+// browser sends that name as Host: the loopback admin listener refuses
+// it on every path, and answers the loopback names.
+func TestAdminRefusesRebindingHostNames(t *testing.T) {
+	_, _, _, admin, _ := observed(t, "")
+	addr := strings.TrimPrefix(admin, "http://")
+	_, port, _ := net.SplitHostPort(addr)
+	for _, path := range []string{"/config", "/metrics", "/status.json", "/upstreams", "/", "/healthz"} {
+		for host, want := range map[string]int{
+			"rebind.example:" + port:        403,
+			"rebind.example":                403,
+			"127.0.0.1.nip.example:" + port: 403,
+			"localhost:" + port:             200,
+			"127.0.0.1:" + port:             200,
+			"[::1]:" + port:                 200,
+			"LOCALHOST:1":                   200, // neither port nor case compared
+		} {
+			code, body := rawAdmin(t, addr, "GET "+path+" HTTP/1.1\r\nHost: "+host+"\r\nConnection: close\r\n\r\n")
+			if code != want {
+				t.Errorf("GET %s, Host %s: %d, want %d", path, host, code, want)
+			}
+			if want == 403 && (strings.Contains(body, "upstreams") || strings.Contains(body, "gatehouse_")) {
+				t.Errorf("GET %s, Host %s: refused but shows %.200q", path, host, body)
+			}
+		}
+	}
+}
+
+// rawAdmin writes req on a new connection and returns the response's
+// status and body.
+func rawAdmin(t *testing.T, addr, req string) (int, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // No Host or path trick on the public listener reaches an admin page.

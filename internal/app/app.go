@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -387,7 +388,8 @@ type server interface {
 // listenerServer is the server of a public listener and how it serves:
 // HTTPS by net/http, HTTP/2 on it by h2server (server.fast_http2) or
 // net/http; plain by h1server in front of net/http
-// (server.fast_http1), or by net/http alone.
+// (server.fast_http1), with cleartext HTTP/2 by h2server (and
+// fast_http2) or net/http, or by net/http alone.
 func (a *App) listenerServer(s config.Server, useTLS bool) (server, func(net.Listener) error) {
 	srv := a.publicServer(s, useTLS)
 	switch {
@@ -399,6 +401,17 @@ func (a *App) listenerServer(s config.Server, useTLS bool) (server, func(net.Lis
 		// The engine keeps no request's header map past the request (see
 		// package proxy): a connection's requests may share one.
 		fast.ReuseRequestHeaders(true)
+		if *s.FastHTTP2 {
+			// Cleartext HTTP/2 (prior knowledge) by h2server too, as on
+			// HTTPS: one HTTP/2 server, with its stricter checks, on
+			// every listener. srv's Shutdown sends its GOAWAYs.
+			h2 := a.h2server(s, srv.ErrorLog)
+			srv.RegisterOnShutdown(h2.Shutdown)
+			fast.ServeH2C(func(ctx context.Context, c net.Conn) {
+				netx.Multiplexed(c) // a drain leaves it to Shutdown's GOAWAY
+				h2.ServeConnContext(ctx, c, srv.Handler)
+			})
+		}
 		return fast, fast.Serve
 	default:
 		return srv, srv.Serve
@@ -456,17 +469,7 @@ func (a *App) publicServer(s config.Server, useTLS bool) *http.Server {
 	if *s.FastHTTP2 {
 		// HTTP/2 by h2server: net/http hands it the connections that
 		// negotiate h2 and its Shutdown sends them GOAWAY.
-		h2 := h2server.New(h2server.Config{
-			MaxConcurrentStreams: uint32(s.HTTP2MaxConcurrentStreams),
-			MaxHeaderBytes:       int(s.MaxHeaderBytes),
-			IdleTimeout:          s.IdleTimeout.D(),
-			ReadHeaderTimeout:    s.ReadHeaderTimeout.D(),
-			WriteTimeout:         s.WriteTimeout.D(),
-			ErrorLog:             srv.ErrorLog,
-			// The engine keeps no request's header map past the
-			// request (see package proxy): the server may reuse it.
-			ReuseRequestHeaders: true,
-		})
+		h2 := a.h2server(s, srv.ErrorLog)
 		srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){
 			"h2": func(_ *http.Server, c *tls.Conn, h http.Handler) {
 				netx.Multiplexed(c) // a drain leaves it to Shutdown's GOAWAY
@@ -484,6 +487,21 @@ func (a *App) publicServer(s config.Server, useTLS bool) *http.Server {
 		return nil, nil
 	}
 	return srv
+}
+
+// h2server is the HTTP/2 server of a public listener (server.fast_http2).
+func (a *App) h2server(s config.Server, errorLog *log.Logger) *h2server.Server {
+	return h2server.New(h2server.Config{
+		MaxConcurrentStreams: uint32(s.HTTP2MaxConcurrentStreams),
+		MaxHeaderBytes:       int(s.MaxHeaderBytes),
+		IdleTimeout:          s.IdleTimeout.D(),
+		ReadHeaderTimeout:    s.ReadHeaderTimeout.D(),
+		WriteTimeout:         s.WriteTimeout.D(),
+		ErrorLog:             errorLog,
+		// The engine keeps no request's header map past the request
+		// (see package proxy): the server may reuse it.
+		ReuseRequestHeaders: true,
+	})
 }
 
 // tlsListeners is what of server.tls changes only on restart.

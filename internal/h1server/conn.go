@@ -363,6 +363,10 @@ func (c *conn) serveRequests(first bool) {
 		w := &response{c: c, contentLength: -1}
 		var req http.Request
 		if res == headHandoff || !parseHead(head, &req, &w.parts, c.hdr) {
+			if first && s.h2c != nil && bytes.HasPrefix(head, h2PrefaceHead) {
+				c.serveH2C()
+				return
+			}
 			c.handOver(first)
 			return
 		}
@@ -616,6 +620,28 @@ func (c *conn) activate() bool {
 			return true
 		}
 	}
+}
+
+// h2PrefaceHead is the head of HTTP/2's client preface ("PRI * HTTP/2.0"
+// and an empty line); its last six bytes, "SM\r\n\r\n", are the HTTP/2
+// server's to check.
+var h2PrefaceHead = []byte("PRI * HTTP/2.0\r\n\r\n")
+
+// serveH2C gives the connection, with what is buffered, to the server's
+// h2c function (ServeH2C), on this goroutine. The read buffer goes back
+// first: the HTTP/2 server reads through its own.
+func (c *conn) serveH2C() {
+	n := c.br.Buffered()
+	b, _ := c.br.Peek(n)
+	pre := bytes.Clone(b)
+	c.br.Reset(nil)
+	c.srv.readers.Put(c.br)
+	c.mu.Lock()
+	c.br = nil
+	c.mu.Unlock()
+	c.hdr = nil
+	_ = c.nc.SetDeadline(time.Time{}) // the HTTP/2 server sets its own
+	c.srv.h2c(c.ctx, &prefixConn{Conn: c.nc, pre: pre})
 }
 
 // handOver gives the connection, with what is buffered, to the

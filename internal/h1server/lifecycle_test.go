@@ -3,6 +3,7 @@ package h1server
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -698,5 +699,97 @@ func TestKeepAlivesDisabled(t *testing.T) {
 			t.Errorf("%s request: %q, close=%v; want its body and Connection: close", tc.name, body, resp.Close)
 		}
 		wantClosed(tc.name, tc.br)
+	}
+}
+
+// TestServeH2C: a connection that opens with HTTP/2's preface goes to
+// the ServeH2C function, with every byte the client sent and the
+// connection's context (ConnContext applied); Shutdown runs the
+// http.Server's shutdown hooks (where the HTTP/2 server registers its
+// GOAWAY) and waits for the function to return. After an HTTP/1 request
+// the same bytes are not HTTP/2.
+func TestServeH2C(t *testing.T) {
+	t.Parallel()
+	type connKey struct{}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	fb := &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}),
+		ReadHeaderTimeout: 5 * time.Second,
+		Protocols:         &protos,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, "this connection's")
+		},
+	}
+	s := New(fb, nil)
+	const preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+	read := make(chan string, 2)
+	release := make(chan struct{})
+	s.ServeH2C(func(ctx context.Context, c net.Conn) {
+		buf := make([]byte, len(preface)+len("frames"))
+		_, err := io.ReadFull(c, buf)
+		read <- fmt.Sprintf("%v: %q %v", ctx.Value(connKey{}), buf, err)
+		<-release // the connection's streams, still in progress
+		_, _ = io.WriteString(c, "GOAWAY")
+	})
+	hooks := make(chan struct{})
+	fb.RegisterOnShutdown(func() { close(hooks) })
+	l := newPairListener()
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(l) }()
+	t.Cleanup(func() { s.Close() })
+
+	// Sent in two writes: the HTTP/2 server reads what h1server did not.
+	c := l.dial(t)
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.WriteString(c, preface[:18])
+	time.Sleep(10 * time.Millisecond) // not needed for the outcome: lets the head arrive alone
+	_, _ = io.WriteString(c, preface[18:]+"frames")
+	select {
+	case got := <-read:
+		if want := fmt.Sprintf("this connection's: %q <nil>", preface+"frames"); got != want {
+			t.Fatalf("ServeH2C read %s, want %s", got, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the preface never reached ServeH2C")
+	}
+
+	// After an HTTP/1 request, a preface is an HTTP/1 request that
+	// net/http's HTTP/1-only twin answers (as the handler decides: the
+	// engine refuses its "*" target), never given to ServeH2C.
+	c2 := l.dial(t)
+	_ = c2.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.WriteString(c2, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"+preface)
+	br := bufio.NewReader(c2)
+	if resp, _ := readResponse(t, br, "GET"); resp.StatusCode != 200 {
+		t.Fatalf("first request: %d", resp.StatusCode)
+	}
+	if _, err := http.ReadResponse(br, nil); err != nil {
+		t.Fatalf("preface after a request: no HTTP/1 response: %v", err)
+	}
+	select {
+	case got := <-read:
+		t.Fatalf("ServeH2C got a connection after an HTTP/1 request: %s", got)
+	default:
+	}
+
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	<-hooks
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned (%v) while ServeH2C still served", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if b, err := io.ReadAll(c); string(b) != "GOAWAY" {
+		t.Fatalf("client read %q, %v", b, err)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-served; err != http.ErrServerClosed {
+		t.Fatalf("Serve returned %v", err)
 	}
 }

@@ -127,6 +127,9 @@ type Server struct {
 	rht, idle   time.Duration
 	fast        bool // requests may be taken here; otherwise everything is handed over
 	reuseHeader bool // ReuseRequestHeaders(true): a connection's requests share one header map
+	// h2c serves connections that open with HTTP/2's preface (ServeH2C);
+	// nil hands them to fb.
+	h2c func(ctx context.Context, c net.Conn)
 
 	inShutdown  atomic.Bool
 	noKeepAlive atomic.Bool  // SetKeepAlivesEnabled(false)
@@ -379,6 +382,21 @@ func (s *Server) SetKeepAlivesEnabled(v bool) {
 // (see "Reused header maps" in the package doc): it must not use that map
 // after it returns. It must be called before Serve.
 func (s *Server) ReuseRequestHeaders(v bool) { s.reuseHeader = v }
+
+// ServeH2C makes the server give a connection that opens with HTTP/2's
+// client preface (cleartext HTTP/2 with prior knowledge, RFC 9113 §3.3)
+// to serve instead of the http.Server, which would serve it with its own
+// HTTP/2 server when its Protocols allow unencrypted HTTP/2. serve runs
+// on the connection's goroutine and is given the connection's context
+// (ConnContext applied) and the connection, which replays what was
+// already read; it owns the connection until it returns. The connection
+// counts as active meanwhile: Shutdown waits for serve to return (the
+// HTTP/2 server's own shutdown, registered with the http.Server's
+// RegisterOnShutdown, must end it), and Close closes it. Only a
+// connection's first bytes are looked at: after an HTTP/1 request the
+// preface is an HTTP/1 request like any other (see fbLater). It must be
+// called before Serve.
+func (s *Server) ServeH2C(serve func(ctx context.Context, c net.Conn)) { s.h2c = serve }
 
 // doKeepAlives is net/http's: keep-alives are on and no shutdown began.
 func (s *Server) doKeepAlives() bool { return !s.noKeepAlive.Load() && !s.inShutdown.Load() }

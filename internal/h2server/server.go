@@ -219,6 +219,13 @@ func (s *Server) ServeConn(c net.Conn, h http.Handler) {
 	if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
 		base = bc.BaseContext()
 	}
+	s.ServeConnContext(base, c, h)
+}
+
+// ServeConnContext is ServeConn with the context the requests' contexts
+// derive from: the connection's own, from the server that accepted it
+// (h1server's ServeH2C, for cleartext HTTP/2).
+func (s *Server) ServeConnContext(base context.Context, c net.Conn, h http.Handler) {
 	sc := newConn(s, c, h, base)
 
 	s.mu.Lock()

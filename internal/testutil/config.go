@@ -14,7 +14,8 @@ import (
 // of every Gatehouse process the tests start: "false" runs the
 // integration suite on net/http alone (HTTP/1.1 and HTTP/2), "true" on
 // Gatehouse's own (h1server on the plain listeners, h2server for HTTP/2
-// over TLS: the defaults of server.fast_http1 and server.fast_http2).
+// over TLS and cleartext: the defaults of server.fast_http1 and
+// server.fast_http2).
 // Unset, configs are left as written. A config that sets one of the two
 // keys itself keeps that key's value: such a test is about one server,
 // or both, by name. scripts/test-all.sh runs the suite once more with

@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -270,5 +273,114 @@ routes: [{ name: app, match: { path_prefix: / }, upstream: app, max_body_bytes: 
 	}
 	if got := status(3); got != "200" {
 		t.Fatalf("next stream on the same connection: %s, want 200", got)
+	}
+}
+
+// Requests RFC 9113 calls malformed get no answer from the upstream, over
+// cleartext HTTP/2 as over TLS: both are served by Gatehouse's own HTTP/2
+// server (h1server hands it the connections that open with the preface),
+// so h2c has the same checks as HTTPS. Until then net/http's h2c server
+// forwarded a GET with "content-length: 5" and END_STREAM, and a host
+// field naming another host than :authority.
+func TestHTTP2MalformedRequestsRefused(t *testing.T) {
+	var seen sync.Map // path → true, as the upstream received it
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.URL.Path, true)
+	}))
+	t.Cleanup(up.Close)
+	addr, tlsAddr := testutil.FreePort(t), testutil.FreePort(t)
+	ca := testutil.NewCA(t)
+	cert, key := ca.Issue(t, t.TempDir(), "gw", 1, "gw.test")
+	// Gatehouse's own servers by name (the suite's net/http leg keeps them).
+	testutil.Start(t, fmt.Sprintf(`
+admin: { listen: "off" }
+server:
+  listen: [%q]
+  fast_http1: true
+  fast_http2: true
+  tls: { listen: [%q], certificates: [{ cert: %q, key: %q }], plain_hosts: [gw.test] }
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: app, match: { path_prefix: / }, upstream: app }
+`, addr, tlsAddr, cert, key, strings.TrimPrefix(up.URL, "http://")), addr)
+	targets := map[string]h2Target{
+		"h2c":         {addr: addr},
+		"h2 over TLS": {addr: tlsAddr, tls: &tls.Config{ServerName: "gw.test", RootCAs: ca.Pool, NextProtos: []string{"h2"}}},
+	}
+	for name, g := range targets {
+		t.Run(name, func(t *testing.T) {
+			for _, tc := range []struct {
+				name      string
+				extra     []hpack.HeaderField
+				endStream bool
+			}{
+				{"content-length without a body", []hpack.HeaderField{{Name: "content-length", Value: "5"}}, true},
+				{"host beside another :authority", []hpack.HeaderField{{Name: "host", Value: "other.test"}}, true},
+			} {
+				path := "/bad/" + strings.ReplaceAll(name+"-"+tc.name, " ", "-")
+				c, fr := h2Conn(t, g)
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: headerBlock(path, tc.extra...), EndHeaders: true, EndStream: tc.endStream}); err != nil {
+					t.Fatal(err)
+				}
+				if got := h2Outcome(fr, 1); strings.HasPrefix(got, ":status 2") {
+					t.Errorf("%s: %s, want a stream reset or 400", tc.name, got)
+				}
+				if _, ok := seen.Load(path); ok {
+					t.Errorf("%s: reached the upstream", tc.name)
+				}
+			}
+			// The same connection setup with a well-formed request does
+			// reach it: the checks above are not vacuous.
+			path := "/good/" + strings.ReplaceAll(name, " ", "-")
+			_, fr := h2Conn(t, g)
+			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: headerBlock(path), EndHeaders: true, EndStream: true}); err != nil {
+				t.Fatal(err)
+			}
+			if got := h2Outcome(fr, 1); got != ":status 200" {
+				t.Fatalf("well-formed request: %s", got)
+			}
+			if _, ok := seen.Load(path); !ok {
+				t.Fatal("well-formed request never reached the upstream")
+			}
+		})
+	}
+}
+
+// h2Outcome reads frames until stream id is answered, reset, or the
+// connection ends, and says which: ":status N", "RST_STREAM code",
+// "GOAWAY code" or "connection ended".
+func h2Outcome(fr *http2.Framer, id uint32) string {
+	dec := hpack.NewDecoder(4096, nil)
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return "connection ended: " + err.Error()
+		}
+		switch f := f.(type) {
+		case *http2.GoAwayFrame:
+			return "GOAWAY " + f.ErrCode.String()
+		case *http2.RSTStreamFrame:
+			if f.StreamID == id {
+				return "RST_STREAM " + f.ErrCode.String()
+			}
+		case *http2.HeadersFrame:
+			fields, err := dec.DecodeFull(f.HeaderBlockFragment())
+			if err != nil {
+				return err.Error()
+			}
+			if f.StreamID != id {
+				continue
+			}
+			for _, hf := range fields {
+				if hf.Name == ":status" {
+					return ":status " + hf.Value
+				}
+			}
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = fr.WriteSettingsAck()
+			}
+		}
 	}
 }

@@ -242,7 +242,7 @@ func compileRoute(c *config.Config, rc *config.Route, snap *runtime.Snapshot) (*
 		r.API = api
 	case rc.Static != nil:
 		r.Action = runtime.ActionStatic
-		r.Static = &runtime.Static{Root: rc.Static.Root, Index: rc.Static.Index, SPA: rc.Static.SPA, StripPrefix: rc.Static.StripPrefix}
+		r.Static = &runtime.Static{Root: rc.Static.Root, Index: rc.Static.Index, SPA: rc.Static.SPA, StripPrefix: rc.Static.StripPrefix, Dotfiles: rc.Static.Dotfiles}
 	case rc.Redirect != nil:
 		r.Action = runtime.ActionRedirect
 		r.Redirect = &runtime.Redirect{To: rc.Redirect.To, Status: rc.Redirect.Status}

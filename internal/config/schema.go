@@ -753,6 +753,10 @@ type Static struct {
 	SPA bool `yaml:"spa"`
 	// StripPrefix removes the route's path_prefix before looking up files.
 	StripPrefix bool `yaml:"strip_prefix"`
+	// Dotfiles serves files and directories whose name begins with a dot
+	// (.env, .git). Default false: they are not found (404), as if absent;
+	// .well-known is always served.
+	Dotfiles bool `yaml:"dotfiles"`
 }
 
 // Redirect answers with a Location.

@@ -472,9 +472,17 @@ func TestStaticRedirectRespond(t *testing.T) {
 	outside := t.TempDir()
 	must(os.WriteFile(filepath.Join(outside, "secret"), []byte("secret"), 0o644))
 	must(os.Symlink(filepath.Join(outside, "secret"), filepath.Join(root, "link")))
+	// What a site's folder holds by accident: not served unless asked.
+	must(os.WriteFile(filepath.Join(root, ".env"), []byte("DB_PASSWORD=x"), 0o644))
+	must(os.MkdirAll(filepath.Join(root, ".git"), 0o755))
+	must(os.WriteFile(filepath.Join(root, ".git", "config"), []byte("[remote]"), 0o644))
+	must(os.WriteFile(filepath.Join(root, "docs", ".htpasswd"), []byte("u:h"), 0o644))
+	must(os.MkdirAll(filepath.Join(root, ".well-known"), 0o755))
+	must(os.WriteFile(filepath.Join(root, ".well-known", "security.txt"), []byte("Contact: x"), 0o644))
 	g := newGate(t, fmt.Sprintf(`
 routes:
   - { name: spa, match: { path_prefix: /spa }, static: { root: %[1]q, spa: true, strip_prefix: true } }
+  - { name: dots, match: { path_prefix: /dots }, static: { root: %[1]q, strip_prefix: true, dotfiles: true } }
   - { name: site, match: { path_prefix: / }, static: { root: %[1]q } }
   - { name: old, match: { path_prefix: /old }, redirect: { to: "https://new.example{uri}", status: 301 } }
   - { name: ping, match: { path: /ping }, respond: { status: 200, body: pong } }
@@ -495,6 +503,15 @@ routes:
 		{name: "spa fallback", path: "/spa/some/client/route", want: 200, body: "<h1>home</h1>"},
 		{name: "spa real file", path: "/spa/app.js", want: 200, body: "js"},
 		{name: "post not allowed", method: "POST", path: "/app.js", want: 405},
+		{name: "dotfile", path: "/.env", want: 404},
+		{name: "encoded dotfile", path: "/%2eenv", want: 404},
+		{name: "file in a dot directory", path: "/.git/config", want: 404},
+		{name: "dot directory", path: "/.git/", want: 404},
+		{name: "dotfile in a directory", path: "/docs/.htpasswd", want: 404},
+		{name: "well-known", path: "/.well-known/security.txt", want: 200, body: "Contact: x"},
+		{name: "spa dotfile is a client route", path: "/spa/.env", want: 200, body: "<h1>home</h1>"},
+		{name: "dotfiles served when asked", path: "/dots/.env", want: 200, body: "DB_PASSWORD=x"},
+		{name: "dot directory served when asked", path: "/dots/.git/config", want: 200, body: "[remote]"},
 		{name: "redirect", path: "/old/a?b=1", want: 301, location: "https://new.example/old/a?b=1"},
 		{name: "respond", path: "/ping", want: 200, body: "pong"},
 	}

@@ -16,7 +16,8 @@ import (
 // serveStatic serves a file below the route's root. The path is already
 // normalized (no dot segments, no encoded separators) and os.OpenInRoot
 // refuses anything, symlinks included, that leaves the root. Directories
-// serve their index file, never a listing.
+// serve their index file, never a listing. A name that begins with a dot
+// (.env, .git/config) is not found unless the route serves dotfiles.
 func (e *Engine) serveStatic(st *state, w *respWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		pe := phase.NewError(phase.KindMethod, "only GET and HEAD are allowed here", nil)
@@ -38,7 +39,12 @@ func (e *Engine) serveStatic(st *state, w *respWriter, r *http.Request) {
 	if name == "" {
 		name = "."
 	}
-	f, fi, err := openFile(s.Root, name)
+	var f *os.File
+	var fi os.FileInfo
+	err = fs.ErrNotExist // a hidden name, unless dotfiles are served
+	if s.Dotfiles || !hidden(name) {
+		f, fi, err = openFile(s.Root, name)
+	}
 	if err == nil && fi.IsDir() {
 		f.Close()
 		if !strings.HasSuffix(st.rc.Path, "/") {
@@ -86,6 +92,20 @@ func zeroSuffixUnsatisfiable(v string, size int64) string {
 		}
 	}
 	return "bytes=" + strings.Join(parts, ",")
+}
+
+// hidden reports whether a segment of name, a slash-separated path
+// below a static root, begins with a dot: a file such as .env or
+// .htpasswd, or one in a directory such as .git, which a site's folder
+// holds by accident far more often than on purpose. ".well-known" (RFC
+// 8615: security.txt, app links) is not hidden.
+func hidden(name string) bool {
+	for seg := range strings.SplitSeq(name, "/") {
+		if len(seg) > 1 && seg[0] == '.' && seg != ".well-known" {
+			return true
+		}
+	}
+	return false
 }
 
 func openFile(root, name string) (*os.File, os.FileInfo, error) {

@@ -200,6 +200,7 @@ type Static struct {
 	Index       string
 	SPA         bool
 	StripPrefix bool
+	Dotfiles    bool // serve names that begin with a dot
 }
 
 // Redirect answers with a Location.

@@ -1,5 +1,7 @@
 // Package h2server is Gatehouse's HTTP/2 server (RFC 9113) for
-// connections that negotiated "h2" by ALPN.
+// connections that negotiated "h2" by ALPN, and for cleartext ones that
+// opened with the client preface (h2c with prior knowledge, which
+// internal/h1server hands over).
 //
 // It keeps net/http's HTTP/2 server as its contract (what a handler sees,
 // what a client receives, the same protocol errors, the same limits on

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,5 +93,53 @@ func TestWriteAccessMatchesSlogPath(t *testing.T) {
 	}
 	if diff := cmp.Diff(a.String(), b.String()); diff != "" {
 		t.Fatalf("(-slog +WriteAccess):\n%s", diff)
+	}
+}
+
+// TestAppendTimeMatchesAppendFormat: the per-second cache writes what
+// time.RFC3339Nano does, whatever the zone, the fraction (trailing zeros
+// dropped, none at all for a whole second) and the order the times come
+// in, from several goroutines at once.
+func TestAppendTimeMatchesAppendFormat(t *testing.T) {
+	t.Parallel()
+	locs := []*time.Location{time.UTC, time.Local, time.FixedZone("east", 5*3600+30*60), time.FixedZone("west", -7*3600)}
+	if ny, err := time.LoadLocation("America/New_York"); err == nil {
+		locs = append(locs, ny) // a DST change: 2026-03-08 07:00 UTC
+	}
+	base := time.Date(2026, 3, 8, 6, 59, 58, 0, time.UTC)
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 1))
+			for i := 0; i < 20000; i++ {
+				tm := base.Add(time.Duration(rng.Int64N(int64(4 * time.Second))))
+				switch rng.IntN(4) {
+				case 0:
+					tm = tm.Truncate(time.Second) // no fraction
+				case 1:
+					tm = tm.Truncate(time.Millisecond) // trailing zeros
+				}
+				tm = tm.In(locs[rng.IntN(len(locs))])
+				if got, want := string(appendTime([]byte("x"), tm)), "x"+tm.Format(time.RFC3339Nano); got != want {
+					t.Errorf("appendTime(%v) = %q, want %q", tm, got, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// BenchmarkWriteAccess is the engine's path: one access line per request,
+// its time now.
+func BenchmarkWriteAccess(b *testing.B) {
+	h := NewLineHandler(io.Discard, nil)
+	e := AccessEntry{RequestID: "186256494ebc-4", ClientIP: "127.0.0.1", Method: "GET", Host: "localhost",
+		Path: "/oauth/login", Route: "oauth", Upstr: "127.0.0.1:3001", Status: 200, Bytes: 541,
+		DurationMS: 0.289, UpstreamMS: 0.264, Attempts: 1}
+	b.ReportAllocs()
+	for b.Loop() {
+		e.Time = time.Now()
+		_ = h.WriteAccess(&e)
 	}
 }

@@ -31,8 +31,8 @@ func commands() []command {
 			name: "run", args: "[-c FILE]",
 			summary: "serve with a config file",
 			about: "Serve with a config file until SIGTERM or SIGINT (graceful shutdown).\n" +
-				"SIGHUP, an edit of the file or POST /reload on the admin listener\n" +
-				"reloads it; a config that does not validate keeps the running one.",
+				"SIGHUP or an edit of the file reloads it; a config that does not\n" +
+				"validate keeps the running one.",
 			setup: func(fs *flag.FlagSet, stdout, stderr io.Writer) func() int {
 				cfg := fs.String("c", "gatehouse.yaml", "config `file`")
 				var up upgradeFlags

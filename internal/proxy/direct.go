@@ -56,17 +56,6 @@ var hopHeaders = [...]string{
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
 }
 
-// isClientForwarding reports whether k is one of the inbound forwarding
-// headers ReverseProxy drops before Rewrite; setForwarding writes
-// Gatehouse's own.
-func isClientForwarding(k string) bool {
-	switch k {
-	case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
-		return true
-	}
-	return false
-}
-
 var teTrailers = []string{"trailers"}
 
 // connNamed returns the canonical names listed in Connection headers, nil
@@ -138,6 +127,10 @@ type outbound struct {
 	h    http.Header
 	fw   [7]string
 	body directBody
+	// block is the header block written after h: the forwarding fields
+	// (appendForwarding) and the identity's. The request writer copies
+	// it before SendDirect returns.
+	block []byte
 }
 
 // directBody is a direct attempt's outbound request body: the inbound
@@ -176,6 +169,10 @@ func (b *directBody) AbortRead() {
 // map's size, and one huge request should not pin a huge map.
 const maxPooledFields = 64
 
+// maxPooledBlock bounds the header blocks kept for reuse, for the same
+// reason (a trusted proxy's long X-Forwarded-For, a large identity).
+const maxPooledBlock = 4 << 10
+
 func (e *Engine) getOutbound() *outbound {
 	if ob, ok := e.outs.Get().(*outbound); ok {
 		return ob
@@ -192,6 +189,10 @@ func (e *Engine) putOutbound(ob *outbound) {
 	ob.req, ob.url, ob.fw = http.Request{}, url.URL{}, [7]string{}
 	ob.body.in = nil
 	ob.body.closed.Store(false)
+	if cap(ob.block) > maxPooledBlock {
+		ob.block = nil
+	}
+	ob.block = ob.block[:0]
 	e.outs.Put(ob)
 }
 
@@ -203,13 +204,14 @@ func (e *Engine) putOutbound(ob *outbound) {
 func directRequest(in *http.Request, ctx context.Context, ob *outbound) *http.Request {
 	named := connNamed(in.Header["Connection"])
 	h := ob.h
-	// The client's forwarding fields are left out as the fields are
-	// copied, not deleted afterwards: four deletes of keys that are
-	// nearly always absent cost more than the comparisons. (setForwarding
-	// writes all four over them today; leaving them out here keeps a
-	// client's value from an upstream even if it someday writes fewer.)
+	// The forwarding fields (the four ReverseProxy drops before Rewrite,
+	// and those setForwarding writes over a trusted peer's) are left out
+	// as the fields are copied, not deleted afterwards: deletes of keys
+	// that are nearly always absent cost more than the comparisons, and
+	// when they go as a header block (appendForwarding) nothing would
+	// write over a client's copy in the map.
 	for k, vv := range in.Header {
-		if skipHeader(k, named) || isClientForwarding(k) {
+		if skipHeader(k, named) || isForwarding(k) {
 			continue
 		}
 		h[k] = vv
@@ -294,17 +296,26 @@ func (e *Engine) direct(st *state, w *respWriter, in *http.Request, ctx context.
 func (e *Engine) sendDirect(st *state, w *respWriter, in *http.Request, ctx context.Context, ob *outbound) (reuse bool) {
 	out := directRequest(in, ctx, ob)
 	st.fw = &ob.fw
-	e.upstreamRequestOf(st, in, out)
+	inBlock := e.upstreamRequestOf(st, in, out, &ob.block)
 	st.fw = nil
 	var resp *http.Response
 	var err error
 	if st.pool.Direct(out) {
 		reuse = true
-		resp, err = st.pool.SendDirect(out, st.rc.Identity.Wire, st)
+		extra := st.rc.Identity.Wire
+		if inBlock {
+			ob.block = append(ob.block, extra...)
+			extra = ob.block
+		}
+		resp, err = st.pool.SendDirect(out, extra, st)
 	} else {
 		// A header edit (Expect) made it a request the synchronous
 		// client does not send: the Transport does, as it would have
-		// for ReverseProxy, with 1xx passed on the same way.
+		// for ReverseProxy, with 1xx passed on the same way. It takes
+		// no header block: the forwarding fields go into the map.
+		if inBlock {
+			setForwarding(out.Header, ob.fw[:], st.ridVals)
+		}
 		st.rc.Identity.AddTo(out.Header)
 		trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
 			return st.Informational(code, http.Header(h))

@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1031,4 +1032,28 @@ func sendReuseCases(addr string, c, n int) error {
 		i += batch
 	}
 	return nil
+}
+
+// appendForwarding writes nothing, and says so, when a value could not
+// be written as a field value (one a trusted proxy sent): the fields
+// then go into the map, where the request writer refuses them.
+func TestAppendForwardingRefusesInvalidValues(t *testing.T) {
+	t.Parallel()
+	good := []string{"1.2.3.4", "http", "app", "80", "for=1.2.3.4", "", "1.2.3.4"}
+	b, ok := appendForwarding([]byte("X: 1\r\n"), good, []string{"id-1"})
+	want := "X: 1\r\nX-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: app\r\n" +
+		"X-Forwarded-Port: 80\r\nForwarded: for=1.2.3.4\r\nX-Real-Ip: 1.2.3.4\r\nX-Request-Id: id-1\r\n"
+	if !ok || string(b) != want {
+		t.Fatalf("appendForwarding = %q, %v; want %q", b, ok, want)
+	}
+	for i := range good {
+		bad := slices.Clone(good)
+		bad[i] = "x\r\nX-Injected: 1"
+		if b, ok := appendForwarding([]byte("X: 1\r\n"), bad, []string{"id-1"}); ok || string(b) != "X: 1\r\n" {
+			t.Errorf("value %d with CRLF: %q, %v", i, b, ok)
+		}
+	}
+	if _, ok := appendForwarding(nil, good, []string{"id\n1"}); ok {
+		t.Error("request id with LF accepted")
+	}
 }

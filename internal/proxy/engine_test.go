@@ -234,29 +234,47 @@ routes: [{ name: app, match: { path_prefix: /admin }, upstream: app }]
 	}
 }
 
+// A trusted proxy's forwarding fields are kept and extended, and those
+// Gatehouse writes itself replace the proxy's: each reaches the upstream
+// once. The same on a route whose upstream filters edit the request (the
+// fields then go through the outbound header map) and on one without
+// (they go as a header block after it).
 func TestForwardingHeadersFromTrustedPeer(t *testing.T) {
 	t.Parallel()
 	up := newRecorder(t, nil)
 	g := newGate(t, fmt.Sprintf(`
 server: { trusted_proxies: ["127.0.0.1"] }
 upstreams: { app: { targets: [%q] } }
-routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
+routes:
+  - { name: filtered, match: { path_prefix: /filtered }, upstream: app, request_headers: { set: { X-Extra: "1" } } }
+  - { name: app, match: { path_prefix: / }, upstream: app }
 `, hostport(up.Server)))
-	g.get(t, "/", "X-Forwarded-For", "203.0.113.9, 127.0.0.1", "X-Forwarded-Proto", "https",
-		"X-Forwarded-Host", "app.example.com", "X-Request-Id", "lb-42")
-	got := up.last(t)
-	if v := got.Header.Get("X-Forwarded-For"); v != "203.0.113.9, 127.0.0.1, 127.0.0.1" {
-		t.Errorf("XFF = %q", v)
-	}
-	if got.Header.Get("X-Forwarded-Proto") != "https" || got.Header.Get("X-Forwarded-Host") != "app.example.com" {
-		t.Errorf("proto/host not kept: %v", got.Header)
-	}
-	if got.Header.Get("X-Request-Id") != "lb-42" {
-		t.Errorf("request id = %q", got.Header.Get("X-Request-Id"))
-	}
-	lines := g.logs.lines()
-	if len(lines) != 1 || lines[0]["client_ip"] != "203.0.113.9" {
-		t.Errorf("access log client_ip: %v", lines)
+	for i, path := range []string{"/", "/filtered"} {
+		g.get(t, path, "X-Forwarded-For", "203.0.113.9, 127.0.0.1", "X-Forwarded-Proto", "https",
+			"X-Forwarded-Host", "app.example.com", "X-Request-Id", "lb-42",
+			"X-Real-Ip", "198.51.100.7", "X-Forwarded-Port", "8443", "X-Forwarded-Prefix", "/lb",
+			"Forwarded", "for=203.0.113.9")
+		got := up.last(t)
+		want := map[string]string{
+			"X-Forwarded-For":    "203.0.113.9, 127.0.0.1, 127.0.0.1",
+			"X-Forwarded-Proto":  "https",
+			"X-Forwarded-Host":   "app.example.com",
+			"X-Request-Id":       "lb-42",
+			"X-Real-Ip":          "203.0.113.9", // the client Gatehouse believes, never the proxy's field
+			"X-Forwarded-Port":   "8443",
+			"X-Forwarded-Prefix": "", // no prefix removed here
+			// This hop's element says what Gatehouse itself received.
+			"Forwarded": fmt.Sprintf("for=203.0.113.9, for=127.0.0.1;host=%q;proto=http", hostport(g.srv)),
+		}
+		for k, v := range want {
+			if got := got.Header[k]; strings.Join(got, "|") != v {
+				t.Errorf("%s: %s = %q, want %q", path, k, got, v)
+			}
+		}
+		lines := g.logs.lines()
+		if len(lines) != i+1 || lines[i]["client_ip"] != "203.0.113.9" {
+			t.Errorf("%s: access log client_ip: %v", path, lines)
+		}
 	}
 }
 

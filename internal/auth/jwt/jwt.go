@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 
@@ -192,18 +193,31 @@ func (v *Verifier) checkClaims(c Claims) error {
 	if v.Now != nil {
 		now = v.Now()
 	}
-	exp, ok := c.time("exp")
-	if !ok {
+	if _, ok := c.time("exp"); !ok {
 		return fmt.Errorf("%w: no exp", ErrExpired)
 	}
-	if !now.Before(exp.Add(v.Leeway)) {
-		return ErrExpired
-	}
-	if nbf, ok := c.time("nbf"); ok && now.Add(v.Leeway).Before(nbf) {
-		return ErrNotYetValid
-	}
-	if iat, ok := c.time("iat"); ok && now.Add(v.Leeway).Before(iat) {
-		return fmt.Errorf("%w: issued in the future", ErrNotYetValid)
+	return c.CheckTimes(now, v.Leeway)
+}
+
+// CheckTimes checks the token's exp, nbf and iat, those it has, against
+// now with leeway: expired (ErrExpired), not yet valid or issued in the
+// future (ErrNotYetValid). A present one that is not a NumericDate (RFC
+// 7519 §2: a JSON number of seconds), or lies beyond ±10^15 s, makes
+// the token malformed: a claim a check cannot read is never skipped.
+func (c Claims) CheckTimes(now time.Time, leeway time.Duration) error {
+	for _, name := range [...]string{"exp", "nbf", "iat"} {
+		t, present, valid := c.numericDate(name)
+		switch {
+		case !present:
+		case !valid:
+			return fmt.Errorf("%w: %s is not a NumericDate", ErrMalformed, name)
+		case name == "exp" && !now.Before(t.Add(leeway)):
+			return ErrExpired
+		case name == "nbf" && now.Add(leeway).Before(t):
+			return ErrNotYetValid
+		case name == "iat" && now.Add(leeway).Before(t):
+			return fmt.Errorf("%w: issued in the future", ErrNotYetValid)
+		}
 	}
 	return nil
 }
@@ -224,15 +238,32 @@ func (c Claims) HasAudience(want string) bool {
 }
 
 func (c Claims) time(name string) (time.Time, bool) {
-	n, ok := c[name].(json.Number)
+	t, _, valid := c.numericDate(name)
+	return t, valid
+}
+
+// maxNumericDate bounds a NumericDate, in seconds either side of 1970
+// (about 31 million years): far past any real one, and far inside what
+// time.Time and the nanosecond arithmetic below can hold.
+const maxNumericDate = 1e15
+
+// numericDate reads claim name as a NumericDate: whether it is present,
+// and whether it is a number within ±maxNumericDate seconds.
+func (c Claims) numericDate(name string) (t time.Time, present, valid bool) {
+	v, present := c[name]
+	if !present {
+		return time.Time{}, false, false
+	}
+	n, ok := v.(json.Number)
 	if !ok {
-		return time.Time{}, false
+		return time.Time{}, true, false
 	}
 	f, err := n.Float64()
-	if err != nil {
-		return time.Time{}, false
+	if err != nil || math.IsNaN(f) || math.Abs(f) > maxNumericDate {
+		return time.Time{}, true, false
 	}
-	return time.Unix(0, int64(f*1e9)), true
+	sec := math.Floor(f)
+	return time.Unix(int64(sec), int64((f-sec)*1e9)), true, true
 }
 
 // Expiry returns the token's exp, and whether it has one.

@@ -163,6 +163,19 @@ func TestRFC8725Attacks(t *testing.T) {
 		{"expired within leeway is fine", is.sign(t, "rsa1", jose.RS256, claims(func(c map[string]any) { c["exp"] = now.Add(-10 * time.Second).Unix() }), nil), nil},
 		{"not yet valid", is.sign(t, "rsa1", jose.RS256, claims(func(c map[string]any) { c["nbf"] = now.Add(time.Hour).Unix() }), nil), ErrNotYetValid},
 		{"issued in the future", is.sign(t, "rsa1", jose.RS256, claims(func(c map[string]any) { c["iat"] = now.Add(time.Hour).Unix() }), nil), ErrNotYetValid},
+		// A NumericDate a check cannot read is never skipped: past 2262,
+		// seconds times 1e9 overflowed int64 and wrapped to 1677.
+		{"not valid before 2286", is.sign(t, "rsa1", jose.RS256, claims(func(c map[string]any) { c["nbf"] = int64(1e10) }), nil), ErrNotYetValid},
+		{"nbf out of range", is.sign(t, "rsa1", jose.RS256, claims(func(c map[string]any) { c["nbf"] = 1e300 }), nil), ErrMalformed},
+		{"nbf a string", is.sign(t, "rsa1", jose.RS256, claims(func(c map[string]any) { c["nbf"] = "99999999999" }), nil), ErrMalformed},
+		{"nbf null", is.sign(t, "rsa1", jose.RS256, claims(func(c map[string]any) { c["nbf"] = nil }), nil), ErrMalformed},
+		{"iat out of range", is.sign(t, "rsa1", jose.RS256, claims(func(c map[string]any) { c["iat"] = 1e300 }), nil), ErrMalformed},
+		{"iat a string", is.sign(t, "rsa1", jose.RS256, claims(func(c map[string]any) { c["iat"] = "0" }), nil), ErrMalformed},
+		{"exp out of range", is.sign(t, "rsa1", jose.RS256, claims(func(c map[string]any) { c["exp"] = 1e300 }), nil), ErrExpired},
+		{"valid until 2286", is.sign(t, "rsa1", jose.RS256, claims(func(c map[string]any) { c["exp"] = int64(1e10) }), nil), nil},
+		{"fractional dates", is.sign(t, "rsa1", jose.RS256, claims(func(c map[string]any) {
+			c["iat"], c["nbf"], c["exp"] = float64(now.Unix())-0.5, float64(now.Unix())-0.25, float64(now.Add(time.Hour).Unix())+0.5
+		}), nil), nil},
 		{"wrong typ", is.signTyp(t, "rsa1", "JWT"), ErrType},
 		{"oversized", is.sign(t, "rsa1", jose.RS256, claims(func(c map[string]any) { c["pad"] = strings.Repeat("x", 9000) }), nil), ErrTooLarge},
 		{"duplicate claim", is.sign(t, "rsa1", jose.RS256, []byte(`{"iss":"`+iss+`","aud":"api","sub":"alice","sub":"admin","exp":1800000300}`), nil), ErrMalformed},

@@ -376,7 +376,7 @@ func compileIssuers(c *config.Config, reg *runtime.Registry, snap *runtime.Snaps
 		if in := ic.Introspection; in != nil {
 			out[n].Introspector = &introspect.Client{Issuer: ic.Issuer, Audience: ic.Audience, Endpoint: in.Endpoint,
 				ClientID: in.ClientID, ClientSecret: in.ClientSecret, HTTP: authClient(), Timeout: in.Timeout.D(),
-				Events: reg.Events()}
+				Leeway: ic.Leeway.D(), Events: reg.Events()}
 			out[n].PositiveTTL, out[n].NegativeTTL = in.CacheTTL.D(), in.NegativeTTL.D()
 		}
 	}

@@ -60,6 +60,7 @@ type Client struct {
 	ClientSecret string
 	HTTP         *http.Client
 	Timeout      time.Duration // of one introspection request; default 2s
+	Leeway       time.Duration // for nbf and iat, as the issuer's JWTs get
 	Now          func() time.Time
 	// Events, if set, gets a warning when the endpoint starts refusing
 	// Gatehouse's client (ErrMisconfigured), once until it answers again.
@@ -121,6 +122,11 @@ func (c *Client) introspect(ctx context.Context, token string) (map[string]any, 
 	if err := c.status(ep, resp.StatusCode, body); err != nil {
 		return nil, err
 	}
+	// An answer is read as strictly as a JWT's claims: with two
+	// "active" members, which one counts would be the parser's choice.
+	if err := jwt.StrictObject(body); err != nil {
+		return nil, fmt.Errorf("%w: the introspection answer is not one JSON object with distinct members: %v", ErrInactive, err)
+	}
 	var claims map[string]any
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -130,16 +136,37 @@ func (c *Client) introspect(ctx context.Context, token string) (map[string]any, 
 	if active, _ := claims["active"].(bool); !active {
 		return nil, ErrInactive
 	}
-	if iss, ok := claims["iss"].(string); ok && iss != c.Issuer {
-		return nil, fmt.Errorf("%w: issued by %q", ErrInactive, iss)
+	if isRefreshToken(claims["token_type"]) || isRefreshToken(claims["token_use"]) || isRefreshToken(claims["typ"]) {
+		// RFC 7662 §2.1: the server looks the token up whatever the
+		// hint, so a refresh token comes back active; OAuth 2.1 §1.3.2
+		// keeps refresh tokens from resource servers.
+		return nil, fmt.Errorf("%w: a refresh token, not an access token", ErrInactive)
+	}
+	if v, ok := claims["iss"]; ok {
+		if iss, _ := v.(string); iss != c.Issuer {
+			return nil, fmt.Errorf("%w: issued by %v", ErrInactive, v)
+		}
 	}
 	if c.Audience != "" && claims["aud"] != nil && !jwt.Claims(claims).HasAudience(c.Audience) {
 		return nil, fmt.Errorf("%w: not for this audience", ErrInactive)
 	}
-	if exp, ok := jwt.Claims(claims).Expiry(); ok && !c.now().Before(exp) {
-		return nil, fmt.Errorf("%w: expired", ErrInactive)
+	now := c.now()
+	if err := jwt.Claims(claims).CheckTimes(now, c.Leeway); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInactive, err)
+	}
+	if exp, ok := jwt.Claims(claims).Expiry(); ok && !now.Before(exp) {
+		return nil, fmt.Errorf("%w: expired", ErrInactive) // the issuer's own clock: no leeway
 	}
 	return claims, nil
+}
+
+// isRefreshToken reports whether a token_type, token_use or typ member
+// names a refresh token: "refresh_token" (Ory Hydra's token_use),
+// "Refresh" (Keycloak's typ), or RFC 8693's token type URI.
+func isRefreshToken(v any) bool {
+	s, _ := v.(string)
+	return strings.EqualFold(s, "refresh_token") || strings.EqualFold(s, "refresh") ||
+		s == "urn:ietf:params:oauth:token-type:refresh_token"
 }
 
 // status maps an answer's status to an error (see the package doc), and

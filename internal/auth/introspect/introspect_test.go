@@ -121,3 +121,53 @@ func TestMisconfigurationLoggedOnceUntilFixed(t *testing.T) {
 		t.Errorf("%d warnings and %d notices of recovery, want 2 and 1 (one per change):\n%s", warn, info, logs.String())
 	}
 }
+
+// An active answer is still refused when it describes what a resource
+// server must not accept, or when a check cannot read it: a refresh
+// token (OAuth 2.1 §1.3.2; the server finds one whatever the hint, RFC
+// 7662 §2.1), an iss that is not the issuer's string, a token not valid
+// yet, a date that is not a NumericDate, or two "active" members.
+func TestActiveAnswersThatAreRefused(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_800_000_000, 0)
+	for _, tt := range []struct {
+		name, body string
+		refused    bool
+	}{
+		{"access token", `{"active":true,"sub":"alice","token_type":"Bearer","token_use":"access_token"}`, false},
+		{"refresh token (token_use)", `{"active":true,"sub":"alice","token_use":"refresh_token"}`, true},
+		{"refresh token (token_type)", `{"active":true,"sub":"alice","token_type":"refresh_token"}`, true},
+		{"refresh token (typ)", `{"active":true,"sub":"alice","typ":"Refresh"}`, true},
+		{"refresh token (RFC 8693 URI)", `{"active":true,"sub":"alice","token_type":"urn:ietf:params:oauth:token-type:refresh_token"}`, true},
+		{"iss not a string", `{"active":true,"sub":"alice","iss":5}`, true},
+		{"iss another issuer", `{"active":true,"sub":"alice","iss":"https://other.test"}`, true},
+		{"iss this issuer", `{"active":true,"sub":"alice","iss":"ISSUER"}`, false},
+		{"not valid yet", `{"active":true,"sub":"alice","nbf":1800003600}`, true},
+		{"nbf within leeway", `{"active":true,"sub":"alice","nbf":1800000010}`, false},
+		{"nbf past 2262", `{"active":true,"sub":"alice","nbf":99999999999}`, true},
+		{"nbf a string", `{"active":true,"sub":"alice","nbf":"1"}`, true},
+		{"iat out of range", `{"active":true,"sub":"alice","iat":1e300}`, true},
+		{"expired", `{"active":true,"sub":"alice","exp":1799999999}`, true},
+		{"duplicate active", `{"active":false,"active":true,"sub":"alice"}`, true},
+		{"duplicate nested member", `{"active":true,"sub":"alice","ext":{"a":1,"a":2}}`, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var srv *httptest.Server
+			srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(strings.ReplaceAll(tt.body, "ISSUER", srv.URL)))
+			}))
+			defer srv.Close()
+			c := &Client{Issuer: srv.URL, Endpoint: srv.URL, ClientID: "gw", ClientSecret: "s", HTTP: srv.Client(),
+				Leeway: 30 * time.Second, Now: func() time.Time { return now }}
+			_, err := c.Introspect(context.Background(), "tok")
+			if tt.refused && !errors.Is(err, ErrInactive) {
+				t.Fatalf("err = %v, want ErrInactive", err)
+			}
+			if !tt.refused && err != nil {
+				t.Fatalf("err = %v, want the claims", err)
+			}
+		})
+	}
+}

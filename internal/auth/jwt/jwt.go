@@ -122,7 +122,7 @@ func (v *Verifier) verify(ctx context.Context, token string, signer *Signer) (Cl
 			return nil, fmt.Errorf("%w: segment %d is not base64url", ErrMalformed, i)
 		}
 		if i < 2 {
-			if err := strictObject(raw); err != nil {
+			if err := StrictObject(raw); err != nil {
 				return nil, fmt.Errorf("%w: segment %d: %v", ErrMalformed, i, err)
 			}
 		}
@@ -283,10 +283,10 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// strictObject checks that raw is one JSON object whose objects, at every
+// StrictObject checks that raw is one JSON object whose objects, at every
 // depth, have no duplicate member names (RFC 8725 §3.2: a verifier and an
 // upstream that resolve duplicates differently see different claims).
-func strictObject(raw []byte) error {
+func StrictObject(raw []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	tok, err := dec.Token()

@@ -122,7 +122,6 @@ func (e *Engine) upstreamRequest(pr *httputil.ProxyRequest) {
 	e.upstreamRequestOf(stateOf(pr.In.Context()), pr.In, pr.Out, nil)
 }
 
-//
 // With block not nil (a direct attempt) and no upstream filter on the
 // route to read or edit them, the forwarding fields are appended to
 // *block as a header block instead of set in out.Header, and it reports

@@ -122,11 +122,13 @@ func (e *Engine) upstreamRequest(pr *httputil.ProxyRequest) {
 	e.upstreamRequestOf(stateOf(pr.In.Context()), pr.In, pr.Out, nil)
 }
 
-// With block not nil (a direct attempt) and no upstream filter on the
-// route to read or edit them, the forwarding fields are appended to
-// *block as a header block instead of set in out.Header, and it reports
-// true: seven map assignments fewer, and an outbound map that often stays
-// small enough for Go's small-map form (see forwardingBlock).
+// upstreamRequestOf is the upstream-request phase for the outbound
+// request out of in, on either path (ReverseProxy's, or the direct
+// attempt's). With block not nil (a direct attempt) and no upstream
+// filter on the route to read or edit them, the forwarding fields are
+// appended to *block as a header block instead of set in out.Header, and
+// it reports true: seven map assignments fewer, and an outbound map that
+// often stays small enough for Go's small-map form (appendForwarding).
 func (e *Engine) upstreamRequestOf(st *state, in, out *http.Request, block *[]byte) (inBlock bool) {
 	out.URL.Scheme = st.pool.Scheme()
 	out.URL.Host = st.target.Addr

@@ -55,7 +55,7 @@ routes: [{ name: r, respond: { status: 204 }, auth: { mode: required } }]
 			}
 			now := time.Unix(1_800_000_000, 0)
 			f.Cache.Put("tok", &rbac.Principal{Subject: "alice"}, now.Add(time.Hour), now)
-			if _, kept := f.Cache.Get("tok", now); kept != tt.wantKept {
+			if _, _, kept := f.Cache.Get("tok", now); kept != tt.wantKept {
 				t.Errorf("token cached: %v, want %v", kept, tt.wantKept)
 			}
 		})

@@ -237,17 +237,24 @@ func (f *Filter) deny(rc *phase.RequestCtx, reason, detail string, kind phase.Ki
 // verify returns the principal of a token, from the cache or by
 // verification, or a reason (from a fixed set, for metrics) and an error.
 func (f *Filter) verify(ctx context.Context, token string, now time.Time) (*rbac.Principal, string, error) {
-	if p, ok := f.Cache.Get(token, now); ok {
-		if f.Obs != nil {
-			f.Obs.CacheHit()
-		}
-		if p == nil {
+	if p, inactiveAt, ok := f.Cache.Get(token, now); ok {
+		switch {
+		case p != nil:
+			if f.Obs != nil {
+				f.Obs.CacheHit()
+			}
+			if !f.accepts(p.Issuer) {
+				return nil, "wrong_issuer", jwt.ErrIssuer
+			}
+			return p, "", nil
+		case f.introspector() != nil && f.introspector().Name == inactiveAt:
+			// Not active at the issuer this route would ask. Another
+			// issuer's answer says nothing about this one's tokens.
+			if f.Obs != nil {
+				f.Obs.CacheHit()
+			}
 			return nil, "inactive", introspect.ErrInactive
 		}
-		if !f.accepts(p.Issuer) {
-			return nil, "wrong_issuer", jwt.ErrIssuer
-		}
-		return p, "", nil
 	}
 	if strings.Count(token, ".") != 2 {
 		return f.introspect(ctx, token, now)
@@ -282,20 +289,14 @@ func (f *Filter) verify(ctx context.Context, token string, now time.Time) (*rbac
 // that can introspect (RFC 7662). An inactive answer is remembered for
 // NegativeTTL, an active one for PositiveTTL (never past exp).
 func (f *Filter) introspect(ctx context.Context, token string, now time.Time) (*rbac.Principal, string, error) {
-	var is *Issuer
-	for _, x := range f.Issuers {
-		if x.Introspector != nil {
-			is = x
-			break
-		}
-	}
+	is := f.introspector()
 	if is == nil {
 		return nil, "malformed", jwt.ErrMalformed
 	}
 	claims, err := is.Introspector.Introspect(ctx, token)
 	switch {
 	case errors.Is(err, introspect.ErrInactive):
-		f.Cache.PutNegative(token, now.Add(is.NegativeTTL))
+		f.Cache.PutNegative(token, is.Name, now.Add(is.NegativeTTL))
 		return nil, "inactive", err
 	case err != nil:
 		return nil, "introspection_unavailable", err
@@ -308,6 +309,17 @@ func (f *Filter) introspect(ctx context.Context, token string, now time.Time) (*
 	}
 	f.Cache.Put(token, p, until, now)
 	return p, "", nil
+}
+
+// introspector is the first of the route's issuers that can introspect
+// (RFC 7662): the one asked about an opaque token. nil: none can.
+func (f *Filter) introspector() *Issuer {
+	for _, x := range f.Issuers {
+		if x.Introspector != nil {
+			return x
+		}
+	}
+	return nil
 }
 
 func (f *Filter) accepts(name string) bool {
@@ -469,6 +481,9 @@ type cacheEntry struct {
 	p   *rbac.Principal
 	exp time.Time
 	by  SignedBy // zero for introspected tokens and negative entries
+	// inactiveAt, in a negative entry (p nil), names the issuer that
+	// answered that the token is not active.
+	inactiveAt string
 }
 
 // KeySet is a key set that verified tokens (issuer.Keys, jwks.Set).
@@ -492,33 +507,34 @@ func NewCache(max int, maxTTL time.Duration) *Cache {
 		seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 }
 
-// Get returns the principal of a token verified before and still valid.
-func (c *Cache) Get(token string, now time.Time) (*rbac.Principal, bool) {
+// Get returns the principal of a token verified before and still valid,
+// or (p nil) the issuer that answered that it is not active.
+func (c *Cache) Get(token string, now time.Time) (p *rbac.Principal, inactiveAt string, ok bool) {
 	if c == nil || c.max == 0 {
-		return nil, false
+		return nil, "", false
 	}
 	k := c.key(token)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[k]
 	if !ok {
-		return nil, false
+		return nil, "", false
 	}
 	if !now.Before(e.exp) {
 		delete(c.m, k)
-		return nil, false
+		return nil, "", false
 	}
 	if ks := e.by.Keys; ks != nil {
 		if g := ks.Generation(); g != e.by.Generation {
 			if !ks.Holds(e.by.Signer.KID, e.by.Signer.Key) {
 				delete(c.m, k) // the key left the set: verify again (and refuse)
-				return nil, false
+				return nil, "", false
 			}
 			e.by.Generation = g
 			c.m[k] = e
 		}
 	}
-	return e.p, true
+	return e.p, e.inactiveAt, true
 }
 
 // Put remembers a verified token until exp (capped by MaxTTL).
@@ -535,9 +551,10 @@ func (c *Cache) PutSigned(token string, p *rbac.Principal, exp, now time.Time, b
 	c.store(token, cacheEntry{p: p, exp: exp, by: by})
 }
 
-// PutNegative remembers that a token is not valid, until until.
-func (c *Cache) PutNegative(token string, until time.Time) {
-	c.store(token, cacheEntry{exp: until})
+// PutNegative remembers that issuer answered that a token is not active,
+// until until.
+func (c *Cache) PutNegative(token, issuer string, until time.Time) {
+	c.store(token, cacheEntry{exp: until, inactiveAt: issuer})
 }
 
 func (c *Cache) store(token string, e cacheEntry) {

@@ -16,14 +16,14 @@ func TestCacheTTLBoundAndKeying(t *testing.T) {
 	c := NewCache(3, time.Minute)
 	p := &rbac.Principal{Subject: "alice"}
 	c.Put("tok-a", p, now.Add(10*time.Second), now)
-	if got, ok := c.Get("tok-a", now.Add(9*time.Second)); !ok || got != p {
+	if got, _, ok := c.Get("tok-a", now.Add(9*time.Second)); !ok || got != p {
 		t.Fatal("miss before expiry")
 	}
-	if _, ok := c.Get("tok-a", now.Add(10*time.Second)); ok {
+	if _, _, ok := c.Get("tok-a", now.Add(10*time.Second)); ok {
 		t.Fatal("hit at the token's expiry")
 	}
 	c.Put("tok-b", p, now.Add(time.Hour), now) // capped by MaxTTL
-	if _, ok := c.Get("tok-b", now.Add(61*time.Second)); ok {
+	if _, _, ok := c.Get("tok-b", now.Add(61*time.Second)); ok {
 		t.Fatal("hit past MaxTTL")
 	}
 	for i := 0; i < 10; i++ {

@@ -110,3 +110,38 @@ func TestTokenCacheReadAtTheRequestsStart(t *testing.T) {
 		}
 	}
 }
+
+// A cached "not active" is the answer of one issuer: a route that would
+// ask another issuer about the same opaque token asks it. (It was shared:
+// a token refused on a route of one issuer was refused, for negative_ttl,
+// on a route of another issuer that would have found it active.)
+func TestInactiveAnswerIsOneIssuers(t *testing.T) {
+	t.Parallel()
+	main, partner := fakeidp.New(t), fakeidp.New(t)
+	tok := partner.Opaque(map[string]any{"sub": "alice"}) // unknown to main
+	issuer := func(name string, idp *fakeidp.IdP) *Issuer {
+		return &Issuer{Name: name, URL: idp.Issuer, NegativeTTL: time.Minute, PositiveTTL: time.Minute,
+			Introspector: &introspect.Client{Issuer: idp.Issuer, ClientID: fakeidp.IntrospectClient,
+				ClientSecret: fakeidp.IntrospectSecret, HTTP: idp.Client(), Timeout: 5 * time.Second}}
+	}
+	cache := NewCache(100, time.Minute) // one cache for every route, as compiled
+	filter := func(iss *Issuer) *Filter {
+		return &Filter{Route: iss.Name, Mode: "required", AcceptBearer: true, Cache: cache, Issuers: []*Issuer{iss}}
+	}
+	onMain, onPartner := filter(issuer("main", main)), filter(issuer("partner", partner))
+	ask := func(f *Filter) error {
+		r := httptest.NewRequest(http.MethodGet, "http://gw.test/x", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		_, err := f.FilterRequest(&phase.RequestCtx{}, httptest.NewRecorder(), r)
+		return err
+	}
+	if err := ask(onMain); err == nil {
+		t.Fatal("main accepted partner's token")
+	}
+	if err := ask(onPartner); err != nil {
+		t.Fatalf("partner's route refused partner's active token after main's answer: %v", err)
+	}
+	if err := ask(onMain); err == nil {
+		t.Fatal("main accepted partner's token once partner's answer was cached")
+	}
+}

@@ -52,9 +52,12 @@ type RequestCtx struct {
 	Auth       string // "allow" or "deny"
 	AuthReason string // e.g. `missing role admin`; never a token or claim value that is secret
 	RateLimit  string // "pass", "limited" or "soft-limited"
-	// Subject and ClientID of the verified token, when there is one.
+	// Subject and ClientID of the verified token, when there is one, and
+	// the name of the issuer that issued it: a sub or client_id is only
+	// unique within its issuer (OpenID Connect Core §2).
 	Subject  string
 	ClientID string
+	Issuer   string
 	// Identity is what authentication asserts about the client. The
 	// engine adds it to the upstream request after every header edit, so
 	// neither a client nor a route can change it (client-sent copies of

@@ -134,13 +134,14 @@ func (f *Filter) text(rc *phase.RequestCtx, r *http.Request) string {
 			if rc.Subject == "" {
 				b.WriteString("anon:" + f.prefixed(rc.ClientIP).String())
 			} else {
-				b.WriteString("u:" + rc.Subject)
+				b.WriteString("u:" + rc.Issuer + ":" + rc.Subject) // issuer names have no ':'
+
 			}
 		case "client_id":
 			if rc.ClientID == "" {
 				b.WriteString("anon:" + f.prefixed(rc.ClientIP).String())
 			} else {
-				b.WriteString("c:" + rc.ClientID)
+				b.WriteString("c:" + rc.Issuer + ":" + rc.ClientID)
 			}
 		case "route":
 			b.WriteString(rc.Route)
@@ -183,6 +184,8 @@ func (f *Filter) hash(rc *phase.RequestCtx, r *http.Request) uint64 {
 				h.WriteString("anon:")
 				f.writeIP(&h, rc.ClientIP)
 			} else {
+				h.WriteString(rc.Issuer)
+				h.WriteByte(0)
 				h.WriteString(rc.Subject)
 			}
 		case "client_id":
@@ -190,6 +193,8 @@ func (f *Filter) hash(rc *phase.RequestCtx, r *http.Request) uint64 {
 				h.WriteString("anon:")
 				f.writeIP(&h, rc.ClientIP)
 			} else {
+				h.WriteString(rc.Issuer)
+				h.WriteByte(0)
 				h.WriteString(rc.ClientID)
 			}
 		case "route":

@@ -107,7 +107,7 @@ func (f *Filter) FilterRequest(rc *phase.RequestCtx, w http.ResponseWriter, r *h
 		}
 		return phase.Continue, f.deny(rc, reason, err.Error(), kind, "invalid_token")
 	}
-	rc.Subject, rc.ClientID = p.Subject, p.ClientID
+	rc.Subject, rc.ClientID, rc.Issuer = p.Subject, p.ClientID, p.Issuer
 	if ok, why := f.Policy.Decide(p); !ok {
 		return phase.Continue, f.deny(rc, "insufficient", why, phase.KindForbidden, "insufficient_scope")
 	}
@@ -170,7 +170,7 @@ func (f *Filter) session(rc *phase.RequestCtx, w http.ResponseWriter, r *http.Re
 		}
 		return phase.Continue, f.deny(rc, reason, "session token: "+err.Error(), kind, "invalid_token")
 	}
-	rc.Subject, rc.ClientID = p.Subject, p.ClientID
+	rc.Subject, rc.ClientID, rc.Issuer = p.Subject, p.ClientID, p.Issuer
 	if ok, why := f.Policy.Decide(p); !ok {
 		pe := f.deny(rc, "insufficient", why, phase.KindForbidden, "insufficient_scope")
 		pe.Detail = "your account does not have access to this resource"

@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"net/http"
 	"strings"
@@ -275,6 +276,9 @@ func (f *Filter) verify(ctx context.Context, token string, now time.Time) (*rbac
 		return nil, Reason(err), err
 	}
 	p := rbac.Extract(is.Name, claims, is.RolesClaim, is.ScopeClaim)
+	if hasCTL(p.Subject) || hasCTL(p.ClientID) {
+		return nil, "malformed", errIdentityCTL
+	}
 	p.Identity = f.identity(p)
 	exp, _ := claims.Expiry() // Verify refused tokens without exp
 	if ks != nil {
@@ -302,6 +306,9 @@ func (f *Filter) introspect(ctx context.Context, token string, now time.Time) (*
 		return nil, "introspection_unavailable", err
 	}
 	p := rbac.Extract(is.Name, claims, is.RolesClaim, is.ScopeClaim)
+	if hasCTL(p.Subject) || hasCTL(p.ClientID) {
+		return nil, "malformed", errIdentityCTL
+	}
 	p.Identity = f.identity(p)
 	until := now.Add(is.PositiveTTL)
 	if exp, ok := jwt.Claims(claims).Expiry(); ok && exp.Before(until) {
@@ -389,8 +396,8 @@ func (f *Filter) identity(p *rbac.Principal) phase.Identity {
 		out = append(out, phase.Header{Name: http.CanonicalHeaderKey(name), Values: []string{clean(v)}[:1:1]})
 	}
 	add(f.Headers.Subject, p.Subject)
-	add(f.Headers.Roles, strings.Join(p.Roles, ","))
-	add(f.Headers.Scopes, strings.Join(p.Scopes, " "))
+	add(f.Headers.Roles, joinFitting(p.Roles, ",", roleFits))
+	add(f.Headers.Scopes, joinFitting(p.Scopes, " ", scopeFits))
 	add(f.Headers.Client, p.ClientID)
 	add(f.Headers.Issuer, p.Issuer)
 	return phase.NewIdentity(out)
@@ -409,6 +416,61 @@ func (f *Filter) setIdentity(rc *phase.RequestCtx, p *rbac.Principal) {
 	}
 }
 
+// joinFitting joins the members that fit joined by sep: a list header
+// means exactly what the token's list did. A role "viewer,admin" joined
+// as is would read as the two roles viewer and admin to the app, which
+// trusts the header; it is left out instead (Gatehouse's own policy still
+// sees it whole).
+func joinFitting(members []string, sep string, fits func(string) bool) string {
+	n := 0
+	for _, m := range members {
+		if fits(m) {
+			n++
+		}
+	}
+	if n == len(members) {
+		return strings.Join(members, sep)
+	}
+	kept := make([]string, 0, n)
+	for _, m := range members {
+		if fits(m) {
+			kept = append(kept, m)
+		}
+	}
+	return strings.Join(kept, sep)
+}
+
+// roleFits reports whether a role can be a member of a comma-separated
+// list (RFC 9110 §5.6.1) as it is: not empty, no comma, no control
+// character, no whitespace at either end (a list parser trims it).
+func roleFits(s string) bool {
+	if s == "" || s[0] == ' ' || s[0] == '\t' || s[len(s)-1] == ' ' || s[len(s)-1] == '\t' {
+		return false
+	}
+	return !strings.ContainsFunc(s, func(r rune) bool { return r == ',' || r < 0x20 || r == 0x7f })
+}
+
+// scopeFits reports whether s is an RFC 6749 §3.3 scope-token, what a
+// space-separated scope list can hold: printable ASCII but '"' and '\'.
+func scopeFits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// hasCTL reports whether s holds a control character: an identity value
+// with one cannot be sent as it is, and without it it would name
+// someone else ("al\x00ice" is not alice).
+func hasCTL(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
+}
+
 func clean(s string) string {
 	return strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
@@ -417,6 +479,10 @@ func clean(s string) string {
 		return r
 	}, s)
 }
+
+// errIdentityCTL refuses a token whose sub or client_id holds a control
+// character: its identity headers could only name someone else.
+var errIdentityCTL = fmt.Errorf("%w: sub or client_id has a control character", jwt.ErrMalformed)
 
 // Reason maps a verification error to a bounded metric label.
 func Reason(err error) string {

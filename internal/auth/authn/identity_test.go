@@ -1,0 +1,67 @@
+package authn
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"gatehouse/internal/auth/issuer"
+	"gatehouse/internal/auth/jwt"
+	"gatehouse/internal/phase"
+	"gatehouse/internal/testutil/fakeidp"
+)
+
+// The identity headers mean what the token said, or say nothing: a role
+// that would read as two roles in a comma-separated list ("viewer,admin"
+// as viewer and admin), or as another role once trimmed or stripped of a
+// control character, is left out; so is a scope that is not an RFC 6749
+// scope-token ("x read" would read as x and read). A sub or client_id
+// with a control character (its header could only name someone else) is
+// refused. Gatehouse's own policy sees every member as it is.
+func TestIdentityHeadersMeanWhatTheTokenSaid(t *testing.T) {
+	t.Parallel()
+	idp := fakeidp.New(t)
+	keys := &issuer.Keys{Issuer: idp.Issuer, Client: idp.Client(), Cooldown: time.Hour, Refresh: time.Hour}
+	f := &Filter{Route: "api", Mode: "required", AcceptBearer: true, Cache: NewCache(100, time.Minute),
+		Headers: Headers{Subject: "X-Auth-Subject", Roles: "X-Auth-Roles", Scopes: "X-Auth-Scopes", Client: "X-Auth-Client"},
+		Issuers: []*Issuer{{Name: "main", URL: idp.Issuer, Keys: keys, RolesClaim: "roles", ScopeClaim: "scope",
+			Verifier: &jwt.Verifier{Issuer: idp.Issuer, Audience: "gw", Keys: keys}}}}
+	call := func(claims map[string]any) (*phase.RequestCtx, error) {
+		claims["aud"] = "gw"
+		r := httptest.NewRequest(http.MethodGet, "http://gw.test/api", nil)
+		r.Header.Set("Authorization", "Bearer "+idp.Token(t, claims))
+		rc := &phase.RequestCtx{}
+		_, err := f.FilterRequest(rc, httptest.NewRecorder(), r)
+		return rc, err
+	}
+	rc, err := call(map[string]any{"sub": "alice",
+		"roles": []any{"viewer,admin", "editor", " ops", "ops ", "ad\x01min", "", "team lead"},
+		"scope": []any{"x read", "y", "café", `q"`, "ok", "a\\b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := func(name string) string { return strings.Join(rc.Identity.Values(name), "|") }
+	if got := header("X-Auth-Roles"); got != "editor,team lead" {
+		t.Errorf("X-Auth-Roles = %q, want %q", got, "editor,team lead")
+	}
+	if got := header("X-Auth-Scopes"); got != "y ok" {
+		t.Errorf("X-Auth-Scopes = %q, want %q", got, "y ok")
+	}
+	if got := header("X-Auth-Subject"); got != "alice" {
+		t.Errorf("X-Auth-Subject = %q", got)
+	}
+	for _, claims := range []map[string]any{
+		{"sub": "al\x00ice"},
+		{"sub": "alice\n"},
+		{"sub": "alice", "client_id": "app\x7f"},
+	} {
+		rc, err := call(claims)
+		var pe *phase.Error
+		if !errors.As(err, &pe) || pe.StatusCode() != 401 {
+			t.Errorf("sub %q, client_id %q: %v, identity %v; want 401", claims["sub"], claims["client_id"], err, rc.Identity.Headers)
+		}
+	}
+}

@@ -54,19 +54,34 @@ func (f *Front) ForServerName(sni string) *ClientAuth {
 	return f.ClientAuth[strings.ToLower(strings.TrimSuffix(sni, "."))]
 }
 
-// Subject is the verified client certificate's subject (RFC 4514), with
-// control characters removed, or "" when none was verified.
+// Subject is the verified client certificate's subject (RFC 4514), or ""
+// when none was verified. A control character, which a header value
+// cannot hold, is written as RFC 4514 §2.4's hex escape ("\00"): removed,
+// "CN=ad\x00min" would name CN=admin. (Go escapes a backslash itself as
+// "\\", so the escape cannot be confused with the name's own text.)
 func Subject(cs *tls.ConnectionState) string {
 	if cs == nil || len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
 		return ""
 	}
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, cs.VerifiedChains[0][0].Subject.String())
+	return escapeCTL(cs.VerifiedChains[0][0].Subject.String())
 }
+
+func escapeCTL(s string) string {
+	if !strings.ContainsFunc(s, isCTL) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if isCTL(r) {
+			fmt.Fprintf(&b, "\\%02X", r)
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func isCTL(r rune) bool { return r < 0x20 || r == 0x7f }
 
 // UpstreamConfig is the client TLS configuration for an upstream: roots
 // from ca (system roots when ""), SNI and verification name serverName

@@ -192,8 +192,8 @@ func setPath(u *url.URL, escaped string) {
 // peer, or behind trusted proxies the first untrusted X-Forwarded-For
 // entry), as nginx's "proxy_set_header X-Real-IP $remote_addr" sends.
 //
-// The values are returned in one array, in the order of fwIndex: the
-// direct attempt's pooled one (st.fw), or a new one.
+// The values are returned in one array, in the order of forwardingNames:
+// the direct attempt's pooled one (st.fw), or a new one.
 func forwardingValues(st *state, in *http.Request) []string {
 	rc := &st.rc
 	peer := st.peer()
@@ -244,7 +244,7 @@ func forwardingValues(st *state, in *http.Request) []string {
 }
 
 // forwardingNames are the fields of forwardingValues' values, in their
-// order; "" for X-Request-Id's place, which is not among them.
+// order (X-Request-Id, the request's own, is not among them).
 var forwardingNames = [...]string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host",
 	"X-Forwarded-Port", "Forwarded", "X-Forwarded-Prefix", "X-Real-Ip"}
 

@@ -282,6 +282,12 @@ type FieldReserver interface {
 // FieldReserver's room). It is asked at most once per response, and only
 // for one the round trip returns, as its Header. A caller that fails the
 // attempt after all must empty the map again.
+//
+// A supplied map gets no hop-by-hop field (RFC 9110 §7.6.1: Connection,
+// Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade,
+// Proxy-Authenticate, which a proxy removes), and a response whose
+// Connection field names anything but keep-alive (or close) is never
+// read into one: the proxy has nothing left to remove.
 type HeaderSupplier interface {
 	ResponseHeader() http.Header
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"strings"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -39,8 +40,9 @@ type respAlloc struct {
 // caller's allocation); it is returned as resp.Body when the length is
 // not 0. The response is ra.resp; ra is not used again after ok. The
 // header map is sup's (HeaderSupplier), asked for only once the response
-// is known to be simple; if sup is nil or gives none, it is made with
-// room for reserve fields more (FieldReserver).
+// is known to be simple, and filled without hop-by-hop fields; if sup is
+// nil or gives none, it is made with room for reserve fields more
+// (FieldReserver) and gets every field.
 func readSimpleHead(br *bufio.Reader, req *http.Request, body *clBody, ra *respAlloc, reserve int, sup HeaderSupplier) (resp *http.Response, ok bool) {
 	if req.Method == http.MethodHead || req.Method == http.MethodConnect {
 		return nil, false // no body whatever the fields say
@@ -140,12 +142,15 @@ func readSimpleHead(br *bufio.Reader, req *http.Request, body *clBody, ra *respA
 		case "Connection":
 			// "Connection: keep-alive" (nginx, Node.js) stays, as
 			// http.ReadResponse leaves it; "close" is left to
-			// http.ReadResponse, which also removes the field.
-			if httpguts.HeaderValuesContainsToken([]string{value}, "close") {
+			// http.ReadResponse, which also removes the field. A
+			// supplied map gets no hop-by-hop field, so nothing it may
+			// name can be left for the caller to remove.
+			if httpguts.HeaderValuesContainsToken([]string{value}, "close") ||
+				sup != nil && !onlyKeepAlive(value) {
 				return nil, false
 			}
 			hops++
-		case "Keep-Alive", "Proxy-Connection":
+		case "Keep-Alive", "Proxy-Connection", "Te", "Upgrade", "Proxy-Authenticate":
 			hops++
 		}
 		keys[i], vals[i] = key, value
@@ -159,13 +164,18 @@ func readSimpleHead(br *bufio.Reader, req *http.Request, body *clBody, ra *respA
 		return nil, false // cannot happen: the bytes are buffered
 	}
 	var h http.Header
+	supplied := false
 	if sup != nil {
 		h = sup.ResponseHeader()
+		supplied = h != nil
 	}
 	if h == nil {
 		h = make(http.Header, n-hops+reserve)
 	}
 	for i, key := range keys {
+		if supplied && hops > 0 && isHop(key) {
+			continue
+		}
 		if prior, dup := h[key]; dup {
 			h[key] = append(prior, vals[i])
 		} else {
@@ -184,6 +194,27 @@ func readSimpleHead(br *bufio.Reader, req *http.Request, body *clBody, ra *respA
 		resp.Body = body
 	}
 	return resp, true
+}
+
+// isHop reports whether key (canonical) is a hop-by-hop field a simple
+// response may carry (Transfer-Encoding and Trailer make it not simple).
+func isHop(key string) bool {
+	switch key {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Upgrade", "Proxy-Authenticate":
+		return true
+	}
+	return false
+}
+
+// onlyKeepAlive reports whether a Connection value names nothing but
+// keep-alive: a field list whose members are all that token.
+func onlyKeepAlive(v string) bool {
+	for m := range strings.SplitSeq(v, ",") {
+		if m = strings.TrimSpace(m); m != "" && !strings.EqualFold(m, "keep-alive") {
+			return false
+		}
+	}
+	return true
 }
 
 // trimOWS removes the optional whitespace (SP, HTAB) around a field

@@ -13,12 +13,68 @@ import (
 
 // simpleHead runs readSimpleHead over raw, as buffered bytes.
 func simpleHead(raw, method string) (*http.Response, bool, *bufio.Reader) {
+	return simpleHeadInto(raw, method, nil)
+}
+
+// simpleHeadInto is simpleHead with a HeaderSupplier.
+func simpleHeadInto(raw, method string, sup HeaderSupplier) (*http.Response, bool, *bufio.Reader) {
 	br := bufio.NewReaderSize(strings.NewReader(raw), 8<<10)
 	_, _ = br.Peek(1)
 	req := &http.Request{Method: method}
 	var cl clBody
-	resp, ok := readSimpleHead(br, req, &cl, new(respAlloc), 4, nil)
+	resp, ok := readSimpleHead(br, req, &cl, new(respAlloc), 4, sup)
 	return resp, ok, br
+}
+
+// lender supplies its map, as a proxy's client writer lends its own.
+type lender struct{ h http.Header }
+
+func (l *lender) ResponseHeader() http.Header { return l.h }
+
+// withoutHops is h without RFC 9110 §7.6.1's hop-by-hop fields and those
+// its Connection fields name: what a proxy passes on.
+func withoutHops(h http.Header) http.Header {
+	out := h.Clone()
+	for _, v := range h["Connection"] {
+		for _, name := range strings.Split(v, ",") {
+			delete(out, http.CanonicalHeaderKey(strings.TrimSpace(name)))
+		}
+	}
+	for _, k := range []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Proxy-Authenticate"} {
+		delete(out, k)
+	}
+	return out
+}
+
+// A map a HeaderSupplier lends gets the response's fields without the
+// hop-by-hop ones, which the proxy would remove: a response whose
+// Connection names other fields is not read into one.
+func TestSuppliedMapGetsNoHopByHopFields(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, raw string
+		want      http.Header // nil: not read into the map
+	}{
+		{"keep-alive (nginx)", "HTTP/1.1 200 OK\r\nServer: nginx\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n",
+			http.Header{"Server": {"nginx"}, "Content-Length": {"0"}}},
+		{"every hop-by-hop field a simple response may have", "HTTP/1.1 200 OK\r\nUpgrade: h2c\r\nTe: trailers\r\nProxy-Connection: keep-alive\r\nProxy-Authenticate: Basic\r\nX-App: 1\r\nContent-Length: 0\r\n\r\n",
+			http.Header{"X-App": {"1"}, "Content-Length": {"0"}}},
+		{"connection naming a field", "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nContent-Length: 0\r\n\r\n", nil},
+		{"no hop-by-hop field", "HTTP/1.1 200 OK\r\nX-App: 1\r\nContent-Length: 0\r\n\r\n",
+			http.Header{"X-App": {"1"}, "Content-Length": {"0"}}},
+	} {
+		l := &lender{h: http.Header{}}
+		resp, ok, _ := simpleHeadInto(tc.raw, "GET", l)
+		if tc.want == nil {
+			if ok {
+				t.Errorf("%s: read into the supplied map: %v", tc.name, resp.Header)
+			}
+			continue
+		}
+		if !ok || !reflect.DeepEqual(l.h, tc.want) {
+			t.Errorf("%s: ok %v, map %v; want %v", tc.name, ok, l.h, tc.want)
+		}
+	}
 }
 
 func TestSimpleHeadTakesTheCommonShapeOnly(t *testing.T) {
@@ -111,6 +167,12 @@ func FuzzSimpleHeadMatchesReadResponse(f *testing.F) {
 			t.Fatalf("%q:\n got %q %d %s %v len %d close %v\nwant %q %d %s %v len %d close %v te %v trailer %v", raw,
 				got.Status, got.StatusCode, got.Proto, got.Header, got.ContentLength, got.Close,
 				want.Status, want.StatusCode, want.Proto, want.Header, want.ContentLength, want.Close, want.TransferEncoding, want.Trailer)
+		}
+		// Into a supplied map: the same fields less the hop-by-hop ones,
+		// or not at all when Connection names others.
+		if s, sok, _ := simpleHeadInto(string(raw), method, &lender{h: http.Header{}}); sok &&
+			!reflect.DeepEqual(s.Header, withoutHops(want.Header)) {
+			t.Fatalf("%q: supplied map %v, want %v", raw, s.Header, withoutHops(want.Header))
 		}
 		gb, gerr := io.ReadAll(got.Body)
 		wb, werr := io.ReadAll(want.Body)

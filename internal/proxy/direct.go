@@ -345,10 +345,13 @@ func (e *Engine) sendDirect(st *state, w *respWriter, in *http.Request, ctx cont
 	flush := resp.ContentLength == -1 || isEventStream(resp.Header.Get("Content-Type"))
 	// The response's header map is this attempt's own: hop-by-hop fields
 	// go from it in place, and a writer that can adopt it takes it whole.
-	named := connNamed(resp.Header["Connection"])
-	for k := range resp.Header {
-		if skipHeader(k, named) {
-			delete(resp.Header, k)
+	// A map the writer lent has none (lb.HeaderSupplier).
+	if !st.lent {
+		named := connNamed(resp.Header["Connection"])
+		for k := range resp.Header {
+			if skipHeader(k, named) {
+				delete(resp.Header, k)
+			}
 		}
 	}
 	var dst http.Header

@@ -127,6 +127,39 @@ func TestHopByHopNamedBesideCloseStayUpstream(t *testing.T) {
 	}
 }
 
+// TestHopByHopResponseFieldsStayUpstream: an upstream response's
+// hop-by-hop fields (RFC 9110 §7.6.1) and those its Connection names
+// never reach the client, whether the response is read into the client
+// writer's own map (h1server lends it; lb leaves them out) or into one
+// of its own (net/http's server; the engine removes them).
+func TestHopByHopResponseFieldsStayUpstream(t *testing.T) {
+	t.Parallel()
+	up := cannedUpstream(t, map[string]string{
+		"/nginx": "HTTP/1.1 200 OK\r\nServer: nginx\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-App: 1\r\nContent-Length: 2\r\n\r\nok",
+		"/hops":  "HTTP/1.1 200 OK\r\nUpgrade: h2c\r\nTe: trailers\r\nProxy-Connection: keep-alive\r\nProxy-Authenticate: Basic\r\nX-App: 1\r\nContent-Length: 2\r\n\r\nok",
+		"/named": "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Internal\r\nX-Internal: secret\r\nX-App: 1\r\nContent-Length: 2\r\n\r\nok",
+	})
+	cfg := oneRoute(up)
+	for _, fast := range []bool{false, true} {
+		t.Run(fmt.Sprint("fast_http1=", fast), func(t *testing.T) {
+			t.Parallel()
+			addr, logs := optionsGate(t, cfg, Options{}, fast)
+			for _, path := range []string{"/nginx", "/hops", "/named"} {
+				heads := exchange(t, addr, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n", "ok", logs)
+				h := heads[len(heads)-1]
+				for _, k := range []string{"Keep-Alive", "Upgrade", "Te", "Proxy-Connection", "Proxy-Authenticate", "X-Internal"} {
+					if v := h[k]; v != nil {
+						t.Errorf("%s: %s: %q reached the client", path, k, v)
+					}
+				}
+				if h.Get("X-App") != "1" {
+					t.Errorf("%s: the upstream's own field X-App is missing: %v", path, h)
+				}
+			}
+		})
+	}
+}
+
 // TestMalformedHTTP2RequestsRefused: an HTTP/2 request without an
 // authority (neither :authority nor Host), or with a :path not in origin
 // form, is malformed (RFC 9113 §8.3.1) and never reaches an upstream.

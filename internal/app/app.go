@@ -407,9 +407,9 @@ func (a *App) listenerServer(s config.Server, useTLS bool) (server, func(net.Lis
 			// every listener. srv's Shutdown sends its GOAWAYs.
 			h2 := a.h2server(s, srv.ErrorLog)
 			srv.RegisterOnShutdown(h2.Shutdown)
-			fast.ServeH2C(func(ctx context.Context, c net.Conn) {
+			fast.ServeH2C(func(ctx context.Context, c net.Conn, prefaceBy time.Time) {
 				netx.Multiplexed(c) // a drain leaves it to Shutdown's GOAWAY
-				h2.ServeConnContext(ctx, c, srv.Handler)
+				h2.ServeConnContext(ctx, c, srv.Handler, prefaceBy)
 			})
 		}
 		return fast, fast.Serve

@@ -640,8 +640,12 @@ func (c *conn) serveH2C() {
 	c.br = nil
 	c.mu.Unlock()
 	c.hdr = nil
-	_ = c.nc.SetDeadline(time.Time{}) // the HTTP/2 server sets its own
-	c.srv.h2c(c.ctx, &prefixConn{Conn: c.nc, pre: pre})
+	var prefaceBy time.Time
+	if c.rdlSet && c.rdl != 0 && !c.rdlStale.Load() {
+		prefaceBy = time.Unix(0, c.rdl) // the read header timeout, from accept
+	}
+	_ = c.nc.SetDeadline(time.Time{}) // the HTTP/2 server sets its own, by prefaceBy
+	c.srv.h2c(c.ctx, &prefixConn{Conn: c.nc, pre: pre}, prefaceBy)
 }
 
 // handOver gives the connection, with what is buffered, to the

@@ -703,8 +703,10 @@ func TestKeepAlivesDisabled(t *testing.T) {
 }
 
 // TestServeH2C: a connection that opens with HTTP/2's preface goes to
-// the ServeH2C function, with every byte the client sent and the
-// connection's context (ConnContext applied); Shutdown runs the
+// the ServeH2C function, with every byte the client sent, the
+// connection's context (ConnContext applied) and the end of the read
+// header timeout started at accept (the rest of the preface must come by
+// then, not a whole timeout later); Shutdown runs the
 // http.Server's shutdown hooks (where the HTTP/2 server registers its
 // GOAWAY) and waits for the function to return. After an HTTP/1 request
 // the same bytes are not HTTP/2.
@@ -726,7 +728,10 @@ func TestServeH2C(t *testing.T) {
 	const preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 	read := make(chan string, 2)
 	release := make(chan struct{})
-	s.ServeH2C(func(ctx context.Context, c net.Conn) {
+	accepted := time.Now()
+	var prefaceBy time.Time
+	s.ServeH2C(func(ctx context.Context, c net.Conn, by time.Time) {
+		prefaceBy = by
 		buf := make([]byte, len(preface)+len("frames"))
 		_, err := io.ReadFull(c, buf)
 		read <- fmt.Sprintf("%v: %q %v", ctx.Value(connKey{}), buf, err)
@@ -753,6 +758,9 @@ func TestServeH2C(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the preface never reached ServeH2C")
+	}
+	if prefaceBy.Before(accepted.Add(5*time.Second)) || prefaceBy.After(time.Now().Add(5*time.Second)) {
+		t.Fatalf("preface due %v after accept, want the 5s read header timeout from accept", prefaceBy.Sub(accepted))
 	}
 
 	// After an HTTP/1 request, a preface is an HTTP/1 request that

@@ -129,7 +129,7 @@ type Server struct {
 	reuseHeader bool // ReuseRequestHeaders(true): a connection's requests share one header map
 	// h2c serves connections that open with HTTP/2's preface (ServeH2C);
 	// nil hands them to fb.
-	h2c func(ctx context.Context, c net.Conn)
+	h2c func(ctx context.Context, c net.Conn, prefaceBy time.Time)
 
 	inShutdown  atomic.Bool
 	noKeepAlive atomic.Bool  // SetKeepAlivesEnabled(false)
@@ -388,15 +388,18 @@ func (s *Server) ReuseRequestHeaders(v bool) { s.reuseHeader = v }
 // to serve instead of the http.Server, which would serve it with its own
 // HTTP/2 server when its Protocols allow unencrypted HTTP/2. serve runs
 // on the connection's goroutine and is given the connection's context
-// (ConnContext applied) and the connection, which replays what was
-// already read; it owns the connection until it returns. The connection
+// (ConnContext applied), the connection, which replays what was already
+// read, and when the preface's read header timeout, started at accept,
+// ends (zero: none); it owns the connection until it returns. The connection
 // counts as active meanwhile: Shutdown waits for serve to return (the
 // HTTP/2 server's own shutdown, registered with the http.Server's
 // RegisterOnShutdown, must end it), and Close closes it. Only a
 // connection's first bytes are looked at: after an HTTP/1 request the
 // preface is an HTTP/1 request like any other (see fbLater). It must be
 // called before Serve.
-func (s *Server) ServeH2C(serve func(ctx context.Context, c net.Conn)) { s.h2c = serve }
+func (s *Server) ServeH2C(serve func(ctx context.Context, c net.Conn, prefaceBy time.Time)) {
+	s.h2c = serve
+}
 
 // doKeepAlives is net/http's: keep-alives are on and no shutdown began.
 func (s *Server) doKeepAlives() bool { return !s.noKeepAlive.Load() && !s.inShutdown.Load() }

@@ -106,6 +106,15 @@ func TestDiffRequests(t *testing.T) {
 			netHTTPWrong: "it serves it, r.Host \"example.com/../x y\" (HTTP/1 net/http answers 400 to such a Host)",
 			want:         refusedBeforeHandler, normalize: func(tr *transcript) { *tr = transcript{} }},
 		{name: "no :authority nor host", script: send(fields(":method", "GET", ":scheme", "https", ":path", "/"))},
+		// RFC 9113 §8.3.1: a present :authority is the target's, and
+		// Host may not stand in for it; empty, the URI is invalid (RFC
+		// 9110 §4.2.1).
+		{name: "empty :authority and a host", script: send(fields(":method", "GET", ":scheme", "https", ":authority", "", ":path", "/", "host", "example.org")),
+			netHTTPWrong: "it reads an empty :authority as absent and serves the request as example.org",
+			want:         refusedBeforeHandler, normalize: func(tr *transcript) { *tr = transcript{} }},
+		{name: "empty :authority", script: send(fields(":method", "GET", ":scheme", "https", ":authority", "", ":path", "/")),
+			netHTTPWrong: "it serves it, with an empty r.Host",
+			want:         refusedBeforeHandler, normalize: func(tr *transcript) { *tr = transcript{} }},
 		{name: ":authority with userinfo", script: send(fields(":method", "GET", ":scheme", "https", ":authority", "u@example.com", ":path", "/"))},
 		{name: "te: trailers", script: send(req("GET", "/", "te", "trailers"))},
 		// RFC 9113 §8.3.1: :path is the origin-form (or "*"); an

@@ -221,14 +221,18 @@ func (s *Server) ServeConn(c net.Conn, h http.Handler) {
 	if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
 		base = bc.BaseContext()
 	}
-	s.ServeConnContext(base, c, h)
+	s.ServeConnContext(base, c, h, time.Time{})
 }
 
 // ServeConnContext is ServeConn with the context the requests' contexts
 // derive from: the connection's own, from the server that accepted it
-// (h1server's ServeH2C, for cleartext HTTP/2).
-func (s *Server) ServeConnContext(base context.Context, c net.Conn, h http.Handler) {
+// (h1server's ServeH2C, for cleartext HTTP/2). prefaceBy, if not zero, is
+// when the client preface must be complete, if earlier than
+// ReadHeaderTimeout from now: that server started the clock when it
+// accepted the connection, and read the preface's first bytes.
+func (s *Server) ServeConnContext(base context.Context, c net.Conn, h http.Handler, prefaceBy time.Time) {
 	sc := newConn(s, c, h, base)
+	sc.prefaceBy = prefaceBy
 
 	s.mu.Lock()
 	s.conns[sc] = struct{}{}
@@ -279,6 +283,7 @@ type conn struct {
 	baseCtx    context.Context
 	remoteAddr string
 	tlsState   *tls.ConnectionState // nil over cleartext
+	prefaceBy  time.Time            // ServeConnContext's; zero: ReadHeaderTimeout from the start
 
 	// Owned by the reading goroutine (serve).
 	br            *bufio.Reader
@@ -413,7 +418,11 @@ func (c *conn) resetFromReaderLocked(se http2.StreamError) bool {
 
 // readPreface reads the client preface within ReadHeaderTimeout.
 func (c *conn) readPreface() bool {
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.ReadHeaderTimeout))
+	deadline := time.Now().Add(c.srv.cfg.ReadHeaderTimeout)
+	if !c.prefaceBy.IsZero() && c.prefaceBy.Before(deadline) {
+		deadline = c.prefaceBy
+	}
+	_ = c.nc.SetReadDeadline(deadline)
 	var buf [len(prefaceStr)]byte
 	if _, err := io.ReadFull(c.br, buf[:]); err != nil || string(buf[:]) != prefaceStr {
 		return false

@@ -151,6 +151,13 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request,
 		case ":scheme":
 			scheme = hf.Value
 		case ":authority":
+			if hf.Value == "" {
+				// Present, it is the target's authority, and Host may
+				// not stand in for it (RFC 9113 §8.3.1); an http(s) URI
+				// with an empty host is invalid (RFC 9110 §4.2.1).
+				// net/http reads an empty one as absent.
+				return nil, nil, protoErr
+			}
 			authority = hf.Value
 		case ":path":
 			path = hf.Value

@@ -354,8 +354,14 @@ func (c *conn) serve(shutdown bool) {
 		defer c.idleTimer.Stop()
 	}
 
-	for {
+	for first := true; ; first = false {
 		f, err := c.readFrame() // on an error, f is nil
+		if first {
+			// The preface's deadline covered the SETTINGS frame that
+			// completes it (RFC 9113 §3.4): 24 bytes alone must not
+			// hold a connection until the idle timeout.
+			_ = c.nc.SetReadDeadline(time.Time{})
+		}
 		if err == nil {
 			err = c.processFrame(f)
 		} else if errors.Is(err, http2.ErrFrameTooLarge) {
@@ -416,7 +422,8 @@ func (c *conn) resetFromReaderLocked(se http2.StreamError) bool {
 	return true
 }
 
-// readPreface reads the client preface within ReadHeaderTimeout.
+// readPreface reads the client preface within ReadHeaderTimeout, and
+// leaves that deadline for the SETTINGS frame that must follow it.
 func (c *conn) readPreface() bool {
 	deadline := time.Now().Add(c.srv.cfg.ReadHeaderTimeout)
 	if !c.prefaceBy.IsZero() && c.prefaceBy.Before(deadline) {
@@ -427,7 +434,6 @@ func (c *conn) readPreface() bool {
 	if _, err := io.ReadFull(c.br, buf[:]); err != nil || string(buf[:]) != prefaceStr {
 		return false
 	}
-	_ = c.nc.SetReadDeadline(time.Time{})
 	return true
 }
 

@@ -3,11 +3,28 @@ package h2server
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"testing"
 	"time"
+
+	"gatehouse/internal/testutil"
 )
+
+// servePair serves one end of a socket pair with s, starting the
+// preface's clock at prefaceBy (zero: none), and returns the client's
+// end and a channel closed once the server is done with the connection.
+func servePair(t *testing.T, s *Server, prefaceBy time.Time) (io.ReadWriter, <-chan struct{}) {
+	t.Helper()
+	client, server := testutil.SocketPair(t)
+	t.Cleanup(func() { client.Close() })
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.ServeConnContext(context.Background(), server, http.NotFoundHandler(), prefaceBy)
+	}()
+	go func() { _, _ = io.Copy(io.Discard, client) }() // the server's SETTINGS
+	return client, done
+}
 
 // A connection handed over with part of its preface read (cleartext
 // HTTP/2 from h1server) must complete the preface by the deadline the
@@ -16,27 +33,8 @@ import (
 // nearly twice the timeout.
 func TestPrefaceDueByTheHandingServersDeadline(t *testing.T) {
 	t.Parallel()
-	s := New(Config{ReadHeaderTimeout: 20 * time.Second})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
 	start := time.Now()
-	go func() {
-		defer close(done)
-		s.ServeConnContext(context.Background(), server, http.NotFoundHandler(), start.Add(500*time.Millisecond))
-	}()
+	client, done := servePair(t, New(Config{ReadHeaderTimeout: 20 * time.Second}), start.Add(500*time.Millisecond))
 	_, _ = io.WriteString(client, "PRI * HTTP/2.0\r\n\r\nSM\r\n") // all but the last two bytes
 	select {
 	case <-done:
@@ -54,27 +52,7 @@ func TestPrefaceDueByTheHandingServersDeadline(t *testing.T) {
 // idle timeout.
 func TestPrefaceIncludesTheSettingsFrame(t *testing.T) {
 	t.Parallel()
-	s := New(Config{ReadHeaderTimeout: 500 * time.Millisecond, IdleTimeout: time.Minute})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.ServeConn(server, http.NotFoundHandler())
-	}()
-	go func() { _, _ = io.Copy(io.Discard, client) }() // the server's SETTINGS
+	client, done := servePair(t, New(Config{ReadHeaderTimeout: 500 * time.Millisecond, IdleTimeout: time.Minute}), time.Time{})
 	_, _ = io.WriteString(client, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
 	select {
 	case <-done:

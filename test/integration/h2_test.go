@@ -236,42 +236,13 @@ routes: [{ name: app, match: { path_prefix: / }, upstream: app, max_body_bytes: 
 		t.Fatal(err)
 	}
 	dec := hpack.NewDecoder(4096, nil) // one per connection: its table carries over
-	status := func(want uint32) string {
-		for {
-			f, err := fr.ReadFrame()
-			if err != nil {
-				return "connection ended: " + err.Error()
-			}
-			switch f := f.(type) {
-			case *http2.GoAwayFrame:
-				return "GOAWAY " + f.ErrCode.String()
-			case *http2.HeadersFrame:
-				if f.StreamID != want {
-					continue
-				}
-				fields, err := dec.DecodeFull(f.HeaderBlockFragment())
-				if err != nil {
-					return err.Error()
-				}
-				for _, hf := range fields {
-					if hf.Name == ":status" {
-						return hf.Value
-					}
-				}
-			case *http2.SettingsFrame:
-				if !f.IsAck() {
-					fr.WriteSettingsAck()
-				}
-			}
-		}
-	}
-	if got := status(1); got != "413" {
+	if got := h2Outcome(fr, dec, 1); got != ":status 413" {
 		t.Fatalf("oversized body: %s, want 413", got)
 	}
 	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: headerBlock("/x"), EndHeaders: true, EndStream: true}); err != nil {
 		t.Fatal(err)
 	}
-	if got := status(3); got != "200" {
+	if got := h2Outcome(fr, dec, 3); got != ":status 200" {
 		t.Fatalf("next stream on the same connection: %s, want 200", got)
 	}
 }
@@ -323,7 +294,7 @@ routes:
 				if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: headerBlock(path, tc.extra...), EndHeaders: true, EndStream: tc.endStream}); err != nil {
 					t.Fatal(err)
 				}
-				if got := h2Outcome(fr, 1); strings.HasPrefix(got, ":status 2") {
+				if got := h2Outcome(fr, hpack.NewDecoder(4096, nil), 1); strings.HasPrefix(got, ":status 2") {
 					t.Errorf("%s: %s, want a stream reset or 400", tc.name, got)
 				}
 				if _, ok := seen.Load(path); ok {
@@ -337,7 +308,7 @@ routes:
 			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: headerBlock(path), EndHeaders: true, EndStream: true}); err != nil {
 				t.Fatal(err)
 			}
-			if got := h2Outcome(fr, 1); got != ":status 200" {
+			if got := h2Outcome(fr, hpack.NewDecoder(4096, nil), 1); got != ":status 200" {
 				t.Fatalf("well-formed request: %s", got)
 			}
 			if _, ok := seen.Load(path); !ok {
@@ -349,9 +320,9 @@ routes:
 
 // h2Outcome reads frames until stream id is answered, reset, or the
 // connection ends, and says which: ":status N", "RST_STREAM code",
-// "GOAWAY code" or "connection ended".
-func h2Outcome(fr *http2.Framer, id uint32) string {
-	dec := hpack.NewDecoder(4096, nil)
+// "GOAWAY code" or "connection ended". dec is the connection's HPACK
+// decoder (its table carries over from one response to the next).
+func h2Outcome(fr *http2.Framer, dec *hpack.Decoder, id uint32) string {
 	for {
 		f, err := fr.ReadFrame()
 		if err != nil {

@@ -239,7 +239,7 @@ func (f *Filter) deny(rc *phase.RequestCtx, reason, detail string, kind phase.Ki
 // verification, or a reason (from a fixed set, for metrics) and an error.
 func (f *Filter) verify(ctx context.Context, token string, now time.Time) (*rbac.Principal, string, error) {
 	if p, inactiveAt, ok := f.Cache.Get(token, now); ok {
-		switch {
+		switch is := f.introspector(); {
 		case p != nil:
 			if f.Obs != nil {
 				f.Obs.CacheHit()
@@ -248,7 +248,7 @@ func (f *Filter) verify(ctx context.Context, token string, now time.Time) (*rbac
 				return nil, "wrong_issuer", jwt.ErrIssuer
 			}
 			return p, "", nil
-		case f.introspector() != nil && f.introspector().Name == inactiveAt:
+		case is != nil && is.Name == inactiveAt:
 			// Not active at the issuer this route would ask. Another
 			// issuer's answer says nothing about this one's tokens.
 			if f.Obs != nil {
@@ -447,7 +447,7 @@ func roleFits(s string) bool {
 	if s == "" || s[0] == ' ' || s[0] == '\t' || s[len(s)-1] == ' ' || s[len(s)-1] == '\t' {
 		return false
 	}
-	return !strings.ContainsFunc(s, func(r rune) bool { return r == ',' || r < 0x20 || r == 0x7f })
+	return !strings.ContainsRune(s, ',') && !hasCTL(s)
 }
 
 // scopeFits reports whether s is an RFC 6749 §3.3 scope-token, what a

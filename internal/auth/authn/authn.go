@@ -53,6 +53,15 @@ type Observer interface {
 	CacheHit()
 }
 
+// DecisionCounter is what an Observer may offer besides Decision: one
+// decision's counter, taken once per filter for the decisions nearly
+// every request makes (allowed: valid, session), so that they cost no
+// label lookup (Prometheus's WithLabelValues hashes its labels on every
+// call: 0.7 % of the proxy's CPU with a token on every request).
+type DecisionCounter interface {
+	DecisionCounter(route, result, reason string) func()
+}
+
 // Filter is a route's authn/authz request filter.
 type Filter struct {
 	Route            string
@@ -80,6 +89,29 @@ type Filter struct {
 	Cache     *Cache
 	Obs       Observer // may be nil
 	Now       func() time.Time
+
+	// The allow decisions' counters, taken from Obs at their first use
+	// (allowed): a series appears when its first decision is counted.
+	allowValid, allowSession allowCounter
+}
+
+// allowCounter is one allow decision's counter, taken once.
+type allowCounter struct {
+	once sync.Once
+	inc  func()
+}
+
+// allowed counts an allow decision for reason (valid or session) through
+// c, which it resolves from Obs the first time.
+func (f *Filter) allowed(c *allowCounter, reason string) {
+	c.once.Do(func() {
+		if dc, ok := f.Obs.(DecisionCounter); ok {
+			c.inc = dc.DecisionCounter(f.Route, "allow", reason)
+		} else {
+			c.inc = func() { f.Obs.Decision(f.Route, "allow", reason) }
+		}
+	})
+	c.inc()
 }
 
 // FilterRequest implements phase.RequestFilter.
@@ -114,7 +146,7 @@ func (f *Filter) FilterRequest(rc *phase.RequestCtx, w http.ResponseWriter, r *h
 	}
 	rc.Auth = "allow"
 	if f.Obs != nil {
-		f.Obs.Decision(f.Route, "allow", "valid")
+		f.allowed(&f.allowValid, "valid")
 	}
 	f.setIdentity(rc, p)
 	if !f.ForwardToken {
@@ -180,7 +212,7 @@ func (f *Filter) session(rc *phase.RequestCtx, w http.ResponseWriter, r *http.Re
 	}
 	rc.Auth, rc.AuthReason = "allow", "session"
 	if f.Obs != nil {
-		f.Obs.Decision(f.Route, "allow", "session")
+		f.allowed(&f.allowSession, "session")
 	}
 	f.Sessions.Track(rc, a)
 	f.setIdentity(rc, p)

@@ -2,6 +2,7 @@ package authn
 
 import (
 	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"gatehouse/internal/auth/issuer"
 	"gatehouse/internal/auth/jwt"
+	"gatehouse/internal/observe/metrics"
 	"gatehouse/internal/phase"
 	"gatehouse/internal/testutil/fakeidp"
 )
@@ -63,5 +65,44 @@ func TestIdentityHeadersMeanWhatTheTokenSaid(t *testing.T) {
 		if !errors.As(err, &pe) || pe.StatusCode() != 401 {
 			t.Errorf("sub %q, client_id %q: %v, identity %v; want 401", claims["sub"], claims["client_id"], err, rc.Identity.Headers)
 		}
+	}
+}
+
+// Allowed decisions are counted through the observer's counter, taken
+// once per filter (no label lookup per request), and still land in
+// gatehouse_auth_decisions_total beside the refusals.
+func TestAllowDecisionsCountedOnce(t *testing.T) {
+	t.Parallel()
+	idp := fakeidp.New(t)
+	keys := &issuer.Keys{Issuer: idp.Issuer, Client: idp.Client(), Cooldown: time.Hour, Refresh: time.Hour}
+	m := metrics.New("test")
+	f := &Filter{Route: "api", Mode: "required", AcceptBearer: true, Cache: NewCache(100, time.Minute), Obs: m.Auth(),
+		Issuers: []*Issuer{{Name: "main", URL: idp.Issuer, Keys: keys,
+			Verifier: &jwt.Verifier{Issuer: idp.Issuer, Audience: "gw", Keys: keys}}}}
+	tok := idp.Token(t, map[string]any{"sub": "alice", "aud": "gw"})
+	for _, bearer := range []string{tok, tok, tok, "not-a-token"} {
+		r := httptest.NewRequest(http.MethodGet, "http://gw.test/api", nil)
+		r.Header.Set("Authorization", "Bearer "+bearer)
+		_, _ = f.FilterRequest(&phase.RequestCtx{}, httptest.NewRecorder(), r)
+	}
+	fams, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, fam := range fams {
+		if fam.GetName() != "gatehouse_auth_decisions_total" {
+			continue
+		}
+		for _, c := range fam.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range c.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			got[labels["route"]+" "+labels["result"]+" "+labels["reason"]] = c.GetCounter().GetValue()
+		}
+	}
+	if want := map[string]float64{"api allow valid": 3, "api deny malformed": 1}; !maps.Equal(got, want) {
+		t.Fatalf("gatehouse_auth_decisions_total = %v, want %v", got, want)
 	}
 }

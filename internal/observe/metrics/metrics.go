@@ -387,6 +387,12 @@ func (a AuthObserver) Decision(route, result, reason string) {
 	a.decisions.WithLabelValues(route, result, reason).Inc()
 }
 
+// DecisionCounter returns one decision's counter (authn.DecisionCounter):
+// its labels resolved once, not on every request.
+func (a AuthObserver) DecisionCounter(route, result, reason string) func() {
+	return a.decisions.WithLabelValues(route, result, reason).Inc
+}
+
 // CacheHit counts a token found in the verification cache.
 func (a AuthObserver) CacheHit() { a.hits.Inc() }
 

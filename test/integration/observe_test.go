@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -11,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -231,8 +229,8 @@ func TestAdminRefusesRebindingHostNames(t *testing.T) {
 			"[::1]:" + port:                 200,
 			"LOCALHOST:1":                   200, // neither port nor case compared
 		} {
-			code, body := rawAdmin(t, addr, "GET "+path+" HTTP/1.1\r\nHost: "+host+"\r\nConnection: close\r\n\r\n")
-			if code != want {
+			resp, body, _, _ := exchange(t, addr, "GET "+path+" HTTP/1.1\r\nHost: "+host+"\r\nConnection: close\r\n\r\n")
+			if code := resp.StatusCode; code != want {
 				t.Errorf("GET %s, Host %s: %d, want %d", path, host, code, want)
 			}
 			if want == 403 && (strings.Contains(body, "upstreams") || strings.Contains(body, "gatehouse_")) {
@@ -240,28 +238,6 @@ func TestAdminRefusesRebindingHostNames(t *testing.T) {
 			}
 		}
 	}
-}
-
-// rawAdmin writes req on a new connection and returns the response's
-// status and body.
-func rawAdmin(t *testing.T, addr, req string) (int, string) {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, req); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }
 
 // No Host or path trick on the public listener reaches an admin page.

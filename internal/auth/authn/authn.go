@@ -503,6 +503,10 @@ func hasCTL(s string) bool {
 	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
+// clean removes control characters: the last guard of the identity
+// block's values, which verify (sub, client_id) and the list filters
+// (roles, scopes) have already kept free of them; it runs once per
+// verified token, not per request.
 func clean(s string) string {
 	return strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {

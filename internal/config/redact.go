@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"reflect"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -15,7 +17,9 @@ const Redacted = "[redacted]"
 // endpoint. Any other value written with ${VAR} references is shown as
 // written, references unexpanded: an environment variable may hold a
 // secret even where the field is not one (a header value, a URL's
-// password). The config itself is not modified.
+// password). A URL's password written in the file is shown as "xxxxx"
+// (RedactURL), whichever field holds it. The config itself is not
+// modified.
 func MarshalRedacted(c *Config) ([]byte, error) {
 	var n yaml.Node
 	if err := n.Encode(c); err != nil {
@@ -37,6 +41,9 @@ func (r redactor) redact(n *yaml.Node, t reflect.Type, path string) {
 	if n.Kind == yaml.ScalarNode {
 		if raw, ok := r.expanded[path]; ok {
 			*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: raw}
+		}
+		if n.Tag == "!!str" {
+			n.Value = RedactURL(n.Value)
 		}
 		return
 	}
@@ -82,4 +89,22 @@ func (r redactor) redact(n *yaml.Node, t reflect.Type, path string) {
 			}
 		}
 	}
+}
+
+// RedactURL returns s with the password of a URL's userinfo replaced by
+// "xxxxx" (url.URL.Redacted), and any other string as it is: for
+// /config and for validation messages, which echo what they refuse.
+// Only what url.Parse reads as userinfo is touched.
+func RedactURL(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, has := u.User.Password(); !has {
+		return s
+	}
+	return u.Redacted()
 }

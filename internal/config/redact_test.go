@@ -76,3 +76,56 @@ routes:
 		t.Fatalf("redacted config:\n%s", out)
 	}
 }
+
+// A URL's password is secret whichever field holds it: /config and the
+// validation messages that echo a refused value show it as xxxxx.
+func TestURLPasswordsNeverShown(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"https://user:pw-s3cret@otel.example.com:4318": "https://user:xxxxx@otel.example.com:4318",
+		"http://:pw-s3cret@127.0.0.1:4318/x?q=1":       "http://:xxxxx@127.0.0.1:4318/x?q=1",
+		"https://user@otel.example.com":                "https://user@otel.example.com",
+		"mail@example.com":                             "mail@example.com",
+		"no url at all":                                "no url at all",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+
+	doc, err := Parse("t.yaml", []byte(`
+tracing: { endpoint: "https://otel:pw-s3cret@collector.example.com:4318" }
+routes:
+  - { name: r, match: { path_prefix: / }, respond: { status: 204 } }
+`), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := MarshalRedacted(doc.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "s3cret") || !strings.Contains(string(out), "https://otel:xxxxx@collector.example.com:4318") {
+		t.Fatalf("/config shows:\n%s", out)
+	}
+
+	_, err = Parse("t.yaml", []byte(`
+tracing: { endpoint: "ftp://otel:pw-s3cret@collector.example.com" }
+auth:
+  issuers:
+    main:
+      issuer: "https://u:pw-s3cret@auth.example.com?x"
+      audience: gw
+      jwks_uri: "ftp://u:pw-s3cret@auth.example.com/jwks"
+upstreams:
+  app: { targets: ["http://u:pw-s3cret@127.0.0.1:3002"] }
+routes:
+  - { name: r, match: { path_prefix: / }, upstream: app }
+`), t.TempDir())
+	if err == nil {
+		t.Fatal("bad URLs accepted")
+	}
+	if msg := err.Error(); strings.Contains(msg, "s3cret") || strings.Count(msg, "xxxxx") < 4 {
+		t.Fatalf("validation errors:\n%s", msg)
+	}
+}

@@ -58,7 +58,7 @@ func validate(doc *Document) []FieldError {
 	}
 	if t := c.Tracing; t.Endpoint != "" {
 		if u, err := url.Parse(t.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			v.add("tracing.endpoint", "expected an http(s) URL such as http://127.0.0.1:4318, got %q", t.Endpoint)
+			v.add("tracing.endpoint", "expected an http(s) URL such as http://127.0.0.1:4318, got %q", RedactURL(t.Endpoint))
 		}
 	}
 	if r := *c.Tracing.SampleRatio; r < 0 || r > 1 {
@@ -188,7 +188,7 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 func checkHostPort(s string, allowEmptyHost bool) string {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
-		return fmt.Sprintf("expected host:port such as 127.0.0.1:3002, got %q", s)
+		return fmt.Sprintf("expected host:port such as 127.0.0.1:3002, got %q", RedactURL(s))
 	}
 	if host == "" && !allowEmptyHost {
 		return fmt.Sprintf("missing host in %q", s)
@@ -613,13 +613,13 @@ func (v *validator) auth(a *Auth) {
 			continue
 		}
 		if u, err := url.Parse(is.Issuer); err != nil || u.Scheme == "" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			v.add(p+".issuer", "expected the issuer URL, such as https://auth.example.com, got %q", is.Issuer)
+			v.add(p+".issuer", "expected the issuer URL, such as https://auth.example.com, got %q", RedactURL(is.Issuer))
 		} else if u.Scheme != "https" && !isLoopbackHost(u.Hostname()) {
 			v.add(p+".issuer", "must be https (http is allowed for loopback addresses only)")
 		}
 		if is.JWKSURI != "" {
 			if u, err := url.Parse(is.JWKSURI); err != nil || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) {
-				v.add(p+".jwks_uri", "expected an https URL, got %q", is.JWKSURI)
+				v.add(p+".jwks_uri", "expected an https URL, got %q", RedactURL(is.JWKSURI))
 			}
 		}
 		if in := is.Introspection; in != nil {
@@ -628,7 +628,7 @@ func (v *validator) auth(a *Auth) {
 			}
 			if in.Endpoint != "" {
 				if u, err := url.Parse(in.Endpoint); err != nil || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) {
-					v.add(p+".introspection.endpoint", "expected an https URL, got %q", in.Endpoint)
+					v.add(p+".introspection.endpoint", "expected an https URL, got %q", RedactURL(in.Endpoint))
 				}
 			}
 		}
@@ -686,7 +686,7 @@ func (v *validator) protectedResource(pr *ProtectedResource) {
 	const p = "auth.protected_resource"
 	if u, err := url.Parse(pr.Resource); err != nil || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) ||
 		u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		v.add(p+".resource", "expected an https URL without query or fragment (RFC 9728 §2), got %q", pr.Resource)
+		v.add(p+".resource", "expected an https URL without query or fragment (RFC 9728 §2), got %q", RedactURL(pr.Resource))
 	}
 	for i, n := range pr.AuthorizationServers {
 		v.ref(fmt.Sprintf("%s.authorization_servers[%d]", p, i), "issuer", n, v.issuers)
@@ -698,7 +698,7 @@ func (v *validator) protectedResource(pr *ProtectedResource) {
 	}
 	if d := pr.ResourceDocumentation; d != "" {
 		if u, err := url.Parse(d); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			v.add(p+".resource_documentation", "expected an http(s) URL, got %q", d)
+			v.add(p+".resource_documentation", "expected an http(s) URL, got %q", RedactURL(d))
 		}
 	}
 }
@@ -719,7 +719,7 @@ func (v *validator) login(l *Login) {
 	case l.RedirectURL == "":
 		v.add(p+".redirect_url", "required: the callback URL registered at the issuer, such as https://gw.example.com/_gatehouse/callback")
 	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
-		v.add(p+".redirect_url", "expected an absolute http(s) URL without query or fragment, got %q", l.RedirectURL)
+		v.add(p+".redirect_url", "expected an absolute http(s) URL without query or fragment, got %q", RedactURL(l.RedirectURL))
 	case u.Scheme == "http" && !isLoopbackHost(u.Hostname()):
 		v.add(p+".redirect_url", "must be https (http is allowed for loopback addresses only): the session cookie must not travel in clear")
 	case u.Path == "" || u.Path == "/":
@@ -751,12 +751,12 @@ func (v *validator) login(l *Login) {
 	}
 	if l.PostLogoutRedirectURL != "" {
 		if pu, err := url.Parse(l.PostLogoutRedirectURL); err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" || pu.Fragment != "" {
-			v.add(p+".post_logout_redirect_url", "expected an absolute http(s) URL, got %q", l.PostLogoutRedirectURL)
+			v.add(p+".post_logout_redirect_url", "expected an absolute http(s) URL, got %q", RedactURL(l.PostLogoutRedirectURL))
 		}
 	}
 	if l.Resource != "" {
 		if ru, err := url.Parse(l.Resource); err != nil || !ru.IsAbs() || ru.Fragment != "" {
-			v.add(p+".resource", "expected an absolute URI without fragment (RFC 8707), got %q", l.Resource)
+			v.add(p+".resource", "expected an absolute URI without fragment (RFC 8707), got %q", RedactURL(l.Resource))
 		}
 	}
 	for i, s := range l.Scopes {
@@ -827,7 +827,7 @@ func (v *validator) routeAuth(p string, a *RouteAuth) {
 	}
 	if a.ResourceMetadata != "" {
 		if u, err := url.Parse(a.ResourceMetadata); err != nil || u.Scheme == "" || strings.ContainsAny(a.ResourceMetadata, "\"\r\n ") {
-			v.add(p+".resource_metadata", "expected a URL, got %q", a.ResourceMetadata)
+			v.add(p+".resource_metadata", "expected a URL, got %q", RedactURL(a.ResourceMetadata))
 		}
 	}
 	for _, s := range a.Scopes {
@@ -1025,7 +1025,7 @@ func (v *validator) tls(s *Server) {
 			}
 		}
 		if u, err := url.Parse(a.Directory); err != nil || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) || u.Host == "" {
-			v.add(p+".acme.directory", "expected the CA's https directory URL, got %q", a.Directory)
+			v.add(p+".acme.directory", "expected the CA's https directory URL, got %q", RedactURL(a.Directory))
 		}
 		if a.CARoot != "" {
 			v.readable(p+".acme.ca_root", a.CARoot)

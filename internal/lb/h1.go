@@ -642,6 +642,15 @@ func writeHead(w *bufio.Writer, req *http.Request, extra []byte, cl int64, trail
 	if req.Method == "" || strings.IndexFunc(req.Method, func(r rune) bool { return !httpguts.IsTokenRune(r) }) >= 0 {
 		return fmt.Errorf("invalid method %q", req.Method)
 	}
+	// The path is escaped as it is written (EscapedPath); the query and an
+	// opaque target go as they are. A control byte there (net/http's
+	// Request.Write refuses it too) or a space would end the request
+	// line early: "GET /x?a b HTTP/1.1" is a different request line to
+	// each parser that reads it. An HTTP/1.1 request line cannot carry
+	// one, but an HTTP/2 :path or a rewrite could.
+	if !targetBytes(req.URL.RawQuery) || !targetBytes(req.URL.Opaque) {
+		return errors.New("invalid request target for the upstream request: a space or control byte")
+	}
 	for k, vv := range req.Header {
 		if !httpguts.ValidHeaderFieldName(k) {
 			return fmt.Errorf("invalid header field name %q", k)
@@ -656,6 +665,17 @@ func writeHead(w *bufio.Writer, req *http.Request, extra []byte, cl int64, trail
 		return staleErr(err)
 	}
 	return nil
+}
+
+// targetBytes reports whether s holds no byte that ends or breaks a
+// request line: no space, no control byte.
+func targetBytes(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // removeZone removes an IPv6 zone from a Host value ("[fe80::1%en0]:8080"

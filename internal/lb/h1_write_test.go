@@ -1,0 +1,175 @@
+package lb
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// FuzzWriteHeadMatchesRequestWrite holds writeHead, the synchronous
+// client's request writer, to net/http's: for a request the Transport
+// would send (its method, field name and value checks, Request.Write's
+// Host check), writeHead writes a head that http.ReadRequest reads as it
+// reads Request.Write's (method, target, Host, fields, framing, Close,
+// trailer keys), with ReverseProxy's empty User-Agent where the request
+// has none. What the Transport refuses, writeHead refuses, without
+// writing a byte. Three differences, all refusals where net/http sends:
+// a space in the query or an opaque target, which breaks the request
+// line (net/http refuses only control bytes there);
+// a non-ASCII Host, which Request.Write turns into punycode (the servers
+// in front of writeHead take only ASCII hosts), and an invalid Host,
+// which Request.Write sends empty (golang/go#61431): an upstream that
+// routes by Host would take an empty one for its default host.
+//
+// fields holds name ":" value lines, names as written (a map key need
+// not be canonical); kind picks the framing: 0 none, 1 a length
+// (n+1 bytes), 2 chunked with trailers (comma-separated names).
+func FuzzWriteHeadMatchesRequestWrite(f *testing.F) {
+	type seed struct {
+		method, path, query, host, fields string
+		kind                              uint8
+		n                                 uint16
+		close                             bool
+		trailers                          string
+	}
+	for _, s := range []seed{
+		{"GET", "/", "", "example.com", "Accept:*/*\nX-A: a \nX-A:b", 0, 0, false, ""},
+		{"POST", "/api/v1/items", "a=1&b=%20", "127.0.0.1:3002", "Content-Type:application/json", 1, 41, false, ""},
+		{"PUT", "/up", "", "[fe80::1%25en0]:8080", "User-Agent:curl/8", 2, 0, true, "X-Checksum,x-sig"},
+		{"POST", "", "", "h", "user-agent:\ncontent-length:5", 0, 0, false, ""},
+		{"PATCH", "/a b/ü", "q", "h", "X-Long:" + strings.Repeat("v", 300), 0, 0, true, ""},
+		{"DELETE", "/x", "", "bad host", "X:1", 0, 0, false, ""},
+		{"GET", "/x", "", "h", "Bad Name:1", 0, 0, false, ""},
+		{"GET", "/x", "", "h", "X:bad\x01value", 0, 0, false, ""},
+		{"G T", "/x", "", "h", "", 0, 0, false, ""},
+		{"GET", "/x", "", "h", "Host:other\nTransfer-Encoding:chunked\nTrailer:X\nConnection:x", 0, 0, false, ""},
+		{"POST", "/x", "", "h\xffh", "", 0, 0, false, ""},
+	} {
+		f.Add(s.method, s.path, s.query, s.host, s.fields, s.kind, s.n, s.close, s.trailers)
+	}
+	f.Fuzz(func(t *testing.T, method, path, query, host, fields string, kind uint8, n uint16, close bool, trailers string) {
+		h := http.Header{}
+		for line := range strings.SplitSeq(fields, "\n") {
+			if name, value, ok := strings.Cut(line, ":"); ok {
+				h[name] = append(h[name], value)
+			}
+		}
+		// The engine removes hop-by-hop fields before the client writes;
+		// Request.Write would write a Connection field, writeHead never.
+		delete(h, "Connection")
+		req := &http.Request{Method: method, URL: &url.URL{Path: path, RawQuery: query}, Host: host,
+			Header: h, Close: close, ProtoMajor: 1, ProtoMinor: 1}
+		cl, tf := int64(noBody), ""
+		switch kind % 3 {
+		case 1:
+			cl = int64(n) + 1
+			req.ContentLength = cl
+			req.Body = io.NopCloser(strings.NewReader(strings.Repeat("x", int(cl))))
+		case 2:
+			req.ContentLength, req.TransferEncoding = -1, []string{"chunked"}
+			req.Body = io.NopCloser(strings.NewReader("x"))
+			if c, ok := bodyLength(req); !ok || c != -1 {
+				return // the client sends no chunked body for this method
+			}
+			cl = -1
+			if trailers != "" {
+				req.Trailer = http.Header{}
+				for _, k := range strings.Split(trailers, ",") {
+					req.Trailer[k] = nil
+				}
+				var err error
+				if tf, err = trailerField(req.Trailer); err != nil {
+					return // refused before writeHead
+				}
+			}
+		}
+
+		var got bytes.Buffer
+		gw := bufio.NewWriterSize(&got, 64) // small: a long head flushes while it is written
+		gerr := writeHead(gw, req, nil, cl, tf)
+		if gerr == nil {
+			gerr = gw.Flush()
+		}
+
+		ref := *req
+		ref.Header = h.Clone()
+		if _, ok := ref.Header["User-Agent"]; !ok {
+			ref.Header["User-Agent"] = []string{""} // ReverseProxy's: no Go-http-client default
+		}
+		var want bytes.Buffer
+		werr := transportRefuses(&ref)
+		if werr == nil {
+			werr = ref.Write(&want)
+		}
+
+		switch {
+		case gerr != nil && werr != nil:
+			if got.Len() != 0 {
+				t.Fatalf("refused (%v) after writing %q", gerr, got.Bytes())
+			}
+			return
+		case gerr != nil && strings.Contains(query, " "):
+			return // net/http writes "GET /x?a b HTTP/1.1"; writeHead refuses
+		case gerr != nil && !asciiOnly(host):
+			return // Request.Write sends punycode; writeHead refuses
+		case gerr != nil && !httpguts.ValidHostHeader(removeZone(host)) && bytes.Contains(want.Bytes(), []byte("\r\nHost: \r\n")):
+			return // Request.Write sends an empty Host; writeHead refuses
+		case gerr != nil:
+			t.Fatalf("writeHead refused (%v) what net/http sends: %q", gerr, want.Bytes())
+		case werr != nil:
+			t.Fatalf("writeHead wrote what net/http refuses (%v): %q", werr, got.Bytes())
+		}
+
+		g, gperr := http.ReadRequest(bufio.NewReader(&got))
+		w, wperr := http.ReadRequest(bufio.NewReader(&want))
+		if (gperr == nil) != (wperr == nil) {
+			t.Fatalf("read back: %v against net/http's %v\n got %q\nwant %q", gperr, wperr, got.Bytes(), want.Bytes())
+		}
+		if gperr != nil {
+			return
+		}
+		if g.Method != w.Method || g.RequestURI != w.RequestURI || g.Host != w.Host ||
+			g.ContentLength != w.ContentLength || !reflect.DeepEqual(g.TransferEncoding, w.TransferEncoding) ||
+			g.Close != w.Close || !reflect.DeepEqual(g.Header, w.Header) || !reflect.DeepEqual(g.Trailer, w.Trailer) {
+			t.Fatalf("heads differ:\n got %q\nwant %q", got.Bytes(), want.Bytes())
+		}
+	})
+}
+
+// transportRefuses is what http.Transport checks before it writes a
+// request: the method, and every field's name and values.
+func transportRefuses(req *http.Request) error {
+	if req.Method == "" || strings.IndexFunc(req.Method, func(r rune) bool { return !httpguts.IsTokenRune(r) }) >= 0 {
+		return errInvalid
+	}
+	for k, vv := range req.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return errInvalid
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return errInvalid
+			}
+		}
+	}
+	return nil
+}
+
+var errInvalid = io.ErrUnexpectedEOF
+
+func asciiOnly(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}

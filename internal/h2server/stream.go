@@ -249,6 +249,13 @@ func (c *conn) newRequest(st *stream, f *http2.MetaHeadersFrame) (*http.Request,
 		if path[0] != '/' && path != "*" {
 			return nil, nil, protoErr
 		}
+		// absolute-path ["?" query] has no space (RFC 9113 §8.3.1, RFC
+		// 3986 §3). The query goes upstream as it is, and over HTTP/1.1
+		// "GET /x?a /admin HTTP/1.1" is a request line each parser
+		// splits its own way. An HTTP/1.1 request line cannot carry one.
+		if strings.IndexByte(path, ' ') >= 0 {
+			return nil, nil, protoErr
+		}
 		// What url.ParseRequestURI makes of it, in the stream's own
 		// URL: no allocation for the common path.
 		if !httpsyntax.ParseTarget(path, &st.url) {

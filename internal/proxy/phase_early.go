@@ -70,11 +70,25 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 		delete(r.Header, h)
 	}
 	fields := 0
+	edgeSpace := false
 	for name, vals := range r.Header {
 		fields += len(vals)
+		if r.ProtoMajor >= 2 && !edgeSpace {
+			edgeSpace = hasEdgeSpace(vals)
+		}
 		if dropInbound(name, vals, rc.PeerTrusted, r.Method) {
 			delete(r.Header, name)
 		}
+	}
+	if edgeSpace {
+		// RFC 9113 §8.2.1: an HTTP/2 field value that starts or ends
+		// with SP or HTAB makes the request malformed. HTTP/1.1 parsers
+		// trim that whitespace; kept, a route matching "X-Debug: 1"
+		// would miss " 1", and the upstream writer, which trims, would
+		// hand the app "1". h2server resets such streams itself; this
+		// covers net/http's HTTP/2 servers.
+		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "malformed HTTP/2 request: a field value with leading or trailing whitespace", nil))
+		return false
 	}
 	if max := st.snap.MaxHeaderCount; max > 0 && fields > max {
 		e.failToProxy(st, w, r, &phase.Error{Kind: phase.KindBadRequest, Status: http.StatusRequestHeaderFieldsTooLarge,
@@ -90,6 +104,14 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 		// control characters, so ":method: GET /admin" arrives here and
 		// would be written into an upstream request line.
 		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "invalid method", nil))
+		return false
+	}
+	if r.Method == http.MethodConnect {
+		// Gatehouse is no forward proxy, and CONNECT names a tunnel,
+		// not a resource (RFC 9110 §9.3.6): its authority form is
+		// refused by the servers, and in origin form it is malformed
+		// (RFC 9112 §3.2.3). Passed on, an app could open the tunnel.
+		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "CONNECT is not proxied", nil))
 		return false
 	}
 	if r.ProtoMajor >= 2 && (r.Host == "" || !strings.HasPrefix(r.RequestURI, "/")) {
@@ -133,6 +155,21 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "# in request target", nil))
 		return false
 	}
+	if !targetBytes(r.RequestURI) {
+		// A space ends an HTTP/1.1 request target, and a control byte
+		// has no place in one; HTTP/1.1 servers refuse both, but Go's
+		// HTTP/2 server passes a space in :path (RFC 9113 §8.3.1 does
+		// not allow it). The query goes upstream as it is: "GET /x?a
+		// /admin HTTP/1.1" is a request line each parser splits its own
+		// way.
+		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "space or control byte in request target", nil))
+		return false
+	}
+	// The query as RFC 3986 §3.4 writes it: the bytes it does not allow
+	// raw (" < > \ ^ ` { | } and non-ASCII) go upstream percent-encoded.
+	// They mean the same once decoded, and every parser behind reads the
+	// same request line (some answer 400 to them raw).
+	r.URL.RawQuery = encodeQuery(r.URL.RawQuery)
 	np, err := route.NormalizePath(path)
 	if err != nil {
 		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, err.Error(), nil))
@@ -231,6 +268,61 @@ func dropInbound(name string, vals []string, trusted bool, method string) bool {
 	}
 	return strings.IndexByte(name, '_') >= 0 || strings.HasPrefix(name, "X-Auth-Request-")
 }
+
+// hasEdgeSpace reports whether a value starts or ends with SP or HTAB.
+func hasEdgeSpace(vals []string) bool {
+	for _, v := range vals {
+		if v != "" && (v[0] == ' ' || v[0] == '\t' || v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+			return true
+		}
+	}
+	return false
+}
+
+// targetBytes reports whether a request target holds no space and no
+// control byte.
+func targetBytes(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// encodeQuery percent-encodes the bytes of q that RFC 3986 §3.4 does not
+// allow in a query (anything but pchar, "/" and "?"; "%" is left for
+// cleanQuery to judge). q itself is returned when there are none: no
+// allocation for the common query.
+func encodeQuery(q string) string {
+	i := 0
+	for i < len(q) && queryByte[q[i]] {
+		i++
+	}
+	if i == len(q) {
+		return q
+	}
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(q)+16)
+	b = append(b, q[:i]...)
+	for ; i < len(q); i++ {
+		if c := q[i]; queryByte[c] {
+			b = append(b, c)
+		} else {
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		}
+	}
+	return string(b)
+}
+
+// queryByte marks the bytes a query may hold as they are: unreserved,
+// sub-delims, ":", "@", "/", "?" (RFC 3986 §3.4), and "%".
+var queryByte = func() (t [256]bool) {
+	for _, c := range "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@/?%" {
+		t[c] = true
+	}
+	return t
+}()
 
 // isWebSocket reports whether Upgrade values ask for WebSocket and
 // nothing else (RFC 6455 §4.1), the one upgrade Gatehouse relays.
@@ -339,10 +431,21 @@ func normalizeHost(h string) (string, bool) {
 		if end < 0 {
 			return "", false
 		}
+		// RFC 3986 §3.2.2: an IPv6 address in the brackets, then a port
+		// or nothing. Anything else ("[::1]:80junk", "[internal.host]")
+		// would route by the brackets while the upstream gets the rest.
+		if a, err := netip.ParseAddr(h[1:end]); err != nil || !a.Is6() || a.Zone() != "" {
+			return "", false
+		}
+		if rest := h[end+1:]; rest != "" {
+			if rest[0] != ':' || !validPort(rest[1:]) {
+				return "", false
+			}
+		}
 		return strings.ToLower(h[:end+1]), true
 	}
 	if i := strings.LastIndexByte(h, ':'); i >= 0 {
-		if _, err := strconv.ParseUint(h[i+1:], 10, 16); err != nil && h[i+1:] != "" {
+		if !validPort(h[i+1:]) {
 			return "", false
 		}
 		h = h[:i]
@@ -363,6 +466,16 @@ func normalizeHost(h string) (string, bool) {
 		h = strings.ToLower(h)
 	}
 	return h, true
+}
+
+// validPort reports whether p is a Host's port: empty (RFC 3986 §3.2.3
+// allows it) or a decimal number that fits in 16 bits.
+func validPort(p string) bool {
+	if p == "" {
+		return true
+	}
+	_, err := strconv.ParseUint(p, 10, 16)
+	return err == nil
 }
 
 // stripCookies removes the login cookies (named base, base_*, and their

@@ -355,3 +355,94 @@ func h2Outcome(fr *http2.Framer, dec *hpack.Decoder, id uint32) string {
 		}
 	}
 }
+
+// TestHTTP2TargetsAndValuesTheUpstreamCannotMisread sends over HTTP/2
+// what an HTTP/1.1 request line or field cannot carry, to both HTTP/2
+// servers (Gatehouse's and net/http's), cleartext and over TLS: a space
+// in :path (RFC 9113 §8.3.1), which would go upstream inside the
+// request line ("GET /x?a /admin HTTP/1.1"), and a field value with
+// whitespace at an end (§8.2.1), which a route's header match would
+// miss while the upstream writer trims it. Both are malformed: refused,
+// and nothing reaches the upstream. A well-formed request on the same
+// setup does.
+func TestHTTP2TargetsAndValuesTheUpstreamCannotMisread(t *testing.T) {
+	var mu sync.Mutex
+	var lines []string
+	up := testutil.ServeRaw(t, func(c net.Conn) {
+		defer c.Close()
+		buf := make([]byte, 4096)
+		n, _ := c.Read(buf)
+		mu.Lock()
+		lines = append(lines, strings.SplitN(string(buf[:n]), "\r\n", 2)[0])
+		mu.Unlock()
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+	})
+	taken := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		l := lines
+		lines = nil
+		return l
+	}
+	for _, fast := range []bool{true, false} {
+		addr, tlsAddr := testutil.FreePort(t), testutil.FreePort(t)
+		ca := testutil.NewCA(t)
+		cert, key := ca.Issue(t, t.TempDir(), "gw", 1, "gw.test")
+		testutil.Start(t, fmt.Sprintf(`
+admin: { listen: "off" }
+server:
+  listen: [%q]
+  fast_http1: %v
+  fast_http2: %v
+  tls: { listen: [%q], certificates: [{ cert: %q, key: %q }], plain_hosts: [gw.test] }
+upstreams: { app: { targets: [%q], retries: { attempts: 1 } } }
+routes:
+  - { name: debug, match: { path_prefix: /, headers: { X-Debug: "1" } }, respond: { status: 403 } }
+  - { name: app, match: { path_prefix: / }, upstream: app }
+`, addr, fast, fast, tlsAddr, cert, key, up.Addr), addr)
+		servers := "net/http's"
+		if fast {
+			servers = "Gatehouse's"
+		}
+		for name, g := range map[string]h2Target{
+			"h2c":         {addr: addr},
+			"h2 over TLS": {addr: tlsAddr, tls: &tls.Config{ServerName: "gw.test", RootCAs: ca.Pool, NextProtos: []string{"h2"}}},
+		} {
+			t.Run(servers+" "+name, func(t *testing.T) {
+				for _, tc := range []struct {
+					name  string
+					path  string
+					extra []hpack.HeaderField
+					want  string // "" for refused
+				}{
+					{"space in the query", "/x?a /admin", nil, ""},
+					{"space in the path", "/x /admin", nil, ""},
+					{"leading space in a value", "/x", []hpack.HeaderField{{Name: "x-debug", Value: " 1"}}, ""},
+					{"trailing tab in a value", "/x", []hpack.HeaderField{{Name: "x-debug", Value: "1\t"}}, ""},
+					{"the header match itself", "/x", []hpack.HeaderField{{Name: "x-debug", Value: "1"}}, ":status 403"},
+					{"well-formed", "/x?a=%20b", []hpack.HeaderField{{Name: "x-other", Value: "a b"}}, ":status 200"},
+				} {
+					_, fr := h2Conn(t, g)
+					if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: headerBlock(tc.path, tc.extra...), EndHeaders: true, EndStream: true}); err != nil {
+						t.Fatal(err)
+					}
+					got := h2Outcome(fr, hpack.NewDecoder(4096, nil), 1)
+					switch {
+					case tc.want == "" && strings.HasPrefix(got, ":status 2"):
+						t.Errorf("%s: %s, want a stream reset or 400", tc.name, got)
+					case tc.want != "" && got != tc.want:
+						t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+					}
+					l := taken()
+					if tc.want == ":status 200" {
+						if len(l) != 1 || l[0] != "GET "+tc.path+" HTTP/1.1" {
+							t.Errorf("%s: the upstream got %q", tc.name, l)
+						}
+					} else if len(l) != 0 {
+						t.Errorf("%s: reached the upstream as %q", tc.name, l)
+					}
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/textproto"
+	"strings"
+	"sync"
+	"testing"
+
+	"gatehouse/internal/testutil"
+)
+
+// lineUpstream records the request line and Host field of each request
+// as the bytes arrived, and answers 200.
+type lineUpstream struct {
+	*testutil.RawServer
+	mu    sync.Mutex
+	heads []string
+}
+
+func newLineUpstream(t *testing.T) *lineUpstream {
+	u := &lineUpstream{}
+	u.RawServer = testutil.ServeRaw(t, func(c net.Conn) {
+		tp := textproto.NewReader(bufio.NewReader(c))
+		for {
+			line, err := tp.ReadLine()
+			if err != nil {
+				return
+			}
+			h, err := tp.ReadMIMEHeader()
+			if err != nil {
+				return
+			}
+			u.mu.Lock()
+			u.heads = append(u.heads, line+" | Host: "+h.Get("Host"))
+			u.mu.Unlock()
+			if _, err := c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")); err != nil {
+				return
+			}
+		}
+	})
+	return u
+}
+
+func (u *lineUpstream) take() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	h := u.heads
+	u.heads = nil
+	return h
+}
+
+// TestRequestTargetAndHostReachTheUpstreamWellFormed sends, on raw
+// sockets to both HTTP/1.1 servers, request targets and Host values that
+// a server behind Gatehouse could read differently from Gatehouse's
+// router: what goes upstream is a request line every parser splits the
+// same way, with the Host that was routed on, or nothing at all.
+func TestRequestTargetAndHostReachTheUpstreamWellFormed(t *testing.T) {
+	up := newLineUpstream(t)
+	yaml := fmt.Sprintf(`
+upstreams: { app: { targets: [%q], retries: { attempts: 1 } } }
+routes: [ { name: app, match: { path_prefix: /app }, upstream: app } ]
+`, up.Addr)
+	cases := []struct {
+		name, target, host string
+		status             string
+		upstream           string // the request line and Host it got; "" for nothing
+	}{
+		// RFC 3986 §3.4: bytes a query may not hold raw go percent-encoded.
+		{"query with bytes RFC 3986 does not allow raw", "/app/q?a=\"<>\\^`{|}&b=caf\xc3\xa9&c=%22ok", "gw.test",
+			"200 OK", "GET /app/q?a=%22%3C%3E%5C%5E%60%7B%7C%7D&b=caf%C3%A9&c=%22ok HTTP/1.1 | Host: gw.test"},
+		{"plain query unchanged", "/app/q?a=1&b=/x:y@z?&c=!$'()*+,=", "gw.test",
+			"200 OK", "GET /app/q?a=1&b=/x:y@z?&c=!$'()*+,= HTTP/1.1 | Host: gw.test"},
+		// RFC 3986 §3.2.2: an IPv6 address in brackets, then a port or nothing.
+		{"bracketed Host with junk after", "/app/h", "[::1]:80junk", "400 Bad Request", ""},
+		{"bracketed Host that is a name", "/app/h", "[internal.example]", "400 Bad Request", ""},
+		{"bracketed Host with a zone", "/app/h", "[fe80::1%25eth0]", "400 Bad Request", ""},
+		{"bracketed IPv4", "/app/h", "[127.0.0.1]", "400 Bad Request", ""},
+		{"bracketed IPv6 with a port", "/app/h", "[::1]:8080", "200 OK", "GET /app/h HTTP/1.1 | Host: [::1]:8080"},
+		{"bracketed IPv6, empty port", "/app/h", "[::1]:", "200 OK", "GET /app/h HTTP/1.1 | Host: [::1]:"},
+		{"name with a port out of range", "/app/h", "gw.test:65536", "400 Bad Request", ""},
+	}
+	for _, srv := range []struct {
+		name string
+		new  func(*testing.T, string) *gate
+	}{{"net/http", newGate}, {"h1server", newH1Gate}} {
+		g := srv.new(t, yaml)
+		addr := g.srv.Listener.Addr().String()
+		for _, tc := range cases {
+			t.Run(srv.name+"/"+tc.name, func(t *testing.T) {
+				v := rawExchange(t, addr, "GET "+tc.target+" HTTP/1.1\r\nHost: "+tc.host+"\r\nConnection: close\r\n\r\n")
+				if v.Status != tc.status {
+					t.Fatalf("status %q (%s), want %q", v.Status, v.Err, tc.status)
+				}
+				got := up.take()
+				switch {
+				case tc.upstream == "" && len(got) != 0:
+					t.Fatalf("reached the upstream: %q", got)
+				case tc.upstream != "" && (len(got) != 1 || got[0] != tc.upstream):
+					t.Fatalf("upstream got %q, want %q", got, tc.upstream)
+				}
+			})
+		}
+		// CONNECT names a tunnel, not a resource: refused in every form,
+		// whichever route its path would match.
+		for _, target := range []string{"/app/x", "gw.test:443", "http://gw.test/app/x"} {
+			t.Run(srv.name+"/CONNECT "+target, func(t *testing.T) {
+				v := rawExchange(t, addr, "CONNECT "+target+" HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n")
+				if !strings.HasPrefix(v.Status, "400") {
+					t.Fatalf("status %q (%s), want 400", v.Status, v.Err)
+				}
+				if got := up.take(); len(got) != 0 {
+					t.Fatalf("reached the upstream: %q", got)
+				}
+			})
+		}
+	}
+}

@@ -1014,6 +1014,9 @@ func (v *validator) tls(s *Server) {
 		if !hostnameRe.MatchString(strings.ToLower(h)) && net.ParseIP(h) == nil {
 			v.add(fmt.Sprintf("%s.plain_hosts[%d]", p, i), "expected a host name, got %q", h)
 		}
+		if k, ok := seenHost[strings.ToLower(h)]; ok && t.ClientAuth[k] != nil && t.ClientAuth[k].Mode == "require" {
+			v.add(fmt.Sprintf("%s.plain_hosts[%d]", p, i), "%s requires client certificates (client_auth[%d]), which plain HTTP cannot carry", h, k)
+		}
 	}
 	if a := t.ACME; a != nil {
 		if len(a.Names) == 0 {

@@ -29,6 +29,7 @@ var stripAlways = []string{
 // made safe. Default: every request continues.
 func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 	rc := &st.rc
+	rc.TLS = r.TLS != nil // first: the answers below carry HSTS over HTTPS
 	rc.Peer = peerAddr(r.RemoteAddr)
 	rc.PeerTrusted = st.snap.IsTrusted(rc.Peer)
 	rc.ClientIP = rc.Peer
@@ -136,7 +137,6 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 		return false
 	}
 	rc.Host = host
-	rc.TLS = r.TLS != nil
 	if t := st.snap.TLS; t != nil && r.TLS != nil && t.ClientAuth != nil {
 		if err := clientCert(t, rc, r); err != nil {
 			e.failToProxy(st, w, r, err)

@@ -233,7 +233,9 @@ func (e errRouteTimeout) Unwrap() error { return e.err }
 
 // plainHTTP answers a plain-HTTP request when HTTPS is on: an ACME HTTP-01
 // challenge, or a 308 to HTTPS for a host Gatehouse has a certificate for
-// (except plain_hosts). It reports whether it answered.
+// (except plain_hosts), or 403 for a host that requires a client
+// certificate, which plain HTTP cannot carry (redirect_http off, or no
+// certificate names the host). It reports whether it answered.
 func (e *Engine) plainHTTP(st *state, t *tlsx.Front, w *respWriter, r *http.Request) bool {
 	if t.Issuer != nil && t.Issuer.HandleHTTPChallenge(w, r) {
 		st.rc.Route = "acme-challenge"
@@ -245,6 +247,10 @@ func (e *Engine) plainHTTP(st *state, t *tlsx.Front, w *respWriter, r *http.Requ
 	}
 	to, ok := t.RedirectTarget(st.rc.Host, uri)
 	if !ok {
+		if ca := t.ClientAuth[st.rc.Host]; ca != nil && ca.Require {
+			e.failToProxy(st, w, r, &phase.Error{Kind: phase.KindForbidden, Detail: "a client certificate is required: connect over HTTPS"})
+			return true
+		}
 		return false
 	}
 	st.rc.Route = "https-redirect"

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/textproto"
 	"strings"
 	"sync"
@@ -115,6 +117,38 @@ routes: [ { name: app, match: { path_prefix: /app }, upstream: app } ]
 					t.Fatalf("reached the upstream: %q", got)
 				}
 			})
+		}
+	}
+}
+
+// TestUpstreamHSTSNotSentOverPlainHTTP: RFC 6797 §7.2 forbids
+// Strict-Transport-Security on a response over plain HTTP. An upstream's
+// own copy is dropped there, on both HTTP/1.1 servers and on the direct
+// and ReverseProxy paths (a GET, and a POST with a body), so that no app
+// can set or clear (max-age=0) a host's policy over HTTP.
+func TestUpstreamHSTSNotSentOverPlainHTTP(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", "max-age=0")
+		w.Header().Set("X-Kept", "1")
+	}))
+	t.Cleanup(up.Close)
+	yaml := fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
+`, strings.TrimPrefix(up.URL, "http://"))
+	for _, srv := range []struct {
+		name string
+		new  func(*testing.T, string) *gate
+	}{{"net/http", newGate}, {"h1server", newH1Gate}} {
+		addr := srv.new(t, yaml).srv.Listener.Addr().String()
+		for _, req := range []string{
+			"GET /a HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n",
+			"POST /a HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+		} {
+			v := rawExchange(t, addr, req)
+			if v.Header.Get("X-Kept") != "1" || v.Header["Strict-Transport-Security"] != nil {
+				t.Errorf("%s %q: %s %v", srv.name, req[:4], v.Status, v.Header)
+			}
 		}
 	}
 }

@@ -187,7 +187,12 @@ func (w *respWriter) WriteHeader(code int) {
 		delete(h, "Content-Length")
 	}
 	// HSTS on HTTPS responses only (RFC 6797 §7.2); an upstream's own wins.
-	if t := st.snap.TLS; st.rc.TLS && t != nil && t.HSTS != nil {
+	// Over plain HTTP an upstream's goes too: §7.2 forbids it there, and
+	// a client that honoured a max-age=0 over HTTP would forget the
+	// host's policy on an attacker's say-so.
+	if !st.rc.TLS {
+		delete(h, "Strict-Transport-Security")
+	} else if t := st.snap.TLS; t != nil && t.HSTS != nil {
 		if _, set := h["Strict-Transport-Security"]; !set {
 			h["Strict-Transport-Security"] = t.HSTS
 		}

@@ -132,6 +132,15 @@ func TestTLSVersionsSNIAndH2(t *testing.T) {
 	if !strings.Contains(string(body), `"X-Forwarded-Proto":["https"]`) || !strings.Contains(string(body), "proto=https") {
 		t.Fatalf("upstream did not learn the request was HTTPS: %s", body)
 	}
+	// Gatehouse's own refusals before routing carry HSTS over HTTPS too.
+	resp, err = g.client(nil).Get("https://gw.test/" + strings.Repeat("a", 9000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestURITooLong || resp.Header.Get("Strict-Transport-Security") != "max-age=31536000" {
+		t.Fatalf("a long target over HTTPS: %d, HSTS %q", resp.StatusCode, resp.Header.Get("Strict-Transport-Security"))
+	}
 
 	// Plain HTTP: covered hosts are redirected, others (and plain_hosts)
 	// served; never HSTS.
@@ -302,8 +311,8 @@ func (g *tlsGate) clientWithCert(t *testing.T, name string) *http.Client {
 
 func TestMutualTLS(t *testing.T) {
 	g := startTLSGate(t, `    client_auth:
-      - { hosts: [admin.apps.test], ca: ca.pem }
-      - { hosts: [maybe.apps.test], ca: ca.pem, mode: optional }`)
+      - { hosts: [admin.apps.test, internal.test], ca: ca.pem }
+      - { hosts: [maybe.apps.test, maybe.test], ca: ca.pem, mode: optional }`)
 	get := func(c *http.Client, host string, hdr ...string) (int, string) {
 		req, _ := http.NewRequest("GET", "https://"+host+"/x", nil)
 		for i := 0; i+1 < len(hdr); i += 2 {
@@ -356,6 +365,24 @@ func TestMutualTLS(t *testing.T) {
 	// Other hosts never pass a client's copy of the header on.
 	if code, body := get(g.client(nil), "gw.test", "X-Client-Cert-Subject", "CN=forged"); code != 200 || strings.Contains(body, "forged") {
 		t.Fatalf("public host: %d %s", code, body)
+	}
+	// Plain HTTP carries no certificate: a host that requires one and
+	// that no certificate covers (so it is not redirected) is refused
+	// there; a covered one is redirected; an optional one is served
+	// without a subject.
+	for host, want := range map[string]int{"internal.test": 403, "admin.apps.test": 308, "maybe.test": 200} {
+		req, _ := http.NewRequest("GET", "http://"+g.plain+"/x", nil)
+		req.Host = host
+		req.Header.Set("X-Client-Cert-Subject", "CN=forged")
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || strings.Contains(string(body), "forged") {
+			t.Errorf("http://%s: %d %s, want %d", host, resp.StatusCode, body, want)
+		}
 	}
 }
 

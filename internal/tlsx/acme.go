@@ -217,6 +217,11 @@ func (c slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	}
 	level := slog.LevelInfo
 	switch {
+	case e.Message == "tls-alpn challenge":
+		// A handshake that asks for a challenge certificate when none is
+		// active: anyone can send one, as often as they like, and a
+		// validation that really failed shows as the issuance's error.
+		level = slog.LevelDebug
 	case e.Level >= zapcore.ErrorLevel:
 		level = slog.LevelError
 	case e.Level >= zapcore.WarnLevel:

@@ -35,7 +35,7 @@ func ServerConfig(min uint16, get func(*tls.ClientHelloInfo) (*tls.Certificate, 
 	c := &tls.Config{
 		MinVersion:     min,
 		GetCertificate: get,
-		NextProtos:     append(append([]string{}, extraALPN...), "h2", "http/1.1"),
+		NextProtos:     append([]string{"h2", "http/1.1"}, extraALPN...),
 	}
 	if min < tls.VersionTLS13 {
 		c.CipherSuites = Suites12

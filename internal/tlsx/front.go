@@ -45,7 +45,13 @@ const acmeALPN = "acme-tls/1"
 // challenge goes to the issuer; otherwise a file's certificate for the
 // name, then a managed one, then the first file's as the default.
 func (f *Front) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if f.Issuer != nil && slices.Contains(hello.SupportedProtos, acmeALPN) {
+	if f.Issuer != nil && len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acmeALPN {
+		// A TLS-ALPN-01 validation offers acme-tls/1 alone (RFC 8737
+		// §3), for a name Gatehouse manages; anything else with it is no
+		// validation, and gets no challenge certificate.
+		if !f.Issuer.Manages(strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))) {
+			return nil, errors.New("tlsx: acme-tls/1 for a name not managed here")
+		}
 		return f.Issuer.GetCertificate(hello)
 	}
 	if f.Files != nil {
@@ -66,7 +72,9 @@ func (f *Front) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, er
 }
 
 // ALPN lists the extra protocols the listeners must offer (the TLS-ALPN-01
-// challenge when ACME may use it).
+// challenge when ACME may use it), after h2 and http/1.1: the server's
+// order decides, and a client that offers acme-tls/1 beside them gets
+// HTTP.
 func (f *Front) ALPN() []string {
 	if f.Issuer != nil {
 		return []string{acmeALPN}
@@ -82,15 +90,17 @@ func (f *Front) Covers(host string) bool {
 // RedirectTarget returns where a plain-HTTP request for host (lowercase,
 // without port) and requestURI goes, or false when it is served as is.
 func (f *Front) RedirectTarget(host, requestURI string) (string, bool) {
-	if !f.Redirect || slices.Contains(f.Plain, host) || !f.Covers(host) {
+	// An IPv6 literal comes as the Host has it, in brackets; certificates
+	// and plain_hosts name the address.
+	name := strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if !f.Redirect || slices.Contains(f.Plain, name) || !f.Covers(name) {
 		return "", false
 	}
-	h := host
-	if strings.IndexByte(h, ':') >= 0 {
-		h = "[" + h + "]"
-	}
+	h := name
 	if f.HTTPSPort != "" {
-		h = net.JoinHostPort(host, f.HTTPSPort)
+		h = net.JoinHostPort(name, f.HTTPSPort)
+	} else if strings.IndexByte(name, ':') >= 0 {
+		h = "[" + name + "]"
 	}
 	return "https://" + h + requestURI, true
 }

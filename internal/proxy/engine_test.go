@@ -497,6 +497,10 @@ func TestStaticRedirectRespond(t *testing.T) {
 	must(os.WriteFile(filepath.Join(root, "docs", ".htpasswd"), []byte("u:h"), 0o644))
 	must(os.MkdirAll(filepath.Join(root, ".well-known"), 0o755))
 	must(os.WriteFile(filepath.Join(root, ".well-known", "security.txt"), []byte("Contact: x"), 0o644))
+	// Symlinks inside the root to hidden names: hidden too.
+	must(os.Symlink(".git", filepath.Join(root, "gitlink")))
+	must(os.Symlink(".env", filepath.Join(root, "envlink")))
+	must(os.Symlink("app.js", filepath.Join(root, "jslink")))
 	g := newGate(t, fmt.Sprintf(`
 routes:
   - { name: spa, match: { path_prefix: /spa }, static: { root: %[1]q, spa: true, strip_prefix: true } }
@@ -527,6 +531,10 @@ routes:
 		{name: "dot directory", path: "/.git/", want: 404},
 		{name: "dotfile in a directory", path: "/docs/.htpasswd", want: 404},
 		{name: "well-known", path: "/.well-known/security.txt", want: 200, body: "Contact: x"},
+		{name: "symlink to a dot directory", path: "/gitlink/config", want: 404},
+		{name: "symlink to a dotfile", path: "/envlink", want: 404},
+		{name: "symlink to a file", path: "/jslink", want: 200, body: "js"},
+		{name: "symlink to a dotfile served when asked", path: "/dots/envlink", want: 200, body: "DB_PASSWORD=x"},
 		{name: "spa dotfile is a client route", path: "/spa/.env", want: 200, body: "<h1>home</h1>"},
 		{name: "dotfiles served when asked", path: "/dots/.env", want: 200, body: "DB_PASSWORD=x"},
 		{name: "dot directory served when asked", path: "/dots/.git/config", want: 200, body: "[remote]"},

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -44,6 +45,10 @@ func (e *Engine) serveStatic(st *state, w *respWriter, r *http.Request) {
 	err = fs.ErrNotExist // a hidden name, unless dotfiles are served
 	if s.Dotfiles || !hidden(name) {
 		f, fi, err = openFile(s.Root, name)
+		if err == nil && !s.Dotfiles && !visibleTarget(s.Root, name) {
+			f.Close()
+			err = fs.ErrNotExist
+		}
 	}
 	if err == nil && fi.IsDir() {
 		f.Close()
@@ -67,7 +72,14 @@ func (e *Engine) serveStatic(st *state, w *respWriter, r *http.Request) {
 	}
 	defer f.Close()
 	if rg := r.Header["Range"]; len(rg) > 0 {
-		r.Header["Range"] = []string{zeroSuffixUnsatisfiable(rg[0], fi.Size())}
+		if len(rg) > 1 || strings.Count(rg[0], ",") >= maxRanges {
+			// Many ranges are many parts to assemble, for a few bytes of
+			// request each: ignored (RFC 9110 §14.2 allows it), the whole
+			// file is served, as nginx does past max_ranges.
+			delete(r.Header, "Range")
+		} else {
+			r.Header["Range"] = []string{zeroSuffixUnsatisfiable(rg[0], fi.Size())}
+		}
 	}
 	http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
 }
@@ -106,6 +118,31 @@ func hidden(name string) bool {
 		}
 	}
 	return false
+}
+
+// maxRanges is the most ranges a static route answers in one multipart
+// response; a Range with more is ignored.
+const maxRanges = 16
+
+// visibleTarget reports whether name, which hidden passed, also resolves
+// to no hidden name below root: a symlink such as root/gitlink -> .git
+// must not serve what .git/config would not. Symlinks out of the root
+// are refused by os.OpenInRoot already. A name that cannot be resolved
+// again is treated as hidden.
+func visibleTarget(root, name string) bool {
+	rootReal, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return false
+	}
+	real, err := filepath.EvalSymlinks(filepath.Join(rootReal, filepath.FromSlash(name)))
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(rootReal, real)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return false
+	}
+	return !hidden(filepath.ToSlash(rel))
 }
 
 func openFile(root, name string) (*os.File, os.FileInfo, error) {

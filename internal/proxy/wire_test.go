@@ -347,6 +347,48 @@ routes: [{ name: site, match: { path_prefix: / }, static: { root: %q } }]
 	}
 }
 
+// TestStaticManyRanges: up to maxRanges ranges make a multipart answer;
+// a Range with more (cheap to send, a part each to assemble) is ignored
+// and the whole file served (RFC 9110 §14.2), as two Range fields are.
+func TestStaticManyRanges(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	content := strings.Repeat("0123456789", 4)
+	if err := os.WriteFile(filepath.Join(root, "a.txt"), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := newGate(t, fmt.Sprintf(`
+routes: [{ name: site, match: { path_prefix: / }, static: { root: %q } }]
+`, root))
+	ranges := func(n int) string {
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = fmt.Sprintf("%d-%d", 2*i, 2*i)
+		}
+		return "bytes=" + strings.Join(parts, ",")
+	}
+	for _, c := range []struct {
+		rng  []string
+		want int
+	}{
+		{[]string{ranges(2)}, 206},
+		{[]string{ranges(maxRanges)}, 206},
+		{[]string{ranges(maxRanges + 1)}, 200},
+		{[]string{"bytes=0-0", "bytes=1-1"}, 200},
+	} {
+		req := httptest.NewRequest("GET", "http://gw.example/a.txt", nil)
+		req.Header["Range"] = c.rng
+		w := httptest.NewRecorder()
+		g.srv.Config.Handler.ServeHTTP(w, req)
+		got := w.Result()
+		multipart := strings.HasPrefix(got.Header.Get("Content-Type"), "multipart/byteranges")
+		if got.StatusCode != c.want || multipart != (c.want == 206) || (c.want == 200 && w.Body.String() != content) {
+			t.Errorf("%d ranges in %d fields: %d %q (%d bytes), want %d", strings.Count(strings.Join(c.rng, ","), "-"), len(c.rng),
+				got.StatusCode, got.Header.Get("Content-Type"), w.Body.Len(), c.want)
+		}
+	}
+}
+
 // TestWebSocketUpgradeOnGetOnly: WebSocket's opening handshake is a GET
 // (RFC 6455 §4.1). An Upgrade on another method is ignored, as any other
 // upgrade is (RFC 9110 §7.8): the request goes upstream as a plain one,

@@ -278,6 +278,34 @@ routes:
 	}
 }
 
+// TestClientIPFromForwardedForWithPorts: X-Forwarded-For entries some
+// load balancers write with the client's port are the client's address,
+// not a malformed entry that stops the walk at the proxy (which would
+// put every client behind it in one rate-limit bucket).
+func TestClientIPFromForwardedForWithPorts(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, nil)
+	g := newGate(t, fmt.Sprintf(`
+server: { trusted_proxies: ["127.0.0.1", "10.0.0.0/8"] }
+upstreams: { app: { targets: [%q] } }
+routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
+`, hostport(up.Server)))
+	for i, tc := range []struct{ xff, want string }{
+		{"203.0.113.9:4711", "203.0.113.9"},
+		{"[2001:db8::1]:4711, 10.0.0.2:80", "2001:db8::1"},
+		{"198.51.100.7, 10.0.0.2:443", "198.51.100.7"},
+		{"garbage:x, 10.0.0.2", "10.0.0.2"}, // the walk stops at what it cannot read
+	} {
+		g.get(t, "/", "X-Forwarded-For", tc.xff)
+		if got := up.last(t).Header.Get("X-Real-Ip"); got != tc.want {
+			t.Errorf("X-Forwarded-For %q: X-Real-Ip %q, want %q", tc.xff, got, tc.want)
+		}
+		if lines := g.logs.lines(); len(lines) != i+1 || lines[i]["client_ip"] != tc.want {
+			t.Errorf("X-Forwarded-For %q: access log %v", tc.xff, lines[len(lines)-1])
+		}
+	}
+}
+
 func TestPathAndHostPolicies(t *testing.T) {
 	t.Parallel()
 	up := newRecorder(t, nil)

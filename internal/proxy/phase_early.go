@@ -370,7 +370,14 @@ func clientFromXFF(st *state, xff []string, peer netip.Addr) netip.Addr {
 			}
 			a, err := netip.ParseAddr(part)
 			if err != nil {
-				return client
+				// Some load balancers (Azure Application Gateway, IIS
+				// ARR) append the client's port: 203.0.113.9:4711,
+				// [2001:db8::1]:4711. Caddy reads those too.
+				ap, perr := netip.ParseAddrPort(part)
+				if perr != nil {
+					return client
+				}
+				a = ap.Addr()
 			}
 			a = a.Unmap()
 			client = a

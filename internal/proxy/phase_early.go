@@ -86,8 +86,8 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 		// with SP or HTAB makes the request malformed. HTTP/1.1 parsers
 		// trim that whitespace; kept, a route matching "X-Debug: 1"
 		// would miss " 1", and the upstream writer, which trims, would
-		// hand the app "1". h2server resets such streams itself; this
-		// covers net/http's HTTP/2 servers.
+		// hand the app "1". Checked here, for every HTTP/2 server
+		// (h2server and net/http's pass such values on).
 		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "malformed HTTP/2 request: a field value with leading or trailing whitespace", nil))
 		return false
 	}

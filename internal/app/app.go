@@ -190,6 +190,7 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 	if t := s.TLS; t != nil {
 		addrsToBind = append(append([]string{}, addrsToBind...), t.Listen...)
 	}
+	counts := netx.NewCounts(netx.Limits{Total: *s.MaxConnections, PerIP: s.MaxConnectionsPerIP}) // one for all listeners
 	for i, addr := range addrsToBind {
 		ln, err := a.opts.Listen("tcp", addr)
 		if err != nil {
@@ -201,7 +202,7 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 			}
 			return fmt.Errorf("listen %s: %w", addr, err)
 		}
-		lim := netx.NewLimitListener(ln, netx.Limits{Total: *s.MaxConnections, PerIP: s.MaxConnectionsPerIP})
+		lim := counts.Listen(ln)
 		if a.metrics != nil {
 			lim.OnRefuse = a.metrics.ConnectionRefused
 		}

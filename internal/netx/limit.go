@@ -28,11 +28,64 @@ type Limits struct {
 	PerIP int
 }
 
-// LimitListener wraps a listener with Limits.
+// Counts are the open connections that Limits cap, shared by every
+// listener made with Listen: max_connections and max_connections_per_ip
+// hold for the process, not for each address it listens on.
+type Counts struct {
+	limits Limits
+	total  atomic.Int64
+
+	mu    sync.Mutex // guards the following field
+	perIP map[netip.Addr]int
+}
+
+// NewCounts returns counts capped by lim.
+func NewCounts(lim Limits) *Counts {
+	return &Counts{limits: lim, perIP: map[netip.Addr]int{}}
+}
+
+// Listen wraps l, its connections counted in c with those of c's other
+// listeners.
+func (c *Counts) Listen(l net.Listener) *LimitListener {
+	return &LimitListener{Listener: l, counts: c}
+}
+
+// admit counts a connection from ip, or reports which limit refuses it.
+func (c *Counts) admit(ip netip.Addr) (refused string) {
+	if c.limits.PerIP > 0 {
+		c.mu.Lock()
+		if c.perIP[ip] >= c.limits.PerIP {
+			c.mu.Unlock()
+			return "per_ip"
+		}
+		c.perIP[ip]++
+		c.mu.Unlock()
+	}
+	// Reserved, then checked: listeners accepting at once cannot both
+	// take the last place.
+	if n := c.total.Add(1); c.limits.Total > 0 && n > int64(c.limits.Total) {
+		c.release(ip)
+		return "total"
+	}
+	return ""
+}
+
+// release uncounts a connection from ip.
+func (c *Counts) release(ip netip.Addr) {
+	c.total.Add(-1)
+	if c.limits.PerIP > 0 {
+		c.mu.Lock()
+		if c.perIP[ip]--; c.perIP[ip] <= 0 {
+			delete(c.perIP, ip)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// LimitListener wraps a listener with the Limits of its Counts.
 type LimitListener struct {
 	net.Listener
-	limits  Limits
-	total   atomic.Int64
+	counts  *Counts
 	Refused atomic.Int64 // connections closed at accept
 	// OnRefuse, if set, is called for each refused connection ("total" or
 	// "per_ip").
@@ -45,14 +98,13 @@ type LimitListener struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	mu    sync.Mutex // guards the following fields
-	perIP map[netip.Addr]int
-	zero  chan struct{} // closed when pending reaches 0; nil when no one waits
+	mu   sync.Mutex    // guards the following field
+	zero chan struct{} // closed when pending reaches 0; nil when no one waits
 }
 
-// NewLimitListener wraps l.
+// NewLimitListener wraps l with counts of its own.
 func NewLimitListener(l net.Listener, lim Limits) *LimitListener {
-	return &LimitListener{Listener: l, limits: lim, perIP: map[netip.Addr]int{}}
+	return NewCounts(lim).Listen(l)
 }
 
 // Accept returns the next connection within the limits; connections over
@@ -63,22 +115,11 @@ func (l *LimitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if l.limits.Total > 0 && l.total.Load() >= int64(l.limits.Total) {
-			l.refuse(c, "total")
+		ip := addrOf(c)
+		if reason := l.counts.admit(ip); reason != "" {
+			l.refuse(c, reason)
 			continue
 		}
-		ip := addrOf(c)
-		if l.limits.PerIP > 0 {
-			l.mu.Lock()
-			if l.perIP[ip] >= l.limits.PerIP {
-				l.mu.Unlock()
-				l.refuse(c, "per_ip")
-				continue
-			}
-			l.perIP[ip]++
-			l.mu.Unlock()
-		}
-		l.total.Add(1)
 		l.pending.Add(1)
 		return wrap(c, l, ip), nil
 	}
@@ -220,14 +261,7 @@ func (c *limitedConn) Close() error {
 		if c.state.Swap(connClosed) == connOpen {
 			defer c.l.settle() // after the counts below: a drain may end at 0
 		}
-		c.l.total.Add(-1)
-		if c.l.limits.PerIP > 0 {
-			c.l.mu.Lock()
-			if c.l.perIP[c.ip]--; c.l.perIP[c.ip] <= 0 {
-				delete(c.l.perIP, c.ip)
-			}
-			c.l.mu.Unlock()
-		}
+		c.l.counts.release(c.ip)
 	})
 	return c.Conn.Close()
 }

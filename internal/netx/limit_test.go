@@ -164,10 +164,10 @@ func TestLimitedConnForwardsCloseWriteAndReadFrom(t *testing.T) {
 				t.Errorf("calls reaching the wrapped conn: %v, want %v", calls, want)
 			}
 			c.Close()
-			if n := lim.total.Load(); n != 0 {
+			if n := lim.counts.total.Load(); n != 0 {
 				t.Errorf("count after close: %d", n)
 			}
-			if _, held := lim.perIP[netip.MustParseAddr("127.0.0.1")]; held {
+			if _, held := lim.counts.perIP[netip.MustParseAddr("127.0.0.1")]; held {
 				t.Error("per-IP count held after close")
 			}
 		})
@@ -281,11 +281,81 @@ func TestWaitDrained(t *testing.T) {
 	}
 	// The multiplexed connection still counts against the limits until
 	// it closes, and closing it does not count it off twice.
-	if n := lim.total.Load(); n != 1 {
+	if n := lim.counts.total.Load(); n != 1 {
 		t.Errorf("open connections = %d, want 1", n)
 	}
 	accepted[1].Close()
-	if n, p := lim.total.Load(), lim.Pending(); n != 0 || p != 0 {
+	if n, p := lim.counts.total.Load(), lim.Pending(); n != 0 || p != 0 {
 		t.Errorf("after closing all: open %d, pending %d, want 0 and 0", n, p)
+	}
+}
+
+// TestCountsSharedByListeners: max_connections and max_connections_per_ip
+// hold across every listener of the process (plain and HTTPS, several
+// addresses), not for each: a client could otherwise hold the per-IP
+// limit on each address, and a flood the total on each.
+func TestCountsSharedByListeners(t *testing.T) {
+	t.Parallel()
+	counts := NewCounts(Limits{Total: 2, PerIP: 1})
+	var lns [2]*LimitListener
+	accepted := make(chan net.Conn, 8)
+	for i := range lns {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[i] = counts.Listen(ln)
+		t.Cleanup(func() { lns[i].Close() })
+		go func() {
+			for {
+				c, err := lns[i].Accept()
+				if err != nil {
+					return
+				}
+				accepted <- c
+			}
+		}()
+	}
+	// dial connects from src to listener i and reports whether the
+	// connection was kept (refused ones are closed at once: EOF).
+	dial := func(src string, i int) (net.Conn, bool) {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		c, err := d.Dial("tcp", lns[i].Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		closed := make(chan struct{})
+		go func() {
+			if _, err := c.Read(make([]byte, 1)); errors.Is(err, io.EOF) {
+				close(closed) // refused: closed at accept, before any byte
+			}
+		}()
+		select {
+		case s := <-accepted:
+			t.Cleanup(func() { s.Close() })
+			return c, true
+		case <-closed:
+			return c, false
+		case <-time.After(10 * time.Second): // a bound, not a wait
+			t.Fatalf("%s → %d: neither accepted nor closed", src, i)
+			return nil, false
+		}
+	}
+	if _, ok := dial("127.0.0.1", 0); !ok {
+		t.Fatal("first connection refused")
+	}
+	if _, ok := dial("127.0.0.1", 1); ok {
+		t.Fatal("the same address on the other listener: accepted, want refused (per-IP limit shared)")
+	}
+	if _, ok := dial("127.0.0.2", 1); !ok {
+		t.Fatal("a second address refused")
+	}
+	if _, ok := dial("127.0.0.3", 0); ok {
+		t.Fatal("a third connection on the first listener: accepted, want refused (total shared)")
+	}
+	if r0, r1 := lns[0].Refused.Load(), lns[1].Refused.Load(); r0 != 1 || r1 != 1 {
+		t.Fatalf("refused %d and %d, want 1 and 1", r0, r1)
 	}
 }

@@ -144,6 +144,13 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 		}
 	}
 	path := r.URL.EscapedPath()
+	if path == "" && r.URL.Scheme != "" && r.Method != http.MethodOptions {
+		// An absolute-form target with an empty path is for "/" (RFC
+		// 9110 §4.2.3); OPTIONS alone means the server itself (RFC 9112
+		// §3.2.4), refused below as "*" is.
+		path = "/"
+		r.URL.Path = "/"
+	}
 	if r.URL.Opaque != "" || (path == "" && r.Method == http.MethodOptions) {
 		// "OPTIONS *" and other non-origin forms are not proxied.
 		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "request target must be a path", nil))

@@ -63,7 +63,9 @@ func TestRequestTargetAndHostReachTheUpstreamWellFormed(t *testing.T) {
 	up := newLineUpstream(t)
 	yaml := fmt.Sprintf(`
 upstreams: { app: { targets: [%q], retries: { attempts: 1 } } }
-routes: [ { name: app, match: { path_prefix: /app }, upstream: app } ]
+routes:
+  - { name: app, match: { path_prefix: /app }, upstream: app }
+  - { name: root, match: { path: / }, upstream: app }
 `, up.Addr)
 	cases := []struct {
 		name, target, host string
@@ -83,6 +85,9 @@ routes: [ { name: app, match: { path_prefix: /app }, upstream: app } ]
 		{"bracketed IPv6 with a port", "/app/h", "[::1]:8080", "200 OK", "GET /app/h HTTP/1.1 | Host: [::1]:8080"},
 		{"bracketed IPv6, empty port", "/app/h", "[::1]:", "200 OK", "GET /app/h HTTP/1.1 | Host: [::1]:"},
 		{"name with a port out of range", "/app/h", "gw.test:65536", "400 Bad Request", ""},
+		// RFC 9110 §4.2.3: an empty path in absolute form is "/".
+		{"absolute form, empty path", "http://gw.test", "other.test", "200 OK", "GET / HTTP/1.1 | Host: gw.test"},
+		{"absolute form, empty path with a query", "http://gw.test?q=1", "other.test", "200 OK", "GET /?q=1 HTTP/1.1 | Host: gw.test"},
 	}
 	for _, srv := range []struct {
 		name string

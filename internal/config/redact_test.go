@@ -52,9 +52,23 @@ func TestMarshalRedactedConfig(t *testing.T) {
 	}
 }
 
+// redacted is what /config shows of the config text yaml.
+func redacted(t *testing.T, yaml string) string {
+	t.Helper()
+	doc, err := Parse("t.yaml", []byte(yaml), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := MarshalRedacted(doc.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
 func TestMarshalRedactedLoginSecrets(t *testing.T) {
 	t.Parallel()
-	doc, err := Parse("login.yaml", []byte(`
+	out := redacted(t, `
 auth:
   issuers: { main: { issuer: https://auth.example.com, audience: gw } }
   login:
@@ -64,15 +78,8 @@ auth:
     cookie_secret: cookie-s3cret-value-0123456789abcdef
 routes:
   - { name: r, match: { path_prefix: / }, respond: { status: 204 } }
-`), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := MarshalRedacted(doc.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(string(out), "s3cret") || !strings.Contains(string(out), "client_id: gatehouse") {
+`)
+	if strings.Contains(out, "s3cret") || !strings.Contains(out, "client_id: gatehouse") {
 		t.Fatalf("redacted config:\n%s", out)
 	}
 }
@@ -93,23 +100,16 @@ func TestURLPasswordsNeverShown(t *testing.T) {
 		}
 	}
 
-	doc, err := Parse("t.yaml", []byte(`
+	out := redacted(t, `
 tracing: { endpoint: "https://otel:pw-s3cret@collector.example.com:4318" }
 routes:
   - { name: r, match: { path_prefix: / }, respond: { status: 204 } }
-`), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := MarshalRedacted(doc.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(string(out), "s3cret") || !strings.Contains(string(out), "https://otel:xxxxx@collector.example.com:4318") {
+`)
+	if strings.Contains(out, "s3cret") || !strings.Contains(out, "https://otel:xxxxx@collector.example.com:4318") {
 		t.Fatalf("/config shows:\n%s", out)
 	}
 
-	_, err = Parse("t.yaml", []byte(`
+	_, err := Parse("t.yaml", []byte(`
 tracing: { endpoint: "ftp://otel:pw-s3cret@collector.example.com" }
 auth:
   issuers:

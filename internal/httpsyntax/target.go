@@ -44,3 +44,15 @@ var pathTable = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// TargetBytes reports whether s, a request target or a part of one (a
+// query), holds no space and no control byte: nothing that would end an
+// HTTP/1.1 request line early or has no place in it.
+func TargetBytes(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}

@@ -60,3 +60,15 @@ func FuzzParseTargetMatchesNetURL(f *testing.F) {
 		checkTarget(t, s)
 	})
 }
+
+func TestTargetBytes(t *testing.T) {
+	t.Parallel()
+	for s, want := range map[string]bool{
+		"/a/b?c=d&e=%20f": true, "": true, "/\xff\xfe": true, "/a{|}\"<>": true,
+		"/a b": false, "/a?b c": false, "/a\tb": false, "/a\x00": false, "/a\x7f": false, "/a\r\n": false,
+	} {
+		if got := TargetBytes(s); got != want {
+			t.Errorf("TargetBytes(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

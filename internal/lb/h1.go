@@ -648,7 +648,7 @@ func writeHead(w *bufio.Writer, req *http.Request, extra []byte, cl int64, trail
 	// line early: "GET /x?a b HTTP/1.1" is a different request line to
 	// each parser that reads it. An HTTP/1.1 request line cannot carry
 	// one, but an HTTP/2 :path or a rewrite could.
-	if !targetBytes(req.URL.RawQuery) || !targetBytes(req.URL.Opaque) {
+	if !httpsyntax.TargetBytes(req.URL.RawQuery) || !httpsyntax.TargetBytes(req.URL.Opaque) {
 		return errors.New("invalid request target for the upstream request: a space or control byte")
 	}
 	for k, vv := range req.Header {
@@ -665,17 +665,6 @@ func writeHead(w *bufio.Writer, req *http.Request, extra []byte, cl int64, trail
 		return staleErr(err)
 	}
 	return nil
-}
-
-// targetBytes reports whether s holds no byte that ends or breaks a
-// request line: no space, no control byte.
-func targetBytes(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // removeZone removes an IPv6 zone from a Host value ("[fe80::1%en0]:8080"

@@ -65,12 +65,9 @@ routes:
 		{name: "dot-dot parameters on an opted-in route", target: "/java/..;/admin", want: 400},
 		{name: "opted-in prefix only with parameters", target: "/javax;y/secret", want: 400},
 	}
-	for _, srv := range []struct {
-		name string
-		gate func(*testing.T, string) *gate
-	}{{"net/http", newGate}, {"h1server", newH1Gate}} {
+	for _, srv := range bothH1Servers {
 		t.Run(srv.name, func(t *testing.T) {
-			g := srv.gate(t, cfg)
+			g := srv.new(t, cfg)
 			addr := g.srv.Listener.Addr().String()
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
@@ -165,12 +162,9 @@ routes:
 		{"/fixed", "403"},
 		{"/gone", "502"},
 	}
-	for _, srv := range []struct {
-		name string
-		gate func(*testing.T, string) *gate
-	}{{"net/http", newGate}, {"h1server", newH1Gate}} {
+	for _, srv := range bothH1Servers {
 		t.Run(srv.name, func(t *testing.T) {
-			g := srv.gate(t, cfg)
+			g := srv.new(t, cfg)
 			addr := g.srv.Listener.Addr().String()
 			// The limit's one request.
 			v := rawExchange(t, addr, "GET /limited HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -387,14 +381,11 @@ routes:
 func TestBodyLimitAnswersAndCloses(t *testing.T) {
 	t.Parallel()
 	const limit = 100
-	for _, srv := range []struct {
-		name string
-		gate func(*testing.T, string) *gate
-	}{{"net/http", newGate}, {"h1server", newH1Gate}} {
+	for _, srv := range bothH1Servers {
 		t.Run(srv.name, func(t *testing.T) {
 			t.Parallel()
 			up := newRecorder(t, nil)
-			g := srv.gate(t, fmt.Sprintf(`
+			g := srv.new(t, fmt.Sprintf(`
 upstreams: { app: { targets: [%q] } }
 routes:
   - { name: small, match: { path_prefix: /small }, upstream: app, max_body_bytes: %d }

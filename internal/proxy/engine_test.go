@@ -114,6 +114,13 @@ func newGate(t *testing.T, yaml string) *gate {
 	return startGate(t, httptest.NewUnstartedServer(nil), yaml, true)
 }
 
+// bothH1Servers are the two HTTP/1.1 servers a plain listener can run
+// (server.fast_http1 false and true), for tests that attack both.
+var bothH1Servers = []struct {
+	name string
+	new  func(*testing.T, string) *gate
+}{{"net/http", newGate}, {"h1server", newH1Gate}}
+
 // newH1Gate is newGate served by h1server, as internal/app serves plain
 // listeners: the requests it takes reach the engine through its writer.
 // Only the listener's address is meant to be used (srv is not started).

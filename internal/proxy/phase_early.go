@@ -11,6 +11,7 @@ import (
 
 	"gatehouse/internal/auth/oidc"
 	"gatehouse/internal/h1guard"
+	"gatehouse/internal/httpsyntax"
 	"gatehouse/internal/phase"
 	"gatehouse/internal/route"
 	"gatehouse/internal/tlsx"
@@ -162,7 +163,7 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "# in request target", nil))
 		return false
 	}
-	if !targetBytes(r.RequestURI) {
+	if !httpsyntax.TargetBytes(r.RequestURI) {
 		// A space ends an HTTP/1.1 request target, and a control byte
 		// has no place in one; HTTP/1.1 servers refuse both, but Go's
 		// HTTP/2 server passes a space in :path (RFC 9113 §8.3.1 does
@@ -284,17 +285,6 @@ func hasEdgeSpace(vals []string) bool {
 		}
 	}
 	return false
-}
-
-// targetBytes reports whether a request target holds no space and no
-// control byte.
-func targetBytes(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // encodeQuery percent-encodes the bytes of q that RFC 3986 §3.4 does not

@@ -32,9 +32,7 @@ func newEchoUpstream(t *testing.T) *echoUpstream {
 				return
 			}
 			b, err := io.ReadAll(req.Body)
-			u.mu.Lock()
-			u.recs = append(u.recs, fmt.Sprintf("%s %s body=%q err=%v", req.Method, req.URL.Path, b, err))
-			u.mu.Unlock()
+			u.record(fmt.Sprintf("%s %s body=%q err=%v", req.Method, req.URL.Path, b, err))
 			if err != nil {
 				return
 			}
@@ -44,6 +42,12 @@ func newEchoUpstream(t *testing.T) *echoUpstream {
 		}
 	})
 	return u
+}
+
+func (u *echoUpstream) record(rec string) {
+	u.mu.Lock()
+	u.recs = append(u.recs, rec)
+	u.mu.Unlock()
 }
 
 func (u *echoUpstream) take() []string {
@@ -106,10 +110,7 @@ routes: [ { name: app, match: { path_prefix: /app }, upstream: app } ]
 		{"get with chunked body", "GET /app/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" + smug},
 		{"lf-only chunk", "POST /app/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\n0\n\n" + smug},
 	}
-	for _, srv := range []struct {
-		name string
-		new  func(*testing.T, string) *gate
-	}{{"net/http", newGate}, {"h1server", newH1Gate}} {
+	for _, srv := range bothH1Servers {
 		g := srv.new(t, yaml)
 		addr := g.srv.Listener.Addr().String()
 		for _, tc := range cases {
@@ -155,10 +156,7 @@ func TestStalledBodyAfterEarlyAnswerCloses(t *testing.T) {
 upstreams: { app: { targets: [%q], retries: { attempts: 1 } } }
 routes: [ { name: app, match: { path_prefix: /app }, upstream: app } ]
 `, up.Addr)
-	for _, srv := range []struct {
-		name string
-		new  func(*testing.T, string) *gate
-	}{{"net/http", newGate}, {"h1server", newH1Gate}} {
+	for _, srv := range bothH1Servers {
 		t.Run(srv.name, func(t *testing.T) {
 			g := srv.new(t, yaml)
 			c, err := net.Dial("tcp", g.srv.Listener.Addr().String())

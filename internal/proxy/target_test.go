@@ -8,22 +8,15 @@ import (
 	"net/http/httptest"
 	"net/textproto"
 	"strings"
-	"sync"
 	"testing"
 
 	"gatehouse/internal/testutil"
 )
 
-// lineUpstream records the request line and Host field of each request
-// as the bytes arrived, and answers 200.
-type lineUpstream struct {
-	*testutil.RawServer
-	mu    sync.Mutex
-	heads []string
-}
-
-func newLineUpstream(t *testing.T) *lineUpstream {
-	u := &lineUpstream{}
+// newLineUpstream is an echoUpstream that records the request line and
+// Host field of each request as the bytes arrived, and answers 200.
+func newLineUpstream(t *testing.T) *echoUpstream {
+	u := &echoUpstream{}
 	u.RawServer = testutil.ServeRaw(t, func(c net.Conn) {
 		tp := textproto.NewReader(bufio.NewReader(c))
 		for {
@@ -35,23 +28,13 @@ func newLineUpstream(t *testing.T) *lineUpstream {
 			if err != nil {
 				return
 			}
-			u.mu.Lock()
-			u.heads = append(u.heads, line+" | Host: "+h.Get("Host"))
-			u.mu.Unlock()
+			u.record(line + " | Host: " + h.Get("Host"))
 			if _, err := c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")); err != nil {
 				return
 			}
 		}
 	})
 	return u
-}
-
-func (u *lineUpstream) take() []string {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	h := u.heads
-	u.heads = nil
-	return h
 }
 
 // TestRequestTargetAndHostReachTheUpstreamWellFormed sends, on raw
@@ -89,10 +72,7 @@ routes:
 		{"absolute form, empty path", "http://gw.test", "other.test", "200 OK", "GET / HTTP/1.1 | Host: gw.test"},
 		{"absolute form, empty path with a query", "http://gw.test?q=1", "other.test", "200 OK", "GET /?q=1 HTTP/1.1 | Host: gw.test"},
 	}
-	for _, srv := range []struct {
-		name string
-		new  func(*testing.T, string) *gate
-	}{{"net/http", newGate}, {"h1server", newH1Gate}} {
+	for _, srv := range bothH1Servers {
 		g := srv.new(t, yaml)
 		addr := g.srv.Listener.Addr().String()
 		for _, tc := range cases {
@@ -141,10 +121,7 @@ func TestUpstreamHSTSNotSentOverPlainHTTP(t *testing.T) {
 upstreams: { app: { targets: [%q] } }
 routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
 `, strings.TrimPrefix(up.URL, "http://"))
-	for _, srv := range []struct {
-		name string
-		new  func(*testing.T, string) *gate
-	}{{"net/http", newGate}, {"h1server", newH1Gate}} {
+	for _, srv := range bothH1Servers {
 		addr := srv.new(t, yaml).srv.Listener.Addr().String()
 		for _, req := range []string{
 			"GET /a HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n",

@@ -94,3 +94,16 @@ func HexVal(c byte) (byte, bool) {
 	}
 	return 0, false
 }
+
+// FieldHasValue reports whether a field's values hold one that is not
+// empty or whitespace only: a field sent empty says nothing.
+func FieldHasValue(vals []string) bool {
+	for _, v := range vals {
+		for i := 0; i < len(v); i++ {
+			if v[i] != ' ' && v[i] != '\t' {
+				return true
+			}
+		}
+	}
+	return false
+}

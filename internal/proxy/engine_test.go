@@ -388,6 +388,9 @@ func TestHeaderEditsAndSecurityHeaders(t *testing.T) {
 		if r.URL.Path == "/framed" {
 			w.Header().Set("X-Frame-Options", "ALLOW-FROM https://partner.example")
 		}
+		if r.URL.Path == "/empty" {
+			w.Header()["X-Content-Type-Options"] = []string{""}
+		}
 		w.Header().Set("Server", "next")
 		w.Header().Set("X-Powered-By", "Next.js")
 		_, _ = io.WriteString(w, "ok")
@@ -424,6 +427,11 @@ routes:
 	resp, _ = g.get(t, "/framed")
 	if v := resp.Header.Get("X-Frame-Options"); v != "ALLOW-FROM https://partner.example" {
 		t.Errorf("app's own X-Frame-Options overwritten: %q", v)
+	}
+	// An empty value is none: the default goes in its place.
+	resp, _ = g.get(t, "/empty")
+	if v := resp.Header.Values("X-Content-Type-Options"); len(v) != 1 || v[0] != "nosniff" {
+		t.Errorf("app's empty X-Content-Type-Options kept: %q", v)
 	}
 	// Errors carry the security headers too.
 	resp, _ = g.get(t, "/a%2fb")

@@ -2,11 +2,13 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/textproto"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -131,6 +133,50 @@ routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
 			if v.Header.Get("X-Kept") != "1" || v.Header["Strict-Transport-Security"] != nil {
 				t.Errorf("%s %q: %s %v", srv.name, req[:4], v.Status, v.Header)
 			}
+		}
+	}
+}
+
+// TestHSTSOverHTTPS: HTTPS responses carry the configured
+// Strict-Transport-Security unless the upstream sent its own; an empty
+// one is none (it would switch HSTS off from the app's side), and over
+// plain HTTP there is none at all.
+func TestHSTSOverHTTPS(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/own":
+			w.Header().Set("Strict-Transport-Security", "max-age=5")
+		case "/empty":
+			w.Header()["Strict-Transport-Security"] = []string{""}
+		}
+	}))
+	t.Cleanup(up.Close)
+	ca := testutil.NewCA(t)
+	cert, key := ca.Issue(t, t.TempDir(), "gw", 1, "gw.test")
+	g := newGate(t, fmt.Sprintf(`
+server: { tls: { listen: ["127.0.0.1:0"], certificates: [{ cert: %q, key: %q }] } }
+upstreams: { app: { targets: [%q] } }
+routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
+`, cert, key, strings.TrimPrefix(up.URL, "http://")))
+	for _, tc := range []struct {
+		path  string
+		https bool
+		want  []string
+	}{
+		{"/none", true, []string{"max-age=31536000"}},
+		{"/own", true, []string{"max-age=5"}},
+		{"/empty", true, []string{"max-age=31536000"}},
+		{"/own", false, nil},
+	} {
+		req := httptest.NewRequest("GET", "http://gw.test"+tc.path, nil)
+		if tc.https {
+			req.TLS = &tls.ConnectionState{ServerName: "gw.test", HandshakeComplete: true}
+		}
+		w := httptest.NewRecorder()
+		g.srv.Config.Handler.ServeHTTP(w, req)
+		if got := w.Result().Header["Strict-Transport-Security"]; !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s (https %v): %d, HSTS %q, want %q", tc.path, tc.https, w.Code, got, tc.want)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gatehouse/internal/h1guard"
+	"gatehouse/internal/httpsyntax"
 	"gatehouse/internal/lb"
 )
 
@@ -192,10 +193,8 @@ func (w *respWriter) WriteHeader(code int) {
 	// host's policy on an attacker's say-so.
 	if !st.rc.TLS {
 		delete(h, "Strict-Transport-Security")
-	} else if t := st.snap.TLS; t != nil && t.HSTS != nil {
-		if _, set := h["Strict-Transport-Security"]; !set {
-			h["Strict-Transport-Security"] = t.HSTS
-		}
+	} else if t := st.snap.TLS; t != nil && t.HSTS != nil && !httpsyntax.FieldHasValue(h["Strict-Transport-Security"]) {
+		h["Strict-Transport-Security"] = t.HSTS // an empty one is none
 	}
 	w.ResponseWriter.WriteHeader(code)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 
+	"gatehouse/internal/httpsyntax"
 	"gatehouse/internal/phase"
 )
 
@@ -82,7 +83,9 @@ func (f ResponseEdits) FieldsAdded() int { return len(f.set) + len(f.add) }
 
 // Security sets default security headers on responses that lack them. An
 // app that sends its own value (say, X-Frame-Options for a page meant to be
-// framed) keeps it; a route turns a default off in config.
+// framed) keeps it; a route turns a default off in config. An empty value
+// is no value: "X-Content-Type-Options:" alone would otherwise switch the
+// default off from the app's side.
 type Security struct{ set []kv }
 
 // NewSecurity compiles the defaults merged with a route's overrides; an
@@ -111,7 +114,7 @@ func (s *Security) FieldsAdded() int { return len(s.set) }
 // FilterResponse implements phase.ResponseFilter.
 func (s *Security) FilterResponse(_ *phase.RequestCtx, _ int, h http.Header) {
 	for _, p := range s.set {
-		if _, ok := h[p.name]; !ok {
+		if !httpsyntax.FieldHasValue(h[p.name]) {
 			h[p.name] = p.vals
 		}
 	}

@@ -2,8 +2,12 @@ package ratelimit
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -69,50 +73,134 @@ func (g *MemoryGate) InFlight(key Key) int {
 	return s.n[key.Hash]
 }
 
-// acquireScript takes a slot: INCR, refused (and undone) past the limit.
-// The counter expires ARGV[2] ms after the last take, so slots held by an
-// instance that died are given back eventually (see GateTTL).
+// The Redis gate keeps one lease per request in flight: a sorted set per
+// key, each member a request's lease id, scored by when the lease runs
+// out. A lease whose holder is gone (an instance killed while it held
+// slots, or a take that ran after its caller had given up on it) is
+// dropped at its expiry by the next take, GateTTL after it was taken or
+// last renewed; a request that holds its slot longer renews its lease
+// (see Acquire).
+// Times are Redis's own (TIME), so instances need not agree on the clock.
+
+// acquireScript takes a slot: KEYS[1] the leases, ARGV[1] the limit,
+// ARGV[2] the lease in ms, ARGV[3] the lease id. Expired leases go
+// first; a refused take changes nothing, its key's expiry included.
 var acquireScript = redis.NewScript(`
-local n = redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-if n > tonumber(ARGV[1]) then
-  redis.call('DECR', KEYS[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
   return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`)
+
+// renewScript extends a lease still held (ARGV[1] ms from now, ARGV[2]
+// the id) and the key's expiry with it.
+var renewScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('ZADD', KEYS[1], 'XX', 'CH', now + tonumber(ARGV[1]), ARGV[2]) == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
 return 1
 `)
 
-// releaseScript gives a slot back; the key goes when no slot is held.
-var releaseScript = redis.NewScript(`
-local n = redis.call('DECR', KEYS[1])
-if n <= 0 then redis.call('DEL', KEYS[1]) end
-return n
-`)
-
-// GateTTL bounds how long the Redis counter of a key outlives its last
-// acquisition: slots taken by an instance that died without releasing
-// them come back after at most this long.
-const GateTTL = 10 * time.Minute
+// GateTTL is how long a lease lasts unless renewed: slots taken by an
+// instance that died, or by a take whose answer was lost (a stall longer
+// than the timeout: the take runs when Redis resumes), come back after
+// at most this long. A request in flight renews its lease every
+// GateTTL/3, so one lost renewal does not cost it its slot.
+const GateTTL = 30 * time.Second
 
 // Acquire implements Gate on Redis: one round trip to take a slot, one to
-// give it back (sent even when the request's context has ended).
+// give it back (sent even when the request's context has ended), and one
+// per GateTTL/3 in between for a request that lasts that long.
+//
+// A take that fails (a timeout while Redis stalls) may still run once
+// Redis answers again. Its lease is then never renewed, and runs out.
 func (r *Redis) Acquire(ctx context.Context, key Key, max int) (func(), bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	k := r.Prefix + "inflight:" + key.Text // a sorted set; "conc:" held the counter of earlier versions
+	id := r.leaseID()
+	actx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
-	k := r.Prefix + "conc:" + key.Text
-	ok, err := acquireScript.Run(ctx, r.Client, []string{k}, max, GateTTL.Milliseconds()).Int()
+	ok, err := acquireScript.Run(actx, r.Client, []string{k}, max, r.gateTTL().Milliseconds(), id).Int()
 	if err != nil {
 		return func() {}, false, fmt.Errorf("ratelimit: redis: %w", err)
 	}
 	if ok != 1 {
 		return func() {}, false, nil
 	}
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), r.Timeout)
-			defer cancel()
-			_ = releaseScript.Run(ctx, r.Client, []string{k}).Err() // lost: the TTL gives it back
-		})
-	}, true, nil
+	l := &lease{r: r, key: k, id: id}
+	l.mu.Lock()
+	l.timer = time.AfterFunc(r.gateTTL()/3, l.renew)
+	l.mu.Unlock()
+	return l.release, true, nil
+}
+
+// lease is a slot held in Redis, renewed until it is released.
+type lease struct {
+	r       *Redis
+	key, id string
+
+	mu    sync.Mutex // guards the following fields
+	timer *time.Timer
+	done  bool
+}
+
+// renew extends the lease by GateTTL from now and re-arms itself.
+func (l *lease) renew() {
+	ctx, cancel := context.WithTimeout(context.Background(), l.r.Timeout)
+	defer cancel()
+	_ = renewScript.Run(ctx, l.r.Client, []string{l.key}, l.r.gateTTL().Milliseconds(), l.id).Err() // lost: the next renewal tries again
+	l.mu.Lock()
+	if !l.done {
+		l.timer.Reset(l.r.gateTTL() / 3)
+	}
+	l.mu.Unlock()
+}
+
+// release gives the slot back; later calls do nothing.
+func (l *lease) release() {
+	l.mu.Lock()
+	if l.done {
+		l.mu.Unlock()
+		return
+	}
+	l.done = true
+	l.timer.Stop()
+	l.mu.Unlock()
+	l.r.dropLease(l.key, l.id) // lost: the lease runs out by itself
+}
+
+// gateTTL is GateTTL, or the LeaseTTL a test sets.
+func (r *Redis) gateTTL() time.Duration {
+	if r.LeaseTTL > 0 {
+		return r.LeaseTTL
+	}
+	return GateTTL
+}
+
+// leaseIDs numbers the leases of this process, after a random prefix
+// that tells processes apart.
+var (
+	leasePrefix = func() string {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		return hex.EncodeToString(b[:]) + ":"
+	}()
+	leaseSeq atomic.Uint64
+)
+
+func (r *Redis) leaseID() string {
+	return leasePrefix + strconv.FormatUint(leaseSeq.Add(1), 36)
+}
+
+// dropLease removes the lease id from k.
+func (r *Redis) dropLease(k, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.Timeout)
+	defer cancel()
+	_ = r.Client.ZRem(ctx, k, id).Err()
 }

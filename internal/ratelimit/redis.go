@@ -36,6 +36,9 @@ type Redis struct {
 	Client  redis.UniversalClient
 	Prefix  string // key prefix, e.g. "gatehouse:rl:"
 	Timeout time.Duration
+	// LeaseTTL: how long a concurrency slot's lease lasts unless renewed;
+	// 0 is GateTTL. For tests.
+	LeaseTTL time.Duration
 }
 
 // NewRedis connects (lazily) to the Redis of c: one server, a Sentinel

@@ -103,3 +103,113 @@ func TestRedisSentinelAndCluster(t *testing.T) {
 		})
 	}
 }
+
+// newLeaseGate is a Redis gate on srv whose leases last ttl.
+func newLeaseGate(t *testing.T, srv *testutil.Redis, timeout, ttl time.Duration) *Redis {
+	t.Helper()
+	r, err := NewRedis(redisx.Config{URL: "redis://" + srv.Addr + "/0", Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	r.LeaseTTL = ttl
+	return r
+}
+
+// A take whose answer is lost while Redis stalls (DEBUG SLEEP: the
+// server does nothing, the take waits in the socket) still runs once
+// Redis resumes; its slot must come back within the lease, not hold the
+// key's limit for good (a concurrency limit of 1 would refuse every
+// request from then on).
+func TestRedisGateTakeLostInAStall(t *testing.T) {
+	srv := testutil.StartRedis(t, "", "--enable-debug-command", "local")
+	const ttl = time.Second
+	r := newLeaseGate(t, srv, 100*time.Millisecond, ttl)
+	ctx := context.Background()
+	// Warm: the script is loaded, so the stalled EVALSHA will run.
+	rel, ok, err := r.Acquire(ctx, k(1), 1)
+	if err != nil || !ok {
+		t.Fatalf("warm take: ok=%v err=%v", ok, err)
+	}
+	rel()
+	staller := newLeaseGate(t, srv, 5*time.Second, 0)
+	go staller.Client.Do(context.Background(), "DEBUG", "SLEEP", "0.6")
+	// DEBUG SLEEP has begun when a PING goes unanswered (on a client of
+	// its own: r's pooled connection must stay, for the take to be
+	// written before its timeout, as a busy gateway's would be).
+	probe := newLeaseGate(t, srv, time.Second, 0)
+	if !testutil.WaitFor(5*time.Second, func() bool {
+		pctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		return probe.Client.Ping(pctx).Err() != nil
+	}) {
+		t.Fatal("Redis never stalled")
+	}
+	if _, ok, err := r.Acquire(ctx, k(1), 1); err == nil || ok {
+		t.Fatalf("a take during the pause: ok=%v err=%v, want a timeout", ok, err)
+	}
+	// Redis ran the take when it resumed: the slot is held by no one.
+	if !testutil.WaitFor(5*time.Second, func() bool {
+		n, err := r.Client.ZCard(ctx, r.Prefix+"inflight:"+k(1).Text).Result()
+		return err == nil && n == 1
+	}) {
+		t.Fatal("the stalled take never ran: the test shows nothing")
+	}
+	// Its lease runs out, refused takes notwithstanding.
+	start := time.Now()
+	if !testutil.WaitFor(10*ttl, func() bool {
+		rel, ok, _ := r.Acquire(ctx, k(1), 1)
+		if ok {
+			rel()
+		}
+		return ok
+	}) {
+		t.Fatal("the lost take's slot never came back")
+	}
+	if d := time.Since(start); d > 3*ttl {
+		t.Fatalf("the slot came back after %v, lease %v", d, ttl)
+	}
+}
+
+// A lease whose holder is gone (an instance killed while it held the
+// slot: taken, never renewed nor given back) runs out after its TTL; a
+// refused take does not extend it. A lease still held is renewed and
+// outlives its TTL.
+func TestRedisGateLeases(t *testing.T) {
+	srv := testutil.StartRedis(t, "")
+	const ttl = 400 * time.Millisecond
+	r := newLeaseGate(t, srv, time.Second, ttl)
+	ctx := context.Background()
+	key := r.Prefix + "inflight:" + k(1).Text
+	// The dead instance's take, as its Acquire sent it.
+	if ok, err := acquireScript.Run(ctx, r.Client, []string{key}, 1, ttl.Milliseconds(), "dead:1").Int(); err != nil || ok != 1 {
+		t.Fatalf("take: %d %v", ok, err)
+	}
+	if _, ok, _ := r.Acquire(ctx, k(1), 1); ok {
+		t.Fatal("a slot held by another instance given again")
+	}
+	// Refused takes keep coming; the lease still runs out.
+	if !testutil.WaitFor(10*ttl, func() bool {
+		rel, ok, _ := r.Acquire(ctx, k(1), 1)
+		if ok {
+			rel()
+		}
+		return ok
+	}) {
+		t.Fatal("the dead instance's slot never came back")
+	}
+	// A request that holds its slot past the TTL keeps it.
+	rel, ok, err := r.Acquire(ctx, k(1), 1)
+	if err != nil || !ok {
+		t.Fatalf("take: ok=%v err=%v", ok, err)
+	}
+	for deadline := time.Now().Add(3 * ttl); time.Now().Before(deadline); time.Sleep(ttl / 8) {
+		if _, ok, _ := r.Acquire(ctx, k(1), 1); ok {
+			t.Fatal("a slot in use was given again after its lease's TTL")
+		}
+	}
+	rel()
+	if _, ok, _ := r.Acquire(ctx, k(1), 1); !ok {
+		t.Fatal("no slot after the release")
+	}
+}

@@ -280,8 +280,9 @@ type Redis struct {
 }
 
 // StartRedis starts redis-server (Debian's package) on addr (a free port
-// when empty), without persistence. It stops at cleanup, or with Stop.
-func StartRedis(tb testing.TB, addr string) *Redis {
+// when empty), without persistence, with extra arguments after the
+// usual ones. It stops at cleanup, or with Stop.
+func StartRedis(tb testing.TB, addr string, extra ...string) *Redis {
 	tb.Helper()
 	bin := NeedTool(tb, "redis-server", "redis-server")
 	if addr == "" {
@@ -289,7 +290,7 @@ func StartRedis(tb testing.TB, addr string) *Redis {
 	}
 	_, port, _ := strings.Cut(addr, ":")
 	r := &Redis{Addr: addr, done: make(chan struct{})}
-	r.cmd = exec.Command(bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--protected-mode", "yes")
+	r.cmd = exec.Command(bin, append([]string{"--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--protected-mode", "yes"}, extra...)...)
 	if err := r.cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}

@@ -198,12 +198,23 @@ func (s *Set) fetch(ctx context.Context) (map[string]jose.JSONWebKey, error) {
 	if len(body) > maxSetBytes {
 		return nil, fmt.Errorf("jwks: %s: document larger than %d bytes", s.url, maxSetBytes)
 	}
-	var set jose.JSONWebKeySet
+	// Key by key: a key this library cannot read (a type it does not
+	// know, such as a post-quantum "AKP", a curve it lacks, a member out
+	// of range) is skipped, not the set (RFC 7517 §5). Otherwise the
+	// issuer's first new kind of key would stop every token, old keys'
+	// included, until it left the set again.
+	var set struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
 	if err := json.Unmarshal(body, &set); err != nil {
 		return nil, fmt.Errorf("jwks: %s: %w", s.url, err)
 	}
 	keys := map[string]jose.JSONWebKey{}
-	for _, k := range set.Keys {
+	for _, raw := range set.Keys {
+		var k jose.JSONWebKey
+		if err := k.UnmarshalJSON(raw); err != nil {
+			continue
+		}
 		// Only public signing keys: symmetric or private keys in a JWKS
 		// are a misconfiguration, and "use": "enc" keys do not sign.
 		if !k.IsPublic() || (k.Use != "" && k.Use != "sig") {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -89,5 +90,44 @@ func TestHoldsAndGeneration(t *testing.T) {
 				t.Fatalf("Holds(%q, a) = %v, want %v", tt.kid, got, tt.want)
 			}
 		})
+	}
+}
+
+// A key the library cannot read is skipped, not the set (RFC 7517 §5):
+// an issuer that publishes a new kind of key beside its signing keys
+// (here a post-quantum AKP key, an unknown curve, an RSA key without its
+// modulus) keeps its tokens verifiable. A set of nothing but such keys
+// has no signing key.
+func TestUnreadableKeysSkipped(t *testing.T) {
+	t.Parallel()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := json.Marshal(jose.JSONWebKey{Key: priv.Public(), KeyID: "k1", Use: "sig"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := []string{
+		`{"kty":"AKP","alg":"ML-DSA-44","kid":"pq1","pub":"AAAA"}`,
+		`{"kty":"EC","crv":"P-999","kid":"ec9","x":"AAAA","y":"AAAA"}`,
+		`{"kty":"RSA","kid":"rsa-no-n","e":"AQAB"}`,
+	}
+	for _, tc := range []struct {
+		name, doc string
+		ok        bool
+	}{
+		{"bad keys beside a good one", `{"keys":[` + strings.Join(bad, ",") + `,` + string(good) + `]}`, true},
+		{"nothing but bad keys", `{"keys":[` + strings.Join(bad, ",") + `]}`, false},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(tc.doc))
+		}))
+		s := New(srv.URL, Options{Client: srv.Client(), Now: time.Now})
+		k, err := s.Key(context.Background(), "k1")
+		srv.Close()
+		if (err == nil) != tc.ok || (tc.ok && k.KeyID != "k1") {
+			t.Errorf("%s: key %q, err %v; want found %v", tc.name, k.KeyID, err, tc.ok)
+		}
 	}
 }

@@ -42,6 +42,9 @@ import (
 	"gatehouse/internal/auth/jwt"
 )
 
+// maxAnswerBytes bounds an introspection answer.
+const maxAnswerBytes = 1 << 20
+
 // ErrInactive means the issuer says the token is not active (revoked,
 // expired, unknown, or not for this resource).
 var ErrInactive = errors.New("token not active")
@@ -115,12 +118,23 @@ func (c *Client) introspect(ctx context.Context, token string) (map[string]any, 
 		return nil, fmt.Errorf("introspection: %w", err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("introspection: %w", err)
 	}
 	if err := c.status(ep, resp.StatusCode, body); err != nil {
 		return nil, err
+	}
+	// An answer that is not JSON at all (an error page, a body cut
+	// short, one past the size bound) says nothing of the token: the
+	// endpoint could not answer (503, or on_introspection_error), and
+	// nothing is cached. A client told 401 invalid_token would throw a
+	// good token away.
+	if len(body) > maxAnswerBytes {
+		return nil, fmt.Errorf("introspection: an answer over %d bytes", maxAnswerBytes)
+	}
+	if !json.Valid(body) {
+		return nil, errors.New("introspection: the answer is not JSON")
 	}
 	// An answer is read as strictly as a JWT's claims: with two
 	// "active" members, which one counts would be the parser's choice.

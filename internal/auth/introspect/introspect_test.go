@@ -59,6 +59,11 @@ func TestStatusMeaning(t *testing.T) {
 		{name: "timeout", status: 408, want: errUnavailable},
 		{name: "server error", status: 500, want: errUnavailable},
 		{name: "bad gateway", status: 502, want: errUnavailable},
+		// A 200 that is no JSON says nothing of the token.
+		{name: "an error page", status: 200, body: "<html>maintenance</html>", want: errUnavailable},
+		{name: "an answer cut short", status: 200, body: `{"active": tru`, want: errUnavailable},
+		{name: "an answer past the bound", status: 200, body: `{"active":true,"pad":"` + strings.Repeat("x", maxAnswerBytes) + `"}`, want: errUnavailable},
+		{name: "JSON, not an object", status: 200, body: `[true]`, want: ErrInactive},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package oidc
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -29,7 +30,7 @@ type harness struct {
 	idp    *devidp.IdP
 	idpSrv *httptest.Server
 	idpOff atomic.Bool // the token endpoint answers 503
-	store  session.Store
+	store  *flakyStore
 	gws    []*httptest.Server
 	logins []*Login
 }
@@ -39,7 +40,7 @@ const testSecret = "0123456789abcdef0123456789abcdef"
 func newHarness(t *testing.T, instances int) *harness {
 	t.Helper()
 	h := &harness{t: t, clock: testutil.NewClock(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC))}
-	h.store = session.NewMemory(1000, h.clock.Now)
+	h.store = &flakyStore{Store: session.NewMemory(1000, h.clock.Now)}
 	h.idpSrv = httptest.NewUnstartedServer(nil)
 	gwSrvs := make([]*httptest.Server, instances)
 	var redirects []string
@@ -400,6 +401,59 @@ func TestMaxLifetime(t *testing.T) {
 	}
 	if code, _ := b.app(t, 0); code != http.StatusUnauthorized {
 		t.Fatalf("after max_lifetime: %d, want 401", code)
+	}
+}
+
+// flakyStore is a session store that fails, as Redis does while it
+// stalls, when down is set.
+type flakyStore struct {
+	session.Store
+	down atomic.Bool
+}
+
+var errStoreDown = errors.New("store down (i/o timeout)")
+
+func (s *flakyStore) Load(ctx context.Context, key string) ([]byte, error) {
+	if s.down.Load() {
+		return nil, errStoreDown
+	}
+	return s.Store.Load(ctx, key)
+}
+
+func (s *flakyStore) Delete(ctx context.Context, key string) error {
+	if s.down.Load() {
+		return errStoreDown
+	}
+	return s.Store.Delete(ctx, key)
+}
+
+// A logout the session store could not carry out says so (503) and
+// keeps the cookie for the retry: a 303 would tell the user they are
+// logged out while the session stays good wherever its cookie is.
+func TestLogoutWhenTheStoreFails(t *testing.T) {
+	h := newHarness(t, 1)
+	b := h.browser()
+	b.login(t, "alice")
+	old := b.Cookies["gatehouse_session"]
+	logout := h.gws[0].URL + "/_gatehouse/logout"
+	h.store.down.Store(true)
+	r, _ := b.Do(t, "POST", logout, "Origin", h.gws[0].URL)
+	if r.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("logout with the store down: %d, want 503", r.StatusCode)
+	}
+	if b.Cookies["gatehouse_session"] != old {
+		t.Fatal("the cookie went with a logout that did not happen")
+	}
+	h.store.down.Store(false)
+	if code, _ := b.app(t, 0); code != 200 {
+		t.Fatalf("the session after the failed logout: %d (it was never ended)", code)
+	}
+	if r, _ := b.Do(t, "POST", logout, "Origin", h.gws[0].URL); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the retry: %d, want 303", r.StatusCode)
+	}
+	replay := &browser{Jar: &testutil.Jar{Cookies: map[string]string{"gatehouse_session": old}}, h: h}
+	if code, _ := replay.app(t, 0); code != http.StatusUnauthorized {
+		t.Fatalf("old cookie after the retried logout: %d, want 401", code)
 	}
 }
 

@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"gatehouse/internal/auth/session"
 	"gatehouse/internal/phase"
 )
 
@@ -38,8 +40,15 @@ func (h logoutHandler) ServeLocal(rc *phase.RequestCtx, w http.ResponseWriter, r
 	var rec *Record
 	if id, err := l.cookieID(r); err == nil {
 		key := storeKey(id)
-		rec, _ = l.load(r.Context(), key)
-		l.end(r.Context(), key)
+		var lerr error
+		rec, lerr = l.load(r.Context(), key)
+		if derr := l.end(r.Context(), key); derr != nil || (lerr != nil && !errors.Is(lerr, session.ErrNotFound)) {
+			// The store did not let go of the session (or could not say
+			// what it was): it may still be good wherever its cookie
+			// is. Say so, and keep the cookie for the retry, rather than
+			// a logout that only looks done.
+			return phase.NewError(phase.KindAuthUnavailable, "the session store is unavailable: logout did not complete, try again", errors.Join(lerr, derr))
+		}
 	}
 	l.setCookie(w, l.cookie, "", -1)
 	target := l.cfg.PostLogoutRedirectURL

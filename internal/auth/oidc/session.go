@@ -235,16 +235,20 @@ func (l *Login) refreshLocked(ctx context.Context, key string, stale *Record) (*
 }
 
 // end removes a session and tells every instance to close its streams.
-func (l *Login) end(ctx context.Context, key string) {
+// It reports whether the store let go of the record: when the delete
+// failed, the session may still be good wherever its cookie is.
+func (l *Login) end(ctx context.Context, key string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := l.sh.Store.Delete(ctx, key); err != nil {
-		l.cfg.Events.Warn("session end: delete failed", "err", err)
+	derr := l.sh.Store.Delete(ctx, key)
+	if derr != nil {
+		l.cfg.Events.Warn("session end: delete failed", "err", derr)
 	}
 	l.sh.streams.end(key)
 	if err := l.sh.Store.Publish(ctx, key); err != nil {
 		l.cfg.Events.Warn("session end: publish failed", "err", err)
 	}
+	return derr
 }
 
 func (l *Login) save(ctx context.Context, key string, rec *Record) error {

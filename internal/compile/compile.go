@@ -8,6 +8,7 @@
 package compile
 
 import (
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"net"
@@ -383,10 +384,14 @@ func compileIssuers(c *config.Config, reg *runtime.Registry, snap *runtime.Snaps
 	return out
 }
 
-// authClient is the HTTP client for issuer metadata and keys: its own
-// transport, no environment proxy, bounded timeouts.
+// authClient is the HTTP client for issuer metadata and keys,
+// introspection and the login's token calls: its own transport, no
+// environment proxy, bounded timeouts, and redirects within the origin
+// asked only. A redirect elsewhere would have keys taken from, or a
+// token (an introspection POST is re-sent on 307) handed to, a server
+// the config never named, over plain HTTP even.
 func authClient() *http.Client {
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+	return &http.Client{Timeout: 10 * time.Second, CheckRedirect: sameOriginRedirects, Transport: &http.Transport{
 		Proxy:                 nil,
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 		TLSHandshakeTimeout:   5 * time.Second,
@@ -394,6 +399,17 @@ func authClient() *http.Client {
 		MaxIdleConnsPerHost:   2,
 		IdleConnTimeout:       30 * time.Second,
 	}}
+}
+
+// sameOriginRedirects is authClient's redirect policy.
+func sameOriginRedirects(req *http.Request, via []*http.Request) error {
+	if first := via[0].URL; req.URL.Scheme != first.Scheme || req.URL.Host != first.Host {
+		return fmt.Errorf("redirect from %s://%s to another origin, %s://%s, refused", first.Scheme, first.Host, req.URL.Scheme, req.URL.Host)
+	}
+	if len(via) >= 5 {
+		return errors.New("stopped after 5 redirects")
+	}
+	return nil
 }
 
 // spoofable are identity headers some apps trust from a proxy; clients may

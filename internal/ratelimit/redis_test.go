@@ -59,6 +59,24 @@ func TestRedisDownFailsFast(t *testing.T) {
 	}
 }
 
+// With Redis gone (connection refused), a call fails at once, not after
+// the timeout spent on dial retries, and go-redis writes no line of its
+// own per call (Gatehouse logs the store's failure once).
+func TestRedisRefusedFailsAtOnce(t *testing.T) {
+	srv := testutil.StartRedis(t, "")
+	r := newLeaseGate(t, srv, 2*time.Second, 0)
+	srv.Stop()
+	start := time.Now()
+	for range 5 {
+		if _, err := r.Allow(context.Background(), k(1), Limit{Rate: 1, Burst: 1}, time.Now()); err == nil {
+			t.Fatal("no error with Redis gone")
+		}
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("5 calls to a refusing Redis took %v (timeout 2s each)", d)
+	}
+}
+
 func BenchmarkRedisAllow(b *testing.B) {
 	srv := testutil.StartRedis(b, "")
 	r, _ := NewRedis(redisx.Config{URL: "redis://" + srv.Addr + "/0", Timeout: time.Second})

@@ -6,9 +6,11 @@
 package redisx
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -56,8 +58,11 @@ func New(c Config) (redis.UniversalClient, error) {
 		DialTimeout: c.Timeout, ReadTimeout: c.Timeout, WriteTimeout: c.Timeout,
 		ContextTimeoutEnabled: true,
 		MaxRetries:            -1, // 0 would mean go-redis's default of 3
-		MaxRedirects:          3,  // cluster MOVED/ASK are followed, not retried
-		PoolSize:              c.PoolSize,
+		// One dial: a refused connection is known at once, and five
+		// spaced 100 ms apart made every call wait out the timeout.
+		DialerRetries: 1,
+		MaxRedirects:  3, // cluster MOVED/ASK are followed, not retried
+		PoolSize:      c.PoolSize,
 	}
 	switch {
 	case c.SentinelMaster != "":
@@ -66,5 +71,15 @@ func New(c Config) (redis.UniversalClient, error) {
 		u.Addrs, u.DB = c.ClusterNodes, 0 // clusters have one database
 		u.IsClusterMode = true
 	}
+	quietOnce.Do(func() { redis.SetLogger(quiet{}) })
 	return redis.NewUniversalClient(u), nil
 }
+
+// quiet drops go-redis's own log lines: unstructured, one per failed
+// dial (per request while Redis is down), where Gatehouse logs a store's
+// failure once, and its recovery, as JSON events.
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
+var quietOnce sync.Once

@@ -499,6 +499,12 @@ func (c *h1Client) readResponse(pc *h1Conn, req *http.Request, info Informer, ra
 		if !simple {
 			var err error
 			if resp, err = pc.readFull(req); err != nil {
+				if !pc.readDeadline.IsZero() && !c.now().Before(pc.readDeadline) {
+					// The deadline cut the head short: bufio hands the
+					// parser what arrived ("HTTP/1.1 2") without the
+					// deadline's error. A timeout, not a bad response.
+					err = headTimeout{err}
+				}
 				return nil, err
 			}
 		}
@@ -886,6 +892,17 @@ func (c *probeConn) Read(p []byte) (int, error) {
 	}
 	return c.Conn.Read(p)
 }
+
+// headTimeout is a response head cut short by the response header
+// timeout: a net.Error that times out, so the engine answers 504.
+type headTimeout struct{ err error }
+
+func (e headTimeout) Error() string {
+	return "upstream response header timeout (the head so far: " + e.err.Error() + ")"
+}
+func (e headTimeout) Unwrap() error { return e.err }
+func (headTimeout) Timeout() bool   { return true }
+func (headTimeout) Temporary() bool { return false }
 
 // errProbe is what a probing read returns: a temporary net.Error, which
 // crypto/tls passes on without keeping it as the connection's error (as

@@ -547,6 +547,36 @@ func TestH1ResponseHeaderTimeout(t *testing.T) {
 	}
 }
 
+// A head still trickling in when the response header timeout ends is a
+// timeout too (504), not a malformed head (502): bufio hands the partial
+// status line "HTTP/1.1 2" to the parser without the deadline's error.
+func TestH1ResponseHeaderTimeoutMidHead(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	u := newRawUpstream(t, func(c net.Conn) {
+		readHead(bufio.NewReader(c))
+		for _, b := range []byte("HTTP/1.1 200 OK\r\n") {
+			select {
+			case <-release:
+				return
+			case <-time.After(20 * time.Millisecond): // a trickle, not a wait
+			}
+			if _, err := c.Write([]byte{b}); err != nil {
+				return
+			}
+		}
+		<-release
+	})
+	defer close(release)
+	c := testClient(Settings{ResponseHeaderTimeout: 100 * time.Millisecond})
+	defer c.CloseIdleConnections()
+	_, _, err := get(t, c, u.addr(), "/")
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("err = %v, want a timeout", err)
+	}
+}
+
 // The response header timeout's deadline may stay on a connection whose
 // last body came whole with its head; it must still bound the next
 // response's head, and must never cut a body that is still arriving.

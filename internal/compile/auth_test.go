@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"gatehouse/internal/auth/authn"
+	"gatehouse/internal/auth/issuer"
 	"gatehouse/internal/auth/rbac"
 	"gatehouse/internal/config"
 	"gatehouse/internal/runtime"
@@ -59,5 +60,39 @@ routes: [{ name: r, respond: { status: 204 }, auth: { mode: required } }]
 				t.Errorf("token cached: %v, want %v", kept, tt.wantKept)
 			}
 		})
+	}
+}
+
+// A reload that changes an issuer's key_cooldown makes a new key set in
+// the registry; the new one is given the old one to inherit from (see
+// issuer.TestNewKeySetInheritsWhatTheOldOneFetched for what it takes).
+func TestReloadedKeySetInheritsFromTheOld(t *testing.T) {
+	t.Parallel()
+	reg := runtime.NewRegistry(nil, nil)
+	compileWith := func(extra string) *runtime.Snapshot {
+		t.Helper()
+		doc, err := config.Parse("t.yaml", []byte(fmt.Sprintf(`
+auth:
+  issuers: { main: { issuer: "http://127.0.0.1:9", audience: gw %s } }
+routes: [{ name: r, respond: { status: 204 }, auth: { mode: required } }]
+`, extra)), ".")
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap, err := Compile(doc, reg, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snap
+	}
+	keysOf := func(s *runtime.Snapshot) *issuer.Keys { return s.Issuers[0].Keys.(*issuer.Keys) }
+	first := keysOf(compileWith(""))
+	same := keysOf(compileWith(""))
+	changed := keysOf(compileWith(", key_cooldown: 20s"))
+	if same != first {
+		t.Fatal("an unchanged issuer got a new key set")
+	}
+	if changed == first || changed.Inherit != first {
+		t.Fatalf("a changed key_cooldown: new set %v, inherits from the old %v", changed != first, changed.Inherit == first)
 	}
 }

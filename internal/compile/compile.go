@@ -365,9 +365,12 @@ func compileIssuers(c *config.Config, reg *runtime.Registry, snap *runtime.Snaps
 	for _, n := range names {
 		ic := c.Auth.Issuers[n]
 		key := fmt.Sprintf("issuer|%s|%s|%v|%v", ic.Issuer, ic.JWKSURI, ic.KeyCooldown, ic.RefreshInterval)
+		// A reload that changes the issuer's key settings makes a new
+		// set, which keeps what the one it replaces had fetched.
+		prev, _ := reg.ServiceWithPrefix("issuer|" + ic.Issuer + "|").(*issuer.Keys)
 		keys := reg.Service(key, func() any {
 			return &issuer.Keys{Issuer: ic.Issuer, JWKSURI: ic.JWKSURI, Client: authClient(),
-				Cooldown: ic.KeyCooldown.D(), Refresh: ic.RefreshInterval.D(), Name: n, Events: reg.Events()}
+				Cooldown: ic.KeyCooldown.D(), Refresh: ic.RefreshInterval.D(), Name: n, Events: reg.Events(), Inherit: prev}
 		}).(*issuer.Keys)
 		snap.Services = append(snap.Services, key)
 		snap.Issuers = append(snap.Issuers, runtime.IssuerKeys{Name: n, Keys: keys})

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -343,6 +344,20 @@ func (r *Registry) Service(key string, mk func() any) any {
 		r.startServiceLocked(e)
 	}
 	return e.svc
+}
+
+// ServiceWithPrefix returns a service whose key begins with prefix, or
+// nil: a predecessor, such as an issuer's key set made under settings a
+// reload changed, that a new one may take its state from.
+func (r *Registry) ServiceWithPrefix(prefix string) any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, e := range r.services {
+		if strings.HasPrefix(k, prefix) {
+			return e.svc
+		}
+	}
+	return nil
 }
 
 func (r *Registry) startServiceLocked(e *serviceEntry) {

@@ -47,15 +47,21 @@ type Keys struct {
 	// it is reachable again (not one per request).
 	Name   string
 	Events *slog.Logger
+	// Inherit, if set, is the key set this one replaces (the same issuer,
+	// under settings a reload changed): its keys and metadata are this
+	// one's until this one fetches its own, so a reload while the issuer
+	// is down keeps the keys already fetched.
+	Inherit *Keys
 
-	reach   reachability
-	flight  flight.Group
-	current atomic.Pointer[jwks.Set] // set, for lock-free reads
-	mu      sync.Mutex               // guards the following fields
-	set     *jwks.Set
-	triedAt time.Time
-	md      *Metadata // nil until fetched
-	mdTried time.Time
+	reach       reachability
+	inheritOnce sync.Once
+	flight      flight.Group
+	current     atomic.Pointer[jwks.Set] // set, for lock-free reads
+	mu          sync.Mutex               // guards the following fields
+	set         *jwks.Set
+	triedAt     time.Time
+	md          *Metadata // nil until fetched
+	mdTried     time.Time
 }
 
 // Key implements jwt.Keys.
@@ -78,6 +84,7 @@ func (k *Keys) now() time.Time {
 // (single-flight; after a failure, at most once per cooldown or
 // jwks.RetryAfterFailure, the shorter).
 func (k *Keys) ensure(ctx context.Context) (*jwks.Set, error) {
+	k.inherit()
 	k.mu.Lock()
 	set, tried := k.set, k.triedAt
 	k.mu.Unlock()
@@ -115,10 +122,51 @@ func (k *Keys) ensure(ctx context.Context) (*jwks.Set, error) {
 	})
 }
 
+// inherit takes over what k.Inherit had fetched, once, before k fetches
+// anything itself: its metadata, and its keys in a set of k's own (k's
+// jwks_uri, or the one the metadata names), as if k had fetched them.
+func (k *Keys) inherit() {
+	k.inheritOnce.Do(func() {
+		prev := k.Inherit
+		k.Inherit = nil // what is needed is copied: the old set may go
+		if prev == nil {
+			return
+		}
+		prev.mu.Lock()
+		md, set := prev.md, prev.set
+		prev.mu.Unlock()
+		if set == nil {
+			return
+		}
+		uri := k.JWKSURI
+		if uri == "" {
+			if md == nil {
+				return
+			}
+			uri = md.JWKSURI
+		}
+		k.mu.Lock()
+		if k.md == nil && md != nil && k.JWKSURI == "" {
+			k.md = md
+		}
+		if k.set == nil {
+			k.set = jwks.New(uri, jwks.Options{Client: k.Client, Cooldown: k.Cooldown, Now: k.Now, OnFetch: k.observe, Seed: set})
+			k.current.Store(k.set)
+		}
+		k.mu.Unlock()
+		if reached, _ := prev.Reachability(); reached {
+			k.reach.mu.Lock()
+			k.reach.reached = true
+			k.reach.mu.Unlock()
+		}
+	})
+}
+
 // Metadata returns the issuer's metadata, fetched once (single-flight;
 // after a failure, at most once per cooldown or jwks.RetryAfterFailure,
 // the shorter) and kept for the life of k.
 func (k *Keys) Metadata(ctx context.Context) (Metadata, error) {
+	k.inherit()
 	k.mu.Lock()
 	md, tried := k.md, k.mdTried
 	k.mu.Unlock()

@@ -2,6 +2,9 @@ package issuer
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"gatehouse/internal/auth/jwks"
 	"gatehouse/internal/testutil"
@@ -70,4 +75,53 @@ func TestDiscoveryOutlivesTheRequestThatStartedIt(t *testing.T) {
 		}
 		return err
 	})
+}
+
+// A reload that changes an issuer's key settings (key_cooldown,
+// refresh_interval) makes a new key set; it keeps the keys and metadata
+// the set it replaces had fetched, so an issuer that is down at that
+// moment does not take every protected route down with it. Once it is
+// back, the new set fetches its own.
+func TestNewKeySetInheritsWhatTheOldOneFetched(t *testing.T) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: priv.Public(), KeyID: "k1", Use: "sig"}}}
+	var down atomic.Bool
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case down.Load():
+			http.Error(w, "down", http.StatusServiceUnavailable)
+		case r.URL.Path == "/jwks":
+			_ = json.NewEncoder(w).Encode(set)
+		default:
+			_ = json.NewEncoder(w).Encode(Metadata{Issuer: srv.URL, JWKSURI: srv.URL + "/jwks"})
+		}
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	for _, configured := range []string{"", srv.URL + "/jwks"} { // discovered, then configured
+		old := &Keys{Issuer: srv.URL, JWKSURI: configured, Client: srv.Client(), Cooldown: 30 * time.Second, Refresh: time.Hour}
+		down.Store(false)
+		if _, err := old.Key(ctx, "k1"); err != nil {
+			t.Fatalf("jwks_uri %q: the old set's key: %v", configured, err)
+		}
+		down.Store(true)
+		next := &Keys{Issuer: srv.URL, JWKSURI: configured, Client: srv.Client(), Cooldown: 20 * time.Second, Refresh: time.Hour, Inherit: old}
+		if _, err := next.Key(ctx, "k1"); err != nil {
+			t.Fatalf("jwks_uri %q: the new set, issuer down: %v", configured, err)
+		}
+		if reached, _ := next.Reachability(); !reached {
+			t.Fatalf("jwks_uri %q: the new set reads as never fetched", configured)
+		}
+		if _, err := next.Key(ctx, "k2"); err == nil {
+			t.Fatalf("jwks_uri %q: an unknown kid verified", configured)
+		}
+		alone := &Keys{Issuer: srv.URL, JWKSURI: configured, Client: srv.Client(), Cooldown: 20 * time.Second, Refresh: time.Hour}
+		if _, err := alone.Key(ctx, "k1"); err == nil {
+			t.Fatalf("jwks_uri %q: a set with nothing to inherit verified with the issuer down", configured)
+		}
+	}
 }

@@ -73,6 +73,11 @@ type Options struct {
 	// OnFetch, if set, is told the result of every fetch (nil: success),
 	// whoever caused it: a request, a refresh, a waiter of another's.
 	OnFetch func(err error)
+	// Seed, if set, gives the new set the keys Seed holds (and when it
+	// fetched them), as if fetched: the set that replaces another on a
+	// reload keeps verifying while the issuer is down. Its own first
+	// fetch is not delayed by them.
+	Seed *Set
 }
 
 // New returns a Set for url. It fetches nothing until asked.
@@ -83,7 +88,13 @@ func New(url string, o Options) *Set {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Set{url: url, client: o.Client, cooldown: o.Cooldown, now: o.Now, onFetch: o.OnFetch, keys: map[string]jose.JSONWebKey{}}
+	s := &Set{url: url, client: o.Client, cooldown: o.Cooldown, now: o.Now, onFetch: o.OnFetch, keys: map[string]jose.JSONWebKey{}}
+	if o.Seed != nil {
+		o.Seed.mu.RLock()
+		s.keys, s.fetchedAt = o.Seed.keys, o.Seed.fetchedAt // never written in place: a fetch replaces the map
+		o.Seed.mu.RUnlock()
+	}
+	return s
 }
 
 // Key returns the key for kid, fetching the set when kid is unknown and

@@ -378,7 +378,7 @@ func compileIssuers(c *config.Config, reg *runtime.Registry, snap *runtime.Snaps
 			Verifier: &jwt.Verifier{Issuer: ic.Issuer, Audience: ic.Audience, Algorithms: ic.Algorithms, Type: ic.Type,
 				Leeway: ic.Leeway.D(), Keys: keys}}
 		if in := ic.Introspection; in != nil {
-			out[n].Introspector = &introspect.Client{Issuer: ic.Issuer, Audience: ic.Audience, Endpoint: in.Endpoint,
+			out[n].Introspector = &introspect.Client{Issuer: ic.Issuer, Audience: ic.Audience, Endpoint: in.Endpoint, Metadata: keys.Metadata,
 				ClientID: in.ClientID, ClientSecret: in.ClientSecret, HTTP: authClient(), Timeout: in.Timeout.D(),
 				Leeway: ic.Leeway.D(), Events: reg.Events()}
 			out[n].PositiveTTL, out[n].NegativeTTL = in.CacheTTL.D(), in.NegativeTTL.D()

@@ -56,9 +56,14 @@ var ErrMisconfigured = errors.New("introspection endpoint refused gatehouse's cl
 
 // Client introspects tokens at one issuer.
 type Client struct {
-	Issuer       string // the response's iss, if present, must equal it
-	Audience     string // the response's aud, if present, must contain it
-	Endpoint     string // empty: the issuer metadata's introspection_endpoint
+	Issuer   string // the response's iss, if present, must equal it
+	Audience string // the response's aud, if present, must contain it
+	Endpoint string // empty: the issuer metadata's introspection_endpoint
+	// Metadata, if set, is where the issuer's metadata comes from when
+	// Endpoint is empty: the issuer's key set's (issuer.Keys.Metadata),
+	// which fetches it once for every request waiting on it and, after
+	// a failure, at most once a second. Nil: fetched here on each call.
+	Metadata     func(context.Context) (issuer.Metadata, error)
 	ClientID     string
 	ClientSecret string
 	HTTP         *http.Client
@@ -241,7 +246,13 @@ func (c *Client) resolve(ctx context.Context) (string, error) {
 	if c.Endpoint != "" {
 		ep = c.Endpoint
 	} else {
-		md, err := issuer.FetchMetadata(ctx, c.HTTP, c.Issuer)
+		var md issuer.Metadata
+		var err error
+		if c.Metadata != nil {
+			md, err = c.Metadata(ctx)
+		} else {
+			md, err = issuer.FetchMetadata(ctx, c.HTTP, c.Issuer)
+		}
 		if err != nil {
 			return "", err
 		}

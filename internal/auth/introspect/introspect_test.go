@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"gatehouse/internal/auth/issuer"
 	"gatehouse/internal/testutil"
 )
 
@@ -174,5 +175,31 @@ func TestActiveAnswersThatAreRefused(t *testing.T) {
 				t.Fatalf("err = %v, want the claims", err)
 			}
 		})
+	}
+}
+
+// With the endpoint discovered, an issuer whose metadata cannot be had
+// is asked through its key set's Metadata: one fetch for the requests
+// waiting on it, then none for a second, however many distinct tokens
+// arrive (each token is its own introspection flight).
+func TestDiscoveryFailureNotRepeatedPerToken(t *testing.T) {
+	t.Parallel()
+	var fetches atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		http.Error(w, "down", http.StatusInternalServerError)
+	}))
+	defer srv.Close()
+	now := time.Unix(1_800_000_000, 0)
+	keys := &issuer.Keys{Issuer: srv.URL, Client: srv.Client(), Cooldown: 30 * time.Second, Refresh: time.Hour,
+		Now: func() time.Time { return now }}
+	c := &Client{Issuer: srv.URL, ClientID: "gw", ClientSecret: "s", HTTP: srv.Client(), Metadata: keys.Metadata}
+	for i := range 50 {
+		if _, err := c.Introspect(context.Background(), fmt.Sprint("tok", i)); err == nil || errors.Is(err, ErrInactive) {
+			t.Fatalf("token %d: err = %v, want unavailable", i, err)
+		}
+	}
+	if n := fetches.Load(); n > 2 { // both well-known locations, once
+		t.Fatalf("%d metadata fetches for 50 tokens within a second", n)
 	}
 }

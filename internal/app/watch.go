@@ -10,13 +10,11 @@ import (
 	"gatehouse/internal/config"
 )
 
-const (
-	// pollInterval is how often the watched files are looked at.
-	pollInterval = 500 * time.Millisecond
-	// debounce collapses the burst of changes an editor's save makes into
-	// one reload; the latest state of the file wins.
-	debounce = 250 * time.Millisecond
-)
+// pollInterval is how often the watched files are looked at. A change is
+// reloaded at the first poll that finds the files as the one before left
+// them: a burst of writes (an editor's save, a file written in place a
+// piece at a time) is one reload, of its end, 0.5 to 1 s after it.
+const pollInterval = 500 * time.Millisecond
 
 // A watcher reloads on SIGHUP and when the config file or a file it names
 // (certificates, keys) changes.
@@ -31,8 +29,9 @@ const (
 // edited in place, and one replaced by renaming a new one over it (editors,
 // config management, Kubernetes ConfigMap symlink swaps).
 type watcher struct {
-	path   string               // the config file, absolute
-	stamps map[string]fileStamp // the watched files as last seen
+	path    string               // the config file, absolute
+	stamps  map[string]fileStamp // the watched files as last seen
+	pending bool                 // a change seen, not yet settled
 }
 
 // fileStamp is what a change to a file changes; a nil fi: missing. sum,
@@ -111,6 +110,20 @@ func (w *watcher) follow(files map[string]bool, unseen bool) {
 }
 
 // poll looks at every watched file and reports whether any changed.
+// settled polls, and reports whether a change seen by an earlier poll
+// has stopped: the files are as the last poll left them. A file still
+// changing (half written in place: a route cut off, an auth block not
+// there yet) may parse, and would be served until the next poll.
+func (w *watcher) settled() bool {
+	if w.poll() {
+		w.pending = true
+		return false
+	}
+	was := w.pending
+	w.pending = false
+	return was
+}
+
 func (w *watcher) poll() bool {
 	changed := false
 	for f, old := range w.stamps {
@@ -153,8 +166,6 @@ func (a *App) watchedFiles(path string) map[string]bool {
 func (a *App) watch(ctx context.Context, w *watcher, reload <-chan struct{}) {
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
-	var timer *time.Timer
-	var fire <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -163,17 +174,9 @@ func (a *App) watch(ctx context.Context, w *watcher, reload <-chan struct{}) {
 			err := a.Reload("SIGHUP")
 			w.follow(a.watchedFiles(w.path), err != nil)
 		case <-tick.C:
-			if !w.poll() {
+			if !w.settled() {
 				continue
 			}
-			if timer == nil {
-				timer = time.NewTimer(debounce)
-			} else {
-				timer.Reset(debounce)
-			}
-			fire = timer.C
-		case <-fire:
-			fire = nil
 			err := a.Reload("file changed")
 			w.follow(a.watchedFiles(w.path), err != nil) // the new config may name other files
 		}

@@ -108,3 +108,44 @@ func TestWatcherPoll(t *testing.T) {
 		t.Fatal("the retry repeats")
 	}
 }
+
+// A change is reloaded once a poll finds the files as the one before
+// left them: a file written in place a piece at a time, each piece seen
+// by a poll, is reloaded once, when the writes have stopped, never in
+// between (where it may parse, with a route cut off).
+func TestWatcherWaitsForTheWritesToSettle(t *testing.T) {
+	t.Parallel()
+	cfg := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	stamp := time.Now().Add(-time.Hour)
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(cfg, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		stamp = stamp.Add(time.Second)
+		if err := os.Chtimes(cfg, stamp, stamp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("routes: []\n")
+	w := &watcher{path: cfg, stamps: map[string]fileStamp{}}
+	w.follow(map[string]bool{cfg: true}, false)
+	if w.settled() {
+		t.Fatal("a reload with nothing changed")
+	}
+	write("routes:\n  - { name: public }\n")                      // the first piece
+	write("routes:\n  - { name: public }\n  - { name: admin }\n") // the second, before a poll
+	if w.settled() {
+		t.Fatal("reloaded at the poll that saw the change")
+	}
+	write("routes:\n  - { name: public }\n  - { name: admin, auth: required }\n") // the last piece
+	if w.settled() {
+		t.Fatal("reloaded while the file was still being written")
+	}
+	if !w.settled() {
+		t.Fatal("not reloaded once the writes stopped")
+	}
+	if w.settled() {
+		t.Fatal("one change reloaded twice")
+	}
+}

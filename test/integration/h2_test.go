@@ -30,11 +30,12 @@ type h2Target struct {
 	tls  *tls.Config // nil: h2c
 }
 
-// h2Gate is Gatehouse with a small HTTP/2 stream limit in front of an
-// upstream whose ?do=hold requests wait until their client leaves.
-func h2Gate(t *testing.T, overTLS bool) (h2Target, *upstream) {
+// startH2Gatehouse runs Gatehouse with a plain listener and an HTTPS one
+// for gw.test, the server settings server (lines indented under
+// "server:") and the rest of the config after them, and returns where to
+// speak HTTP/2 to it: cleartext (prior knowledge) and over TLS.
+func startH2Gatehouse(t *testing.T, server, rest string) (h2c, overTLS h2Target) {
 	t.Helper()
-	up := startUpstream(t, "app")
 	addr, tlsAddr := testutil.FreePort(t), testutil.FreePort(t)
 	ca := testutil.NewCA(t)
 	cert, key := ca.Issue(t, t.TempDir(), "gw", 1, "gw.test")
@@ -42,17 +43,25 @@ func h2Gate(t *testing.T, overTLS bool) (h2Target, *upstream) {
 admin: { listen: "off" }
 server:
   listen: [%q]
-  http2_max_concurrent_streams: 10
-  max_header_bytes: 16KiB
-  tls: { listen: [%q], certificates: [{ cert: %q, key: %q }], plain_hosts: [gw.test] }
+%s  tls: { listen: [%q], certificates: [{ cert: %q, key: %q }], plain_hosts: [gw.test] }
+%s`, addr, server, tlsAddr, cert, key, rest), addr)
+	return h2Target{addr: addr}, h2Target{addr: tlsAddr, tls: &tls.Config{ServerName: "gw.test", RootCAs: ca.Pool, NextProtos: []string{"h2"}}}
+}
+
+// h2Gate is Gatehouse with a small HTTP/2 stream limit in front of an
+// upstream whose ?do=hold requests wait until their client leaves.
+func h2Gate(t *testing.T, overTLS bool) (h2Target, *upstream) {
+	t.Helper()
+	up := startUpstream(t, "app")
+	h2c, tlsTarget := startH2Gatehouse(t, "  http2_max_concurrent_streams: 10\n  max_header_bytes: 16KiB\n", fmt.Sprintf(`
 upstreams: { app: { targets: [%q] } }
 routes:
   - { name: app, match: { path_prefix: / }, upstream: app }
-`, addr, tlsAddr, cert, key, up.Addr), addr)
+`, up.Addr))
 	if overTLS {
-		return h2Target{addr: tlsAddr, tls: &tls.Config{ServerName: "gw.test", RootCAs: ca.Pool, NextProtos: []string{"h2"}}}, up
+		return tlsTarget, up
 	}
-	return h2Target{addr: addr}, up
+	return h2c, up
 }
 
 // h2Conn opens an HTTP/2 connection to g.
@@ -259,25 +268,13 @@ func TestHTTP2MalformedRequestsRefused(t *testing.T) {
 		seen.Store(r.URL.Path, true)
 	}))
 	t.Cleanup(up.Close)
-	addr, tlsAddr := testutil.FreePort(t), testutil.FreePort(t)
-	ca := testutil.NewCA(t)
-	cert, key := ca.Issue(t, t.TempDir(), "gw", 1, "gw.test")
 	// Gatehouse's own servers by name (the suite's net/http leg keeps them).
-	testutil.Start(t, fmt.Sprintf(`
-admin: { listen: "off" }
-server:
-  listen: [%q]
-  fast_http1: true
-  fast_http2: true
-  tls: { listen: [%q], certificates: [{ cert: %q, key: %q }], plain_hosts: [gw.test] }
+	h2c, overTLS := startH2Gatehouse(t, "  fast_http1: true\n  fast_http2: true\n", fmt.Sprintf(`
 upstreams: { app: { targets: [%q] } }
 routes:
   - { name: app, match: { path_prefix: / }, upstream: app }
-`, addr, tlsAddr, cert, key, strings.TrimPrefix(up.URL, "http://")), addr)
-	targets := map[string]h2Target{
-		"h2c":         {addr: addr},
-		"h2 over TLS": {addr: tlsAddr, tls: &tls.Config{ServerName: "gw.test", RootCAs: ca.Pool, NextProtos: []string{"h2"}}},
-	}
+`, strings.TrimPrefix(up.URL, "http://")))
+	targets := map[string]h2Target{"h2c": h2c, "h2 over TLS": overTLS}
 	for name, g := range targets {
 		t.Run(name, func(t *testing.T) {
 			for _, tc := range []struct {
@@ -385,29 +382,17 @@ func TestHTTP2TargetsAndValuesTheUpstreamCannotMisread(t *testing.T) {
 		return l
 	}
 	for _, fast := range []bool{true, false} {
-		addr, tlsAddr := testutil.FreePort(t), testutil.FreePort(t)
-		ca := testutil.NewCA(t)
-		cert, key := ca.Issue(t, t.TempDir(), "gw", 1, "gw.test")
-		testutil.Start(t, fmt.Sprintf(`
-admin: { listen: "off" }
-server:
-  listen: [%q]
-  fast_http1: %v
-  fast_http2: %v
-  tls: { listen: [%q], certificates: [{ cert: %q, key: %q }], plain_hosts: [gw.test] }
+		h2c, overTLS := startH2Gatehouse(t, fmt.Sprintf("  fast_http1: %v\n  fast_http2: %v\n", fast, fast), fmt.Sprintf(`
 upstreams: { app: { targets: [%q], retries: { attempts: 1 } } }
 routes:
   - { name: debug, match: { path_prefix: /, headers: { X-Debug: "1" } }, respond: { status: 403 } }
   - { name: app, match: { path_prefix: / }, upstream: app }
-`, addr, fast, fast, tlsAddr, cert, key, up.Addr), addr)
+`, up.Addr))
 		servers := "net/http's"
 		if fast {
 			servers = "Gatehouse's"
 		}
-		for name, g := range map[string]h2Target{
-			"h2c":         {addr: addr},
-			"h2 over TLS": {addr: tlsAddr, tls: &tls.Config{ServerName: "gw.test", RootCAs: ca.Pool, NextProtos: []string{"h2"}}},
-		} {
+		for name, g := range map[string]h2Target{"h2c": h2c, "h2 over TLS": overTLS} {
 			t.Run(servers+" "+name, func(t *testing.T) {
 				for _, tc := range []struct {
 					name  string

@@ -527,53 +527,49 @@ func testH1CancelWhileReadingBody(t *testing.T, newCtx func() (context.Context, 
 	}
 }
 
+// The response header timeout ends a wait for the head as a timeout
+// (504 upstream of it), not retried: when nothing came, and when the head
+// was still trickling in, where bufio hands the parser the partial status
+// line ("HTTP/1.1 2") without the deadline's error and it would read as a
+// malformed head (502).
 func TestH1ResponseHeaderTimeout(t *testing.T) {
 	t.Parallel()
-	release := make(chan struct{})
-	u := newRawUpstream(t, func(c net.Conn) {
-		readHead(bufio.NewReader(c))
-		<-release
-	})
-	defer close(release)
-	c := testClient(Settings{ResponseHeaderTimeout: 50 * time.Millisecond})
-	defer c.CloseIdleConnections()
-	_, _, err := get(t, c, u.addr(), "/")
-	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() {
-		t.Fatalf("err = %v, want a timeout", err)
-	}
-	if n := u.Accepted.Load(); n != 1 {
-		t.Fatalf("a timeout was retried (%d connections)", n)
-	}
-}
-
-// A head still trickling in when the response header timeout ends is a
-// timeout too (504), not a malformed head (502): bufio hands the partial
-// status line "HTTP/1.1 2" to the parser without the deadline's error.
-func TestH1ResponseHeaderTimeoutMidHead(t *testing.T) {
-	t.Parallel()
-	release := make(chan struct{})
-	u := newRawUpstream(t, func(c net.Conn) {
-		readHead(bufio.NewReader(c))
-		for _, b := range []byte("HTTP/1.1 200 OK\r\n") {
-			select {
-			case <-release:
-				return
-			case <-time.After(20 * time.Millisecond): // a trickle, not a wait
+	for _, tc := range []struct {
+		name    string
+		trickle string // sent a byte every 20 ms after the request
+	}{
+		{"nothing sent", ""},
+		{"mid head", "HTTP/1.1 200 OK\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			release := make(chan struct{})
+			u := newRawUpstream(t, func(c net.Conn) {
+				readHead(bufio.NewReader(c))
+				for _, b := range []byte(tc.trickle) {
+					select {
+					case <-release:
+						return
+					case <-time.After(20 * time.Millisecond): // a trickle, not a wait
+					}
+					if _, err := c.Write([]byte{b}); err != nil {
+						return
+					}
+				}
+				<-release
+			})
+			defer close(release)
+			c := testClient(Settings{ResponseHeaderTimeout: 100 * time.Millisecond})
+			defer c.CloseIdleConnections()
+			_, _, err := get(t, c, u.addr(), "/")
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				t.Fatalf("err = %v, want a timeout", err)
 			}
-			if _, err := c.Write([]byte{b}); err != nil {
-				return
+			if n := u.Accepted.Load(); n != 1 {
+				t.Fatalf("a timeout was retried (%d connections)", n)
 			}
-		}
-		<-release
-	})
-	defer close(release)
-	c := testClient(Settings{ResponseHeaderTimeout: 100 * time.Millisecond})
-	defer c.CloseIdleConnections()
-	_, _, err := get(t, c, u.addr(), "/")
-	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() {
-		t.Fatalf("err = %v, want a timeout", err)
+		})
 	}
 }
 

@@ -123,7 +123,7 @@ const GateTTL = 30 * time.Second
 // Redis answers again. Its lease is then never renewed, and runs out.
 func (r *Redis) Acquire(ctx context.Context, key Key, max int) (func(), bool, error) {
 	k := r.Prefix + "inflight:" + key.Text // a sorted set; "conc:" held the counter of earlier versions
-	id := r.leaseID()
+	id := newLeaseID()
 	actx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
 	ok, err := acquireScript.Run(actx, r.Client, []string{k}, max, r.gateTTL().Milliseconds(), id).Int()
@@ -172,7 +172,9 @@ func (l *lease) release() {
 	l.done = true
 	l.timer.Stop()
 	l.mu.Unlock()
-	l.r.dropLease(l.key, l.id) // lost: the lease runs out by itself
+	ctx, cancel := context.WithTimeout(context.Background(), l.r.Timeout)
+	defer cancel()
+	_ = l.r.Client.ZRem(ctx, l.key, l.id).Err() // lost: the lease runs out by itself
 }
 
 // gateTTL is GateTTL, or the LeaseTTL a test sets.
@@ -183,8 +185,8 @@ func (r *Redis) gateTTL() time.Duration {
 	return GateTTL
 }
 
-// leaseIDs numbers the leases of this process, after a random prefix
-// that tells processes apart.
+// leasePrefix and leaseSeq make lease ids: a random prefix that tells
+// processes apart, then the process's count of leases.
 var (
 	leasePrefix = func() string {
 		var b [8]byte
@@ -194,13 +196,6 @@ var (
 	leaseSeq atomic.Uint64
 )
 
-func (r *Redis) leaseID() string {
+func newLeaseID() string {
 	return leasePrefix + strconv.FormatUint(leaseSeq.Add(1), 36)
-}
-
-// dropLease removes the lease id from k.
-func (r *Redis) dropLease(k, id string) {
-	ctx, cancel := context.WithTimeout(context.Background(), r.Timeout)
-	defer cancel()
-	_ = r.Client.ZRem(ctx, k, id).Err()
 }

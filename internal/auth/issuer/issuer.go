@@ -115,11 +115,17 @@ func (k *Keys) ensure(ctx context.Context) (*jwks.Set, error) {
 			return nil, err
 		}
 		if k.set == nil {
-			k.set = jwks.New(uri, jwks.Options{Client: k.Client, Cooldown: k.Cooldown, Now: k.Now, OnFetch: k.observe})
-			k.current.Store(k.set)
+			k.setLocked(uri, nil)
 		}
 		return k.set, nil
 	})
+}
+
+// setLocked makes k's key set for uri, with seed's keys if seed is set.
+// k.mu is held.
+func (k *Keys) setLocked(uri string, seed *jwks.Set) {
+	k.set = jwks.New(uri, jwks.Options{Client: k.Client, Cooldown: k.Cooldown, Now: k.Now, OnFetch: k.observe, Seed: seed})
+	k.current.Store(k.set)
 }
 
 // inherit takes over what k.Inherit had fetched, once, before k fetches
@@ -146,12 +152,11 @@ func (k *Keys) inherit() {
 			uri = md.JWKSURI
 		}
 		k.mu.Lock()
-		if k.md == nil && md != nil && k.JWKSURI == "" {
+		if k.md == nil {
 			k.md = md
 		}
 		if k.set == nil {
-			k.set = jwks.New(uri, jwks.Options{Client: k.Client, Cooldown: k.Cooldown, Now: k.Now, OnFetch: k.observe, Seed: set})
-			k.current.Store(k.set)
+			k.setLocked(uri, set)
 		}
 		k.mu.Unlock()
 		if reached, _ := prev.Reachability(); reached {

@@ -421,8 +421,11 @@ func sameOriginRedirects(req *http.Request, via []*http.Request) error {
 var spoofable = []string{"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups", "X-Forwarded-Preferred-Username",
 	"X-Forwarded-Access-Token", "Remote-User", "X-Remote-User"}
 
-func stripHeaders(c *config.Config) []string {
-	out := append([]string{}, spoofable...)
+func stripHeaders(c *config.Config) map[string]struct{} {
+	out := make(map[string]struct{}, len(spoofable)+8)
+	for _, h := range spoofable {
+		out[h] = struct{}{}
+	}
 	ih := c.Auth.IdentityHeaders
 	names := []string{ih.Subject, ih.Roles, ih.Scopes, ih.Client, ih.Issuer}
 	if ia := c.Auth.IdentityAssertion; ia != nil {
@@ -438,7 +441,7 @@ func stripHeaders(c *config.Config) []string {
 	}
 	for _, h := range names {
 		if h != "" && h != "off" {
-			out = append(out, http.CanonicalHeaderKey(h))
+			out[http.CanonicalHeaderKey(h)] = struct{}{}
 		}
 	}
 	return out

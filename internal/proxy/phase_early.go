@@ -17,14 +17,6 @@ import (
 	"gatehouse/internal/tlsx"
 )
 
-// stripAlways are request headers no client may send upstream, whoever the
-// peer is.
-var stripAlways = []string{
-	// CVE-2025-29927: Next.js trusted this internal header and skipped its
-	// middleware (and the auth checks in it) when a client sent it.
-	"X-Middleware-Subrequest",
-}
-
 // early runs first: it names the request, works out who the client is,
 // and normalizes what the request is for. It answers 400 to what cannot be
 // made safe. Default: every request continues.
@@ -65,20 +57,15 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 	if !e.framingChecks(st, w, r, guard) {
 		return false
 	}
-	for _, h := range stripAlways {
-		delete(r.Header, h)
-	}
-	for _, h := range st.snap.StripHeaders {
-		delete(r.Header, h)
-	}
 	fields := 0
 	edgeSpace := false
+	strip := st.snap.StripHeaders
 	for name, vals := range r.Header {
 		fields += len(vals)
 		if r.ProtoMajor >= 2 && !edgeSpace {
 			edgeSpace = hasEdgeSpace(vals)
 		}
-		if dropInbound(name, vals, rc.PeerTrusted, r.Method) {
+		if _, identity := strip[name]; identity || dropInbound(name, vals, rc.PeerTrusted, r.Method) {
 			delete(r.Header, name)
 		}
 	}
@@ -252,6 +239,7 @@ func closeHeader() http.Header { return http.Header{"Connection": closeValue} }
 //     match.methods).
 //     Gatehouse sets X-Real-IP and X-Forwarded-Port itself
 //     (setForwarding); the others are sent only as a trusted proxy set them;
+//   - X-Middleware-Subrequest, from anyone (CVE-2025-29927, below);
 //   - HTTP2-Settings, and an Upgrade other than exactly "websocket", from
 //     anyone: an h2c upgrade (RFC 7540 §3.2) that the app answered 101
 //     turned the connection into a raw tunnel past routing and auth. A
@@ -269,7 +257,10 @@ func dropInbound(name string, vals []string, trusted bool, method string) bool {
 		"X-Host", "X-Original-Host", "X-Forwarded-Server", "X-Forwarded-Path",
 		"X-Http-Method-Override", "X-Http-Method", "X-Method-Override":
 		return !trusted
-	case "Http2-Settings":
+	case "Http2-Settings",
+		// CVE-2025-29927: Next.js trusted this internal header and skipped
+		// its middleware (and the auth checks in it) when a client sent it.
+		"X-Middleware-Subrequest":
 		return true
 	case "Upgrade":
 		return !isWebSocket(vals) || method != http.MethodGet

@@ -51,8 +51,10 @@ type Snapshot struct {
 	Services   []string             // Registry service keys this snapshot uses
 	Issuers    []IssuerKeys         // token issuers, for status and metrics
 	// StripHeaders are request headers removed from every request before
-	// routing: identity headers only Gatehouse may set.
-	StripHeaders []string
+	// routing: identity headers only Gatehouse may set. A set, looked up
+	// once per field the request has rather than deleted name by name
+	// (a request has fewer fields than the set has names).
+	StripHeaders map[string]struct{}
 	// AssertionJWKS is the public key set of identity assertions, served
 	// on the admin listener at /jwks.json; nil when assertions are off.
 	AssertionJWKS []byte

@@ -66,6 +66,7 @@ fuzz FuzzParseHeadMatchesNetHTTP ./internal/h1server/ 50000x
 fuzz FuzzParseTargetMatchesNetURL ./internal/httpsyntax/ 100000x
 fuzz FuzzValidFieldValue ./internal/httpsyntax/ 100000x
 fuzz FuzzServerMatchesNetHTTP ./internal/h1server/ 25000x
+fuzz FuzzWriteFieldsMatchesWriteSubset ./internal/h1server/ 50000x
 fuzz FuzzFramingMatchesNetHTTP ./internal/h1guard/ 100000x
 fuzz FuzzWSFramesMatchesWholeParse ./internal/proxy/ 5000x
 fuzz FuzzServeConn ./internal/h2server/ 15000x

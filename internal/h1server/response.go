@@ -663,20 +663,22 @@ func (w *response) writeHeader(p []byte, owned bool) {
 // http.Header.WriteSubset does (sorted by name; invalid names left out;
 // CR and LF in values turned into spaces, and values trimmed), without
 // its sort callback and string replacer: the common value has neither.
+// Names are sorted with their values beside them, so no name is looked
+// up again after the sort.
 func writeFields(bw *bufio.Writer, h http.Header, exclude map[string]bool) {
-	var stack [24]string
-	keys := stack[:0]
-	for k := range h {
+	var stack [24]headerField
+	fields := stack[:0]
+	for k, vv := range h {
 		if !exclude[k] {
-			keys = append(keys, k)
+			fields = append(fields, headerField{k, vv})
 		}
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if !httpguts.ValidHeaderFieldName(k) {
+	sortFields(fields)
+	for _, f := range fields {
+		if !httpguts.ValidHeaderFieldName(f.name) {
 			continue // as net/http: dropped rather than written broken
 		}
-		for _, v := range h[k] {
+		for _, v := range f.vals {
 			if strings.ContainsAny(v, "\r\n") {
 				b := []byte(v) // bytes, not runes: invalid UTF-8 stays as it is
 				for i, c := range b {
@@ -687,10 +689,30 @@ func writeFields(bw *bufio.Writer, h http.Header, exclude map[string]bool) {
 				v = string(b)
 			}
 			v = textproto.TrimString(v)
-			_, _ = bw.WriteString(k)
+			_, _ = bw.WriteString(f.name)
 			_, _ = bw.Write(colonSpace)
 			_, _ = bw.WriteString(v)
 			_, _ = bw.Write(crlf)
+		}
+	}
+}
+
+// headerField is one name of a header map and its values.
+type headerField struct {
+	name string
+	vals []string
+}
+
+// sortFields sorts fields by name: by insertion for a head's usual dozen
+// or two, as slices.Sort does below 12 elements.
+func sortFields(fields []headerField) {
+	if len(fields) > 32 {
+		slices.SortFunc(fields, func(a, b headerField) int { return strings.Compare(a.name, b.name) })
+		return
+	}
+	for i := 1; i < len(fields); i++ {
+		for j := i; j > 0 && fields[j].name < fields[j-1].name; j-- {
+			fields[j], fields[j-1] = fields[j-1], fields[j]
 		}
 	}
 }

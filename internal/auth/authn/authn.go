@@ -308,8 +308,8 @@ func (f *Filter) verify(ctx context.Context, token string, now time.Time) (*rbac
 		return nil, Reason(err), err
 	}
 	p := rbac.Extract(is.Name, claims, is.RolesClaim, is.ScopeClaim)
-	if hasCTL(p.Subject) || hasCTL(p.ClientID) {
-		return nil, "malformed", errIdentityCTL
+	if !identityFits(p.Subject) || !identityFits(p.ClientID) {
+		return nil, "malformed", errIdentityUnfit
 	}
 	p.Identity = f.identity(p)
 	exp, _ := claims.Expiry() // Verify refused tokens without exp
@@ -338,8 +338,8 @@ func (f *Filter) introspect(ctx context.Context, token string, now time.Time) (*
 		return nil, "introspection_unavailable", err
 	}
 	p := rbac.Extract(is.Name, claims, is.RolesClaim, is.ScopeClaim)
-	if hasCTL(p.Subject) || hasCTL(p.ClientID) {
-		return nil, "malformed", errIdentityCTL
+	if !identityFits(p.Subject) || !identityFits(p.ClientID) {
+		return nil, "malformed", errIdentityUnfit
 	}
 	p.Identity = f.identity(p)
 	until := now.Add(is.PositiveTTL)
@@ -516,9 +516,22 @@ func clean(s string) string {
 	}, s)
 }
 
-// errIdentityCTL refuses a token whose sub or client_id holds a control
-// character: its identity headers could only name someone else.
-var errIdentityCTL = fmt.Errorf("%w: sub or client_id has a control character", jwt.ErrMalformed)
+// identityFits reports whether a sub or client_id can be sent as an
+// identity header as it is: no control character, and no space or tab at
+// either end. Either would make the header name someone else: "al\x00ice"
+// would have to lose the NUL, and every HTTP/1.1 parser trims " alice"
+// to alice (RFC 9112 §5.1), whom the app takes it for.
+func identityFits(s string) bool {
+	if s != "" && (s[0] == ' ' || s[len(s)-1] == ' ') {
+		return false
+	}
+	return !hasCTL(s)
+}
+
+// errIdentityUnfit refuses a token whose sub or client_id does not fit an
+// identity header (identityFits): its header could only name someone
+// else.
+var errIdentityUnfit = fmt.Errorf("%w: sub or client_id has a control character or a space at an end", jwt.ErrMalformed)
 
 // Reason maps a verification error to a bounded metric label.
 func Reason(err error) string {

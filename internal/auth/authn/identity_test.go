@@ -21,8 +21,9 @@ import (
 // as viewer and admin), or as another role once trimmed or stripped of a
 // control character, is left out; so is a scope that is not an RFC 6749
 // scope-token ("x read" would read as x and read). A sub or client_id
-// with a control character (its header could only name someone else) is
-// refused. Gatehouse's own policy sees every member as it is.
+// with a control character, or a space at an end (the app's parser trims
+// " alice" to alice), is refused: its header could only name someone
+// else. Gatehouse's own policy sees every member as it is.
 func TestIdentityHeadersMeanWhatTheTokenSaid(t *testing.T) {
 	t.Parallel()
 	idp := fakeidp.New(t)
@@ -59,6 +60,10 @@ func TestIdentityHeadersMeanWhatTheTokenSaid(t *testing.T) {
 		{"sub": "al\x00ice"},
 		{"sub": "alice\n"},
 		{"sub": "alice", "client_id": "app\x7f"},
+		{"sub": " alice"},
+		{"sub": "alice "},
+		{"sub": "alice", "client_id": " app"},
+		{"sub": "alice", "client_id": "app "},
 	} {
 		rc, err := call(claims)
 		var pe *phase.Error

@@ -46,8 +46,8 @@ func Extract(issuer string, claims map[string]any, rolesPath, scopePath string) 
 	} else if c, ok := claims["azp"].(string); ok {
 		p.ClientID = c
 	}
-	p.Roles = stringList(Lookup(claims, rolesPath))
-	p.Scopes = stringList(Lookup(claims, scopePath))
+	p.Roles = roleList(Lookup(claims, rolesPath))
+	p.Scopes = scopeList(Lookup(claims, scopePath))
 	return p
 }
 
@@ -64,11 +64,32 @@ func Lookup(claims map[string]any, path string) any {
 	return cur
 }
 
-// stringList reads a space-separated string or an array of strings.
-func stringList(v any) []string {
+// scopeList reads a scope claim: a space-separated string (RFC 6749
+// §3.3, RFC 9068 §2.2.3) or an array of strings. Only space separates:
+// strings.Fields would split on tabs and Unicode spaces too, which a
+// scope-token cannot hold anyway.
+func scopeList(v any) []string {
+	if t, ok := v.(string); ok {
+		out := strings.Split(t, " ")
+		return slices.DeleteFunc(out, func(s string) bool { return s == "" })
+	}
+	return stringArray(v)
+}
+
+// roleList reads a roles claim: an array of strings, or one string, which
+// is one role. Roles are not a space-separated list (RFC 9068 §2.2.3.1
+// takes them from SCIM, where each is one value): split, a single role
+// "not admin" or "Read Only Admin" would hold the role admin or Admin.
+func roleList(v any) []string {
+	if t, ok := v.(string); ok {
+		return []string{t}
+	}
+	return stringArray(v)
+}
+
+// stringArray reads an array's string members (others are skipped).
+func stringArray(v any) []string {
 	switch t := v.(type) {
-	case string:
-		return strings.Fields(t)
 	case []any:
 		out := make([]string, 0, len(t))
 		for _, x := range t {

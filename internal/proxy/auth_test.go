@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -57,6 +58,7 @@ func TestBearerAuth(t *testing.T) {
 	tests := []struct {
 		name, method, path, token string
 		hdr                       []string
+		body                      string
 		want                      int
 		wantAuth                  string // WWW-Authenticate contains
 		reached                   bool
@@ -70,7 +72,15 @@ func TestBearerAuth(t *testing.T) {
 		{name: "scope and claim", path: "/api/x", token: admin, want: 200, reached: true},
 		{name: "claim mismatch", path: "/api/x", token: user, want: 403, wantAuth: `scope="kline.read"`},
 		{name: "CORS preflight passes", method: "OPTIONS", path: "/api/x", hdr: []string{"Access-Control-Request-Method", "GET", "Origin", "https://app.example"}, want: 200, reached: true},
+		// A preflight carries no credentials (Fetch): one that does is not
+		// a browser's, and its unverified token must not reach an app that
+		// takes every Authorization for Gatehouse's word.
+		{name: "CORS preflight's Authorization dropped", method: "OPTIONS", path: "/api/x", token: "eyJhbGciOiJub25lIn0.e30.",
+			hdr: []string{"Access-Control-Request-Method", "DELETE", "Origin", "https://app.example"}, want: 200, reached: true},
 		{name: "OPTIONS without preflight header needs a token", method: "OPTIONS", path: "/api/x", want: 401},
+		{name: "OPTIONS without Origin needs a token", method: "OPTIONS", path: "/api/x", hdr: []string{"Access-Control-Request-Method", "GET"}, want: 401},
+		{name: "OPTIONS with a body needs a token", method: "OPTIONS", path: "/api/x", body: "x=1",
+			hdr: []string{"Access-Control-Request-Method", "GET", "Origin", "https://app.example"}, want: 401},
 		{name: "optional without token", path: "/maybe/x", want: 200, reached: true},
 		{name: "optional with a bad token", path: "/maybe/x", token: "x.y.z", want: 401},
 		{name: "optional with Basic credentials", path: "/maybe/x", hdr: []string{"Authorization", "Basic YTpi"}, want: 401},
@@ -82,7 +92,11 @@ func TestBearerAuth(t *testing.T) {
 				m = "GET"
 			}
 			before := up.count()
-			req, _ := http.NewRequest(m, g.srv.URL+tt.path, nil)
+			var reqBody io.Reader
+			if tt.body != "" {
+				reqBody = strings.NewReader(tt.body)
+			}
+			req, _ := http.NewRequest(m, g.srv.URL+tt.path, reqBody)
 			if tt.token != "" {
 				req.Header.Set("Authorization", "Bearer "+tt.token)
 			}
@@ -98,6 +112,10 @@ func TestBearerAuth(t *testing.T) {
 			}
 			if reached := up.count() > before; reached != tt.reached {
 				t.Errorf("upstream reached = %v, want %v", reached, tt.reached)
+			} else if reached && m == "OPTIONS" {
+				if a := up.last(t).Header.Get("Authorization"); a != "" {
+					t.Errorf("a preflight's Authorization reached the upstream: %q", a)
+				}
 			}
 			if strings.Contains(body, "audience") || strings.Contains(body, "signature") {
 				t.Errorf("error body tells an attacker why: %s", body)

@@ -116,8 +116,12 @@ func (f *Filter) allowed(c *allowCounter, reason string) {
 
 // FilterRequest implements phase.RequestFilter.
 func (f *Filter) FilterRequest(rc *phase.RequestCtx, w http.ResponseWriter, r *http.Request) (phase.Outcome, error) {
-	if f.Preflight && r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-		return phase.Continue, nil // CORS preflight carries no credentials by design
+	if f.Preflight && isPreflight(r) {
+		// A CORS preflight carries no credentials (Fetch §4.8, "CORS-
+		// preflight fetch"): a token in one is not a browser's, and the
+		// app behind would take it for one Gatehouse verified.
+		delete(r.Header, "Authorization")
+		return phase.Continue, nil
 	}
 	token, present := bearer(r)
 	if f.Sessions != nil && (!present || !f.AcceptBearer) {
@@ -220,6 +224,14 @@ func (f *Filter) session(rc *phase.RequestCtx, w http.ResponseWriter, r *http.Re
 		r.Header.Set("Authorization", "Bearer "+a.Record.AccessToken)
 	}
 	return phase.Continue, nil
+}
+
+// isPreflight reports whether r has a CORS preflight's shape: OPTIONS with
+// Origin and Access-Control-Request-Method, and no body. Anything else on
+// a route with a token policy needs a token, OPTIONS included.
+func isPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.ContentLength == 0 &&
+		r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != ""
 }
 
 // bearer extracts an RFC 6750 bearer token from Authorization. present is

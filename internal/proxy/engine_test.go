@@ -1132,3 +1132,69 @@ routes:
 		t.Errorf("a proxied GET with an empty body of length 0 allocates %v times, want at most %d", got, want)
 	}
 }
+
+// per_try_timeout covers the wait for response headers, not the client's
+// upload: a body sent slowly, in pieces over several times the limit, to
+// an upstream that answers once it has it all, gets the answer (it got
+// 504, and five such uploads ejected the healthy target), on the
+// direct path and through the Transport, with a length and chunked. An
+// upstream that has the whole body and then stalls still gets 504 at the
+// limit.
+func TestPerTryTimeoutWaitsForTheBody(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		if strings.HasPrefix(r.URL.Path, "/stall") {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		fmt.Fprintf(w, "%d", n)
+	}))
+	t.Cleanup(up.Close)
+	for _, noDirect := range []bool{false, true} {
+		g := newGate(t, fmt.Sprintf(`
+upstreams:
+  app:
+    targets: [%q]
+    retries: { attempts: 2, per_try_timeout: 150ms, buffer_body: 0 }
+    health: { passive: { consecutive_failures: 1 } }
+routes:
+  - { name: all, match: { path_prefix: / }, upstream: app }
+`, hostport(up)))
+		g.srv.Config.Handler.(*Engine).noDirect = noDirect
+		for _, chunked := range []bool{false, true} {
+			name := fmt.Sprintf("noDirect=%v chunked=%v", noDirect, chunked)
+			for i := 0; i < 2; i++ { // a second time: the target was not ejected
+				pr, pw := io.Pipe()
+				go func() {
+					for j := 0; j < 4; j++ {
+						time.Sleep(100 * time.Millisecond)
+						_, _ = pw.Write(bytes.Repeat([]byte("x"), 1000))
+					}
+					pw.Close()
+				}()
+				req, _ := http.NewRequest("POST", g.srv.URL+"/upload", pr)
+				if !chunked {
+					req.ContentLength = 4000
+				}
+				resp, body := g.do(t, req)
+				if resp.StatusCode != 200 || body != "4000" {
+					t.Fatalf("%s: slow upload: %d %q, want 200 \"4000\"", name, resp.StatusCode, body)
+				}
+			}
+		}
+		req, _ := http.NewRequest("POST", g.srv.URL+"/stall", strings.NewReader("body"))
+		start := time.Now()
+		if resp, body := g.do(t, req); resp.StatusCode != 504 {
+			t.Fatalf("noDirect=%v: a stall after the body: %d %q, want 504", noDirect, resp.StatusCode, body)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("noDirect=%v: the stall was answered after %v", noDirect, d)
+		}
+	}
+}

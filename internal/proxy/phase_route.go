@@ -135,6 +135,13 @@ type idleBody struct {
 	ended   bool       // a read returned the end of the body
 }
 
+// hasEnded reports whether a read has returned the end of the body.
+func (b *idleBody) hasEnded() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ended
+}
+
 // errReadAborted is what a read of an aborted body returns.
 var errReadAborted = errors.New("proxy: request body read aborted: the upstream answered first")
 
@@ -162,10 +169,14 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	if err != nil {
 		b.mu.Lock()
 		aborted := b.aborted
+		ended := !b.ended && err == io.EOF
 		b.ended = b.ended || err == io.EOF
 		b.mu.Unlock()
 		if aborted {
 			return n, errReadAborted // not the client's fault
+		}
+		if ended {
+			b.st.bodyEnded()
 		}
 		if !dl.IsZero() {
 			_ = b.rc.SetReadDeadline(time.Time{})

@@ -125,9 +125,8 @@ func (e *Engine) attempt(st *state, w *respWriter, r *http.Request, t *lb.Target
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
 		defer cancel()
-		st.perTryFired.Store(false)
-		st.perTryTimer = time.AfterFunc(st.retry.PerTry, func() { st.perTryFired.Store(true); cancel() })
-		defer st.perTryTimer.Stop()
+		st.startPerTry(r, cancel)
+		defer st.stopPerTry()
 	}
 	if e.tracer != nil {
 		e.startClientSpan(st, r)
@@ -140,6 +139,46 @@ func (e *Engine) attempt(st *state, w *respWriter, r *http.Request, t *lb.Target
 		e.rp.ServeHTTP(w, r.WithContext(ctx))
 	}
 	return st.attemptErr != nil && !w.wroteHeader && !w.hijacked
+}
+
+// startPerTry starts the attempt's per-try timer, which cancels the
+// attempt through cancel. The limit covers the wait for response headers
+// (upstreams.md): with the client's body still being read, the timer
+// waits for its end (bodyEnded), so a slow upload is neither answered 504
+// nor taken for a slow upstream, which passive health would eject.
+func (st *state) startPerTry(r *http.Request, cancel context.CancelFunc) {
+	st.perTryFired.Store(false)
+	fire := func() { st.perTryFired.Store(true); cancel() }
+	st.perTryMu.Lock()
+	defer st.perTryMu.Unlock()
+	ib, _ := r.Body.(*idleBody)
+	st.perTryWait = ib != nil && !ib.hasEnded()
+	if st.perTryWait {
+		st.perTryTimer = time.AfterFunc(time.Hour, fire)
+		st.perTryTimer.Stop()
+		return
+	}
+	st.perTryTimer = time.AfterFunc(st.retry.PerTry, fire)
+}
+
+// bodyEnded starts a per-try timer that waits for the request body: the
+// client's body has been read to its end.
+func (st *state) bodyEnded() {
+	st.perTryMu.Lock()
+	defer st.perTryMu.Unlock()
+	if st.perTryWait {
+		st.perTryWait = false
+		st.perTryTimer.Reset(st.retry.PerTry)
+	}
+}
+
+// stopPerTry stops the per-try timer for good: response headers came, or
+// the attempt is over (a body that ends later must not start it).
+func (st *state) stopPerTry() {
+	st.perTryMu.Lock()
+	defer st.perTryMu.Unlock()
+	st.perTryWait = false
+	st.perTryTimer.Stop()
 }
 
 // upstreamResponse runs when response headers arrive (ReverseProxy's
@@ -200,7 +239,7 @@ func (e *Engine) upstreamResponseOf(st *state, resp *http.Response) error {
 		return fmt.Errorf("upstream sent status %d", resp.StatusCode)
 	}
 	if st.perTryTimer != nil {
-		st.perTryTimer.Stop() // the per-try limit covers the wait for headers only
+		st.stopPerTry() // the per-try limit covers the wait for headers only
 	}
 	if resp.StatusCode == http.StatusOK && isEventStream(resp.Header.Get("Content-Type")) {
 		resp.Body = e.drainable(resp.Body)

@@ -163,12 +163,12 @@ type state struct {
 	clientCtx   context.Context // the request's own context, without the attempt's
 	perTryFired atomic.Bool
 	bodyErr     atomic.Pointer[errClientBody] // the request body could not be read
-	perTryTimer *time.Timer // set before the attempt's round trip starts
-	perTryMu    sync.Mutex  // guards perTryWait
+	perTryTimer *time.Timer                   // set before the attempt's round trip starts
+	perTryMu    sync.Mutex                    // guards perTryWait
 	// perTryWait: the per-try timer is stopped until the client's body
 	// has been read to its end (bodyEnded starts it).
 	perTryWait bool
-	peerStr     string // rc.Peer formatted, once
+	peerStr    string // rc.Peer formatted, once
 	// h2cs is the connection's state for a request over HTTP/2, shared
 	// with the connection's other requests (w.cs is HTTP/1.x's own).
 	h2cs *connState

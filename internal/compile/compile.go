@@ -62,16 +62,18 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 	for _, n := range names {
 		u := c.Upstreams[n]
 		s := lb.Settings{
-			ConnectTimeout:        u.ConnectTimeout.D(),
-			ResponseHeaderTimeout: u.ResponseHeaderTimeout.D(),
-			IdleConnTimeout:       u.IdleConnTimeout.D(),
-			MaxIdlePerTarget:      u.MaxIdlePerTarget,
-			Balancer:              u.Balancer,
-			HashKey:               u.HashKey,
-			SlowStart:             u.SlowStart.D(),
-			Failures:              *u.Health.Passive.ConsecutiveFailures,
-			EjectionTime:          u.Health.Passive.EjectionTime.D(),
-			MaxEjectedPct:         *u.Health.Passive.MaxEjectionPercent,
+			ConnectTimeout:          u.ConnectTimeout.D(),
+			ResponseHeaderTimeout:   u.ResponseHeaderTimeout.D(),
+			IdleConnTimeout:         u.IdleConnTimeout.D(),
+			MaxIdlePerTarget:        u.MaxIdlePerTarget,
+			MaxResponseHeaderBytes:  int64(u.MaxResponseHeaderBytes),
+			MaxResponseHeaderFields: u.MaxResponseHeaderCount,
+			Balancer:                u.Balancer,
+			HashKey:                 u.HashKey,
+			SlowStart:               u.SlowStart.D(),
+			Failures:                *u.Health.Passive.ConsecutiveFailures,
+			EjectionTime:            u.Health.Passive.EjectionTime.D(),
+			MaxEjectedPct:           *u.Health.Passive.MaxEjectionPercent,
 			OnEject: func(pool string, t *lb.Target, d time.Duration) {
 				reg.Events().Warn("target ejected", "upstream", pool, "target", t.Addr, "for", d.String())
 			},
@@ -82,7 +84,7 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 		}
 		check := healthConfig(u.Health.Active)
 		key := fmt.Sprintf("%s|%+v|%+v|%s/%s|%v|%d|%v|%d|%+v", n, u.Targets, s.ConnectTimeout, s.Balancer, s.HashKey, s.SlowStart,
-			s.Failures, s.EjectionTime, s.MaxEjectedPct, check) + fmt.Sprint(s.ResponseHeaderTimeout, s.IdleConnTimeout, s.MaxIdlePerTarget)
+			s.Failures, s.EjectionTime, s.MaxEjectedPct, check) + fmt.Sprint(s.ResponseHeaderTimeout, s.IdleConnTimeout, s.MaxIdlePerTarget, s.MaxResponseHeaderBytes, s.MaxResponseHeaderFields)
 		if ut := u.TLS; ut != nil {
 			// The files are part of the pool's identity; the TLS
 			// configuration itself is not (a pointer, new at each compile).

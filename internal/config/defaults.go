@@ -24,17 +24,21 @@ const (
 	DefaultRespHeaderTimeout  = 60 * time.Second
 	DefaultIdleConnTimeout    = 4 * time.Second
 	DefaultMaxIdlePerTarget   = 256
-	DefaultRedirectStatus     = 308
-	DefaultAdminListen        = "127.0.0.1:9901"
-	DefaultCheckInterval      = 5 * time.Second
-	DefaultCheckTimeout       = 2 * time.Second
-	DefaultPassiveFailures    = 5
-	DefaultEjectionTime       = 30 * time.Second
-	DefaultMaxEjectionPercent = 50
-	DefaultRetryAttempts      = 3
-	DefaultRetryBuffer        = 64 << 10
-	DefaultAuthCacheSize      = 10000
-	DefaultAuthCacheTTL       = 5 * time.Minute
+	// Response head bounds: Envoy's (60 KiB, 100 fields), not net/http's
+	// 10 MiB.
+	DefaultMaxResponseHeaderBytes = 64 << 10
+	DefaultMaxResponseHeaderCount = 100
+	DefaultRedirectStatus         = 308
+	DefaultAdminListen            = "127.0.0.1:9901"
+	DefaultCheckInterval          = 5 * time.Second
+	DefaultCheckTimeout           = 2 * time.Second
+	DefaultPassiveFailures        = 5
+	DefaultEjectionTime           = 30 * time.Second
+	DefaultMaxEjectionPercent     = 50
+	DefaultRetryAttempts          = 3
+	DefaultRetryBuffer            = 64 << 10
+	DefaultAuthCacheSize          = 10000
+	DefaultAuthCacheTTL           = 5 * time.Minute
 )
 
 // DefaultSecurityHeaders are set on responses that lack them.
@@ -245,6 +249,12 @@ func applyDefaults(doc *Document) {
 		}
 		if u.MaxIdlePerTarget == 0 {
 			u.MaxIdlePerTarget = DefaultMaxIdlePerTarget
+		}
+		if u.MaxResponseHeaderBytes == 0 {
+			u.MaxResponseHeaderBytes = DefaultMaxResponseHeaderBytes
+		}
+		if u.MaxResponseHeaderCount == 0 {
+			u.MaxResponseHeaderCount = DefaultMaxResponseHeaderCount
 		}
 		if u.Host == "" {
 			u.Host = "preserve"

@@ -178,6 +178,13 @@ type Upstream struct {
 	IdleConnTimeout Duration `yaml:"idle_conn_timeout" zero:""`
 	// MaxIdlePerTarget: pooled idle connections kept per target. Default 256.
 	MaxIdlePerTarget int `yaml:"max_idle_per_target" zero:""`
+	// MaxResponseHeaderBytes bounds each response head from the targets
+	// (status line and fields; each 1xx head on its own); a larger one
+	// is answered 502. Default 64KiB, at most 1MiB.
+	MaxResponseHeaderBytes Size `yaml:"max_response_header_bytes" zero:""`
+	// MaxResponseHeaderCount bounds the fields of each response head from
+	// the targets; more are answered 502. Default 100.
+	MaxResponseHeaderCount int `yaml:"max_response_header_count" zero:""`
 	// Host sent upstream: "preserve" (the client's validated Host, default),
 	// "target" (the target's host:port), or a literal host name.
 	Host string `yaml:"host"`

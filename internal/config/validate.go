@@ -337,6 +337,12 @@ func (v *validator) upstream(name string, u *Upstream) {
 	if u.MaxIdlePerTarget < 0 {
 		v.add(p+".max_idle_per_target", "must not be negative")
 	}
+	if b := u.MaxResponseHeaderBytes; b < 1024 || b > 1<<20 {
+		v.add(p+".max_response_header_bytes", "must be between 1KiB and 1MiB, got %d", int64(b))
+	}
+	if n := u.MaxResponseHeaderCount; n < 16 || n > 10000 {
+		v.add(p+".max_response_header_count", "must be between 16 and 10000, got %d", n)
+	}
 	switch u.Host {
 	case "preserve", "target":
 	default:

@@ -64,6 +64,8 @@ type h1Client struct {
 	maxIdle       int
 	idleTimeout   time.Duration
 	headerTimeout time.Duration
+	maxHead       int64     // bytes of each response head
+	maxFields     int       // fields of each response head
 	bufs          sync.Pool // *[]byte, 32 KiB: request body writers' copy buffers
 	// base is a reading of the clock when the client was made; now reads
 	// the time from it.
@@ -75,8 +77,35 @@ type h1Client struct {
 	closed bool                 // CloseIdleConnections was called
 }
 
-// maxResponseHead bounds a response's status line and header block.
+// maxResponseHead is the most Settings.MaxResponseHeaderBytes may be
+// (config validation holds it there), and what the Transport's head
+// recorder keeps at most.
 const maxResponseHead = 1 << 20
+
+// Response head bounds when Settings names none: Envoy's defaults (60 KiB
+// and 100 fields; nginx's proxy_buffer_size is 4 or 8 KiB). net/http's
+// 10 MiB let one upstream hold hundreds of MiB of the gateway's memory
+// with a few concurrent heads of tens of thousands of fields.
+const (
+	DefaultMaxResponseHeaderBytes  = 64 << 10
+	DefaultMaxResponseHeaderFields = 100
+)
+
+// ErrTooManyFields is the error of a round trip whose response head has
+// more fields than Settings.MaxResponseHeaderFields.
+var ErrTooManyFields = errors.New("lb: upstream response head has too many fields")
+
+// headBounds are s's response head bounds, defaults filled in.
+func headBounds(s Settings) (bytes int64, fields int) {
+	bytes, fields = s.MaxResponseHeaderBytes, s.MaxResponseHeaderFields
+	if bytes <= 0 {
+		bytes = DefaultMaxResponseHeaderBytes
+	}
+	if fields <= 0 {
+		fields = DefaultMaxResponseHeaderFields
+	}
+	return bytes, fields
+}
 
 // Max1xx bounds the informational (1xx) responses an upstream may send
 // before its final one, on every path to it: this client fails the round
@@ -102,6 +131,7 @@ func newH1Client(dial func(ctx context.Context, network, addr string) (net.Conn,
 		scheme:        "http",
 		base:          time.Now(),
 	}
+	c.maxHead, c.maxFields = headBounds(s)
 	if s.TLS != nil {
 		c.scheme = "https"
 	}
@@ -488,17 +518,17 @@ func (c *h1Client) readResponse(pc *h1Conn, req *http.Request, info Informer, ra
 	}
 	sup, _ := info.(HeaderSupplier)
 	for n1xx := 0; ; {
-		pc.lr.n = maxResponseHead // each head has the whole bound, as in net/http
+		pc.lr.n = c.maxHead // each head has the whole bound, as in net/http
 		if _, err := pc.br.Peek(1); err != nil {
 			if n1xx == 0 {
 				return nil, staleErr(err)
 			}
 			return nil, err
 		}
-		resp, simple := readSimpleHead(pc.br, req, &pc.cl, ra, reserve, sup)
+		resp, simple := readSimpleHead(pc.br, req, &pc.cl, ra, reserve, sup, c.maxFields)
 		if !simple {
 			var err error
-			if resp, err = pc.readFull(req); err != nil {
+			if resp, err = pc.readFull(req, c.maxFields); err != nil {
 				if !pc.readDeadline.IsZero() && !c.now().Before(pc.readDeadline) {
 					// The deadline cut the head short: bufio hands the
 					// parser what arrived ("HTTP/1.1 2") without the
@@ -552,7 +582,9 @@ func (c *h1Client) readResponse(pc *h1Conn, req *http.Request, info Informer, ra
 // saying "Connection: close, X-Internal" means X-Internal for the proxy
 // alone. The head's bytes are recorded as they are read: those already
 // buffered, then what ReadResponse reads.
-func (pc *h1Conn) readFull(req *http.Request) (*http.Response, error) {
+//
+// A head of more than maxFields fields is refused (ErrTooManyFields).
+func (pc *h1Conn) readFull(req *http.Request, maxFields int) (*http.Response, error) {
 	bp := headBufs.Get().(*[]byte)
 	buffered, _ := pc.br.Peek(pc.br.Buffered())
 	pc.lr.rec = append((*bp)[:0], buffered...)
@@ -567,7 +599,20 @@ func (pc *h1Conn) readFull(req *http.Request) (*http.Response, error) {
 		}
 	}
 	putHeadBuf(bp, rec)
+	if err == nil && CountFields(resp.Header) > maxFields {
+		resp.Body.Close()
+		return nil, ErrTooManyFields
+	}
 	return resp, err
+}
+
+// CountFields is the number of fields in h (each value is one).
+func CountFields(h http.Header) int {
+	n := 0
+	for _, vv := range h {
+		n += len(vv)
+	}
+	return n
 }
 
 // headBufs holds the buffers response heads are recorded in (readFull,

@@ -43,7 +43,7 @@ type respAlloc struct {
 // is known to be simple, and filled without hop-by-hop fields; if sup is
 // nil or gives none, it is made with room for reserve fields more
 // (FieldReserver) and gets every field.
-func readSimpleHead(br *bufio.Reader, req *http.Request, body *clBody, ra *respAlloc, reserve int, sup HeaderSupplier) (resp *http.Response, ok bool) {
+func readSimpleHead(br *bufio.Reader, req *http.Request, body *clBody, ra *respAlloc, reserve int, sup HeaderSupplier, maxFields int) (resp *http.Response, ok bool) {
 	if req.Method == http.MethodHead || req.Method == http.MethodConnect {
 		return nil, false // no body whatever the fields say
 	}
@@ -84,6 +84,9 @@ func readSimpleHead(br *bufio.Reader, req *http.Request, body *clBody, ra *respA
 	// does: one allocation for all of them.
 	fields := head[eol+1:]
 	n := bytes.Count(fields, []byte("\n"))
+	if n > maxFields {
+		return nil, false // readFull refuses it (or takes the lines that are not fields)
+	}
 	text := string(head)
 	off := eol + 1
 	var vals []string

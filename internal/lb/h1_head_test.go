@@ -22,7 +22,7 @@ func simpleHeadInto(raw, method string, sup HeaderSupplier) (*http.Response, boo
 	_, _ = br.Peek(1)
 	req := &http.Request{Method: method}
 	var cl clBody
-	resp, ok := readSimpleHead(br, req, &cl, new(respAlloc), 4, sup)
+	resp, ok := readSimpleHead(br, req, &cl, new(respAlloc), 4, sup, DefaultMaxResponseHeaderFields)
 	return resp, ok, br
 }
 

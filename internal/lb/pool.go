@@ -30,6 +30,13 @@ type Settings struct {
 	ResponseHeaderTimeout time.Duration
 	IdleConnTimeout       time.Duration
 	MaxIdlePerTarget      int
+	// MaxResponseHeaderBytes bounds each response head (the status line
+	// and the fields, 1xx heads each on their own); 0: 64 KiB. A larger
+	// head fails the attempt (502).
+	MaxResponseHeaderBytes int64
+	// MaxResponseHeaderFields bounds the fields of each response head; 0:
+	// 100. More fail the attempt (502).
+	MaxResponseHeaderFields int
 
 	Balancer  string        // round_robin, weighted_round_robin, least_requests, p2c_ewma, consistent_hash
 	HashKey   string        // consistent_hash: client_ip, path, header:<Name>, cookie:<name>
@@ -132,7 +139,10 @@ func NewPool(name string, targets []*Target, s Settings, m *metrics.Metrics) *Po
 		MaxIdleConnsPerHost:   s.MaxIdlePerTarget,
 		IdleConnTimeout:       s.IdleConnTimeout,
 		ResponseHeaderTimeout: s.ResponseHeaderTimeout,
-		ExpectContinueTimeout: time.Second,
+		// The Transport's own default is 10 MiB: one app's giant head
+		// would hold that much of the gateway's memory per response.
+		MaxResponseHeaderBytes: p.h1.maxHead,
+		ExpectContinueTimeout:  time.Second,
 		// Pass Accept-Encoding through and never decompress: the client
 		// and the app negotiate encoding, not the proxy.
 		DisableCompression: true,
@@ -185,6 +195,10 @@ func (p *Pool) Send(req *http.Request, extra []byte) (*http.Response, error) {
 	}
 	return p.transportRoundTrip(req)
 }
+
+// MaxResponseHeaderFields is the most fields a response head from the
+// pool's targets may have (Settings, or its default).
+func (p *Pool) MaxResponseHeaderFields() int { return p.h1.maxFields }
 
 // SendDirect is Send for a request that is Direct, with its informational
 // responses given to info rather than to an httptrace in its context.

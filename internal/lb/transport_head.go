@@ -168,14 +168,19 @@ func (p *Pool) transportRoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}}
 	resp, err := p.Transport.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
-	if rc == nil {
-		return resp, err
-	}
-	if err == nil && resp.Close && resp.ProtoAtLeast(1, 1) && resp.Header["Connection"] == nil {
-		if vv := rc.finalConnection(); vv != nil {
-			resp.Header["Connection"] = vv
+	if rc != nil {
+		if err == nil && resp.Close && resp.ProtoAtLeast(1, 1) && resp.Header["Connection"] == nil {
+			if vv := rc.finalConnection(); vv != nil {
+				resp.Header["Connection"] = vv
+			}
 		}
+		rc.release()
 	}
-	rc.release()
+	// The Transport bounds the head's bytes (MaxResponseHeaderBytes), not
+	// its fields.
+	if err == nil && CountFields(resp.Header) > p.h1.maxFields {
+		resp.Body.Close()
+		return nil, ErrTooManyFields
+	}
 	return resp, err
 }

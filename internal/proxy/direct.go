@@ -13,7 +13,6 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
-	"gatehouse/internal/lb"
 	"gatehouse/internal/phase"
 )
 
@@ -467,8 +466,8 @@ func (st *state) Informational(code int, header http.Header) error {
 	copyHeader(h, header)
 	st.w.WriteHeader(code)
 	clear(h) // a 1xx's fields are its own
-	if st.over1xx {
-		return lb.ErrTooMany1xx
+	if st.bad1xx != nil {
+		return st.bad1xx
 	}
 	return nil
 }

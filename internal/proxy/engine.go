@@ -177,9 +177,11 @@ type state struct {
 	fw *[7]string
 
 	// informational responses of the current attempt (respWriter.informational)
-	n1xx        int                     // passed on
-	over1xx     bool                    // the upstream sent more than lb.Max1xx
-	stopAttempt context.CancelCauseFunc // cancels a ReverseProxy attempt (too1xx)
+	n1xx int // passed on
+	// bad1xx: why the upstream's 1xx responses fail the attempt (more
+	// than lb.Max1xx, or one with too many fields); nil while they do not.
+	bad1xx      error
+	stopAttempt context.CancelCauseFunc // cancels a ReverseProxy attempt (stop1xx)
 	// lent: the current direct attempt's response was read into the
 	// client writer's own header map (ResponseHeader); it is emptied
 	// again if the attempt fails (takeBack).
@@ -240,6 +242,7 @@ func (e *Engine) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	st.route = st.snap.Fallback // until a route matches: security headers on early errors
 	st.w.reset(rw, st)
 	st.w.writeTimeout = e.writeTimeout
+	st.w.http10 = r.ProtoMajor == 1 && r.ProtoMinor == 0
 	if r.ProtoMajor == 1 {
 		cs, _ := r.Context().Value(connKey{}).(*connState)
 		if cs != nil && !cs.kept {

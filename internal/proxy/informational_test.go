@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -42,6 +43,15 @@ func informationalUpstream(t *testing.T) *testutil.RawServer {
 					return
 				}
 			}
+		case strings.HasPrefix(p, "/fields103/"): // a 103 of N fields
+			n, _ := strconv.Atoi(strings.TrimPrefix(p, "/fields103/"))
+			_, _ = io.WriteString(c, "HTTP/1.1 103 Early Hints\r\n"+strings.Repeat("Link: </a.css>\r\n", n)+"\r\n"+final)
+		case strings.HasPrefix(p, "/fields/"): // a final head of N fields and more
+			n, _ := strconv.Atoi(strings.TrimPrefix(p, "/fields/"))
+			_, _ = io.WriteString(c, strings.Replace(final, "\r\n\r\n", "\r\n"+strings.Repeat("X-F: v\r\n", n)+"\r\n", 1))
+		case strings.HasPrefix(p, "/bytes/"): // a final head with a field of N bytes
+			n, _ := strconv.Atoi(strings.TrimPrefix(p, "/bytes/"))
+			_, _ = io.WriteString(c, strings.Replace(final, "\r\n\r\n", "\r\nX-Big: "+strings.Repeat("b", n)+"\r\n\r\n", 1))
 		case strings.HasPrefix(p, "/many/"):
 			n, _ := strconv.Atoi(strings.TrimPrefix(p, "/many/"))
 			_, _ = io.WriteString(c, strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n", n)+final)
@@ -128,6 +138,65 @@ routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
 				infos, status, _ = exchangeAll(t, g.addr, fmt.Sprintf(m.head, "/flood"))
 				if len(infos) != lb.Max1xx || status != http.StatusBadGateway {
 					t.Errorf("1xx without end: got %d, then %d; want %d, then 502", len(infos), status, lb.Max1xx)
+				}
+			})
+		}
+	}
+}
+
+// An upstream's response heads are bounded in bytes and fields on every
+// path (the Transport took 10 MiB of any number of fields: a few heads of
+// 70 000 fields held hundreds of MiB), 1xx heads each on their own; and
+// an HTTP/1.0 client gets no 1xx (RFC 9110 §15.2), which it would read as
+// the final response.
+func TestResponseHeadBounds(t *testing.T) {
+	t.Parallel()
+	up := informationalUpstream(t)
+	yaml := fmt.Sprintf(`
+upstreams: { app: { targets: [%q], max_response_header_bytes: 8KiB, max_response_header_count: 20 } }
+routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
+`, up.Addr)
+	viaRP := newGate(t, yaml)
+	viaRP.srv.Config.Handler.(*Engine).noDirect = true
+	gates := []struct {
+		name string
+		addr string
+	}{
+		{"net/http", newGate(t, yaml).srv.Listener.Addr().String()},
+		{"h1server", newH1Gate(t, yaml).srv.Listener.Addr().String()},
+		{"reverse proxy only", viaRP.srv.Listener.Addr().String()},
+	}
+	methods := []struct{ name, head string }{
+		{"GET", "GET %s HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"},
+		{"POST", "POST %s HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbody"},
+		{"Expect", "POST %s HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\nbody"},
+	}
+	for _, g := range gates {
+		for _, m := range methods {
+			t.Run(g.name+"/"+m.name, func(t *testing.T) {
+				t.Parallel()
+				for _, tc := range []struct {
+					path   string
+					n1xx   int
+					status int
+				}{
+					{"/fields/10", 0, 200},
+					{"/fields/25", 0, 502},
+					{"/bytes/6000", 0, 200},
+					{"/bytes/9000", 0, 502},
+					{"/fields103/10", 1, 200},
+					{"/fields103/25", 0, 502},
+				} {
+					infos, status, body := exchangeAll(t, g.addr, fmt.Sprintf(m.head, tc.path))
+					infos = slices.DeleteFunc(infos, func(r *http.Response) bool { return r.StatusCode == 100 }) // the client's server's own
+					if len(infos) != tc.n1xx || status != tc.status || status == 200 && body != "ok" {
+						t.Errorf("%s: %d 1xx, then %d %.40q; want %d, then %d", tc.path, len(infos), status, body, tc.n1xx, tc.status)
+					}
+				}
+				head10 := strings.Replace(fmt.Sprintf(m.head, "/hints"), "HTTP/1.1", "HTTP/1.0", 1)
+				infos, status, body := exchangeAll(t, g.addr, head10)
+				if len(infos) != 0 && (m.name != "Expect" || len(infos) != 1 || infos[0].StatusCode != 100) || status != 200 || body != "ok" {
+					t.Errorf("HTTP/1.0 client: %d 1xx, then %d %q; want no 1xx, then 200 ok", len(infos), status, body)
 				}
 			})
 		}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"testing"
@@ -36,7 +38,16 @@ func loginGate(t *testing.T) (*httptest.Server, *recorder, *devidp.IdP) {
 			_, _, _ = c.Read(r.Context()) // until the connection goes
 			return
 		}
-		if r.URL.Path == "/public/cookies" {
+		if r.URL.Path == "/public/cookies103" {
+			// The same through a 103, over plain HTTP with HSTS in it.
+			h := w.Header()
+			h.Set("Link", "</a.css>; rel=preload")
+			h.Set("Strict-Transport-Security", "max-age=0")
+			h["Set-Cookie"] = []string{"gatehouse_session=planted; Path=/", "app=1; Path=/"}
+			w.WriteHeader(http.StatusEarlyHints)
+			clear(h)
+		}
+		if strings.HasPrefix(r.URL.Path, "/public/cookies") {
 			// An app trying to set Gatehouse's login cookies, beside its own.
 			for _, c := range []string{"gatehouse_session=planted; Path=/; HttpOnly", "app=1; Path=/",
 				"__Host-gatehouse_session=planted; Path=/; Secure", " gatehouse_session_flow_x=planted", "gatehouse_sessions=app-own"} {
@@ -301,5 +312,30 @@ func TestUpstreamCannotSetLoginCookies(t *testing.T) {
 	want := []string{"app=1; Path=/", "gatehouse_sessions=app-own"}
 	if d := cmp.Diff(want, resp.Header["Set-Cookie"]); d != "" {
 		t.Fatalf("Set-Cookie reaching the browser (-want +got):\n%s", d)
+	}
+
+	// A 103 is held to the same rules (and, over plain HTTP, carries no
+	// HSTS): a client that stores a 1xx's cookies (curl does) got the
+	// planted session.
+	var hints []http.Header
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		hints = append(hints, http.Header(h).Clone())
+		return nil
+	}}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", gw.URL+"/public/cookies103", nil)
+	resp, err = gw.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(hints) != 1 {
+		t.Fatalf("got %d 1xx responses, want the 103", len(hints))
+	}
+	want103 := http.Header{"Link": {"</a.css>; rel=preload"}, "Set-Cookie": {"app=1; Path=/"}}
+	if d := cmp.Diff(want103, hints[0]); d != "" {
+		t.Errorf("103 reaching the browser (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(want, resp.Header["Set-Cookie"]); d != "" {
+		t.Errorf("Set-Cookie after the 103 (-want +got):\n%s", d)
 	}
 }

@@ -405,11 +405,11 @@ func (poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !st.pool.Direct(req) {
 		id.AddTo(req.Header)
 		resp, err := st.pool.Send(req, nil)
-		if err == nil && st.over1xx {
+		if err == nil && st.bad1xx != nil {
 			// The final response was read before the cancellation
-			// (too1xx) was seen: the attempt fails all the same.
+			// (stop1xx) was seen: the attempt fails all the same.
 			resp.Body.Close()
-			return nil, lb.ErrTooMany1xx
+			return nil, st.bad1xx
 		}
 		return resp, err
 	}

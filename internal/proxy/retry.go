@@ -110,12 +110,12 @@ func (e *Engine) attempt(st *state, w *respWriter, r *http.Request, t *lb.Target
 	// ReverseProxy's callbacks find the state in the context; the direct
 	// attempt is handed it.
 	ctx := st.clientCtx
-	st.n1xx, st.over1xx, st.stopAttempt = 0, false, nil
+	st.n1xx, st.bad1xx, st.stopAttempt = 0, nil, nil
 	if !direct {
 		ctx = context.WithValue(ctx, stateKey{}, st)
 		// ReverseProxy's 1xx hook cannot fail the round trip, and the
 		// Transport bounds no 1xx once a hook looks at them: the writer
-		// stops the attempt past lb.Max1xx through this (too1xx).
+		// stops the attempt past lb.Max1xx through this (stop1xx).
 		var stop context.CancelCauseFunc
 		ctx, stop = context.WithCancelCause(ctx)
 		defer stop(nil)
@@ -220,10 +220,25 @@ func (b *trailerCheckedBody) Close() error {
 // declared ones were checked when the response head arrived.
 func dropBadTrailers(t http.Header) {
 	for k := range t {
-		if !httpguts.ValidTrailerHeader(k) {
+		if !httpguts.ValidTrailerHeader(k) || trailerOnlyInHead(k) {
 			delete(t, k)
 		}
 	}
+}
+
+// trailerOnlyInHead reports whether a field, valid in a trailer by
+// httpguts' list, means something only in a header section (RFC 9110
+// §6.5.1) and is dropped from a trailer like those: a hop-by-hop field
+// (an Upgrade: h2c in a trailer went to the client), Set-Cookie (the
+// login cookies are Gatehouse's, and no other cookie is set from a
+// trailer) and Strict-Transport-Security, which Gatehouse decides on in
+// the head (respWriter.WriteHeader).
+func trailerOnlyInHead(k string) bool {
+	switch k {
+	case "Set-Cookie", "Strict-Transport-Security":
+		return true
+	}
+	return isHopHeader(k)
 }
 
 func (e *Engine) upstreamResponseOf(st *state, resp *http.Response) error {
@@ -310,8 +325,8 @@ func (e *Engine) upstreamError(_ http.ResponseWriter, r *http.Request, err error
 }
 
 func (e *Engine) attemptFailed(st *state, err error) {
-	if st.over1xx {
-		err = lb.ErrTooMany1xx // not the cancellation that stopped the Transport
+	if st.bad1xx != nil {
+		err = st.bad1xx // not the cancellation that stopped the Transport
 	}
 	if st.rc.UpstreamRT == 0 {
 		st.rc.UpstreamRT = e.since(st.rtStart)
@@ -352,14 +367,15 @@ func (e *Engine) attemptFailed(st *state, err error) {
 	}
 }
 
-// too1xx ends an attempt whose upstream sent more than lb.Max1xx
-// informational responses: the direct client fails it itself (and
-// Informational reports it to the Transport); a ReverseProxy attempt is
-// cancelled. attemptFailed then reports lb.ErrTooMany1xx, a 502.
-func (st *state) too1xx() {
-	st.over1xx = true
+// stop1xx ends an attempt whose upstream's informational responses
+// cannot be passed on (err: more than lb.Max1xx, or one with too many
+// fields): the direct client fails it itself (Informational returns err);
+// a ReverseProxy attempt is cancelled. attemptFailed then reports err, a
+// 502.
+func (st *state) stop1xx(err error) {
+	st.bad1xx = err
 	if st.stopAttempt != nil {
-		st.stopAttempt(lb.ErrTooMany1xx)
+		st.stopAttempt(err)
 	}
 }
 

@@ -254,7 +254,10 @@ func TestForbiddenTrailersStayUpstream(t *testing.T) {
 	up := cannedUpstream(t, map[string]string{
 		"/t": "HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n2\r\nok\r\n0\r\n" +
 			"X-T: t\r\nHost: evil.example\r\nAuthorization: Bearer x\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n" +
-			"Content-Type: text/evil\r\nX-Undeclared: u\r\n\r\n",
+			"Content-Type: text/evil\r\nX-Undeclared: u\r\n" +
+			// Valid in a trailer by httpguts' list, but meaningful only in a
+			// head (RFC 9110 §6.5.1): an Upgrade: h2c reached the client.
+			"Upgrade: h2c\r\nKeep-Alive: timeout=5\r\nSet-Cookie: gatehouse_session=planted\r\nStrict-Transport-Security: max-age=0\r\n\r\n",
 	})
 	cfg := oneRoute(up)
 	for _, fast := range []bool{false, true} {

@@ -28,6 +28,7 @@ type respWriter struct {
 	bytes       int64
 	wroteHeader bool
 	hijacked    bool
+	http10      bool  // the client speaks HTTP/1.0: no 1xx (informational)
 	writeErr    error // first error writing to the client
 	// writeTimeout bounds each write (a client that stops reading); the
 	// deadline is renewed before writes (connState), so streams may idle.
@@ -205,7 +206,12 @@ func (w *respWriter) WriteHeader(code int) {
 // after). Hop-by-hop fields and those its Connection names are dropped,
 // as from a final response (RFC 9110 §7.6.1). At most lb.Max1xx go out
 // per attempt; past that nothing is written and the attempt fails
-// (state.too1xx).
+// (state.stop1xx). None goes to an HTTP/1.0 client (RFC 9110 §15.2: it
+// would take the 1xx for the final response, and the final one for its
+// body), and none with more fields than the pool allows (the direct
+// client refuses such a head itself; the Transport counts no fields).
+// What a final response may not carry, a 1xx may not either: the login
+// cookies (dropOwnSetCookies) and, over plain HTTP, HSTS.
 //
 // Each is written with a renewed write deadline, as a final response is:
 // h1server keeps a connection's deadline between requests, and the one
@@ -219,16 +225,29 @@ func (w *respWriter) informational(code int) {
 	}
 	st := w.st
 	if st.n1xx >= lb.Max1xx {
-		st.too1xx()
+		st.stop1xx(lb.ErrTooMany1xx)
 		return
 	}
-	st.n1xx++
 	h := w.ResponseWriter.Header()
+	if lb.CountFields(h) > st.pool.MaxResponseHeaderFields() {
+		st.stop1xx(lb.ErrTooManyFields)
+		return
+	}
+	if w.http10 {
+		return // the hooks clear h
+	}
+	st.n1xx++
 	named := connNamed(h["Connection"])
 	for k := range h {
 		if skipHeader(k, named) {
 			delete(h, k)
 		}
+	}
+	if !st.rc.TLS {
+		delete(h, "Strict-Transport-Security")
+	}
+	if base := st.snap.StripCookie; base != "" {
+		dropOwnSetCookies(h, base)
 	}
 	w.renewDeadline()
 	w.ResponseWriter.WriteHeader(code)

@@ -177,7 +177,7 @@ type state struct {
 	fw *[7]string
 
 	// informational responses of the current attempt (respWriter.informational)
-	n1xx int // passed on
+	n1xx int // seen (passed on, but to an HTTP/1.0 client)
 	// bad1xx: why the upstream's 1xx responses fail the attempt (more
 	// than lb.Max1xx, or one with too many fields); nil while they do not.
 	bad1xx      error

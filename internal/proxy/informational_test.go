@@ -198,6 +198,12 @@ routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
 				if len(infos) != 0 && (m.name != "Expect" || len(infos) != 1 || infos[0].StatusCode != 100) || status != 200 || body != "ok" {
 					t.Errorf("HTTP/1.0 client: %d 1xx, then %d %q; want no 1xx, then 200 ok", len(infos), status, body)
 				}
+				// Not passed on, but still bounded: a flood of them ends
+				// the attempt.
+				_, status, _ = exchangeAll(t, g.addr, strings.Replace(head10, "/hints", "/flood", 1))
+				if status != http.StatusBadGateway {
+					t.Errorf("HTTP/1.0 client, 1xx without end: %d, want 502", status)
+				}
 			})
 		}
 	}

@@ -233,10 +233,10 @@ func (w *respWriter) informational(code int) {
 		st.stop1xx(lb.ErrTooManyFields)
 		return
 	}
+	st.n1xx++ // counted whoever the client is: the bound is the upstream's
 	if w.http10 {
 		return // the hooks clear h
 	}
-	st.n1xx++
 	named := connNamed(h["Connection"])
 	for k := range h {
 		if skipHeader(k, named) {

@@ -94,17 +94,44 @@ func (r redactor) redact(n *yaml.Node, t reflect.Type, path string) {
 // RedactURL returns s with the password of a URL's userinfo replaced by
 // "xxxxx" (url.URL.Redacted), and any other string as it is: for
 // /config and for validation messages, which echo what they refuse.
-// Only what url.Parse reads as userinfo is touched.
+//
+// A password url.Parse cannot read as one (it holds "/", "?", "#", a
+// space or a stray "%": generated and base64 passwords do) is masked too,
+// from the first ":" of the authority to the last "@" ("https://otel:
+// kX9/x==@host" parses as host "otel:kX9" and a path): these strings are
+// shown because they are wrong, and what is wrong may be the password. So
+// is "user:password@host", a target written with credentials. Only a ":"
+// followed by digits up to the next "/" (a port) is not taken for a
+// password's start, and a ${VAR} reference is left as written.
 func RedactURL(s string) string {
-	if !strings.Contains(s, "@") {
+	at := strings.LastIndexByte(s, '@')
+	if at < 0 {
 		return s
 	}
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			return u.Redacted()
+		}
 		return s
 	}
-	if _, has := u.User.Password(); !has {
+	start := 0
+	if i := strings.Index(s, "://"); i >= 0 {
+		start = i + len("://")
+	}
+	if at < start {
 		return s
 	}
-	return u.Redacted()
+	colon := strings.IndexByte(s[start:at], ':')
+	if colon < 0 {
+		return s
+	}
+	colon += start
+	pw := s[colon+1 : at]
+	if port, _, slash := strings.Cut(pw, "/"); slash && port != "" && strings.Trim(port, "0123456789") == "" {
+		return s // "host:8080/users/@me": a port, and an "@" in the path
+	}
+	if strings.HasPrefix(pw, "${") && strings.IndexByte(pw, '}') == len(pw)-1 {
+		return s // a reference, as /config shows it: not the secret
+	}
+	return s[:colon+1] + "xxxxx" + s[at:]
 }

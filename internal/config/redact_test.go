@@ -94,6 +94,15 @@ func TestURLPasswordsNeverShown(t *testing.T) {
 		"https://user@otel.example.com":                "https://user@otel.example.com",
 		"mail@example.com":                             "mail@example.com",
 		"no url at all":                                "no url at all",
+		// Passwords url.Parse cannot read as passwords (a "/", "#", "?",
+		// a space, a stray "%"), and a target written with credentials.
+		"https://otel:kX9/s3cretb64+Zq==@otel.example:4318": "https://otel:xxxxx@otel.example:4318",
+		"http://otel:S3cr%t-PW@127.0.0.1:14318":             "http://otel:xxxxx@127.0.0.1:14318",
+		"redis://:s3cret#x@h:1":                             "redis://:xxxxx@h:1",
+		"https://u:pass word@h":                             "https://u:xxxxx@h",
+		"user:s3cret@h":                                     "user:xxxxx@h",
+		// A port, and an "@" in the path: nothing to mask.
+		"https://h:8080/users/@me": "https://h:8080/users/@me",
 	} {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
@@ -118,14 +127,31 @@ auth:
       audience: gw
       jwks_uri: "ftp://u:pw-s3cret@auth.example.com/jwks"
 upstreams:
-  app: { targets: ["http://u:pw-s3cret@127.0.0.1:3002"] }
+  app: { targets: ["http://u:pw-s3cret@127.0.0.1:3002", "u:pw-s3cret@h", "u:pw/s3cret@h:1"] }
 routes:
   - { name: r, match: { path_prefix: / }, upstream: app }
 `), t.TempDir())
 	if err == nil {
 		t.Fatal("bad URLs accepted")
 	}
-	if msg := err.Error(); strings.Contains(msg, "s3cret") || strings.Count(msg, "xxxxx") < 4 {
+	if msg := err.Error(); strings.Contains(msg, "s3cret") || strings.Count(msg, "xxxxx") < 6 {
 		t.Fatalf("validation errors:\n%s", msg)
+	}
+
+	// An issuer's URLs may hold no credentials at all: they are logged
+	// and shown on the status pages whenever the issuer is unreachable.
+	_, err = Parse("t.yaml", []byte(`
+auth:
+  issuers:
+    main:
+      issuer: "https://u:pw-s3cret@auth.example.com"
+      audience: gw
+      jwks_uri: "https://u:pw-s3cret@auth.example.com/jwks"
+      introspection: { endpoint: "https://u:pw-s3cret@auth.example.com/i", client_id: gw, client_secret: x }
+routes:
+  - { name: r, match: { path_prefix: / }, respond: { status: 204 } }
+`), t.TempDir())
+	if err == nil || strings.Count(err.Error(), "must not hold credentials") != 3 || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("credentials in an issuer's URLs: %v", err)
 	}
 }

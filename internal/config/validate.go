@@ -122,6 +122,13 @@ type validator struct {
 	errs      []FieldError
 }
 
+// noCredentials refuses userinfo in an issuer's URLs: an issuer
+// identifier has none (tokens' iss would have to carry it), keys and
+// introspection are fetched without it (the introspection client
+// authenticates with client_id and client_secret), and the URLs are
+// logged and shown on the status pages when the issuer is unreachable.
+const noCredentials = "must not hold credentials (user:password@); an issuer's keys are public, and introspection authenticates with client_id and client_secret"
+
 func (v *validator) add(path, format string, args ...any) {
 	v.errs = append(v.errs, v.doc.errAt(path, format, args...))
 }
@@ -191,11 +198,11 @@ func checkHostPort(s string, allowEmptyHost bool) string {
 		return fmt.Sprintf("expected host:port such as 127.0.0.1:3002, got %q", RedactURL(s))
 	}
 	if host == "" && !allowEmptyHost {
-		return fmt.Sprintf("missing host in %q", s)
+		return fmt.Sprintf("missing host in %q", RedactURL(s))
 	}
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 0 || n > 65535 || (n == 0 && !allowEmptyHost) {
-		return fmt.Sprintf("bad port in %q", s)
+		return fmt.Sprintf("bad port in %q", RedactURL(s))
 	}
 	return ""
 }
@@ -622,10 +629,14 @@ func (v *validator) auth(a *Auth) {
 			v.add(p+".issuer", "expected the issuer URL, such as https://auth.example.com, got %q", RedactURL(is.Issuer))
 		} else if u.Scheme != "https" && !isLoopbackHost(u.Hostname()) {
 			v.add(p+".issuer", "must be https (http is allowed for loopback addresses only)")
+		} else if u.User != nil {
+			v.add(p+".issuer", noCredentials)
 		}
 		if is.JWKSURI != "" {
 			if u, err := url.Parse(is.JWKSURI); err != nil || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) {
 				v.add(p+".jwks_uri", "expected an https URL, got %q", RedactURL(is.JWKSURI))
+			} else if u.User != nil {
+				v.add(p+".jwks_uri", noCredentials)
 			}
 		}
 		if in := is.Introspection; in != nil {
@@ -635,6 +646,8 @@ func (v *validator) auth(a *Auth) {
 			if in.Endpoint != "" {
 				if u, err := url.Parse(in.Endpoint); err != nil || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) {
 					v.add(p+".introspection.endpoint", "expected an https URL, got %q", RedactURL(in.Endpoint))
+				} else if u.User != nil {
+					v.add(p+".introspection.endpoint", noCredentials)
 				}
 			}
 		}

@@ -42,7 +42,7 @@ func (e *Engine) routeRequest(st *state, w *respWriter, r *http.Request) (*http.
 	st.route = rt
 	st.rc.Route = rt.Name
 	if st.span != nil {
-		st.span.SetName(r.Method + " " + rt.Name)
+		st.span.SetName(spanMethod(r.Method) + " " + rt.Name)
 		st.span.SetAttributes(attribute.String("http.route", rt.Name))
 	}
 

@@ -157,6 +157,11 @@ func (e *Engine) upstreamRequestOf(st *state, in, out *http.Request, block *[]by
 		// an untrusted client's traceparent was not used as our parent.
 		delete(out.Header, "Traceparent")
 		delete(out.Header, "Tracestate")
+		if !st.rc.PeerTrusted {
+			// Nor its baggage: the app's SDK would take it as part of
+			// our trace.
+			delete(out.Header, "Baggage")
+		}
 		e.tracer.Inject(st.cctx, out.Header)
 	}
 	for _, f := range st.route.UpstreamFilters {

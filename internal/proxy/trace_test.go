@@ -61,7 +61,7 @@ func spansByKind(t *testing.T, rec *tracetest.SpanRecorder) (server, client sdkt
 func TestTracingUntrustedClientStartsNoTrace(t *testing.T) {
 	t.Parallel()
 	g, up, rec := tracedGate(t, "")
-	g.get(t, "/x", "Traceparent", clientTrace)
+	g.get(t, "/x", "Traceparent", clientTrace, "Tracestate", "evil=1", "Baggage", "user=admin")
 	server, client := spansByKind(t, rec)
 	if server.Name() != "GET app" || client.Name() != "GET app" {
 		t.Errorf("span names %q, %q", server.Name(), client.Name())
@@ -81,6 +81,33 @@ func TestTracingUntrustedClientStartsNoTrace(t *testing.T) {
 	}
 	if lines := g.logs.lines(); lines[0]["trace_id"] != server.SpanContext().TraceID().String() {
 		t.Errorf("access log trace_id %v", lines[0]["trace_id"])
+	}
+	// Nor does its trace state or baggage ride on ours to the app.
+	for _, h := range []string{"Tracestate", "Baggage"} {
+		if v := up.last(t).Header.Get(h); v != "" {
+			t.Errorf("upstream got the client's %s: %q", h, v)
+		}
+	}
+}
+
+// A made-up method names no span of its own (OpenTelemetry's "_OTHER"):
+// each would have been a new span name, up to 8 KiB long.
+func TestTracingSpanNamesBounded(t *testing.T) {
+	t.Parallel()
+	g, _, rec := tracedGate(t, "")
+	req := httptest.NewRequest("M12345", g.srv.URL+"/x", nil)
+	req.RequestURI = ""
+	g.do(t, req)
+	server, client := spansByKind(t, rec)
+	if server.Name() != "_OTHER app" || client.Name() != "_OTHER app" {
+		t.Errorf("span names %q, %q; want _OTHER app", server.Name(), client.Name())
+	}
+	attrs := map[string]string{}
+	for _, a := range server.Attributes() {
+		attrs[string(a.Key)] = a.Value.Emit()
+	}
+	if attrs["http.request.method"] != "_OTHER" || attrs["http.request.method_original"] != "M12345" {
+		t.Errorf("method attributes %v", attrs)
 	}
 }
 

@@ -87,7 +87,6 @@ type Engine struct {
 	writeTimeout    time.Duration
 
 	ridPrefix string
-	ridSeq    atomic.Uint64
 	states    sync.Pool
 	outs      sync.Pool // *outbound, for direct attempts
 

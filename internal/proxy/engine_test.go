@@ -1198,3 +1198,29 @@ routes:
 		}
 	}
 }
+
+// Request ids are unique, of one length, and say nothing about how many
+// requests an instance serves: they were a sequence ("…-1t", then 38
+// requests later "…-2v"), which every client could read from its own.
+func TestRequestIDsAreNotASequence(t *testing.T) {
+	t.Parallel()
+	e := New(Options{Holder: new(runtime.Holder)})
+	seen := map[string]bool{}
+	rises := 0
+	prev := ""
+	for i := 0; i < 1000; i++ {
+		id := e.newRequestID()[0]
+		prefix, suffix, _ := strings.Cut(id, "-")
+		if seen[id] || len(suffix) != 13 || prefix != e.ridPrefix {
+			t.Fatalf("id %q (seen before: %v)", id, seen[id])
+		}
+		seen[id] = true
+		if suffix > prev {
+			rises++
+		}
+		prev = suffix
+	}
+	if rises < 400 || rises > 600 {
+		t.Errorf("%d of 1000 ids were above the one before: a sequence, not random", rises)
+	}
+}

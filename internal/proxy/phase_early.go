@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"math/rand/v2"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -392,15 +393,22 @@ func validRequestID(id string) bool {
 	return true
 }
 
-// newRequestID returns a process-unique id (a random per-process prefix
-// and a sequence number) as the one-value slice the X-Request-Id headers
-// share (capped: an append copies). The id's bytes and the slice are one
+// newRequestID returns a new id (a random per-process prefix and 64
+// random bits) as the one-value slice the X-Request-Id headers share
+// (capped: an append copies). The bits come from the runtime's ChaCha8
+// generator (math/rand/v2), a few nanoseconds: a sequence number, as it
+// was, told every client how many requests the instance had served
+// between two of its own. The id's bytes and the slice are one
 // allocation (ridBox), not two; the bytes are never written again.
 func (e *Engine) newRequestID() []string {
 	b := new(ridBox)
 	n := copy(b.buf[:], e.ridPrefix)
 	b.buf[n] = '-'
-	out := strconv.AppendUint(b.buf[:n+1], e.ridSeq.Add(1), 36)
+	// Base 36, zero-padded to 13 digits (2^64-1 is "3w5e11264sgsf"): one
+	// length for every id.
+	var digits [13]byte
+	d := strconv.AppendUint(digits[:0], rand.Uint64(), 36)
+	out := append(append(b.buf[:n+1], "0000000000000"[len(d):]...), d...)
 	if &out[0] == &b.buf[0] {
 		b.vals[0] = unsafe.String(&out[0], len(out))
 	} else {

@@ -419,9 +419,10 @@ func sameOriginRedirects(req *http.Request, via []*http.Request) error {
 
 // spoofable are identity headers some apps trust from a proxy; clients may
 // never send them. Header names with underscores are removed too (some
-// servers fold X_Auth_User into X-Auth-User), as is X-Auth-Request-*.
+// servers fold X_Auth_User into X-Auth-User), as are whole families of
+// other gateways' identity headers (proxy.identityFamily).
 var spoofable = []string{"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups", "X-Forwarded-Preferred-Username",
-	"X-Forwarded-Access-Token", "Remote-User", "X-Remote-User"}
+	"X-Forwarded-Access-Token", "X-Userinfo", "X-Credential-Identifier", "X-Goog-Iap-Jwt-Assertion"}
 
 func stripHeaders(c *config.Config) map[string]struct{} {
 	out := make(map[string]struct{}, len(spoofable)+8)

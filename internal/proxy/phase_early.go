@@ -230,7 +230,8 @@ func closeHeader() http.Header { return http.Header{"Connection": closeValue} }
 // canonical form) is removed before any filter or upstream sees it. It is
 // one switch over the names early already walks, not a delete per name:
 //   - names with "_" (nginx and Apache drop them; a WSGI/CGI app reads
-//     X_Auth as X-Auth) and X-Auth-Request-* (oauth2-proxy's identity);
+//     X_Auth as X-Auth) and other gateways' identity headers
+//     (identityFamily: X-Auth-Request-*, Remote-*, Cf-Access-*, …);
 //   - from an untrusted peer, the headers through which proxies tell apps
 //     the client's address, the scheme, host or original URL, or the
 //     method: apps and frameworks believe them (Symfony and Laminas route
@@ -266,7 +267,44 @@ func dropInbound(name string, vals []string, trusted bool, method string) bool {
 	case "Upgrade":
 		return !isWebSocket(vals) || method != http.MethodGet
 	}
-	return strings.IndexByte(name, '_') >= 0 || strings.HasPrefix(name, "X-Auth-Request-")
+	return strings.IndexByte(name, '_') >= 0 || identityFamily(name)
+}
+
+// identityFamilies are the name prefixes (canonical form) of the identity
+// headers other auth proxies and gateways give their apps; an app moved
+// behind Gatehouse may still trust them, so no client may send one:
+// oauth2-proxy (X-Auth-Request-*), Authelia and Authentik (Remote-*,
+// X-Authentik-*), Apache and Grafana's auth proxy (X-Remote-*,
+// X-Webauth-*), AWS ALB (X-Amzn-Oidc-*), Azure App Service
+// (X-Ms-Client-Principal*, X-Ms-Token-*), Google IAP
+// (X-Goog-Authenticated-User-*), Cloudflare Access (Cf-Access-*),
+// Pomerium (X-Pomerium-*), Kong (X-Consumer-*, X-Authenticated-*).
+var identityFamilies = [...]string{"X-Auth-Request-", "X-Authentik-", "X-Remote-", "X-Webauth-", "X-Amzn-Oidc-",
+	"X-Ms-Client-Principal", "X-Ms-Token-", "X-Goog-Authenticated-User-", "X-Pomerium-", "X-Consumer-", "X-Authenticated-"}
+
+// identityFamily reports whether name (canonical) is of identityFamilies,
+// or Remote-* or Cf-Access-*; most names are ruled out by their first
+// letters.
+func identityFamily(name string) bool {
+	if len(name) < 7 {
+		return false
+	}
+	switch name[0] {
+	case 'R':
+		return strings.HasPrefix(name, "Remote-")
+	case 'C':
+		return strings.HasPrefix(name, "Cf-Access-")
+	case 'X':
+		if name[1] != '-' {
+			return false
+		}
+		for _, p := range identityFamilies {
+			if strings.HasPrefix(name, p) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // hasEdgeSpace reports whether a value starts or ends with SP or HTAB.

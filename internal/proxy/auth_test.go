@@ -82,6 +82,15 @@ func TestBearerAuth(t *testing.T) {
 		{name: "OPTIONS with a body needs a token", method: "OPTIONS", path: "/api/x", body: "x=1",
 			hdr: []string{"Access-Control-Request-Method", "GET", "Origin", "https://app.example"}, want: 401},
 		{name: "optional without token", path: "/maybe/x", want: 200, reached: true},
+		// A token in the query is never verified: refused (RFC 6750 §2,
+		// §3.1; OAuth 2.1), beside a good header, alone on an optional
+		// route, or with its name percent-encoded or after a ";".
+		{name: "query token beside a header", path: "/api/x?access_token=x.y.z", token: admin, want: 400, wantAuth: `error="invalid_request"`},
+		{name: "query token on an optional route", path: "/maybe/x?a=1&access%5Ftoken=x.y.z", want: 400, wantAuth: `error="invalid_request"`},
+		{name: "query token after a semicolon", path: "/maybe/x?a=1;access_token=x", want: 400},
+		{name: "query token on a preflight", method: "OPTIONS", path: "/api/x?access_token=x",
+			hdr: []string{"Access-Control-Request-Method", "GET", "Origin", "https://app.example"}, want: 400},
+		{name: "other parameters pass", path: "/maybe/x?token=1&access_token_hint=2", want: 200, reached: true},
 		{name: "optional with a bad token", path: "/maybe/x", token: "x.y.z", want: 401},
 		{name: "optional with Basic credentials", path: "/maybe/x", hdr: []string{"Authorization", "Basic YTpi"}, want: 401},
 	}

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -116,6 +117,14 @@ func (f *Filter) allowed(c *allowCounter, reason string) {
 
 // FilterRequest implements phase.RequestFilter.
 func (f *Filter) FilterRequest(rc *phase.RequestCtx, w http.ResponseWriter, r *http.Request) (phase.Outcome, error) {
+	if queryHasAccessToken(r.URL.RawQuery) {
+		// OAuth 2.1 §5.2.2 takes no token from the query, and RFC 6750
+		// §2 allows one method per request (400 invalid_request, §3.1).
+		// Gatehouse never verifies such a token, yet the app behind may
+		// read it, beside a verified header, or alone on an optional
+		// route or a preflight, as one Gatehouse checked.
+		return phase.Continue, f.deny(rc, "token_in_query", "an access token in the query string", phase.KindBadRequest, "invalid_request")
+	}
 	if f.Preflight && isPreflight(r) {
 		// A CORS preflight carries no credentials (Fetch §4.8, "CORS-
 		// preflight fetch"): a token in one is not a browser's, and the
@@ -272,11 +281,40 @@ func (f *Filter) deny(rc *phase.RequestCtx, reason, detail string, kind phase.Ki
 	case phase.KindForbidden:
 		pe.Detail = "the token does not grant access to this resource"
 		pe.Header.Set("WWW-Authenticate", b.String())
+	case phase.KindBadRequest:
+		pe.Detail = "access tokens are taken from the Authorization header only"
+		pe.Header.Set("WWW-Authenticate", b.String())
 	default:
 		pe.Detail = "authentication is unavailable; try again shortly"
 		pe.Header.Set("Retry-After", "5")
 	}
 	return pe
+}
+
+// queryHasAccessToken reports whether the raw query q has a parameter
+// named access_token (RFC 6750 §2.3), its name percent-decoded as the
+// app's parser would; ";" separates parameters too, as some parsers
+// (older Rack) take it.
+func queryHasAccessToken(q string) bool {
+	for q != "" {
+		var kv string
+		i := strings.IndexAny(q, "&;")
+		if i < 0 {
+			kv, q = q, ""
+		} else {
+			kv, q = q[:i], q[i+1:]
+		}
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.ContainsAny(k, "%+") {
+			if d, err := url.QueryUnescape(k); err == nil {
+				k = d
+			}
+		}
+		if k == "access_token" {
+			return true
+		}
+	}
+	return false
 }
 
 // verify returns the principal of a token, from the cache or by

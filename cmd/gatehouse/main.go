@@ -64,7 +64,8 @@ func validate(path string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// serve runs an App until SIGTERM or SIGINT; SIGHUP reloads configPath.
+// serve runs an App until SIGTERM or SIGINT; SIGHUP reopens the access log
+// file (after logrotate renamed it) and reloads configPath.
 // With up set, SIGUSR2 upgrades to the binary on disk, and the listeners
 // are inherited when this process is the new one of an upgrade.
 func serve(doc *config.Document, configPath string, stdout, stderr io.Writer, ready func([]net.Addr, net.Addr), up *upgradeFlags) int {
@@ -82,8 +83,19 @@ func serve(doc *config.Document, configPath string, stdout, stderr io.Writer, re
 	}
 	var access *slog.Logger
 	var flushDone chan struct{}
+	var reopen func() // opens the access log file again (SIGHUP), if it is one
 	if dst != nil {
 		bw := logging.NewBufferedWriter(dst)
+		if f, ok := dst.(*logging.File); ok {
+			reopen = func() {
+				_ = bw.Flush() // the lines so far go to the file they were for
+				if err := f.Reopen(); err != nil {
+					events.Error("cannot reopen the access log; still writing to the file open before", "err", err.Error())
+					return
+				}
+				events.Info("access log reopened", "path", doc.Config.Log.Access)
+			}
+		}
 		access = slog.New(logging.NewLineHandler(bw, nil))
 		flushCtx, cancelFlush := context.WithCancel(context.Background())
 		flushDone = make(chan struct{})
@@ -103,6 +115,9 @@ func serve(doc *config.Document, configPath string, stdout, stderr io.Writer, re
 	reload := make(chan struct{}, 1)
 	go func() {
 		for range hup {
+			if reopen != nil {
+				reopen() // after logrotate renamed it
+			}
 			select {
 			case reload <- struct{}{}:
 			default:

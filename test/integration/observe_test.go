@@ -7,9 +7,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -313,5 +317,42 @@ routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
 	}
 	if _, status := fetch(t, "GET", "http://"+adminAddr+"/status.json"); !strings.Contains(status, `"per-ip": 2`) {
 		t.Errorf("status.json lacks the limited count:\n%.400s", status)
+	}
+}
+
+// logrotate's default mode renames the access log file, then sends
+// SIGHUP: the lines after it go to a new file at the configured path, not
+// on into the renamed one for good.
+func TestAccessLogReopenedOnSIGHUP(t *testing.T) {
+	up := startUpstream(t, "app")
+	addr := testutil.FreePort(t)
+	logPath := filepath.Join(t.TempDir(), "access.log")
+	p := testutil.Start(t, fmt.Sprintf(`
+server: { listen: [%q] }
+log: { access: %q }
+upstreams: { app: { targets: [%q] } }
+routes: [{ name: app, match: { path_prefix: / }, upstream: app }]
+`, addr, logPath, up.Addr), addr)
+	has := func(path, what string) bool {
+		b, _ := os.ReadFile(path)
+		return strings.Contains(string(b), what)
+	}
+	fetch(t, "GET", "http://"+addr+"/before")
+	if !testutil.WaitFor(10*time.Second, func() bool { return has(logPath, `"path":"/before"`) }) {
+		t.Fatal("no access line in the file")
+	}
+	if err := os.Rename(logPath, logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	p.Signal(syscall.SIGHUP)
+	if !p.WaitLog("access log reopened", 10*time.Second) {
+		t.Fatalf("no reopen:\n%s", p.Output())
+	}
+	fetch(t, "GET", "http://"+addr+"/after")
+	if !testutil.WaitFor(10*time.Second, func() bool { return has(logPath, `"path":"/after"`) }) {
+		t.Fatal("the line after SIGHUP is not in the new file")
+	}
+	if has(logPath+".1", `"path":"/after"`) || !has(logPath+".1", `"path":"/before"`) {
+		t.Error("the renamed file got the line after SIGHUP, or lost the one before")
 	}
 }

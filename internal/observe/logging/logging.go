@@ -115,9 +115,57 @@ func OpenAccess(dest string) (io.Writer, io.Closer, error) {
 	case "stderr":
 		return os.Stderr, nil, nil
 	}
-	f, err := os.OpenFile(dest, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
+	f, err := OpenFile(dest)
 	if err != nil {
-		return nil, nil, fmt.Errorf("access log: %w", err)
+		return nil, nil, err
 	}
 	return f, f, nil
+}
+
+// File is an access log file that can be opened again at its path: after
+// logrotate has renamed it (its default mode), the lines would otherwise
+// go on into the renamed file for good. Writes and Reopen may come from
+// any goroutine.
+type File struct {
+	path string
+
+	mu sync.Mutex // guards f
+	f  *os.File
+}
+
+// OpenFile opens path for appending, creating it (mode 0640) if needed.
+func OpenFile(path string) (*File, error) {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("access log: %w", err)
+	}
+	return &File{path: path, f: f}, nil
+}
+
+func (f *File) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.f.Write(p)
+}
+
+// Reopen opens the path again and writes there from now on, closing the
+// file written until now. If the path cannot be opened, the old file
+// stays in use and the error is returned.
+func (f *File) Reopen() error {
+	nf, err := os.OpenFile(f.path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
+	if err != nil {
+		return fmt.Errorf("access log: %w", err)
+	}
+	f.mu.Lock()
+	old := f.f
+	f.f = nf
+	f.mu.Unlock()
+	return old.Close()
+}
+
+// Close closes the file.
+func (f *File) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.f.Close()
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -37,5 +38,26 @@ unknown_key: 1
 	}
 	if Files(filepath.Join(dir, "missing.yaml")) != nil {
 		t.Fatal("a missing config named files")
+	}
+}
+
+// A config file over MaxFileBytes is refused before it is decoded: a
+// 50 MB file took a minute and 4 GiB to decode, at every reload.
+func TestConfigFileSizeBounded(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "big.yaml")
+	body := "routes:\n  - { name: r, match: { path_prefix: / }, respond: { status: 204 } }\n"
+	big := body + "# " + strings.Repeat("x", MaxFileBytes) + "\n"
+	if err := os.WriteFile(path, []byte(big), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "larger than 4 MiB") {
+		t.Fatalf("a %d-byte file: %v", len(big), err)
+	}
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err != nil {
+		t.Fatalf("a small file: %v", err)
 	}
 }

@@ -71,6 +71,8 @@ func (r redactor) redact(n *yaml.Node, t reflect.Type, path string) {
 					if v := n.Content[i+1]; !(v.Kind == yaml.ScalarNode && v.Value == "") {
 						*v = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: Redacted}
 					}
+				} else if f.Tag.Get("headers") == "true" {
+					r.redactHeaders(n.Content[i+1], join(path, n.Content[i].Value))
 				} else {
 					r.redact(n.Content[i+1], f.Type, join(path, n.Content[i].Value))
 				}
@@ -89,6 +91,44 @@ func (r redactor) redact(n *yaml.Node, t reflect.Type, path string) {
 			}
 		}
 	}
+}
+
+// redactHeaders redacts the values of a header map (n, at path) written
+// as literals under names that say they carry a credential
+// (credentialHeader); values written with ${VAR} references show as
+// written, and the rest as any string (RedactURL).
+func (r redactor) redactHeaders(n *yaml.Node, path string) {
+	if n.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 1; i < len(n.Content); i += 2 {
+		v, kp := n.Content[i], join(path, n.Content[i-1].Value)
+		_, reference := r.expanded[kp]
+		if !reference && credentialHeader(n.Content[i-1].Value) && v.Kind == yaml.ScalarNode && v.Value != "" && v.Value != "*" {
+			*v = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: Redacted}
+			continue
+		}
+		r.redact(v, reflect.TypeOf(""), kp)
+	}
+}
+
+// credentialHeader reports whether a header's name says its value is a
+// credential: Authorization, Cookie, or a name holding token, secret,
+// key, password, auth, session, credential or signature (X-Api-Key,
+// X-Upstream-Token). A literal written into the config under such a name
+// is as secret as a client_secret.
+func credentialHeader(name string) bool {
+	n := strings.ToLower(name)
+	switch n {
+	case "authorization", "proxy-authorization", "cookie", "set-cookie":
+		return true
+	}
+	for _, w := range []string{"token", "secret", "key", "passw", "auth", "session", "credential", "signature"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // RedactURL returns s with the password of a URL's userinfo replaced by

@@ -155,3 +155,28 @@ routes:
 		t.Fatalf("credentials in an issuer's URLs: %v", err)
 	}
 }
+
+// A credential written as a literal into a header edit or a header match
+// is as secret as a client_secret: /config shows it as [redacted]. Other
+// values, and references, show as written.
+func TestCredentialHeaderLiteralsRedacted(t *testing.T) {
+	t.Setenv("PARTNER_TOKEN", "env-s3cret")
+	out := redacted(t, `
+upstreams: { app: { targets: ["127.0.0.1:3002"] } }
+routes:
+  - name: r
+    match: { path_prefix: /, headers: { X-Api-Key: s3cret-match, X-Env: staging, X-Session-Id: "*" } }
+    upstream: app
+    request_headers:
+      set: { Authorization: "Basic s3cret-basic", X-Upstream-Token: "${PARTNER_TOKEN}", X-Tenant: kline }
+      add: { Cookie: "sid=s3cret-cookie" }
+`)
+	if strings.Contains(out, "s3cret") {
+		t.Fatalf("/config shows a credential:\n%s", out)
+	}
+	for _, want := range []string{"X-Env: staging", "X-Tenant: kline", "X-Upstream-Token: ${PARTNER_TOKEN}", `X-Session-Id: '*'`, "Authorization: '[redacted]'"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -736,7 +736,7 @@ type Match struct {
 	Methods []string `yaml:"methods"`
 	// Headers: each named request header must equal the value exactly; the
 	// value "*" means present with any value.
-	Headers map[string]string `yaml:"headers"`
+	Headers map[string]string `yaml:"headers" headers:"true"`
 }
 
 // API routes /<prefix>/<service>/<rest> to the upstream named for <service>.
@@ -787,9 +787,9 @@ type Respond struct {
 // HeaderEdits are applied in the order remove, set, add.
 type HeaderEdits struct {
 	// Set replaces a header's values.
-	Set map[string]string `yaml:"set"`
+	Set map[string]string `yaml:"set" headers:"true"`
 	// Add appends a value.
-	Add map[string]string `yaml:"add"`
+	Add map[string]string `yaml:"add" headers:"true"`
 	// Remove deletes headers.
 	Remove []string `yaml:"remove"`
 }

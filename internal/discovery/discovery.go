@@ -38,9 +38,10 @@ type Found struct {
 
 // Run resolves cfg every Interval until ctx ends, and sets pool's targets
 // to static plus what was found. mk returns the Target for an address (the
-// Registry's, so state survives set changes).
+// Registry's, so state survives set changes); changed, if set, is called
+// after each change of the set (the Registry forgets the targets left).
 func Run(ctx context.Context, pool *lb.Pool, cfg Config, static []*lb.Target,
-	mk func(addr string, weight int, backup bool) *lb.Target, events *slog.Logger) {
+	mk func(addr string, weight int, backup bool) *lb.Target, changed func(), events *slog.Logger) {
 	r := Resolver(cfg.Resolver)
 	var last []Found
 	t := time.NewTimer(0)
@@ -63,6 +64,9 @@ func Run(ctx context.Context, pool *lb.Pool, cfg Config, static []*lb.Target,
 				targets = append(targets, mk(f.Addr, f.Weight, f.Backup))
 			}
 			pool.SetTargets(targets)
+			if changed != nil {
+				changed()
+			}
 			events.Info("dns discovery: targets changed", "upstream", pool.Name, "name", cfg.Name, "targets", len(found))
 			last = found
 		}

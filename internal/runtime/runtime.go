@@ -9,7 +9,6 @@ package runtime
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -238,10 +237,17 @@ type Registry struct {
 
 	mu       sync.Mutex // guards the following fields
 	pools    map[string]*poolEntry
-	targets  map[string]*lb.Target
+	targets  map[targetKey]*lb.Target
 	services map[string]*serviceEntry
 	ctx      context.Context // set by Start; checkers run under it
 	wg       sync.WaitGroup
+}
+
+// targetKey is a target's identity in the Registry.
+type targetKey struct {
+	upstream, addr string
+	weight         int
+	backup         bool
 }
 
 type poolEntry struct {
@@ -266,7 +272,7 @@ func NewRegistry(m *metrics.Metrics, events *slog.Logger) *Registry {
 	if events == nil {
 		events = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{pools: map[string]*poolEntry{}, targets: map[string]*lb.Target{},
+	return &Registry{pools: map[string]*poolEntry{}, targets: map[targetKey]*lb.Target{},
 		services: map[string]*serviceEntry{}, metrics: m, events: events}
 }
 
@@ -278,7 +284,7 @@ func (r *Registry) Events() *slog.Logger { return r.events }
 
 // Target returns the target of upstream at addr, creating it if needed.
 func (r *Registry) Target(upstream, addr string, weight int, backup bool) *lb.Target {
-	key := fmt.Sprintf("%s|%s|%d|%v", upstream, addr, weight, backup)
+	key := targetKey{upstream, addr, weight, backup}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if t, ok := r.targets[key]; ok {
@@ -318,7 +324,12 @@ func (r *Registry) startLocked(e *poolEntry) {
 		mk := func(addr string, weight int, backup bool) *lb.Target {
 			return r.Target(e.Name, addr, weight, backup)
 		}
-		r.wg.Go(func() { discovery.Run(ctx, e.pool, *e.Discover, e.Static, mk, r.events) })
+		changed := func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.sweepTargetsLocked()
+		}
+		r.wg.Go(func() { discovery.Run(ctx, e.pool, *e.Discover, e.Static, mk, changed, r.events) })
 	}
 }
 
@@ -395,15 +406,12 @@ func (r *Registry) Started() bool {
 
 // Retain drops every pool not used by live: its checker stops and its idle
 // connections close (requests in flight on it finish normally). Targets no
-// live pool uses are forgotten.
+// live pool uses are forgotten, with their metric series, and so are the
+// metric series of routes live does not have.
 func (r *Registry) Retain(live *Snapshot) {
 	keep := map[*lb.Pool]bool{}
-	keepT := map[*lb.Target]bool{}
 	for _, p := range live.Pools {
 		keep[p] = true
-		for _, t := range p.Targets() {
-			keepT[t] = true
-		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -416,10 +424,18 @@ func (r *Registry) Retain(live *Snapshot) {
 			e.pool.Close()
 		}
 	}
-	for k, t := range r.targets {
-		if !keepT[t] {
-			delete(r.targets, k)
+	r.sweepTargetsLocked()
+	if r.metrics != nil {
+		routes := map[string]bool{}
+		for _, rt := range live.Routes {
+			if rt.Obs != nil {
+				routes[rt.Obs.Name()] = true
+			}
 		}
+		if rt := live.Fallback; rt != nil && rt.Obs != nil {
+			routes[rt.Obs.Name()] = true
+		}
+		r.metrics.RetainRoutes(routes)
 	}
 	keepS := map[string]bool{}
 	for _, k := range live.Services {
@@ -431,6 +447,31 @@ func (r *Registry) Retain(live *Snapshot) {
 			if e.cancel != nil {
 				e.cancel()
 			}
+		}
+	}
+}
+
+// sweepTargetsLocked forgets the targets no pool of the Registry uses now
+// (after a reload, or a DNS discovery change: pod addresses come and go
+// with every deploy), and their metric series, unless a kept target has
+// the same upstream and address (a new weight makes a new target). r.mu
+// is held.
+func (r *Registry) sweepTargetsLocked() {
+	keepT := map[*lb.Target]bool{}
+	keepSeries := map[[2]string]bool{}
+	for _, e := range r.pools {
+		for _, t := range e.pool.Targets() {
+			keepT[t] = true
+			keepSeries[[2]string{e.pool.Name, t.Addr}] = true
+		}
+	}
+	for k, t := range r.targets {
+		if keepT[t] {
+			continue
+		}
+		delete(r.targets, k)
+		if r.metrics != nil && !keepSeries[[2]string{k.upstream, k.addr}] {
+			r.metrics.ForgetTarget(k.upstream, k.addr)
 		}
 	}
 }

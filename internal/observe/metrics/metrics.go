@@ -197,6 +197,38 @@ func (ro *RouteObs) Observe(method string, status int, seconds float64) {
 	c.dur.Observe(seconds)
 }
 
+// Name is the route's name.
+func (ro *RouteObs) Name() string { return ro.name }
+
+// RetainRoutes forgets the routes not in keep, and deletes their series:
+// a route renamed or removed by a reload would otherwise be exported for
+// the life of the process. A request of the old config still in flight
+// counts into its detached children, which no scrape sees.
+func (m *Metrics) RetainRoutes(keep map[string]bool) {
+	m.routes.Range(func(k, _ any) bool {
+		name := k.(string)
+		if !keep[name] {
+			m.routes.Delete(name)
+			l := prometheus.Labels{"route": name}
+			m.requests.DeletePartialMatch(l)
+			m.duration.DeletePartialMatch(l)
+			m.Auth().decisions.DeletePartialMatch(l)
+		}
+		return true
+	})
+}
+
+// ForgetTarget deletes the series of an upstream's target that no pool
+// uses any more (runtime.Registry decides): with DNS discovery, every
+// address a deploy ever had would stay exported.
+func (m *Metrics) ForgetTarget(upstream, target string) {
+	l := prometheus.Labels{"upstream": upstream, "target": target}
+	m.upReqs.DeletePartialMatch(l)
+	m.upLatency.DeletePartialMatch(l)
+	m.upErrors.DeletePartialMatch(l)
+	m.upDials.DeletePartialMatch(l)
+}
+
 // InFlight is the in-flight gauge.
 func (m *Metrics) InFlight() prometheus.Gauge { return m.inFlight }
 

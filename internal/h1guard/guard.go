@@ -44,6 +44,7 @@
 package h1guard
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -70,6 +71,24 @@ type Limits struct {
 type Refusal struct {
 	Status int    // 400, 414 or 431
 	Reason string // for the client and the access log
+	// Method and Target are the refused head's, for the access log: the
+	// request line's first two words, cut at 32 and 256 bytes, the
+	// target without its query (never logged: it may hold a token);
+	// empty when there is none.
+	Method, Target string
+}
+
+// requestLine returns the method and target of the head at the start of
+// b, each cut at its bound, read from its first 512 bytes at most.
+func requestLine(b []byte) (method, target string) {
+	b = b[:min(len(b), 512)]
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	}
+	m, rest, _ := bytes.Cut(bytes.TrimRight(b, "\r"), []byte(" "))
+	t, _, _ := bytes.Cut(rest, []byte(" "))
+	t, _, _ = bytes.Cut(t, []byte("?"))
+	return string(m[:min(len(m), 32)]), string(t[:min(len(t), 256)])
 }
 
 // ErrMalformedBody is the read error for a chunked body that net/http
@@ -369,7 +388,8 @@ func (c *Conn) advance(b []byte) int {
 	k, res := c.f.advance(b, c.l.limits)
 	switch res.kind {
 	case resRefuse:
-		c.refusal.Store(&Refusal{Status: res.status, Reason: res.reason})
+		m, t := requestLine(b)
+		c.refusal.Store(&Refusal{Status: res.status, Reason: res.reason, Method: m, Target: t})
 		c.refused = true
 	case resBadBody:
 		c.err = ErrMalformedBody

@@ -96,6 +96,7 @@ func TestGuard(t *testing.T) {
 		{name: "chunked, identity", in: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n", status: 400},
 		{name: "two transfer-encodings", in: "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", status: 400},
 		{name: "http/1.0 with transfer-encoding", in: "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", status: 400},
+		{name: "a query", in: "POST /x?access_token=secret HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", status: 400},
 		{name: "differing content-lengths", in: "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", status: 400},
 		{name: "signed content-length", in: "POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\n", status: 400},
 		{name: "space before colon", in: "POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n", status: 400},
@@ -131,6 +132,10 @@ func TestGuard(t *testing.T) {
 				switch {
 				case tt.status != 0 && (ref == nil || ref.Status != tt.status):
 					t.Errorf("%s: refusal %+v, want status %d", tt.name, ref, tt.status)
+				case tt.status != 0 && (ref.Method == "" || !strings.Contains(tt.in, ref.Method+" "+ref.Target) || len(ref.Target) > 256 ||
+					strings.Contains(ref.Target, "?")):
+					// For the access log: the refused request, not the stand-in.
+					t.Errorf("%s: refusal names %q %q, not the refused request line", tt.name, ref.Method, ref.Target)
 				case tt.status == 0 && ref != nil:
 					t.Errorf("%s: refused %+v", tt.name, ref)
 				case tt.bad != errors.Is(err, ErrMalformedBody):

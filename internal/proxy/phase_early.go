@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -49,7 +50,12 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 	if guard != nil && r.Host == h1guard.RefusedHost {
 		if ref := guard.Refusal(r.RequestURI); ref != nil {
 			// The stand-in for a request head the guard refused: answer for
-			// it, and close (nothing after it can be framed).
+			// it, and close (nothing after it can be framed). The access
+			// log names the refused request, not the stand-in.
+			if ref.Method != "" {
+				r.Method = ref.Method
+				r.URL = &url.URL{Path: ref.Target}
+			}
 			e.failToProxy(st, w, r, &phase.Error{Kind: phase.KindBadRequest, Status: ref.Status,
 				Detail: ref.Reason, Header: closeHeader()})
 			return false

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,6 +76,10 @@ type App struct {
 
 	testHookBeforeListen func() // tests: runs just before the listeners are bound
 
+	// started is the config the process started with: what its
+	// restart-only settings (listeners, admin, log, tracing) still are.
+	started *config.Config
+
 	mu      sync.Mutex // guards the following fields; held across a reload
 	doc     *config.Document
 	gen     int64
@@ -86,7 +91,7 @@ func New(doc *config.Document, o Options) (*App, error) {
 	if o.Listen == nil {
 		o.Listen = net.Listen
 	}
-	a := &App{opts: o, events: o.Events, doc: doc, gen: 1}
+	a := &App{opts: o, events: o.Events, doc: doc, gen: 1, started: doc.Config}
 	if doc.Config.Admin.Listen != "off" {
 		// Metrics exist only to be scraped: with the admin listener off,
 		// nothing is counted and the request path pays nothing.
@@ -129,7 +134,29 @@ func (a *App) ConfigYAML() ([]byte, error) {
 	a.mu.Lock()
 	c := a.doc.Config
 	a.mu.Unlock()
-	return config.MarshalRedacted(c)
+	return config.MarshalRedacted(inEffect(a.started, c))
+}
+
+// inEffect is cur as it is in effect: its restart-only settings as the
+// process started with them (started). A reload that changed them (a
+// tighter admin.allowed_hosts, another access log file) showed the new
+// values on /config, which were not in force.
+func inEffect(started, cur *config.Config) *config.Config {
+	if len(restartOnlyChanges(started, cur)) == 0 {
+		return cur
+	}
+	c := *cur
+	s := &started.Server
+	c.Server.Listen, c.Server.ReadHeaderTimeout, c.Server.IdleTimeout = s.Listen, s.ReadHeaderTimeout, s.IdleTimeout
+	c.Server.MaxHeaderBytes, c.Server.MaxHeaderLineBytes = s.MaxHeaderBytes, s.MaxHeaderLineBytes
+	c.Server.HTTP2MaxConcurrentStreams = s.HTTP2MaxConcurrentStreams
+	if c.Server.TLS != nil && s.TLS != nil {
+		t := *c.Server.TLS
+		t.Listen, t.MinVersion = s.TLS.Listen, s.TLS.MinVersion
+		c.Server.TLS = &t
+	}
+	c.Log, c.Admin, c.Tracing = started.Log, started.Admin, started.Tracing
+	return &c
 }
 
 // Reloads implements admin.Source.
@@ -284,7 +311,7 @@ func (a *App) Reload(reason string) error {
 			a.gen++
 			a.holder.Store(snap)
 			a.registry.Retain(snap)
-			a.warnRestartOnly(a.doc.Config, doc.Config)
+			a.warnRestartOnly(a.started, doc.Config)
 			a.doc = doc
 			now := time.Now()
 			a.reloads = admin.ReloadState{File: doc.File, Generation: a.gen, LoadedAt: now, LastTry: now, LastOK: true}
@@ -315,18 +342,37 @@ func (a *App) Reload(reason string) error {
 	return err
 }
 
-// warnRestartOnly logs settings that a reload cannot change.
-func (a *App) warnRestartOnly(old, cur *config.Config) {
-	if !reflect.DeepEqual(old.Server.Listen, cur.Server.Listen) ||
-		old.Server.ReadHeaderTimeout != cur.Server.ReadHeaderTimeout ||
-		old.Server.IdleTimeout != cur.Server.IdleTimeout ||
-		old.Server.MaxHeaderBytes != cur.Server.MaxHeaderBytes ||
-		old.Server.MaxHeaderLineBytes != cur.Server.MaxHeaderLineBytes ||
-		old.Server.HTTP2MaxConcurrentStreams != cur.Server.HTTP2MaxConcurrentStreams ||
-		tlsListeners(old) != tlsListeners(cur) ||
-		old.Log != cur.Log || !reflect.DeepEqual(old.Admin, cur.Admin) || !reflect.DeepEqual(old.Tracing, cur.Tracing) {
-		a.events.Warn("server.listen, server.tls.listen and min_version, the server timeouts, max_header_bytes, max_header_line_bytes, http2_max_concurrent_streams, log, admin and tracing settings change only on restart")
+// warnRestartOnly names the settings a reload changed in the file that
+// only a restart applies (restartOnlyChanges), against what the process
+// started with: they keep their running values, which /config shows.
+func (a *App) warnRestartOnly(started, cur *config.Config) {
+	if ch := restartOnlyChanges(started, cur); len(ch) > 0 {
+		a.events.Warn("these settings take effect only at a restart; they keep the values the process started with (as /config shows)",
+			"settings", strings.Join(ch, ", "))
 	}
+}
+
+// restartOnlyChanges names the restart-only settings that differ between
+// started and cur.
+func restartOnlyChanges(started, cur *config.Config) []string {
+	var out []string
+	add := func(changed bool, name string) {
+		if changed {
+			out = append(out, name)
+		}
+	}
+	s, c := &started.Server, &cur.Server
+	add(!reflect.DeepEqual(s.Listen, c.Listen), "server.listen")
+	add(s.ReadHeaderTimeout != c.ReadHeaderTimeout, "server.read_header_timeout")
+	add(s.IdleTimeout != c.IdleTimeout, "server.idle_timeout")
+	add(s.MaxHeaderBytes != c.MaxHeaderBytes, "server.max_header_bytes")
+	add(s.MaxHeaderLineBytes != c.MaxHeaderLineBytes, "server.max_header_line_bytes")
+	add(s.HTTP2MaxConcurrentStreams != c.HTTP2MaxConcurrentStreams, "server.http2_max_concurrent_streams")
+	add(tlsListeners(started) != tlsListeners(cur), "server.tls (listen, min_version, acme)")
+	add(started.Log != cur.Log, "log")
+	add(!reflect.DeepEqual(started.Admin, cur.Admin), "admin")
+	add(!reflect.DeepEqual(started.Tracing, cur.Tracing), "tracing")
+	return out
 }
 
 // targetStates lists every target's availability, for metrics.

@@ -247,3 +247,48 @@ routes:
 		t.Fatalf("first request with a valid token: %d", resp.StatusCode)
 	}
 }
+
+// A reload that changes restart-only settings names them, and /config
+// shows them as they are in force, the values the process started with:
+// it showed a tighter admin.allowed_hosts and another access log while
+// the old ones still applied.
+func TestConfigShowsRestartOnlySettingsInEffect(t *testing.T) {
+	t.Parallel()
+	parse := func(extra, route string) *config.Config {
+		doc, err := config.Parse("t.yaml", []byte(`
+server: { listen: ["127.0.0.1:6188"] }
+`+extra+`
+routes: [{ name: `+route+`, match: { path_prefix: / }, respond: { status: 204 } }]
+`), t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return doc.Config
+	}
+	started := parse(`admin: { listen: "127.0.0.1:9901" }`, "first")
+	cur := parse(`admin: { listen: "127.0.0.1:9901", allowed_hosts: [only.example] }
+log: { access: /var/log/other.log }
+tracing: { endpoint: "http://127.0.0.1:4318" }`, "second")
+	if got, want := strings.Join(restartOnlyChanges(started, cur), "; "), "log; admin; tracing"; got != want {
+		t.Errorf("changes %q, want %q", got, want)
+	}
+	if ch := restartOnlyChanges(started, parse(`admin: { listen: "127.0.0.1:9901" }`, "third")); len(ch) != 0 {
+		t.Errorf("a route change named %v", ch)
+	}
+	a := &App{started: started, doc: &config.Document{Config: cur}}
+	out, err := a.ConfigYAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"only.example", "other.log", "4318"} {
+		if strings.Contains(string(out), bad) {
+			t.Errorf("/config shows %q, not in effect:\n%s", bad, out)
+		}
+	}
+	if !strings.Contains(string(out), "name: second") {
+		t.Errorf("/config lacks the reloaded route:\n%s", out)
+	}
+	if cur.Admin.AllowedHosts[0] != "only.example" {
+		t.Error("inEffect changed the loaded config")
+	}
+}

@@ -229,7 +229,11 @@ func (w *respWriter) informational(code int) {
 		return
 	}
 	h := w.ResponseWriter.Header()
-	if lb.CountFields(h) > st.pool.MaxResponseHeaderFields() {
+	maxFields := lb.DefaultMaxResponseHeaderFields
+	if st.pool != nil { // an upstream's 1xx: always, but a local handler could write one
+		maxFields = st.pool.MaxResponseHeaderFields()
+	}
+	if lb.CountFields(h) > maxFields {
 		st.stop1xx(lb.ErrTooManyFields)
 		return
 	}

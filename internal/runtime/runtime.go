@@ -426,15 +426,22 @@ func (r *Registry) Retain(live *Snapshot) {
 	}
 	r.sweepTargetsLocked()
 	if r.metrics != nil {
+		// Every route that counts: the config's, Gatehouse's own local
+		// ones (login, callback, logout, resource metadata), and the
+		// fallback ("(none)").
 		routes := map[string]bool{}
-		for _, rt := range live.Routes {
-			if rt.Obs != nil {
+		keepRoute := func(rt *Route) {
+			if rt != nil && rt.Obs != nil {
 				routes[rt.Obs.Name()] = true
 			}
 		}
-		if rt := live.Fallback; rt != nil && rt.Obs != nil {
-			routes[rt.Obs.Name()] = true
+		for _, rt := range live.Routes {
+			keepRoute(rt)
 		}
+		for _, rt := range live.Local {
+			keepRoute(rt)
+		}
+		keepRoute(live.Fallback)
 		r.metrics.RetainRoutes(routes)
 	}
 	keepS := map[string]bool{}

@@ -68,13 +68,15 @@ func TestRetainForgetsSeriesOfWhatLeft(t *testing.T) {
 	pool("v1", a, b)
 	a.Obs.Response(200, 0.01)
 	b.Obs.Response(200, 0.01)
-	old, kept := m.Route("old"), m.Route("kept")
-	old.Observe("GET", 200, 0.01)
-	kept.Observe("GET", 200, 0.01)
+	old, kept, login, none := m.Route("old"), m.Route("kept"), m.Route("gatehouse-login"), m.Route("(none)")
+	for _, ro := range []*metrics.RouteObs{old, kept, login, none} {
+		ro.Observe("GET", 200, 0.01)
+	}
 
 	// The reload: target a and route "old" are gone.
 	b2 := r.Target("app", "127.0.0.1:2", 2, false) // a new weight: a new target, the same series
-	live := &Snapshot{Pools: map[string]*lb.Pool{"app": pool("v2", b2)}, Routes: []*Route{{Name: "kept", Obs: kept}}}
+	live := &Snapshot{Pools: map[string]*lb.Pool{"app": pool("v2", b2)}, Routes: []*Route{{Name: "kept", Obs: kept}},
+		Local: map[string]*Route{"/_gatehouse/login": {Name: "gatehouse-login", Obs: login}}, Fallback: &Route{Obs: none}}
 	r.Retain(live)
 
 	series := map[string]bool{}
@@ -97,7 +99,8 @@ func TestRetainForgetsSeriesOfWhatLeft(t *testing.T) {
 			t.Errorf("%s is still exported", gone)
 		}
 	}
-	for _, stays := range []string{"gatehouse_http_requests_total kept", "gatehouse_upstream_requests_total 127.0.0.1:2"} {
+	for _, stays := range []string{"gatehouse_http_requests_total kept", "gatehouse_http_requests_total gatehouse-login",
+		"gatehouse_http_requests_total (none)", "gatehouse_upstream_requests_total 127.0.0.1:2"} {
 		if !series[stays] {
 			t.Errorf("%s was forgotten", stays)
 		}

@@ -59,6 +59,25 @@ func informationalUpstream(t *testing.T) *testutil.RawServer {
 	})
 }
 
+// informationalGates are Gatehouse in front of informationalUpstream (its
+// upstream's settings with upstreamExtra) on every path: the direct
+// attempt under net/http and under h1server, and ReverseProxy alone.
+func informationalGates(t *testing.T, upstreamExtra string) []struct{ name, addr string } {
+	t.Helper()
+	up := informationalUpstream(t)
+	yaml := fmt.Sprintf(`
+upstreams: { app: { targets: [%q]%s } }
+routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
+`, up.Addr, upstreamExtra)
+	viaRP := newGate(t, yaml)
+	viaRP.srv.Config.Handler.(*Engine).noDirect = true
+	return []struct{ name, addr string }{
+		{"net/http", newGate(t, yaml).srv.Listener.Addr().String()},
+		{"h1server", newH1Gate(t, yaml).srv.Listener.Addr().String()},
+		{"reverse proxy only", viaRP.srv.Listener.Addr().String()},
+	}
+}
+
 // exchangeAll sends request on a new connection and reads every response
 // to it: the 1xx ones, then the final one (its status and body).
 func exchangeAll(t *testing.T, addr, request string) (infos []*http.Response, status int, body string) {
@@ -96,21 +115,7 @@ func exchangeAll(t *testing.T, addr, request string) (infos []*http.Response, st
 // where a GET failed after 5.
 func TestInformationalResponsesLikeFinalOnes(t *testing.T) {
 	t.Parallel()
-	up := informationalUpstream(t)
-	yaml := fmt.Sprintf(`
-upstreams: { app: { targets: [%q] } }
-routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
-`, up.Addr)
-	viaRP := newGate(t, yaml)
-	viaRP.srv.Config.Handler.(*Engine).noDirect = true
-	gates := []struct {
-		name string
-		addr string
-	}{
-		{"net/http", newGate(t, yaml).srv.Listener.Addr().String()},
-		{"h1server", newH1Gate(t, yaml).srv.Listener.Addr().String()},
-		{"reverse proxy only", viaRP.srv.Listener.Addr().String()},
-	}
+	gates := informationalGates(t, "")
 	methods := []struct{ name, head string }{
 		{"GET", "GET %s HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"},
 		{"POST", "POST %s HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbody"},
@@ -151,21 +156,7 @@ routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
 // the final response.
 func TestResponseHeadBounds(t *testing.T) {
 	t.Parallel()
-	up := informationalUpstream(t)
-	yaml := fmt.Sprintf(`
-upstreams: { app: { targets: [%q], max_response_header_bytes: 8KiB, max_response_header_count: 20 } }
-routes: [ { name: app, match: { path_prefix: / }, upstream: app } ]
-`, up.Addr)
-	viaRP := newGate(t, yaml)
-	viaRP.srv.Config.Handler.(*Engine).noDirect = true
-	gates := []struct {
-		name string
-		addr string
-	}{
-		{"net/http", newGate(t, yaml).srv.Listener.Addr().String()},
-		{"h1server", newH1Gate(t, yaml).srv.Listener.Addr().String()},
-		{"reverse proxy only", viaRP.srv.Listener.Addr().String()},
-	}
+	gates := informationalGates(t, ", max_response_header_bytes: 8KiB, max_response_header_count: 20")
 	methods := []struct{ name, head string }{
 		{"GET", "GET %s HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"},
 		{"POST", "POST %s HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\nContent-Length: 4\r\n\r\nbody"},

@@ -94,6 +94,9 @@ func Load(path string) (*Document, error) {
 // LoadFrom is Load with environment variables and secret files from src.
 func LoadFrom(path string, src Source) (*Document, error) {
 	data, err := readLimited(path, MaxFileBytes)
+	if errors.Is(err, errTooLarge) {
+		return nil, fmt.Errorf("config: %s: larger than %d MiB; a config file is at most that", path, MaxFileBytes>>20)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -105,7 +108,11 @@ func LoadFrom(path string, src Source) (*Document, error) {
 // 4 GiB, at every reload.
 const MaxFileBytes = 4 << 20
 
-// readLimited reads the file at path, or fails if it is over max bytes.
+// errTooLarge is readLimited's error for a file over its bound.
+var errTooLarge = errors.New("file too large")
+
+// readLimited reads the file at path, or fails with errTooLarge if it is
+// over max bytes (reading no more than one byte past them).
 func readLimited(path string, max int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -117,7 +124,7 @@ func readLimited(path string, max int64) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%s: larger than %d MiB; a config file is at most that", path, max>>20)
+		return nil, errTooLarge
 	}
 	return data, nil
 }

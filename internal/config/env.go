@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -37,19 +36,11 @@ func (s Source) readFile(path string) ([]byte, error) {
 	if s.ReadFile != nil {
 		return s.ReadFile(path)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxSecretFile {
+	b, err := readLimited(path, maxSecretFile)
+	if errors.Is(err, errTooLarge) {
 		return nil, fmt.Errorf("%s: larger than %d KiB; is this the right file?", path, maxSecretFile>>10)
 	}
-	return b, nil
+	return b, err
 }
 
 // errBadReference is a "${" that does not start a well-formed reference.

@@ -221,6 +221,8 @@ auth:
 			wantErr: "gatehouse.yaml:8:25: auth.login.client_secret_file: cannot read the client_secret: open ${DIR}/nope: no such file or directory"},
 		{name: "empty file", extra: "client_secret_file: oauth", files: map[string]string{"oauth": "\n"},
 			wantErr: "gatehouse.yaml:8:25: auth.login.client_secret_file: ${DIR}/oauth is empty"},
+		{name: "file too large", extra: "client_secret_file: oauth", files: map[string]string{"oauth": strings.Repeat("s3cret", 11000)},
+			wantErr: "gatehouse.yaml:8:25: auth.login.client_secret_file: cannot read the client_secret: ${DIR}/oauth: larger than 64 KiB; is this the right file?"},
 		{name: "both", extra: "client_secret_file: oauth\n    client_secret: s3cret", files: map[string]string{"oauth": "s3cret"},
 			wantErr: "gatehouse.yaml:8:25: auth.login.client_secret_file: set client_secret or client_secret_file, not both"},
 		{name: "both, cookie secret", extra: "cookie_secret_file: cookie", files: map[string]string{"cookie": "s3cret"},

@@ -162,11 +162,10 @@ type state struct {
 	clientCtx   context.Context // the request's own context, without the attempt's
 	perTryFired atomic.Bool
 	bodyErr     atomic.Pointer[errClientBody] // the request body could not be read
-	perTryTimer *time.Timer                   // set before the attempt's round trip starts
-	perTryMu    sync.Mutex                    // guards perTryWait
-	// perTryWait: the per-try timer is stopped until the client's body
-	// has been read to its end (bodyEnded starts it).
-	perTryWait bool
+	perTryMu    sync.Mutex                    // guards the two fields below
+	perTryTimer *time.Timer                   // the current attempt's (startPerTry)
+	perTryLive  bool                          // it still waits for response headers
+	ib          *idleBody                     // the request body's wrapper, if any (detached at the end)
 	peerStr    string // rc.Peer formatted, once
 	// h2cs is the connection's state for a request over HTTP/2, shared
 	// with the connection's other requests (w.cs is HTTP/1.x's own).
@@ -317,6 +316,9 @@ func (e *Engine) finish(st *state, r *http.Request) {
 	// empty 200, which a client still there (a misjudged cancellation)
 	// would take for success.
 	abort = abort || st.rc.Err != nil && st.rc.Err.Kind == phase.KindClientGone && !st.w.wroteHeader && !st.w.hijacked
+	if st.ib != nil {
+		st.ib.detach() // its reads may outlive the request
+	}
 	*st = state{}
 	e.states.Put(st)
 	if abort {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -1222,5 +1223,54 @@ func TestRequestIDsAreNotASequence(t *testing.T) {
 	}
 	if rises < 400 || rises > 600 {
 		t.Errorf("%d of 1000 ids were above the one before: a sequence, not random", rises)
+	}
+}
+
+// per_try_timeout still bounds an upstream that stops taking a streamed
+// upload: the body writer then waits on the upstream, not on the client,
+// and the attempt is cut (504), on the direct path and through the
+// Transport. Starting the timer only at the body's end had taken that
+// bound away (found on review).
+func TestPerTryTimeoutCutsAnUpstreamThatStopsReading(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // reads nothing of the body
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(up.Close)
+	t.Cleanup(func() { close(release) }) // first: Close waits for the handlers
+	for _, noDirect := range []bool{false, true} {
+		g := newGate(t, fmt.Sprintf(`
+upstreams:
+  app:
+    targets: [%q]
+    retries: { attempts: 1, per_try_timeout: 150ms }
+routes:
+  - { name: all, match: { path_prefix: / }, upstream: app }
+`, hostport(up)))
+		g.srv.Config.Handler.(*Engine).noDirect = noDirect
+		c, err := net.Dial("tcp", g.srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second)) // a bound, not a wait
+		const size = 64 << 20                               // far past the socket buffers
+		go func() {
+			fmt.Fprintf(c, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
+			chunk := bytes.Repeat([]byte("x"), 1<<20)
+			for i := 0; i < size>>20; i++ {
+				if _, err := c.Write(chunk); err != nil {
+					return
+				}
+			}
+		}()
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		if err != nil || resp.StatusCode != http.StatusGatewayTimeout {
+			t.Fatalf("noDirect=%v: %v %v, want 504", noDirect, resp, err)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -66,7 +67,8 @@ func (e *Engine) routeRequest(st *state, w *respWriter, r *http.Request) (*http.
 		}
 	}
 	if hasBody {
-		r.Body = &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), d: e.bodyReadTimeout, limit: dl, st: st}
+		st.ib = &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), d: e.bodyReadTimeout, limit: dl, st: st}
+		r.Body = st.ib
 	}
 	switch {
 	case rt.Timeout > 0:
@@ -128,18 +130,28 @@ type idleBody struct {
 	rc    *http.ResponseController
 	d     time.Duration // 0: no limit per wait
 	limit time.Time     // zero: none
-	st    *state
 
-	mu      sync.Mutex // guards the following fields; held while a read's deadline is set
-	aborted bool       // abort was called: reads fail
-	ended   bool       // a read returned the end of the body
+	reading atomic.Int32 // reads of the client's body blocked now (clientReading)
+
+	mu sync.Mutex // guards the following fields; held while a read's deadline is set
+	// st is the request's state, nil once the request is over (detach):
+	// the upstream's body writer (the Transport's write loop) may read the
+	// end after that, when the state already serves another request.
+	st      *state
+	aborted bool // abort was called: reads fail
+	ended   bool // a read returned the end of the body
 }
 
-// hasEnded reports whether a read has returned the end of the body.
-func (b *idleBody) hasEnded() bool {
+// clientReading reports whether a read of the client's body is waiting
+// now: the attempt waits on the client, not on the upstream.
+func (b *idleBody) clientReading() bool { return b.reading.Load() > 0 }
+
+// detach cuts the body from its request's state, which is about to be
+// reset and reused (Engine.finish).
+func (b *idleBody) detach() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.ended
+	b.st = nil
 }
 
 // errReadAborted is what a read of an aborted body returns.
@@ -165,18 +177,19 @@ func (b *idleBody) Read(p []byte) (int, error) {
 		_ = b.rc.SetReadDeadline(dl) // under mu: abort's deadline comes after it, never before
 	}
 	b.mu.Unlock()
+	b.reading.Add(1)
 	n, err := b.ReadCloser.Read(p)
+	b.reading.Add(-1)
 	if err != nil {
 		b.mu.Lock()
 		aborted := b.aborted
-		ended := !b.ended && err == io.EOF
+		if st := b.st; st != nil && !b.ended && err == io.EOF {
+			st.bodyEnded() // under mu: st is this request's (detach)
+		}
 		b.ended = b.ended || err == io.EOF
 		b.mu.Unlock()
 		if aborted {
 			return n, errReadAborted // not the client's fault
-		}
-		if ended {
-			b.st.bodyEnded()
 		}
 		if !dl.IsZero() {
 			_ = b.rc.SetReadDeadline(time.Time{})
@@ -190,7 +203,11 @@ func (b *idleBody) Read(p []byte) (int, error) {
 			err = errBodyTimeout{err}
 		default:
 			cb := errClientBody{err}
-			b.st.bodyErr.Store(&cb)
+			b.mu.Lock()
+			if st := b.st; st != nil {
+				st.bodyErr.Store(&cb)
+			}
+			b.mu.Unlock()
 			err = cb
 		}
 	}
@@ -210,7 +227,7 @@ func (b *idleBody) Read(p []byte) (int, error) {
 func (b *idleBody) abort() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.aborted || b.ended || b.st.body != nil && b.st.body.done() {
+	if b.aborted || b.ended || b.st != nil && b.st.body != nil && b.st.body.done() {
 		return
 	}
 	b.aborted = true

@@ -143,41 +143,52 @@ func (e *Engine) attempt(st *state, w *respWriter, r *http.Request, t *lb.Target
 
 // startPerTry starts the attempt's per-try timer, which cancels the
 // attempt through cancel. The limit covers the wait for response headers
-// (upstreams.md): with the client's body still being read, the timer
-// waits for its end (bodyEnded), so a slow upload is neither answered 504
-// nor taken for a slow upstream, which passive health would eject.
+// and an upload the upstream stops taking, not the wait for the client
+// (upstreams.md): when it runs out while a read of the client's body is
+// blocked, it starts again, so a slow upload is neither answered 504 nor
+// taken for a slow upstream, which passive health would eject; once the
+// body has been read to its end, the wait for headers gets the whole
+// limit (bodyEnded). An upstream that stops reading the body leaves the
+// body writer blocked on it, not on the client: that runs out.
 func (st *state) startPerTry(r *http.Request, cancel context.CancelFunc) {
 	st.perTryFired.Store(false)
-	fire := func() { st.perTryFired.Store(true); cancel() }
+	ib, _ := r.Body.(*idleBody)
+	var t *time.Timer
+	fire := func() {
+		st.perTryMu.Lock()
+		defer st.perTryMu.Unlock()
+		if !st.perTryLive || st.perTryTimer != t {
+			return // headers came, or the attempt ended (the state may be another request's now)
+		}
+		if ib != nil && ib.clientReading() {
+			t.Reset(st.retry.PerTry)
+			return
+		}
+		st.perTryFired.Store(true)
+		cancel()
+	}
 	st.perTryMu.Lock()
 	defer st.perTryMu.Unlock()
-	ib, _ := r.Body.(*idleBody)
-	st.perTryWait = ib != nil && !ib.hasEnded()
-	if st.perTryWait {
-		st.perTryTimer = time.AfterFunc(time.Hour, fire)
-		st.perTryTimer.Stop()
-		return
-	}
-	st.perTryTimer = time.AfterFunc(st.retry.PerTry, fire)
+	t = time.AfterFunc(st.retry.PerTry, fire)
+	st.perTryTimer, st.perTryLive = t, true
 }
 
-// bodyEnded starts a per-try timer that waits for the request body: the
-// client's body has been read to its end.
+// bodyEnded gives the wait for response headers the whole per-try limit:
+// the client's body has been read to its end.
 func (st *state) bodyEnded() {
 	st.perTryMu.Lock()
 	defer st.perTryMu.Unlock()
-	if st.perTryWait {
-		st.perTryWait = false
+	if st.perTryLive {
 		st.perTryTimer.Reset(st.retry.PerTry)
 	}
 }
 
 // stopPerTry stops the per-try timer for good: response headers came, or
-// the attempt is over (a body that ends later must not start it).
+// the attempt is over (a body that ends later must not start it again).
 func (st *state) stopPerTry() {
 	st.perTryMu.Lock()
 	defer st.perTryMu.Unlock()
-	st.perTryWait = false
+	st.perTryLive = false
 	st.perTryTimer.Stop()
 }
 

@@ -166,7 +166,7 @@ type state struct {
 	perTryTimer *time.Timer                   // the current attempt's (startPerTry)
 	perTryLive  bool                          // it still waits for response headers
 	ib          *idleBody                     // the request body's wrapper, if any (detached at the end)
-	peerStr    string // rc.Peer formatted, once
+	peerStr     string                        // rc.Peer formatted, once
 	// h2cs is the connection's state for a request over HTTP/2, shared
 	// with the connection's other requests (w.cs is HTTP/1.x's own).
 	h2cs *connState

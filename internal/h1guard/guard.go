@@ -50,6 +50,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,8 +74,9 @@ type Refusal struct {
 	Reason string // for the client and the access log
 	// Method and Target are the refused head's, for the access log: the
 	// request line's first two words, cut at 32 and 256 bytes, the
-	// target without its query (never logged: it may hold a token);
-	// empty when there is none.
+	// target without its query or an absolute form's userinfo (never
+	// logged: they may hold a token or a password); empty when there is
+	// none.
 	Method, Target string
 }
 
@@ -88,6 +90,16 @@ func requestLine(b []byte) (method, target string) {
 	m, rest, _ := bytes.Cut(bytes.TrimRight(b, "\r"), []byte(" "))
 	t, _, _ := bytes.Cut(rest, []byte(" "))
 	t, _, _ = bytes.Cut(t, []byte("?"))
+	if i := bytes.Index(t, []byte("://")); i >= 0 {
+		after := t[i+3:]
+		end := bytes.IndexByte(after, '/')
+		if end < 0 {
+			end = len(after)
+		}
+		if at := bytes.LastIndexByte(after[:end], '@'); at >= 0 {
+			t = slices.Concat(t[:i+3], after[at+1:]) // a copy: b is the connection's
+		}
+	}
 	return string(m[:min(len(m), 32)]), string(t[:min(len(t), 256)])
 }
 
@@ -388,7 +400,7 @@ func (c *Conn) advance(b []byte) int {
 	k, res := c.f.advance(b, c.l.limits)
 	switch res.kind {
 	case resRefuse:
-		m, t := requestLine(b)
+		m, t := requestLine(b[k:]) // the refused head starts where delivery stops
 		c.refusal.Store(&Refusal{Status: res.status, Reason: res.reason, Method: m, Target: t})
 		c.refused = true
 	case resBadBody:

@@ -496,3 +496,28 @@ func TestGuardStaysSmall(t *testing.T) {
 		t.Errorf("Conn is %d bytes: over the 208-byte size class", size)
 	}
 }
+
+// A refusal names the refused request's own line, whatever came before it
+// in the same read: the tail of another request's body (a login form's
+// password) or a whole good request; and never the query or an absolute
+// target's userinfo. Read from where the read began, it named the body.
+func TestRefusalNamesTheRefusedRequest(t *testing.T) {
+	t.Parallel()
+	const bad = "Content-Length: 1\r\nContent-Length: 2\r\n\r\n"
+	for _, tc := range []struct{ name, in, method, target string }{
+		{"after a body", "POST /login HTTP/1.1\r\nContent-Length: 20\r\n\r\npassword=hunter2&x=1POST /refused HTTP/1.1\r\n" + bad, "POST", "/refused"},
+		{"after a request", "GET /good HTTP/1.1\r\n\r\nGET /bad?token=s3cret HTTP/1.1\r\n" + bad, "GET", "/bad"},
+		{"absolute form", "GET http://u:s3cret@h.example/p?q=1 HTTP/1.1\r\n" + bad, "GET", "http://h.example/p"},
+		{"absolute form, no path", "GET http://u:s3cret@h.example HTTP/1.1\r\n" + bad, "GET", "http://h.example"},
+	} {
+		for _, split := range []int{0, 1, 7, 30, 50} {
+			for _, bufSize := range []int{1, 16, 4096} {
+				_, g, _ := readAll(t, tc.in, split, bufSize)
+				ref := g.Refusal(g.l.target)
+				if ref == nil || ref.Method != tc.method || ref.Target != tc.target {
+					t.Fatalf("%s (split %d, buf %d): refusal %+v, want %s %s", tc.name, split, bufSize, ref, tc.method, tc.target)
+				}
+			}
+		}
+	}
+}

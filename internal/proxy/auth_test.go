@@ -88,6 +88,13 @@ func TestBearerAuth(t *testing.T) {
 		{name: "query token beside a header", path: "/api/x?access_token=x.y.z", token: admin, want: 400, wantAuth: `error="invalid_request"`},
 		{name: "query token on an optional route", path: "/maybe/x?a=1&access%5Ftoken=x.y.z", want: 400, wantAuth: `error="invalid_request"`},
 		{name: "query token after a semicolon", path: "/maybe/x?a=1;access_token=x", want: 400},
+		// Names an app reads as access_token: ASP.NET Core ignores case,
+		// PHP drops leading spaces and takes " ", "." and "[" for "_".
+		{name: "query token, upper case", path: "/maybe/x?ACCESS_TOKEN=x", want: 400},
+		{name: "query token, PHP dot", path: "/maybe/x?access.token=x", want: 400},
+		{name: "query token, PHP plus", path: "/maybe/x?access+token=x", want: 400},
+		{name: "query token, PHP bracket", path: "/maybe/x?access[token=x", want: 400},
+		{name: "query token, leading space", path: "/maybe/x?%20access_token=x", want: 400},
 		{name: "query token on a preflight", method: "OPTIONS", path: "/api/x?access_token=x",
 			hdr: []string{"Access-Control-Request-Method", "GET", "Origin", "https://app.example"}, want: 400},
 		{name: "other parameters pass", path: "/maybe/x?token=1&access_token_hint=2", want: 200, reached: true},

@@ -291,10 +291,12 @@ func (f *Filter) deny(rc *phase.RequestCtx, reason, detail string, kind phase.Ki
 	return pe
 }
 
-// queryHasAccessToken reports whether the raw query q has a parameter
-// named access_token (RFC 6750 §2.3), its name percent-decoded as the
-// app's parser would; ";" separates parameters too, as some parsers
-// (older Rack) take it.
+// queryHasAccessToken reports whether the raw query q has a parameter an
+// app could read as access_token (RFC 6750 §2.3): its name
+// percent-decoded, compared without case (ASP.NET Core's query, which
+// SignalR reads the token from, ignores it), with PHP's mangling (leading
+// spaces dropped; a space, "." or "[" taken for "_"); ";" separates
+// parameters too, as some parsers (older Rack) take it.
 func queryHasAccessToken(q string) bool {
 	for q != "" {
 		var kv string
@@ -305,12 +307,17 @@ func queryHasAccessToken(q string) bool {
 			kv, q = q[:i], q[i+1:]
 		}
 		k, _, _ := strings.Cut(kv, "=")
+		if len(k) < len("access_token") {
+			continue
+		}
 		if strings.ContainsAny(k, "%+") {
 			if d, err := url.QueryUnescape(k); err == nil {
 				k = d
 			}
 		}
-		if k == "access_token" {
+		k = strings.TrimLeft(k, " ")
+		if len(k) == len("access_token") && strings.EqualFold(k[:6], "access") && strings.EqualFold(k[7:], "token") &&
+			(k[6] == '_' || k[6] == ' ' || k[6] == '.' || k[6] == '[') {
 			return true
 		}
 	}

@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -134,29 +133,7 @@ func (a *App) ConfigYAML() ([]byte, error) {
 	a.mu.Lock()
 	c := a.doc.Config
 	a.mu.Unlock()
-	return config.MarshalRedacted(inEffect(a.started, c))
-}
-
-// inEffect is cur as it is in effect: its restart-only settings as the
-// process started with them (started). A reload that changed them (a
-// tighter admin.allowed_hosts, another access log file) showed the new
-// values on /config, which were not in force.
-func inEffect(started, cur *config.Config) *config.Config {
-	if len(restartOnlyChanges(started, cur)) == 0 {
-		return cur
-	}
-	c := *cur
-	s := &started.Server
-	c.Server.Listen, c.Server.ReadHeaderTimeout, c.Server.IdleTimeout = s.Listen, s.ReadHeaderTimeout, s.IdleTimeout
-	c.Server.MaxHeaderBytes, c.Server.MaxHeaderLineBytes = s.MaxHeaderBytes, s.MaxHeaderLineBytes
-	c.Server.HTTP2MaxConcurrentStreams = s.HTTP2MaxConcurrentStreams
-	if c.Server.TLS != nil && s.TLS != nil {
-		t := *c.Server.TLS
-		t.Listen, t.MinVersion = s.TLS.Listen, s.TLS.MinVersion
-		c.Server.TLS = &t
-	}
-	c.Log, c.Admin, c.Tracing = started.Log, started.Admin, started.Tracing
-	return &c
+	return config.MarshalRedacted(config.InEffect(a.started, c))
 }
 
 // Reloads implements admin.Source.
@@ -343,36 +320,13 @@ func (a *App) Reload(reason string) error {
 }
 
 // warnRestartOnly names the settings a reload changed in the file that
-// only a restart applies (restartOnlyChanges), against what the process
-// started with: they keep their running values, which /config shows.
+// only a restart applies (config.RestartOnlyChanges), against what the
+// process started with: they keep their running values, which /config shows.
 func (a *App) warnRestartOnly(started, cur *config.Config) {
-	if ch := restartOnlyChanges(started, cur); len(ch) > 0 {
+	if ch := config.RestartOnlyChanges(started, cur); len(ch) > 0 {
 		a.events.Warn("these settings take effect only at a restart; they keep the values the process started with (as /config shows)",
 			"settings", strings.Join(ch, ", "))
 	}
-}
-
-// restartOnlyChanges names the restart-only settings that differ between
-// started and cur.
-func restartOnlyChanges(started, cur *config.Config) []string {
-	var out []string
-	add := func(changed bool, name string) {
-		if changed {
-			out = append(out, name)
-		}
-	}
-	s, c := &started.Server, &cur.Server
-	add(!reflect.DeepEqual(s.Listen, c.Listen), "server.listen")
-	add(s.ReadHeaderTimeout != c.ReadHeaderTimeout, "server.read_header_timeout")
-	add(s.IdleTimeout != c.IdleTimeout, "server.idle_timeout")
-	add(s.MaxHeaderBytes != c.MaxHeaderBytes, "server.max_header_bytes")
-	add(s.MaxHeaderLineBytes != c.MaxHeaderLineBytes, "server.max_header_line_bytes")
-	add(s.HTTP2MaxConcurrentStreams != c.HTTP2MaxConcurrentStreams, "server.http2_max_concurrent_streams")
-	add(tlsListeners(started) != tlsListeners(cur), "server.tls (listen, min_version, acme)")
-	add(started.Log != cur.Log, "log")
-	add(!reflect.DeepEqual(started.Admin, cur.Admin), "admin")
-	add(!reflect.DeepEqual(started.Tracing, cur.Tracing), "tracing")
-	return out
 }
 
 // targetStates lists every target's availability, for metrics.
@@ -549,14 +503,6 @@ func (a *App) h2server(s config.Server, errorLog *log.Logger) *h2server.Server {
 		// (see package proxy): the server may reuse it.
 		ReuseRequestHeaders: true,
 	})
-}
-
-// tlsListeners is what of server.tls changes only on restart.
-func tlsListeners(c *config.Config) string {
-	if t := c.Server.TLS; t != nil {
-		return fmt.Sprint(t.Listen, t.MinVersion, t.ACME != nil)
-	}
-	return ""
 }
 
 // certStates lists the served certificates' expiry, for metrics.

@@ -248,10 +248,9 @@ routes:
 	}
 }
 
-// A reload that changes restart-only settings names them, and /config
-// shows them as they are in force, the values the process started with:
-// it showed a tighter admin.allowed_hosts and another access log while
-// the old ones still applied.
+// /config shows the restart-only settings in effect after a reload that
+// changed them (config.InEffect): it showed a tighter admin.allowed_hosts
+// and another access log while the old ones still applied.
 func TestConfigShowsRestartOnlySettingsInEffect(t *testing.T) {
 	t.Parallel()
 	parse := func(extra, route string) *config.Config {
@@ -267,28 +266,18 @@ routes: [{ name: `+route+`, match: { path_prefix: / }, respond: { status: 204 } 
 	}
 	started := parse(`admin: { listen: "127.0.0.1:9901" }`, "first")
 	cur := parse(`admin: { listen: "127.0.0.1:9901", allowed_hosts: [only.example] }
-log: { access: /var/log/other.log }
-tracing: { endpoint: "http://127.0.0.1:4318" }`, "second")
-	if got, want := strings.Join(restartOnlyChanges(started, cur), "; "), "log; admin; tracing"; got != want {
-		t.Errorf("changes %q, want %q", got, want)
-	}
-	if ch := restartOnlyChanges(started, parse(`admin: { listen: "127.0.0.1:9901" }`, "third")); len(ch) != 0 {
-		t.Errorf("a route change named %v", ch)
-	}
+log: { access: /var/log/other.log }`, "second")
 	a := &App{started: started, doc: &config.Document{Config: cur}}
 	out, err := a.ConfigYAML()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, bad := range []string{"only.example", "other.log", "4318"} {
+	for _, bad := range []string{"only.example", "other.log"} {
 		if strings.Contains(string(out), bad) {
 			t.Errorf("/config shows %q, not in effect:\n%s", bad, out)
 		}
 	}
 	if !strings.Contains(string(out), "name: second") {
 		t.Errorf("/config lacks the reloaded route:\n%s", out)
-	}
-	if cur.Admin.AllowedHosts[0] != "only.example" {
-		t.Error("inEffect changed the loaded config")
 	}
 }

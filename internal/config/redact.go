@@ -140,9 +140,8 @@ func credentialHeader(name string) bool {
 // from the first ":" of the authority to the last "@" ("https://otel:
 // kX9/x==@host" parses as host "otel:kX9" and a path): these strings are
 // shown because they are wrong, and what is wrong may be the password. So
-// is "user:password@host", a target written with credentials. Only a ":"
-// followed by digits up to the next "/" (a port) is not taken for a
-// password's start, and a ${VAR} reference is left as written.
+// is "user:password@host", a target written with credentials. A ${VAR}
+// reference is left as written.
 func RedactURL(s string) string {
 	at := strings.LastIndexByte(s, '@')
 	if at < 0 {
@@ -166,10 +165,9 @@ func RedactURL(s string) string {
 		return s
 	}
 	colon += start
+	// Even what reads as a port and a path ("h:8080/users/@me") is
+	// masked: "otel:2024/kX9=@host" is a password all the same.
 	pw := s[colon+1 : at]
-	if port, _, slash := strings.Cut(pw, "/"); slash && port != "" && strings.Trim(port, "0123456789") == "" {
-		return s // "host:8080/users/@me": a port, and an "@" in the path
-	}
 	if strings.HasPrefix(pw, "${") && strings.IndexByte(pw, '}') == len(pw)-1 {
 		return s // a reference, as /config shows it: not the secret
 	}

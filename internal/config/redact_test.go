@@ -101,8 +101,11 @@ func TestURLPasswordsNeverShown(t *testing.T) {
 		"redis://:s3cret#x@h:1":                             "redis://:xxxxx@h:1",
 		"https://u:pass word@h":                             "https://u:xxxxx@h",
 		"user:s3cret@h":                                     "user:xxxxx@h",
-		// A port, and an "@" in the path: nothing to mask.
-		"https://h:8080/users/@me": "https://h:8080/users/@me",
+		// Digits and a "/" after the ":" may be a port, or a password:
+		// masked either way.
+		"u:12/s3cret@h:1": "u:xxxxx@h:1",
+		"https://otel:2024/kX9s3cret==@otel.example:4318": "https://otel:xxxxx@otel.example:4318",
+		"https://h:8080/users/@me":                        "https://h:xxxxx@me",
 	} {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)

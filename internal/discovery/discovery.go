@@ -36,12 +36,12 @@ type Found struct {
 	Backup bool
 }
 
-// Run resolves cfg every Interval until ctx ends, and sets pool's targets
-// to static plus what was found. mk returns the Target for an address (the
-// Registry's, so state survives set changes); changed, if set, is called
-// after each change of the set (the Registry forgets the targets left).
-func Run(ctx context.Context, pool *lb.Pool, cfg Config, static []*lb.Target,
-	mk func(addr string, weight int, backup bool) *lb.Target, changed func(), events *slog.Logger) {
+// Run resolves cfg every Interval until ctx ends, and calls apply with
+// what was found whenever it changes: apply sets the pool's targets (the
+// Registry's, so their state survives set changes, made and set under its
+// lock, so that it can forget the targets that left at the same time).
+// pool names the upstream in events.
+func Run(ctx context.Context, pool *lb.Pool, cfg Config, apply func([]Found), events *slog.Logger) {
 	r := Resolver(cfg.Resolver)
 	var last []Found
 	t := time.NewTimer(0)
@@ -59,14 +59,7 @@ func Run(ctx context.Context, pool *lb.Pool, cfg Config, static []*lb.Target,
 		case err != nil:
 			events.Warn("dns discovery failed; keeping the last targets", "upstream", pool.Name, "name", cfg.Name, "err", err.Error())
 		case !slices.Equal(found, last):
-			targets := slices.Clone(static)
-			for _, f := range found {
-				targets = append(targets, mk(f.Addr, f.Weight, f.Backup))
-			}
-			pool.SetTargets(targets)
-			if changed != nil {
-				changed()
-			}
+			apply(found)
 			events.Info("dns discovery: targets changed", "upstream", pool.Name, "name", cfg.Name, "targets", len(found))
 			last = found
 		}

@@ -11,6 +11,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -238,6 +239,7 @@ type Registry struct {
 	mu       sync.Mutex // guards the following fields
 	pools    map[string]*poolEntry
 	targets  map[targetKey]*lb.Target
+	fresh    map[*lb.Target]bool // handed to a compile since the last Retain (Target)
 	services map[string]*serviceEntry
 	ctx      context.Context // set by Start; checkers run under it
 	wg       sync.WaitGroup
@@ -282,11 +284,23 @@ func (r *Registry) Metrics() *metrics.Metrics { return r.metrics }
 // Events is the registry's event logger.
 func (r *Registry) Events() *slog.Logger { return r.events }
 
-// Target returns the target of upstream at addr, creating it if needed.
+// Target returns the target of upstream at addr, creating it if needed,
+// for a snapshot being compiled: until the next Retain, when that
+// snapshot's pools exist, no sweep forgets it.
 func (r *Registry) Target(upstream, addr string, weight int, backup bool) *lb.Target {
-	key := targetKey{upstream, addr, weight, backup}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	t := r.targetLocked(upstream, addr, weight, backup)
+	if r.fresh == nil {
+		r.fresh = map[*lb.Target]bool{}
+	}
+	r.fresh[t] = true
+	return t
+}
+
+// targetLocked is Target without the mark. r.mu is held.
+func (r *Registry) targetLocked(upstream, addr string, weight int, backup bool) *lb.Target {
+	key := targetKey{upstream, addr, weight, backup}
 	if t, ok := r.targets[key]; ok {
 		return t
 	}
@@ -321,15 +335,20 @@ func (r *Registry) startLocked(e *poolEntry) {
 		r.wg.Go(func() { health.Run(ctx, e.pool, *e.Check, r.events) })
 	}
 	if e.Discover != nil {
-		mk := func(addr string, weight int, backup bool) *lb.Target {
-			return r.Target(e.Name, addr, weight, backup)
-		}
-		changed := func() {
+		// The targets found are made, set and the ones that left
+		// forgotten under one hold of r.mu: another pool's sweep cannot
+		// drop a target between its making and its setting.
+		apply := func(found []discovery.Found) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
+			targets := slices.Clone(e.Static)
+			for _, f := range found {
+				targets = append(targets, r.targetLocked(e.Name, f.Addr, f.Weight, f.Backup))
+			}
+			e.pool.SetTargets(targets)
 			r.sweepTargetsLocked()
 		}
-		r.wg.Go(func() { discovery.Run(ctx, e.pool, *e.Discover, e.Static, mk, changed, r.events) })
+		r.wg.Go(func() { discovery.Run(ctx, e.pool, *e.Discover, apply, r.events) })
 	}
 }
 
@@ -424,6 +443,7 @@ func (r *Registry) Retain(live *Snapshot) {
 			e.pool.Close()
 		}
 	}
+	r.fresh = nil // the snapshot they were made for is live, or was dropped
 	r.sweepTargetsLocked()
 	if r.metrics != nil {
 		// Every route that counts: the config's, Gatehouse's own local
@@ -461,8 +481,9 @@ func (r *Registry) Retain(live *Snapshot) {
 // sweepTargetsLocked forgets the targets no pool of the Registry uses now
 // (after a reload, or a DNS discovery change: pod addresses come and go
 // with every deploy), and their metric series, unless a kept target has
-// the same upstream and address (a new weight makes a new target). r.mu
-// is held.
+// the same upstream and address (a new weight makes a new target).
+// Targets handed to a compile still running are kept (fresh). r.mu is
+// held.
 func (r *Registry) sweepTargetsLocked() {
 	keepT := map[*lb.Target]bool{}
 	keepSeries := map[[2]string]bool{}
@@ -473,7 +494,7 @@ func (r *Registry) sweepTargetsLocked() {
 		}
 	}
 	for k, t := range r.targets {
-		if keepT[t] {
+		if keepT[t] || r.fresh[t] {
 			continue
 		}
 		delete(r.targets, k)

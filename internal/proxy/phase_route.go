@@ -131,7 +131,8 @@ type idleBody struct {
 	d     time.Duration // 0: no limit per wait
 	limit time.Time     // zero: none
 
-	reading atomic.Int32 // reads of the client's body blocked now (clientReading)
+	reading  atomic.Int32 // reads of the client's body waiting now (waitingOnClient)
+	lastRead atomic.Int64 // when the last read of it returned, in Unix nanoseconds
 
 	mu sync.Mutex // guards the following fields; held while a read's deadline is set
 	// st is the request's state, nil once the request is over (detach):
@@ -142,9 +143,13 @@ type idleBody struct {
 	ended   bool // a read returned the end of the body
 }
 
-// clientReading reports whether a read of the client's body is waiting
-// now: the attempt waits on the client, not on the upstream.
-func (b *idleBody) clientReading() bool { return b.reading.Load() > 0 }
+// waitingOnClient reports whether the attempt waits on the client, not on
+// the upstream: a read of the client's body is waiting now, or one
+// returned within the last d (what came is being passed on). A body
+// writer the upstream has stopped taking has read nothing for longer.
+func (b *idleBody) waitingOnClient(d time.Duration) bool {
+	return b.reading.Load() > 0 || time.Now().UnixNano()-b.lastRead.Load() < int64(d)
+}
 
 // detach cuts the body from its request's state, which is about to be
 // reset and reused (Engine.finish).
@@ -179,6 +184,7 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	b.mu.Unlock()
 	b.reading.Add(1)
 	n, err := b.ReadCloser.Read(p)
+	b.lastRead.Store(time.Now().UnixNano())
 	b.reading.Add(-1)
 	if err != nil {
 		b.mu.Lock()

@@ -144,12 +144,14 @@ func (e *Engine) attempt(st *state, w *respWriter, r *http.Request, t *lb.Target
 // startPerTry starts the attempt's per-try timer, which cancels the
 // attempt through cancel. The limit covers the wait for response headers
 // and an upload the upstream stops taking, not the wait for the client
-// (upstreams.md): when it runs out while a read of the client's body is
-// blocked, it starts again, so a slow upload is neither answered 504 nor
-// taken for a slow upstream, which passive health would eject; once the
-// body has been read to its end, the wait for headers gets the whole
-// limit (bodyEnded). An upstream that stops reading the body leaves the
-// body writer blocked on it, not on the client: that runs out.
+// (upstreams.md): when it runs out while the attempt waits on the client
+// (a read of the client's body waits, or returned within half the limit),
+// it starts again, so a slow upload is neither answered 504 nor taken for
+// a slow upstream, which passive health would eject; once the body has
+// been read to its end, the wait for headers gets the whole limit
+// (bodyEnded). An upstream that stops reading the body leaves the body
+// writer blocked on it, reading nothing from the client: that runs out,
+// within one and a half times the limit.
 func (st *state) startPerTry(r *http.Request, cancel context.CancelFunc) {
 	st.perTryFired.Store(false)
 	ib, _ := r.Body.(*idleBody)
@@ -160,7 +162,7 @@ func (st *state) startPerTry(r *http.Request, cancel context.CancelFunc) {
 		if !st.perTryLive || st.perTryTimer != t {
 			return // headers came, or the attempt ended (the state may be another request's now)
 		}
-		if ib != nil && ib.clientReading() {
+		if ib != nil && ib.waitingOnClient(st.retry.PerTry/2) {
 			t.Reset(st.retry.PerTry)
 			return
 		}

@@ -686,10 +686,12 @@ func writeHead(w *bufio.Writer, req *http.Request, extra []byte, cl int64, trail
 	if host == "" {
 		host = req.URL.Host
 	}
-	host = removeZone(host)
+	// Checked before its zone is removed, as net/http checks it: "[% ]"
+	// is invalid, and would be the valid "[]" after.
 	if !httpguts.ValidHostHeader(host) {
 		return errors.New("invalid Host header for the upstream request")
 	}
+	host = removeZone(host)
 	if req.Method == "" || strings.IndexFunc(req.Method, func(r rune) bool { return !httpguts.IsTokenRune(r) }) >= 0 {
 		return fmt.Errorf("invalid method %q", req.Method)
 	}

@@ -156,17 +156,14 @@ type state struct {
 	ws       *wsTunnel          // the WebSocket, once the upstream switched
 
 	// retries
-	retry       runtime.RetryPolicy
-	tried       lb.Tried
-	attemptErr  *phase.Error    // why the current attempt failed, before any byte was sent
-	clientCtx   context.Context // the request's own context, without the attempt's
-	perTryFired atomic.Bool
-	bodyErr     atomic.Pointer[errClientBody] // the request body could not be read
-	perTryMu    sync.Mutex                    // guards the two fields below
-	perTryTimer *time.Timer                   // the current attempt's (startPerTry)
-	perTryLive  bool                          // it still waits for response headers
-	ib          *idleBody                     // the request body's wrapper, if any (detached at the end)
-	peerStr     string                        // rc.Peer formatted, once
+	retry      runtime.RetryPolicy
+	tried      lb.Tried
+	attemptErr *phase.Error                  // why the current attempt failed, before any byte was sent
+	clientCtx  context.Context               // the request's own context, without the attempt's
+	bodyErr    atomic.Pointer[errClientBody] // the request body could not be read
+	perTry     atomic.Pointer[perTry]        // the current attempt's timer, if the route has one
+	ib         *idleBody                     // the request body's wrapper, if any (detached at the end)
+	peerStr    string                        // rc.Peer formatted, once
 	// h2cs is the connection's state for a request over HTTP/2, shared
 	// with the connection's other requests (w.cs is HTTP/1.x's own).
 	h2cs *connState

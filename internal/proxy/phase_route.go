@@ -190,7 +190,9 @@ func (b *idleBody) Read(p []byte) (int, error) {
 		b.mu.Lock()
 		aborted := b.aborted
 		if st := b.st; st != nil && !b.ended && err == io.EOF {
-			st.bodyEnded() // under mu: st is this request's (detach)
+			if pt := st.perTry.Load(); pt != nil { // under mu: st is this request's (detach)
+				pt.bodyEnded()
+			}
 		}
 		b.ended = b.ended || err == io.EOF
 		b.mu.Unlock()

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -125,8 +127,10 @@ func (e *Engine) attempt(st *state, w *respWriter, r *http.Request, t *lb.Target
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
 		defer cancel()
-		st.startPerTry(r, cancel)
-		defer st.stopPerTry()
+		ib, _ := r.Body.(*idleBody)
+		pt := startPerTry(st.retry.PerTry, ib, cancel)
+		st.perTry.Store(pt)
+		defer pt.stop()
 	}
 	if e.tracer != nil {
 		e.startClientSpan(st, r)
@@ -141,57 +145,78 @@ func (e *Engine) attempt(st *state, w *respWriter, r *http.Request, t *lb.Target
 	return st.attemptErr != nil && !w.wroteHeader && !w.hijacked
 }
 
-// startPerTry starts the attempt's per-try timer, which cancels the
-// attempt through cancel. The limit covers the wait for response headers
-// and an upload the upstream stops taking, not the wait for the client
-// (upstreams.md): when it runs out while the attempt waits on the client
-// (a read of the client's body waits, or returned within half the limit),
-// it starts again, so a slow upload is neither answered 504 nor taken for
-// a slow upstream, which passive health would eject; once the body has
-// been read to its end, the wait for headers gets the whole limit
-// (bodyEnded). An upstream that stops reading the body leaves the body
-// writer blocked on it, reading nothing from the client: that runs out,
-// within one and a half times the limit.
-func (st *state) startPerTry(r *http.Request, cancel context.CancelFunc) {
-	st.perTryFired.Store(false)
-	ib, _ := r.Body.(*idleBody)
-	var t *time.Timer
-	fire := func() {
-		st.perTryMu.Lock()
-		defer st.perTryMu.Unlock()
-		if !st.perTryLive || st.perTryTimer != t {
-			return // headers came, or the attempt ended (the state may be another request's now)
-		}
-		if ib != nil && ib.waitingOnClient(st.retry.PerTry/2) {
-			t.Reset(st.retry.PerTry)
-			return
-		}
-		st.perTryFired.Store(true)
-		cancel()
-	}
-	st.perTryMu.Lock()
-	defer st.perTryMu.Unlock()
-	t = time.AfterFunc(st.retry.PerTry, fire)
-	st.perTryTimer, st.perTryLive = t, true
+// perTry is one attempt's per-try timer, which cancels the attempt through
+// cancel. It is an allocation of its own, not part of the pooled state:
+// its function may run after the attempt has ended and the state serves
+// another request.
+//
+// The limit covers the wait for response headers and an upload the
+// upstream stops taking, not the wait for the client (upstreams.md): when
+// it runs out while the attempt waits on the client (a read of the
+// client's body waits, or returned within half the limit), it starts
+// again, so a slow upload is neither answered 504 nor taken for a slow
+// upstream, which passive health would eject; once the body has been read
+// to its end, the wait for headers gets the whole limit (bodyEnded). An
+// upstream that stops reading the body leaves the body writer blocked on
+// it, reading nothing from the client: that runs out, within one and a
+// half times the limit.
+type perTry struct {
+	d      time.Duration
+	ib     *idleBody // the client's body, if streamed
+	cancel context.CancelFunc
+	fired  atomic.Bool // the limit ran out
+
+	mu   sync.Mutex // guards the following fields
+	live bool       // still waiting for response headers
+	t    *time.Timer
 }
 
-// bodyEnded gives the wait for response headers the whole per-try limit:
-// the client's body has been read to its end.
-func (st *state) bodyEnded() {
-	st.perTryMu.Lock()
-	defer st.perTryMu.Unlock()
-	if st.perTryLive {
-		st.perTryTimer.Reset(st.retry.PerTry)
+func startPerTry(d time.Duration, ib *idleBody, cancel context.CancelFunc) *perTry {
+	p := &perTry{d: d, ib: ib, cancel: cancel, live: true}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.t = time.AfterFunc(d, p.fire)
+	return p
+}
+
+func (p *perTry) fire() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.live {
+		return // headers came, or the attempt ended
+	}
+	if p.ib != nil && p.ib.waitingOnClient(p.d/2) {
+		p.t.Reset(p.d)
+		return
+	}
+	p.fired.Store(true)
+	p.cancel()
+}
+
+// bodyEnded gives the wait for response headers the whole limit: the
+// client's body has been read to its end.
+func (p *perTry) bodyEnded() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.live {
+		p.t.Reset(p.d)
 	}
 }
 
-// stopPerTry stops the per-try timer for good: response headers came, or
-// the attempt is over (a body that ends later must not start it again).
-func (st *state) stopPerTry() {
-	st.perTryMu.Lock()
-	defer st.perTryMu.Unlock()
-	st.perTryLive = false
-	st.perTryTimer.Stop()
+// stop stops the timer for good: response headers came, or the attempt
+// is over (a body that ends later must not start it again).
+func (p *perTry) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.live = false
+	p.t.Stop()
+}
+
+// perTryRanOut reports whether the current attempt's per-try limit ran
+// out.
+func (st *state) perTryRanOut() bool {
+	pt := st.perTry.Load()
+	return pt != nil && pt.fired.Load()
 }
 
 // upstreamResponse runs when response headers arrive (ReverseProxy's
@@ -266,8 +291,8 @@ func (e *Engine) upstreamResponseOf(st *state, resp *http.Response) error {
 		// write a status below 100 (it panics).
 		return fmt.Errorf("upstream sent status %d", resp.StatusCode)
 	}
-	if st.perTryTimer != nil {
-		st.stopPerTry() // the per-try limit covers the wait for headers only
+	if pt := st.perTry.Load(); pt != nil {
+		pt.stop() // the per-try limit covers the wait for headers only
 	}
 	if resp.StatusCode == http.StatusOK && isEventStream(resp.Header.Get("Content-Type")) {
 		resp.Body = e.drainable(resp.Body)
@@ -351,7 +376,7 @@ func (e *Engine) attemptFailed(st *state, err error) {
 		pe = &phase.Error{Kind: phase.KindUpstreamProto, Status: rs.status, Detail: "upstream unavailable", Retryable: true, Err: err}
 	case bodyFault(st) != nil:
 		pe = bodyFault(st)
-	case st.perTryFired.Load() && st.clientCtx.Err() == nil:
+	case st.perTryRanOut() && st.clientCtx.Err() == nil:
 		pe = &phase.Error{Kind: phase.KindUpstreamTimeout, Detail: "upstream timed out", Retryable: true, Err: err}
 	default:
 		pe = classifyCtx(st.clientCtx, err)

@@ -93,6 +93,23 @@ func (r redactor) redact(n *yaml.Node, t reflect.Type, path string) {
 	}
 }
 
+// isReference reports whether s is one ${NAME} reference and nothing else:
+// a default (${NAME:-value}) is a literal written in the file, which may
+// be the secret.
+func isReference(s string) bool {
+	name, pre := strings.CutPrefix(s, "${")
+	name, post := strings.CutSuffix(name, "}")
+	if !pre || !post || name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
 // redactHeaders redacts the values of a header map (n, at path) written
 // as literals under names that say they carry a credential
 // (credentialHeader); values written with ${VAR} references show as
@@ -168,7 +185,7 @@ func RedactURL(s string) string {
 	// Even what reads as a port and a path ("h:8080/users/@me") is
 	// masked: "otel:2024/kX9=@host" is a password all the same.
 	pw := s[colon+1 : at]
-	if strings.HasPrefix(pw, "${") && strings.IndexByte(pw, '}') == len(pw)-1 {
+	if isReference(pw) {
 		return s // a reference, as /config shows it: not the secret
 	}
 	return s[:colon+1] + "xxxxx" + s[at:]

@@ -106,6 +106,9 @@ func TestURLPasswordsNeverShown(t *testing.T) {
 		"u:12/s3cret@h:1": "u:xxxxx@h:1",
 		"https://otel:2024/kX9s3cret==@otel.example:4318": "https://otel:xxxxx@otel.example:4318",
 		"https://h:8080/users/@me":                        "https://h:xxxxx@me",
+		// A reference shows as written; a default in one is a literal.
+		"https://u:${OTEL_PASSWORD}@h": "https://u:${OTEL_PASSWORD}@h",
+		"https://u:${A:-s3cret/x}@h":   "https://u:xxxxx@h",
 	} {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)

@@ -89,17 +89,14 @@ func requestLine(b []byte) (method, target string) {
 	}
 	m, rest, _ := bytes.Cut(bytes.TrimRight(b, "\r"), []byte(" "))
 	t, _, _ := bytes.Cut(rest, []byte(" "))
-	t, _, _ = bytes.Cut(t, []byte("?"))
+	// An absolute target's userinfo first (a password may hold "/" or
+	// "?": everything up to the last "@" goes), then the query.
 	if i := bytes.Index(t, []byte("://")); i >= 0 {
-		after := t[i+3:]
-		end := bytes.IndexByte(after, '/')
-		if end < 0 {
-			end = len(after)
-		}
-		if at := bytes.LastIndexByte(after[:end], '@'); at >= 0 {
-			t = slices.Concat(t[:i+3], after[at+1:]) // a copy: b is the connection's
+		if at := bytes.LastIndexByte(t[i+3:], '@'); at >= 0 {
+			t = slices.Concat(t[:i+3], t[i+3+at+1:]) // a copy: b is the connection's
 		}
 	}
+	t, _, _ = bytes.Cut(t, []byte("?"))
 	return string(m[:min(len(m), 32)]), string(t[:min(len(t), 256)])
 }
 

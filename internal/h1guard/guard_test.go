@@ -509,6 +509,7 @@ func TestRefusalNamesTheRefusedRequest(t *testing.T) {
 		{"after a request", "GET /good HTTP/1.1\r\n\r\nGET /bad?token=s3cret HTTP/1.1\r\n" + bad, "GET", "/bad"},
 		{"absolute form", "GET http://u:s3cret@h.example/p?q=1 HTTP/1.1\r\n" + bad, "GET", "http://h.example/p"},
 		{"absolute form, no path", "GET http://u:s3cret@h.example HTTP/1.1\r\n" + bad, "GET", "http://h.example"},
+		{"a password with / and ?", "GET http://u:s3/cr?et@h.example/x?q=1 HTTP/1.1\r\n" + bad, "GET", "http://h.example/x"},
 	} {
 		for _, split := range []int{0, 1, 7, 30, 50} {
 			for _, bufSize := range []int{1, 16, 4096} {

@@ -295,8 +295,10 @@ func (f *Filter) deny(rc *phase.RequestCtx, reason, detail string, kind phase.Ki
 // app could read as access_token (RFC 6750 §2.3): its name
 // percent-decoded, compared without case (ASP.NET Core's query, which
 // SignalR reads the token from, ignores it), with PHP's mangling (leading
-// spaces dropped; a space, "." or "[" taken for "_"); ";" separates
-// parameters too, as some parsers (older Rack) take it.
+// spaces dropped, cut at NUL; a space, "." or an unclosed "[" taken for
+// "_"), and with an array's brackets (access_token[]: PHP, Rack and qs
+// file it under access_token); ";" separates parameters too, as some
+// parsers (older Rack) take it.
 func queryHasAccessToken(q string) bool {
 	for q != "" {
 		var kv string
@@ -316,6 +318,12 @@ func queryHasAccessToken(q string) bool {
 			}
 		}
 		k = strings.TrimLeft(k, " ")
+		if i := strings.IndexByte(k, 0); i >= 0 {
+			k = k[:i] // PHP cuts a name at NUL
+		}
+		if i := strings.IndexByte(k, '['); i > 0 && strings.IndexByte(k[i:], ']') > 0 {
+			k = k[:i] // access_token[] and access_token[a]: an array under access_token (PHP, Rack, qs)
+		}
 		if len(k) == len("access_token") && strings.EqualFold(k[:6], "access") && strings.EqualFold(k[7:], "token") &&
 			(k[6] == '_' || k[6] == ' ' || k[6] == '.' || k[6] == '[') {
 			return true

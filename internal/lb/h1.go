@@ -96,15 +96,15 @@ const (
 var ErrTooManyFields = errors.New("lb: upstream response head has too many fields")
 
 // headBounds are s's response head bounds, defaults filled in.
-func headBounds(s Settings) (bytes int64, fields int) {
-	bytes, fields = s.MaxResponseHeaderBytes, s.MaxResponseHeaderFields
-	if bytes <= 0 {
-		bytes = DefaultMaxResponseHeaderBytes
+func headBounds(s Settings) (maxBytes int64, maxFields int) {
+	maxBytes, maxFields = s.MaxResponseHeaderBytes, s.MaxResponseHeaderFields
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxResponseHeaderBytes
 	}
-	if fields <= 0 {
-		fields = DefaultMaxResponseHeaderFields
+	if maxFields <= 0 {
+		maxFields = DefaultMaxResponseHeaderFields
 	}
-	return bytes, fields
+	return maxBytes, maxFields
 }
 
 // Max1xx bounds the informational (1xx) responses an upstream may send

@@ -157,8 +157,9 @@ func credentialHeader(name string) bool {
 // from the first ":" of the authority to the last "@" ("https://otel:
 // kX9/x==@host" parses as host "otel:kX9" and a path): these strings are
 // shown because they are wrong, and what is wrong may be the password. So
-// is "user:password@host", a target written with credentials. A ${VAR}
-// reference is left as written.
+// is "user:password@host", a target written with credentials. A user
+// name without a password is masked as well ("https://xxxxx@host"): a
+// token is often sent that way. A ${VAR} reference is left as written.
 func RedactURL(s string) string {
 	at := strings.LastIndexByte(s, '@')
 	if at < 0 {
@@ -167,6 +168,12 @@ func RedactURL(s string) string {
 	if u, err := url.Parse(s); err == nil && u.User != nil {
 		if _, has := u.User.Password(); has {
 			return u.Redacted()
+		}
+		if name := u.User.Username(); name != "" && !isReference(name) {
+			// A name alone is how tokens ride in URLs (a Sentry DSN's
+			// key, a personal access token before "@"): masked too.
+			u.User = url.User("xxxxx")
+			return u.String()
 		}
 		return s
 	}

@@ -91,9 +91,12 @@ func TestURLPasswordsNeverShown(t *testing.T) {
 	for in, want := range map[string]string{
 		"https://user:pw-s3cret@otel.example.com:4318": "https://user:xxxxx@otel.example.com:4318",
 		"http://:pw-s3cret@127.0.0.1:4318/x?q=1":       "http://:xxxxx@127.0.0.1:4318/x?q=1",
-		"https://user@otel.example.com":                "https://user@otel.example.com",
-		"mail@example.com":                             "mail@example.com",
-		"no url at all":                                "no url at all",
+		// A name alone may be a token (a Sentry DSN, a token as user).
+		"https://glpat-s3cret@otel.example.com":  "https://xxxxx@otel.example.com",
+		"https://${OTEL_TOKEN}@otel.example.com": "https://${OTEL_TOKEN}@otel.example.com",
+		"https://h/users/@me":                    "https://h/users/@me",
+		"mail@example.com":                       "mail@example.com",
+		"no url at all":                          "no url at all",
 		// Passwords url.Parse cannot read as passwords (a "/", "#", "?",
 		// a space, a stray "%"), and a target written with credentials.
 		"https://otel:kX9/s3cretb64+Zq==@otel.example:4318": "https://otel:xxxxx@otel.example:4318",

@@ -1200,6 +1200,49 @@ routes:
 	}
 }
 
+// Once the client's body has ended, the wait for response headers gets
+// the whole per_try_timeout from that moment (perTry.bodyEnded): an
+// upload that ended early in the attempt does not eat into the
+// upstream's time to answer. Here the body ends at 0.3 of the limit and
+// the upstream answers 0.85 of the limit later; counted from the
+// attempt's start the limit would run out first (504).
+func TestPerTryTimeoutCountsFromTheBodysEnd(t *testing.T) {
+	t.Parallel()
+	const limit = 2 * time.Second
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		select {
+		case <-time.After(limit * 85 / 100):
+		case <-r.Context().Done():
+			return
+		}
+		fmt.Fprintf(w, "%d", n)
+	}))
+	t.Cleanup(up.Close)
+	for _, noDirect := range []bool{false, true} {
+		g := newGate(t, fmt.Sprintf(`
+upstreams:
+  app:
+    targets: [%q]
+    retries: { attempts: 1, per_try_timeout: %s, buffer_body: 0 }
+routes:
+  - { name: all, match: { path_prefix: / }, upstream: app }
+`, hostport(up), limit))
+		g.srv.Config.Handler.(*Engine).noDirect = noDirect
+		pr, pw := io.Pipe()
+		go func() {
+			_, _ = pw.Write([]byte("first"))
+			time.Sleep(limit * 3 / 10)
+			_, _ = pw.Write([]byte("-last"))
+			pw.Close()
+		}()
+		req, _ := http.NewRequest("POST", g.srv.URL+"/upload", pr)
+		if resp, body := g.do(t, req); resp.StatusCode != 200 || body != "10" {
+			t.Errorf("noDirect=%v: %d %q, want 200 \"10\"", noDirect, resp.StatusCode, body)
+		}
+	}
+}
+
 // Request ids are unique, of one length, and say nothing about how many
 // requests an instance serves: they were a sequence ("…-1t", then 38
 // requests later "…-2v"), which every client could read from its own.

@@ -228,7 +228,7 @@ func (h *LineHandler) WriteAccess(e *AccessEntry) error {
 		b = append(b, h.group...)
 		b = append(b, k...)
 		b = append(b, '"', ':')
-		b = strconv.AppendFloat(b, v, 'f', -1, 64)
+		b = appendMillis(b, v)
 	}
 	str(KeyRequestID, e.RequestID)
 	str(KeyTraceID, e.TraceID)
@@ -310,4 +310,33 @@ func appendTime(b []byte, t time.Time) []byte {
 		b = append(b, frac[:n]...)
 	}
 	return append(b, s.zone...)
+}
+
+// appendMillis appends v as strconv.AppendFloat(b, v, 'f', -1, 64) does.
+// The access line's durations are whole microseconds in milliseconds
+// (k/1000), and for those it writes k's digits with the decimal point
+// put in and trailing zeros dropped, which is what the shortest
+// representation is: the double nearest k/1000, below 2^30, has no
+// shorter decimal within half its ulp (under 2^-22). AppendFloat's
+// shortest-digits search was a fifth of the line's cost.
+func appendMillis(b []byte, v float64) []byte {
+	if !(v >= 0 && v < 1<<30) {
+		return strconv.AppendFloat(b, v, 'f', -1, 64)
+	}
+	k := uint64(v*1000 + 0.5)
+	if float64(k)/1000 != v {
+		return strconv.AppendFloat(b, v, 'f', -1, 64)
+	}
+	b = strconv.AppendUint(b, k/1000, 10)
+	frac := k % 1000
+	if frac == 0 {
+		return b
+	}
+	digits := [3]byte{byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
+	n := 3
+	for digits[n-1] == '0' {
+		n--
+	}
+	b = append(b, '.')
+	return append(b, digits[:n]...)
 }

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -93,6 +95,34 @@ func TestWriteAccessMatchesSlogPath(t *testing.T) {
 	}
 	if diff := cmp.Diff(a.String(), b.String()); diff != "" {
 		t.Fatalf("(-slog +WriteAccess):\n%s", diff)
+	}
+}
+
+// appendMillis writes what strconv.AppendFloat(b, v, 'f', -1, 64) writes:
+// for whole microseconds in milliseconds (its fast path) and for any
+// other float (its fallback).
+func TestAppendMillisMatchesAppendFloat(t *testing.T) {
+	t.Parallel()
+	check := func(v float64) {
+		t.Helper()
+		if got, want := string(appendMillis([]byte("x"), v)), string(strconv.AppendFloat([]byte("x"), v, 'f', -1, 64)); got != want {
+			t.Fatalf("appendMillis(%v) = %q, want %q", v, got, want)
+		}
+	}
+	for _, us := range []int64{0, 1, 9, 10, 100, 999, 1000, 1001, 1010, 1100, 12345, 999999, 1000000, 86400e6, 1<<30*1000 - 1, 1 << 30 * 1000} {
+		check(float64(us) / 1000)
+	}
+	for _, v := range []float64{-0.001, -1, 0.0001, 0.0005, 1.0001, 1e-9, 1 << 30, 1e15, 1e300, math.Inf(1), math.Inf(-1), math.NaN(), math.Nextafter(0.289, 1)} {
+		check(v)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		us := rng.Int64N(1 << 40)
+		if rng.IntN(2) == 0 {
+			us = rng.Int64N(10000000)
+		}
+		check(float64(us) / 1000)
+		check(rng.Float64() * float64(rng.Int64N(1<<31)))
 	}
 }
 

@@ -288,7 +288,7 @@ func staleErr(err error) error {
 
 // RoundTrip sends req on an idle connection to req.URL.Host, or a new one.
 func (c *h1Client) RoundTrip(req *http.Request) (*http.Response, error) {
-	return c.roundTrip(req, nil, nil)
+	return c.roundTrip(req, headBlock{}, nil)
 }
 
 // Informer receives the informational (1xx) responses to a request sent
@@ -328,7 +328,7 @@ type HeaderSupplier interface {
 // req.Body, if any, is closed once the round trip no longer needs it, as
 // the Transport does: by the body writer when it ends, or here when the
 // request fails before one started.
-func (c *h1Client) roundTrip(req *http.Request, extra []byte, info Informer) (*http.Response, error) {
+func (c *h1Client) roundTrip(req *http.Request, extra headBlock, info Informer) (*http.Response, error) {
 	ctx := req.Context()
 	body := req.Body
 	if body == http.NoBody {
@@ -398,7 +398,7 @@ func replayable(req *http.Request) bool {
 
 // send writes req, with body (nil: none), on pc and reads the response
 // head. On error the caller closes pc; a body writer has ended by then.
-func (c *h1Client) send(pc *h1Conn, req *http.Request, body io.ReadCloser, extra []byte, info Informer) (*http.Response, error) {
+func (c *h1Client) send(pc *h1Conn, req *http.Request, body io.ReadCloser, extra headBlock, info Informer) (*http.Response, error) {
 	var cw cancelWatch
 	cw.start(req.Context(), pc)
 	ra := new(respAlloc)
@@ -478,7 +478,7 @@ func (w *cancelWatch) release() bool {
 	return true
 }
 
-func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra []byte, info Informer, ra *respAlloc) (*http.Response, error) {
+func (c *h1Client) sendHead(pc *h1Conn, req *http.Request, extra headBlock, info Informer, ra *respAlloc) (*http.Response, error) {
 	if err := writeHead(pc.bw, req, extra, noBody, ""); err != nil {
 		return nil, err
 	}
@@ -665,6 +665,23 @@ func bodyBuffered(resp *http.Response, br *bufio.Reader) bool {
 	return resp.Body == http.NoBody || resp.ContentLength >= 0 && int64(br.Buffered()) >= resp.ContentLength
 }
 
+// headBlock is a header block written after a request's header map: b,
+// validated by the caller; with all, it holds every field and the map is
+// not written (Pool.SendDirectBlock).
+type headBlock struct {
+	b   []byte
+	all bool
+}
+
+// fieldMap is the header map writeHead writes: req's, or none when
+// extra holds every field.
+func fieldMap(req *http.Request, extra headBlock) http.Header {
+	if extra.all {
+		return nil
+	}
+	return req.Header
+}
+
 // noBody is writeHead's length for a request without a body.
 const noBody = -2
 
@@ -674,14 +691,14 @@ const noBody = -2
 // from the map, then the framing of the body, whose length is cl: with
 // none (noBody), Content-Length: 0 for the methods that carry a body; a
 // length, Content-Length; -1, Transfer-Encoding: chunked and trailer,
-// the Trailer field's value (empty: none). extra, a header block,
-// follows.
+// the Trailer field's value (empty: none). extra's block follows; when
+// it holds every field (extra.all), req.Header is not written.
 //
 // Everything is checked before the first byte is written: a head larger
 // than the write buffer is flushed while it is written, so no part of a
 // refused request may be written at all. A write error is then the
 // connection's (staleErr decides whether it may be retried).
-func writeHead(w *bufio.Writer, req *http.Request, extra []byte, cl int64, trailer string) error {
+func writeHead(w *bufio.Writer, req *http.Request, extra headBlock, cl int64, trailer string) error {
 	host := req.Host
 	if host == "" {
 		host = req.URL.Host
@@ -704,7 +721,7 @@ func writeHead(w *bufio.Writer, req *http.Request, extra []byte, cl int64, trail
 	if !httpsyntax.TargetBytes(req.URL.RawQuery) || !httpsyntax.TargetBytes(req.URL.Opaque) {
 		return errors.New("invalid request target for the upstream request: a space or control byte")
 	}
-	for k, vv := range req.Header {
+	for k, vv := range fieldMap(req, extra) {
 		if !httpguts.ValidHeaderFieldName(k) {
 			return fmt.Errorf("invalid header field name %q", k)
 		}
@@ -739,7 +756,7 @@ func removeZone(host string) string {
 }
 
 // writeHeadChecked writes a head that writeHead has checked.
-func writeHeadChecked(w *bufio.Writer, req *http.Request, host string, extra []byte, cl int64, trailer string) error {
+func writeHeadChecked(w *bufio.Writer, req *http.Request, host string, extra headBlock, cl int64, trailer string) error {
 	w.WriteString(req.Method)
 	w.WriteByte(' ')
 	if u := req.URL; u.Opaque == "" && u.RawPath == "" && u.Path != "" && u.Path[0] == '/' && !needsEscape(u.Path) {
@@ -756,7 +773,7 @@ func writeHeadChecked(w *bufio.Writer, req *http.Request, host string, extra []b
 	w.WriteString(" HTTP/1.1\r\nHost: ")
 	w.WriteString(host)
 	w.WriteString("\r\n")
-	for k, vv := range req.Header {
+	for k, vv := range fieldMap(req, extra) {
 		switch k {
 		case "Host", "Content-Length", "Transfer-Encoding", "Trailer", "Connection":
 			continue
@@ -794,9 +811,54 @@ func writeHeadChecked(w *bufio.Writer, req *http.Request, host string, extra []b
 	if req.Close {
 		w.WriteString("Connection: close\r\n")
 	}
-	w.Write(extra)
+	w.Write(extra.b)
 	_, err := w.WriteString("\r\n")
 	return err
+}
+
+// AppendFields appends h's fields to b as writeHead writes a request's
+// header map: each value trimmed, on a line of its own; User-Agent's
+// first value only, and only when it is not empty; no Host,
+// Content-Length, Transfer-Encoding, Trailer or Connection field (the
+// writer writes those from the request). A field omit reports true for
+// is left out, unchecked. It reports false, with b as it was, when a
+// name or value is not valid: sent through the map instead, the request
+// is refused as before. The result is a block for SendDirectBlock.
+func AppendFields(b []byte, h http.Header, omit func(string) bool) ([]byte, bool) {
+	start := len(b)
+	for k, vv := range h {
+		if omit(k) {
+			continue
+		}
+		if !httpguts.ValidHeaderFieldName(k) {
+			return b[:start], false
+		}
+		for _, v := range vv {
+			if !httpsyntax.ValidFieldValue(v) {
+				return b[:start], false
+			}
+		}
+		switch k {
+		case "Host", "Content-Length", "Transfer-Encoding", "Trailer", "Connection":
+			continue
+		case "User-Agent":
+			if len(vv) > 0 && vv[0] != "" {
+				b = appendFieldLine(b, k, vv[0])
+			}
+			continue
+		}
+		for _, v := range vv {
+			b = appendFieldLine(b, k, v)
+		}
+	}
+	return b, true
+}
+
+func appendFieldLine(b []byte, k, v string) []byte {
+	b = append(b, k...)
+	b = append(b, ": "...)
+	b = append(b, textproto.TrimString(v)...)
+	return append(b, "\r\n"...)
 }
 
 // needsEscape reports whether url.URL.EscapedPath would change p, so the

@@ -167,7 +167,7 @@ func inMemory(r io.Reader) bool {
 
 // sendWithBody writes req's head, starts the body writer and reads the
 // response head.
-func (c *h1Client) sendWithBody(pc *h1Conn, req *http.Request, body io.ReadCloser, extra []byte, info Informer, ra *respAlloc) (*http.Response, error) {
+func (c *h1Client) sendWithBody(pc *h1Conn, req *http.Request, body io.ReadCloser, extra headBlock, info Informer, ra *respAlloc) (*http.Response, error) {
 	cl, _ := bodyLength(req) // eligible
 	var trailer http.Header
 	var tf string

@@ -8,6 +8,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -99,7 +100,7 @@ func FuzzWriteHeadMatchesRequestWrite(f *testing.F) {
 
 		var got bytes.Buffer
 		gw := bufio.NewWriterSize(&got, 64) // small: a long head flushes while it is written
-		gerr := writeHead(gw, req, nil, cl, tf)
+		gerr := writeHead(gw, req, headBlock{}, cl, tf)
 		if gerr == nil {
 			gerr = gw.Flush()
 		}
@@ -178,4 +179,78 @@ func asciiOnly(s string) bool {
 		}
 	}
 	return true
+}
+
+// FuzzAppendFieldsMatchesWriteHead holds the header block AppendFields
+// makes (SendDirectBlock's) to what writeHead writes from a map of the
+// same fields: the same head, line for line (a map's fields come in no
+// set order), or a refusal in both cases. fields is name ":" value
+// lines; omitted names (those starting with "X-O") are what a caller's
+// omit leaves out, and are absent from the map writeHead is given.
+func FuzzAppendFieldsMatchesWriteHead(f *testing.F) {
+	for _, s := range []string{
+		"Accept:*/*\nX-A: a \nX-A:b\nUser-Agent: ua \nUser-Agent:second",
+		"user-agent:\ncontent-length:5\nX-Omit:gone",
+		"Host:other\nTransfer-Encoding:chunked\nTrailer:X\nConnection:x\nTe:trailers",
+		"Bad Name:1", "X:bad\x01value", "X-Omit-Bad:\x00", "X-Long:" + strings.Repeat("v", 300),
+		"Cookie:a=1\nCookie:b=2\nAuthorization:Bearer t\nX:\t spaced\t",
+	} {
+		f.Add("POST", s, true)
+	}
+	f.Fuzz(func(t *testing.T, method, fields string, close bool) {
+		h, kept := http.Header{}, http.Header{}
+		for line := range strings.SplitSeq(fields, "\n") {
+			if name, value, ok := strings.Cut(line, ":"); ok {
+				name = textproto.CanonicalMIMEHeaderKey(name)
+				h[name] = append(h[name], value)
+				if !strings.HasPrefix(name, "X-O") {
+					kept[name] = append(kept[name], value)
+				}
+			}
+		}
+		omit := func(k string) bool { return strings.HasPrefix(k, "X-O") }
+		req := &http.Request{Method: method, URL: &url.URL{Path: "/p"}, Host: "h", Header: kept, Close: close}
+		var want bytes.Buffer
+		ww := bufio.NewWriterSize(&want, 64)
+		werr := writeHead(ww, req, headBlock{}, noBody, "")
+		if werr == nil {
+			werr = ww.Flush()
+		}
+
+		block, ok := AppendFields([]byte("X-Before: 1\r\n")[:0], h, omit)
+		if !ok {
+			if len(block) != 0 {
+				t.Fatalf("refused, yet the block grew: %q", block)
+			}
+			if werr == nil {
+				t.Fatalf("AppendFields refused fields writeHead writes: %q", want.Bytes())
+			}
+			return
+		}
+		req.Header = h // read, not written
+		var got bytes.Buffer
+		gw := bufio.NewWriterSize(&got, 64)
+		gerr := writeHead(gw, req, headBlock{b: block, all: true}, noBody, "")
+		if gerr == nil {
+			gerr = gw.Flush()
+		}
+		if werr != nil {
+			if gerr == nil {
+				t.Fatalf("writeHead refused the map (%v), the block went: %q", werr, got.Bytes())
+			}
+			return
+		}
+		if gerr != nil {
+			t.Fatalf("the block was refused (%v), the map went", gerr)
+		}
+		if g, w := sortedLines(got.String()), sortedLines(want.String()); !reflect.DeepEqual(g, w) {
+			t.Fatalf("heads differ:\n got %q\nwant %q", got.String(), want.String())
+		}
+	})
+}
+
+func sortedLines(head string) []string {
+	lines := strings.Split(head, "\r\n")
+	slices.Sort(lines)
+	return lines
 }

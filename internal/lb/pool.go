@@ -188,7 +188,7 @@ func (p *Pool) DirectFor(in *http.Request) bool {
 // the body was all sent.
 func (p *Pool) Send(req *http.Request, extra []byte) (*http.Response, error) {
 	if p.Direct(req) {
-		return p.h1.roundTrip(req, extra, nil)
+		return p.h1.roundTrip(req, headBlock{b: extra}, nil)
 	}
 	if extra != nil {
 		return nil, errors.New("lb: extra header block on a Transport request")
@@ -206,7 +206,20 @@ func (p *Pool) SendDirect(req *http.Request, extra []byte, info Informer) (*http
 	if !p.Direct(req) {
 		return nil, errors.New("lb: SendDirect of a request that is not direct")
 	}
-	return p.h1.roundTrip(req, extra, info)
+	return p.h1.roundTrip(req, headBlock{b: extra}, info)
+}
+
+// SendDirectBlock is SendDirect for a request whose header fields are
+// all in block, validated and written as the request writer writes a
+// header map's (values trimmed, one User-Agent, no Host, framing or
+// Connection field): req.Header is read (Upgrade and Expect for Direct,
+// Idempotency-Key for a resend) but not written. It spares a proxy a
+// map of the outbound fields it would only fill to have them written.
+func (p *Pool) SendDirectBlock(req *http.Request, block []byte, info Informer) (*http.Response, error) {
+	if !p.Direct(req) {
+		return nil, errors.New("lb: SendDirect of a request that is not direct")
+	}
+	return p.h1.roundTrip(req, headBlock{b: block, all: true}, info)
 }
 
 func (p *Pool) newSet(targets []*Target) *targetSet {

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"gatehouse/internal/lb"
 	"gatehouse/internal/phase"
 )
 
@@ -205,16 +206,57 @@ func (e *Engine) putOutbound(ob *outbound) {
 // (empty) header map. Value slices are shared with in: edits replace or
 // append to them (an append copies, as textproto caps them), never write
 // in place.
-func directRequest(in *http.Request, ctx context.Context, ob *outbound) *http.Request {
+//
+// With mayShare (nothing will edit the outbound fields: fieldsMayShare),
+// and no field named by Connection to leave out, the map stays empty and
+// shared reports true: the fields go as a header block, or are copied
+// later if they cannot (blockFields).
+func directRequest(in *http.Request, ctx context.Context, ob *outbound, mayShare bool) (out *http.Request, shared bool) {
 	named := connNamed(in.Header["Connection"])
-	h := ob.h
+	shared = mayShare && named == nil
+	if !shared {
+		copyFields(ob.h, in.Header, named)
+	}
+	ob.url = url.URL{RawQuery: cleanQuery(in.URL.RawQuery), ForceQuery: in.URL.ForceQuery}
+	req := http.Request{
+		Method:     in.Method,
+		URL:        &ob.url,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     ob.h,
+		Host:       in.Host,
+		RemoteAddr: in.RemoteAddr,
+	}
+	if in.ContentLength != 0 && in.Body != nil && in.Body != http.NoBody {
+		// What ReverseProxy's clone carries: the length (-1: chunks),
+		// and the trailer's keys, whose values come only with the body.
+		req.ContentLength = in.ContentLength
+		req.Trailer = in.Trailer.Clone()
+		if _, replay := in.Body.(*replayBody); replay {
+			req.Body = in.Body // the engine's own buffer: in memory, never waits
+		} else {
+			ob.body.in = in.Body
+			req.Body = &ob.body
+		}
+	}
+	// WithContext is the only way to set a Request's context; its copy,
+	// inlined and dereferenced at once, stays on the stack.
+	ob.req = *req.WithContext(ctx)
+	return &ob.req, shared
+}
+
+// copyFields copies the fields of in that cross the hop into h: all but
+// the hop-by-hop ones, those named (by Connection) and the forwarding
+// fields, with "TE: trailers" kept.
+func copyFields(h, in http.Header, named []string) {
 	// The forwarding fields (the four ReverseProxy drops before Rewrite,
 	// and those setForwarding writes over a trusted peer's) are left out
 	// as the fields are copied, not deleted afterwards: deletes of keys
 	// that are nearly always absent cost more than the comparisons, and
 	// when they go as a header block (appendForwarding) nothing would
 	// write over a client's copy in the map.
-	for k, vv := range in.Header {
+	for k, vv := range in {
 		if skipHeader(k, named) || isForwarding(k) {
 			continue
 		}
@@ -222,36 +264,44 @@ func directRequest(in *http.Request, ctx context.Context, ob *outbound) *http.Re
 	}
 	// Issue golang/go#21096: tell upstreams that care (gRPC) that
 	// trailers are supported.
-	if httpguts.HeaderValuesContainsToken(in.Header["Te"], "trailers") {
+	if httpguts.HeaderValuesContainsToken(in["Te"], "trailers") {
 		h["Te"] = teTrailers
 	}
-	ob.url = url.URL{RawQuery: cleanQuery(in.URL.RawQuery), ForceQuery: in.URL.ForceQuery}
-	out := http.Request{
-		Method:     in.Method,
-		URL:        &ob.url,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     h,
-		Host:       in.Host,
-		RemoteAddr: in.RemoteAddr,
-	}
-	if in.ContentLength != 0 && in.Body != nil && in.Body != http.NoBody {
-		// What ReverseProxy's clone carries: the length (-1: chunks),
-		// and the trailer's keys, whose values come only with the body.
-		out.ContentLength = in.ContentLength
-		out.Trailer = in.Trailer.Clone()
-		if _, replay := in.Body.(*replayBody); replay {
-			out.Body = in.Body // the engine's own buffer: in memory, never waits
-		} else {
-			ob.body.in = in.Body
-			out.Body = &ob.body
+}
+
+// fieldsMayShare reports whether nothing will edit the outbound request's
+// fields on this attempt, so they may go from in's map as a header block
+// (directRequest, blockFields) instead of through a map of their own: no
+// upstream request filter (header edits), no trace context to inject,
+// and no login cookie to take out.
+func fieldsMayShare(st *state, in *http.Request) bool {
+	return len(st.route.UpstreamFilters) == 0 && st.cctx == nil &&
+		(st.snap.StripCookie == "" || in.Header["Cookie"] == nil)
+}
+
+// omitOutbound reports whether a field of the client's request stays
+// behind (copyFields' rule, without Connection-named fields: a shared
+// request has none).
+func omitOutbound(k string) bool { return skipHeader(k, nil) || isForwarding(k) }
+
+// blockFields appends the fields of a shared request (directRequest) to
+// ob's header block, after the forwarding fields, and reports whether
+// they all went: with a field that is not valid, or forwarding fields
+// that went into the map (appendForwarding refused a value), the block
+// is left as it was and the fields are copied into ob's map, where the
+// request writer refuses them as before.
+func blockFields(ob *outbound, in *http.Request, inBlock bool) bool {
+	if inBlock {
+		var ok bool
+		if ob.block, ok = lb.AppendFields(ob.block, in.Header, omitOutbound); ok {
+			if httpguts.HeaderValuesContainsToken(in.Header["Te"], "trailers") {
+				ob.block = append(ob.block, "Te: trailers\r\n"...)
+			}
+			return true
 		}
 	}
-	// WithContext is the only way to set a Request's context; its copy,
-	// inlined and dereferenced at once, stays on the stack.
-	ob.req = *out.WithContext(ctx)
-	return &ob.req
+	copyFields(ob.h, in.Header, nil)
+	return false
 }
 
 // cleanQuery re-encodes a query that url.ParseQuery would reject (a
@@ -298,10 +348,14 @@ func (e *Engine) direct(st *state, w *respWriter, in *http.Request, ctx context.
 // ob may be reused: the synchronous client sent the request, and
 // nothing refers to ob any more. (A panic leaves ob to the collector.)
 func (e *Engine) sendDirect(st *state, w *respWriter, in *http.Request, ctx context.Context, ob *outbound) (reuse bool) {
-	out := directRequest(in, ctx, ob)
+	out, shared := directRequest(in, ctx, ob, fieldsMayShare(st, in))
 	st.fw = &ob.fw
 	inBlock := e.upstreamRequestOf(st, in, out, &ob.block)
 	st.fw = nil
+	whole := false
+	if shared {
+		whole = blockFields(ob, in, inBlock)
+	}
 	var resp *http.Response
 	var err error
 	if st.pool.Direct(out) {
@@ -311,8 +365,19 @@ func (e *Engine) sendDirect(st *state, w *respWriter, in *http.Request, ctx cont
 			ob.block = append(ob.block, extra...)
 			extra = ob.block
 		}
-		resp, err = st.pool.SendDirect(out, extra, st)
+		if whole {
+			out.Header = in.Header // read by the client (Idempotency-Key), not written
+			resp, err = st.pool.SendDirectBlock(out, extra, st)
+		} else {
+			resp, err = st.pool.SendDirect(out, extra, st)
+		}
 	} else {
+		if whole {
+			// Not reached: nothing edits a shared request into one the
+			// synchronous client does not send. Were it, the fields go
+			// into the map, where the Transport takes them.
+			copyFields(ob.h, in.Header, nil)
+		}
 		// A header edit (Expect) made it a request the synchronous
 		// client does not send: the Transport does, as it would have
 		// for ReverseProxy, with 1xx passed on the same way. It takes

@@ -183,7 +183,15 @@ var directScripts = map[string]string{
 // directYAML is the config of the comparisons: routes to the scripted
 // upstream at addr, with header edits and a retried route.
 func directYAML(addr string) string {
-	return fmt.Sprintf(`
+	return directYAMLEdits(addr, true)
+}
+
+// directYAMLEdits is directYAML with the app route's request header
+// edits, or without them: then nothing edits the outbound fields, and
+// the direct attempt sends the client's fields as a header block
+// (fieldsMayShare) instead of a map of their own.
+func directYAMLEdits(addr string, edits bool) string {
+	y := fmt.Sprintf(`
 upstreams:
   app: { targets: [%[1]q] }
   busy: { targets: [%[1]q], retries: { attempts: 2, on_status: [503] } }
@@ -198,6 +206,10 @@ routes:
     upstream: busy
     rewrite: /case/retry-me
 `, addr)
+	if !edits {
+		y = strings.Replace(y, "    request_headers: { set: { X-Edited: \"yes\" }, add: { X-App-Tag: t1 } }\n", "", 1)
+	}
+	return y
 }
 
 // TestDirectMatchesReverseProxy sends the same requests through the direct
@@ -209,7 +221,12 @@ func TestDirectMatchesReverseProxy(t *testing.T) {
 	t.Run("plain upstream", func(t *testing.T) {
 		t.Parallel()
 		up := newScriptedUpstream(t, directScripts)
-		testDirectMatchesReverseProxy(t, up, directYAML(up.Addr))
+		testDirectMatchesReverseProxy(t, up, directYAML(up.Addr), true)
+	})
+	t.Run("plain upstream, fields as a block", func(t *testing.T) {
+		t.Parallel()
+		up := newScriptedUpstream(t, directScripts)
+		testDirectMatchesReverseProxy(t, up, directYAMLEdits(up.Addr, false), false)
 	})
 	// The synchronous client over TLS against http.Transport over TLS.
 	t.Run("TLS upstream", func(t *testing.T) {
@@ -217,11 +234,15 @@ func TestDirectMatchesReverseProxy(t *testing.T) {
 		up, ca := newTLSScriptedUpstream(t, directScripts)
 		yaml := strings.ReplaceAll(directYAML(up.Addr), "targets: ["+strconv.Quote(up.Addr)+"]",
 			"targets: ["+strconv.Quote(up.Addr)+"], tls: { ca: "+strconv.Quote(ca)+" }")
-		testDirectMatchesReverseProxy(t, up, yaml)
+		testDirectMatchesReverseProxy(t, up, yaml, true)
 	})
 }
 
-func testDirectMatchesReverseProxy(t *testing.T, up *scriptedUpstream, yaml string) {
+func testDirectMatchesReverseProxy(t *testing.T, up *scriptedUpstream, yaml string, edits bool) {
+	edited := "client" // X-Edited as the upstream gets it
+	if edits {
+		edited = "yes"
+	}
 	viaDirect := newGate(t, yaml)
 	viaH1 := newH1Gate(t, yaml) // the direct attempt under h1server's writer (AdoptHeader)
 	viaRP := newGate(t, yaml)
@@ -289,7 +310,8 @@ func testDirectMatchesReverseProxy(t *testing.T, up *scriptedUpstream, yaml stri
 						t.Errorf("upstream got %s", k)
 					}
 				}
-				if h.Get("X-Forwarded-For") != "127.0.0.1" || h.Get("Te") != "trailers" || h.Get("X-Edited") != "yes" {
+				if h.Get("X-Forwarded-For") != "127.0.0.1" || h.Get("Te") != "trailers" || h.Get("X-Edited") != edited ||
+					h.Get("User-Agent") != "probe" || h.Get("X-Forwarded-Proto") != "http" || h["Forwarded"][0] != "for=127.0.0.1;host=app.test;proto=http" {
 					t.Errorf("upstream header: %v", h)
 				}
 				for _, k := range []string{"X-Hop", "Keep-Alive", "Proxy-Authenticate", "Upgrade"} {
@@ -365,8 +387,17 @@ func h2Exchange(t *testing.T, g *gate, method, path, body string, hdr http.Heade
 // body-less requests are checked to take the direct attempt.
 func TestDirectMatchesReverseProxyOverHTTP2(t *testing.T) {
 	t.Parallel()
+	t.Run("edits", func(t *testing.T) { t.Parallel(); testDirectMatchesReverseProxyOverHTTP2(t, true) })
+	t.Run("fields as a block", func(t *testing.T) { t.Parallel(); testDirectMatchesReverseProxyOverHTTP2(t, false) })
+}
+
+func testDirectMatchesReverseProxyOverHTTP2(t *testing.T, edits bool) {
+	edited := "client" // X-Edited as the upstream gets it
+	if edits {
+		edited = "yes"
+	}
 	up := newScriptedUpstream(t, directScripts)
-	yaml := directYAML(up.Addr)
+	yaml := directYAMLEdits(up.Addr, edits)
 	startTLS := func(noDirect, ownH2 bool) *gate {
 		srv := httptest.NewUnstartedServer(nil)
 		srv.EnableHTTP2 = true
@@ -472,7 +503,7 @@ func TestDirectMatchesReverseProxyOverHTTP2(t *testing.T) {
 			}
 			if rq.name == "forwarding and edits" {
 				h := upDirect[0].Header
-				if h.Get("X-Forwarded-For") != "127.0.0.1" || h.Get("Te") != "trailers" || h.Get("X-Edited") != "yes" ||
+				if h.Get("X-Forwarded-For") != "127.0.0.1" || h.Get("Te") != "trailers" || h.Get("X-Edited") != edited ||
 					h.Get("X-Forwarded-Proto") != "https" || h.Get("Cookie") != "a=1; b=2" {
 					t.Errorf("upstream header: %v", h)
 				}

@@ -62,6 +62,7 @@ fuzz FuzzParse ./internal/config/ 20000x
 fuzz FuzzH1NextResponseIsItsOwn ./internal/lb/ 10000x
 fuzz FuzzSimpleHeadMatchesReadResponse ./internal/lb/ 50000x
 fuzz FuzzWriteHeadMatchesRequestWrite ./internal/lb/ 100000x
+fuzz FuzzAppendFieldsMatchesWriteHead ./internal/lb/ 60000x
 fuzz FuzzParseHeadMatchesNetHTTP ./internal/h1server/ 50000x
 fuzz FuzzParseTargetMatchesNetURL ./internal/httpsyntax/ 100000x
 fuzz FuzzValidFieldValue ./internal/httpsyntax/ 100000x

@@ -475,3 +475,88 @@ func TestClientGoneGetsNoResponse(t *testing.T) {
 		t.Fatalf("access log: %v, want one line with status 499", lines)
 	}
 }
+
+// TestRouteConditionsDoNotLeakPastAuth: what apps treat as the same
+// request as one a protected route takes must not fall past that route to
+// a public one for the same app (found by attacking from outside): HEAD
+// where the route names GET (apps answer HEAD with their GET handler), a
+// method in lower case (some apps compare methods without case), and an
+// exact path with a trailing slash (apps serve /x/ as /x), on both
+// HTTP/1.1 servers.
+func TestRouteConditionsDoNotLeakPastAuth(t *testing.T) {
+	t.Parallel()
+	idp := fakeidp.New(t)
+	up := newRecorder(t, nil)
+	cfg := fmt.Sprintf(`
+auth:
+  issuers:
+    main: { issuer: %q, audience: gatehouse }
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: public, match: { path_prefix: / }, upstream: app }
+  - name: reports
+    match: { path_prefix: /reports, methods: [GET] }
+    upstream: app
+    auth: { mode: required }
+  - name: settings
+    match: { path: /account/settings }
+    upstream: app
+    auth: { mode: required }
+`, idp.Issuer, hostport(up.Server))
+	tests := []struct {
+		name, line string
+		want       int
+	}{
+		{"public", "GET /account/other HTTP/1.1", 200},
+		{"GET", "GET /reports/q3 HTTP/1.1", 401},
+		{"HEAD where the route names GET", "HEAD /reports/q3 HTTP/1.1", 401},
+		{"lower-case method", "get /reports/q3 HTTP/1.1", 400},
+		{"mixed-case method", "Get /reports/q3 HTTP/1.1", 400},
+		{"exact path", "GET /account/settings HTTP/1.1", 401},
+		{"exact path with a trailing slash", "GET /account/settings/ HTTP/1.1", 401},
+		{"exact path, dot segment", "GET /account/settings/. HTTP/1.1", 401},
+		{"exact path, doubled slashes", "GET /account//settings/ HTTP/1.1", 401},
+	}
+	for _, srv := range bothH1Servers {
+		t.Run(srv.name, func(t *testing.T) {
+			g := srv.new(t, cfg)
+			addr := g.srv.Listener.Addr().String()
+			for _, tt := range tests {
+				before := up.count()
+				v := rawExchange(t, addr, tt.line+"\r\nHost: x\r\nConnection: close\r\n\r\n")
+				if !strings.HasPrefix(v.Status, fmt.Sprint(tt.want)) {
+					t.Errorf("%s: %q: %q %s, want %d", tt.name, tt.line, v.Status, v.Err, tt.want)
+				}
+				if reached := up.count() != before; reached != (tt.want == 200) {
+					t.Errorf("%s: %q: reached the upstream: %v", tt.name, tt.line, reached)
+				}
+			}
+		})
+	}
+}
+
+// An exact path takes itself with a trailing slash added or taken away,
+// and a rewrite or strip_prefix of it sends what it sends for the path
+// as written: a path one byte shorter than the route's was cut past its
+// end (a panic, answered 500).
+func TestExactPathTakesItsSlashVariant(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, nil)
+	g := newH1Gate(t, fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: old, match: { path: /old/ }, upstream: app, rewrite: /new }
+  - { name: s, match: { path: /s }, upstream: app, strip_prefix: true }
+`, hostport(up.Server)))
+	addr := g.srv.Listener.Addr().String()
+	for target, want := range map[string]string{"/old/": "/new", "/old": "/new", "/s": "/", "/s/": "/"} {
+		v := rawExchange(t, addr, "GET "+target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if !strings.HasPrefix(v.Status, "200") {
+			t.Errorf("GET %s: %q %s", target, v.Status, v.Err)
+			continue
+		}
+		if got := up.last(t).URI; got != want {
+			t.Errorf("GET %s: upstream saw %q, want %q", target, got, want)
+		}
+	}
+}

@@ -102,6 +102,14 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "invalid method", nil))
 		return false
 	}
+	if hasLower(r.Method) {
+		// Methods are case-sensitive (RFC 9110 §9.1), and no registered
+		// one has a lower-case letter; but some apps compare them without
+		// case (ASP.NET Core), so "get" would reach a GET handler past a
+		// route that names GET, and its auth. nginx refuses them too.
+		e.failToProxy(st, w, r, phase.NewError(phase.KindBadRequest, "invalid method: methods are upper case", nil))
+		return false
+	}
 	if r.Method == http.MethodConnect {
 		// Gatehouse is no forward proxy, and CONNECT names a tunnel,
 		// not a resource (RFC 9110 §9.3.6): its authority form is
@@ -620,4 +628,14 @@ func clientCert(t *tlsx.Front, rc *phase.RequestCtx, r *http.Request) *phase.Err
 		return nil
 	}
 	return &phase.Error{Kind: phase.KindForbidden, Detail: "a client certificate is required"}
+}
+
+// hasLower reports whether s has an ASCII lower-case letter.
+func hasLower(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'a' <= s[i] && s[i] <= 'z' {
+			return true
+		}
+	}
+	return false
 }

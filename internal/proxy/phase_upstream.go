@@ -61,7 +61,12 @@ func upstreamPath(rt *runtime.Route, path string) (string, string) {
 			matched = ""
 		}
 	}
-	rest := path[len(matched):]
+	rest := ""
+	if len(path) > len(matched) {
+		// An exact path also takes itself with a trailing slash added
+		// ("/x/" for "/x": rest "/") or taken away ("/x" for "/x/": none).
+		rest = path[len(matched):]
+	}
 	removed := matched
 	if rt.ExactPath != "" {
 		removed = "" // an exact path was replaced, not a prefix

@@ -52,7 +52,7 @@ type Table struct{ entries []entry }
 func NewTable(specs []Spec) *Table {
 	t := &Table{}
 	for i, s := range specs {
-		base := entry{prefix: s.PathPrefix, exact: s.Path, methods: s.Methods, order: i, target: i}
+		base := entry{prefix: s.PathPrefix, exact: s.Path, methods: withHead(s.Methods), order: i, target: i}
 		if base.prefix == "/" {
 			base.prefix = "" // matches every path
 		}
@@ -134,7 +134,7 @@ func (t *Table) Match(host, path, method string, h http.Header) int {
 			}
 		}
 		if e.exact != "" {
-			if path != e.exact {
+			if !exactMatch(path, e.exact) {
 				continue
 			}
 		} else if !HasPathPrefix(path, e.prefix) {
@@ -149,6 +149,40 @@ func (t *Table) Match(host, path, method string, h http.Header) int {
 		return e.target
 	}
 	return -1
+}
+
+// withHead returns methods with HEAD added when they name GET and not
+// HEAD: nearly every framework (Next.js, Express, Go's ServeMux, Rails,
+// Django, Spring) answers HEAD with its GET handler, so a route for GET
+// that let HEAD fall to another route would let HEAD past its auth to
+// the same handler. nginx's limit_except GET allows HEAD for the same
+// reason.
+func withHead(methods []string) []string {
+	if !contains(methods, "GET") || contains(methods, "HEAD") {
+		return methods
+	}
+	return append(methods[:len(methods):len(methods)], "HEAD")
+}
+
+// exactMatch reports whether path is the exact path, or that path with
+// a trailing slash added or taken away: apps serve /x/ as /x (Express by
+// default, Spring before 6, Next.js with trailingSlash), so an exact
+// route that let /x/ fall to another route would let it past the exact
+// route's auth.
+func exactMatch(path, exact string) bool {
+	if path == exact {
+		return true
+	}
+	if exact == "/" || path == "/" {
+		return false
+	}
+	if len(path) == len(exact)+1 {
+		return path[len(path)-1] == '/' && path[:len(exact)] == exact
+	}
+	if len(path)+1 == len(exact) {
+		return exact[len(exact)-1] == '/' && exact[:len(path)] == path
+	}
+	return false
 }
 
 func contains(list []string, s string) bool {

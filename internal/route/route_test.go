@@ -22,6 +22,8 @@ func TestMatchPrecedence(t *testing.T) {
 		11: {PathPrefix: "/deep", Hosts: []string{"*.example.com"}},
 		12: {PathPrefix: "/flow"},
 		13: {PathPrefix: "/flow"}, // same as 12: the earlier one wins
+		14: {PathPrefix: "/reports", Methods: []string{"GET"}},
+		15: {Path: "/account/settings/"},
 	}
 	tbl := NewTable(specs)
 	tests := []struct {
@@ -46,6 +48,13 @@ func TestMatchPrecedence(t *testing.T) {
 		{name: "longer wildcard wins", host: "x.a.example.com", path: "/deep", want: 10},
 		{name: "shorter wildcard", host: "x.b.example.com", path: "/deep", want: 11},
 		{name: "declaration order breaks ties", path: "/flow", want: 12},
+		// Apps answer HEAD with their GET handler, and serve /x/ as /x:
+		// neither may fall past the route to another (and its auth).
+		{name: "GET takes HEAD", path: "/reports/q3", method: "HEAD", want: 14},
+		{name: "GET does not take POST", path: "/reports/q3", method: "POST", want: 0},
+		{name: "exact takes a trailing slash", path: "/admin/health/", want: 3},
+		{name: "exact takes its path without the slash", path: "/account/settings", want: 15},
+		{name: "exact takes only one slash more", path: "/admin/health/x/", want: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,13 +72,22 @@ func TestMatchPrecedence(t *testing.T) {
 
 func TestMatchNone(t *testing.T) {
 	tbl := NewTable([]Spec{{PathPrefix: "/admin"}, {Path: "/x", Methods: []string{"GET"}}})
-	for _, p := range []string{"/", "/adminx", "/x/"} {
+	for _, p := range []string{"/", "/adminx", "/x/y", "/xx", "/x/y/"} {
 		if got := tbl.Match("", p, "GET", nil); got != -1 {
 			t.Errorf("Match(%q) = %d, want -1", p, got)
 		}
 	}
 	if got := tbl.Match("", "/x", "POST", nil); got != -1 {
 		t.Errorf("POST /x = %d, want -1", got)
+	}
+	if got := tbl.Match("", "/", "GET", nil); got != -1 {
+		t.Errorf("GET / = %d, want -1", got)
+	}
+	// The table's own copy gets HEAD; the caller's spec is not written.
+	methods := []string{"GET"}
+	NewTable([]Spec{{Path: "/x", Methods: methods[:1:1]}})
+	if got := tbl.Match("", "/x/", "HEAD", nil); got != 1 || len(methods) != 1 {
+		t.Errorf("HEAD /x/ = %d (methods %v), want 1", got, methods)
 	}
 }
 

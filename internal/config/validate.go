@@ -110,6 +110,11 @@ func validate(doc *Document) []FieldError {
 			}
 		}
 	}
+	if len(v.errs) == 0 {
+		// On a config that is otherwise valid: the check routes paths
+		// through the table the routes compile to.
+		v.authOverlaps(c)
+	}
 	return v.errs
 }
 

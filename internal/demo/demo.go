@@ -149,6 +149,15 @@ const adminRoute = `  - name: admin
     upstream: admin-portal
 `
 
+// apiRoute begins the shipped config's api route, whose admin service
+// sends admin-portal its /admin/api paths: with login on /admin they need
+// the same auth (config refuses one upstream path under two policies),
+// given by a route for /api/admin of their own, placed before it.
+const apiRoute = "  - name: api\n"
+
+// adminAuth is the demo's policy for the admin app, its API included.
+const adminAuth = "    auth: { accept: [session, bearer], roles: { any_of: [admin] } }\n"
+
 // withLogin returns the shipped config with browser login on /admin,
 // against a development issuer (internal/devidp) started on a free
 // loopback port under ctx: alice has role admin, bob does not. The
@@ -170,10 +179,15 @@ func withLogin(ctx context.Context, listen string) ([]byte, error) {
 		return nil, fmt.Errorf("demo: development issuer: %w", err)
 	}
 	src := string(gatehouse.DefaultConfig)
-	if !strings.Contains(src, adminRoute) {
-		return nil, errors.New("demo: the shipped gatehouse.yaml no longer has the admin route internal/demo expects")
+	if !strings.Contains(src, adminRoute) || !strings.Contains(src, apiRoute) {
+		return nil, errors.New("demo: the shipped gatehouse.yaml no longer has the admin and api routes internal/demo expects")
 	}
-	src = strings.Replace(src, adminRoute, adminRoute+"    auth: { accept: [session, bearer], roles: { any_of: [admin] } }\n", 1)
+	src = strings.Replace(src, adminRoute, adminRoute+adminAuth, 1)
+	src = strings.Replace(src, apiRoute, `  - name: admin-api
+    match: { path_prefix: /api/admin }
+    upstream: admin-portal
+    rewrite: /admin/api
+`+adminAuth+apiRoute, 1)
 	src += fmt.Sprintf(`
 # Added by gatehouse demo: browser login against a development issuer.
 auth:

@@ -84,7 +84,11 @@ auth:
     client_secret: s3cret
     redirect_url: %s/_gatehouse/callback
     cookie_secret: 0123456789abcdef0123456789abcdef
-upstreams: { app: { targets: [%q] } }
+upstreams:
+  app: { targets: [%[3]q] }
+  # The same app under another name: a host it tells apart (config
+  # refuses one upstream path under two auth policies).
+  other: { targets: [%[3]q] }
 routes:
   - { name: public, match: { path_prefix: /public }, upstream: app }
   - name: admin
@@ -95,7 +99,7 @@ routes:
     match: { path_prefix: /api }
     upstream: app
     auth: { accept: [session], forward_session_token: true }
-  - { name: other-host, match: { host: [other.example] }, upstream: app }
+  - { name: other-host, match: { host: [other.example] }, upstream: other }
 `, idp.Issuer(), origin, hostport(up.Server))
 	return startGate(t, gw, yaml, true).srv, up, idp
 }

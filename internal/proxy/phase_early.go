@@ -72,7 +72,7 @@ func (e *Engine) early(st *state, w *respWriter, r *http.Request) bool {
 		if r.ProtoMajor >= 2 && !edgeSpace {
 			edgeSpace = hasEdgeSpace(vals)
 		}
-		if _, identity := strip[name]; identity || dropInbound(name, vals, rc.PeerTrusted, r.Method) {
+		if _, identity := strip[name]; identity || dropInbound(name, vals, rc.PeerTrusted, r) {
 			delete(r.Header, name)
 		}
 	}
@@ -262,9 +262,10 @@ func closeHeader() http.Header { return http.Header{"Connection": closeValue} }
 //     server may ignore Upgrade (RFC 9110 §7.8): the request goes on as
 //     plain HTTP/1.1, as it would to a server without h2c. WebSocket is
 //     relayed on every proxied route (routes have no setting for it),
-//     on GET only (RFC 6455 §4.1): on another method its upgrade is
-//     ignored too.
-func dropInbound(name string, vals []string, trusted bool, method string) bool {
+//     on an HTTP/1.1 GET only (RFC 6455 §4.1): on another method, or in
+//     an HTTP/1.0 request (where RFC 9110 §7.8 asks for Upgrade to be
+//     ignored), its upgrade is ignored too.
+func dropInbound(name string, vals []string, trusted bool, r *http.Request) bool {
 	switch name {
 	case "X-Real-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "X-Client-Ip", "X-Original-Url", "X-Rewrite-Url",
 		"X-Forwarded-Uri", "X-Forwarded-Port", "X-Envoy-Original-Path",
@@ -279,7 +280,7 @@ func dropInbound(name string, vals []string, trusted bool, method string) bool {
 		"X-Middleware-Subrequest":
 		return true
 	case "Upgrade":
-		return !isWebSocket(vals) || method != http.MethodGet
+		return !isWebSocket(vals) || r.Method != http.MethodGet || r.ProtoMajor == 1 && r.ProtoMinor == 0
 	}
 	return strings.IndexByte(name, '_') >= 0 || identityFamily(name)
 }

@@ -396,19 +396,27 @@ routes: [{ name: site, match: { path_prefix: / }, static: { root: %q } }]
 // (RFC 6455 §4.1). An Upgrade on another method is ignored, as any other
 // upgrade is (RFC 9110 §7.8): the request goes upstream as a plain one,
 // and its answer is a plain response, never a 101 (which net/http wrote
-// with "Content-Length: 0" for a POST, a length no 1xx may carry).
+// with "Content-Length: 0" for a POST, a length no 1xx may carry). So is
+// an Upgrade in an HTTP/1.0 request, which a server must ignore (RFC 9110
+// §7.8; WebSocket needs HTTP/1.1, RFC 6455 §4.1): it had been relayed,
+// and answered 101.
 func TestWebSocketUpgradeOnGetOnly(t *testing.T) {
 	t.Parallel()
 	up := newRecorder(t, nil)
 	cfg := oneRoute(hostport(up.Server))
+	const ws = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
 	for _, fast := range []bool{false, true} {
 		addr, logs := optionsGate(t, cfg, Options{}, fast)
-		exchange(t, addr, "POST /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n", "ok", logs)
-		got := up.last(t)
-		if got.Method != "POST" || got.Header["Upgrade"] != nil || got.Header["Connection"] != nil {
-			t.Errorf("fast_http1=%v: the upstream got %s with Upgrade %q, Connection %q; want a plain POST",
-				fast, got.Method, got.Header["Upgrade"], got.Header["Connection"])
+		for _, req := range []struct{ method, raw string }{
+			{"POST", "POST /ws HTTP/1.1\r\nHost: x\r\n" + ws + "Content-Length: 0\r\n\r\n"},
+			{"GET", "GET /ws HTTP/1.0\r\nHost: x\r\n" + ws + "\r\n"},
+		} {
+			exchange(t, addr, req.raw, "ok", logs)
+			got := up.last(t)
+			if got.Method != req.method || got.Header["Upgrade"] != nil || got.Header["Connection"] != nil {
+				t.Errorf("fast_http1=%v: %q: the upstream got %s with Upgrade %q, Connection %q; want a plain %s",
+					fast, req.raw, got.Method, got.Header["Upgrade"], got.Header["Connection"], req.method)
+			}
 		}
 	}
 }

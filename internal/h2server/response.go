@@ -73,6 +73,10 @@ type headerList struct {
 type listField struct {
 	k  string
 	vv []string
+	// Where take copied the values, while it copies: vv is vals[at:at+n]
+	// when vals is set (a nil vv stays nil).
+	at, n int32
+	vals  bool
 }
 
 // maxPooledFields: a map or list that held more than this is let go
@@ -86,16 +90,14 @@ var (
 
 // take makes l a copy of src, values included (as http.Header.Clone: nil
 // values stay nil, so that a field set to nil, Date's way of asking for
-// none, is still there).
+// none, is still there). One walk of the map: the values are appended to
+// l.vals, and the fields' slices of it are cut once it has stopped
+// growing (a first walk to count them cost as much as the copy).
 func (l *headerList) take(src http.Header) {
-	n := 0
-	for _, vv := range src {
-		n += len(vv)
+	vals := l.vals[:0]
+	if vals == nil {
+		vals = make([]string, 0, 16)
 	}
-	if cap(l.vals) < n {
-		l.vals = make([]string, n)
-	}
-	vals := l.vals[:n]
 	l.fields = l.fields[:0]
 	l.cl, l.ctype, l.cenc, l.date, l.trailer, l.connection = -1, -1, -1, -1, -1, -1
 	for k, vv := range src {
@@ -117,10 +119,16 @@ func (l *headerList) take(src http.Header) {
 			l.fields = append(l.fields, listField{k: k})
 			continue
 		}
-		c := copy(vals, vv)
-		l.fields = append(l.fields, listField{k: k, vv: vals[:c:c]})
-		vals = vals[c:]
+		l.fields = append(l.fields, listField{k: k, at: int32(len(vals)), n: int32(len(vv)), vals: true})
+		vals = append(vals, vv...)
 	}
+	for i := range l.fields {
+		if f := &l.fields[i]; f.vals {
+			end := f.at + f.n
+			f.vv = vals[f.at:end:end]
+		}
+	}
+	l.vals = vals
 }
 
 // first is the first value of the field at index i, "" if none.

@@ -129,13 +129,7 @@ func Compile(doc *config.Document, reg *runtime.Registry, generation int64) (*ru
 
 	specs := make([]route.Spec, len(c.Routes))
 	for i, rc := range c.Routes {
-		specs[i] = route.Spec{
-			Hosts:      rc.Match.Host,
-			PathPrefix: rc.Match.PathPrefix,
-			Path:       rc.Match.Path,
-			Methods:    rc.Match.Methods,
-			Headers:    rc.Match.Headers,
-		}
+		specs[i] = config.RouteSpec(rc)
 		r, err := compileRoute(c, rc, snap)
 		if err != nil {
 			return nil, fmt.Errorf("compile: route %s: %w", rc.Name, err)

@@ -52,8 +52,7 @@ func (v *validator) authOverlaps(c *Config) {
 		if r == nil {
 			return // reported; the table would not be the one compiled
 		}
-		specs[i] = route.Spec{Hosts: r.Match.Host, PathPrefix: r.Match.PathPrefix, Path: r.Match.Path,
-			Methods: r.Match.Methods, Headers: r.Match.Headers}
+		specs[i] = RouteSpec(r)
 		reaches[i] = routeReach(fmt.Sprintf("routes[%d]", i), r)
 	}
 	table := route.NewTable(specs)
@@ -302,4 +301,12 @@ func authKey(a *RouteAuth) string {
 	slices.Sort(claims)
 	return fmt.Sprintf("%s|%q|%q|%q|%q|%q|%q|%v|%s", a.Mode, sorted(a.Issuers), sorted(a.Accept),
 		sorted(a.Roles.AnyOf), sorted(a.Roles.AllOf), sorted(a.Scopes), claims, a.Preflight, a.OnIntrospectionError)
+}
+
+// RouteSpec is what r matches, for the route table: its match, and no
+// slash twin for a redirect (one that adds or removes the slash would
+// redirect to itself).
+func RouteSpec(r *Route) route.Spec {
+	return route.Spec{Hosts: r.Match.Host, PathPrefix: r.Match.PathPrefix, Path: r.Match.Path,
+		Methods: r.Match.Methods, Headers: r.Match.Headers, NoSlashTwin: r.Redirect != nil}
 }

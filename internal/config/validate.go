@@ -530,6 +530,8 @@ func (v *validator) match(p string, m *Match) {
 			v.add(mp, "%q is not a method name", meth)
 		case meth != strings.ToUpper(meth) && slices.Contains(standardMethods, strings.ToUpper(meth)):
 			v.add(mp, "method names are case-sensitive (did you mean %q?)", strings.ToUpper(meth))
+		case meth != strings.ToUpper(meth):
+			v.add(mp, "requests with a lower-case letter in the method are answered 400 before routing; write %q", strings.ToUpper(meth))
 		}
 	}
 	for name, val := range m.Headers {

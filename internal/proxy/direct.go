@@ -208,12 +208,13 @@ func (e *Engine) putOutbound(ob *outbound) {
 // in place.
 //
 // With mayShare (nothing will edit the outbound fields: fieldsMayShare),
-// and no field named by Connection to leave out, the map stays empty and
-// shared reports true: the fields go as a header block, or are copied
-// later if they cannot (blockFields).
+// and no field named by Connection present to leave out ("Connection:
+// close" names none that is there), the map stays empty and shared
+// reports true: the fields go as a header block, or are copied later if
+// they cannot (blockFields).
 func directRequest(in *http.Request, ctx context.Context, ob *outbound, mayShare bool) (out *http.Request, shared bool) {
 	named := connNamed(in.Header["Connection"])
-	shared = mayShare && named == nil
+	shared = mayShare && !anyPresent(in.Header, named)
 	if !shared {
 		copyFields(ob.h, in.Header, named)
 	}
@@ -244,6 +245,16 @@ func directRequest(in *http.Request, ctx context.Context, ob *outbound, mayShare
 	// inlined and dereferenced at once, stays on the stack.
 	ob.req = *req.WithContext(ctx)
 	return &ob.req, shared
+}
+
+// anyPresent reports whether h has a field of one of names.
+func anyPresent(h http.Header, names []string) bool {
+	for _, n := range names {
+		if _, ok := h[n]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // copyFields copies the fields of in that cross the hop into h: all but
@@ -281,7 +292,7 @@ func fieldsMayShare(st *state, in *http.Request) bool {
 
 // omitOutbound reports whether a field of the client's request stays
 // behind (copyFields' rule, without Connection-named fields: a shared
-// request has none).
+// request has none present).
 func omitOutbound(k string) bool { return skipHeader(k, nil) || isForwarding(k) }
 
 // blockFields appends the fields of a shared request (directRequest) to

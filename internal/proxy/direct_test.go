@@ -258,6 +258,11 @@ func testDirectMatchesReverseProxy(t *testing.T, up *scriptedUpstream, yaml stri
 			"Connection: close, X-Secret-Hop\r\nX-Secret-Hop: 1\r\nKeep-Alive: 5\r\nProxy-Authorization: Basic eA==\r\n" +
 				"Te: trailers, deflate\r\nX-Forwarded-For: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\n" +
 				"X-Forwarded-Host: evil\r\nX-Forwarded-Proto: https\r\nX-App-Tag: client\r\nX-Edited: client\r\n"},
+		// Connection names no field present: without edits, the fields
+		// go as a header block (fieldsMayShare), hop-by-hop ones left out.
+		{"hop-by-hop, none named", "/case/plain", "GET",
+			"Connection: close\r\nKeep-Alive: 5\r\nProxy-Authorization: Basic eA==\r\nProxy-Connection: keep-alive\r\n" +
+				"Te: trailers, deflate\r\nX-Forwarded-For: 6.6.6.6\r\nX-Request-Id: spoof\r\nX-Real-Ip: 6.6.6.6\r\nX-App-Tag: client\r\n"},
 		{"query that does not parse", "/case/plain?a=1;b=2&c=%zz&d=4", "GET", "Connection: close\r\n"},
 		{"trailers", "/case/chunked-trailer", "GET", "Connection: close\r\nTE: trailers\r\n"},
 		{"undeclared trailer", "/case/undeclared-trailer", "GET", "Connection: close\r\n"},
@@ -300,6 +305,19 @@ func testDirectMatchesReverseProxy(t *testing.T, up *scriptedUpstream, yaml stri
 			for i := range upDirect {
 				if d, r := upstreamView(upDirect[i]), upstreamView(upRP[i]); d != r {
 					t.Errorf("upstream saw\n direct:\n%s\nreverse proxy:\n%s", d, r)
+				}
+			}
+			if rq.name == "hop-by-hop, none named" {
+				h := upDirect[0].Header
+				for _, k := range []string{"Keep-Alive", "Proxy-Authorization", "Proxy-Connection", "Connection"} {
+					if h[k] != nil {
+						t.Errorf("upstream got %s: %q", k, h[k])
+					}
+				}
+				if len(h["Te"]) != 1 || h["Te"][0] != "trailers" || len(h["X-Forwarded-For"]) != 1 || h["X-Forwarded-For"][0] != "127.0.0.1" ||
+					len(h["X-Request-Id"]) != 1 || h["X-Request-Id"][0] == "spoof" || len(h["X-Real-Ip"]) != 1 || h["X-Real-Ip"][0] != "127.0.0.1" ||
+					h.Get("User-Agent") != "probe" || !slices.Contains(h["X-App-Tag"], "client") {
+					t.Errorf("upstream header: %v", h)
 				}
 			}
 			if rq.name == "hop-by-hop both ways" {

@@ -560,3 +560,26 @@ routes:
 		}
 	}
 }
+
+// A redirect that adds the trailing slash (nginx's "location = /admin {
+// return 301 /admin/; }") takes no slash twin: /admin/ goes to the admin
+// app, not to the redirect again (found on review: it looped).
+func TestExactRedirectToSlashDoesNotLoop(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, nil)
+	g := newH1Gate(t, fmt.Sprintf(`
+upstreams: { app: { targets: [%q] } }
+routes:
+  - { name: admin-slash, match: { path: /admin }, redirect: { to: /admin/, status: 301 } }
+  - { name: admin, match: { path_prefix: /admin }, upstream: app }
+  - { name: home, match: { path: /home/ }, redirect: { to: /home, status: 301 } }
+  - { name: all, match: { path_prefix: / }, upstream: app }
+`, hostport(up.Server)))
+	addr := g.srv.Listener.Addr().String()
+	for target, want := range map[string]string{"/admin": "301", "/admin/": "200", "/home/": "301", "/home": "200"} {
+		v := rawExchange(t, addr, "GET "+target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if !strings.HasPrefix(v.Status, want) {
+			t.Errorf("GET %s: %q (Location %q), want %s", target, v.Status, v.Header.Get("Location"), want)
+		}
+	}
+}

@@ -4,7 +4,9 @@
 //
 // Precedence, most specific first (docs/config.md, "How a route is chosen"):
 //  1. host: an exact host, then wildcards (longer suffix first), then none;
-//  2. path: an exact path, then path prefixes (longer first);
+//  2. path: an exact path, then path prefixes (longer first), where an
+//     exact path's twin (itself with a trailing slash added or taken
+//     away) ranks as a prefix of its length, after a real one;
 //  3. routes that name methods before routes that take any method;
 //  4. more header conditions before fewer;
 //  5. earlier in the file before later.
@@ -26,6 +28,9 @@ type Spec struct {
 	Path       string   // exact
 	Methods    []string
 	Headers    map[string]string // value "*" means present
+	// NoSlashTwin keeps Path from taking its twin (a redirect that adds
+	// or removes the slash would redirect to itself).
+	NoSlashTwin bool
 }
 
 type headerCond struct {
@@ -39,6 +44,8 @@ type entry struct {
 	wildcard bool
 	prefix   string
 	exact    string
+	twin     bool // exact is a Path's twin, ranked as a prefix of rank's length
+	rank     int  // a prefix's length, or a twin's Path's without its slash
 	methods  []string
 	headers  []headerCond
 	order    int // declaration index
@@ -56,22 +63,31 @@ func NewTable(specs []Spec) *Table {
 		if base.prefix == "/" {
 			base.prefix = "" // matches every path
 		}
+		base.rank = len(base.prefix)
 		for name, v := range s.Headers {
 			base.headers = append(base.headers, headerCond{name: http.CanonicalHeaderKey(name), value: v, any: v == "*"})
 		}
 		sort.Slice(base.headers, func(a, b int) bool { return base.headers[a].name < base.headers[b].name })
-		if len(s.Hosts) == 0 {
-			t.entries = append(t.entries, base)
-			continue
-		}
-		for _, h := range s.Hosts {
+		bases := []entry{base}
+		if tw, ok := Twin(s.Path); ok && !s.NoSlashTwin {
 			e := base
-			if strings.HasPrefix(h, "*.") {
-				e.host, e.wildcard = h[1:], true
-			} else {
-				e.host = h
+			e.exact, e.twin, e.rank = tw, true, len(strings.TrimSuffix(s.Path, "/"))
+			bases = append(bases, e)
+		}
+		for _, b := range bases {
+			if len(s.Hosts) == 0 {
+				t.entries = append(t.entries, b)
+				continue
 			}
-			t.entries = append(t.entries, e)
+			for _, h := range s.Hosts {
+				e := b
+				if strings.HasPrefix(h, "*.") {
+					e.host, e.wildcard = h[1:], true
+				} else {
+					e.host = h
+				}
+				t.entries = append(t.entries, e)
+			}
 		}
 	}
 	sort.SliceStable(t.entries, func(a, b int) bool { return less(&t.entries[a], &t.entries[b]) })
@@ -95,11 +111,17 @@ func less(a, b *entry) bool {
 	if a.wildcard && len(a.host) != len(b.host) {
 		return len(a.host) > len(b.host)
 	}
-	if (a.exact != "") != (b.exact != "") {
-		return a.exact != ""
+	// Exact paths first, then prefixes and twins by length, a prefix
+	// before a twin of its length: a route written for the path (or for
+	// the subtree the twin opens) wins over a twin.
+	if ea, eb := a.exact != "" && !a.twin, b.exact != "" && !b.twin; ea != eb {
+		return ea
 	}
-	if len(a.prefix) != len(b.prefix) {
-		return len(a.prefix) > len(b.prefix)
+	if a.rank != b.rank {
+		return a.rank > b.rank
+	}
+	if a.twin != b.twin {
+		return !a.twin
 	}
 	if (len(a.methods) > 0) != (len(b.methods) > 0) {
 		return len(a.methods) > 0
@@ -134,7 +156,7 @@ func (t *Table) Match(host, path, method string, h http.Header) int {
 			}
 		}
 		if e.exact != "" {
-			if !exactMatch(path, e.exact) {
+			if path != e.exact {
 				continue
 			}
 		} else if !HasPathPrefix(path, e.prefix) {
@@ -164,25 +186,20 @@ func withHead(methods []string) []string {
 	return append(methods[:len(methods):len(methods)], "HEAD")
 }
 
-// exactMatch reports whether path is the exact path, or that path with
-// a trailing slash added or taken away: apps serve /x/ as /x (Express by
-// default, Spring before 6, Next.js with trailingSlash), so an exact
-// route that let /x/ fall to another route would let it past the exact
-// route's auth.
-func exactMatch(path, exact string) bool {
-	if path == exact {
-		return true
+// Twin returns an exact path's twin: itself with a trailing slash added
+// or taken away, which apps serve as one (Express by default, Spring
+// before 6, Next.js with trailingSlash), so an exact route takes it too
+// unless a route for it (or a prefix of its length) comes first: a twin
+// that fell to another route would fall past the exact route's auth.
+// "/" has none.
+func Twin(path string) (string, bool) {
+	switch {
+	case path == "" || path == "/":
+		return "", false
+	case path[len(path)-1] == '/':
+		return path[:len(path)-1], true
 	}
-	if exact == "/" || path == "/" {
-		return false
-	}
-	if len(path) == len(exact)+1 {
-		return path[len(path)-1] == '/' && path[:len(exact)] == exact
-	}
-	if len(path)+1 == len(exact) {
-		return exact[len(exact)-1] == '/' && exact[:len(path)] == path
-	}
-	return false
+	return path + "/", true
 }
 
 func contains(list []string, s string) bool {

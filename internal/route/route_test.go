@@ -83,11 +83,45 @@ func TestMatchNone(t *testing.T) {
 	if got := tbl.Match("", "/", "GET", nil); got != -1 {
 		t.Errorf("GET / = %d, want -1", got)
 	}
-	// The table's own copy gets HEAD; the caller's spec is not written.
-	methods := []string{"GET"}
-	NewTable([]Spec{{Path: "/x", Methods: methods[:1:1]}})
-	if got := tbl.Match("", "/x/", "HEAD", nil); got != 1 || len(methods) != 1 {
-		t.Errorf("HEAD /x/ = %d (methods %v), want 1", got, methods)
+	// The table's own copy gets HEAD; the caller's slice, with room to
+	// spare, is not written.
+	methods := make([]string, 1, 4)
+	methods[0] = "GET"
+	NewTable([]Spec{{Path: "/x", Methods: methods}})
+	if got := tbl.Match("", "/x/", "HEAD", nil); got != 1 || methods[:2][1] != "" {
+		t.Errorf("HEAD /x/ = %d (methods %q), want 1", got, methods[:2])
+	}
+}
+
+// An exact path's twin (the path with a trailing slash added or taken
+// away) goes to the exact route unless a route written for it comes
+// first: an exact route for the twin itself, or a prefix of its length
+// (which also owns what lies below); a redirect route takes no twin
+// (it would redirect to itself).
+func TestSlashTwinRanksBelowRoutesForIt(t *testing.T) {
+	t.Parallel()
+	tbl := NewTable([]Spec{
+		0:  {Path: "/status"},
+		1:  {Path: "/status/"},
+		2:  {Path: "/x/", Methods: []string{"GET"}},
+		3:  {Path: "/x"},
+		4:  {Path: "/admin", NoSlashTwin: true},
+		5:  {PathPrefix: "/admin"},
+		6:  {Path: "/docs"},
+		7:  {PathPrefix: "/docs"},
+		8:  {PathPrefix: "/"},
+		9:  {Path: "/a/b"},
+		10: {PathPrefix: "/a"},
+	})
+	for path, want := range map[string]int{
+		"/status": 0, "/status/": 1, "/x": 3, "/x/": 2,
+		"/admin": 4, "/admin/": 5, // the redirect route takes no twin
+		"/docs": 6, "/docs/": 7, "/docs/x": 7, // a prefix of the twin's length wins it
+		"/a/b/": 9, "/a/b/c": 10, // a shorter prefix does not
+	} {
+		if got := tbl.Match("", path, "GET", nil); got != want {
+			t.Errorf("%s = %d, want %d", path, got, want)
+		}
 	}
 }
 

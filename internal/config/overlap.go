@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -20,260 +21,345 @@ import (
 // attacking the shipped config from outside (login on /admin left the
 // admin app's API open through /api/admin).
 //
-// authOverlaps refuses such pairs. For two routes to one upstream, at
-// least one of which changes the path, with different auth, it takes a
-// path both may send the upstream (the more specific of their two path
-// spaces, and a path below it) and asks the route table whether the
-// request each route would turn into that path really reaches that route
-// (a more specific route may take it first: a route for /api/admin with
-// the admin route's auth closes the gap). Two routes that send the path
-// they matched share paths only across hosts: a route naming a host takes
-// every path of it before path routes for any host. Routes are compared
-// by upstream name: an app named twice is two apps here, the way to say
-// it tells hosts apart.
+// authOverlaps refuses such pairs. For two routes to one upstream with
+// different auth, it takes the upstream paths each sends for the
+// requests at the root of its match (its path or prefix, the prefix with
+// a slash, a path below it; an api route's per service), finds the
+// request the other route would turn into each (UpstreamPath's inverse,
+// checked forward), and asks the route table whether both requests
+// really reach their routes, with one method both take (the shared path
+// is one resource to the app only under one method) and any of each
+// route's hosts: a more specific route may take a request first (a route
+// for /api/admin with the admin route's auth closes the gap, for the
+// methods it names). Paths one trailing slash apart count as one, as
+// apps serve them. Routes are compared by upstream name: an app named
+// twice is two apps here, the way to say it tells hosts apart.
 
-// reach is a set of upstream paths a route sends one upstream: a path
-// and those below it on segment boundaries, or exactly one path.
-type reach struct {
+// upstreamSide is what a route sends one upstream, for the check.
+type upstreamSide struct {
+	idx      int
+	r        *Route
 	upstream string
-	path     string // "/" with a prefix: every path
-	exact    bool
-	identity bool   // the route sends the path it matched
-	key      string // where to report: the config key that maps the path
-	// inverse gives the request path the route turns into w (a path in
-	// this reach), false if there is none.
-	inverse func(w string) (string, bool)
+	key      string   // where to report: the config key that maps the path
+	identity bool     // the route sends the path it matched
+	root     string   // every path it sends the upstream lies at or below root
+	samples  []string // upstream paths it sends for its match's root requests
 }
 
 func (v *validator) authOverlaps(c *Config) {
 	specs := make([]route.Spec, len(c.Routes))
-	reaches := make([][]reach, len(c.Routes))
 	for i, r := range c.Routes {
 		if r == nil {
 			return // reported; the table would not be the one compiled
 		}
 		specs[i] = RouteSpec(r)
-		reaches[i] = routeReach(fmt.Sprintf("routes[%d]", i), r)
 	}
 	table := route.NewTable(specs)
-	for j := range c.Routes {
-		for i := range j {
-			ri, rj := c.Routes[i], c.Routes[j]
-			if authKey(ri.Auth) == authKey(rj.Auth) {
-				continue
+	methods := []string{http.MethodGet, http.MethodPost}
+	for _, r := range c.Routes {
+		for _, m := range r.Match.Methods {
+			if !slices.Contains(methods, m) {
+				methods = append(methods, m)
 			}
-			v.overlap(table, i, j, ri, rj, reaches[i], reaches[j])
 		}
 	}
-}
-
-// overlap reports routes i and j (i < j) once if some upstream path
-// reaches the same upstream through both.
-func (v *validator) overlap(table *route.Table, i, j int, ri, rj *Route, as, bs []reach) {
-	type side struct {
-		idx int
-		r   *Route
-		rc  reach
-		q   string // the request the route turns into the shared path
-	}
-	for _, a := range as {
-		for _, b := range bs {
-			if a.upstream != b.upstream {
-				continue
+	keys := make([]string, len(c.Routes))
+	byUpstream := map[string][]upstreamSide{}
+	var names []string
+	for i, r := range c.Routes {
+		keys[i] = authKey(r.Auth)
+		for _, s := range sides(i, r) {
+			if byUpstream[s.upstream] == nil {
+				names = append(names, s.upstream)
 			}
-			for _, w := range witnesses(a, b) {
-				qa, oka := a.inverse(w)
-				qb, okb := b.inverse(w)
-				if !oka || !okb || !reaches(table, i, ri, qa) || !reaches(table, j, rj, qb) {
+			byUpstream[s.upstream] = append(byUpstream[s.upstream], s)
+		}
+	}
+	slices.Sort(names)
+	reported := map[[2]int]bool{}
+	for _, u := range names {
+		ss := byUpstream[u]
+		for y := range ss {
+			for x := range y {
+				a, b := ss[x], ss[y]
+				if a.idx == b.idx || keys[a.idx] == keys[b.idx] || reported[[2]int{a.idx, b.idx}] ||
+					!route.HasPathPrefix(a.root, b.root) && !route.HasPathPrefix(b.root, a.root) {
 					continue
 				}
-				// Reported at the route that changes the path, if one
-				// does: its mapping made the pair.
-				at, other := side{j, rj, b, qb}, side{i, ri, a, qa}
-				if b.identity && !a.identity {
-					at, other = other, at
+				if v.overlap(table, methods, a, b) {
+					reported[[2]int{a.idx, b.idx}] = true
 				}
-				req, otherReq := requestOf(at.r, at.q), requestOf(other.r, other.q)
-				v.add(at.rc.key, "sends %s the path %s for a request to %s, and routes[%d] (%s) sends it the same path for a request to %s, under another auth policy: a client would take the weaker. Give both routes the same auth, or add a route for whichever of %s and %s has the weaker policy, with the other's auth (or, for an app that tells hosts apart, name it twice under upstreams)",
-					at.rc.upstream, shown(w), req, other.idx, other.r.Name, otherReq, req, otherReq)
-				return
 			}
 		}
 	}
 }
 
-// requestOf names the request route r turns into a shared path: the
-// path, after the route's first host if it names hosts.
-func requestOf(r *Route, q string) string {
+// overlap reports a and b (two routes' sides to one upstream) if some
+// upstream path reaches it through both.
+func (v *validator) overlap(table *route.Table, methods []string, a, b upstreamSide) bool {
+	for _, w := range slices.Concat(a.samples, b.samples) {
+		qa, qb := requestsFor(a, w), requestsFor(b, w)
+		if len(qa) == 0 || len(qb) == 0 {
+			continue
+		}
+		for _, m := range methods {
+			ra, rb := reached(table, a, qa, m), reached(table, b, qb, m)
+			if ra == "" || rb == "" {
+				continue
+			}
+			// Reported at the route that changes the path, if one does:
+			// its mapping made the pair.
+			at, other, req, otherReq := b, a, rb, ra
+			if b.identity && !a.identity {
+				at, other, req, otherReq = a, b, ra, rb
+			}
+			v.add(at.key, "sends %s the path %s for %s %s, and routes[%d] (%s) sends it the same path for %s %s, under another auth policy: a client would take the weaker. Give both routes the same auth, or add a route for whichever of the two requests has the weaker policy, with the other's auth (or, for an app that tells hosts apart, name it twice under upstreams)",
+				at.upstream, w, m, req, other.idx, other.r.Name, m, otherReq)
+			return true
+		}
+	}
+	return false
+}
+
+// requestsFor returns the requests side s's route turns into upstream
+// path w, or into its slash twin.
+func requestsFor(s upstreamSide, w string) []string {
+	var out []string
+	for _, q := range candidates(s.r, w) {
+		if u, p, ok := UpstreamPath(s.r, q); ok && u == s.upstream && sameResource(p, w) && !slices.Contains(out, q) {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// reached returns the first of qs that, sent with method m and one of the
+// route's hosts (and its header conditions met), the table routes to the
+// route, as host+path; "" if none does.
+func reached(table *route.Table, s upstreamSide, qs []string, m string) string {
+	r := s.r
+	if len(r.Match.Methods) > 0 && !slices.Contains(r.Match.Methods, m) && (m != http.MethodHead || !slices.Contains(r.Match.Methods, http.MethodGet)) {
+		return ""
+	}
+	hosts := []string{""}
 	if len(r.Match.Host) > 0 {
-		return r.Match.Host[0] + shown(q)
-	}
-	return shown(q)
-}
-
-// shown is a witness path as a message names it: "/x/…" for "/x/_", a
-// path below /x.
-func shown(p string) string {
-	if base, ok := strings.CutSuffix(p, "/_"); ok {
-		return base + "/…"
-	}
-	return p
-}
-
-// witnesses are upstream paths in both a and b, if they meet: the more
-// specific of the two spaces, and a path below it.
-func witnesses(a, b reach) []string {
-	switch {
-	case a.exact && b.exact:
-		if a.path == b.path {
-			return []string{a.path}
-		}
-	case a.exact:
-		if route.HasPathPrefix(a.path, b.path) {
-			return []string{a.path}
-		}
-	case b.exact:
-		if route.HasPathPrefix(b.path, a.path) {
-			return []string{b.path}
-		}
-	default:
-		deeper := ""
-		switch {
-		case route.HasPathPrefix(a.path, b.path):
-			deeper = a.path
-		case route.HasPathPrefix(b.path, a.path):
-			deeper = b.path
-		default:
-			return nil
-		}
-		return []string{deeper, strings.TrimSuffix(deeper, "/") + "/_"}
-	}
-	return nil
-}
-
-// reaches reports whether a request to path q, made to suit route r's
-// other conditions (its first host and method, its headers), is routed
-// to r: a more specific route may take it first.
-func reaches(table *route.Table, idx int, r *Route, q string) bool {
-	host := ""
-	if len(r.Match.Host) > 0 {
-		host = r.Match.Host[0]
-		if rest, ok := strings.CutPrefix(host, "*."); ok {
-			host = "a." + rest
+		hosts = hosts[:0]
+		for _, h := range r.Match.Host {
+			if rest, ok := strings.CutPrefix(h, "*."); ok {
+				h = "zz-overlap-check." + rest // a name no exact host route takes
+			}
+			hosts = append(hosts, h)
 		}
 	}
-	method := http.MethodGet
-	if len(r.Match.Methods) > 0 {
-		method = r.Match.Methods[0]
-	}
-	var h http.Header
+	var hdr http.Header
 	if len(r.Match.Headers) > 0 {
-		h = http.Header{}
+		hdr = http.Header{}
 		for name, val := range r.Match.Headers {
 			if val == "*" {
 				val = "x"
 			}
-			h[http.CanonicalHeaderKey(name)] = []string{val}
+			hdr[http.CanonicalHeaderKey(name)] = []string{val}
 		}
 	}
-	return table.Match(host, q, method, h) == idx
+	for _, q := range qs {
+		for _, h := range hosts {
+			if table.Match(h, q, m, hdr) == s.idx {
+				return h + q
+			}
+		}
+	}
+	return ""
 }
 
-// routeReach lists what route r (at p) sends which upstream: nothing for
+// sameResource reports whether two upstream paths are one to an app:
+// equal, or one trailing slash apart.
+func sameResource(a, b string) bool {
+	if a == b {
+		return true
+	}
+	t, ok := route.Twin(a)
+	return ok && t == b
+}
+
+// sides lists what route r (routes[i]) sends each upstream: nothing for
 // a route that does not proxy.
-func routeReach(p string, r *Route) []reach {
-	prefix := strings.TrimSuffix(r.Match.PathPrefix, "/")
-	if r.Upstream != "" {
-		matched, exact := prefix, false
-		if r.Match.Path != "" {
-			matched, exact = r.Match.Path, true
-		} else if r.Match.PathPrefix == "" {
-			matched = ""
+func sides(i int, r *Route) []upstreamSide {
+	p := fmt.Sprintf("routes[%d]", i)
+	var out []upstreamSide
+	add := func(upstream, key string, identity bool, roots []string) {
+		s := upstreamSide{idx: i, r: r, upstream: upstream, key: key, identity: identity}
+		for _, q := range roots {
+			if u, w, ok := UpstreamPath(r, q); ok && u == upstream && !slices.Contains(s.samples, w) {
+				s.samples = append(s.samples, w)
+			}
 		}
+		if len(s.samples) == 0 {
+			return
+		}
+		s.root = s.samples[0]
+		for _, w := range s.samples[1:] {
+			s.root = commonSegments(s.root, w)
+		}
+		out = append(out, s)
+	}
+	switch {
+	case r.Upstream != "":
+		key, identity := p+".upstream", true
 		switch {
-		case r.StripPrefix && matched != "":
-			return []reach{{upstream: r.Upstream, path: "/", exact: exact, key: p + ".strip_prefix",
-				inverse: func(w string) (string, bool) {
-					if exact {
-						return matched, w == "/"
-					}
-					if w == "/" {
-						return matched, true
-					}
-					return matched + w, true
-				}}}
+		case r.StripPrefix:
+			key, identity = p+".strip_prefix", false
 		case r.Rewrite != "":
-			to := r.Rewrite
-			if !exact {
-				to = strings.TrimSuffix(to, "/")
-			}
-			space := to
-			if space == "" {
-				space = "/"
-			}
-			return []reach{{upstream: r.Upstream, path: space, exact: exact, key: p + ".rewrite",
-				inverse: func(w string) (string, bool) {
-					if exact {
-						return matched, w == r.Rewrite
-					}
-					rest := strings.TrimPrefix(w, to)
-					if rest == "" || to == "" && rest == "/" {
-						return orRoot(matched), true
-					}
-					return matched + rest, true
-				}}}
+			key, identity = p+".rewrite", false
 		}
-		space := matched
-		if space == "" {
-			space = "/"
+		add(r.Upstream, key, identity, matchRoots(r.Match.Path, r.Match.PathPrefix))
+	case r.API != nil && r.Match.PathPrefix != "":
+		svcs := make([]string, 0, len(r.API.Services))
+		for s := range r.API.Services {
+			svcs = append(svcs, s)
 		}
-		return []reach{{upstream: r.Upstream, path: space, exact: exact, identity: true, key: p + ".upstream",
-			inverse: func(w string) (string, bool) { return w, true }}}
-	}
-	a := r.API
-	if a == nil || r.Match.PathPrefix == "" {
-		return nil
-	}
-	var out []reach
-	svcs := make([]string, 0, len(a.Services))
-	for s := range a.Services {
-		svcs = append(svcs, s)
-	}
-	slices.Sort(svcs)
-	for _, s := range svcs {
-		before, after, hasRest := strings.Cut(a.Rewrite, "{rest}")
-		fill := func(t string) string {
-			return strings.NewReplacer("{prefix}", prefix, "{service}", s).Replace(t)
+		slices.Sort(svcs)
+		prefix := strings.TrimSuffix(r.Match.PathPrefix, "/")
+		for _, s := range svcs {
+			identity := strings.NewReplacer("{prefix}", prefix, "{service}", s).Replace(r.API.Rewrite) == prefix+"/"+s+"{rest}"
+			add(r.API.Services[s], join(p+".api.services", s), identity, matchRoots("", prefix+"/"+s))
 		}
-		before, after = fill(before), fill(after)
-		req := prefix + "/" + s
-		rc := reach{upstream: a.Services[s], key: join(p+".api.services", s)}
-		if !hasRest {
-			rc.path, rc.exact = orRoot(before), true
-			rc.inverse = func(w string) (string, bool) { return req, w == rc.path }
-		} else {
-			rc.path = orRoot(strings.TrimSuffix(before, "/"))
-			rc.identity = before == req && after == ""
-			rc.inverse = func(w string) (string, bool) {
-				rest, ok := strings.CutPrefix(w, before)
-				if !ok && w+"/" == before {
-					rest, ok = "", true
-				}
-				if !ok {
-					rest, ok = strings.CutPrefix(w, strings.TrimSuffix(before, "/"))
-				}
-				if !ok || rest != "" && rest[0] != '/' {
-					return "", false
-				}
-				if after != "" {
-					return "", false // a template with text after {rest}: not inverted
-				}
-				return req + rest, true
-			}
-		}
-		out = append(out, rc)
 	}
 	return out
+}
+
+// matchRoots are the requests at the root of a match: an exact path and
+// its twin, or a prefix, the prefix with a slash, and a path below it.
+func matchRoots(exact, prefix string) []string {
+	if exact != "" {
+		if t, ok := route.Twin(exact); ok {
+			return []string{exact, t}
+		}
+		return []string{exact}
+	}
+	p := strings.TrimSuffix(prefix, "/")
+	return []string{orRoot(p), p + "/", p + "/_"}
+}
+
+// candidates are the requests route r might turn into upstream path w
+// (or its twin): UpstreamPath's inverse, generous, for the caller to
+// check forward.
+func candidates(r *Route, w string) []string {
+	forms := []string{w}
+	if t, ok := route.Twin(w); ok {
+		forms = append(forms, t)
+	}
+	var out []string
+	switch {
+	case r.Upstream != "" && r.Match.Path != "":
+		t, _ := route.Twin(r.Match.Path)
+		return []string{r.Match.Path, t}
+	case r.Upstream != "" && r.StripPrefix:
+		p := strings.TrimSuffix(r.Match.PathPrefix, "/")
+		for _, f := range forms {
+			out = append(out, orRoot(p+f), p+"/"+strings.TrimPrefix(f, "/"), orRoot(p))
+		}
+	case r.Upstream != "" && r.Rewrite != "":
+		p, to := strings.TrimSuffix(r.Match.PathPrefix, "/"), strings.TrimSuffix(r.Rewrite, "/")
+		for _, f := range forms {
+			if rest, ok := strings.CutPrefix(f, to); ok {
+				out = append(out, orRoot(p+rest), p+"/"+strings.TrimPrefix(rest, "/"))
+			}
+		}
+	case r.Upstream != "":
+		return forms
+	case r.API != nil:
+		prefix := strings.TrimSuffix(r.Match.PathPrefix, "/")
+		svcs := make([]string, 0, len(r.API.Services))
+		for s := range r.API.Services {
+			svcs = append(svcs, s)
+		}
+		slices.Sort(svcs)
+		for _, s := range svcs {
+			before, after, hasRest := strings.Cut(r.API.Rewrite, "{rest}")
+			fill := strings.NewReplacer("{prefix}", prefix, "{service}", s)
+			before, after = fill.Replace(before), fill.Replace(after)
+			req := prefix + "/" + s
+			out = append(out, req, req+"/")
+			if !hasRest {
+				continue
+			}
+			for _, f := range forms {
+				for _, b := range []string{before, strings.TrimSuffix(before, "/")} {
+					mid, ok := strings.CutPrefix(f, b)
+					if ok {
+						mid, ok = strings.CutSuffix(mid, after)
+					}
+					if ok {
+						out = append(out, req+mid, req+"/"+strings.TrimPrefix(mid, "/"))
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// UpstreamPath returns the upstream route r sends a request for path to,
+// and the path it sends, as the proxy computes them (proxy's
+// upstreamPath and apiTarget, which TestUpstreamPathModel holds it to);
+// false for a route that does not proxy, or an api route's unknown
+// service. path is one r matches.
+func UpstreamPath(r *Route, path string) (upstream, upath string, ok bool) {
+	if r.Upstream != "" {
+		if !r.StripPrefix && r.Rewrite == "" {
+			return r.Upstream, path, true
+		}
+		matched := r.Match.Path
+		if matched == "" {
+			matched = strings.TrimSuffix(r.Match.PathPrefix, "/")
+		}
+		rest := ""
+		if len(path) > len(matched) {
+			rest = path[len(matched):]
+		}
+		if r.StripPrefix {
+			return r.Upstream, orRoot(rest), true
+		}
+		if strings.HasSuffix(r.Rewrite, "/") && strings.HasPrefix(rest, "/") {
+			rest = rest[1:]
+		}
+		return r.Upstream, r.Rewrite + rest, true
+	}
+	if r.API == nil {
+		return "", "", false
+	}
+	prefix := strings.TrimSuffix(r.Match.PathPrefix, "/")
+	rest := path[min(len(prefix), len(path)):]
+	if len(rest) < 2 || rest[0] != '/' {
+		return "", "", false
+	}
+	svc := rest[1:]
+	rest = ""
+	if i := strings.IndexByte(svc, '/'); i >= 0 {
+		svc, rest = svc[:i], svc[i:]
+	}
+	up, ok := r.API.Services[svc]
+	if !ok {
+		return "", "", false
+	}
+	out := strings.NewReplacer("{prefix}", prefix, "{service}", svc, "{rest}", rest).Replace(r.API.Rewrite)
+	return up, orRoot(out), true
+}
+
+// commonSegments is the longest path both a and b lie at or below, on
+// segment boundaries.
+func commonSegments(a, b string) string {
+	if a != "/" {
+		a = strings.TrimSuffix(a, "/")
+	}
+	for !route.HasPathPrefix(b, a) {
+		i := strings.LastIndexByte(a, '/')
+		if i <= 0 {
+			return "/"
+		}
+		a = a[:i]
+	}
+	return a
 }
 
 func orRoot(p string) string {
@@ -294,13 +380,14 @@ func authKey(a *RouteAuth) string {
 		slices.Sort(s)
 		return s
 	}
-	claims := make([]string, 0, len(a.Claims))
-	for k, val := range a.Claims {
-		claims = append(claims, k+"="+val)
-	}
-	slices.Sort(claims)
-	return fmt.Sprintf("%s|%q|%q|%q|%q|%q|%q|%v|%s", a.Mode, sorted(a.Issuers), sorted(a.Accept),
-		sorted(a.Roles.AnyOf), sorted(a.Roles.AllOf), sorted(a.Scopes), claims, a.Preflight, a.OnIntrospectionError)
+	b, _ := json.Marshal(struct {
+		Mode, OnIntrospectionError            string
+		Issuers, Accept, AnyOf, AllOf, Scopes []string
+		Claims                                map[string]string // encoding/json sorts the keys
+		Preflight                             bool
+	}{a.Mode, a.OnIntrospectionError, sorted(a.Issuers), sorted(a.Accept), sorted(a.Roles.AnyOf), sorted(a.Roles.AllOf),
+		sorted(a.Scopes), a.Claims, a.Preflight})
+	return string(b)
 }
 
 // RouteSpec is what r matches, for the route table: its match, and no

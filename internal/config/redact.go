@@ -177,15 +177,22 @@ func RedactURL(s string) string {
 		}
 		return s
 	}
-	start := 0
+	start, scheme := 0, false
 	if i := strings.Index(s, "://"); i >= 0 {
-		start = i + len("://")
+		start, scheme = i+len("://"), true
 	}
 	if at < start {
 		return s
 	}
 	colon := strings.IndexByte(s[start:at], ':')
 	if colon < 0 {
+		// A user name alone, in a URL that does not parse: masked as
+		// above, unless what is before "@" spans a "/" (then the "@" is
+		// in a path: "h/users/@me"); without a scheme, "mail@example.com"
+		// is no URL.
+		if name := s[start:at]; scheme && name != "" && !strings.ContainsAny(name, "/?#") && !isReference(name) {
+			return s[:start] + "xxxxx" + s[at:]
+		}
 		return s
 	}
 	colon += start

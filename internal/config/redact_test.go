@@ -95,8 +95,13 @@ func TestURLPasswordsNeverShown(t *testing.T) {
 		"https://glpat-s3cret@otel.example.com":  "https://xxxxx@otel.example.com",
 		"https://${OTEL_TOKEN}@otel.example.com": "https://${OTEL_TOKEN}@otel.example.com",
 		"https://h/users/@me":                    "https://h/users/@me",
-		"mail@example.com":                       "mail@example.com",
-		"no url at all":                          "no url at all",
+		// ... also where the URL does not parse (found on review).
+		"https://glpat-s3cret@otel.example.com:43x18": "https://xxxxx@otel.example.com:43x18",
+		"https://glpat-s3cret@otel example.com":       "https://xxxxx@otel example.com",
+		"https://glpat-s3cret@otel.example.com/%zz":   "https://xxxxx@otel.example.com/%zz",
+		"https://h/us ers/@me":                        "https://h/us ers/@me",
+		"mail@example.com":                            "mail@example.com",
+		"no url at all":                               "no url at all",
 		// Passwords url.Parse cannot read as passwords (a "/", "#", "?",
 		// a space, a stray "%"), and a target written with credentials.
 		"https://otel:kX9/s3cretb64+Zq==@otel.example:4318": "https://otel:xxxxx@otel.example:4318",
@@ -116,6 +121,11 @@ func TestURLPasswordsNeverShown(t *testing.T) {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+
+	// A validation message echoes a refused URL: masked there too.
+	if _, err := Parse("r.yaml", []byte("tracing: { endpoint: \"https://glpat-s3cret@otel.example.com:43x18\" }\nroutes: [{name: r, respond: {status: 204}}]\n"), "."); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("validation message shows the token: %v", err)
 	}
 
 	out := redacted(t, `

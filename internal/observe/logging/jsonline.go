@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -320,7 +321,7 @@ func appendTime(b []byte, t time.Time) []byte {
 // shorter decimal within half its ulp (under 2^-22). AppendFloat's
 // shortest-digits search was a fifth of the line's cost.
 func appendMillis(b []byte, v float64) []byte {
-	if !(v >= 0 && v < 1<<30) {
+	if !(v >= 0 && v < 1<<30) || math.Signbit(v) { // -0 is "-0"
 		return strconv.AppendFloat(b, v, 'f', -1, 64)
 	}
 	k := uint64(v*1000 + 0.5)

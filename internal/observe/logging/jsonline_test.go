@@ -112,7 +112,7 @@ func TestAppendMillisMatchesAppendFloat(t *testing.T) {
 	for _, us := range []int64{0, 1, 9, 10, 100, 999, 1000, 1001, 1010, 1100, 12345, 999999, 1000000, 86400e6, 1<<30*1000 - 1, 1 << 30 * 1000} {
 		check(float64(us) / 1000)
 	}
-	for _, v := range []float64{-0.001, -1, 0.0001, 0.0005, 1.0001, 1e-9, 1 << 30, 1e15, 1e300, math.Inf(1), math.Inf(-1), math.NaN(), math.Nextafter(0.289, 1)} {
+	for _, v := range []float64{math.Copysign(0, -1), -0.001, -1, 0.0001, 0.0005, 1.0001, 1e-9, 1 << 30, 1e15, 1e300, math.Inf(1), math.Inf(-1), math.NaN(), math.Nextafter(0.289, 1)} {
 		check(v)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))

@@ -276,6 +276,10 @@ func parseTemplate(t string) []runtime.TemplatePart {
 			parts = append(parts, runtime.TemplatePart{Literal: t[:i]})
 		}
 		j := strings.IndexByte(t[i:], '}')
+		if j < 0 { // refused by validation; a literal, not a panic
+			parts = append(parts, runtime.TemplatePart{Literal: t[i:]})
+			break
+		}
 		parts = append(parts, runtime.TemplatePart{Placeholder: t[i+1 : i+j]})
 		t = t[i+j+1:]
 	}

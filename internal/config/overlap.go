@@ -55,14 +55,7 @@ func (v *validator) authOverlaps(c *Config) {
 		specs[i] = RouteSpec(r)
 	}
 	table := route.NewTable(specs)
-	methods := []string{http.MethodGet, http.MethodPost}
-	for _, r := range c.Routes {
-		for _, m := range r.Match.Methods {
-			if !slices.Contains(methods, m) {
-				methods = append(methods, m)
-			}
-		}
-	}
+	methods := probeMethods(c.Routes)
 	keys := make([]string, len(c.Routes))
 	byUpstream := map[string][]upstreamSide{}
 	var names []string
@@ -94,9 +87,33 @@ func (v *validator) authOverlaps(c *Config) {
 	}
 }
 
+// probeMethods are the methods the check tries, each a class of the
+// methods one app handler takes: GET with HEAD (apps answer HEAD with
+// their GET handler), POST, every method a route names, and one no route
+// names (one stands for all of those: every route without methods takes
+// them alike).
+func probeMethods(routes []*Route) [][]string {
+	classes := [][]string{{http.MethodGet, http.MethodHead}, {http.MethodPost}}
+	named := map[string]bool{http.MethodGet: true, http.MethodHead: true, http.MethodPost: true}
+	for _, r := range routes {
+		for _, m := range r.Match.Methods {
+			if !named[m] {
+				named[m] = true
+				classes = append(classes, []string{m})
+			}
+		}
+	}
+	for _, m := range []string{http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodOptions, "UNNAMED-METHOD"} {
+		if !named[m] {
+			return append(classes, []string{m})
+		}
+	}
+	return classes
+}
+
 // overlap reports a and b (two routes' sides to one upstream) if some
 // upstream path reaches it through both.
-func (v *validator) overlap(table *route.Table, methods []string, a, b upstreamSide) bool {
+func (v *validator) overlap(table *route.Table, methods [][]string, a, b upstreamSide) bool {
 	for _, w := range slices.Concat(a.samples, b.samples) {
 		qa, qb := requestsFor(a, w), requestsFor(b, w)
 		if len(qa) == 0 || len(qb) == 0 {
@@ -113,8 +130,8 @@ func (v *validator) overlap(table *route.Table, methods []string, a, b upstreamS
 			if b.identity && !a.identity {
 				at, other, req, otherReq = a, b, ra, rb
 			}
-			v.add(at.key, "sends %s the path %s for %s %s, and routes[%d] (%s) sends it the same path for %s %s, under another auth policy: a client would take the weaker. Give both routes the same auth, or add a route for whichever of the two requests has the weaker policy, with the other's auth (or, for an app that tells hosts apart, name it twice under upstreams)",
-				at.upstream, w, m, req, other.idx, other.r.Name, m, otherReq)
+			v.add(at.key, "sends %s the path %s for %s, and routes[%d] (%s) sends it the same path for %s, under another auth policy: a client would take the weaker. Give both routes the same auth, or add a route for whichever of the two requests has the weaker policy, with the other's auth (or, for an app that tells hosts apart, name it twice under upstreams)",
+				at.upstream, w, req, other.idx, other.r.Name, otherReq)
 			return true
 		}
 	}
@@ -133,14 +150,11 @@ func requestsFor(s upstreamSide, w string) []string {
 	return out
 }
 
-// reached returns the first of qs that, sent with method m and one of the
-// route's hosts (and its header conditions met), the table routes to the
-// route, as host+path; "" if none does.
-func reached(table *route.Table, s upstreamSide, qs []string, m string) string {
+// reached returns the first of qs that, sent with a method of class ms
+// and one of the route's hosts (and its header conditions met), the table
+// routes to the route, as "METHOD host+path"; "" if none does.
+func reached(table *route.Table, s upstreamSide, qs []string, ms []string) string {
 	r := s.r
-	if len(r.Match.Methods) > 0 && !slices.Contains(r.Match.Methods, m) && (m != http.MethodHead || !slices.Contains(r.Match.Methods, http.MethodGet)) {
-		return ""
-	}
 	hosts := []string{""}
 	if len(r.Match.Host) > 0 {
 		hosts = hosts[:0]
@@ -156,15 +170,17 @@ func reached(table *route.Table, s upstreamSide, qs []string, m string) string {
 		hdr = http.Header{}
 		for name, val := range r.Match.Headers {
 			if val == "*" {
-				val = "x"
+				val = "zz-overlap-check" // a value no route's condition names
 			}
 			hdr[http.CanonicalHeaderKey(name)] = []string{val}
 		}
 	}
-	for _, q := range qs {
-		for _, h := range hosts {
-			if table.Match(h, q, m, hdr) == s.idx {
-				return h + q
+	for _, m := range ms {
+		for _, q := range qs {
+			for _, h := range hosts {
+				if table.Match(h, q, m, hdr) == s.idx {
+					return m + " " + h + q
+				}
 			}
 		}
 	}
@@ -262,7 +278,7 @@ func candidates(r *Route, w string) []string {
 		p, to := strings.TrimSuffix(r.Match.PathPrefix, "/"), strings.TrimSuffix(r.Rewrite, "/")
 		for _, f := range forms {
 			if rest, ok := strings.CutPrefix(f, to); ok {
-				out = append(out, orRoot(p+rest), p+"/"+strings.TrimPrefix(rest, "/"))
+				out = append(out, orRoot(p+rest), p+"/"+strings.TrimPrefix(rest, "/"), orRoot(p))
 			}
 		}
 	case r.Upstream != "":

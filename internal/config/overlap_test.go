@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -79,6 +80,42 @@ routes:
     match: { path_prefix: /api }
     api: { rewrite: "/{service}/api{rest}", services: { admin: admin } }
 `, "routes[2].api.services.admin: sends admin the path /admin/api for POST /api/admin"},
+		"closed for GET and POST only": {`
+upstreams: { admin: { targets: ["127.0.0.1:3002"] } }
+routes:
+  - { name: admin, match: { path_prefix: /admin }, upstream: admin, auth: { roles: { any_of: [admin] } } }
+  - { name: admin-api-guard, match: { path_prefix: /api/admin, methods: [GET, POST] }, upstream: admin, rewrite: /admin/api, auth: { roles: { any_of: [admin] } } }
+  - name: api
+    match: { path_prefix: /api }
+    api: { rewrite: "/{service}/api{rest}", services: { admin: admin } }
+`, "routes[2].api.services.admin: sends admin the path /admin/api for PUT /api/admin"},
+		"closed by a respond guard for some methods": {`
+upstreams: { admin: { targets: ["127.0.0.1:3002"] } }
+routes:
+  - { name: admin, match: { path_prefix: /admin }, upstream: admin, auth: { mode: required } }
+  - { name: guard, match: { path_prefix: /console, methods: [GET, POST, PUT, DELETE, PATCH] }, respond: { status: 404 } }
+  - { name: console, match: { path_prefix: /console }, upstream: admin, rewrite: /admin }
+`, "routes[2].rewrite: sends admin the path /admin for OPTIONS /console"},
+		"a prefix rewritten to /, its slash taken": {`
+upstreams: { app: { targets: ["127.0.0.1:3002"] } }
+routes:
+  - { name: app, match: { path_prefix: /app }, upstream: app, rewrite: /, auth: { mode: required } }
+  - { name: app-slash, match: { path: /app/ }, redirect: { to: /app, status: 301 } }
+  - { name: status, match: { path: /status }, upstream: app, strip_prefix: true }
+`, "routes[2].strip_prefix: sends app the path / for GET /status"},
+		"a header probe a route names": {`
+upstreams: { admin: { targets: ["127.0.0.1:3002"] } }
+routes:
+  - { name: admin, match: { path_prefix: /admin }, upstream: admin, auth: { mode: required } }
+  - { name: guard, match: { path_prefix: /console, headers: { x-env: "x" } }, respond: { status: 404 } }
+  - { name: console, match: { path_prefix: /console, headers: { x-env: "*" } }, upstream: admin, rewrite: /admin }
+`, "routes[2].rewrite: sends admin the path /admin for GET /console"},
+		"HEAD beside GET": {`
+upstreams: { app: { targets: ["127.0.0.1:3002"] } }
+routes:
+  - { name: probe, match: { path_prefix: /reports, methods: [HEAD] }, upstream: app }
+  - { name: reports, match: { path_prefix: /reports, methods: [GET] }, upstream: app, auth: { mode: required } }
+`, "routes[1].upstream: sends app the path /reports for GET /reports, and routes[0] (probe) sends it the same path for HEAD /reports"},
 		"closed for one host": {`
 upstreams: { admin: { targets: ["127.0.0.1:3002"] } }
 routes:
@@ -142,25 +179,30 @@ routes:
 }
 
 // TestAuthOverlapsOracle routes a grid of requests (paths, their slash
-// twins and paths below them, GET and POST, several hosts) through the
-// route table of random configs the check accepts, maps each to the
-// upstream path its route sends (UpstreamPath, which
-// TestUpstreamPathModel holds to the proxy), and fails if one upstream
-// resource is reached under two auth policies with one method. (The
-// review that found the first version's gaps wrote this oracle.) A fixed
-// count of configs, from a fixed seed.
+// twins and paths below them; GET, HEAD, POST and PUT; several hosts;
+// with and without a header) through the route table of random configs
+// the check accepts (prefixes and exact paths, kept, stripped or
+// rewritten; api templates; methods, hosts and header conditions; guard
+// routes that answer themselves), maps each to the upstream path its
+// route sends (UpstreamPath, which TestUpstreamPathModel holds to the
+// proxy), and fails if one upstream resource (a path and its slash twin;
+// GET and HEAD as one) is reached under two auth policies. The reviews
+// that found the first versions' gaps wrote this oracle. A fixed count of
+// configs, from a fixed seed.
 func TestAuthOverlapsOracle(t *testing.T) {
 	t.Parallel()
 	paths := []string{"/", "/a", "/a/b", "/api", "/admin", "/admin/api", "/x", "/x/y"}
 	rewrites := []string{"", "/", "/a", "/a/", "/admin", "/admin/", "/admin/api", "/x/y/", "/x/y"}
-	tmpls := []string{"{prefix}/{service}{rest}", "/{service}/api{rest}", "/{service}", "{prefix}{rest}", "/{service}{rest}", "/{service}{rest}/"}
-	hosts := []string{"", "c.example.com", "*.example.com"}
-	methods := []string{"", "methods: [GET]", "methods: [POST]"}
+	tmpls := []string{"{prefix}/{service}{rest}", "/{service}/api{rest}", "/{service}", "{prefix}{rest}", "/{service}{rest}/", "/{service}{rest}/api"}
+	hosts := []string{"", "", "c.example.com", "*.example.com"}
+	methods := []string{"", "", "methods: [GET]", "methods: [POST]", "methods: [HEAD]", "methods: [GET, POST]"}
+	headers := []string{"", "", "", `headers: { x-env: "*" }`, `headers: { x-env: a }`}
 	auths := []string{"", "auth: { mode: required }"}
 	var reqPaths []string
 	for _, p := range []string{"/", "/a", "/a/b", "/api", "/api/admin", "/api/s", "/api/admin/api", "/admin", "/admin/api", "/x", "/x/y", "/s", "/s/api", "/a/b/api", "/a/admin"} {
 		reqPaths = append(reqPaths, p, strings.TrimSuffix(p, "/")+"/_", strings.TrimSuffix(p, "/")+"/")
 	}
+	probes := []http.Header{nil, {"X-Env": {"a"}}, {"X-Env": {"b"}}}
 	rng := rand.New(rand.NewPCG(3, 4))
 	accepted := 0
 	for n := 0; n < 4000; n++ {
@@ -180,16 +222,23 @@ func TestAuthOverlapsOracle(t *testing.T) {
 			} else {
 				m = append(m, fmt.Sprintf("path_prefix: %q", p))
 			}
-			if h := hosts[rng.IntN(len(hosts))]; h != "" {
-				m = append(m, fmt.Sprintf("host: [%q]", h))
+			for _, opt := range []string{hosts[rng.IntN(len(hosts))], methods[rng.IntN(len(methods))], headers[rng.IntN(len(headers))]} {
+				if opt != "" {
+					m = append(m, opt)
+				}
 			}
-			if me := methods[rng.IntN(len(methods))]; me != "" {
-				m = append(m, me)
+			for j, opt := range m {
+				if !strings.Contains(opt, ":") {
+					m[j] = fmt.Sprintf("host: [%q]", opt)
+				}
 			}
 			fmt.Fprintf(&b, "  - name: r%d\n    match: { %s }\n", i, strings.Join(m, ", "))
 			switch {
 			case api:
 				fmt.Fprintf(&b, "    api: { rewrite: %q, services: { s: u, admin: u } }\n", tmpls[rng.IntN(len(tmpls))])
+			case rng.IntN(6) == 0:
+				fmt.Fprintf(&b, "    respond: { status: 404 }\n")
+				continue
 			case rng.IntN(4) == 0:
 				fmt.Fprintf(&b, "    upstream: u\n    strip_prefix: true\n")
 			default:
@@ -215,34 +264,39 @@ func TestAuthOverlapsOracle(t *testing.T) {
 		}
 		tbl := route.NewTable(specs)
 		type via struct {
-			idx       int
-			req, host string
+			idx int
+			req string
 		}
-		for _, method := range []string{"GET", "POST"} {
+		for _, class := range [][]string{{"GET", "HEAD"}, {"POST"}, {"PUT"}} {
 			seen := map[string]via{}
-			for _, host := range []string{"", "c.example.com", "b.example.com"} {
-				for _, p := range reqPaths {
-					idx := tbl.Match(host, p, method, nil)
-					if idx < 0 {
-						continue
-					}
-					r := c.Routes[idx]
-					up, w, ok := UpstreamPath(r, p)
-					if !ok {
-						continue
-					}
-					forms := []string{w}
-					if tw, ok := route.Twin(w); ok {
-						forms = append(forms, tw)
-					}
-					for _, f := range forms {
-						if prev, ok := seen[up+" "+f]; ok && prev.idx != idx && authKey(c.Routes[prev.idx].Auth) != authKey(r.Auth) {
-							t.Fatalf("accepted, yet upstream path %s: %s %s%s via routes[%d] and %s%s via routes[%d]\n%s",
-								w, method, prev.host, prev.req, prev.idx, host, p, idx, src)
+			for _, method := range class {
+				for _, host := range []string{"", "c.example.com", "b.example.com"} {
+					for _, hdr := range probes {
+						for _, p := range reqPaths {
+							idx := tbl.Match(host, p, method, hdr)
+							if idx < 0 {
+								continue
+							}
+							r := c.Routes[idx]
+							up, w, ok := UpstreamPath(r, p)
+							if !ok {
+								continue
+							}
+							req := fmt.Sprintf("%s %s%s %v", method, host, p, hdr)
+							forms := []string{w}
+							if tw, ok := route.Twin(w); ok {
+								forms = append(forms, tw)
+							}
+							for _, f := range forms {
+								if prev, ok := seen[up+" "+f]; ok && prev.idx != idx && authKey(c.Routes[prev.idx].Auth) != authKey(r.Auth) {
+									t.Fatalf("accepted, yet upstream path %s: %s via routes[%d] and %s via routes[%d]\n%s",
+										w, prev.req, prev.idx, req, idx, src)
+								}
+							}
+							if _, ok := seen[up+" "+w]; !ok {
+								seen[up+" "+w] = via{idx, req}
+							}
 						}
-					}
-					if _, ok := seen[up+" "+w]; !ok {
-						seen[up+" "+w] = via{idx, p, host}
 					}
 				}
 			}

@@ -180,19 +180,30 @@ func RedactURL(s string) string {
 	start, scheme := 0, false
 	if i := strings.Index(s, "://"); i >= 0 {
 		start, scheme = i+len("://"), true
+	} else if strings.HasPrefix(s, "//") {
+		start, scheme = len("//"), true // scheme-relative
 	}
 	if at < start {
 		return s
 	}
+	if scheme {
+		// A user name alone, in a URL that does not parse: masked as
+		// above. Its authority ends at the first "/", "?" or "#" (an "@"
+		// after that is in the path: "h/users/@me"); a name with a space
+		// is prose ("see https://a.example or write to b@c.example");
+		// one with ":" has a password, masked below.
+		authority := s[start:]
+		if i := strings.IndexAny(authority, "/?#"); i >= 0 {
+			authority = authority[:i]
+		}
+		if a := strings.LastIndexByte(authority, '@'); a > 0 {
+			if name := authority[:a]; !strings.ContainsAny(name, ": \t") && !isReference(name) {
+				return s[:start] + "xxxxx" + s[start+a:]
+			}
+		}
+	}
 	colon := strings.IndexByte(s[start:at], ':')
 	if colon < 0 {
-		// A user name alone, in a URL that does not parse: masked as
-		// above, unless what is before "@" spans a "/" (then the "@" is
-		// in a path: "h/users/@me"); without a scheme, "mail@example.com"
-		// is no URL.
-		if name := s[start:at]; scheme && name != "" && !strings.ContainsAny(name, "/?#") && !isReference(name) {
-			return s[:start] + "xxxxx" + s[at:]
-		}
 		return s
 	}
 	colon += start

@@ -100,8 +100,14 @@ func TestURLPasswordsNeverShown(t *testing.T) {
 		"https://glpat-s3cret@otel example.com":       "https://xxxxx@otel example.com",
 		"https://glpat-s3cret@otel.example.com/%zz":   "https://xxxxx@otel.example.com/%zz",
 		"https://h/us ers/@me":                        "https://h/us ers/@me",
-		"mail@example.com":                            "mail@example.com",
-		"no url at all":                               "no url at all",
+		// ... with an "@" in the path too, or scheme-relative; prose is
+		// left alone (found on a second review).
+		"https://glpat-s3cret@otel.example.com:43x18/v1/@me":    "https://xxxxx@otel.example.com:43x18/v1/@me",
+		"https://glpat-s3cret@otel example.com/users/@me":       "https://xxxxx@otel example.com/users/@me",
+		"//glpat-s3cret@otel.example.com:43x18":                 "//xxxxx@otel.example.com:43x18",
+		"see https://example.com or write to admin@example.com": "see https://example.com or write to admin@example.com",
+		"mail@example.com": "mail@example.com",
+		"no url at all":    "no url at all",
 		// Passwords url.Parse cannot read as passwords (a "/", "#", "?",
 		// a space, a stray "%"), and a target written with credentials.
 		"https://otel:kX9/s3cretb64+Zq==@otel.example:4318": "https://otel:xxxxx@otel.example:4318",

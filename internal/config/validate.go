@@ -500,6 +500,9 @@ func (v *validator) api(p string, r *Route) {
 			v.add(p+".api.rewrite", "unknown placeholder %s (known: {prefix}, {service}, {rest})", ph)
 		}
 	}
+	if strings.ContainsAny(placeRe.ReplaceAllString(a.Rewrite, ""), "{}") {
+		v.add(p+".api.rewrite", "a { or } outside a placeholder (known: {prefix}, {service}, {rest})")
+	}
 }
 
 func (v *validator) match(p string, m *Match) {

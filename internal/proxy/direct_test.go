@@ -1106,3 +1106,24 @@ func TestAppendForwardingRefusesInvalidValues(t *testing.T) {
 		t.Error("request id with LF accepted")
 	}
 }
+
+// A request whose Connection field names no field it has ("Connection:
+// close", the commonest) shares its fields as a header block when nothing
+// edits them; one naming a field it has copies, to leave that field out.
+func TestConnectionNamingNothingSharesFields(t *testing.T) {
+	t.Parallel()
+	for conn, want := range map[string]bool{"": true, "close": true, "close, X-Gone": true, "close, X-A": false} {
+		in := httptest.NewRequest("GET", "/x", nil)
+		in.Header.Set("X-A", "1")
+		if conn != "" {
+			in.Header.Set("Connection", conn)
+		}
+		ob := &outbound{h: http.Header{}}
+		if _, shared := directRequest(in, context.Background(), ob, true); shared != want {
+			t.Errorf("Connection %q: shared %v, want %v", conn, shared, want)
+		}
+		if _, shared := directRequest(in, context.Background(), &outbound{h: http.Header{}}, false); shared {
+			t.Errorf("Connection %q: shared although something edits the fields", conn)
+		}
+	}
+}

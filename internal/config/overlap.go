@@ -131,7 +131,7 @@ func (v *validator) overlap(table *route.Table, methods [][]string, a, b upstrea
 				at, other, req, otherReq = a, b, ra, rb
 			}
 			v.add(at.key, "sends %s the path %s for %s, and routes[%d] (%s) sends it the same path for %s, under another auth policy: a client would take the weaker. Give both routes the same auth, or add a route for whichever of the two requests has the weaker policy, with the other's auth (or, for an app that tells hosts apart, name it twice under upstreams)",
-				at.upstream, w, req, other.idx, other.r.Name, otherReq)
+				at.upstream, shown(w), shown(req), other.idx, other.r.Name, shown(otherReq))
 			return true
 		}
 	}
@@ -179,12 +179,37 @@ func reached(table *route.Table, s upstreamSide, qs []string, ms []string) strin
 		for _, q := range qs {
 			for _, h := range hosts {
 				if table.Match(h, q, m, hdr) == s.idx {
-					return m + " " + h + q
+					return m + " " + h + q + headerNote(hdr)
 				}
 			}
 		}
 	}
 	return ""
+}
+
+// probeSegment is the path segment the check puts below a route's root
+// to stand for every path there: one no route names (a route for "/x/_"
+// alone would have hidden "/x/a" from a probe with "_").
+const probeSegment = "zz-overlap-check"
+
+// shown is a path or request as a message names it, the probe segment
+// as "…".
+func shown(s string) string { return strings.ReplaceAll(s, "/"+probeSegment, "/…") }
+
+// headerNote names the header fields a probe sent, for the message.
+func headerNote(h http.Header) string {
+	if len(h) == 0 {
+		return ""
+	}
+	names := make([]string, 0, len(h))
+	for k := range h {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for i, k := range names {
+		names[i] = k + ": " + h[k][0]
+	}
+	return " (" + strings.Join(names, ", ") + ")"
 }
 
 // sameResource reports whether two upstream paths are one to an app:
@@ -253,7 +278,7 @@ func matchRoots(exact, prefix string) []string {
 		return []string{exact}
 	}
 	p := strings.TrimSuffix(prefix, "/")
-	return []string{orRoot(p), p + "/", p + "/_"}
+	return []string{orRoot(p), p + "/", p + "/" + probeSegment}
 }
 
 // candidates are the requests route r might turn into upstream path w

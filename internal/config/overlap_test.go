@@ -116,6 +116,14 @@ routes:
   - { name: probe, match: { path_prefix: /reports, methods: [HEAD] }, upstream: app }
   - { name: reports, match: { path_prefix: /reports, methods: [GET] }, upstream: app, auth: { mode: required } }
 `, "routes[1].upstream: sends app the path /reports for GET /reports, and routes[0] (probe) sends it the same path for HEAD /reports"},
+		"guards on the probe's own paths": {`
+upstreams: { u: { targets: ["127.0.0.1:3002"] } }
+routes:
+  - { name: r0, match: { path_prefix: /A/B }, upstream: u, auth: { mode: required } }
+  - { name: r1, match: { path_prefix: /x }, upstream: u, rewrite: /A }
+  - { name: g1, match: { path: /x/B }, respond: { status: 404 } }
+  - { name: g2, match: { path_prefix: /x/B/_ }, respond: { status: 404 } }
+`, "routes[1].rewrite: sends u the path /A/B/… for GET /x/B/…"},
 		"closed for one host": {`
 upstreams: { admin: { targets: ["127.0.0.1:3002"] } }
 routes:

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 )
@@ -188,25 +189,37 @@ func RedactURL(s string) string {
 	}
 	if scheme {
 		// A user name alone, in a URL that does not parse: masked as
-		// above. Its authority ends at the first "/", "?" or "#" (an "@"
-		// after that is in the path: "h/users/@me"); a name with a space
-		// is prose ("see https://a.example or write to b@c.example");
-		// one with ":" has a password, masked below.
+		// above, from the start of the authority to its first "@" (a
+		// token holds none; a user that is an address, "alerts@example.com",
+		// is masked in part and its password below). The authority ends
+		// at the first "/", "?", "#" or "\\" (an "@" after that is in the
+		// path: "h/users/@me"); a name with whitespace is prose ("see
+		// https://a.example or write to b@c.example"); one with ":" has a
+		// password, masked below. The password is looked for after this
+		// either way.
 		authority := s[start:]
-		if i := strings.IndexAny(authority, "/?#"); i >= 0 {
+		if i := strings.IndexAny(authority, "/?#\\"); i >= 0 {
 			authority = authority[:i]
 		}
-		if a := strings.LastIndexByte(authority, '@'); a > 0 {
-			if name := authority[:a]; !strings.ContainsAny(name, ": \t") && !isReference(name) {
-				return s[:start] + "xxxxx" + s[start+a:]
+		if a := strings.IndexByte(authority, '@'); a > 0 {
+			if name := authority[:a]; !strings.ContainsRune(name, ':') && !strings.ContainsFunc(name, unicode.IsSpace) && !isReference(name) {
+				s = s[:start] + "xxxxx" + s[start+a:]
+				at = strings.LastIndexByte(s, '@')
 			}
 		}
 	}
-	colon := strings.IndexByte(s[start:at], ':')
+	from := start
+	if strings.HasPrefix(s[start:at], "[") {
+		// An IPv6 literal: its colons are the address's.
+		if j := strings.IndexByte(s[start:at], ']'); j >= 0 {
+			from = start + j
+		}
+	}
+	colon := strings.IndexByte(s[from:at], ':')
 	if colon < 0 {
 		return s
 	}
-	colon += start
+	colon += from
 	// Even what reads as a port and a path ("h:8080/users/@me") is
 	// masked: "otel:2024/kX9=@host" is a password all the same.
 	pw := s[colon+1 : at]

@@ -102,10 +102,18 @@ func TestURLPasswordsNeverShown(t *testing.T) {
 		"https://h/us ers/@me":                        "https://h/us ers/@me",
 		// ... with an "@" in the path too, or scheme-relative; prose is
 		// left alone (found on a second review).
-		"https://glpat-s3cret@otel.example.com:43x18/v1/@me":    "https://xxxxx@otel.example.com:43x18/v1/@me",
+		"https://glpat-s3cret@otel.example.com:43x18/v1/@me":    "https://xxxxx@otel.example.com:xxxxx@me", // garbled, safe
 		"https://glpat-s3cret@otel example.com/users/@me":       "https://xxxxx@otel example.com/users/@me",
 		"//glpat-s3cret@otel.example.com:43x18":                 "//xxxxx@otel.example.com:43x18",
 		"see https://example.com or write to admin@example.com": "see https://example.com or write to admin@example.com",
+		// A user that is an address, and a password a URL cannot hold;
+		// a second "@" after a backslash; an IPv6 literal (found on a
+		// third review).
+		"smtp://alerts@example.com:kX9/x==@smtp.example.com:587": "smtp://xxxxx@example.com:xxxxx@smtp.example.com:587",
+		"smtp://alerts@example.com:pa#ss@smtp.example.com:587":   "smtp://xxxxx@example.com:xxxxx@smtp.example.com:587",
+		"https://glpat-s3cret@otel.example.com:43x18\\v1@me":     "https://xxxxx@otel.example.com:xxxxx@me",
+		"https://[::1]/users/@me":                                "https://[::1]/users/@me",
+		"Moved to https://new.example.com\nops@example.com":      "Moved to https://new.example.com\nops@example.com",
 		"mail@example.com": "mail@example.com",
 		"no url at all":    "no url at all",
 		// Passwords url.Parse cannot read as passwords (a "/", "#", "?",

@@ -843,18 +843,21 @@ func AppendFields(b []byte, h http.Header, omit func(string) bool) ([]byte, bool
 			continue
 		case "User-Agent":
 			if len(vv) > 0 && vv[0] != "" {
-				b = appendFieldLine(b, k, vv[0])
+				b = AppendField(b, k, vv[0])
 			}
 			continue
 		}
 		for _, v := range vv {
-			b = appendFieldLine(b, k, v)
+			b = AppendField(b, k, v)
 		}
 	}
 	return b, true
 }
 
-func appendFieldLine(b []byte, k, v string) []byte {
+// AppendField appends one field line, "k: v\r\n", its value trimmed, as
+// the request writer writes it: for header blocks (AppendFields, and a
+// caller's own fields), whose names and values the caller has checked.
+func AppendField(b []byte, k, v string) []byte {
 	b = append(b, k...)
 	b = append(b, ": "...)
 	b = append(b, textproto.TrimString(v)...)

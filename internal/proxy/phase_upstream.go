@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -308,20 +307,13 @@ func appendForwarding(b []byte, vals, rid []string) ([]byte, bool) {
 	}
 	for i, name := range forwardingNames {
 		if !forwardingOmitted(i, vals[i]) {
-			b = appendField(b, name, vals[i])
+			b = lb.AppendField(b, name, vals[i])
 		}
 	}
 	for _, v := range rid {
-		b = appendField(b, "X-Request-Id", v)
+		b = lb.AppendField(b, "X-Request-Id", v)
 	}
 	return b, true
-}
-
-func appendField(b []byte, name, v string) []byte {
-	b = append(b, name...)
-	b = append(b, ": "...)
-	b = append(b, textproto.TrimString(v)...)
-	return append(b, "\r\n"...)
 }
 
 // forwardedElem is one RFC 7239 element; IPv6 addresses and hosts with a

@@ -21,17 +21,21 @@ import (
 // attacking the shipped config from outside (login on /admin left the
 // admin app's API open through /api/admin).
 //
+// Routes that send the path they matched share paths too, across hosts
+// (a host's route takes every path of it first), header conditions, and
+// HEAD beside GET.
+//
 // authOverlaps refuses such pairs. For two routes to one upstream with
 // different auth, it takes the upstream paths each sends for the
 // requests at the root of its match (its path or prefix, the prefix with
 // a slash, a path below it; an api route's per service), finds the
-// request the other route would turn into each (UpstreamPath's inverse,
-// checked forward), and asks the route table whether both requests
-// really reach their routes, with one method both take (the shared path
-// is one resource to the app only under one method) and any of each
-// route's hosts: a more specific route may take a request first (a route
-// for /api/admin with the admin route's auth closes the gap, for the
-// methods it names). Paths one trailing slash apart count as one, as
+// request each route would turn into each such path (UpstreamPath's
+// inverse, checked forward), and asks the route table whether both
+// requests really reach their routes, with one method both take (GET and
+// HEAD as one: probeMethods), any of each route's hosts and its header
+// conditions met: a more specific route may take a request first (a
+// route for /api/admin with the admin route's auth closes the gap, for
+// the methods it names). Paths one trailing slash apart count as one, as
 // apps serve them. Routes are compared by upstream name: an app named
 // twice is two apps here, the way to say it tells hosts apart.
 

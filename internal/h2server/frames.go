@@ -13,7 +13,7 @@ import (
 // processFrame handles one frame from the client. It returns an
 // http2.StreamError or http2.ConnectionError for protocol errors, or
 // another error to drop the connection.
-func (c *conn) processFrame(f http2.Frame) error {
+func (c *conn) processFrame(f http2.Frame) (err error) {
 	if !c.sawSettings {
 		if _, ok := f.(*http2.SettingsFrame); !ok {
 			return http2.ConnectionError(http2.ErrCodeProtocol)
@@ -22,6 +22,19 @@ func (c *conn) processFrame(f http2.Frame) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer func() {
+		// A stream error is answered under the lock the frame was
+		// processed under: a handler the frame woke (its body failed:
+		// DATA past Content-Length) must find its stream reset, not get
+		// its response out first (a race the h2 differential tests hit).
+		var se http2.StreamError
+		if errors.As(err, &se) {
+			err = nil
+			if !c.resetFromReaderLocked(se) {
+				err = errControlFlood
+			}
+		}
+	}()
 	if c.closed {
 		return errClientDisconnected
 	}

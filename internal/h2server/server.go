@@ -118,6 +118,9 @@ var (
 	errClosedBody         = errors.New("body closed by handler")
 	// errResetNo: the stream was reset with NO_ERROR after its response.
 	errResetNo error = http2.StreamError{Code: http2.ErrCodeNo}
+	// errControlFlood ends a connection whose client made the server
+	// queue more resets than maxQueuedControl without reading them.
+	errControlFlood = errors.New("h2server: too many control frames queued")
 )
 
 // Server serves HTTP/2 connections.

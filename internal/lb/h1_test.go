@@ -737,6 +737,13 @@ func TestH1WritesWhatTransportWrites(t *testing.T) {
 				return
 			}
 			heads <- h
+			if strings.HasPrefix(h, "HEAD ") {
+				// No body to a HEAD: bytes after the head would be read
+				// as the start of the next response on this connection
+				// (a flake: "malformed HTTP version helloHTTP/1.1").
+				io.WriteString(c, strings.TrimSuffix(ok5, "hello"))
+				continue
+			}
 			io.WriteString(c, ok5)
 		}
 	})

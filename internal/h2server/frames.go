@@ -27,12 +27,8 @@ func (c *conn) processFrame(f http2.Frame) (err error) {
 		// processed under: a handler the frame woke (its body failed:
 		// DATA past Content-Length) must find its stream reset, not get
 		// its response out first (a race the h2 differential tests hit).
-		var se http2.StreamError
-		if errors.As(err, &se) {
-			err = nil
-			if !c.resetFromReaderLocked(se) {
-				err = errControlFlood
-			}
+		if err != nil {
+			c.resetOnStreamErrorLocked(&err)
 		}
 	}()
 	if c.closed {
@@ -230,6 +226,21 @@ func (c *conn) returnConnWindowLocked(n int) {
 	if inc := c.inflow.add(n); inc > 0 {
 		c.appendWindowUpdate(0, uint32(inc))
 		c.kickLocked()
+	}
+}
+
+// resetOnStreamErrorLocked answers *err, if it is a stream error, with
+// RST_STREAM, and leaves nil in its place, or errControlFlood when the
+// client has let too many control frames queue. Apart from processFrame
+// so that its error variable, which escapes, is made only for an error:
+// not once per frame.
+func (c *conn) resetOnStreamErrorLocked(err *error) {
+	var se http2.StreamError
+	if errors.As(*err, &se) {
+		*err = nil
+		if !c.resetFromReaderLocked(se) {
+			*err = errControlFlood
+		}
 	}
 }
 
